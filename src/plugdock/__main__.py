@@ -1,0 +1,3 @@
+from plugdock.cli import main
+
+main()

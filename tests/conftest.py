@@ -1,0 +1,54 @@
+"""Shared fixtures: a scratch database per test on SQLite, PostgreSQL and MariaDB.
+
+Server URLs come from ``PLUGDOCK_TEST_POSTGRES_URL`` and ``PLUGDOCK_TEST_MARIADB_URL``
+(defaults: the local servers with trust/empty-password auth). Each test gets a fresh
+database that is dropped afterwards, so tests never see each other's tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+POSTGRES_URL = os.environ.get(
+    "PLUGDOCK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MARIADB_URL = os.environ.get(
+    "PLUGDOCK_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+
+DATABASES = ["sqlite", "postgresql", "mariadb"]
+
+
+def _scratch_server_database(server_url: str, kind: str) -> Iterator[str]:
+    name = f"pd_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            if kind == "postgresql":
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty scratch database, once per database kind."""
+    kind = request.param
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+    elif kind == "postgresql":
+        yield from _scratch_server_database(POSTGRES_URL, kind)
+    else:
+        yield from _scratch_server_database(MARIADB_URL, kind)

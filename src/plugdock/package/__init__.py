@@ -1,0 +1,1 @@
+"""The plugin package format: metadata, layout, safe reading, packing, checksums."""

@@ -1,0 +1,184 @@
+"""``metadata.json``: the model of a plugin's manifest and its validation.
+
+Validation collects every problem at once and words each one for a plugin author,
+so a single ``plugdock validate`` run shows everything to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import semver
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from plugdock.errors import PackageError
+
+PLUGIN_ID_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
+_ROUTE_PATTERN = re.compile(r"^/api/[A-Za-z0-9_\-/{}.]*\*?$")
+_PAGE_PATTERN = re.compile(r"^/[A-Za-z0-9_\-/:]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+_COMPARISON = re.compile(r"^(>=|<=|==|!=|>|<)\s*(\S+)$")
+
+PluginId = Annotated[str, Field(pattern=PLUGIN_ID_PATTERN)]
+
+
+def parse_version(value: str) -> semver.Version:
+    """Parse a semantic version, with a plain-words error."""
+    try:
+        return semver.Version.parse(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{value!r} is not a semantic version like 1.2.3") from None
+
+
+def check_range(spec: str) -> str:
+    """Validate a version range like ``>=1.0.0,<2.0.0`` (comma means 'and')."""
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("empty version range")
+    for part in parts:
+        match = _COMPARISON.match(part)
+        if not match:
+            raise ValueError(f"{part!r} is not a comparison like '>=1.0.0'")
+        parse_version(match.group(2))
+    return spec
+
+
+def version_in_range(version: str, spec: str) -> bool:
+    """True when ``version`` satisfies every comparison in ``spec``."""
+    parsed = parse_version(version)
+    return all(parsed.match(p.strip().replace(" ", "")) for p in spec.split(",") if p.strip())
+
+
+class BackendSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routes: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+
+    @field_validator("routes")
+    @classmethod
+    def _routes_under_api(cls, routes: list[str]) -> list[str]:
+        for route in routes:
+            if not _ROUTE_PATTERN.match(route) or ".." in route:
+                raise ValueError(
+                    f"route pattern {route!r} must be a path under /api/ (e.g. /api/v1/x/*)"
+                )
+        return routes
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: list[str]) -> list[str]:
+        for name in models:
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"model name {name!r} is not a Python identifier")
+        return models
+
+
+class FrontendSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    routes: list[str] = Field(default_factory=list)
+    components: list[str] = Field(default_factory=list)
+
+    @field_validator("routes")
+    @classmethod
+    def _page_routes(cls, routes: list[str]) -> list[str]:
+        for route in routes:
+            if not _PAGE_PATTERN.match(route) or route.startswith("/api/") or ".." in route:
+                raise ValueError(
+                    f"page route {route!r} must be a path like /support/chats, not under /api/"
+                )
+        return routes
+
+    @field_validator("components")
+    @classmethod
+    def _component_names(cls, components: list[str]) -> list[str]:
+        for name in components:
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"component name {name!r} is not an identifier")
+        return components
+
+
+class PluginMetadata(BaseModel):
+    """The contents of ``metadata.json``. Only ``id``, ``name`` and ``version`` are required."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: PluginId
+    name: str = Field(min_length=1, max_length=100)
+    version: str
+    author: str = Field("", max_length=200)
+    description: str = Field("", max_length=2000)
+    category: str = Field("General", max_length=50)
+    price: float = Field(0, ge=0)
+    icon: str = Field("", max_length=200)
+    backend: BackendSpec = Field(default_factory=BackendSpec)
+    frontend: FrontendSpec = Field(default_factory=FrontendSpec)
+    requires: str | None = Field(None, description="core version range, e.g. '>=0.1.0,<1.0.0'")
+    dependencies: dict[PluginId, str] = Field(
+        default_factory=dict, description="other plugins this one needs, id → version range"
+    )
+    permissions: list[str] = Field(default_factory=list)
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, value: str) -> str:
+        parse_version(value)
+        return value
+
+    @field_validator("requires")
+    @classmethod
+    def _requires(cls, value: str | None) -> str | None:
+        return None if value is None else check_range(value)
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependencies(cls, value: dict[str, str]) -> dict[str, str]:
+        for spec in value.values():
+            check_range(spec)
+        return value
+
+    @property
+    def semver(self) -> semver.Version:
+        return parse_version(self.version)
+
+
+def _plain(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "metadata"
+    kind = error["type"]
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    if kind == "extra_forbidden":
+        return f"{where}: unknown field"
+    if kind == "string_pattern_mismatch" and where.startswith(("id", "dependencies")):
+        return (
+            f"{where}: {error['input']!r} is not a valid plugin id "
+            "(2-64 characters: lowercase letters, digits, '_', starting with a letter)"
+        )
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}"
+
+
+def parse_metadata(raw: bytes | str, *, source: str = "metadata.json") -> PluginMetadata:
+    """Parse and validate ``metadata.json`` content; raises PackageError listing every problem."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageError(f"metadata.json is not valid JSON ({exc})", source=source) from None
+    if not isinstance(data, dict):
+        raise PackageError("metadata.json must hold a JSON object", source=source)
+    try:
+        return PluginMetadata.model_validate(data)
+    except ValidationError as exc:
+        raise PackageError([_plain(e) for e in exc.errors()], source=source) from None
+
+
+def read_metadata(folder: Path) -> PluginMetadata:
+    """Read ``metadata.json`` from a plugin folder."""
+    path = folder / "metadata.json"
+    if not path.is_file():
+        raise PackageError("metadata.json is missing", source=str(folder))
+    return parse_metadata(path.read_bytes(), source=str(folder))

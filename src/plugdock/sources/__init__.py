@@ -1,0 +1,32 @@
+"""Where plugin packages come from: a local folder or (later) a remote plugin server."""
+
+from plugdock.sources.base import (
+    BrokenPackage,
+    Catalog,
+    CatalogEntry,
+    FetchedPackage,
+    Source,
+    parse_requirement,
+)
+from plugdock.sources.local import LocalSource
+
+__all__ = [
+    "BrokenPackage",
+    "Catalog",
+    "CatalogEntry",
+    "FetchedPackage",
+    "LocalSource",
+    "Source",
+    "make_source",
+    "parse_requirement",
+]
+
+
+def make_source(settings) -> Source:  # type: ignore[no-untyped-def]
+    """The source the settings select (``PLUGIN_SOURCE``)."""
+    from plugdock.config import PluginSource
+    from plugdock.errors import PlugdockError
+
+    if settings.plugin_source is PluginSource.LOCAL:
+        return LocalSource(settings.plugin_local_dir)
+    raise PlugdockError("PLUGIN_SOURCE=remote is not available yet in this version")

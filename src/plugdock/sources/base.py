@@ -1,0 +1,92 @@
+"""The interface every package source offers: a catalog, and fetching one version."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from plugdock.errors import NotFoundError, PlugdockError
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+
+_ID = re.compile(PLUGIN_ID_PATTERN)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One plugin a source offers, described by its newest version's metadata."""
+
+    id: str
+    name: str
+    description: str
+    author: str
+    category: str
+    price: float
+    icon: str
+    versions: tuple[str, ...]  # newest first, by semver
+
+    @property
+    def latest(self) -> str:
+        return self.versions[0]
+
+
+@dataclass(frozen=True)
+class BrokenPackage:
+    location: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    plugins: dict[str, CatalogEntry] = field(default_factory=dict)
+    broken: tuple[BrokenPackage, ...] = ()
+
+    def resolve(self, plugin_id: str, version: str | None = None) -> str:
+        """The concrete version for ``id`` and an optional version (None or 'latest' = newest)."""
+        entry = self.plugins.get(plugin_id)
+        if entry is None:
+            raise NotFoundError(f"plugin {plugin_id!r} is not in the catalog")
+        if version in (None, "latest"):
+            return entry.latest
+        if version not in entry.versions:
+            known = ", ".join(entry.versions)
+            raise NotFoundError(f"{plugin_id} has no version {version} (available: {known})")
+        return version
+
+
+@dataclass(frozen=True)
+class FetchedPackage:
+    """A package file on local disk, ready for the installer to verify and extract."""
+
+    path: Path
+    plugin_id: str
+    version: str
+
+
+class Source(Protocol):
+    """Where packages come from. The installer only ever talks to this."""
+
+    def catalog(self) -> Catalog: ...
+
+    def fetch(self, plugin_id: str, version: str | None = None) -> FetchedPackage: ...
+
+
+def parse_requirement(text: str) -> tuple[str, str | None]:
+    """Split ``id`` or ``id@version`` and check both parts."""
+    plugin_id, at, version = text.partition("@")
+    if not _ID.match(plugin_id):
+        raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
+    if at and not version:
+        raise PlugdockError(f"{text!r}: a version must follow '@'")
+    if version and version != "latest":
+        try:
+            parse_version(version)
+        except ValueError as exc:
+            raise PlugdockError(str(exc)) from None
+    return plugin_id, None if version in ("", "latest") else version
+
+
+def newest_first(versions: list[str]) -> tuple[str, ...]:
+    """Sort semantic versions newest first (1.10.0 before 1.9.0)."""
+    return tuple(sorted(set(versions), key=parse_version, reverse=True))

@@ -1,0 +1,101 @@
+"""The local source: a folder of plugin ZIPs (``PLUGIN_LOCAL_DIR``), for development."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from plugdock.errors import PlugdockError
+from plugdock.package.layout import METADATA_FILE
+from plugdock.package.metadata import PluginMetadata, parse_metadata
+from plugdock.sources.base import (
+    BrokenPackage,
+    Catalog,
+    CatalogEntry,
+    FetchedPackage,
+    newest_first,
+)
+
+_MAX_METADATA_BYTES = 256 * 1024
+
+
+def read_zip_metadata(path: Path) -> PluginMetadata:
+    """Read only ``metadata.json`` from a zip, bounded in size (for listing, not installing)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(METADATA_FILE)
+            if info.file_size > _MAX_METADATA_BYTES:
+                raise PlugdockError("metadata.json is too large")
+            with archive.open(info) as handle:
+                raw = handle.read(_MAX_METADATA_BYTES + 1)
+    except KeyError:
+        raise PlugdockError("no metadata.json in the package") from None
+    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        raise PlugdockError(f"not a readable zip ({exc})") from None
+    if len(raw) > _MAX_METADATA_BYTES:
+        raise PlugdockError("metadata.json is too large")
+    return parse_metadata(raw, source=path.name)
+
+
+class LocalSource:
+    """Plugins are the ``*.zip`` files in one folder; versions come from their metadata."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _scan(
+        self,
+    ) -> tuple[dict[tuple[str, str], tuple[Path, PluginMetadata]], list[BrokenPackage]]:
+        found: dict[tuple[str, str], tuple[Path, PluginMetadata]] = {}
+        broken: list[BrokenPackage] = []
+        if not self.folder.is_dir():
+            return found, broken
+        for path in sorted(self.folder.glob("*.zip")):
+            try:
+                meta = read_zip_metadata(path)
+            except PlugdockError as exc:
+                broken.append(BrokenPackage(path.name, str(exc)))
+                continue
+            key = (meta.id, meta.version)
+            if key in found:
+                broken.append(
+                    BrokenPackage(
+                        path.name, f"duplicate of {found[key][0].name} ({meta.id} {meta.version})"
+                    )
+                )
+                continue
+            found[key] = (path, meta)
+        return found, broken
+
+    def catalog(self) -> Catalog:
+        return _catalog(*self._scan())
+
+    def fetch(self, plugin_id: str, version: str | None = None) -> FetchedPackage:
+        found, broken = self._scan()
+        resolved = _catalog(found, broken).resolve(plugin_id, version)
+        return FetchedPackage(
+            path=found[(plugin_id, resolved)][0], plugin_id=plugin_id, version=resolved
+        )
+
+
+def _catalog(
+    found: dict[tuple[str, str], tuple[Path, PluginMetadata]], broken: list[BrokenPackage]
+) -> Catalog:
+    by_id: dict[str, list[PluginMetadata]] = {}
+    for _path, meta in found.values():
+        by_id.setdefault(meta.id, []).append(meta)
+    plugins = {}
+    for plugin_id, metas in sorted(by_id.items()):
+        versions = newest_first([m.version for m in metas])
+        newest = next(m for m in metas if m.version == versions[0])
+        plugins[plugin_id] = CatalogEntry(
+            id=plugin_id,
+            name=newest.name,
+            description=newest.description,
+            author=newest.author,
+            category=newest.category,
+            price=newest.price,
+            icon=newest.icon,
+            versions=versions,
+        )
+    return Catalog(plugins=plugins, broken=tuple(broken))

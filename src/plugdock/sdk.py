@@ -1,0 +1,222 @@
+"""The small, stable API that plugin backends import: database session, users, settings, logs.
+
+A plugin's backend imports plugdock only through this module, never its internals::
+
+    from fastapi import APIRouter
+    from plugdock import sdk
+
+    router = APIRouter(prefix="/api/v1/notes")
+
+    @router.get("/")
+    def list_notes(db: sdk.DbSession, user: sdk.CurrentUser) -> list[str]:
+        return [n.text for n in db.scalars(select(Note).where(Note.owner == user.id))]
+
+    @router.delete("/{note_id}")
+    def delete_note(note_id: int, db: sdk.DbSession, admin: sdk.AdminUser) -> None: ...
+
+The host application provides what these helpers need on ``app.state``:
+
+- ``app.state.plugdock_engine``: the SQLAlchemy :class:`~sqlalchemy.Engine` of the host database.
+- ``app.state.plugdock_authenticate`` (optional): a callable ``(request) -> sdk.User | None``
+  that turns the request's credentials into a user. Without it, every request is anonymous.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = [
+    "AdminUser",
+    "Authenticate",
+    "CurrentUser",
+    "DbSession",
+    "OptionalUser",
+    "User",
+    "current_user",
+    "db_session",
+    "get_logger",
+    "optional_user",
+    "plugin_settings",
+    "require_admin",
+]
+
+ENGINE_STATE = "plugdock_engine"
+AUTHENTICATE_STATE = "plugdock_authenticate"
+SETTINGS_ENV_PREFIX = "PLUGDOCK_PLUGIN_"
+
+
+@dataclass(frozen=True)
+class User:
+    """The user a request acts for, as the host's authentication reports it.
+
+    >>> User(id=1, username="alice", role="admin").is_admin
+    True
+    """
+
+    id: int | str
+    username: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+Authenticate = Callable[[Request], User | None]
+"""What the host puts on ``app.state.plugdock_authenticate``."""
+
+
+# -- database ------------------------------------------------------------------------------
+
+_sessionmakers: weakref.WeakKeyDictionary[Engine, sessionmaker[Session]] = (
+    weakref.WeakKeyDictionary()
+)
+_sessionmakers_lock = threading.Lock()
+
+
+def _sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
+    with _sessionmakers_lock:
+        factory = _sessionmakers.get(engine)
+        if factory is None:
+            # expire_on_commit=False: objects stay readable after the commit, so a route can
+            # return them once the dependency has committed.
+            factory = sessionmaker(bind=engine, expire_on_commit=False)
+            _sessionmakers[engine] = factory
+        return factory
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: a :class:`~sqlalchemy.orm.Session` on the host database.
+
+    Commits when the route succeeds, rolls back when it raises (also ``HTTPException``),
+    and always closes. Prefer the :data:`DbSession` annotation, which commits *before*
+    the response is sent::
+
+        @router.post("/notes")
+        def add_note(body: NoteIn, db: sdk.DbSession) -> NoteOut:
+            note = Note(text=body.text)
+            db.add(note)
+            db.flush()  # assigns note.id
+            return NoteOut.model_validate(note)
+
+    With a plain ``Depends(sdk.db_session)`` FastAPI runs the commit after the response has
+    gone out, so a failed commit could not change the status the client already received.
+    """
+    engine = getattr(request.app.state, ENGINE_STATE, None)
+    if not isinstance(engine, Engine):
+        raise RuntimeError(
+            f"the host application did not set app.state.{ENGINE_STATE} to a SQLAlchemy Engine"
+        )
+    with _sessionmaker_for(engine)() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+"""Route parameter annotation: ``db: sdk.DbSession`` (commits before the response is sent)."""
+
+
+# -- users ---------------------------------------------------------------------------------
+
+
+def optional_user(request: Request) -> User | None:
+    """FastAPI dependency: the signed-in user, or ``None`` for an anonymous request.
+
+    ::
+
+        @router.get("/greeting")
+        def greeting(user: sdk.OptionalUser) -> str:
+            return f"Hello {user.username}" if user else "Hello visitor"
+    """
+    authenticate = getattr(request.app.state, AUTHENTICATE_STATE, None)
+    if authenticate is None:
+        return None
+    return authenticate(request)
+
+
+def current_user(request: Request) -> User:
+    """FastAPI dependency: the signed-in user; answers 401 ``Not authenticated`` without one.
+
+    ::
+
+        @router.get("/me")
+        def me(user: sdk.CurrentUser) -> dict[str, str]:
+            return {"username": user.username}
+    """
+    user = optional_user(request)
+    if user is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="Not authenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+def require_admin(user: User = Depends(current_user)) -> User:
+    """FastAPI dependency: the signed-in admin; 401 when anonymous, 403 for other users.
+
+    ::
+
+        @router.post("/purge", dependencies=[Depends(sdk.require_admin)])
+        def purge() -> None: ...
+    """
+    if not user.is_admin:
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN, detail="Admin privileges required"
+        )
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(require_admin)]
+
+
+# -- settings and logs ---------------------------------------------------------------------
+
+
+def plugin_settings(plugin_id: str) -> dict[str, str]:
+    """A plugin's settings from the environment, read at each call.
+
+    ``PLUGDOCK_PLUGIN_<ID>_<KEY>=value`` becomes ``{"<key>": "value"}`` (id upper-cased,
+    key lower-cased)::
+
+        # PLUGDOCK_PLUGIN_AI_CHATBOT_OPENAI_MODEL=gpt-4o-mini
+        >>> sdk.plugin_settings("ai_chatbot")
+        {'openai_model': 'gpt-4o-mini'}
+
+    Note that ids which prefix one another share names: plugin ``ai`` also sees
+    ``PLUGDOCK_PLUGIN_AI_CHATBOT_X`` as key ``chatbot_x``.
+    """
+    prefix = f"{SETTINGS_ENV_PREFIX}{plugin_id.upper()}_"
+    return {
+        name[len(prefix) :].lower(): value
+        for name, value in os.environ.items()
+        if name.startswith(prefix) and len(name) > len(prefix)
+    }
+
+
+def get_logger(plugin_id: str) -> logging.Logger:
+    """The logger for a plugin: ``plugdock.plugins.<plugin_id>``.
+
+    ::
+
+        log = sdk.get_logger("ai_chatbot")
+        log.info("chat session %s started", session_id)
+    """
+    return logging.getLogger(f"plugdock.plugins.{plugin_id}")

@@ -1,0 +1,180 @@
+"""Benchmark: install/uninstall of the example plugin, against the raw floor and against pip.
+
+Prints medians in ms and the ratios the README quotes:
+- library install / raw floor (unzip + move + sqlite3 running up.sql + registry write)
+- CLI install (a whole `plugdock install` process) / `pip install --no-deps` of a wheel
+  holding the same backend code (also a whole process)
+
+Run: make bench   (or .venv/bin/python bench/install.py [--runs N])
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from plugdock.config import load_settings
+from plugdock.installer import Installer
+from plugdock.package.pack import pack
+
+REPO = Path(__file__).resolve().parent.parent
+CHATBOT = REPO / "examples" / "plugins" / "ai_chatbot"
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def bench_library(work: Path, runs: int) -> tuple[list[float], list[float]]:
+    settings = load_settings(
+        home=work / "instance", plugin_local_dir=work / "modules", database_url=None
+    )
+    installer = Installer(settings)
+    installer.install("ai_chatbot")  # warm-up: imports, first table creation, page cache
+    installer.uninstall("ai_chatbot")
+    installs, uninstalls = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        installer.install("ai_chatbot")
+        installs.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        installer.uninstall("ai_chatbot")
+        uninstalls.append(time.perf_counter() - start)
+    installer.engine.dispose()
+    return installs, uninstalls
+
+
+def bench_raw_floor(work: Path, package: Path, runs: int) -> list[float]:
+    """The least an installer must do: unzip, move code into place, run up.sql, write a registry."""
+    up_sql = (CHATBOT / "migrations" / "up.sql").read_text()
+    down_sql = (CHATBOT / "migrations" / "down.sql").read_text()
+    root = work / "raw"
+    samples = []
+    for run in range(runs + 1):
+        shutil.rmtree(root, ignore_errors=True)
+        (root / "addons" / "backend").mkdir(parents=True)
+        (root / "addons" / "frontend").mkdir(parents=True)
+        database = sqlite3.connect(root / "panel.db")
+        start = time.perf_counter()
+        with zipfile.ZipFile(package) as archive:
+            archive.extractall(root / "staging")
+        os.rename(root / "staging" / "backend", root / "addons" / "backend" / "ai_chatbot")
+        os.rename(root / "staging" / "frontend", root / "addons" / "frontend" / "ai_chatbot")
+        database.executescript(up_sql)
+        (root / "addons" / "addon_registry.json").write_text(json.dumps({"ai_chatbot": "1.0.0"}))
+        elapsed = time.perf_counter() - start
+        database.executescript(down_sql)
+        database.close()
+        if run:  # the first run warms the page cache
+            samples.append(elapsed)
+    return samples
+
+
+def _wheel(work: Path) -> Path:
+    """A wheel holding the chatbot backend as an importable package, for the pip comparison."""
+    wheel = work / "ai_chatbot_backend-1.0.0-py3-none-any.whl"
+    records = []
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+
+        def add(name: str, data: bytes) -> None:
+            archive.writestr(name, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            records.append(f"{name},sha256={digest},{len(data)}")
+
+        for path in sorted((CHATBOT / "backend").rglob("*.py")):
+            add(
+                f"ai_chatbot_backend/{path.relative_to(CHATBOT / 'backend').as_posix()}",
+                path.read_bytes(),
+            )
+        info = "ai_chatbot_backend-1.0.0.dist-info"
+        add(
+            f"{info}/METADATA", b"Metadata-Version: 2.1\nName: ai-chatbot-backend\nVersion: 1.0.0\n"
+        )
+        add(
+            f"{info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{info}/RECORD", "\n".join([*records, f"{info}/RECORD,,"]) + "\n")
+    return wheel
+
+
+def bench_cli_vs_pip(work: Path, runs: int) -> tuple[list[float], list[float]]:
+    env = os.environ | {
+        "PLUGDOCK_HOME": str(work / "cli-instance"),
+        "PLUGIN_LOCAL_DIR": str(work / "modules"),
+    }
+    env.pop("DATABASE_URL", None)
+    plugdock = [sys.executable, "-m", "plugdock"]
+    target = work / "pip-target"
+    wheel = _wheel(work)
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        str(wheel),
+    ]
+    cli, pip_times = [], []
+    for run in range(runs + 1):
+        start = time.perf_counter()
+        subprocess.run(
+            [*plugdock, "install", "ai_chatbot"], env=env, check=True, capture_output=True
+        )
+        elapsed_cli = time.perf_counter() - start
+        subprocess.run(
+            [*plugdock, "uninstall", "ai_chatbot"], env=env, check=True, capture_output=True
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        start = time.perf_counter()
+        subprocess.run(pip, check=True, capture_output=True)
+        elapsed_pip = time.perf_counter() - start
+        if run:
+            cli.append(elapsed_cli)
+            pip_times.append(elapsed_pip)
+    return cli, pip_times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="plugdock-bench-") as scratch:
+        work = Path(scratch)
+        package = pack(CHATBOT, work / "modules")
+        installs, uninstalls = bench_library(work, args.runs)
+        floor = bench_raw_floor(work, package, args.runs)
+        cli, pip = bench_cli_vs_pip(work, max(3, args.runs // 4))
+
+    install_ms, floor_ms = median_ms(installs), median_ms(floor)
+    cli_ms, pip_ms = median_ms(cli), median_ms(pip)
+    print(f"example plugin: {package.name}, {args.runs} runs, SQLite")
+    print(f"library install   median {install_ms:8.1f} ms")
+    print(f"library uninstall median {median_ms(uninstalls):8.1f} ms")
+    print(f"raw floor install median {floor_ms:8.1f} ms")
+    print(f"install / raw floor      {install_ms / floor_ms:8.2f}x   (target: <= 2x)")
+    print(f"CLI install (process)    {cli_ms:8.1f} ms")
+    print(f"pip install --no-deps    {pip_ms:8.1f} ms")
+    print(f"CLI / pip                {cli_ms / pip_ms:8.2f}x   (target: < 1x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The ``plugdock`` command. Every error prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plugdock import __version__
+from plugdock.config import Settings, load_settings
+from plugdock.errors import PlugdockError
+
+app = typer.Typer(
+    help="plugdock: install, run and remove plugins in a FastAPI application.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _installer():  # type: ignore[no-untyped-def]
+    from plugdock.installer import Installer
+
+    return Installer(_settings())
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"plugdock {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _startup(
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
+    settings = _settings()
+    if settings.journal_path.exists():  # the last operation died midway: settle it first
+        outcome = _installer().recover()
+        if outcome:
+            err_console.print(f"[yellow]recovered:[/] {outcome}")
+
+
+@app.command()
+def new(
+    plugin_id: str = typer.Argument(..., metavar="ID", help="The new plugin's id, e.g. my_plugin."),
+    directory: Path = typer.Option(Path("."), "--dir", "-d", help="Where to create it."),
+) -> None:
+    """Create a working plugin folder to start from."""
+    from plugdock.package.scaffold import scaffold
+
+    folder = scaffold(plugin_id, directory)
+    console.print(f"created {folder}")
+    console.print(f"next: plugdock pack {folder} -o modules")
+
+
+@app.command()
+def pack(
+    directory: Path = typer.Argument(..., help="The plugin folder."),
+    outdir: Path = typer.Option(Path("."), "--outdir", "-o", help="Where to write the zip."),
+) -> None:
+    """Pack a plugin folder into <id>_v<version>.zip (deterministic, with checksums)."""
+    from plugdock.package.pack import pack as pack_folder
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"wrote {pack_folder(directory, outdir)}")
+
+
+@app.command()
+def validate(path: Path = typer.Argument(..., help="A package zip or a plugin folder.")) -> None:
+    """Run every check the installer runs, without installing."""
+    from plugdock.package.archive import Limits
+    from plugdock.validate import validate_package
+
+    report = validate_package(path, Limits.from_settings(_settings()))
+    meta = report.info.metadata
+    tables = ", ".join(report.tables) or "none"
+    console.print(
+        f"[green]ok[/] {meta.id} {meta.version}: {len(report.info.files)} files, tables: {tables}"
+    )
+    console.print(f"SQL checked for {', '.join(report.dialects)}; sha256 {report.info.sha256}")
+
+
+@app.command()
+def available() -> None:
+    """List the plugins the configured source offers."""
+    from plugdock.sources import make_source
+
+    settings = _settings()
+    catalog = make_source(settings).catalog()
+    table = Table(
+        "id", "name", "versions", "category", "price", title=f"source: {settings.plugin_source}"
+    )
+    for entry in catalog.plugins.values():
+        price = "Free" if not entry.price else f"{entry.price:.2f}"
+        table.add_row(entry.id, entry.name, ", ".join(entry.versions), entry.category, price)
+    console.print(table)
+    for broken in catalog.broken:
+        err_console.print(f"[red]broken[/] {broken.location}: {broken.error}")
+
+
+@app.command()
+def install(
+    requirement: str = typer.Argument(..., metavar="ID[@VERSION]|PATH.zip"),
+    by: str | None = typer.Option(None, "--by", help="Who installs (recorded)."),
+) -> None:
+    """Install a plugin from the source, or a package file."""
+    result = _installer().install(requirement, installed_by=by)
+    console.print(
+        f"[green]installed[/] {result.plugin_id} {result.version} in {result.seconds * 1000:.0f} ms"
+    )
+    console.print(f"  tables: {', '.join(result.tables) or 'none'}")
+    console.print(f"  API routes: {', '.join(result.backend_routes) or 'none'}")
+    console.print(f"  pages: {', '.join(result.frontend_routes) or 'none'}")
+
+
+@app.command()
+def uninstall(plugin_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Remove a plugin: its tables (down.sql), code, registry entry and row."""
+    result = _installer().uninstall(plugin_id)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    dropped = ", ".join(result.tables_dropped) or "none"
+    console.print(
+        f"[green]uninstalled[/] {result.plugin_id} {result.version}; tables dropped: {dropped}"
+    )
+
+
+@app.command("list")
+def list_installed() -> None:
+    """List installed plugins."""
+    installed = _installer().installed()
+    table = Table("id", "name", "version", "installed at", "by", "tables")
+    for item in installed:
+        table.add_row(
+            item.plugin_id,
+            item.name,
+            item.version,
+            item.installed_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            item.installed_by or "",
+            ", ".join(item.tables),
+        )
+    console.print(table if installed else "no plugins installed")
+
+
+@app.command()
+def doctor(repair: bool = typer.Option(False, "--repair", help="Fix what can be fixed.")) -> None:
+    """Compare registry, rows, code folders and tables; report (and repair) drift."""
+    from plugdock import doctor as doc
+
+    installer = _installer()
+    if repair:
+        for action in doc.repair(installer):
+            console.print(f"[green]repaired[/] {action}")
+    findings = doc.diagnose(installer)
+    for finding in findings:
+        hint = "" if finding.repairable or repair else " (not repairable automatically)"
+        err_console.print(f"[red]drift[/] {finding.problem}{hint}")
+    if findings:
+        raise typer.Exit(1)
+    console.print("[green]ok[/] registry, rows, code folders and tables agree")
+
+
+def main() -> None:
+    """Entry point of the ``plugdock`` console script."""
+    try:
+        app()
+    except PlugdockError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,143 @@
+"""``plugdock doctor``: compare registry, rows, code folders and tables, and repair drift.
+
+Each finding says what is wrong and whether ``--repair`` can fix it. Repairs only
+ever move the instance toward its database rows, the record of what is installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from plugdock.errors import PlugdockError
+from plugdock.fsutil import remove_tree
+from plugdock.installer import CODE_KINDS, Installer
+from plugdock.journal import read_journal
+from plugdock.package.checksums import parse as parse_checksums
+from plugdock.package.checksums import sha256_file
+from plugdock.package.layout import CHECKSUMS_FILE
+from plugdock.registry import Installation, read_registry
+
+_IGNORED_DIRS = {"__pycache__"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    problem: str
+    repairable: bool
+
+
+def _installed_files(installer: Installer, plugin_id: str) -> dict[str, Path]:
+    files = {}
+    for kind in ("backend", "frontend", "migrations"):
+        root = installer.code_path(kind, plugin_id)
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            if path.is_file() and not _IGNORED_DIRS.intersection(path.relative_to(root).parts):
+                files[f"{kind}/{path.relative_to(root).as_posix()}"] = path
+    return files
+
+
+def _code_findings(installer: Installer, installation: Installation) -> list[str]:
+    """Every installed file is present and unmodified, and nothing was added."""
+    checksums = installer.code_path("manifest", installation.plugin_id) / CHECKSUMS_FILE
+    if not checksums.is_file():
+        return [f"{installation.plugin_id}: its installed manifest ({checksums}) is missing"]
+    expected = {
+        path: digest
+        for path, digest in parse_checksums(checksums.read_text(encoding="utf-8")).items()
+        if path.split("/", 1)[0] in ("backend", "frontend", "migrations")
+    }
+    actual = _installed_files(installer, installation.plugin_id)
+    problems = []
+    for path in sorted(expected.keys() - actual.keys()):
+        problems.append(f"{installation.plugin_id}: installed file {path} is missing")
+    for path in sorted(expected.keys() & actual.keys()):
+        if sha256_file(actual[path]) != expected[path]:
+            problems.append(f"{installation.plugin_id}: installed file {path} was modified")
+    for path in sorted(actual.keys() - expected.keys()):
+        problems.append(f"{installation.plugin_id}: unexpected file {path} in its code folder")
+    return problems
+
+
+def diagnose(installer: Installer) -> list[Finding]:
+    """Everything that disagrees between the rows, the registry, the disk and the tables."""
+    settings = installer.settings
+    findings: list[Finding] = []
+    journal = read_journal(settings.journal_path)
+    if journal is not None:
+        findings.append(
+            Finding(f"an interrupted {journal.operation} of {journal.plugin_id} is pending", True)
+        )
+    installations = {i.plugin_id: i for i in installer.installed()}
+    registry = read_registry(settings.registry_path)
+    for plugin_id in sorted(installations.keys() - registry.keys()):
+        findings.append(Finding(f"{plugin_id}: installed but missing from the registry", True))
+    for plugin_id in sorted(registry.keys() - installations.keys()):
+        findings.append(Finding(f"{plugin_id}: in the registry but not installed", True))
+    for plugin_id in sorted(installations.keys() & registry.keys()):
+        if registry[plugin_id].get("version") != installations[plugin_id].version:
+            findings.append(
+                Finding(f"{plugin_id}: registry version differs from the database", True)
+            )
+
+    for installation in installations.values():
+        for problem in _code_findings(installer, installation):
+            findings.append(Finding(problem, True))
+
+    for kind in CODE_KINDS:
+        folder = settings.addons_dir / kind
+        if folder.is_dir():
+            for child in sorted(folder.iterdir()):
+                if child.is_dir() and child.name not in installations:
+                    findings.append(
+                        Finding(
+                            f"{kind}/{child.name}: code of a plugin that is not installed", True
+                        )
+                    )
+
+    existing = {name.lower() for name in inspect(installer.engine).get_table_names()}
+    for installation in installations.values():
+        for table in installation.tables:
+            if table not in existing:
+                findings.append(
+                    Finding(
+                        f"{installation.plugin_id}: table {table} is missing "
+                        "(uninstall and install the plugin again)",
+                        False,
+                    )
+                )
+    if settings.staging_dir.is_dir() and journal is None and any(settings.staging_dir.iterdir()):
+        findings.append(Finding("leftover staging folders from an interrupted operation", True))
+    return findings
+
+
+def repair(installer: Installer) -> list[str]:
+    """Fix what can be fixed; returns a line per action taken."""
+    actions = []
+    with installer.locked() as recovered:
+        if recovered:
+            actions.append(recovered)
+        installations = {i.plugin_id: i for i in installer.installed()}
+        for kind in CODE_KINDS:
+            folder = installer.settings.addons_dir / kind
+            if folder.is_dir():
+                for child in sorted(folder.iterdir()):
+                    if child.is_dir() and child.name not in installations:
+                        remove_tree(child)
+                        actions.append(f"removed {kind}/{child.name}")
+        for installation in installations.values():
+            if _code_findings(installer, installation):
+                try:
+                    installer.restore_code(installation)
+                    actions.append(
+                        f"restored the code of {installation.plugin_id} {installation.version}"
+                    )
+                except PlugdockError as exc:
+                    actions.append(f"could not restore {installation.plugin_id}: {exc}")
+        installer.rewrite_registry()
+        actions.append("rewrote addon_registry.json from the database")
+    return actions

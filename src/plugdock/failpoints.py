@@ -1,0 +1,29 @@
+"""Named failure points, so tests can break or kill an operation at an exact step.
+
+Off unless ``PLUGDOCK_FAILPOINTS`` is set, e.g. ``install.migrate=raise`` or
+``install.registry=kill,uninstall.cleanup=raise``. ``kill`` sends SIGKILL to the
+process itself: the honest way to test crash recovery, since nothing gets to clean up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+class InjectedFailure(RuntimeError):
+    pass
+
+
+def failpoint(name: str) -> None:
+    """Fail here if the environment asks for it; a no-op otherwise."""
+    spec = os.environ.get("PLUGDOCK_FAILPOINTS")
+    if not spec:
+        return
+    for item in spec.split(","):
+        point, _, action = item.strip().partition("=")
+        if point != name:
+            continue
+        if action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise InjectedFailure(f"injected failure at {name}")

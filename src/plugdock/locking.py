@@ -1,0 +1,64 @@
+"""One operation at a time: a file lock on the instance and an advisory lock in the database.
+
+The file lock stops two processes on this machine; the database lock stops two
+machines (or instances) sharing one PostgreSQL or MariaDB database. SQLite needs no
+second lock: its file is local and ``BEGIN IMMEDIATE`` serializes writers anyway.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from sqlalchemy import Engine, text
+
+from plugdock.errors import LockTimeoutError
+
+# Any fixed 64-bit number; "plugdock" in ASCII keeps it recognisable in pg_locks.
+_PG_LOCK_KEY = 0x706C7567646F636B
+_MYSQL_LOCK_NAME = "plugdock_operations"
+
+
+@contextmanager
+def operation_lock(lock_path: Path, engine: Engine, timeout: float) -> Iterator[None]:
+    """Hold both locks for the duration of one install/uninstall/repair."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    try:
+        with FileLock(str(lock_path), timeout=timeout), _database_lock(engine, deadline):
+            yield
+    except Timeout:
+        raise LockTimeoutError(
+            f"another plugdock operation holds {lock_path} (waited {timeout:.0f}s)"
+        ) from None
+
+
+@contextmanager
+def _database_lock(engine: Engine, deadline: float) -> Iterator[None]:
+    name = engine.dialect.name
+    if name not in ("postgresql", "mysql"):
+        yield
+        return
+    with engine.connect() as conn:
+        while True:
+            if name == "postgresql":
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            else:
+                got = conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": _MYSQL_LOCK_NAME})
+            conn.commit()
+            if got.scalar() == 1:  # True on PostgreSQL, 1 on MariaDB
+                break
+            if time.monotonic() > deadline:
+                raise LockTimeoutError("another plugdock operation holds the database lock")
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            if name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            else:
+                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _MYSQL_LOCK_NAME})
+            conn.commit()

@@ -1,0 +1,143 @@
+"""Crash recovery and concurrency, with real processes: kill -9 mid-operation, then any command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plugdock.db import make_engine
+from plugdock.installer import Installer
+from support import CHATBOT, instance_settings, make_plugin, pack_into, snapshot
+
+
+def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    env = os.environ | {
+        "PLUGDOCK_HOME": str(settings.home),
+        "PLUGIN_LOCAL_DIR": str(settings.plugin_local_dir),
+        "DATABASE_URL": settings.db_url,
+    }
+    env.pop("PLUGDOCK_FAILPOINTS", None)
+    if failpoints:
+        env["PLUGDOCK_FAILPOINTS"] = failpoints
+    return subprocess.run(
+        [sys.executable, "-m", "plugdock", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def installer(tmp_path: Path, database_url: str) -> Installer:
+    settings = instance_settings(tmp_path, database_url)
+    pack_into(CHATBOT, settings.plugin_local_dir)
+    engine = make_engine(database_url)
+    installer = Installer(settings, engine=engine)
+    installer.rewrite_registry()  # an initialised instance: its (empty) registry exists
+    yield installer
+    engine.dispose()
+
+
+# Kill points before the commit roll back; those after it finish the operation.
+@pytest.mark.parametrize(
+    ("step", "finished"),
+    [
+        ("copy_code", False),
+        ("migrate", False),
+        ("registry", False),
+        ("commit", False),
+        ("cleanup", True),
+    ],
+)
+def test_killed_install_is_recovered(installer: Installer, step: str, finished: bool) -> None:
+    settings = installer.settings
+    before = snapshot(settings, installer.engine)
+
+    crashed = run_cli(settings, "install", "ai_chatbot", failpoints=f"install.{step}=kill")
+    assert crashed.returncode == -9
+    assert settings.journal_path.exists()  # the crash left its record behind
+
+    listed = run_cli(settings, "list")  # any command settles the journal first
+    assert listed.returncode == 0, listed.stderr
+    assert "recovered" in listed.stderr
+    after = snapshot(settings, installer.engine)
+    if finished:
+        assert [r.plugin_id for r in installer.installed()] == ["ai_chatbot"]
+        assert after["journal"] is False and after["staging"] == []
+        assert "chat_sessions" in after["tables"]
+        ok = run_cli(settings, "doctor")
+        assert ok.returncode == 0, ok.stderr
+    else:
+        assert after == before
+
+
+@pytest.mark.parametrize(
+    ("step", "finished"),
+    [
+        ("move_code", False),
+        ("migrate", False),
+        ("registry", False),
+        ("commit", False),
+        ("cleanup", True),
+    ],
+)
+def test_killed_uninstall_is_recovered(installer: Installer, step: str, finished: bool) -> None:
+    settings = installer.settings
+    clean = snapshot(settings, installer.engine)
+    installer.install("ai_chatbot")
+    installed = snapshot(settings, installer.engine)
+
+    crashed = run_cli(settings, "uninstall", "ai_chatbot", failpoints=f"uninstall.{step}=kill")
+    assert crashed.returncode == -9
+
+    repaired = run_cli(settings, "doctor", "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    after = snapshot(settings, installer.engine)
+    if installer.dialect == "mysql" and step in ("registry", "commit"):
+        finished = (
+            True  # MariaDB committed the DROP TABLEs already: recovery finishes the uninstall
+        )
+    if finished:
+        assert after == clean | {"addons": after["addons"]}
+        assert list(after["addons"]) == ["addon_registry.json"]
+    else:
+        assert after == installed
+
+
+def test_concurrent_installs_are_serialized(installer: Installer, tmp_path: Path) -> None:
+    settings = installer.settings
+    ids = ["alpha", "bravo", "charlie"]
+    for plugin_id in ids:
+        pack_into(make_plugin(tmp_path / "src", plugin_id), settings.plugin_local_dir)
+    env = os.environ | {
+        "PLUGDOCK_HOME": str(settings.home),
+        "PLUGIN_LOCAL_DIR": str(settings.plugin_local_dir),
+        "DATABASE_URL": settings.db_url,
+    }
+    # Three different plugins plus the same one twice, all at once.
+    requests = [*ids, "ai_chatbot", "ai_chatbot"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "plugdock", "install", r],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in requests
+    ]
+    outcomes = [(p.wait(timeout=180), p.stderr.read()) for p in procs]
+
+    codes = [code for code, _ in outcomes]
+    assert codes[:3] == [0, 0, 0], outcomes
+    assert sorted(codes[3:]) == [0, 1], outcomes  # one wins, the other is told it is installed
+    assert any("already installed" in err for _, err in outcomes[3:])
+    installed = {i.plugin_id for i in installer.installed()}
+    assert installed == {*ids, "ai_chatbot"}
+    doctor = run_cli(settings, "doctor")
+    assert doctor.returncode == 0, doctor.stderr

@@ -18,6 +18,7 @@ once; there the undo is compensation: dropping the tables the plugin created.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -228,8 +229,7 @@ class Installer:
                 tables=list(migration.tables),
                 operation_id=operation_id,
             )
-            journal.step = "migrate"
-            write_journal(self.settings.journal_path, journal)
+            # No journal update from here: whether the row committed decides recovery.
             with self.engine.connect() as conn, conn.begin() as transaction:
                 with steps.step("migrate"):
                     apply_up(conn, meta.id, meta.version, migration)
@@ -498,8 +498,8 @@ class Installer:
 def _gather_manifest(unpacked: Path) -> None:
     """Put the package's metadata and checksums in their own folder, installed like code."""
     (unpacked / "manifest").mkdir()
-    for name in (METADATA_FILE, CHECKSUMS_FILE):
-        move(unpacked / name, unpacked / "manifest" / name)
+    for name in (METADATA_FILE, CHECKSUMS_FILE):  # inside staging: no need to make it durable
+        os.rename(unpacked / name, unpacked / "manifest" / name)
 
 
 def _tables_only(tables: list[str]) -> Migration:

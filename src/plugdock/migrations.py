@@ -466,7 +466,7 @@ def _name(table: exp.Expr) -> str:
 
 
 def _render(st: _Statement, file: _SqlFile, target: str, owned: _Owned) -> str:
-    tree = st.expr.copy()
+    tree = st.expr  # checked already and rendered once, so rewriting it in place is safe
     if file.portable:
         _portable_fixups(tree, target, owned)
     try:

@@ -209,8 +209,7 @@ def test_drop_created_tables_drops_newest_first(engine: Engine, tmp_path: Path) 
 
 
 def test_check_tables_free_refuses_existing_tables(engine: Engine, tmp_path: Path) -> None:
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    # ``users`` is one of the host's core tables (plugdock.db).
     up = "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, evil TEXT);"
     migration = load_migration(
         write_migrations(tmp_path, {"up.sql": up, "down.sql": "DROP TABLE users;"}), "sqlite"
@@ -420,9 +419,11 @@ def test_forbidden_native_sql_is_refused(case: tuple[str, str, str], tmp_path: P
 
 
 def test_refused_sql_never_reaches_the_database(engine: Engine, tmp_path: Path) -> None:
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, is_admin INTEGER)")
-        conn.exec_driver_sql("INSERT INTO users (id, is_admin) VALUES (1, 0)")
+    with engine.begin() as conn:  # users: the host's core table
+        conn.exec_driver_sql(
+            "INSERT INTO users (id, username, password_hash, role, created_at)"
+            " VALUES (1, 'alice', 'x', 'user', '2026-01-01 00:00:00')"
+        )
     before = table_names(engine)
     dialect = dialect_name(engine)
     for number, (file, sql, _) in enumerate(FORBIDDEN.values()):
@@ -430,7 +431,7 @@ def test_refused_sql_never_reaches_the_database(engine: Engine, tmp_path: Path) 
             load_migration(_migrations_for(tmp_path / str(number), file, sql), dialect)
     assert table_names(engine) == before
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT id, is_admin FROM users").all() == [(1, 0)]
+        assert conn.exec_driver_sql("SELECT id, username FROM users").all() == [(1, "alice")]
 
 
 # ---------------------------------------------------------------- loading and portability

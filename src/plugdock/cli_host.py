@@ -1,0 +1,114 @@
+"""``plugdock user ...``: manage the panel's users from the command line.
+
+Kept apart from ``cli.py`` and light to import (typer only): the heavy parts (argon2,
+the database) load only when a ``user`` command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise typer.BadParameter("no password on standard input", param_hint="--password-stdin")
+        return line.rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``user`` command group to the ``plugdock`` command."""
+    user_app = typer.Typer(help="Manage the panel's users.", no_args_is_help=True)
+
+    @user_app.command("create")
+    def create(
+        username: str = typer.Argument(
+            ..., help="a-z, 0-9, '_', '.', '@', '-' (case-insensitive)."
+        ),
+        role: str = typer.Option("user", "--role", help="admin or user."),
+        password_stdin: bool = typer.Option(
+            False, "--password-stdin", help="Read the password from the first line of stdin."
+        ),
+    ) -> None:
+        """Create a user (asks for the password twice unless --password-stdin)."""
+        from plugdock.config import load_settings
+        from plugdock.db import make_engine
+        from plugdock.host import users
+        from plugdock.host.passwords import hash_password
+
+        name = users.normalize_username(username)
+        if role not in users.ROLES:
+            raise users.UserError(f"invalid role {role!r}: one of {', '.join(users.ROLES)}")
+        password = _read_password(password_stdin)
+        users.check_password(password)
+        password_hash = hash_password(password)
+        engine = make_engine(load_settings().db_url)
+        try:
+            with engine.begin() as conn:
+                record = users.create_user(
+                    conn, name, password, role=role, actor=None, password_hash=password_hash
+                )
+        finally:
+            engine.dispose()
+        typer.echo(f"created user {record.username!r} (role {record.role})")
+
+    @user_app.command("passwd")
+    def passwd(
+        username: str = typer.Argument(...),
+        password_stdin: bool = typer.Option(
+            False, "--password-stdin", help="Read the password from the first line of stdin."
+        ),
+    ) -> None:
+        """Set a user's password (e.g. a lost admin password)."""
+        from plugdock.config import load_settings
+        from plugdock.db import make_engine
+        from plugdock.host import users
+        from plugdock.host.passwords import hash_password
+
+        name = users.normalize_username(username)
+        password = _read_password(password_stdin)
+        users.check_password(password)
+        password_hash = hash_password(password)
+        engine = make_engine(load_settings().db_url)
+        try:
+            with engine.begin() as conn:
+                users.set_password(conn, name, password, password_hash=password_hash)
+        finally:
+            engine.dispose()
+        typer.echo(f"password of {name!r} changed")
+
+    @user_app.command("list")
+    def list_users() -> None:
+        """List the users."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from plugdock.config import load_settings
+        from plugdock.db import connect_read, make_engine
+        from plugdock.host import users
+
+        engine = make_engine(load_settings().db_url)
+        try:
+            with connect_read(engine) as conn:
+                records = users.list_users(conn)
+        finally:
+            engine.dispose()
+        if not records:
+            typer.echo("no users")
+            return
+        table = Table("id", "username", "role", "active", "created at")
+        for record in records:
+            table.add_row(
+                str(record.id),
+                record.username,
+                record.role,
+                "yes" if record.is_active else "no",
+                record.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            )
+        Console().print(table)
+
+    app.add_typer(user_app, name="user")

@@ -1,0 +1,38 @@
+"""Alembic environment for plugdock's core tables, configured by ``plugdock.db.alembic_config``.
+
+There is no ``alembic.ini``: :func:`plugdock.db.upgrade_schema` builds the configuration
+and passes its connection in ``config.attributes["connection"]``, already inside the
+transaction (and lock) it wants the migration to run in. Offline mode (``--sql``) renders
+the SQL for the URL in the ``sqlalchemy.url`` option instead.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from plugdock.db import core_metadata
+
+config = context.config
+
+if context.is_offline_mode():
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=core_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "plugdock's core migrations run through plugdock.db.upgrade_schema(engine)"
+        )
+    context.configure(
+        connection=connection,
+        target_metadata=core_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER much
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

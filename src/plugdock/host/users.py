@@ -1,0 +1,235 @@
+"""Panel users: create, look up, list, change passwords, and the first admin account.
+
+Usernames are case-insensitive: they are stored lower-case, so ``Bob`` and ``bob`` are
+one user on every database (MariaDB would compare them equal anyway). Functions that
+take a ``Connection`` work in the caller's transaction::
+
+    with engine.begin() as conn:
+        bob = create_user(conn, "bob", "a long password", role="user", actor="admin")
+    with engine.connect() as conn:
+        assert get_by_username(conn, "BOB") == bob
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from plugdock import sdk
+from plugdock.config import Settings
+from plugdock.db import connect_read, users, utcnow
+from plugdock.errors import PlugdockError
+from plugdock.host import audit
+from plugdock.host.passwords import hash_password
+
+log = logging.getLogger(__name__)
+
+ROLES = ("admin", "user")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+USERNAME_PATTERN = r"[a-z0-9][a-z0-9_.@-]{0,63}"
+_USERNAME = re.compile(USERNAME_PATTERN)
+FIRST_ADMIN = "admin"
+
+
+class UserError(PlugdockError):
+    """A username, password or role that cannot be used."""
+
+
+class UserExistsError(UserError):
+    pass
+
+
+class UserNotFoundError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A row of ``users``. The hash stays out of ``repr``."""
+
+    id: int
+    username: str
+    role: str
+    is_active: bool
+    created_at: datetime  # aware, UTC
+    password_hash: str = field(repr=False)
+
+    def as_sdk_user(self) -> sdk.User:
+        return sdk.User(id=self.id, username=self.username, role=self.role)
+
+
+def normalize_username(username: str) -> str:
+    """The stored form of ``username`` (trimmed, lower-case); UserError when it is not valid."""
+    name = username.strip().lower()
+    if not _USERNAME.fullmatch(name):
+        raise UserError(
+            f"invalid username {username!r}: 1-64 characters of a-z, 0-9, '_', '.', '@', '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def check_password(password: str) -> None:
+    """UserError unless ``password`` is acceptable (8 to 1024 characters)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise UserError(f"invalid role {role!r}: one of {', '.join(ROLES)}")
+
+
+def _record(row: Any) -> UserRecord:
+    created = row.created_at
+    return UserRecord(
+        id=int(row.id),
+        username=row.username,
+        role=row.role,
+        is_active=bool(row.is_active),
+        created_at=created.replace(tzinfo=UTC) if created.tzinfo is None else created,
+        password_hash=row.password_hash,
+    )
+
+
+def create_user(
+    conn: Connection,
+    username: str,
+    password: str,
+    *,
+    role: str = "user",
+    actor: str | None = None,
+    password_hash: str | None = None,
+) -> UserRecord:
+    """Add a user (and an audit entry) in the caller's transaction.
+
+    Raises UserError for a bad name/password/role and UserExistsError when the name is
+    taken; the caller's transaction stays usable either way (the insert runs in a
+    savepoint). ``password_hash`` skips hashing when the caller hashed already (hashing
+    takes ~0.1 s, better done outside a transaction).
+    """
+    name = normalize_username(username)
+    _check_role(role)
+    if password_hash is None:
+        check_password(password)
+        password_hash = hash_password(password)
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(users).values(
+                    username=name,
+                    password_hash=password_hash,
+                    role=role,
+                    is_active=True,
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        raise UserExistsError(f"user {name!r} already exists") from None
+    audit.record(
+        conn, actor=actor, action=audit.USER_CREATE, detail={"username": name, "role": role}
+    )
+    record = get_by_username(conn, name)
+    assert record is not None
+    return record
+
+
+def get_by_username(conn: Connection, username: str) -> UserRecord | None:
+    """The user called ``username`` (any case), or None (also for names that cannot exist)."""
+    try:
+        name = normalize_username(username)
+    except UserError:
+        return None
+    row = conn.execute(select(users).where(users.c.username == name)).first()
+    return _record(row) if row else None
+
+
+def get_by_id(conn: Connection, user_id: int) -> UserRecord | None:
+    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    return _record(row) if row else None
+
+
+def list_users(conn: Connection) -> list[UserRecord]:
+    """Every user, by name."""
+    return [_record(row) for row in conn.execute(select(users).order_by(users.c.username))]
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def set_password(
+    conn: Connection,
+    username: str,
+    password: str,
+    *,
+    actor: str | None = None,
+    password_hash: str | None = None,
+) -> None:
+    """Replace a user's password; UserNotFoundError when there is no such user.
+
+    Tokens issued before stop working (see ``auth.password_stamp``).
+    """
+    if password_hash is None:
+        check_password(password)
+        password_hash = hash_password(password)
+    name = normalize_username(username)
+    result = conn.execute(
+        update(users).where(users.c.username == name).values(password_hash=password_hash)
+    )
+    if result.rowcount == 0:
+        raise UserNotFoundError(f"no user {name!r}")
+    audit.record(conn, actor=actor, action=audit.PASSWORD_CHANGE, detail={"username": name})
+
+
+def ensure_admin(engine: Engine, settings: Settings) -> str | None:
+    """On an instance without users, create ``admin``; the password when it was generated.
+
+    The password is ``PLUGDOCK_ADMIN_PASSWORD`` when set (then None is returned), else a
+    random one that is returned for the caller to show once. Safe when several workers
+    start at once: exactly one creates the account, the others see it exists (or lose
+    the race on the unique username) and return None.
+    """
+    with connect_read(engine) as conn:
+        if count_users(conn):
+            return None
+    configured = settings.admin_password.get_secret_value() if settings.admin_password else None
+    password = configured if configured is not None else secrets.token_urlsafe(15)
+    try:
+        check_password(password)
+    except UserError as error:
+        raise UserError(f"PLUGDOCK_ADMIN_PASSWORD: {error}") from None
+    password_hash = hash_password(password)  # outside the transaction: it takes a while
+    try:
+        with engine.begin() as conn:
+            if count_users(conn):
+                return None
+            conn.execute(
+                insert(users).values(
+                    username=FIRST_ADMIN,
+                    password_hash=password_hash,
+                    role="admin",
+                    is_active=True,
+                    created_at=utcnow(),
+                )
+            )
+            audit.record(
+                conn,
+                actor=None,
+                action=audit.USER_CREATE,
+                detail={"username": FIRST_ADMIN, "role": "admin", "reason": "first start"},
+            )
+    except IntegrityError:  # another worker created it between our check and our insert
+        return None
+    log.info("created the first admin user %r", FIRST_ADMIN)
+    return None if configured is not None else password

@@ -1,0 +1,447 @@
+"""Sign-in, tokens, roles, users and the audit log of the panel, through its HTTP API.
+
+The app runs with its lifespan (``TestClient`` as a context manager), on real databases.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, update
+
+from plugdock import sdk
+from plugdock.config import Settings, load_settings
+from plugdock.db import make_engine, users
+from plugdock.errors import PlugdockError
+from plugdock.host import audit
+from plugdock.host import users as user_store
+from plugdock.host.app import create_app
+from plugdock.host.auth import (
+    ALGORITHM,
+    BAD_CREDENTIALS,
+    create_access_token,
+    decode_access_token,
+    load_secret_key,
+)
+
+ADMIN_PASSWORD = "admin-password-1"
+LOGIN = "/api/v1/auth/login"
+
+
+def _settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values = {
+        "home": tmp_path / "instance",
+        "plugin_local_dir": tmp_path / "modules",
+        "database_url": database_url,
+        "lock_timeout": 30,
+        "admin_password": ADMIN_PASSWORD,
+    }
+    return load_settings(**(values | overrides))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'panel.db'}"
+
+
+@pytest.fixture
+def client(tmp_path: Path, sqlite_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(_settings(tmp_path, sqlite_url))) as test_client:
+        yield test_client
+
+
+def _login(client: TestClient, username: str, password: str) -> dict[str, str]:
+    response = client.post(LOGIN, json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    return {"Authorization": f"Bearer {body['access_token']}"}
+
+
+def _secret(client: TestClient) -> str:
+    return load_secret_key(client.app.state.settings)  # type: ignore[attr-defined]
+
+
+def test_login_roles_users_and_audit_on_every_database(tmp_path: Path, database_url: str) -> None:
+    with TestClient(create_app(_settings(tmp_path, database_url))) as client:
+        admin = _login(client, "admin", ADMIN_PASSWORD)
+        me = client.get("/api/v1/auth/me", headers=admin)
+        assert me.status_code == 200
+        assert me.json() | {"id": 0, "created_at": ""} == {
+            "id": 0,
+            "username": "admin",
+            "role": "admin",
+            "is_active": True,
+            "created_at": "",
+        }
+
+        for username, password in [("admin", "wrong-password"), ("nobody", "whatever-1")]:
+            bad = client.post(LOGIN, json={"username": username, "password": password})
+            assert bad.status_code == 401
+            assert bad.json() == {"detail": BAD_CREDENTIALS}
+            assert bad.headers["www-authenticate"] == "Bearer"
+
+        created = client.post(
+            "/api/v1/users",
+            json={"username": "Bob", "password": "bob-password-1", "role": "user"},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["username"] == "bob"
+        again = {"username": "bob", "password": "bob-password-2"}
+        assert client.post("/api/v1/users", json=again, headers=admin).status_code == 409
+
+        bob = _login(client, "BOB", "bob-password-1")  # usernames are case-insensitive
+        assert client.get("/api/v1/auth/me", headers=bob).json()["role"] == "user"
+        for path in ["/api/v1/users", "/api/v1/audit"]:
+            forbidden = client.get(path, headers=bob)
+            assert forbidden.status_code == 403
+            assert forbidden.json() == {"detail": "Admin privileges required"}
+        assert client.post("/api/v1/users", json=again, headers=bob).status_code == 403
+        board = client.get("/api/v1/dashboard", headers=bob).json()
+        assert (board["users"], board["plugins_installed"], board["recent_activity"]) == (
+            2,
+            0,
+            None,
+        )
+
+        listed = client.get("/api/v1/users", headers=admin).json()
+        assert [u["username"] for u in listed] == ["admin", "bob"]
+        board = client.get("/api/v1/dashboard", headers=admin).json()
+        assert board["recent_activity"][0]["action"] == "login"
+
+        log = client.get("/api/v1/audit", params={"action": "login_failed"}, headers=admin)
+        assert log.status_code == 200
+        failed = log.json()
+        assert failed["total"] == 2
+        # newest first: the unknown user came second
+        assert [(e["actor"], e["detail"]["reason"]) for e in failed["items"]] == [
+            ("nobody", "unknown user"),
+            ("admin", "wrong password"),
+        ]
+        page = client.get("/api/v1/audit", params={"limit": 1, "offset": 1}, headers=admin).json()
+        everything = client.get("/api/v1/audit", headers=admin).json()
+        assert page["items"] == everything["items"][1:2]
+        actions = [e["action"] for e in reversed(everything["items"])]
+        assert actions[:2] == ["user_create", "login"]  # first admin, then its login
+        assert "user_create" in actions[2:]
+
+
+def test_no_token_is_401_with_json_detail_and_challenge(client: TestClient) -> None:
+    for method, path in [
+        ("GET", "/api/v1/auth/me"),
+        ("GET", "/api/v1/users"),
+        ("POST", "/api/v1/users"),
+        ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/dashboard"),
+    ]:
+        response = client.request(method, path, json={})
+        assert response.status_code == 401, (method, path)
+        assert response.json() == {"detail": "Not authenticated"}
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_bad_tokens_are_401(client: TestClient) -> None:
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    token = admin["Authorization"].removeprefix("Bearer ")
+    secret = _secret(client)
+    engine = client.app.state.plugdock_engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        user = user_store.get_by_username(conn, "admin")
+    assert user is not None
+    ghost = user_store.UserRecord(999, "ghost", "admin", True, datetime.now(UTC), "x")
+    stale = user_store.UserRecord(1, "admin", "admin", True, datetime.now(UTC), "old-hash")
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    header, payload, signature = token.split(".")
+    claims = decode_access_token(token, secret)
+    cases = {
+        "tampered signature": f"{header}.{payload}.{signature[:-4]}AAAA",
+        "tampered claims": f"{header}.{jwt.encode(claims | {'sub': '2'}, 'x' * 32).split('.')[1]}"
+        f".{signature}",
+        "other key": create_access_token(user, "another-secret-" + "x" * 32, minutes=5),
+        "expired": create_access_token(user, secret, minutes=60, now=long_ago),
+        "alg none": jwt.encode(claims, key=None, algorithm="none"),
+        "garbage": "not-a-jwt",
+        "unknown user": create_access_token(ghost, secret, minutes=5),
+        "old password": create_access_token(stale, secret, minutes=5),
+        "no password stamp": jwt.encode(
+            {k: v for k, v in claims.items() if k != "pwd"}, secret, algorithm=ALGORITHM
+        ),
+    }
+    for case, bad in cases.items():
+        response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {bad}"})
+        assert response.status_code == 401, case
+        assert "invalid_token" in response.headers["www-authenticate"], case
+        assert response.json()["detail"] in {
+            "Invalid token",
+            "Token has expired",
+            "User not found or inactive",
+            "Token revoked by a password change",
+        }, case
+    expired = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {cases['expired']}"})
+    assert expired.json() == {"detail": "Token has expired"}
+    basic = client.get("/api/v1/auth/me", headers={"Authorization": "Basic YWRtaW46eA=="})
+    assert basic.status_code == 401
+    assert client.get("/api/v1/auth/me", headers=admin).status_code == 200
+
+
+def test_deactivated_user_is_refused_at_once(client: TestClient) -> None:
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    engine = client.app.state.plugdock_engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(update(users).values(is_active=False))
+    response = client.get("/api/v1/auth/me", headers=admin)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "User not found or inactive"}
+    login = client.post(LOGIN, json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert login.status_code == 401
+    assert login.json() == {"detail": BAD_CREDENTIALS}
+
+
+def test_token_lifetime_follows_the_setting(tmp_path: Path, sqlite_url: str) -> None:
+    settings = _settings(tmp_path, sqlite_url, token_minutes=0.5)
+    with TestClient(create_app(settings)) as client:
+        body = client.post(LOGIN, json={"username": "admin", "password": ADMIN_PASSWORD}).json()
+        claims = decode_access_token(body["access_token"], _secret(client))
+        assert claims["exp"] - claims["iat"] == 30
+        assert body["expires_in"] == 30
+        assert jwt.get_unverified_header(body["access_token"])["alg"] == ALGORITHM
+
+
+def test_plugin_routes_get_the_same_users_through_the_sdk(client: TestClient) -> None:
+    router = APIRouter(prefix="/api/v1/demo")
+
+    @router.get("/whoami")
+    def whoami(user: sdk.OptionalUser) -> dict[str, str | None]:
+        return {"username": user.username if user else None}
+
+    @router.post("/purge")
+    def purge(admin: sdk.AdminUser) -> dict[str, str]:
+        return {"by": admin.username}
+
+    client.app.include_router(router)  # type: ignore[attr-defined]
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    assert client.get("/api/v1/demo/whoami").json() == {"username": None}
+    assert client.get("/api/v1/demo/whoami", headers=admin).json() == {"username": "admin"}
+    assert client.post("/api/v1/demo/purge").status_code == 401
+    assert client.post("/api/v1/demo/purge", headers=admin).json() == {"by": "admin"}
+
+
+def test_first_start_prints_a_generated_admin_password_once(
+    tmp_path: Path, sqlite_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, admin_password=None)
+    with TestClient(create_app(settings)) as client:
+        err = capfd.readouterr().err
+        line = next(x for x in err.splitlines() if "created admin user" in x)
+        password = line.rsplit(": ", 1)[1]
+        assert line == f"created admin user 'admin' with password: {password}"
+        assert len(password) >= 16
+        _login(client, "admin", password)
+    with TestClient(create_app(settings)):  # second start: nothing created, nothing printed
+        assert "created admin user" not in capfd.readouterr().err
+
+
+def test_ensure_admin_uses_the_configured_password_and_runs_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = _settings(tmp_path, database_url)
+    engine = make_engine(database_url)
+    try:
+        results: list[str | None] = []
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def start_worker() -> None:
+            try:
+                barrier.wait()
+                results.append(user_store.ensure_admin(engine, settings))
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=start_worker) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert results == [None, None]  # configured password: nothing to show
+        with engine.connect() as conn:
+            [admin] = user_store.list_users(conn)
+            assert (admin.username, admin.role) == ("admin", "admin")
+            assert audit.count(conn, action=audit.USER_CREATE) == 1
+
+        generated = _settings(tmp_path, database_url, admin_password=None)
+        assert user_store.ensure_admin(engine, generated) is None  # users exist already
+    finally:
+        engine.dispose()
+
+
+def test_ensure_admin_generates_a_password_when_none_is_configured(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = _settings(tmp_path, sqlite_url, admin_password=None)
+    engine = make_engine(sqlite_url)
+    try:
+        password = user_store.ensure_admin(engine, settings)
+        assert password is not None
+        with engine.connect() as conn:
+            record = user_store.get_by_username(conn, "admin")
+        assert record is not None
+        from plugdock.host.passwords import verify_password
+
+        assert verify_password(record.password_hash, password)
+        assert record.password_hash.startswith("$argon2id$")
+        assert user_store.ensure_admin(engine, settings) is None
+    finally:
+        engine.dispose()
+
+
+def test_secret_key_file_is_private_shared_and_created_once(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    settings = _settings(tmp_path, sqlite_url)
+    keys: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def load() -> None:
+        barrier.wait()
+        keys.append(load_secret_key(settings))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(keys) == 4
+    assert len(set(keys)) == 1
+    assert len(keys[0]) >= 32
+    assert stat.S_IMODE(settings.secret_key_path.stat().st_mode) == 0o600
+    assert [p.name for p in settings.secret_key_path.parent.glob(".secret.key.*")] == []
+
+    configured = _settings(tmp_path, sqlite_url, secret_key="k" * 40)
+    assert load_secret_key(configured) == "k" * 40
+    with pytest.raises(PlugdockError, match="at least 32 bytes"):
+        load_secret_key(_settings(tmp_path, sqlite_url, secret_key="short"))
+
+
+def test_healthz_answers_503_when_the_database_is_down(client: TestClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    app = client.app
+    working = app.state.plugdock_engine  # type: ignore[attr-defined]
+    down = create_engine(
+        "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
+    )
+    app.state.plugdock_engine = down  # type: ignore[attr-defined]
+    try:
+        response = client.get("/healthz")
+        assert response.status_code == 503
+        assert response.json() == {"status": "unavailable"}
+    finally:
+        app.state.plugdock_engine = working  # type: ignore[attr-defined]
+        down.dispose()
+
+
+def test_openapi_documents_the_core_api(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in [
+        "/healthz",
+        "/api/v1/auth/login",
+        "/api/v1/auth/me",
+        "/api/v1/dashboard",
+        "/api/v1/users",
+        "/api/v1/audit",
+    ]:
+        assert path in schema["paths"], path
+    components = schema["components"]
+    assert {"UserOut", "UserCreate", "DashboardOut", "AuditPage", "TokenResponse"} <= set(
+        components["schemas"]
+    )
+    assert components["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    users_get = schema["paths"]["/api/v1/users"]["get"]
+    assert {"401", "403"} <= set(users_get["responses"])
+
+
+def test_bad_input_is_422_not_500(client: TestClient) -> None:
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    assert client.post(LOGIN, json={"username": "admin"}).status_code == 422
+    assert client.post(LOGIN, content=b"not json").status_code == 422
+    for body in [
+        {"username": "bob", "password": "short"},
+        {"username": "bad name!", "password": "long-enough-1"},
+        {"username": "bob", "password": "long-enough-1", "role": "root"},
+    ]:
+        response = client.post("/api/v1/users", json=body, headers=admin)
+        assert response.status_code == 422, body
+        assert "detail" in response.json()
+    assert client.get("/api/v1/audit", params={"limit": 0}, headers=admin).status_code == 422
+
+
+def _cli(args: list[str], settings: Settings, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = os.environ.copy() | {
+        "PLUGDOCK_HOME": str(settings.home),
+        "PLUGIN_LOCAL_DIR": str(settings.plugin_local_dir),
+        "DATABASE_URL": settings.db_url,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "plugdock", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_user_cli_creates_lists_and_resets(tmp_path: Path, sqlite_url: str) -> None:
+    settings = _settings(tmp_path, sqlite_url)
+    created = _cli(
+        ["user", "create", "bob", "--role", "user", "--password-stdin"],
+        settings,
+        "bob-password-1\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created user 'bob' (role user)" in created.stdout
+
+    duplicate = _cli(["user", "create", "BOB", "--password-stdin"], settings, "other-pass-1\n")
+    assert duplicate.returncode == 1
+    assert duplicate.stderr.strip() == "error: user 'bob' already exists"
+    short = _cli(["user", "create", "carol", "--password-stdin"], settings, "short\n")
+    assert short.returncode == 1
+    assert "at least 8 characters" in short.stderr
+    role = _cli(["user", "create", "dave", "--role", "root", "--password-stdin"], settings, "x\n")
+    assert role.returncode == 1
+    assert "invalid role 'root'" in role.stderr
+
+    with TestClient(create_app(settings)) as client:  # users exist: no admin is created
+        bob = _login(client, "bob", "bob-password-1")
+        assert client.get("/api/v1/auth/me", headers=bob).json()["role"] == "user"
+
+        reset = _cli(["user", "passwd", "bob", "--password-stdin"], settings, "bob-password-2\n")
+        assert reset.returncode == 0, reset.stderr
+        revoked = client.get("/api/v1/auth/me", headers=bob)  # tokens before the change die
+        assert revoked.json() == {"detail": "Token revoked by a password change"}
+        bad = client.post(LOGIN, json={"username": "bob", "password": "bob-password-1"})
+        assert bad.status_code == 401
+        bob = _login(client, "bob", "bob-password-2")
+        assert client.get("/api/v1/auth/me", headers=bob).status_code == 200
+        with client.app.state.plugdock_engine.connect() as conn:  # type: ignore[attr-defined]
+            assert audit.count(conn, action=audit.PASSWORD_CHANGE) == 1
+
+    listed = _cli(["user", "list"], settings)
+    assert listed.returncode == 0, listed.stderr
+    assert "bob" in listed.stdout
+    assert "user" in listed.stdout

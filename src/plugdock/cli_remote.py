@@ -1,0 +1,323 @@
+"""CLI commands for signing, trust, publishing and the plugin server.
+
+``register(app)`` adds them to the ``plugdock`` command::
+
+    plugdock keygen alice                        # alice.key (0600) + alice.pub
+    plugdock sign my_plugin_v0.1.0.zip --key alice.key
+    plugdock verify my_plugin_v0.1.0.zip         # who signed it; trusted here?
+    plugdock trust add alice.pub --name alice    # on a host: trust a publisher
+    plugdock trust server URL [--root root.json] # on a host: pin a server's index root
+    plugdock publish my_plugin_v0.1.0.zip --server URL --token T
+    plugdock server --data ./server-data --port 8080
+    plugdock server token create alice --data ./server-data
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from plugdock.config import PluginSource, Settings, load_settings
+
+if TYPE_CHECKING:
+    from plugdock.sources import Source
+
+console = Console()
+err_console = Console(stderr=True)
+
+trust_app = typer.Typer(help="The publisher keys and plugin servers this instance trusts.")
+server_app = typer.Typer(
+    help="Run the plugin server (plugdock server --data DIR), or manage it.",
+    invoke_without_command=True,
+)
+token_app = typer.Typer(help="Publisher tokens of a plugin server.")
+server_app.add_typer(token_app, name="token")
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+@contextmanager
+def download_progress(settings: Settings) -> Iterator[Source | None]:
+    """The source for a CLI install: in remote mode one that shows a Rich download bar.
+
+    Yields None in local mode (the installer then uses its usual source).
+    """
+    if settings.plugin_source is not PluginSource.REMOTE:
+        yield None
+        return
+    from plugdock.sources.remote import RemoteSource
+
+    with _bar() as bar:
+        task = None
+
+        def progress(done: int, total: int | None) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task("downloading", total=total)
+            bar.update(task, completed=done, total=total)
+
+        def warn(message: str) -> None:
+            err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+        yield RemoteSource(settings, progress=progress, warn=warn)
+
+
+# ----------------------------------------------------------------------- signing
+
+
+def keygen(
+    name: str = typer.Argument(..., help="Key name, e.g. your publisher name."),
+    directory: Path = typer.Option(Path("."), "--dir", "-d", help="Where to write the keys."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing key files."),
+) -> None:
+    """Create an Ed25519 signing key: NAME.key (private, mode 0600) and NAME.pub."""
+    from plugdock.signing import generate_keypair, key_id, load_public_key
+
+    private, public = generate_keypair(directory, name, overwrite=force)
+    console.print(f"wrote {private} (private: keep it secret) and {public}")
+    console.print(f"key id {key_id(load_public_key(public))}")
+    console.print(f"next: plugdock sign PACKAGE.zip --key {private}")
+
+
+def sign(
+    package: Path = typer.Argument(..., help="The package zip to sign."),
+    key: Path = typer.Option(..., "--key", "-k", help="Private key from 'plugdock keygen'."),
+    signer: str | None = typer.Option(None, "--signer", help="Your name (default: key name)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not in place."),
+) -> None:
+    """Sign a package: adds SIGNATURE.json over its checksums (so over every file)."""
+    from plugdock.package.archive import Limits
+    from plugdock.signing import key_id, load_private_key, sign_package
+
+    private = load_private_key(key)
+    written = sign_package(
+        package,
+        private,
+        signer or key.stem,
+        output=output,
+        limits=Limits.from_settings(load_settings()),
+    )
+    console.print(
+        f"[green]signed[/] {written} as {signer or key.stem} "
+        f"(key {key_id(private.public_key())[:16]})"
+    )
+
+
+def verify(package: Path = typer.Argument(..., help="The package zip.")) -> None:
+    """Say who signed a package and whether this instance trusts that key.
+
+    Exits 0 when the instance's signature policy would accept the package, 1 otherwise.
+    """
+    from plugdock.package.archive import Limits, inspect_package
+    from plugdock.signing import SignatureError
+    from plugdock.trust import TrustStore, enforce, examine
+
+    settings = load_settings()
+    info = inspect_package(package, Limits.from_settings(settings))
+    verdict = examine(info, TrustStore(settings.trust_dir))
+    meta = info.metadata
+    colour = {"trusted": "green", "untrusted": "yellow", "unsigned": "yellow"}.get(
+        verdict.status, "red"
+    )
+    console.print(
+        f"{meta.id} {meta.version}: [{colour}]{verdict.status}[/] — {verdict.detail}",
+        highlight=False,
+    )
+    if verdict.key_id:
+        console.print(f"  key id {verdict.key_id}")
+    policy = settings.effective_signature_policy.value
+    try:
+        enforce(info, settings)
+    except SignatureError:
+        console.print(f"  this instance would refuse it (signature policy {policy})")
+        raise typer.Exit(1) from None
+    console.print(f"  this instance would accept it (signature policy {policy})")
+
+
+# ------------------------------------------------------------------------- trust
+
+
+@trust_app.command("add")
+def trust_add(
+    public_key: Path = typer.Argument(..., metavar="PUBKEY", help="A .pub file from keygen."),
+    name: str = typer.Option(..., "--name", "-n", help="Who this key belongs to."),
+) -> None:
+    """Trust a publisher's public key: packages it signs may be installed."""
+    from plugdock.signing import load_public_key
+    from plugdock.trust import TrustStore
+
+    trusted = TrustStore(load_settings().trust_dir).add(load_public_key(public_key), name)
+    console.print(f"[green]trusted[/] {trusted.name}: key id {trusted.key_id}")
+
+
+@trust_app.command("list")
+def trust_list() -> None:
+    """List trusted publisher keys and pinned plugin servers."""
+    from plugdock.trust import TrustStore, pinned_servers
+
+    settings = load_settings()
+    keys = TrustStore(settings.trust_dir).list()
+    table = Table("name", "key id", "added", title="trusted publisher keys")
+    for key in keys:
+        table.add_row(key.name, key.key_id, key.added)
+    console.print(table if keys else "no trusted publisher keys (plugdock trust add)")
+    servers = pinned_servers(settings)
+    if servers:
+        table = Table("server", "pinned", "how", "root key ids", title="plugin servers")
+        for server in servers:
+            ids = ", ".join(str(k)[:16] for k in server.get("root_key_ids", []))  # type: ignore[union-attr]
+            table.add_row(str(server["url"]), str(server["pinned"]), str(server["how"]), ids)
+        console.print(table)
+
+
+@trust_app.command("remove")
+def trust_remove(
+    key: str = typer.Argument(..., metavar="NAME|KEY_ID", help="A name or key id (prefix)."),
+) -> None:
+    """Stop trusting a publisher key."""
+    from plugdock.trust import TrustStore
+
+    removed = TrustStore(load_settings().trust_dir).remove(key)
+    console.print(f"removed {removed.label}")
+
+
+@trust_app.command("server")
+def trust_server(
+    url: str = typer.Argument(..., help="The plugin server's base URL."),
+    root: Path | None = typer.Option(
+        None, "--root", help="Its TUF root.json, obtained out of band (recommended)."
+    ),
+) -> None:
+    """Pin the root of a plugin server's signed index (from a file, or fetched now)."""
+    from plugdock.trust import normalize_server_url, pin_server_root
+
+    settings = load_settings()
+    if root is not None:
+        data = root.read_bytes()
+        how = "file"
+    else:
+        import httpx
+
+        from plugdock.errors import SourceUnavailableError
+
+        target = normalize_server_url(url) + "/tuf/root.json"
+        try:
+            response = httpx.get(target, timeout=settings.download_timeout)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise SourceUnavailableError(f"cannot fetch {target}: {exc}") from None
+        data, how = response.content, "fetched"
+    key_ids = pin_server_root(settings, url, data, how=how)
+    console.print(f"[green]pinned[/] {normalize_server_url(url)}: root keys")
+    for kid in key_ids:
+        console.print(f"  {kid}")
+    if how == "fetched":
+        err_console.print(
+            "[yellow]warning:[/] the root was fetched from the server itself; compare the key "
+            "ids above with the ones 'plugdock server' printed at start-up"
+        )
+
+
+# ----------------------------------------------------------------------- publish
+
+
+def publish(
+    package: Path = typer.Argument(..., help="The package zip (signed: plugdock sign)."),
+    server: str | None = typer.Option(
+        None, "--server", "-s", envvar="PLUGIN_SERVER_URL", help="The plugin server URL."
+    ),
+    token: str = typer.Option(
+        ..., "--token", "-t", envvar="PLUGDOCK_PUBLISH_TOKEN", help="Your publisher token."
+    ),
+) -> None:
+    """Upload a package to a plugin server (runs every install check there first)."""
+    from plugdock.errors import PlugdockError
+    from plugdock.server.client import publish as publish_zip
+
+    if not server:
+        raise PlugdockError("say which server: --server URL (or PLUGIN_SERVER_URL)")
+    with _bar() as bar:
+        task = bar.add_task(f"uploading {package.name}", total=package.stat().st_size)
+        record = publish_zip(
+            package, server, token, progress=lambda done, total: bar.update(task, completed=done)
+        )
+    signed = f"signed by {record.get('signer')}" if record.get("signed") else "unsigned"
+    console.print(
+        f"[green]published[/] {record['id']} {record['version']} ({record['size']} bytes, "
+        f"sha256 {record['sha256'][:16]}…, {signed})"
+    )
+
+
+# ------------------------------------------------------------------------ server
+
+
+@server_app.callback()
+def server(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    data: Path = typer.Option(
+        Path("server-data"), "--data", envvar="PLUGDOCK_SERVER_DATA", help="Storage folder."
+    ),
+) -> None:
+    """Run the plugin server (packages, manifest, signed index, publishing)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from plugdock.server import Storage, serve
+
+    storage = Storage(data).ensure()
+    err_console.print(f"plugdock plugin server on http://{host}:{port}/  (data {storage.data_dir})")
+    err_console.print("signed index root keys (hosts pin these: plugdock trust server URL):")
+    for kid in storage.index.root_key_ids():
+        err_console.print(f"  {kid}")
+    err_console.print(f"root metadata: {storage.index.metadata_dir / '1.root.json'}")
+    serve(data, host, port)
+
+
+@token_app.command("create")
+def token_create(
+    name: str = typer.Argument(..., help="Publisher name."),
+    data: Path = typer.Option(
+        Path("server-data"), "--data", envvar="PLUGDOCK_SERVER_DATA", help="Storage folder."
+    ),
+) -> None:
+    """Create (or replace) a publisher's token; it is shown once, only its hash is kept."""
+    from plugdock.server import Storage
+
+    token = Storage(data).ensure().create_token(name)
+    err_console.print(f"token for publisher {name} (shown once; only its hash is stored):")
+    console.print(token)
+
+
+def register(app: typer.Typer) -> None:
+    """Add keygen, sign, verify, trust, publish and server to the ``plugdock`` command."""
+    app.command()(keygen)
+    app.command()(sign)
+    app.command()(verify)
+    app.command()(publish)
+    app.add_typer(trust_app, name="trust")
+    app.add_typer(server_app, name="server")

@@ -1,0 +1,498 @@
+"""The remote source: a plugdock plugin server (``PLUGIN_SOURCE=remote``, ``PLUGIN_SERVER_URL``).
+
+It offers the same two calls as the local source::
+
+    source = RemoteSource(settings, progress=lambda done, total: ...)
+    source.catalog()                          # from GET /manifest.json
+    source.fetch("ai_chatbot", "1.0.0")       # → FetchedPackage(path in PLUGDOCK_HOME/cache/)
+
+What it checks before a package reaches the installer:
+
+* **The signed index.** Unless the signature policy is ``off``, the server's TUF metadata
+  (``/tuf/``) is refreshed with ``tuf.ngclient`` against the root this instance pinned
+  (:mod:`plugdock.trust`). A bad signature, an index older than one already seen
+  (rollback), an expired one (freeze) or metadata that does not match its snapshot is
+  refused with :class:`~plugdock.trust.UntrustedIndexError`. Versions are resolved from
+  the signed targets, and each package's expected length and SHA-256 come from them.
+  With the policy ``off`` they come from ``manifest.json``.
+* **The bytes.** The download streams into the cache with the expected length as its
+  limit, hashing as it goes; a package whose SHA-256 differs is deleted and refused
+  before anything opens it. A cached package is reused when its hash still matches.
+
+Transient failures (connection errors, timeouts, 5xx/429, a body cut short) are retried
+with exponential backoff (``PLUGDOCK_DOWNLOAD_RETRIES`` attempts, ``…_TIMEOUT`` per
+request); what still fails is a :class:`~plugdock.errors.SourceUnavailableError` with
+one clear line (the panel answers 502).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from filelock import FileLock
+
+from plugdock import __version__
+from plugdock.config import Settings, SignaturePolicy
+from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
+from plugdock.package.archive import Limits
+from plugdock.package.checksums import sha256_file
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+from plugdock.sources.base import (
+    BrokenPackage,
+    Catalog,
+    CatalogEntry,
+    FetchedPackage,
+    newest_first,
+)
+from plugdock.trust import (
+    UntrustedIndexError,
+    normalize_server_url,
+    pin_server_root,
+    pinned_root,
+    server_dir,
+)
+
+log = logging.getLogger("plugdock.sources.remote")
+
+Progress = Callable[[int, int | None], None]
+
+_ID = re.compile(PLUGIN_ID_PATTERN)
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+_MAX_METADATA_BYTES = 16 * 1024 * 1024
+_BACKOFF = 0.25  # seconds before the second attempt; doubles each time
+_BACKOFF_CAP = 4.0
+
+
+class IntegrityError(SourceUnavailableError):
+    """The server sent bytes that the index does not vouch for (wrong length or hash)."""
+
+
+class _Transient(Exception):
+    """A failure worth retrying (5xx, 429, a body cut short)."""
+
+
+class RemoteSource:
+    """Plugins from a plugdock plugin server.
+
+    ``progress(done, total)`` is called while a package downloads (``total`` is its
+    length); ``warn(message)`` receives notices such as first-use pinning of the
+    server's root (default: the log).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        progress: Progress | None = None,
+        warn: Callable[[str], None] | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        if not settings.plugin_server_url:
+            raise PlugdockError("PLUGIN_SOURCE=remote needs PLUGIN_SERVER_URL (the plugin server)")
+        self.settings = settings
+        self.url = normalize_server_url(settings.plugin_server_url)
+        self.progress = progress
+        self.warn = warn or log.warning
+        self.limits = Limits.from_settings(settings)
+        self.retries = settings.download_retries
+        timeout = settings.download_timeout
+        self.client = client or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            headers={"User-Agent": f"plugdock/{__version__}"},
+            follow_redirects=True,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connections (the source can no longer be used)."""
+        self.client.close()
+
+    def __enter__(self) -> RemoteSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def verifies_index(self) -> bool:
+        return self.settings.effective_signature_policy is not SignaturePolicy.OFF
+
+    # ---------------------------------------------------------------- catalog
+
+    def catalog(self) -> Catalog:
+        """Every plugin the server offers; with index checks on, only versions it vouches for."""
+        manifest, broken = self._manifest()
+        signed = self._signed_targets() if self.verifies_index else None
+        plugins: dict[str, CatalogEntry] = {}
+        for plugin_id, (summary, versions) in sorted(manifest.items()):
+            kept = []
+            for version, record in versions.items():
+                if signed is not None:
+                    target = signed.get(_target(plugin_id, version))
+                    if target is None or target[1] != record["sha256"]:
+                        broken.append(
+                            BrokenPackage(
+                                f"{plugin_id} {version}", "not vouched for by the signed index"
+                            )
+                        )
+                        continue
+                kept.append(version)
+            if kept:
+                plugins[plugin_id] = CatalogEntry(
+                    id=plugin_id,
+                    name=str(summary.get("name") or plugin_id),
+                    description=str(summary.get("description") or ""),
+                    author=str(summary.get("author") or ""),
+                    category=str(summary.get("category") or ""),
+                    price=_price(summary.get("price")),
+                    icon=str(summary.get("icon") or ""),
+                    versions=newest_first(kept),
+                )
+        return Catalog(plugins=plugins, broken=tuple(broken))
+
+    # ------------------------------------------------------------------ fetch
+
+    def fetch(self, plugin_id: str, version: str | None = None) -> FetchedPackage:
+        """Download (or reuse from the cache) one verified package; ``None``/latest = newest."""
+        if not _ID.match(plugin_id):
+            raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
+        if self.verifies_index:
+            signed = self._signed_targets()
+            offered = {
+                v: target for (pid, v), target in _by_plugin(signed).items() if pid == plugin_id
+            }
+        else:
+            manifest, _broken = self._manifest()
+            versions = manifest.get(plugin_id, ({}, {}))[1]
+            offered = {v: (rec["size"], rec["sha256"]) for v, rec in versions.items()}
+        if not offered:
+            raise NotFoundError(f"plugin {plugin_id!r} is not on the plugin server {self.url}")
+        if version in (None, "latest"):
+            resolved = newest_first(list(offered))[0]
+        elif version in offered:
+            resolved = version
+        else:
+            known = ", ".join(newest_first(list(offered)))
+            raise NotFoundError(f"{plugin_id} has no version {version} (available: {known})")
+        length, sha256 = offered[resolved]
+        if length > self.limits.max_zip_bytes:
+            raise PackageError(
+                f"{plugin_id} {resolved} is {length} bytes, more than the limit of "
+                f"{self.limits.max_zip_bytes} (PLUGDOCK_MAX_PACKAGE_BYTES)"
+            )
+        path = self._cached(sha256, length) or self._download(plugin_id, resolved, length, sha256)
+        return FetchedPackage(path=path, plugin_id=plugin_id, version=resolved, sha256=sha256)
+
+    def _cached(self, sha256: str, length: int) -> Path | None:
+        path = self.settings.cache_dir / f"{sha256}.zip"
+        try:
+            if path.stat().st_size == length and sha256_file(path) == sha256:
+                if self.progress:
+                    self.progress(length, length)
+                return path
+        except FileNotFoundError:
+            return None
+        path.unlink(missing_ok=True)  # damaged cache entry
+        return None
+
+    def _download(self, plugin_id: str, version: str, length: int, sha256: str) -> Path:
+        cache = self.settings.cache_dir
+        cache.mkdir(parents=True, exist_ok=True)
+        url = f"{self.url}/download/{plugin_id}/{version}"
+        what = f"{plugin_id} {version}"
+        fd, temp_name = tempfile.mkstemp(dir=cache, prefix=".download-", suffix=".part")
+        os.close(fd)
+        temp = Path(temp_name)
+        try:
+            self._retrying(what, lambda: self._stream_once(url, temp, length, sha256, what))
+            target = cache / f"{sha256}.zip"
+            os.replace(temp, target)
+            return target
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _stream_once(self, url: str, temp: Path, length: int, sha256: str, what: str) -> None:
+        digest = hashlib.sha256()
+        received = 0
+        with self.client.stream("GET", url) as response:
+            _check_status(response, what)
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) != length:
+                raise IntegrityError(
+                    f"the server offers {what} as {declared} bytes, but the index says {length}; "
+                    "refusing it"
+                )
+            with open(temp, "wb") as handle:
+                for chunk in response.iter_raw():
+                    received += len(chunk)
+                    if received > length:
+                        raise IntegrityError(
+                            f"the server sent more than the {length} bytes the index lists for "
+                            f"{what}; refusing it"
+                        )
+                    digest.update(chunk)
+                    handle.write(chunk)
+                    if self.progress:
+                        self.progress(received, length)
+        if received < length:
+            raise _Transient(f"the download stopped after {received} of {length} bytes")
+        if digest.hexdigest() != sha256:
+            raise IntegrityError(
+                f"{what} from the server does not match its sha256 in the index "
+                f"({digest.hexdigest()[:16]}… instead of {sha256[:16]}…): the package was "
+                "altered; refusing it"
+            )
+
+    # ----------------------------------------------------------- HTTP helpers
+
+    def _retrying(self, what: str, attempt: Callable[[], Any]) -> Any:
+        """Run ``attempt`` with retries and backoff on transient failures."""
+        last: Exception | None = None
+        for number in range(self.retries):
+            if number:
+                time.sleep(min(_BACKOFF * 2 ** (number - 1), _BACKOFF_CAP))
+            try:
+                return attempt()
+            except (httpx.TransportError, _Transient) as exc:
+                last = exc
+                log.info("attempt %d for %s failed: %s", number + 1, what, exc)
+        reason = _describe(last)
+        raise SourceUnavailableError(
+            f"plugin server {self.url} unavailable while getting {what}: {reason} "
+            f"({self.retries} attempt{'s' if self.retries != 1 else ''})"
+        )
+
+    def _get_bytes(self, path: str, what: str, limit: int) -> bytes:
+        url = f"{self.url}{path}"
+
+        def once() -> bytes:
+            chunks = []
+            size = 0
+            with self.client.stream("GET", url) as response:
+                _check_status(response, what)
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise SourceUnavailableError(f"{what} from {url} is larger than {limit}")
+                    chunks.append(chunk)
+            return b"".join(chunks)
+
+        return self._retrying(what, once)  # type: ignore[no-any-return]
+
+    # --------------------------------------------------------------- manifest
+
+    def _manifest(
+        self,
+    ) -> tuple[dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]], list[BrokenPackage]]:
+        """``{id: (summary, {version: record})}`` from manifest.json, and the entries refused."""
+        import json
+
+        raw = self._get_bytes("/manifest.json", "the catalog (manifest.json)", _MAX_MANIFEST_BYTES)
+        try:
+            data = json.loads(raw)
+            plugins = data["plugins"]
+            if not isinstance(plugins, dict):
+                raise TypeError("'plugins' is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SourceUnavailableError(
+                f"plugin server {self.url} sent an unreadable manifest.json ({exc})"
+            ) from None
+        found: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+        broken: list[BrokenPackage] = []
+        for plugin_id, entry in plugins.items():
+            if not isinstance(plugin_id, str) or not _ID.match(plugin_id):
+                broken.append(BrokenPackage(str(plugin_id)[:80], "not a valid plugin id"))
+                continue
+            if not isinstance(entry, dict) or not isinstance(entry.get("versions"), dict):
+                broken.append(BrokenPackage(plugin_id, "malformed manifest entry"))
+                continue
+            versions: dict[str, dict[str, Any]] = {}
+            for version, record in entry["versions"].items():
+                problem = _record_problem(version, record)
+                if problem:
+                    broken.append(BrokenPackage(f"{plugin_id} {str(version)[:40]}", problem))
+                else:
+                    versions[version] = record
+            if versions:
+                found[plugin_id] = (entry, versions)
+        return found, broken
+
+    # ----------------------------------------------------------- signed index
+
+    def _signed_targets(self) -> dict[str, tuple[int, str]]:
+        """``{target path: (length, sha256)}`` from the server's verified TUF metadata."""
+        from tuf.api import exceptions as tuf_errors
+        from tuf.api.metadata import Metadata
+        from tuf.ngclient import Updater
+
+        root = pinned_root(self.settings, self.url) or self._pin_on_first_use()
+        folder = server_dir(self.settings, self.url)
+        metadata_dir = folder / "metadata"
+        metadata_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(folder / ".lock"), timeout=self.settings.lock_timeout):
+                updater = Updater(
+                    str(metadata_dir),
+                    f"{self.url}/tuf/",
+                    fetcher=_fetcher(self),
+                    bootstrap=root,
+                )
+                updater.refresh()
+                targets = Metadata.from_file(str(metadata_dir / "targets.json")).signed
+        except tuf_errors.ExpiredMetadataError as exc:
+            raise UntrustedIndexError(
+                f"plugin server {self.url}: its signed index has expired ({exc}); this is what "
+                "a freeze attack looks like (or the server stopped re-signing); refusing it"
+            ) from None
+        except tuf_errors.BadVersionNumberError as exc:
+            raise UntrustedIndexError(
+                f"plugin server {self.url}: its signed index is older than one already seen "
+                f"({exc}); this is what a rollback attack looks like; refusing it"
+            ) from None
+        except tuf_errors.UnsignedMetadataError as exc:
+            raise UntrustedIndexError(
+                f"plugin server {self.url}: a signature on its index does not verify ({exc}); "
+                "refusing it"
+            ) from None
+        except tuf_errors.RepositoryError as exc:
+            raise UntrustedIndexError(
+                f"plugin server {self.url}: its signed index failed verification "
+                f"({type(exc).__name__}: {exc}); refusing it"
+            ) from None
+        except tuf_errors.DownloadError as exc:
+            cause = exc.__cause__ or exc
+            if isinstance(cause, SourceUnavailableError):
+                raise cause from None
+            raise SourceUnavailableError(
+                f"plugin server {self.url}: cannot get its signed index ({cause})"
+            ) from None
+        found = {}
+        for path, target in targets.targets.items():
+            sha = target.hashes.get("sha256", "")
+            if isinstance(target.length, int) and _HEX64.match(sha):
+                found[path] = (target.length, sha)
+        return found
+
+    def _pin_on_first_use(self) -> bytes:
+        if not self.settings.trust_on_first_use:
+            raise UntrustedIndexError(
+                f"this instance does not trust the plugin server {self.url} yet: run "
+                f"'plugdock trust server {self.url} --root root.json' with the server's root "
+                "metadata (or allow first-use pinning: PLUGDOCK_TRUST_ON_FIRST_USE=true)"
+            )
+        root = self._get_bytes("/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES)
+        try:
+            key_ids = pin_server_root(self.settings, self.url, root, how="first-use")
+        except PlugdockError as exc:
+            raise UntrustedIndexError(
+                f"plugin server {self.url}: its root metadata is not usable ({exc})"
+            ) from None
+        self.warn(
+            f"trusting plugin server {self.url} on first use: pinned its index root keys "
+            f"{', '.join(k[:16] for k in key_ids)}; compare them with what 'plugdock server' "
+            f"printed (or pin explicitly: plugdock trust server {self.url} --root root.json)"
+        )
+        return root
+
+
+def _fetcher(source: RemoteSource) -> Any:
+    """TUF's fetcher interface over the source's client, with the same retries and limits."""
+    from tuf.api import exceptions as tuf_errors
+    from tuf.ngclient.fetcher import FetcherInterface
+
+    class Fetcher(FetcherInterface):
+        def _fetch(self, url: str) -> Iterator[bytes]:
+            def once() -> bytes:
+                with source.client.stream("GET", url) as response:
+                    if response.status_code in (403, 404):  # "no newer root" for ngclient
+                        raise tuf_errors.DownloadHTTPError(
+                            f"{url}: HTTP {response.status_code}", response.status_code
+                        )
+                    _check_status(response, url.rsplit("/", 1)[-1])
+                    chunks, size = [], 0
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > _MAX_METADATA_BYTES:
+                            raise tuf_errors.DownloadLengthMismatchError(f"{url} is too large")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+
+            return iter([source._retrying(url.rsplit("/", 1)[-1], once)])
+
+    return Fetcher()
+
+
+def _check_status(response: httpx.Response, what: str) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    if status >= 500 or status == 429:
+        raise _Transient(f"HTTP {status}")
+    if status == 404:
+        raise NotFoundError(f"the plugin server has no {what} (404)")
+    raise SourceUnavailableError(f"the plugin server answered HTTP {status} for {what}")
+
+
+def _describe(exc: Exception | None) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "cannot connect"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection broke off mid-transfer"
+    if isinstance(exc, httpx.TransportError):
+        return f"network error ({type(exc).__name__})"
+    return str(exc) if exc else "unknown error"
+
+
+def _target(plugin_id: str, version: str) -> str:
+    return f"{plugin_id}/{version}.zip"
+
+
+def _by_plugin(signed: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+    found = {}
+    for path, target in signed.items():
+        plugin_id, slash, name = path.partition("/")
+        if not slash or not name.endswith(".zip") or not _ID.match(plugin_id):
+            continue
+        version = name[: -len(".zip")]
+        try:
+            parse_version(version)
+        except ValueError:
+            continue
+        found[(plugin_id, version)] = target
+    return found
+
+
+def _record_problem(version: object, record: object) -> str | None:
+    if not isinstance(version, str):
+        return "version is not a string"
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        return str(exc)
+    if not isinstance(record, dict):
+        return "malformed record"
+    if not isinstance(record.get("sha256"), str) or not _HEX64.match(record["sha256"]):
+        return "no valid sha256"
+    size = record.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return "no valid size"
+    return None
+
+
+def _price(value: object) -> float:
+    try:
+        price = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return price if price >= 0 else 0.0

@@ -1,0 +1,166 @@
+"""Helpers for remote-mode tests: a real plugin server on loopback, with an attacker in front.
+
+``LiveServer`` runs uvicorn in a thread on a free port of 127.0.0.1. ``Chaos`` is a
+pure-ASGI wrapper that can play a broken network or a malicious mirror: cut a download
+off halfway, answer 500, or serve other bytes for a path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from plugdock.config import Settings, load_settings
+from plugdock.server import Storage, create_app
+from plugdock.server.client import publish
+from plugdock.signing import generate_keypair, load_private_key, load_public_key, sign_package
+from plugdock.trust import TrustStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _Cut(Exception):
+    """Raised mid-response: uvicorn then drops the connection, like a killed server."""
+
+
+@dataclass
+class Chaos:
+    app: Any
+    truncate_downloads: int = 0  # how many download responses to cut off halfway
+    fail_downloads: int = 0  # how many download requests answer 500
+    replace: dict[str, bytes] = field(default_factory=dict)  # path -> bytes to serve instead
+    hits: Counter[str] = field(default_factory=Counter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        kind = "download" if path.startswith("/download/") else path
+        self.hits[kind] += 1
+        if path in self.replace:
+            body = self.replace[path]
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        if kind == "download" and self.fail_downloads > 0:
+            self.fail_downloads -= 1
+            await send({"type": "http.response.start", "status": 503, "headers": []})
+            await send({"type": "http.response.body", "body": b"busy"})
+            return
+        if kind == "download" and self.truncate_downloads > 0:
+            self.truncate_downloads -= 1
+            await self.app(scope, receive, _truncating(send))
+            return
+        await self.app(scope, receive, send)
+
+
+def _truncating(send: Send) -> Send:
+    state = {"total": 0, "sent": 0}
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            for name, value in message.get("headers", []):
+                if name.lower() == b"content-length":
+                    state["total"] = int(value)
+            await send(message)
+            return
+        if message["type"] == "http.response.body":
+            half = state["total"] // 2
+            body = message.get("body", b"")
+            room = half - state["sent"]
+            if room > 0:
+                part = body[:room]
+                state["sent"] += len(part)
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            if state["sent"] >= half:
+                raise _Cut("connection dropped halfway")
+            return
+        await send(message)
+
+    return wrapped
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="critical", lifespan="off", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Remote:
+    """A running plugin server with one publisher (``alice``) and her signing key."""
+
+    url: str
+    storage: Storage
+    token: str
+    chaos: Chaos
+    key_path: Path
+    public_key_path: Path
+
+    def publish(self, zip_path: Path, *, sign: bool = True, token: str | None = None) -> Any:
+        if sign:
+            sign_package(zip_path, load_private_key(self.key_path), "alice")
+        return publish(zip_path, self.url, token or self.token)
+
+
+def host_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
+    """Settings of a host instance in remote mode (SQLite), with fast retries."""
+    values: dict[str, Any] = {
+        "plugin_source": "remote",
+        "plugin_server_url": url,
+        "home": tmp_path / "instance",
+        "database_url": f"sqlite:///{tmp_path / 'host.db'}",
+        "lock_timeout": 30,
+        "download_timeout": 10,
+    }
+    return load_settings(**(values | overrides))
+
+
+def trust_alice(settings: Settings, remote: Remote) -> None:
+    TrustStore(settings.trust_dir).add(load_public_key(remote.public_key_path), "alice")
+
+
+def start_remote(tmp_path: Path) -> tuple[LiveServer, Remote]:
+    storage = Storage(tmp_path / "server-data").ensure()
+    token = storage.create_token("alice")
+    chaos = Chaos(create_app(storage))
+    key, public = generate_keypair(tmp_path / "keys", "alice")
+    live = LiveServer(chaos).__enter__()
+    return live, Remote(live.url, storage, token, chaos, key, public)

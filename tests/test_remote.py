@@ -1,0 +1,383 @@
+"""Remote mode end to end: a real plugin server on loopback, real installs, real attacks.
+
+Every refusal is checked to leave the host instance exactly as it was (``snapshot``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from remote_helpers import Remote, host_settings, start_remote, trust_alice
+
+from plugdock.db import make_engine
+from plugdock.errors import NotFoundError, SourceUnavailableError
+from plugdock.installer import Installer
+from plugdock.signing import SignatureError, generate_keypair, load_private_key, sign_package
+from plugdock.sources.remote import IntegrityError, RemoteSource
+from plugdock.trust import UntrustedIndexError, pinned_root
+from support import make_plugin, pack_into, snapshot
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[Remote]:
+    live, remote = start_remote(tmp_path)
+    try:
+        yield remote
+    finally:
+        live.__exit__()
+
+
+def _package(tmp_path: Path, plugin_id: str = "notes", version: str = "1.0.0") -> Path:
+    return pack_into(make_plugin(tmp_path / "src", plugin_id, version), tmp_path / "dist")
+
+
+def _installer(tmp_path: Path, remote: Remote, *, trust: bool = True, **overrides) -> Installer:
+    settings = host_settings(tmp_path, remote.url, **overrides)
+    if trust:
+        trust_alice(settings, remote)
+    return Installer(settings)
+
+
+def test_publish_then_install_and_uninstall_from_remote(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    installer = _installer(tmp_path, remote)
+
+    catalog = installer.source.catalog()
+    assert catalog.plugins["notes"].versions == ("1.0.0",)
+    assert catalog.broken == ()
+
+    result = installer.install("notes")
+    assert result.version == "1.0.0"
+    assert result.tables == ["notes_notes"]
+    assert result.signer is not None and result.signer.startswith("alice (")
+    assert result.warnings == []
+    row = installer.get("notes")
+    assert row is not None and row.signer == result.signer
+    settings = installer.settings
+    assert (settings.backend_dir / "notes" / "routes.py").is_file()
+    registry = json.loads(settings.registry_path.read_text())
+    assert "notes" in json.dumps(registry)
+    # The server's root was pinned on first use.
+    assert pinned_root(settings, remote.url) is not None
+
+    installer.uninstall("notes")
+    assert installer.get("notes") is None
+    assert not (settings.backend_dir / "notes").exists()
+
+
+def test_latest_is_the_highest_semver_not_the_highest_string(
+    tmp_path: Path, remote: Remote
+) -> None:
+    remote.publish(_package(tmp_path, version="1.9.0"))
+    remote.publish(_package(tmp_path, version="1.10.0"))
+    installer = _installer(tmp_path, remote)
+    assert installer.source.catalog().plugins["notes"].versions == ("1.10.0", "1.9.0")
+    assert installer.install("notes").version == "1.10.0"
+
+
+def test_a_cached_package_is_reused(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    installer = _installer(tmp_path, remote)
+    installer.install("notes@1.0.0")
+    installer.uninstall("notes")
+    installer.install("notes@1.0.0")
+    assert remote.chaos.hits["download"] == 1
+
+
+def test_a_flipped_byte_in_the_served_package_is_refused(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    stored = remote.storage.package_path("notes", "1.0.0")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.chmod(0o644)
+    stored.write_bytes(bytes(data))
+
+    installer = _installer(tmp_path, remote)
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(IntegrityError, match="altered"):
+        installer.install("notes")
+    assert snapshot(installer.settings, installer.engine) == before
+    assert list(installer.settings.cache_dir.iterdir()) == []
+
+
+def test_a_package_signed_by_an_untrusted_key_is_refused(tmp_path: Path, remote: Remote) -> None:
+    package = _package(tmp_path)
+    mallory, _ = generate_keypair(tmp_path / "keys", "mallory")
+    sign_package(package, load_private_key(mallory), "alice")  # claims to be alice
+    remote.publish(package, sign=False)
+
+    installer = _installer(tmp_path, remote)
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(SignatureError, match="does not trust"):
+        installer.install("notes")
+    assert snapshot(installer.settings, installer.engine) == before
+
+
+def test_an_unsigned_package_is_refused_in_remote_mode_unless_the_policy_says_warn(
+    tmp_path: Path, remote: Remote
+) -> None:
+    remote.publish(_package(tmp_path), sign=False)
+    installer = _installer(tmp_path, remote)
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(SignatureError, match="not signed"):
+        installer.install("notes")
+    assert snapshot(installer.settings, installer.engine) == before
+
+    lenient = Installer(host_settings(tmp_path, remote.url, signature_policy="warn"))
+    result = lenient.install("notes")
+    assert result.signer is None
+    assert any("not signed" in w for w in result.warnings)
+
+
+def test_a_replayed_older_index_is_refused(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path, version="1.0.0"))
+    old_timestamp = (remote.storage.index.metadata_dir / "timestamp.json").read_bytes()
+    remote.publish(_package(tmp_path, version="1.1.0"))
+
+    installer = _installer(tmp_path, remote)
+    assert installer.source.catalog().plugins["notes"].latest == "1.1.0"  # host saw the new one
+
+    remote.chaos.replace["/tuf/timestamp.json"] = old_timestamp  # a mirror replays the old one
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(UntrustedIndexError, match="rollback"):
+        installer.install("notes")
+    with pytest.raises(UntrustedIndexError, match="rollback"):
+        installer.source.catalog()
+    assert snapshot(installer.settings, installer.engine) == before
+
+
+def test_an_expired_index_is_refused(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    installer = _installer(tmp_path, remote)
+    installer.source.catalog()
+    # The attacker holds on to a validly signed timestamp until it has expired (freeze).
+    index = remote.storage.index
+    index.resign_timestamp(expires=datetime.now(UTC) - timedelta(minutes=1))
+    remote.chaos.replace["/tuf/timestamp.json"] = (
+        index.metadata_dir / "timestamp.json"
+    ).read_bytes()
+
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(UntrustedIndexError, match="expired"):
+        installer.install("notes")
+    assert snapshot(installer.settings, installer.engine) == before
+
+
+def test_a_tampered_index_is_refused(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    installer = _installer(tmp_path, remote)
+    timestamp = json.loads((remote.storage.index.metadata_dir / "timestamp.json").read_bytes())
+    timestamp["signed"]["version"] += 5  # claim a newer index without the key
+    remote.chaos.replace["/tuf/timestamp.json"] = json.dumps(timestamp).encode()
+    with pytest.raises(UntrustedIndexError, match="signature"):
+        installer.install("notes")
+
+
+def test_a_package_the_signed_index_does_not_list_is_not_offered(
+    tmp_path: Path, remote: Remote
+) -> None:
+    remote.publish(_package(tmp_path, version="1.0.0"))
+    # Someone with write access to the storage, but not the index keys, slips in a version.
+    storage = remote.storage
+    evil = _package(tmp_path, version="9.0.0")
+    catalog = json.loads(storage.catalog_path.read_text())
+    record = dict(catalog["notes"]["versions"]["1.0.0"])
+    from plugdock.package.checksums import sha256_file
+
+    record |= {"version": "9.0.0", "sha256": sha256_file(evil), "size": evil.stat().st_size}
+    catalog["notes"]["versions"]["9.0.0"] = record
+    target = storage.package_path("notes", "9.0.0")
+    target.write_bytes(evil.read_bytes())
+    storage.catalog_path.write_text(json.dumps(catalog))
+
+    installer = _installer(tmp_path, remote)
+    offered = installer.source.catalog()
+    assert offered.plugins["notes"].versions == ("1.0.0",)
+    assert [b.location for b in offered.broken] == ["notes 9.0.0"]
+    with pytest.raises(NotFoundError):
+        installer.install("notes@9.0.0")
+    assert installer.install("notes").version == "1.0.0"
+
+
+def test_a_download_cut_off_is_retried(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    remote.chaos.truncate_downloads = 1
+    remote.chaos.fail_downloads = 1
+    installer = _installer(tmp_path, remote)
+    assert installer.install("notes").version == "1.0.0"
+    assert remote.chaos.hits["download"] == 3
+
+
+def test_a_server_dying_mid_download_changes_nothing_and_a_later_retry_works(
+    tmp_path: Path, remote: Remote
+) -> None:
+    remote.publish(_package(tmp_path))
+    installer = _installer(tmp_path, remote)
+    remote.chaos.truncate_downloads = 100
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(SourceUnavailableError, match="broke off") as caught:
+        installer.install("notes")
+    assert "\n" not in str(caught.value)
+    assert remote.chaos.hits["download"] == installer.settings.download_retries
+    assert snapshot(installer.settings, installer.engine) == before
+    assert list(installer.settings.cache_dir.iterdir()) == []
+
+    remote.chaos.truncate_downloads = 0
+    assert Installer(installer.settings).install("notes").version == "1.0.0"
+
+
+def test_a_server_that_is_down_is_one_clear_error(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:9"  # discard port: nothing listens
+    settings = host_settings(tmp_path, url, download_retries=2)
+    with pytest.raises(SourceUnavailableError, match="cannot connect"):
+        RemoteSource(settings).catalog()
+
+    env = {
+        **os.environ,
+        "PLUGIN_SOURCE": "remote",
+        "PLUGIN_SERVER_URL": url,
+        "PLUGDOCK_HOME": str(tmp_path / "cli-instance"),
+        "PLUGDOCK_DOWNLOAD_RETRIES": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "plugdock", "install", "notes"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: plugin server http://127.0.0.1:9 unavailable")
+
+
+def test_a_strict_host_needs_the_server_root_pinned_first(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    installer = _installer(tmp_path, remote, trust_on_first_use=False)
+    with pytest.raises(UntrustedIndexError, match="plugdock trust server"):
+        installer.install("notes")
+
+    from plugdock.trust import pin_server_root
+
+    pin_server_root(installer.settings, remote.url, remote.storage.index.root_bytes(), how="file")
+    assert installer.install("notes").version == "1.0.0"
+
+
+def test_policy_off_uses_the_manifest_and_skips_signatures(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path), sign=False)
+    installer = _installer(tmp_path, remote, trust=False, signature_policy="off")
+    result = installer.install("notes")
+    assert result.signer is None
+    assert not (installer.settings.trust_dir / "servers").exists()
+
+
+def test_switching_source_is_one_setting(tmp_path: Path, remote: Remote) -> None:
+    package = _package(tmp_path)
+    remote.publish(package)
+    local = tmp_path / "modules"
+    local.mkdir()
+    (local / package.name).write_bytes(package.read_bytes())
+    for source in ("local", "remote"):
+        settings = host_settings(
+            tmp_path / source, remote.url, plugin_source=source, plugin_local_dir=local
+        )
+        trust_alice(settings, remote)
+        installer = Installer(settings, engine=make_engine(settings.db_url))
+        assert installer.source.catalog().plugins["notes"].versions == ("1.0.0",)
+        result = installer.install("notes")
+        assert result.signer is not None and result.signer.startswith("alice")
+        installer.uninstall("notes")
+
+
+def test_cli_install_from_remote_shows_the_signer(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path))
+    settings = host_settings(tmp_path, remote.url)
+    trust_alice(settings, remote)
+    env = {
+        **os.environ,
+        "PLUGIN_SOURCE": "remote",
+        "PLUGIN_SERVER_URL": remote.url,
+        "PLUGDOCK_HOME": str(settings.home),
+        "DATABASE_URL": settings.db_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "plugdock", "install", "notes"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "installed notes 1.0.0" in done.stdout
+    assert "trusting plugin server" in done.stderr  # first-use pinning is announced
+
+
+def _zip_with(path: Path, name: str, data: bytes) -> None:
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(name, data)
+
+
+def test_the_five_command_author_flow(tmp_path: Path, remote: Remote, monkeypatch) -> None:
+    """new → pack → sign → publish on the author's machine; install on a remote-mode host."""
+    from typer.testing import CliRunner
+
+    from plugdock.cli import app
+
+    runner = CliRunner()
+    author = tmp_path / "author"
+    author.mkdir()
+    monkeypatch.chdir(author)
+    monkeypatch.setenv("PLUGDOCK_HOME", str(author / "instance"))
+
+    def run(*args: str) -> str:
+        done = runner.invoke(app, list(args))
+        assert done.exit_code == 0, f"{args}: {done.output}"
+        return done.output
+
+    run("keygen", "alice")  # once per author
+    run("new", "my_plugin")
+    run("pack", "my_plugin", "-o", "dist")
+    package = author / "dist" / "my_plugin_v0.1.0.zip"
+    run("sign", str(package), "--key", "alice.key")
+    assert "published my_plugin 0.1.0" in run(
+        "publish", str(package), "--server", remote.url, "--token", remote.token
+    )
+
+    # The host: remote mode, trusts alice's key; the server's root is pinned on first use.
+    host = tmp_path / "host"
+    monkeypatch.setenv("PLUGDOCK_HOME", str(host / "instance"))
+    monkeypatch.setenv("PLUGIN_SOURCE", "remote")
+    monkeypatch.setenv("PLUGIN_SERVER_URL", remote.url)
+    run("trust", "add", str(author / "alice.pub"), "--name", "alice")
+    assert "installed my_plugin 0.1.0" in run("install", "my_plugin")
+    listed = run("list")
+    assert "my_plugin" in listed
+
+
+def test_cli_server_token_create_and_publish_errors(tmp_path: Path, remote: Remote) -> None:
+    from typer.testing import CliRunner
+
+    from plugdock.cli import app
+
+    runner = CliRunner()
+    data = remote.storage.data_dir
+    done = runner.invoke(app, ["server", "token", "create", "bob", "--data", str(data)])
+    assert done.exit_code == 0, done.output
+    token = done.stdout.strip().splitlines()[-1]
+    assert token.startswith("pdt_") and remote.storage.authenticate(token).name == "bob"
+
+    package = _package(tmp_path)
+    done = runner.invoke(
+        app, ["publish", str(package), "--server", remote.url, "--token", "pdt_nope"]
+    )
+    assert done.exit_code != 0
+    assert "HTTP 403" in str(done.exception)

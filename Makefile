@@ -34,6 +34,7 @@ test: modules services
 
 bench: modules
 	$(BIN)/python bench/install.py
+	$(BIN)/python bench/remote.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -29,6 +29,7 @@ INSTALL_STEPS = [
     "check_sql",
     "copy_code",
     "migrate",
+    "hooks",
     "registry",
     "commit",
 ]
@@ -36,6 +37,7 @@ UNINSTALL_STEPS = [
     "check_installed",
     "load_migration",
     "move_code",
+    "hooks",
     "migrate",
     "registry",
     "commit",

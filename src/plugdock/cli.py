@@ -122,7 +122,14 @@ def install(
     by: str | None = typer.Option(None, "--by", help="Who installs (recorded)."),
 ) -> None:
     """Install a plugin from the source, or a package file."""
-    result = _installer().install(requirement, installed_by=by)
+    from plugdock.cli_remote import download_progress
+    from plugdock.installer import Installer
+
+    settings = _settings()
+    with download_progress(settings) as source:  # a progress bar for remote downloads
+        result = Installer(settings, source=source).install(requirement, installed_by=by)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(
         f"[green]installed[/] {result.plugin_id} {result.version} in {result.seconds * 1000:.0f} ms"
     )
@@ -132,9 +139,12 @@ def install(
 
 
 @app.command()
-def uninstall(plugin_id: str = typer.Argument(..., metavar="ID")) -> None:
+def uninstall(
+    plugin_id: str = typer.Argument(..., metavar="ID"),
+    by: str | None = typer.Option(None, "--by", help="Who uninstalls (recorded)."),
+) -> None:
     """Remove a plugin: its tables (down.sql), code, registry entry and row."""
-    result = _installer().uninstall(plugin_id)
+    result = _installer().uninstall(plugin_id, uninstalled_by=by)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}")
     dropped = ", ".join(result.tables_dropped) or "none"
@@ -176,6 +186,37 @@ def doctor(repair: bool = typer.Option(False, "--repair", help="Fix what can be 
     if findings:
         raise typer.Exit(1)
     console.print("[green]ok[/] registry, rows, code folders and tables agree")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (they share the instance)."),
+    reload: bool = typer.Option(False, help="Restart on code changes (development)."),
+) -> None:
+    """Run the panel: core API, marketplace, and every installed plugin, live."""
+    import uvicorn
+
+    settings = _settings()
+    err_console.print(
+        f"plugdock panel on http://{host}:{port}/  (instance {settings.home}, "
+        f"source {settings.plugin_source}, {workers} worker(s))"
+    )
+    uvicorn.run(
+        "plugdock.host.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if not reload else None,
+        reload=reload,
+        reload_dirs=[str(Path(__file__).parent)] if reload else None,
+        log_level="info",
+    )
+
+
+__import__("plugdock.cli_host").cli_host.register(app)  # plugdock user ...
+__import__("plugdock.cli_remote").cli_remote.register(app)  # keygen, sign, trust, server ...
 
 
 def main() -> None:

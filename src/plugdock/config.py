@@ -12,13 +12,27 @@ import os
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class PluginSource(StrEnum):
     LOCAL = "local"
     REMOTE = "remote"
+
+
+class SignaturePolicy(StrEnum):
+    """What the installer does with a package's signature (``PLUGDOCK_SIGNATURE_POLICY``).
+
+    ``require``: only packages signed by a key in the instance's trust store install.
+    ``warn``: unsigned packages install with a warning; badly signed or untrusted ones never.
+    ``off``: signatures and the server's signed index are not checked at all.
+    Unset: ``require`` in remote mode, ``warn`` in local mode.
+    """
+
+    REQUIRE = "require"
+    WARN = "warn"
+    OFF = "off"
 
 
 class Settings(BaseSettings):
@@ -44,8 +58,39 @@ class Settings(BaseSettings):
         100.0,
         validation_alias=AliasChoices("PLUGDOCK_MAX_COMPRESSION_RATIO", "max_compression_ratio"),
     )
+    sync_interval: float = Field(
+        0.5,
+        validation_alias=AliasChoices("PLUGDOCK_SYNC_INTERVAL", "sync_interval"),
+        description="seconds between a worker's checks for plugin changes made elsewhere",
+    )
     lock_timeout: float = Field(
         60.0, validation_alias=AliasChoices("PLUGDOCK_LOCK_TIMEOUT", "lock_timeout")
+    )
+
+    # Remote source and trust (see docs/publishing.md).
+    signature_policy: SignaturePolicy | None = Field(
+        None, validation_alias=AliasChoices("PLUGDOCK_SIGNATURE_POLICY", "signature_policy")
+    )
+    download_timeout: float = Field(
+        30.0, validation_alias=AliasChoices("PLUGDOCK_DOWNLOAD_TIMEOUT", "download_timeout")
+    )
+    download_retries: int = Field(
+        3, ge=1, validation_alias=AliasChoices("PLUGDOCK_DOWNLOAD_RETRIES", "download_retries")
+    )
+    trust_on_first_use: bool = Field(
+        True,
+        validation_alias=AliasChoices("PLUGDOCK_TRUST_ON_FIRST_USE", "trust_on_first_use"),
+    )
+
+    # Panel users and tokens (see plugdock.host.auth).
+    admin_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("PLUGDOCK_ADMIN_PASSWORD", "admin_password")
+    )
+    secret_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("PLUGDOCK_SECRET_KEY", "secret_key")
+    )
+    token_minutes: float = Field(
+        60.0, gt=0, validation_alias=AliasChoices("PLUGDOCK_TOKEN_MINUTES", "token_minutes")
     )
 
     @field_validator("plugin_local_dir", "home")
@@ -87,12 +132,35 @@ class Settings(BaseSettings):
         return self.home / "journal.json"
 
     @property
+    def generation_hint_path(self) -> Path:
+        """Rewritten after every change of installed plugins: a cheap 'look now' for workers."""
+        return self.home / "plugins.generation"
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The token-signing key, generated on first use when ``PLUGDOCK_SECRET_KEY`` is unset."""
+        return self.home / "secret.key"
+
+    @property
     def lock_path(self) -> Path:
         return self.home / ".lock"
 
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def trust_dir(self) -> Path:
+        """Trusted publisher keys and plugin-server roots (``plugdock trust``)."""
+        return self.home / "trust"
+
+    @property
+    def effective_signature_policy(self) -> SignaturePolicy:
+        if self.signature_policy is not None:
+            return self.signature_policy
+        if self.plugin_source is PluginSource.REMOTE:
+            return SignaturePolicy.REQUIRE
+        return SignaturePolicy.WARN
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 
 from plugdock.compat import check_compatibility, check_contents
 from plugdock.config import Settings
-from plugdock.db import make_engine
+from plugdock.db import bump_generation, current_generation, make_engine
 from plugdock.errors import (
     AlreadyInstalledError,
     NotInstalledError,
@@ -41,7 +41,8 @@ from plugdock.errors import (
     StepError,
 )
 from plugdock.failpoints import failpoint
-from plugdock.fsutil import move, remove_tree
+from plugdock.fsutil import move, remove_tree, write_json_atomic
+from plugdock.host import audit
 from plugdock.journal import JournalEntry, clear_journal, read_journal, write_journal
 from plugdock.locking import operation_lock
 from plugdock.migrations import (
@@ -63,7 +64,9 @@ from plugdock.registry import (
     remove_installation,
     write_registry,
 )
+from plugdock.runtime.hooks import BeforeCommit, OperationContext, check_and_run_hooks
 from plugdock.sources import Source, make_source, parse_requirement
+from plugdock.trust import enforce as enforce_signature_policy
 
 log = logging.getLogger("plugdock.installer")
 
@@ -85,6 +88,7 @@ class InstallResult:
     signer: str | None
     installed_at: datetime
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # e.g. "not signed" under policy warn
 
 
 @dataclass(frozen=True)
@@ -160,23 +164,37 @@ class Installer:
 
     # ----------------------------------------------------------------- install
 
-    def install(self, requirement: str | Path, *, installed_by: str | None = None) -> InstallResult:
-        """Install ``id``, ``id@version`` from the source, or a package file path."""
-        with self.locked():
-            return self._install(requirement, installed_by)
+    def install(
+        self,
+        requirement: str | Path,
+        *,
+        installed_by: str | None = None,
+        before_commit: BeforeCommit | None = check_and_run_hooks,
+    ) -> InstallResult:
+        """Install ``id``, ``id@version`` from the source, or a package file path.
 
-    def _fetch(self, requirement: str | Path) -> tuple[Path, str | None, str | None]:
+        ``before_commit(ctx)`` runs inside the transaction once tables and row exist (by
+        default: import the plugin, check its routes, run its ``on_install``); raising
+        rolls everything back. The panel passes its own, which also mounts the plugin.
+        """
+        with self.locked():
+            return self._install(requirement, installed_by, before_commit)
+
+    def _fetch(self, requirement: str | Path) -> tuple[Path, str | None, str | None, str | None]:
+        """The package file, the wanted id and version, and the sha256 the source vouches for."""
         text = str(requirement)
         if isinstance(requirement, Path) or text.endswith(".zip"):
             path = Path(text)
             if not path.is_file():
                 raise PlugdockError(f"no such package file: {path}")
-            return path, None, None
+            return path, None, None, None
         plugin_id, version = parse_requirement(text)
         fetched = self.source.fetch(plugin_id, version)
-        return fetched.path, plugin_id, fetched.version
+        return fetched.path, plugin_id, fetched.version, fetched.sha256
 
-    def _install(self, requirement: str | Path, installed_by: str | None) -> InstallResult:
+    def _install(
+        self, requirement: str | Path, installed_by: str | None, before_commit: BeforeCommit | None
+    ) -> InstallResult:
         started = time.perf_counter()
         steps = _Steps("install")
         operation_id = uuid.uuid4().hex
@@ -186,12 +204,18 @@ class Installer:
         migration: Migration | None = None
         try:
             with steps.step("fetch"):
-                package_path, wanted_id, wanted_version = self._fetch(requirement)
+                package_path, wanted_id, wanted_version, wanted_sha256 = self._fetch(requirement)
             with steps.step("extract"):
                 staging.mkdir(parents=True)
                 info = extract_package(package_path, unpacked, self.limits)
             meta = info.metadata
             with steps.step("validate"):
+                if wanted_sha256 is not None and info.sha256 != wanted_sha256:
+                    raise PackageError(
+                        f"the package's sha256 {info.sha256} is not the {wanted_sha256} its "
+                        "source vouches for"
+                    )
+                verdict = enforce_signature_policy(info, self.settings)
                 self._check_wanted(info, wanted_id, wanted_version)
                 check_contents(meta, unpacked)
                 check_compatibility(meta, {i.plugin_id: i.version for i in self.installed()})
@@ -223,7 +247,7 @@ class Installer:
                 name=meta.name,
                 version=meta.version,
                 package_sha256=info.sha256,
-                signer=None,
+                signer=verdict.signer,
                 installed_at=datetime.now(UTC).replace(microsecond=0),
                 installed_by=installed_by,
                 tables=list(migration.tables),
@@ -234,6 +258,29 @@ class Installer:
                 with steps.step("migrate"):
                     apply_up(conn, meta.id, meta.version, migration)
                     add_installation(conn, installation)
+                    audit.record(
+                        conn,
+                        actor=installed_by,
+                        action=audit.INSTALL,
+                        plugin_id=meta.id,
+                        version=meta.version,
+                        detail={"tables": list(migration.tables), "sha256": info.sha256},
+                    )
+                    generation = bump_generation(conn)
+                with steps.step("hooks"):
+                    if before_commit is not None:
+                        before_commit(
+                            OperationContext(
+                                operation="install",
+                                plugin_id=meta.id,
+                                version=meta.version,
+                                operation_id=operation_id,
+                                metadata=meta,
+                                backend_dir=self.code_path("backend", meta.id),
+                                connection=conn,
+                                settings=self.settings,
+                            )
+                        )
                 with steps.step("registry"):
                     write_registry(self.settings.registry_path, list_installations(conn))
                 with steps.step("commit"):
@@ -243,6 +290,7 @@ class Installer:
             _reraise(steps, exc)
 
         failpoint("install.cleanup")
+        self._announce(generation)
         self._finish(staging)
         return InstallResult(
             plugin_id=meta.id,
@@ -252,9 +300,10 @@ class Installer:
             backend_routes=list(meta.backend.routes),
             frontend_routes=list(meta.frontend.routes),
             package_sha256=info.sha256,
-            signer=None,
+            signer=verdict.signer,
             installed_at=installation.installed_at,
             seconds=time.perf_counter() - started,
+            warnings=list(verdict.warnings),
         )
 
     def _check_wanted(self, info: PackageInfo, plugin_id: str | None, version: str | None) -> None:
@@ -290,12 +339,24 @@ class Installer:
 
     # --------------------------------------------------------------- uninstall
 
-    def uninstall(self, plugin_id: str) -> UninstallResult:
-        """Run the plugin's down.sql, delete its code, registry entry and row."""
-        with self.locked():
-            return self._uninstall(plugin_id)
+    def uninstall(
+        self,
+        plugin_id: str,
+        *,
+        uninstalled_by: str | None = None,
+        before_commit: BeforeCommit | None = check_and_run_hooks,
+    ) -> UninstallResult:
+        """Run the plugin's down.sql, delete its code, registry entry and row.
 
-    def _uninstall(self, plugin_id: str) -> UninstallResult:
+        ``before_commit(ctx)`` runs inside the transaction (by default: the plugin's
+        ``on_uninstall``); raising rolls everything back.
+        """
+        with self.locked():
+            return self._uninstall(plugin_id, uninstalled_by, before_commit)
+
+    def _uninstall(
+        self, plugin_id: str, uninstalled_by: str | None, before_commit: BeforeCommit | None
+    ) -> UninstallResult:
         started = time.perf_counter()
         steps = _Steps("uninstall")
         operation_id = uuid.uuid4().hex
@@ -324,11 +385,34 @@ class Installer:
                     if self.code_path(kind, plugin_id).exists():
                         move(self.code_path(kind, plugin_id), staging / kind)
             with self.engine.connect() as conn, conn.begin() as transaction:
+                # The plugin's on_uninstall runs first, while its tables still exist.
+                with steps.step("hooks"):
+                    if before_commit is not None:
+                        before_commit(
+                            OperationContext(
+                                operation="uninstall",
+                                plugin_id=plugin_id,
+                                version=installation.version,
+                                operation_id=installation.operation_id,
+                                metadata=None,
+                                backend_dir=staging / "backend",  # moved out of the way already
+                                connection=conn,
+                                settings=self.settings,
+                            )
+                        )
                 with steps.step("migrate"):
                     journal.step = "migrate"  # from here on MariaDB may have dropped tables
                     write_journal(self.settings.journal_path, journal)
                     apply_down(conn, plugin_id, migration)
                     remove_installation(conn, plugin_id)
+                    audit.record(
+                        conn,
+                        actor=uninstalled_by,
+                        action=audit.UNINSTALL,
+                        plugin_id=plugin_id,
+                        version=installation.version,
+                    )
+                    generation = bump_generation(conn)
                 with steps.step("registry"):
                     write_registry(self.settings.registry_path, list_installations(conn))
                 with steps.step("commit"):
@@ -354,6 +438,7 @@ class Installer:
             _reraise(steps, exc)
 
         failpoint("uninstall.cleanup")
+        self._announce(generation)
         self._finish(staging)
         return UninstallResult(
             plugin_id=plugin_id,
@@ -387,10 +472,12 @@ class Installer:
         drop_created_tables(self.engine, leftover)
         with self.engine.begin() as conn:
             remove_installation(conn, journal.plugin_id)
-            apply_down(conn, journal.plugin_id, _tables_only([]))
+            apply_down(conn, journal.plugin_id, _tables_only([]))  # forgets its migration records
+            generation = bump_generation(conn)
         for kind in CODE_KINDS:
             remove_tree(self.code_path(kind, journal.plugin_id))
         self.rewrite_registry()
+        self._announce(generation)
         self._finish(Path(journal.staging))
 
     def restore_code(self, installation: Installation) -> None:
@@ -434,6 +521,13 @@ class Installer:
         except OSError as exc:  # the operation is done; a stray folder is only clutter
             log.warning("could not remove %s: %s", staging, exc)
 
+    def _announce(self, generation: int) -> None:
+        """Tell panel workers on this machine to look at the database now (a hint only)."""
+        try:
+            write_json_atomic(self.settings.generation_hint_path, {"generation": generation})
+        except OSError as exc:  # workers still notice on their timer
+            log.warning("could not write %s: %s", self.settings.generation_hint_path, exc)
+
     def rewrite_registry(self) -> None:
         """Make addon_registry.json match the database rows again."""
         write_registry(self.settings.registry_path, self.installed())
@@ -452,6 +546,8 @@ class Installer:
         if journal.operation == "install":
             if row is not None and row.operation_id == journal.operation_id:
                 self.rewrite_registry()
+                with self.engine.connect() as conn:
+                    self._announce(current_generation(conn))
                 self._finish(Path(journal.staging))
                 outcome = (
                     f"finished the interrupted install of {journal.plugin_id} {journal.version}"

@@ -1,4 +1,4 @@
-"""Where plugin packages come from: a local folder or (later) a remote plugin server."""
+"""Where plugin packages come from: a local folder or a remote plugin server."""
 
 from plugdock.sources.base import (
     BrokenPackage,
@@ -29,4 +29,8 @@ def make_source(settings) -> Source:  # type: ignore[no-untyped-def]
 
     if settings.plugin_source is PluginSource.LOCAL:
         return LocalSource(settings.plugin_local_dir)
-    raise PlugdockError("PLUGIN_SOURCE=remote is not available yet in this version")
+    if settings.plugin_source is PluginSource.REMOTE:
+        from plugdock.sources.remote import RemoteSource
+
+        return RemoteSource(settings)
+    raise PlugdockError(f"unknown PLUGIN_SOURCE {settings.plugin_source!r}")

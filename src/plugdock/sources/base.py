@@ -62,6 +62,9 @@ class FetchedPackage:
     path: Path
     plugin_id: str
     version: str
+    #: The SHA-256 the source vouches for (remote: the signed index); the installer
+    #: refuses a package whose hash differs. None when the source has no such claim.
+    sha256: str | None = None
 
 
 class Source(Protocol):

@@ -1,0 +1,52 @@
+"""The panel's app factory: core routes, auth, the marketplace, and the plugin runtime."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from plugdock import __version__
+from plugdock.config import Settings, load_settings
+from plugdock.db import make_engine
+from plugdock.host import core_api, marketplace
+from plugdock.host.errors import install_error_handlers
+from plugdock.installer import Installer
+from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the panel for one instance. ``uvicorn --factory plugdock.host.app:create_app``."""
+    settings = settings or load_settings()
+    engine = make_engine(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(core_api.start_up, engine, settings)  # e.g. the first admin
+        # Settle an operation a crash interrupted, mount what is installed, watch for changes.
+        await run_in_threadpool(installer.recover)
+        runtime.reconcile()
+        watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            for plugin_id in list(runtime.mounted):
+                runtime.unmount(plugin_id)
+            engine.dispose()
+
+    app = FastAPI(title="plugdock panel", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.plugdock_engine = engine
+    core_api.install(app)
+    installer = Installer(settings, engine=engine)
+    runtime = PluginRuntime(app, settings, engine)
+    app.state.plugdock_installer = installer
+    app.state.plugdock_runtime = runtime
+    app.include_router(marketplace.router)
+    app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
+    install_error_handlers(app)
+    return app

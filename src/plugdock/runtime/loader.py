@@ -1,0 +1,106 @@
+"""Import a plugin's backend package under its own module name, and forget it again.
+
+Each load gets a fresh name, ``plugdock_addons.<id>_<token>``: Python cannot truly
+unload a module (FastAPI keeps endpoint functions alive), so a reinstalled or
+upgraded plugin must never be served by the previous copy's cached modules. Nothing
+is added to ``sys.path``; relative imports inside the plugin resolve through the
+package's own ``__path__``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData
+
+from plugdock.errors import PackageError
+
+NAMESPACE = "plugdock_addons"
+HOOKS = ("on_install", "on_uninstall", "on_startup", "on_shutdown")
+
+
+@dataclass
+class LoadedBackend:
+    """One imported plugin backend."""
+
+    plugin_id: str
+    module_name: str
+    module: types.ModuleType
+    router: APIRouter | None
+    metadatas: list[MetaData] = field(default_factory=list)
+
+    def hook(self, name: str) -> Any:
+        """The plugin's lifecycle hook ``name``, or None if it defines none."""
+        hook = getattr(self.module, name, None)
+        return hook if callable(hook) else None
+
+
+def _namespace() -> types.ModuleType:
+    module = sys.modules.get(NAMESPACE)
+    if module is None:
+        module = types.ModuleType(NAMESPACE, "Plugin backends loaded by plugdock.")
+        module.__path__ = []  # a package with no folder: children are registered by name
+        sys.modules[NAMESPACE] = module
+    return module
+
+
+def load_backend(plugin_id: str, backend_dir: Path, token: str) -> LoadedBackend:
+    """Import ``backend_dir`` as ``plugdock_addons.<plugin_id>_<token>``.
+
+    Raises PackageError (with the plugin's own exception text) if the import fails;
+    nothing stays in ``sys.modules`` then.
+    """
+    init = backend_dir / "__init__.py"
+    if not init.is_file():
+        raise PackageError(f"{plugin_id}: backend/__init__.py is missing")
+    _namespace()
+    name = f"{NAMESPACE}.{plugin_id}_{token}"
+    spec = importlib.util.spec_from_file_location(
+        name, init, submodule_search_locations=[str(backend_dir)]
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - a file location always has one
+        raise PackageError(f"{plugin_id}: cannot import {init}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        unload_modules(name)
+        raise PackageError(f"{plugin_id}: importing its backend failed: {exc!r}") from exc
+    router = getattr(module, "router", None)
+    if router is not None and not isinstance(router, APIRouter):
+        unload_modules(name)
+        raise PackageError(f"{plugin_id}: backend 'router' is not a FastAPI APIRouter")
+    return LoadedBackend(plugin_id, name, module, router, _metadatas(name))
+
+
+def _metadatas(prefix: str) -> list[MetaData]:
+    """The SQLAlchemy MetaData objects the plugin's modules define (its declarative bases)."""
+    found: dict[int, MetaData] = {}
+    for key, module in list(sys.modules.items()):
+        if key != prefix and not key.startswith(prefix + "."):
+            continue
+        for value in vars(module).values():
+            metadata = getattr(value, "metadata", None)
+            if isinstance(metadata, MetaData) and isinstance(value, type):
+                found[id(metadata)] = metadata
+    return list(found.values())
+
+
+def unload_modules(name: str) -> None:
+    """Remove a loaded plugin's modules from ``sys.modules``."""
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+
+
+def unload(backend: LoadedBackend) -> None:
+    """Forget a plugin backend: its modules and its tables' metadata."""
+    for metadata in backend.metadatas:
+        metadata.clear()
+    unload_modules(backend.module_name)

@@ -1,0 +1,203 @@
+"""The plugins of a running panel: mounted at start, mounted/unmounted live, in step across workers.
+
+The database is the truth: ``addon_installations`` says which plugin (and which
+installation of it, by operation id) should be served, and ``plugin_state.generation``
+changes with every install or uninstall. Each worker compares that number with the
+one it last applied and reconciles when it differs:
+
+- right after an install/uninstall it handled itself;
+- on a request, when the hint file ``$PLUGDOCK_HOME/plugins.generation`` changed
+  (one ``stat`` per request; the installer rewrites the file after each commit), so
+  a worker on the same machine never serves a stale plugin set after an install
+  response;
+- on a timer, for changes made from another machine sharing the database.
+
+Routes change only on the event loop's thread. Python cannot free an imported plugin
+completely, so each installation is imported under a fresh module name, its tables'
+MetaData are cleared on unmount, and memory is measured over many cycles
+(bench/runtime.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from plugdock.config import Settings
+from plugdock.db import connect_read, current_generation
+from plugdock.registry import Installation, list_installations
+from plugdock.runtime.loader import LoadedBackend, load_backend, unload
+from plugdock.runtime.routes import ServedRoute, router_routes, served_routes
+
+log = logging.getLogger("plugdock.runtime")
+
+
+@dataclass
+class MountedPlugin:
+    installation: Installation
+    backend: LoadedBackend
+    entry: Any  # the app.router.routes entry include_router added, or None
+    routes: list[ServedRoute]
+
+
+class PluginRuntime:
+    """Keeps one app's mounted plugins equal to what the database says is installed."""
+
+    def __init__(self, app: FastAPI, settings: Settings, engine: Engine) -> None:
+        self.app = app
+        self.settings = settings
+        self.engine = engine
+        self.mounted: dict[str, MountedPlugin] = {}
+        self.failed: dict[str, tuple[str, str]] = {}  # plugin id → (operation id, error)
+        self.generation: int | None = None
+        self.lock = asyncio.Lock()  # one change of the plugin set at a time, per process
+        self._hint_seen: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------ mounting
+
+    def mount(self, installation: Installation, backend: LoadedBackend) -> None:
+        """Serve a loaded backend's routes now (event-loop thread only)."""
+        entry = None
+        routes: list[ServedRoute] = []
+        if backend.router is not None:
+            routes = router_routes(backend.router)
+            self.app.include_router(backend.router)
+            entry = self.app.router.routes[-1]
+        self.mounted[installation.plugin_id] = MountedPlugin(installation, backend, entry, routes)
+        self.failed.pop(installation.plugin_id, None)
+        self._routes_changed()
+        hook = backend.hook("on_startup")
+        if hook is not None:
+            try:
+                hook(self.app)
+            except Exception as exc:  # a plugin that cannot start is reported, not served
+                log.exception("%s: on_startup failed", installation.plugin_id)
+                self.unmount(installation.plugin_id)
+                self.failed[installation.plugin_id] = (
+                    installation.operation_id,
+                    f"on_startup: {exc!r}",
+                )
+
+    def unmount(self, plugin_id: str) -> None:
+        """Stop serving a plugin's routes now and forget its modules (event-loop thread only)."""
+        mounted = self.mounted.pop(plugin_id, None)
+        if mounted is None:
+            return
+        hook = mounted.backend.hook("on_shutdown")
+        if hook is not None:
+            try:
+                hook(self.app)
+            except Exception:
+                log.exception("%s: on_shutdown failed", plugin_id)
+        if mounted.entry is not None:
+            self.app.router.routes[:] = [
+                r for r in self.app.router.routes if r is not mounted.entry
+            ]
+        self._routes_changed()
+        unload(mounted.backend)
+
+    def _routes_changed(self) -> None:
+        self.app.openapi_schema = None  # regenerated on the next /openapi.json
+        mark = getattr(self.app.router, "_mark_routes_changed", None)
+        if mark is not None:
+            mark()
+
+    def served_routes(self) -> list[ServedRoute]:
+        return served_routes(self.app.router.routes)
+
+    # ------------------------------------------------------------ reconciling
+
+    def load(self, installation: Installation) -> LoadedBackend:
+        backend_dir = self.settings.backend_dir / installation.plugin_id
+        return load_backend(installation.plugin_id, backend_dir, installation.operation_id[:12])
+
+    def reconcile(self) -> None:
+        """Mount and unmount until the app serves exactly the installed plugins."""
+        with connect_read(self.engine) as conn:
+            generation = current_generation(conn)
+            wanted = {i.plugin_id: i for i in list_installations(conn)}
+        for plugin_id, mounted in list(self.mounted.items()):
+            row = wanted.get(plugin_id)
+            if row is None or row.operation_id != mounted.installation.operation_id:
+                self.unmount(plugin_id)
+        for plugin_id in [p for p in self.failed if p not in wanted]:
+            del self.failed[plugin_id]
+        for plugin_id, row in wanted.items():
+            if plugin_id in self.mounted:
+                continue
+            failed = self.failed.get(plugin_id)
+            if failed is not None and failed[0] == row.operation_id:
+                continue  # the same broken installation: do not retry on every request
+            if not (self.settings.backend_dir / plugin_id / "__init__.py").is_file():
+                continue  # a plugin without a backend: nothing to serve
+            try:
+                self.mount(row, self.load(row))
+            except Exception as exc:
+                log.error("%s %s could not be loaded: %s", plugin_id, row.version, exc)
+                self.failed[plugin_id] = (row.operation_id, str(exc))
+        self.generation = generation
+
+    def is_stale(self) -> bool:
+        with connect_read(self.engine) as conn:  # never the write lock, on every poll
+            return current_generation(conn) != self.generation
+
+    async def refresh(self) -> None:
+        """Reconcile if the database's generation moved (skipped while an operation runs here)."""
+        if self.lock.locked():
+            return
+        async with self.lock:
+            if self.is_stale():
+                self.reconcile()
+
+    def hint_changed(self) -> bool:
+        """True (once) when the installer rewrote the hint file since we last looked."""
+        try:
+            stat = os.stat(self.settings.generation_hint_path)
+        except FileNotFoundError:
+            return False
+        seen = (stat.st_ino, stat.st_mtime_ns)
+        if seen == self._hint_seen:
+            return False
+        self._hint_seen = seen
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Poll the database for changes made elsewhere (other machines, the CLI)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:  # the database may be restarting; try again next tick
+                log.exception("plugin sync failed")
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per plugin id: mounted (with its served paths) or failed (with the error)."""
+        report: dict[str, dict[str, Any]] = {
+            plugin_id: {"state": "mounted", "routes": sorted({r.path for r in m.routes})}
+            for plugin_id, m in self.mounted.items()
+        }
+        for plugin_id, (_operation, error) in self.failed.items():
+            report[plugin_id] = {"state": "failed", "error": error}
+        return report
+
+
+class PluginSyncMiddleware:
+    """Before a request is routed, catch up with plugin changes announced on this machine."""
+
+    def __init__(self, app: ASGIApp, runtime_of: Any) -> None:
+        self.app = app
+        self.runtime_of = runtime_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            runtime: PluginRuntime | None = self.runtime_of()
+            if runtime is not None and runtime.hint_changed():
+                await runtime.refresh()
+        await self.app(scope, receive, send)

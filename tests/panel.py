@@ -1,0 +1,101 @@
+"""A real panel for tests: ``plugdock serve`` in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ADMIN_PASSWORD = "admin-pass-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Panel:
+    url: str
+    process: subprocess.Popen
+    env: dict[str, str]
+    log: Path
+
+    def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+        response = httpx.post(
+            f"{self.url}/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "plugdock", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_panel(
+    tmp_path: Path, database_url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Panel:
+    port = free_port()
+    env = (
+        os.environ
+        | {
+            "PLUGDOCK_HOME": str(tmp_path / "instance"),
+            "PLUGIN_LOCAL_DIR": str(tmp_path / "modules"),
+            "DATABASE_URL": database_url,
+            "PLUGDOCK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PLUGDOCK_SYNC_INTERVAL": "0.2",
+        }
+        | (extra_env or {})
+    )
+    env.pop("PLUGDOCK_FAILPOINTS", None)
+    log = tmp_path / f"panel-{port}.log"
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugdock", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    panel = Panel(f"http://127.0.0.1:{port}", process, env, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"panel exited early:\n{panel.output()}")
+        try:
+            if httpx.get(f"{panel.url}/healthz", timeout=2).status_code == 200:
+                return panel
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    panel.stop()
+    raise RuntimeError(f"panel did not start:\n{panel.output()}")

@@ -1,0 +1,102 @@
+"""Two worker processes sharing one instance: an install or uninstall reaches both at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from panel import start_panel
+
+from support import make_plugin, pack_into
+
+PID_ROUTES = (
+    "import os\n\nfrom fastapi import APIRouter\n\n"
+    "router = APIRouter(prefix='/api/v1/whoami')\n\n\n"
+    "@router.get('/pid')\ndef pid() -> dict:\n    return {'pid': os.getpid()}\n"
+)
+
+
+def fresh_get(url: str) -> httpx.Response:
+    """A new connection per request, so the kernel spreads requests over the workers."""
+    with httpx.Client(timeout=10) as client:
+        return client.get(url, headers={"Connection": "close"})
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: str) -> None:
+    folder = make_plugin(
+        tmp_path / "src",
+        "whoami",
+        metadata={"backend": {"routes": ["/api/v1/whoami/*"]}},
+        extra_files={"backend/routes.py": PID_ROUTES},
+    )
+    pack_into(folder, tmp_path / "modules")
+    panel = start_panel(tmp_path, database_url, workers=2)
+    try:
+        deadline = time.monotonic() + 30
+        while panel.output().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, panel.output()
+            time.sleep(0.1)
+        admin = panel.client(panel.login())
+
+        # A steady stream of core requests while plugins come and go: none may fail.
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def core_traffic() -> None:
+            while not stop.is_set():
+                response = fresh_get(f"{panel.url}/healthz")
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text}")
+
+        stream = threading.Thread(target=core_traffic)
+        stream.start()
+        try:
+            for _ in range(2):
+                assert (
+                    admin.post(
+                        "/api/v1/marketplace/install", json={"plugin_id": "whoami"}
+                    ).status_code
+                    == 200
+                )
+                # From the moment the install answered, every worker serves the route.
+                pids = set()
+                for _ in range(40):
+                    response = fresh_get(f"{panel.url}/api/v1/whoami/pid")
+                    assert response.status_code == 200, response.text
+                    pids.add(response.json()["pid"])
+                assert len(pids) == 2, f"only {pids} answered"
+
+                assert admin.delete("/api/v1/marketplace/uninstall/whoami").status_code == 200
+                for _ in range(40):
+                    assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
+        finally:
+            stop.set()
+            stream.join()
+        assert failures == []
+    finally:
+        panel.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_cli_install_reaches_a_running_panel(tmp_path: Path, database_url: str) -> None:
+    folder = make_plugin(
+        tmp_path / "src",
+        "whoami",
+        metadata={"backend": {"routes": ["/api/v1/whoami/*"]}},
+        extra_files={"backend/routes.py": PID_ROUTES},
+    )
+    pack_into(folder, tmp_path / "modules")
+    panel = start_panel(tmp_path, database_url)
+    try:
+        assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
+        installed = panel.cli("install", "whoami")
+        assert installed.returncode == 0, installed.stderr
+        assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 200
+        assert panel.cli("uninstall", "whoami").returncode == 0
+        assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
+    finally:
+        panel.stop()

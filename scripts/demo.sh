@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# `make run`: a fresh instance with the example plugins from ./modules installed.
-# (The panel, `plugdock serve`, replaces this once it exists.)
+# `make run`: the panel on SQLite, with the example plugins offered from ./modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-plugdock=.venv/bin/plugdock
-rm -rf "$PLUGDOCK_HOME"
-echo "== available in $PLUGIN_LOCAL_DIR"
-$plugdock available
-echo "== install ai_chatbot into a fresh instance at $PLUGDOCK_HOME"
-$plugdock install ai_chatbot --by demo
-$plugdock list
-$plugdock doctor
-echo "== files"
-find "$PLUGDOCK_HOME/addons" -maxdepth 2 | sort
+export PLUGDOCK_ADMIN_PASSWORD="${PLUGDOCK_ADMIN_PASSWORD:-plugdock-admin}"
+host="${PLUGDOCK_HOST:-127.0.0.1}"
+port="${PLUGDOCK_PORT:-8000}"
+echo "== plugins offered from $PLUGIN_LOCAL_DIR"
+.venv/bin/plugdock available
+cat <<MSG
+
+  Panel:      http://$host:$port/            (API docs: http://$host:$port/docs)
+  Sign in:    admin / $PLUGDOCK_ADMIN_PASSWORD   (first start only; 'plugdock user passwd admin' resets it)
+  Instance:   $PLUGDOCK_HOME
+  Then open the marketplace and install the AI Chatbot.
+
+MSG
+exec .venv/bin/plugdock serve --host "$host" --port "$port"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from panel import Panel, start_panel
+from panel import Panel, free_port, start_panel
 from sqlalchemy import create_engine, inspect
 
 from support import CHATBOT, make_plugin, pack_into
@@ -228,5 +228,30 @@ def test_broken_plugin_does_not_stop_the_panel(tmp_path: Path, database_url: str
         assert "SyntaxError" in states["fragile"]["error"]
         assert admin.get("/api/v1/fragile/ping").status_code == 404
         assert admin.get("/api/v1/chat/sessions").status_code == 200
+    finally:
+        panel.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_unreachable_plugin_server_is_a_502(tmp_path: Path, database_url: str) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    panel = start_panel(
+        tmp_path,
+        database_url,
+        extra_env={
+            "PLUGIN_SOURCE": "remote",
+            "PLUGIN_SERVER_URL": dead,
+            "PLUGDOCK_DOWNLOAD_RETRIES": "1",
+        },
+    )
+    try:
+        admin = panel.client(panel.login())
+        for response in (
+            admin.get("/api/v1/marketplace/plugins"),
+            admin.post("/api/v1/marketplace/install", json={"plugin_id": "ai_chatbot"}),
+        ):
+            assert response.status_code == 502, response.text
+            assert "127.0.0.1" in response.json()["detail"]
+        assert admin.get("/api/v1/marketplace/installed").json() == []
     finally:
         panel.stop()

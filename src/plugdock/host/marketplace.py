@@ -19,9 +19,13 @@ from plugdock import sdk
 from plugdock.errors import NotFoundError
 from plugdock.installer import Installer
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
-from plugdock.runtime.hooks import OperationContext, check_and_run_hooks, run_hook
-from plugdock.runtime.loader import LoadedBackend, load_backend, unload
-from plugdock.runtime.routes import check_collisions, check_declared, router_routes
+from plugdock.runtime.hooks import (
+    OperationContext,
+    check_and_run_hooks,
+    prepare_backend,
+    run_hook,
+)
+from plugdock.runtime.loader import LoadedBackend, unload
 from plugdock.runtime.runtime import PluginRuntime
 from plugdock.sources import make_source
 
@@ -74,6 +78,7 @@ class InstallResponse(BaseModel):
     frontend_routes: list[str]
     package_sha256: str
     signer: str | None
+    warnings: list[str] = []
 
 
 class UninstallResponse(BaseModel):
@@ -158,19 +163,9 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
     prepared: dict[str, LoadedBackend] = {}
 
     def before_commit(ctx: OperationContext) -> None:
-        if ctx.backend_dir is None or not (ctx.backend_dir / "__init__.py").is_file():
-            return
-        backend = load_backend(ctx.plugin_id, ctx.backend_dir, ctx.module_token)
-        try:
-            if backend.router is not None and ctx.metadata is not None:
-                routes = router_routes(backend.router)
-                check_declared(ctx.plugin_id, routes, ctx.metadata.backend.routes)
-                check_collisions(ctx.plugin_id, routes, runtime.served_routes())
-            run_hook(backend, ctx)
-        except BaseException:
-            unload(backend)
-            raise
-        prepared["backend"] = backend
+        backend = prepare_backend(ctx, runtime.served_routes())
+        if backend is not None:
+            prepared["backend"] = backend
 
     async with runtime.lock:
         try:
@@ -190,8 +185,8 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
         runtime.reconcile()
     routes = runtime.status().get(result.plugin_id, {}).get("routes", [])
     return InstallResponse(
-        message=f"{result.name} {result.version} installed: {len(result.tables)} tables, "
-        f"{len(routes)} routes",
+        message=f"{result.name} {result.version} installed: "
+        f"{_count(result.tables, 'table')}, {_count(routes, 'route')}",
         plugin_id=result.plugin_id,
         name=result.name,
         version=result.version,
@@ -200,6 +195,7 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
         frontend_routes=result.frontend_routes,
         package_sha256=result.package_sha256,
         signer=result.signer,
+        warnings=result.warnings,
     )
 
 
@@ -214,7 +210,7 @@ async def uninstall(
         mounted = runtime.mounted.get(ctx.plugin_id)
         if mounted is not None:
             run_hook(mounted.backend, ctx)
-        else:
+        else:  # not being served (it failed to load): import it just for its hook
             check_and_run_hooks(ctx)
 
     async with runtime.lock:
@@ -235,3 +231,7 @@ async def uninstall(
         routes_removed=routes,
         warnings=result.warnings,
     )
+
+
+def _count(items: list[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"

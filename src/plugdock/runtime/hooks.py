@@ -1,9 +1,10 @@
 """What runs inside an install or uninstall transaction on behalf of the plugin's code.
 
-The installer calls ``before_commit(ctx)`` after the migration and the installation
-row, before the commit; raising rolls the whole operation back. Without a running
-panel (the CLI), :func:`check_and_run_hooks` imports the plugin, checks its routes
-against its declaration and runs its ``on_install``/``on_uninstall`` hook.
+The installer calls ``before_commit(ctx)`` inside the operation's transaction (after
+up.sql on install, before down.sql on uninstall); raising rolls the whole operation
+back. :func:`prepare_backend` imports the plugin, checks its routes and runs its
+``on_install``/``on_uninstall``; the panel keeps the result to mount it, the CLI
+(:func:`check_and_run_hooks`) forgets it again.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
 from plugdock.config import Settings
 from plugdock.package.metadata import PluginMetadata
+
+if TYPE_CHECKING:  # importing these pulls in FastAPI: the CLI pays for it only when it must
+    from plugdock.runtime.loader import LoadedBackend
+    from plugdock.runtime.routes import ServedRoute
 
 
 @dataclass(frozen=True)
@@ -40,25 +46,44 @@ class OperationContext:
 BeforeCommit = Callable[[OperationContext], None]
 
 
-def check_and_run_hooks(ctx: OperationContext) -> None:
-    """Import the plugin, check its declared routes, run its hook, and forget it again."""
-    if ctx.backend_dir is None or not (ctx.backend_dir / "__init__.py").is_file():
-        return
-    from plugdock.runtime.loader import load_backend, unload
-    from plugdock.runtime.routes import check_declared, router_routes
+def prepare_backend(
+    ctx: OperationContext, served: list[ServedRoute] | None = None
+) -> LoadedBackend | None:
+    """Import the plugin's backend, check its routes and run its hook for this operation.
 
-    backend = load_backend(ctx.plugin_id, ctx.backend_dir, ctx.module_token + "c")
+    On install the router must serve only declared paths, and none of ``served`` (what the
+    app serves already). Returns the loaded backend for the caller to mount or unload;
+    None when the plugin has no backend. On any failure nothing stays imported.
+    """
+    if ctx.backend_dir is None or not (ctx.backend_dir / "__init__.py").is_file():
+        return None
+    from plugdock.runtime.loader import load_backend, unload
+    from plugdock.runtime.routes import check_collisions, check_declared, router_routes
+
+    backend = load_backend(ctx.plugin_id, ctx.backend_dir, ctx.module_token)
     try:
         if ctx.operation == "install" and backend.router is not None and ctx.metadata is not None:
-            check_declared(
-                ctx.plugin_id, router_routes(backend.router), ctx.metadata.backend.routes
-            )
+            routes = router_routes(backend.router)
+            check_declared(ctx.plugin_id, routes, ctx.metadata.backend.routes)
+            if served is not None:
+                check_collisions(ctx.plugin_id, routes, served)
         run_hook(backend, ctx)
-    finally:
+    except BaseException:
+        unload(backend)
+        raise
+    return backend
+
+
+def check_and_run_hooks(ctx: OperationContext) -> None:
+    """Without a running panel (the CLI): check and run the plugin's hook, then forget it."""
+    backend = prepare_backend(ctx)
+    if backend is not None:
+        from plugdock.runtime.loader import unload
+
         unload(backend)
 
 
-def run_hook(backend, ctx: OperationContext) -> None:  # type: ignore[no-untyped-def]
+def run_hook(backend: LoadedBackend, ctx: OperationContext) -> None:
     hook = backend.hook(f"on_{ctx.operation}")
     if hook is not None:
         hook(ctx)

@@ -8,9 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from panel import start_panel
 
-from support import make_plugin, pack_into
+from panel import start_panel
+from plugdock.db import make_engine
+from plugdock.errors import StepError
+from plugdock.installer import Installer
+from plugdock.runtime.notify import ChangeListener
+from support import CHATBOT, instance_settings, make_plugin, pack_into
 
 PID_ROUTES = (
     "import os\n\nfrom fastapi import APIRouter\n\n"
@@ -100,3 +104,35 @@ def test_cli_install_reaches_a_running_panel(tmp_path: Path, database_url: str) 
         assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
     finally:
         panel.stop()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_postgres_notifies_committed_changes_only(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers on other machines hear about a change the moment it commits, and only then."""
+    settings = instance_settings(tmp_path, database_url)
+    pack_into(CHATBOT, settings.plugin_local_dir)
+    engine = make_engine(database_url)
+    woke = threading.Event()
+    listener = ChangeListener(engine, woke.set)
+    listener.start()
+    try:
+        assert woke.wait(10)  # it wakes once on connecting, to catch up
+        woke.clear()
+        installer = Installer(settings, engine=engine)
+
+        monkeypatch.setenv("PLUGDOCK_FAILPOINTS", "install.commit=raise")
+        with pytest.raises(StepError):
+            installer.install("ai_chatbot")
+        assert not woke.wait(1.5)  # rolled back: nothing to hear
+
+        monkeypatch.delenv("PLUGDOCK_FAILPOINTS")
+        installer.install("ai_chatbot")
+        assert woke.wait(5)
+        woke.clear()
+        installer.uninstall("ai_chatbot")
+        assert woke.wait(5)
+    finally:
+        listener.stop()
+        engine.dispose()

@@ -65,6 +65,7 @@ from plugdock.registry import (
     write_registry,
 )
 from plugdock.runtime.hooks import BeforeCommit, OperationContext, check_and_run_hooks
+from plugdock.runtime.notify import notify_change
 from plugdock.sources import Source, make_source, parse_requirement
 from plugdock.trust import enforce as enforce_signature_policy
 
@@ -267,6 +268,7 @@ class Installer:
                         detail={"tables": list(migration.tables), "sha256": info.sha256},
                     )
                     generation = bump_generation(conn)
+                    notify_change(conn)
                 with steps.step("hooks"):
                     if before_commit is not None:
                         before_commit(
@@ -413,6 +415,7 @@ class Installer:
                         version=installation.version,
                     )
                     generation = bump_generation(conn)
+                    notify_change(conn)
                 with steps.step("registry"):
                     write_registry(self.settings.registry_path, list_installations(conn))
                 with steps.step("commit"):
@@ -474,6 +477,7 @@ class Installer:
             remove_installation(conn, journal.plugin_id)
             apply_down(conn, journal.plugin_id, _tables_only([]))  # forgets its migration records
             generation = bump_generation(conn)
+            notify_change(conn)
         for kind in CODE_KINDS:
             remove_tree(self.code_path(kind, journal.plugin_id))
         self.rewrite_registry()

@@ -10,7 +10,8 @@ one it last applied and reconciles when it differs:
   (one ``stat`` per request; the installer rewrites the file after each commit), so
   a worker on the same machine never serves a stale plugin set after an install
   response;
-- on a timer, for changes made from another machine sharing the database.
+- on a PostgreSQL notification (sent in the installer's transaction), and on a timer,
+  for changes made from another machine sharing the database.
 
 Routes change only on the event loop's thread. Python cannot free an imported plugin
 completely, so each installation is imported under a fresh module name, its tables'
@@ -21,6 +22,7 @@ MetaData are cleared on unmount, and memory is measured over many cycles
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from plugdock.config import Settings
 from plugdock.db import connect_read, current_generation
 from plugdock.registry import Installation, list_installations
 from plugdock.runtime.loader import LoadedBackend, load_backend, unload
+from plugdock.runtime.notify import ChangeListener
 from plugdock.runtime.routes import ServedRoute, router_routes, served_routes
 
 log = logging.getLogger("plugdock.runtime")
@@ -59,6 +62,7 @@ class PluginRuntime:
         self.generation: int | None = None
         self.lock = asyncio.Lock()  # one change of the plugin set at a time, per process
         self._hint_seen: tuple[int, int] | None = None
+        self.wakeup = asyncio.Event()  # set by the PostgreSQL listener: look now
 
     # ------------------------------------------------------------ mounting
 
@@ -169,13 +173,27 @@ class PluginRuntime:
         return True
 
     async def watch(self, interval: float) -> None:
-        """Poll the database for changes made elsewhere (other machines, the CLI)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-            except Exception:  # the database may be restarting; try again next tick
-                log.exception("plugin sync failed")
+        """Follow changes made elsewhere (other machines, the CLI): on a PostgreSQL
+        notification at once, and on a timer in any case."""
+        listener = None
+        if self.engine.dialect.name == "postgresql":
+            loop = asyncio.get_running_loop()
+            listener = ChangeListener(
+                self.engine, lambda: loop.call_soon_threadsafe(self.wakeup.set)
+            )
+            listener.start()
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), interval)
+                self.wakeup.clear()
+                try:
+                    await self.refresh()
+                except Exception:  # the database may be restarting; try again next tick
+                    log.exception("plugin sync failed")
+        finally:
+            if listener is not None:
+                listener.stop()
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per plugin id: mounted (with its served paths) or failed (with the error)."""

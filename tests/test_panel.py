@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from panel import Panel, free_port, start_panel
 from sqlalchemy import create_engine, inspect
 
+from panel import Panel, free_port, start_panel
 from support import CHATBOT, make_plugin, pack_into
 
 

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from remote_helpers import Remote, host_settings, start_remote, trust_alice
 
 from plugdock.db import make_engine
 from plugdock.errors import NotFoundError, SourceUnavailableError
@@ -23,6 +22,7 @@ from plugdock.installer import Installer
 from plugdock.signing import SignatureError, generate_keypair, load_private_key, sign_package
 from plugdock.sources.remote import IntegrityError, RemoteSource
 from plugdock.trust import UntrustedIndexError, pinned_root
+from remote_helpers import Remote, host_settings, start_remote, trust_alice
 from support import make_plugin, pack_into, snapshot
 
 

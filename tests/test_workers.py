@@ -136,3 +136,66 @@ def test_postgres_notifies_committed_changes_only(
     finally:
         listener.stop()
         engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_workers_recycle_after_many_changes_without_failing_requests(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Imported plugins are never fully freed, so a worker restarts itself after N changes."""
+    folder = make_plugin(
+        tmp_path / "src",
+        "whoami",
+        metadata={"backend": {"routes": ["/api/v1/whoami/*"]}},
+        extra_files={"backend/routes.py": PID_ROUTES},
+    )
+    pack_into(folder, tmp_path / "modules")
+    panel = start_panel(
+        tmp_path, database_url, workers=2, extra_env={"PLUGDOCK_RECYCLE_AFTER": "4"}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while panel.output().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, panel.output()
+            time.sleep(0.1)
+        admin = panel.client(panel.login())
+        failures: list[str] = []
+        stop = threading.Event()
+
+        def core_traffic() -> None:
+            while not stop.is_set():
+                try:
+                    response = fresh_get(f"{panel.url}/healthz")
+                    if response.status_code != 200:
+                        failures.append(str(response.status_code))
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+        stream = threading.Thread(target=core_traffic)
+        stream.start()
+        try:
+            for _ in range(4):
+                assert (
+                    admin.post(
+                        "/api/v1/marketplace/install", json={"plugin_id": "whoami"}
+                    ).status_code
+                    == 200
+                )
+                assert admin.delete("/api/v1/marketplace/uninstall/whoami").status_code == 200
+            deadline = time.monotonic() + 30
+            while panel.output().count("Application startup complete") < 3:
+                assert time.monotonic() < deadline, panel.output()
+                time.sleep(0.1)
+            assert (
+                admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"}).status_code
+                == 200
+            )
+            pids = {fresh_get(f"{panel.url}/api/v1/whoami/pid").json()["pid"] for _ in range(30)}
+            assert len(pids) == 2
+        finally:
+            stop.set()
+            stream.join()
+        assert "recycling worker" in panel.output()
+        assert failures == []
+    finally:
+        panel.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -198,11 +199,15 @@ def serve(
     """Run the panel: core API, marketplace, and every installed plugin, live."""
     import uvicorn
 
+    from plugdock.runtime.runtime import SUPERVISED_ENV
+
     settings = _settings()
     err_console.print(
         f"plugdock panel on http://{host}:{port}/  (instance {settings.home}, "
         f"source {settings.plugin_source}, {workers} worker(s))"
     )
+    if workers > 1 and not reload:
+        os.environ[SUPERVISED_ENV] = "1"  # workers may recycle themselves (see runtime)
     uvicorn.run(
         "plugdock.host.app:create_app",
         factory=True,

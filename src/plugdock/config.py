@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         100.0,
         validation_alias=AliasChoices("PLUGDOCK_MAX_COMPRESSION_RATIO", "max_compression_ratio"),
     )
+    recycle_after: int = Field(
+        1000,
+        validation_alias=AliasChoices("PLUGDOCK_RECYCLE_AFTER", "recycle_after"),
+        description="plugin mounts/unmounts after which a supervised worker restarts itself",
+    )
     sync_interval: float = Field(
         0.5,
         validation_alias=AliasChoices("PLUGDOCK_SYNC_INTERVAL", "sync_interval"),

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,9 @@ from plugdock.runtime.notify import ChangeListener
 from plugdock.runtime.routes import ServedRoute, router_routes, served_routes
 
 log = logging.getLogger("plugdock.runtime")
+
+# Set by `plugdock serve --workers N` (N > 1): a worker that exits is replaced.
+SUPERVISED_ENV = "PLUGDOCK_SUPERVISED_WORKER"
 
 
 @dataclass
@@ -63,6 +67,8 @@ class PluginRuntime:
         self.lock = asyncio.Lock()  # one change of the plugin set at a time, per process
         self._hint_seen: tuple[int, int] | None = None
         self.wakeup = asyncio.Event()  # set by the PostgreSQL listener: look now
+        self.changes = 0  # mounts + unmounts in this process, for recycling
+        self._recycling = False
 
     # ------------------------------------------------------------ mounting
 
@@ -75,6 +81,7 @@ class PluginRuntime:
             self.app.include_router(backend.router)
             entry = self.app.router.routes[-1]
         self.mounted[installation.plugin_id] = MountedPlugin(installation, backend, entry, routes)
+        self.changes += 1
         self.failed.pop(installation.plugin_id, None)
         self._routes_changed()
         hook = backend.hook("on_startup")
@@ -94,6 +101,7 @@ class PluginRuntime:
         mounted = self.mounted.pop(plugin_id, None)
         if mounted is None:
             return
+        self.changes += 1
         hook = mounted.backend.hook("on_shutdown")
         if hook is not None:
             try:
@@ -147,6 +155,21 @@ class PluginRuntime:
                 log.error("%s %s could not be loaded: %s", plugin_id, row.version, exc)
                 self.failed[plugin_id] = (row.operation_id, str(exc))
         self.generation = generation
+        self._recycle_if_due()
+
+    def _recycle_if_due(self) -> None:
+        """Restart this worker after many plugin changes, since Python never frees them all.
+
+        Only under uvicorn's multi-worker supervisor (``serve --workers N``, N > 1), which
+        starts a fresh worker while the others keep serving; the graceful shutdown lets
+        in-flight requests finish.
+        """
+        if self.changes < self.settings.recycle_after or not os.environ.get(SUPERVISED_ENV):
+            return
+        if not self._recycling:
+            self._recycling = True
+            log.warning("recycling worker %d after %d plugin changes", os.getpid(), self.changes)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def is_stale(self) -> bool:
         with connect_read(self.engine) as conn:  # never the write lock, on every poll

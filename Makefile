@@ -8,7 +8,7 @@ EXAMPLES := $(wildcard examples/plugins/*/metadata.json)
 export PLUGIN_LOCAL_DIR ?= $(CURDIR)/modules
 export PLUGDOCK_HOME ?= $(CURDIR)/instance
 
-.PHONY: run test bench lint modules services clean
+.PHONY: run test bench lint modules services clean web browser
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,28 +17,47 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Pack every example plugin into the local source folder.
-modules: $(STAMP)
+modules: $(STAMP) web
 	mkdir -p modules
 	for meta in $(EXAMPLES); do $(BIN)/plugdock pack $$(dirname $$meta) -o modules >/dev/null || exit 1; done
 	@ls modules
 
-run: modules
+run: modules web
 	bash scripts/demo.sh
 
 services:
 	bash scripts/ensure-services.sh
 
-test: modules services
+test: modules services web browser
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: modules
 	$(BIN)/python bench/install.py
+	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/remote.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 
+# The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
+WEB_STATIC := src/plugdock/host/static/.build-stamp
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs web/index.html web/package.json
+
+web: $(WEB_STATIC)
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_STATIC): $(WEB_DEPS) $(WEB_SOURCES)
+	cd web && node build.mjs
+
+# Debian's chromium for the browser tests (tests/test_browser.py).
+browser:
+	bash scripts/ensure-browser.sh
+
 clean:
-	rm -rf $(VENV) modules instance build
+	rm -rf $(VENV) modules instance build web/node_modules src/plugdock/host/static

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine
-from plugdock.host import core_api, marketplace
+from plugdock.host import core_api, frontend, marketplace
 from plugdock.host.errors import install_error_handlers
 from plugdock.installer import Installer
 from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plugdock_installer = installer
     app.state.plugdock_runtime = runtime
     app.include_router(marketplace.router)
+    frontend.install(app)  # the web UI: /static, plugin bundles, the SPA fallback
     app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
     install_error_handlers(app)
     return app

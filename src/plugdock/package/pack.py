@@ -31,6 +31,7 @@ from typing import BinaryIO
 from plugdock.errors import PackageError
 from plugdock.package import checksums
 from plugdock.package.archive import Limits, check_names, inspect_package
+from plugdock.package.frontend_build import build_frontend
 from plugdock.package.layout import CHECKSUMS_FILE, SIGNATURE_FILE, package_filename
 from plugdock.package.metadata import PluginMetadata, read_metadata
 
@@ -87,8 +88,9 @@ def pack(folder: Path, outdir: Path, limits: Limits = Limits()) -> Path:
     """
     folder, outdir = Path(folder), Path(outdir)
     metadata, files = _check(folder, limits, outputs=outdir)
-    # Build steps (e.g. bundling frontend/ with esbuild) go here: they map ``files``
-    # (package path -> file on disk) to the files actually shipped.
+    # Build steps map ``files`` (package path -> file on disk) to the files actually shipped:
+    # frontend/addon.config.* is bundled by esbuild into frontend/dist/addon.js.
+    files = build_frontend(folder, files)
     target = outdir / package_filename(metadata.id, metadata.version)
     outdir.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(dir=outdir, prefix=f".{target.name}.", suffix=".tmp")

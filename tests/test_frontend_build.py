@@ -1,0 +1,100 @@
+"""``plugdock pack`` bundling a plugin's UI with esbuild (plugdock.package.frontend_build)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from plugdock.errors import PackageError
+from plugdock.package import frontend_build
+from plugdock.package.pack import pack
+from support import CHATBOT, make_plugin
+
+BUNDLE = "frontend/dist/addon.js"
+
+
+def bundle_of(package: Path) -> str:
+    with zipfile.ZipFile(package) as archive:
+        return archive.read(BUNDLE).decode()
+
+
+def test_chatbot_bundle_is_one_deterministic_module_with_react_external(tmp_path: Path) -> None:
+    first = pack(CHATBOT, tmp_path / "a")
+    frontend_build._builds.clear()  # build again for real, not from this process's memo
+    second = pack(CHATBOT, tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+    code = bundle_of(first)
+    assert 'from"react"' in code and 'from"react/jsx-runtime"' in code
+    assert "__CLIENT_INTERNALS" not in code  # React itself is not bundled: one React
+    with zipfile.ZipFile(first) as archive:
+        names = archive.namelist()
+    assert "frontend/addon.config.ts" in names  # the sources ship too, for review
+    assert [n for n in names if n.startswith("frontend/dist/")] == [BUNDLE]
+
+
+def test_plugin_without_addon_config_is_packed_as_before(tmp_path: Path) -> None:
+    folder = make_plugin(tmp_path, "plain")
+    with zipfile.ZipFile(pack(folder, tmp_path / "out")) as archive:
+        assert not [n for n in archive.namelist() if n.startswith("frontend/dist/")]
+
+
+def test_stale_dist_is_replaced_and_json_config_builds(tmp_path: Path) -> None:
+    config = {
+        "id": "jsonui",
+        "nav": [{"label": "Notes", "path": "/notes", "adminOnly": True}],
+        "routes": [{"path": "/notes", "component": "./pages/Notes", "title": "Notes"}],
+        "widgets": ["./components/Hello"],
+    }
+    folder = make_plugin(
+        tmp_path,
+        "jsonui",
+        extra_files={
+            "frontend/addon.config.json": json.dumps(config),
+            "frontend/pages/Notes.tsx": "export default () => <h1>Notes</h1>;\n",
+            "frontend/components/Hello.tsx": "export default () => <p>hello</p>;\n",
+            "frontend/dist/addon.js": "stale();\n",
+        },
+    )
+    code = bundle_of(pack(folder, tmp_path / "out"))
+    assert "stale()" not in code
+    assert '"/notes"' in code and "adminOnly" in code and "Notes" in code
+
+
+def test_compile_error_is_a_package_error(tmp_path: Path) -> None:
+    folder = make_plugin(
+        tmp_path,
+        "badui",
+        extra_files={"frontend/addon.config.ts": "import Missing from './nope';\nexport default {"},
+    )
+    with pytest.raises(PackageError, match="frontend build failed"):
+        pack(folder, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.zip"))
+
+
+def test_missing_esbuild_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(frontend_build.ESBUILD_ENV, str(tmp_path / "no-esbuild"))
+    folder = make_plugin(
+        tmp_path, "needsbuild", extra_files={"frontend/addon.config.ts": "export default {};\n"}
+    )
+    with pytest.raises(
+        PackageError, match="esbuild not found: run make web or set PLUGDOCK_ESBUILD"
+    ):
+        pack(folder, tmp_path / "out")
+
+
+def test_two_configs_are_refused(tmp_path: Path) -> None:
+    folder = make_plugin(
+        tmp_path,
+        "twoconf",
+        extra_files={
+            "frontend/addon.config.ts": "export default {};\n",
+            "frontend/addon.config.json": "{}",
+        },
+    )
+    with pytest.raises(PackageError, match=r"more than one addon\.config"):
+        pack(folder, tmp_path / "out")

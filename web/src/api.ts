@@ -1,0 +1,197 @@
+// The panel's JSON API: fetch with the bearer token from localStorage, errors as ApiError.
+
+export const TOKEN_KEY = "plugdock_token";
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly detail: unknown;
+
+  constructor(status: number, detail: unknown, fallback: string) {
+    super(describeDetail(detail) ?? fallback);
+    this.name = "ApiError";
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** A readable line from FastAPI's `detail` (a string, or a list of validation issues). */
+export function describeDetail(detail: unknown): string | null {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return detail
+      .map((issue: { loc?: unknown[]; msg?: string }) => {
+        const field = issue.loc ? String(issue.loc[issue.loc.length - 1] ?? "") : "";
+        return field ? `${field}: ${issue.msg ?? "invalid"}` : (issue.msg ?? "invalid");
+      })
+      .join("; ");
+  }
+  return null;
+}
+
+export function getToken(): string | null {
+  try {
+    return localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setToken(token: string | null): void {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // storage disabled: the session lasts until the page reloads
+  }
+}
+
+/** Called when the server answers 401 to a request that carried a token (expired, revoked). */
+let onUnauthorized: () => void = () => {};
+export function setUnauthorizedHandler(handler: () => void): void {
+  onUnauthorized = handler;
+}
+
+export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const init: RequestInit = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, null, "Cannot reach the panel. Check your connection and try again.");
+  }
+  const text = await response.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 401 && token) onUnauthorized();
+    const detail = data && typeof data === "object" && "detail" in data ? data.detail : data;
+    throw new ApiError(response.status, detail, `${response.status} ${response.statusText}`);
+  }
+  return data as T;
+}
+
+/** The helper the shell hands to plugin pages and widgets as `props.api`. */
+export interface PlugdockApi {
+  get<T>(path: string): Promise<T>;
+  post<T>(path: string, body?: unknown): Promise<T>;
+  put<T>(path: string, body?: unknown): Promise<T>;
+  patch<T>(path: string, body?: unknown): Promise<T>;
+  delete<T>(path: string): Promise<T>;
+}
+
+export const api: PlugdockApi = {
+  get: (path) => request("GET", path),
+  post: (path, body) => request("POST", path, body),
+  put: (path, body) => request("PUT", path, body),
+  patch: (path, body) => request("PATCH", path, body),
+  delete: (path) => request("DELETE", path),
+};
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// -- the panel's own endpoints ---------------------------------------------------------------
+
+export interface User {
+  id: number;
+  username: string;
+  role: "admin" | "user";
+  is_active: boolean;
+  created_at: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  actor: string | null;
+  action: string;
+  plugin_id: string | null;
+  version: string | null;
+  detail: unknown;
+}
+
+export interface Dashboard {
+  user: User;
+  users: number;
+  plugins_installed: number;
+  plugin_generation: number;
+  recent_activity: AuditEntry[] | null;
+}
+
+export interface CatalogItem {
+  id: string;
+  name: string;
+  description: string;
+  author: string;
+  category: string;
+  price: number;
+  icon: string;
+  versions: string[];
+  latest: string;
+  installed: boolean;
+  installed_version: string | null;
+  state: string | null;
+}
+
+export interface InstalledPlugin {
+  id: string;
+  name: string;
+  version: string;
+  installed_at: string;
+  installed_by: string | null;
+  signer: string | null;
+  tables: string[];
+  state: string;
+  routes: string[];
+  error: string | null;
+}
+
+export interface InstallResponse {
+  message: string;
+  plugin_id: string;
+  name: string;
+  version: string;
+  tables: string[];
+  routes: string[];
+  frontend_routes: string[];
+  warnings?: string[];
+}
+
+export interface UninstallResponse {
+  message: string;
+  plugin_id: string;
+  version: string;
+  tables_dropped: string[];
+  routes_removed: string[];
+  warnings: string[];
+}
+
+/** One entry of GET /api/v1/frontend/plugins. */
+export interface FrontendEntry {
+  id: string;
+  name: string;
+  version: string;
+  operation_id: string;
+  bundle_url: string;
+}
+
+export function formatDate(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}

@@ -1,0 +1,22 @@
+// A success or error message, announced to screen readers, that the user can dismiss.
+export interface NoticeValue {
+  kind: "success" | "error" | "info";
+  text: string;
+}
+
+export function Notice({ notice, onDismiss }: { notice: NoticeValue; onDismiss?: () => void }) {
+  return (
+    <div
+      className={`notice notice-${notice.kind}`}
+      role={notice.kind === "error" ? "alert" : "status"}
+      aria-live={notice.kind === "error" ? "assertive" : "polite"}
+    >
+      <span className="notice-text">{notice.text}</span>
+      {onDismiss && (
+        <button type="button" className="notice-close" aria-label="Dismiss message" onClick={onDismiss}>
+          ×
+        </button>
+      )}
+    </div>
+  );
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from plugdock.errors import (
     NotFoundError,
     NotInstalledError,
     PackageError,
+    PlugdockError,
     StepError,
     UnsafeSqlError,
 )
@@ -30,6 +32,7 @@ INSTALL_STEPS = [
     "copy_code",
     "migrate",
     "hooks",
+    "record",
     "registry",
     "commit",
 ]
@@ -264,3 +267,70 @@ def test_incompatible_core_and_missing_dependency(installer: Installer, tmp_path
     with pytest.raises(PackageError, match="needs plugin ai_chatbot"):
         installer.install(pack_into(needy, tmp_path / "zips"))
     assert installer.installed() == []
+
+
+def test_tables_referenced_by_another_plugin_block_its_uninstall(
+    installer: Installer, tmp_path: Path
+) -> None:
+    base = make_plugin(tmp_path, "base_plugin")
+    child = make_plugin(
+        tmp_path,
+        "child_plugin",
+        up_sql="CREATE TABLE child_plugin_notes (id INTEGER PRIMARY KEY, base_id INTEGER, "
+        "FOREIGN KEY (base_id) REFERENCES base_plugin_notes(id));\n",
+        down_sql="DROP TABLE child_plugin_notes;\n",
+    )
+    installer.install(pack_into(base, tmp_path / "zips"))
+    installer.install(pack_into(child, tmp_path / "zips"))
+    before = snapshot(installer.settings, installer.engine)
+
+    with pytest.raises(PlugdockError, match="child_plugin_notes' references 'base_plugin_notes"):
+        installer.uninstall("base_plugin")
+
+    assert snapshot(installer.settings, installer.engine) == before
+    installer.uninstall("child_plugin")
+    installer.uninstall("base_plugin")
+    assert installer.installed() == []
+
+
+def test_a_hook_that_commits_is_refused_and_undone(installer: Installer, tmp_path: Path) -> None:
+    """A plugin's on_install may not commit plugdock's transaction behind its back."""
+    sneaky = make_plugin(
+        tmp_path,
+        "sneaky",
+        extra_files={
+            "backend/__init__.py": "from .routes import router\n\n\n"
+            "def on_install(ctx):\n    ctx.connection.commit()\n"
+        },
+    )
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(PackageError, match="must not commit"):
+        installer.install(pack_into(sneaky, tmp_path / "zips"))
+    assert snapshot(installer.settings, installer.engine) == before
+
+
+def test_a_plugin_whose_code_broke_can_still_be_uninstalled(installer: Installer) -> None:
+    installer.install("ai_chatbot")
+    (installer.settings.backend_dir / "ai_chatbot" / "__init__.py").write_text("import gone\n")
+    installer.uninstall("ai_chatbot")
+    assert installer.installed() == []
+
+
+def test_dependencies_and_route_namespaces(installer: Installer, tmp_path: Path) -> None:
+    zips = tmp_path / "zips"
+    installer.install("ai_chatbot")
+    needy = make_plugin(tmp_path, "needy", metadata={"dependencies": {"ai_chatbot": ">=1.0.0"}})
+    installer.install(pack_into(needy, zips))
+    with pytest.raises(PlugdockError, match="ai_chatbot is needed by needy"):
+        installer.uninstall("ai_chatbot")
+
+    for plugin_id, routes, expected in (
+        ("squat", ["/api/v1/chat/sessions"], "overlaps ai_chatbot's /api/v1/chat/"),
+        ("greedy", ["/api/*"], "overlaps the panel's own"),
+        ("login", ["/api/v1/auth/login"], "overlaps the panel's own /api/v1/auth/"),
+    ):
+        folder = make_plugin(tmp_path, plugin_id, metadata={"backend": {"routes": routes}})
+        with pytest.raises(PackageError, match=re.escape(expected)):
+            installer.install(pack_into(folder, zips))
+    installer.uninstall("needy")
+    installer.uninstall("ai_chatbot")

@@ -184,8 +184,8 @@ def test_routes_must_be_declared_and_free(panel: Panel, tmp_path: Path) -> None:
     )
     for folder, expected in (
         (undeclared, "outside its declared routes"),
-        (squatter, "already served"),
-        (hijacker, "already served"),
+        (squatter, "overlaps ai_chatbot's /api/v1/chat/*"),
+        (hijacker, "overlaps the panel's own /api/v1/marketplace/*"),
         (crashing, "no thanks"),
         (broken, "no_such_module"),
     ):

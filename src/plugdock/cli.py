@@ -128,7 +128,9 @@ def install(
 
     settings = _settings()
     with download_progress(settings) as source:  # a progress bar for remote downloads
-        result = Installer(settings, source=source).install(requirement, installed_by=by)
+        # A path ending in .zip is a package file; anything else is an id from the source.
+        target = Path(requirement) if requirement.endswith(".zip") else requirement
+        result = Installer(settings, source=source).install(target, installed_by=by)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(

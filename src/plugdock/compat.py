@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from plugdock import __version__
-from plugdock.errors import PackageError
+from plugdock.errors import PackageError, PlugdockError
 from plugdock.package.metadata import PluginMetadata, version_in_range
 
 
@@ -36,3 +37,60 @@ def check_compatibility(meta: PluginMetadata, installed: dict[str, str]) -> None
             problems.append(f"needs plugin {dep_id} {spec}, but {have} is installed")
     if problems:
         raise PackageError(problems, source=f"{meta.id} {meta.version}")
+
+
+# The panel's own API namespace; plugins declare routes elsewhere.
+CORE_ROUTES = (
+    "/api/v1/auth/*",
+    "/api/v1/marketplace/*",
+    "/api/v1/frontend/*",
+    "/api/v1/users/*",
+    "/api/v1/users",
+    "/api/v1/dashboard",
+    "/api/v1/audit",
+)
+_PARAM = re.compile(r"\{[^}]*\}")
+
+
+def _patterns_overlap(a: str, b: str) -> bool:
+    """Could one request path match both patterns? (``/x/*`` covers everything below /x/.)"""
+    a, b = _PARAM.sub("{}", a), _PARAM.sub("{}", b)
+    wild_a, wild_b = a.endswith("/*"), b.endswith("/*")
+    if wild_a and wild_b:
+        return a[:-1].startswith(b[:-1]) or b[:-1].startswith(a[:-1])
+    if wild_a:
+        return b.startswith(a[:-1])
+    if wild_b:
+        return a.startswith(b[:-1])
+    return a == b
+
+
+def check_namespace(meta: PluginMetadata, installed: dict[str, PluginMetadata]) -> None:
+    """A plugin's declared API routes are its own: not the panel's, not another plugin's.
+
+    Checked on declarations (not on the routes a router happens to serve), so the CLI,
+    which has no running panel, enforces it as well as the panel does.
+    """
+    problems = []
+    for pattern in meta.backend.routes:
+        for core in CORE_ROUTES:
+            if _patterns_overlap(pattern, core):
+                problems.append(f"backend route {pattern} overlaps the panel's own {core}")
+        for other_id, other in sorted(installed.items()):
+            if other_id == meta.id:
+                continue
+            for theirs in other.backend.routes:
+                if _patterns_overlap(pattern, theirs):
+                    problems.append(f"backend route {pattern} overlaps {other_id}'s {theirs}")
+    if problems:
+        raise PackageError(problems, source=f"{meta.id} {meta.version}")
+
+
+def check_no_dependents(plugin_id: str, installed: dict[str, PluginMetadata]) -> None:
+    """Refuse to remove a plugin that other installed plugins declare as a dependency."""
+    dependents = sorted(i for i, meta in installed.items() if plugin_id in meta.dependencies)
+    if dependents:
+        raise PlugdockError(
+            f"{plugin_id} is needed by {', '.join(dependents)}; uninstall "
+            f"{'it' if len(dependents) == 1 else 'them'} first"
+        )

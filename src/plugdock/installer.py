@@ -26,13 +26,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import Engine
 
-from plugdock.compat import check_compatibility, check_contents
+from plugdock.compat import (
+    check_compatibility,
+    check_contents,
+    check_namespace,
+    check_no_dependents,
+)
 from plugdock.config import Settings
-from plugdock.db import bump_generation, current_generation, make_engine
+from plugdock.db import bump_generation, connect_read, current_generation, make_engine
 from plugdock.errors import (
     AlreadyInstalledError,
     NotInstalledError,
@@ -49,13 +54,16 @@ from plugdock.migrations import (
     Migration,
     apply_down,
     apply_up,
+    check_not_referenced,
     check_tables_free,
     drop_created_tables,
+    forget_migrations,
     load_migration,
     transactional_ddl,
 )
 from plugdock.package.archive import Limits, PackageInfo, extract_package
 from plugdock.package.layout import CHECKSUMS_FILE, METADATA_FILE
+from plugdock.package.metadata import PluginMetadata, parse_metadata
 from plugdock.registry import (
     Installation,
     add_installation,
@@ -156,11 +164,20 @@ class Installer:
     # ----------------------------------------------------------------- queries
 
     def installed(self) -> list[Installation]:
-        with self.engine.connect() as conn:
+        with connect_read(self.engine) as conn:  # never waits for an operation's write lock
             return list_installations(conn)
 
+    def installed_metadata(self) -> dict[str, PluginMetadata]:
+        """The metadata.json of every installed plugin, as installed (from its manifest folder)."""
+        found = {}
+        for installation in self.installed():
+            path = self.code_path("manifest", installation.plugin_id) / METADATA_FILE
+            if path.is_file():
+                found[installation.plugin_id] = parse_metadata(path.read_bytes(), source=str(path))
+        return found
+
     def get(self, plugin_id: str) -> Installation | None:
-        with self.engine.connect() as conn:
+        with connect_read(self.engine) as conn:
             return get_installation(conn, plugin_id)
 
     # ----------------------------------------------------------------- install
@@ -184,8 +201,8 @@ class Installer:
     def _fetch(self, requirement: str | Path) -> tuple[Path, str | None, str | None, str | None]:
         """The package file, the wanted id and version, and the sha256 the source vouches for."""
         text = str(requirement)
-        if isinstance(requirement, Path) or text.endswith(".zip"):
-            path = Path(text)
+        if isinstance(requirement, Path):  # a string is always an id: never a path from a request
+            path = requirement
             if not path.is_file():
                 raise PlugdockError(f"no such package file: {path}")
             return path, None, None, None
@@ -220,6 +237,7 @@ class Installer:
                 self._check_wanted(info, wanted_id, wanted_version)
                 check_contents(meta, unpacked)
                 check_compatibility(meta, {i.plugin_id: i.version for i in self.installed()})
+                check_namespace(meta, self.installed_metadata())
             with steps.step("check_installed"):
                 self._check_not_installed(meta.id)
             with steps.step("check_sql"):
@@ -258,17 +276,6 @@ class Installer:
             with self.engine.connect() as conn, conn.begin() as transaction:
                 with steps.step("migrate"):
                     apply_up(conn, meta.id, meta.version, migration)
-                    add_installation(conn, installation)
-                    audit.record(
-                        conn,
-                        actor=installed_by,
-                        action=audit.INSTALL,
-                        plugin_id=meta.id,
-                        version=meta.version,
-                        detail={"tables": list(migration.tables), "sha256": info.sha256},
-                    )
-                    generation = bump_generation(conn)
-                    notify_change(conn)
                 with steps.step("hooks"):
                     if before_commit is not None:
                         before_commit(
@@ -283,6 +290,21 @@ class Installer:
                                 settings=self.settings,
                             )
                         )
+                    _check_still_open(transaction, "on_install")
+                # The row comes after the plugin's own code ran, so nothing the plugin does
+                # (a commit, or MariaDB DDL committing implicitly) can commit it early.
+                with steps.step("record"):
+                    add_installation(conn, installation)
+                    audit.record(
+                        conn,
+                        actor=installed_by,
+                        action=audit.INSTALL,
+                        plugin_id=meta.id,
+                        version=meta.version,
+                        detail={"tables": list(migration.tables), "sha256": info.sha256},
+                    )
+                    generation = bump_generation(conn)
+                    notify_change(conn)
                 with steps.step("registry"):
                     write_registry(self.settings.registry_path, list_installations(conn))
                 with steps.step("commit"):
@@ -331,8 +353,12 @@ class Installer:
     ) -> None:
         """Undo a failed install; the transaction itself has already rolled back."""
         if journal is not None:
-            if migration is not None and not transactional_ddl(self.engine):
+            if migration is not None:
+                # Rolled back on SQLite/PostgreSQL, so usually a no-op; MariaDB (and a plugin
+                # hook that committed) leave tables that check_tables_free proved are ours.
                 drop_created_tables(self.engine, migration)
+                with self.engine.begin() as conn:
+                    forget_migrations(conn, journal.plugin_id)
             for kind in CODE_KINDS:
                 remove_tree(self.code_path(kind, journal.plugin_id))
             self.rewrite_registry()
@@ -371,8 +397,11 @@ class Installer:
                 installation = self.get(plugin_id)
                 if installation is None:
                     raise NotInstalledError(f"{plugin_id} is not installed")
+                check_no_dependents(plugin_id, self.installed_metadata())
             with steps.step("load_migration"):
                 migration = self._installed_migration(installation)
+                with self.engine.connect() as conn:
+                    check_not_referenced(conn, migration)
             journal = JournalEntry(
                 operation="uninstall",
                 operation_id=operation_id,
@@ -402,6 +431,7 @@ class Installer:
                                 settings=self.settings,
                             )
                         )
+                    _check_still_open(transaction, "on_uninstall")
                 with steps.step("migrate"):
                     journal.step = "migrate"  # from here on MariaDB may have dropped tables
                     write_journal(self.settings.journal_path, journal)
@@ -475,7 +505,7 @@ class Installer:
         drop_created_tables(self.engine, leftover)
         with self.engine.begin() as conn:
             remove_installation(conn, journal.plugin_id)
-            apply_down(conn, journal.plugin_id, _tables_only([]))  # forgets its migration records
+            forget_migrations(conn, journal.plugin_id)
             generation = bump_generation(conn)
             notify_change(conn)
         for kind in CODE_KINDS:
@@ -593,6 +623,13 @@ class Installer:
         if self.settings.staging_dir.is_dir():
             for leftover in self.settings.staging_dir.iterdir():
                 remove_tree(leftover)
+
+
+def _check_still_open(transaction: Any, hook: str) -> None:
+    if not transaction.is_active:
+        raise PackageError(
+            f"the plugin's {hook} ended plugdock's transaction; hooks must not commit"
+        )
 
 
 def _gather_manifest(unpacked: Path) -> None:

@@ -69,15 +69,17 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 from sqlglot.tokens import Token, TokenType
 
 from plugdock.db import plugin_migrations
-from plugdock.errors import PackageError, UnsafeSqlError
+from plugdock.errors import PackageError, PlugdockError, UnsafeSqlError
 
 __all__ = [
     "Migration",
     "applied_migrations",
     "apply_down",
     "apply_up",
+    "check_not_referenced",
     "check_tables_free",
     "drop_created_tables",
+    "forget_migrations",
     "load_migration",
     "transactional_ddl",
 ]
@@ -551,6 +553,30 @@ def check_tables_free(conn: Connection, migration: Migration) -> None:
         )
 
 
+def check_not_referenced(conn: Connection, migration: Migration) -> None:
+    """Refuse to drop tables that other tables (another plugin's) still point at by foreign key.
+
+    SQLite and PostgreSQL would only roll back, but MariaDB would have dropped the
+    tables before the failing one, so this is asked before down.sql runs anywhere.
+    """
+    owned = set(migration.tables)
+    if not owned:
+        return
+    inspector = inspect(conn)
+    problems = []
+    for table in inspector.get_table_names():
+        if table.lower() in owned:
+            continue
+        for key in inspector.get_foreign_keys(table):
+            if (key.get("referred_table") or "").lower() in owned:
+                problems.append(
+                    f"table '{table}' references '{key['referred_table']}'; "
+                    "remove what owns it first"
+                )
+    if problems:
+        raise PlugdockError("; ".join(problems))
+
+
 def apply_up(conn: Connection, plugin_id: str, version: str, migration: Migration) -> None:
     """Run up.sql on ``conn`` and record it; the caller owns (and commits) the transaction."""
     for statement in migration.up:
@@ -571,6 +597,11 @@ def apply_down(conn: Connection, plugin_id: str, migration: Migration) -> None:
     """Run down.sql on ``conn`` and forget the plugin's recorded migrations."""
     for statement in migration.down:
         _execute(conn, statement)
+    forget_migrations(conn, plugin_id)
+
+
+def forget_migrations(conn: Connection, plugin_id: str) -> None:
+    """Delete the plugin's records of applied migrations."""
     conn.execute(delete(plugin_migrations).where(plugin_migrations.c.plugin_id == plugin_id))
 
 

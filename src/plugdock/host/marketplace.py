@@ -103,7 +103,7 @@ async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]
     """Every plugin the active source offers, with what is installed."""
     settings = request.app.state.settings
     found = await run_in_threadpool(lambda: make_source(settings).catalog())
-    installed = {i.plugin_id: i for i in _installer(request).installed()}
+    installed = {i.plugin_id: i for i in await run_in_threadpool(_installer(request).installed)}
     status = _runtime(request).status()
     return [
         CatalogItem(
@@ -179,7 +179,7 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
             if "backend" in prepared:
                 unload(prepared["backend"])
             raise
-        installation = installer.get(result.plugin_id)
+        installation = await run_in_threadpool(installer.get, result.plugin_id)
         if "backend" in prepared and installation is not None:
             runtime.mount(installation, prepared["backend"])
         runtime.reconcile()

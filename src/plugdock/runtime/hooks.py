@@ -9,6 +9,7 @@ back. :func:`prepare_backend` imports the plugin, checks its routes and runs its
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from plugdock.config import Settings
+from plugdock.errors import PackageError
 from plugdock.package.metadata import PluginMetadata
 
 if TYPE_CHECKING:  # importing these pulls in FastAPI: the CLI pays for it only when it must
@@ -43,6 +45,8 @@ class OperationContext:
         return self.operation_id[:12]
 
 
+log = logging.getLogger("plugdock.runtime")
+
 BeforeCommit = Callable[[OperationContext], None]
 
 
@@ -60,7 +64,16 @@ def prepare_backend(
     from plugdock.runtime.loader import load_backend, unload
     from plugdock.runtime.routes import check_collisions, check_declared, router_routes
 
-    backend = load_backend(ctx.plugin_id, ctx.backend_dir, ctx.module_token)
+    try:
+        backend = load_backend(ctx.plugin_id, ctx.backend_dir, ctx.module_token)
+    except PackageError as exc:
+        if ctx.operation != "uninstall":
+            raise
+        # Code that no longer imports must not make a plugin impossible to remove.
+        log.warning(
+            "%s: skipping on_uninstall, the backend does not import: %s", ctx.plugin_id, exc
+        )
+        return None
     try:
         if ctx.operation == "install" and backend.router is not None and ctx.metadata is not None:
             routes = router_routes(backend.router)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import MetaData
+from sqlalchemy import Table
 
 from plugdock.errors import PackageError
 
@@ -33,7 +33,7 @@ class LoadedBackend:
     module_name: str
     module: types.ModuleType
     router: APIRouter | None
-    metadatas: list[MetaData] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)  # the plugin's own mapped tables
 
     def hook(self, name: str) -> Any:
         """The plugin's lifecycle hook ``name``, or None if it defines none."""
@@ -77,19 +77,20 @@ def load_backend(plugin_id: str, backend_dir: Path, token: str) -> LoadedBackend
     if router is not None and not isinstance(router, APIRouter):
         unload_modules(name)
         raise PackageError(f"{plugin_id}: backend 'router' is not a FastAPI APIRouter")
-    return LoadedBackend(plugin_id, name, module, router, _metadatas(name))
+    return LoadedBackend(plugin_id, name, module, router, _own_tables(name))
 
 
-def _metadatas(prefix: str) -> list[MetaData]:
-    """The SQLAlchemy MetaData objects the plugin's modules define (its declarative bases)."""
-    found: dict[int, MetaData] = {}
+def _own_tables(prefix: str) -> list[Table]:
+    """Tables mapped by classes defined in the plugin's own modules (not imported ones)."""
+    found: dict[int, Table] = {}
     for key, module in list(sys.modules.items()):
         if key != prefix and not key.startswith(prefix + "."):
             continue
         for value in vars(module).values():
-            metadata = getattr(value, "metadata", None)
-            if isinstance(metadata, MetaData) and isinstance(value, type):
-                found[id(metadata)] = metadata
+            table = getattr(value, "__table__", None)
+            own = getattr(value, "__module__", "").startswith(prefix)
+            if isinstance(value, type) and own and isinstance(table, Table):
+                found[id(table)] = table
     return list(found.values())
 
 
@@ -100,7 +101,8 @@ def unload_modules(name: str) -> None:
 
 
 def unload(backend: LoadedBackend) -> None:
-    """Forget a plugin backend: its modules and its tables' metadata."""
-    for metadata in backend.metadatas:
-        metadata.clear()
+    """Forget a plugin backend: its modules, and its tables in whatever MetaData holds them."""
+    for table in backend.tables:
+        if table.metadata.tables.get(table.key) is table:
+            table.metadata.remove(table)
     unload_modules(backend.module_name)

@@ -31,8 +31,8 @@ def served_routes(routes: Iterable[BaseRoute]) -> list[ServedRoute]:
     served = []
     for context in iter_route_contexts(list(routes)):
         path = getattr(context, "path", None)
-        if path is None:
-            continue
+        if path is None:  # e.g. a Host route: it would answer any path, so name it to refuse it
+            path = f"<{type(getattr(context, 'route', context)).__name__} without a path>"
         methods = getattr(context, "methods", None) or {"WEBSOCKET"}
         served.append(ServedRoute(path, frozenset(methods)))
     return served

@@ -35,10 +35,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plugdock.config import Settings
 from plugdock.db import connect_read, current_generation
+from plugdock.package.layout import METADATA_FILE
+from plugdock.package.metadata import parse_metadata
 from plugdock.registry import Installation, list_installations
 from plugdock.runtime.loader import LoadedBackend, load_backend, unload
 from plugdock.runtime.notify import ChangeListener
-from plugdock.runtime.routes import ServedRoute, router_routes, served_routes
+from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
 
 log = logging.getLogger("plugdock.runtime")
 
@@ -73,13 +75,28 @@ class PluginRuntime:
     # ------------------------------------------------------------ mounting
 
     def mount(self, installation: Installation, backend: LoadedBackend) -> None:
-        """Serve a loaded backend's routes now (event-loop thread only)."""
+        """Serve a loaded backend's routes now (event-loop thread only).
+
+        A plugin that cannot be served is recorded in ``failed`` (with the reason), never raised:
+        the panel and the other plugins go on.
+        """
+        try:
+            routes = router_routes(backend.router) if backend.router is not None else []
+            # Every worker checks again what it is about to serve, not just the installer.
+            check_declared(installation.plugin_id, routes, self._declared(installation.plugin_id))
+        except Exception as exc:
+            log.error("%s %s is not served: %s", installation.plugin_id, installation.version, exc)
+            unload(backend)
+            self.failed[installation.plugin_id] = (installation.operation_id, str(exc))
+            return
         entry = None
-        routes: list[ServedRoute] = []
         if backend.router is not None:
-            routes = router_routes(backend.router)
+            handlers = (list(self.app.router.on_startup), list(self.app.router.on_shutdown))
             self.app.include_router(backend.router)
             entry = self.app.router.routes[-1]
+            # include_router copies the plugin router's event handlers into the app; they
+            # would pin the plugin's code after unmount, and plugins use on_startup hooks.
+            self.app.router.on_startup[:], self.app.router.on_shutdown[:] = handlers
         self.mounted[installation.plugin_id] = MountedPlugin(installation, backend, entry, routes)
         self.changes += 1
         self.failed.pop(installation.plugin_id, None)
@@ -95,6 +112,10 @@ class PluginRuntime:
                     installation.operation_id,
                     f"on_startup: {exc!r}",
                 )
+
+    def _declared(self, plugin_id: str) -> list[str]:
+        path = self.settings.addons_dir / "manifest" / plugin_id / METADATA_FILE
+        return parse_metadata(path.read_bytes(), source=str(path)).backend.routes
 
     def unmount(self, plugin_id: str) -> None:
         """Stop serving a plugin's routes now and forget its modules (event-loop thread only)."""
@@ -178,6 +199,7 @@ class PluginRuntime:
     async def refresh(self) -> None:
         """Reconcile if the database's generation moved (skipped while an operation runs here)."""
         if self.lock.locked():
+            self._hint_seen = None  # busy with our own operation: look again next request
             return
         async with self.lock:
             if self.is_stale():

@@ -234,7 +234,7 @@ def test_broken_plugin_does_not_stop_the_panel(tmp_path: Path, database_url: str
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_unreachable_plugin_server_is_a_502(tmp_path: Path, database_url: str) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+    dead = f"http://bob:s3cret@127.0.0.1:{free_port()}"  # nothing listens here
     panel = start_panel(
         tmp_path,
         database_url,
@@ -252,6 +252,7 @@ def test_unreachable_plugin_server_is_a_502(tmp_path: Path, database_url: str) -
         ):
             assert response.status_code == 502, response.text
             assert "127.0.0.1" in response.json()["detail"]
+            assert "s3cret" not in response.text  # any signed-in user sees this detail
         assert admin.get("/api/v1/marketplace/installed").json() == []
     finally:
         panel.stop()

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from filelock import FileLock
@@ -101,6 +102,8 @@ class RemoteSource:
             raise PlugdockError("PLUGIN_SOURCE=remote needs PLUGIN_SERVER_URL (the plugin server)")
         self.settings = settings
         self.url = normalize_server_url(settings.plugin_server_url)
+        # For messages, which reach any signed-in panel user: never credentials in a URL.
+        self.addr = _without_credentials(self.url)
         self.progress = progress
         self.warn = warn or log.warning
         self.limits = Limits.from_settings(settings)
@@ -175,7 +178,7 @@ class RemoteSource:
             versions = manifest.get(plugin_id, ({}, {}))[1]
             offered = {v: (rec["size"], rec["sha256"]) for v, rec in versions.items()}
         if not offered:
-            raise NotFoundError(f"plugin {plugin_id!r} is not on the plugin server {self.url}")
+            raise NotFoundError(f"plugin {plugin_id!r} is not on the plugin server {self.addr}")
         if version in (None, "latest"):
             resolved = newest_first(list(offered))[0]
         elif version in offered:
@@ -267,7 +270,7 @@ class RemoteSource:
                 log.info("attempt %d for %s failed: %s", number + 1, what, exc)
         reason = _describe(last)
         raise SourceUnavailableError(
-            f"plugin server {self.url} unavailable while getting {what}: {reason} "
+            f"plugin server {self.addr} unavailable while getting {what}: {reason} "
             f"({self.retries} attempt{'s' if self.retries != 1 else ''})"
         )
 
@@ -304,7 +307,7 @@ class RemoteSource:
                 raise TypeError("'plugins' is not an object")
         except (ValueError, KeyError, TypeError) as exc:
             raise SourceUnavailableError(
-                f"plugin server {self.url} sent an unreadable manifest.json ({exc})"
+                f"plugin server {self.addr} sent an unreadable manifest.json ({exc})"
             ) from None
         found: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         broken: list[BrokenPackage] = []
@@ -350,22 +353,22 @@ class RemoteSource:
                 targets = Metadata.from_file(str(metadata_dir / "targets.json")).signed
         except tuf_errors.ExpiredMetadataError as exc:
             raise UntrustedIndexError(
-                f"plugin server {self.url}: its signed index has expired ({exc}); this is what "
+                f"plugin server {self.addr}: its signed index has expired ({exc}); this is what "
                 "a freeze attack looks like (or the server stopped re-signing); refusing it"
             ) from None
         except tuf_errors.BadVersionNumberError as exc:
             raise UntrustedIndexError(
-                f"plugin server {self.url}: its signed index is older than one already seen "
+                f"plugin server {self.addr}: its signed index is older than one already seen "
                 f"({exc}); this is what a rollback attack looks like; refusing it"
             ) from None
         except tuf_errors.UnsignedMetadataError as exc:
             raise UntrustedIndexError(
-                f"plugin server {self.url}: a signature on its index does not verify ({exc}); "
+                f"plugin server {self.addr}: a signature on its index does not verify ({exc}); "
                 "refusing it"
             ) from None
         except tuf_errors.RepositoryError as exc:
             raise UntrustedIndexError(
-                f"plugin server {self.url}: its signed index failed verification "
+                f"plugin server {self.addr}: its signed index failed verification "
                 f"({type(exc).__name__}: {exc}); refusing it"
             ) from None
         except tuf_errors.DownloadError as exc:
@@ -373,7 +376,7 @@ class RemoteSource:
             if isinstance(cause, SourceUnavailableError):
                 raise cause from None
             raise SourceUnavailableError(
-                f"plugin server {self.url}: cannot get its signed index ({cause})"
+                f"plugin server {self.addr}: cannot get its signed index ({cause})"
             ) from None
         found = {}
         for path, target in targets.targets.items():
@@ -385,8 +388,8 @@ class RemoteSource:
     def _pin_on_first_use(self) -> bytes:
         if not self.settings.trust_on_first_use:
             raise UntrustedIndexError(
-                f"this instance does not trust the plugin server {self.url} yet: run "
-                f"'plugdock trust server {self.url} --root root.json' with the server's root "
+                f"this instance does not trust the plugin server {self.addr} yet: run "
+                f"'plugdock trust server {self.addr} --root root.json' with the server's root "
                 "metadata (or allow first-use pinning: PLUGDOCK_TRUST_ON_FIRST_USE=true)"
             )
         root = self._get_bytes("/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES)
@@ -394,10 +397,10 @@ class RemoteSource:
             key_ids = pin_server_root(self.settings, self.url, root, how="first-use")
         except PlugdockError as exc:
             raise UntrustedIndexError(
-                f"plugin server {self.url}: its root metadata is not usable ({exc})"
+                f"plugin server {self.addr}: its root metadata is not usable ({exc})"
             ) from None
         self.warn(
-            f"trusting plugin server {self.url} on first use: pinned its index root keys "
+            f"trusting plugin server {self.addr} on first use: pinned its index root keys "
             f"{', '.join(k[:16] for k in key_ids)}; compare them with what 'plugdock server' "
             f"printed (or pin explicitly: plugdock trust server {self.url} --root root.json)"
         )
@@ -496,3 +499,11 @@ def _price(value: object) -> float:
     except (TypeError, ValueError):
         return 0.0
     return price if price >= 0 else 0.0
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()

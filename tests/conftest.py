@@ -16,6 +16,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from plugdock.db import make_engine
+from plugdock.installer import Installer
+from support import CHATBOT, instance_settings, pack_into
+
 POSTGRES_URL = os.environ.get(
     "PLUGDOCK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -52,3 +56,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield from _scratch_server_database(POSTGRES_URL, kind)
     else:
         yield from _scratch_server_database(MARIADB_URL, kind)
+
+
+@pytest.fixture
+def installer(tmp_path: Path, database_url: str) -> Iterator[Installer]:
+    """An initialised instance (its empty registry exists) with the chatbot in its source."""
+    settings = instance_settings(tmp_path, database_url)
+    pack_into(CHATBOT, settings.plugin_local_dir)
+    engine = make_engine(database_url)
+    installer = Installer(settings, engine=engine)
+    installer.rewrite_registry()
+    yield installer
+    engine.dispose()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from plugdock.db import make_engine
 from plugdock.errors import (
     AlreadyInstalledError,
     NotFoundError,
@@ -21,7 +20,7 @@ from plugdock.errors import (
 )
 from plugdock.failpoints import InjectedFailure
 from plugdock.installer import Installer
-from support import CHATBOT, instance_settings, make_plugin, pack_into, snapshot
+from support import make_plugin, pack_into, snapshot
 
 INSTALL_STEPS = [
     "fetch",
@@ -45,17 +44,6 @@ UNINSTALL_STEPS = [
     "registry",
     "commit",
 ]
-
-
-@pytest.fixture
-def installer(tmp_path: Path, database_url: str) -> Installer:
-    settings = instance_settings(tmp_path, database_url)
-    pack_into(CHATBOT, settings.plugin_local_dir)
-    engine = make_engine(database_url)
-    installer = Installer(settings, engine=engine)
-    installer.rewrite_registry()  # an initialised instance: its (empty) registry exists
-    yield installer
-    engine.dispose()
 
 
 def test_install_then_uninstall_leaves_no_trace(installer: Installer) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from plugdock.db import make_engine
 from plugdock.installer import Installer
-from support import CHATBOT, instance_settings, make_plugin, pack_into, snapshot
+from support import make_plugin, pack_into, snapshot
 
 
 def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -30,17 +29,6 @@ def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.C
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture
-def installer(tmp_path: Path, database_url: str) -> Installer:
-    settings = instance_settings(tmp_path, database_url)
-    pack_into(CHATBOT, settings.plugin_local_dir)
-    engine = make_engine(database_url)
-    installer = Installer(settings, engine=engine)
-    installer.rewrite_registry()  # an initialised instance: its (empty) registry exists
-    yield installer
-    engine.dispose()
 
 
 # Kill points before the commit roll back; those after it finish the operation.

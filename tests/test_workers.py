@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from panel import start_panel
+from panel import Panel, start_panel
 from plugdock.db import make_engine
 from plugdock.errors import StepError
 from plugdock.installer import Installer
@@ -29,8 +31,10 @@ def fresh_get(url: str) -> httpx.Response:
         return client.get(url, headers={"Connection": "close"})
 
 
-@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
-def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: str) -> None:
+def whoami_panel(
+    tmp_path: Path, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Panel:
+    """A panel offering 'whoami', a plugin whose route answers with the worker's pid."""
     folder = make_plugin(
         tmp_path / "src",
         "whoami",
@@ -38,34 +42,52 @@ def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: 
         extra_files={"backend/routes.py": PID_ROUTES},
     )
     pack_into(folder, tmp_path / "modules")
-    panel = start_panel(tmp_path, database_url, workers=2)
-    try:
-        deadline = time.monotonic() + 30
-        while panel.output().count("Application startup complete") < 2:
-            assert time.monotonic() < deadline, panel.output()
-            time.sleep(0.1)
-        admin = panel.client(panel.login())
+    panel = start_panel(tmp_path, database_url, workers=workers, extra_env=extra_env)
+    wait_for_startups(panel, workers)
+    return panel
 
-        # A steady stream of core requests while plugins come and go: none may fail.
-        failures: list[str] = []
-        stop = threading.Event()
 
-        def core_traffic() -> None:
-            while not stop.is_set():
+def wait_for_startups(panel: Panel, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while panel.output().count("Application startup complete") < count:
+        assert time.monotonic() < deadline, panel.output()
+        time.sleep(0.1)
+
+
+@contextmanager
+def core_traffic(panel: Panel) -> Iterator[list[str]]:
+    """A steady stream of core requests on new connections; yields the failures seen."""
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
                 response = fresh_get(f"{panel.url}/healthz")
                 if response.status_code != 200:
                     failures.append(f"{response.status_code} {response.text}")
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
 
-        stream = threading.Thread(target=core_traffic)
-        stream.start()
-        try:
+    stream = threading.Thread(target=run)
+    stream.start()
+    try:
+        yield failures
+    finally:
+        stop.set()
+        stream.join()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: str) -> None:
+    panel = whoami_panel(tmp_path, database_url, workers=2)
+    try:
+        admin = panel.client(panel.login())
+        # Core requests keep flowing while plugins come and go: none may fail.
+        with core_traffic(panel) as failures:
             for _ in range(2):
-                assert (
-                    admin.post(
-                        "/api/v1/marketplace/install", json={"plugin_id": "whoami"}
-                    ).status_code
-                    == 200
-                )
+                installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
+                assert installed.status_code == 200
                 # From the moment the install answered, every worker serves the route.
                 pids = set()
                 for _ in range(40):
@@ -77,9 +99,6 @@ def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: 
                 assert admin.delete("/api/v1/marketplace/uninstall/whoami").status_code == 200
                 for _ in range(40):
                     assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
-        finally:
-            stop.set()
-            stream.join()
         assert failures == []
     finally:
         panel.stop()
@@ -87,14 +106,7 @@ def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_install_reaches_a_running_panel(tmp_path: Path, database_url: str) -> None:
-    folder = make_plugin(
-        tmp_path / "src",
-        "whoami",
-        metadata={"backend": {"routes": ["/api/v1/whoami/*"]}},
-        extra_files={"backend/routes.py": PID_ROUTES},
-    )
-    pack_into(folder, tmp_path / "modules")
-    panel = start_panel(tmp_path, database_url)
+    panel = whoami_panel(tmp_path, database_url)
     try:
         assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
         installed = panel.cli("install", "whoami")
@@ -143,58 +155,20 @@ def test_workers_recycle_after_many_changes_without_failing_requests(
     tmp_path: Path, database_url: str
 ) -> None:
     """Imported plugins are never fully freed, so a worker restarts itself after N changes."""
-    folder = make_plugin(
-        tmp_path / "src",
-        "whoami",
-        metadata={"backend": {"routes": ["/api/v1/whoami/*"]}},
-        extra_files={"backend/routes.py": PID_ROUTES},
-    )
-    pack_into(folder, tmp_path / "modules")
-    panel = start_panel(
-        tmp_path, database_url, workers=2, extra_env={"PLUGDOCK_RECYCLE_AFTER": "4"}
-    )
+    env = {"PLUGDOCK_RECYCLE_AFTER": "4"}
+    panel = whoami_panel(tmp_path, database_url, workers=2, extra_env=env)
     try:
-        deadline = time.monotonic() + 30
-        while panel.output().count("Application startup complete") < 2:
-            assert time.monotonic() < deadline, panel.output()
-            time.sleep(0.1)
         admin = panel.client(panel.login())
-        failures: list[str] = []
-        stop = threading.Event()
-
-        def core_traffic() -> None:
-            while not stop.is_set():
-                try:
-                    response = fresh_get(f"{panel.url}/healthz")
-                    if response.status_code != 200:
-                        failures.append(str(response.status_code))
-                except httpx.HTTPError as exc:
-                    failures.append(repr(exc))
-
-        stream = threading.Thread(target=core_traffic)
-        stream.start()
-        try:
+        with core_traffic(panel) as failures:
             for _ in range(4):
-                assert (
-                    admin.post(
-                        "/api/v1/marketplace/install", json={"plugin_id": "whoami"}
-                    ).status_code
-                    == 200
-                )
+                installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
+                assert installed.status_code == 200
                 assert admin.delete("/api/v1/marketplace/uninstall/whoami").status_code == 200
-            deadline = time.monotonic() + 30
-            while panel.output().count("Application startup complete") < 3:
-                assert time.monotonic() < deadline, panel.output()
-                time.sleep(0.1)
-            assert (
-                admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"}).status_code
-                == 200
-            )
+            wait_for_startups(panel, 3)  # the two first workers, and one replacement
+            installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
+            assert installed.status_code == 200
             pids = {fresh_get(f"{panel.url}/api/v1/whoami/pid").json()["pid"] for _ in range(30)}
             assert len(pids) == 2
-        finally:
-            stop.set()
-            stream.join()
         assert "recycling worker" in panel.output()
         assert failures == []
     finally:

@@ -288,3 +288,11 @@ def test_manifest_and_bundles_over_http(panel: Panel) -> None:
             admin.delete("/api/v1/marketplace/uninstall/ai_chatbot").raise_for_status()
         assert anonymous.get(entry["bundle_url"]).status_code == 404
         assert anonymous.get("/api/v1/frontend/plugins").json() == []
+
+
+def test_root_is_the_shell_for_any_client(panel: Panel) -> None:
+    """`curl http://host/` (Accept: */*) gets the panel, not a JSON 404."""
+    response = httpx.get(f"{panel.url}/", headers={"Accept": "*/*"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert httpx.get(f"{panel.url}/nowhere", headers={"Accept": "*/*"}).status_code == 404

@@ -145,7 +145,7 @@ def wants_shell(request: Request) -> bool:
     return (
         request.method == "GET"
         and not any(path.startswith(prefix) or path == prefix[:-1] for prefix in _NOT_SHELL)
-        and "text/html" in request.headers.get("accept", "")
+        and ("text/html" in request.headers.get("accept", "") or path == "/")
     )
 
 

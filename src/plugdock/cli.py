@@ -54,9 +54,17 @@ def _startup(
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
     settings = _settings()
     if settings.journal_path.exists():  # the last operation died midway: settle it first
-        outcome = _installer().recover()
-        if outcome:
-            err_console.print(f"[yellow]recovered:[/] {outcome}")
+        try:
+            outcome = _installer().recover()
+        except Exception as exc:  # report, but let read-only commands like doctor still run
+            err_console.print(
+                f"[red]error:[/] could not settle the interrupted operation ({exc}); "
+                "changes are refused until it is; see 'plugdock doctor'",
+                highlight=False,
+            )
+        else:
+            if outcome:
+                err_console.print(f"[yellow]recovered:[/] {outcome}")
 
 
 @app.command()

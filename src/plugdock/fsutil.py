@@ -18,8 +18,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so readers see the old file or the new one, never a torn one, even on a crash."""
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write JSON so readers see the old file or the new one, never a torn one, even on a crash.
+
+    ``durable=False`` skips the fsyncs, for hints that may be lost on power failure.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -27,12 +30,14 @@ def write_json_atomic(path: Path, data: Any) -> None:
             json.dump(data, handle, indent=2, sort_keys=True, default=str)
             handle.write("\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def move(src: Path, dst: Path) -> None:

@@ -558,7 +558,9 @@ class Installer:
     def _announce(self, generation: int) -> None:
         """Tell panel workers on this machine to look at the database now (a hint only)."""
         try:
-            write_json_atomic(self.settings.generation_hint_path, {"generation": generation})
+            write_json_atomic(
+                self.settings.generation_hint_path, {"generation": generation}, durable=False
+            )
         except OSError as exc:  # workers still notice on their timer
             log.warning("could not write %s: %s", self.settings.generation_hint_path, exc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,8 @@ from plugdock.host.errors import install_error_handlers
 from plugdock.installer import Installer
 from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
 
+log = logging.getLogger("plugdock.host")
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the panel for one instance. ``uvicorn --factory plugdock.host.app:create_app``."""
@@ -27,7 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(core_api.start_up, engine, settings)  # e.g. the first admin
         # Settle an operation a crash interrupted, mount what is installed, watch for changes.
-        await run_in_threadpool(installer.recover)
+        try:
+            await run_in_threadpool(installer.recover)
+        except Exception:  # serve what the database says; installs stay refused until settled
+            log.exception("could not settle an interrupted plugin operation")
         runtime.reconcile()
         watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
         try:

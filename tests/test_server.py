@@ -256,3 +256,30 @@ def test_stale_online_metadata_is_resigned_when_a_client_asks(
     assert served["signed"]["version"] == before["signed"]["version"] + 2
     expires = datetime.fromisoformat(served["signed"]["expires"].replace("Z", "+00:00"))
     assert expires > datetime.now(UTC) + timedelta(hours=23)
+
+
+def test_signing_keys_are_never_silently_replaced(tmp_path: Path) -> None:
+    """A key made after the root was published would not be in it: hosts would refuse all."""
+    from datetime import timedelta
+
+    from tuf.api.metadata import Metadata, Root
+
+    from plugdock.server.index import Lifetimes, SignedIndex
+
+    data = tmp_path / "server"
+    SignedIndex(data, Lifetimes(root=timedelta(hours=1))).ensure()
+    root_v1 = (data / "tuf" / "1.root.json").read_bytes()
+
+    # The root key kept offline (as the docs advise): the server runs, the root is not touched
+    # even when due for renewal, and no new root key appears.
+    (data / "keys" / "root.key").unlink()
+    SignedIndex(data, Lifetimes(root=timedelta(hours=4))).ensure()  # 1 h left of 4: due
+    assert not (data / "keys" / "root.key").exists()
+    assert not (data / "tuf" / "2.root.json").exists()
+    Metadata[Root].from_bytes(root_v1)  # still the published root
+
+    # A lost online key is an error, not a quiet new key.
+    (data / "keys" / "targets.key").unlink()
+    with pytest.raises(RuntimeError, match="targets"):
+        SignedIndex(data).ensure()
+    assert not (data / "keys" / "targets.key").exists()

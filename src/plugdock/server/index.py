@@ -22,6 +22,7 @@ real deployment (nothing but root renewal needs it).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+log = logging.getLogger("plugdock.server")
+
+
 class SignedIndex:
     """Maintains the TUF repository of one plugin server.
 
@@ -94,20 +98,33 @@ class SignedIndex:
             self.keys_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.keys_dir, 0o700)
             self.metadata_dir.mkdir(parents=True, exist_ok=True)
+            new = not (self.metadata_dir / "timestamp.json").exists()
             for role in ROLES:
-                self._signers[role] = CryptoSigner(self._key(role))
-            if not (self.metadata_dir / "timestamp.json").exists():
+                # Keys are made only with the first metadata: a key generated later would be
+                # one the published root does not list, and every host would refuse the index.
+                key = self._key(role, create=new)
+                if key is not None:
+                    self._signers[role] = CryptoSigner(key)
+            missing = [r for r in ROLES if r not in self._signers and r != Root.type]
+            if missing:
+                raise RuntimeError(
+                    f"signing keys missing from {self.keys_dir}: {', '.join(missing)} "
+                    "(restore them; new keys would not match the published root)"
+                )
+            if new:
                 self._create()
             else:
                 self._renew_if_needed()
 
-    def _key(self, role: str) -> Ed25519PrivateKey:
+    def _key(self, role: str, *, create: bool) -> Ed25519PrivateKey | None:
         path = self.keys_dir / f"{role}.key"
         if path.exists():
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
             if not isinstance(key, Ed25519PrivateKey):
                 raise ValueError(f"{path} is not an Ed25519 key")
             return key
+        if not create:
+            return None
         key = Ed25519PrivateKey.generate()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
@@ -193,7 +210,13 @@ class SignedIndex:
 
         root = self._load(Root.type)
         if stale(root, self.lifetimes.root):
-            self._bump(root, self.lifetimes.root)
+            if Root.type in self._signers:
+                self._bump(root, self.lifetimes.root)
+            else:  # the root key is kept offline, as docs/publishing.md advises
+                log.warning(
+                    "the root metadata expires %s; bring keys/root.key back to renew it",
+                    root.signed.expires,
+                )
         targets = self._load(Targets.type)
         snapshot = self._load(Snapshot.type)
         if stale(targets, self.lifetimes.targets):

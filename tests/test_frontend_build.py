@@ -98,3 +98,20 @@ def test_two_configs_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(PackageError, match=r"more than one addon\.config"):
         pack(folder, tmp_path / "out")
+
+
+def test_files_outside_frontend_cannot_be_bundled(tmp_path: Path) -> None:
+    """A cloned plugin must not ship the packer's files: esbuild follows any import path."""
+    (tmp_path / "secret.txt").write_text("TOPSECRET-123\n")
+    folder = make_plugin(
+        tmp_path / "src",
+        "leaky",
+        extra_files={
+            "frontend/addon.config.ts": 'import secret from "../../../secret.txt";\n'
+            "export default { id: 'leaky', nav: [], routes: [], widgets: [], secret };\n"
+        },
+    )
+    assert (folder / "frontend" / "../../../secret.txt").resolve() == tmp_path / "secret.txt"
+    with pytest.raises(PackageError, match="outside frontend/"):
+        pack(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -152,6 +152,7 @@ def _output_dir() -> Path:
 def _run_esbuild(frontend: Path, entry: str, key: str, folder: Path) -> Path:
     esbuild = find_esbuild()
     out = _output_dir() / f"{key}.js"
+    metafile = _output_dir() / f"{key}.meta.json"
     command = [
         str(esbuild),
         "--bundle",
@@ -167,6 +168,7 @@ def _run_esbuild(frontend: Path, entry: str, key: str, folder: Path) -> Path:
         "--sourcefile=addon-entry.ts",
         "--loader=ts",
         f"--outfile={out}",
+        f"--metafile={metafile}",
         *(f"--external:{name}" for name in EXTERNALS),
     ]
     try:
@@ -187,4 +189,27 @@ def _run_esbuild(frontend: Path, entry: str, key: str, folder: Path) -> Path:
             ["frontend build failed (esbuild):", *lines[:40]] if lines else "frontend build failed",
             source=str(folder),
         )
+    _check_inputs(frontend, metafile, folder)
     return out
+
+
+def _check_inputs(frontend: Path, metafile: Path, folder: Path) -> None:
+    """Refuse a bundle that pulled in files from outside frontend/.
+
+    esbuild follows any import path, so ``import k from "../../.ssh/id_rsa"`` in a plugin
+    someone cloned would ship that file inside the package for every host to serve.
+    """
+    root = frontend.resolve()
+    inputs = json.loads(metafile.read_text(encoding="utf-8")).get("inputs", {})
+    outside = []
+    for name in inputs:
+        if name.startswith("<") or name == "addon-entry.ts":  # stdin and esbuild's own
+            continue
+        path = (frontend / name).resolve()
+        if not path.is_relative_to(root):
+            outside.append(name)
+    if outside:
+        raise PackageError(
+            [f"frontend imports {name}, which is outside frontend/" for name in outside],
+            source=str(folder),
+        )

@@ -102,3 +102,10 @@ def test_requirements(text: str, expected: tuple[str, str | None]) -> None:
 def test_bad_requirements(text: str) -> None:
     with pytest.raises(PlugdockError):
         parse_requirement(text)
+
+
+def test_build_metadata_is_refused() -> None:
+    """1.0.0+x orders equal to 1.0.0: it could stand in for a published version."""
+    with pytest.raises(PackageError, match="build metadata"):
+        parse_metadata(json.dumps({"id": "ab", "name": "x", "version": "1.0.0+evil"}))
+    assert parse_metadata(json.dumps({"id": "ab", "name": "x", "version": "1.0.0-rc.1"}))

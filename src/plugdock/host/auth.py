@@ -270,9 +270,9 @@ def login(body: LoginRequest, request: Request) -> TokenResponse:
         with engine.begin() as conn:
             audit.record(
                 conn,
-                actor=body.username.strip().lower(),
+                actor=None,  # anonymous: the name is only what the client claimed
                 action=audit.LOGIN_FAILED,
-                detail={"reason": reason, "client": client},
+                detail={"reason": reason, "client": client, "username": body.username[:64]},
             )
         log.warning("failed login for %r from %s: %s", body.username, client, reason)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_CREDENTIALS, _BEARER)

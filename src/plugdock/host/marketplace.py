@@ -32,7 +32,7 @@ from plugdock.sources import make_source
 router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
 
 PluginId = Annotated[str, Path(pattern=PLUGIN_ID_PATTERN, description="a plugin id")]
-SEMVER = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
+SEMVER = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$"  # no build metadata (see metadata.py)
 
 
 class CatalogItem(BaseModel):

@@ -126,7 +126,10 @@ class PluginMetadata(BaseModel):
     @field_validator("version")
     @classmethod
     def _semver(cls, value: str) -> str:
-        parse_version(value)
+        if parse_version(value).build:
+            # Semver ignores build metadata when ordering, so 1.0.0+x would be a second
+            # "1.0.0": a published version could be replaced, and 'latest' be ambiguous.
+            raise ValueError(f"{value!r} has build metadata ('+...'); use a new version instead")
         return value
 
     @field_validator("requires")

@@ -285,7 +285,9 @@ class RemoteSource:
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > limit:
-                        raise SourceUnavailableError(f"{what} from {url} is larger than {limit}")
+                        raise SourceUnavailableError(
+                            f"{what} from {_without_credentials(url)} is larger than {limit}"
+                        )
                     chunks.append(chunk)
             return b"".join(chunks)
 
@@ -402,7 +404,7 @@ class RemoteSource:
         self.warn(
             f"trusting plugin server {self.addr} on first use: pinned its index root keys "
             f"{', '.join(k[:16] for k in key_ids)}; compare them with what 'plugdock server' "
-            f"printed (or pin explicitly: plugdock trust server {self.url} --root root.json)"
+            f"printed (or pin explicitly: plugdock trust server {self.addr} --root root.json)"
         )
         return root
 
@@ -418,14 +420,17 @@ def _fetcher(source: RemoteSource) -> Any:
                 with source.client.stream("GET", url) as response:
                     if response.status_code in (403, 404):  # "no newer root" for ngclient
                         raise tuf_errors.DownloadHTTPError(
-                            f"{url}: HTTP {response.status_code}", response.status_code
+                            f"{_without_credentials(url)}: HTTP {response.status_code}",
+                            response.status_code,
                         )
                     _check_status(response, url.rsplit("/", 1)[-1])
                     chunks, size = [], 0
                     for chunk in response.iter_bytes():
                         size += len(chunk)
                         if size > _MAX_METADATA_BYTES:
-                            raise tuf_errors.DownloadLengthMismatchError(f"{url} is too large")
+                            raise tuf_errors.DownloadLengthMismatchError(
+                                f"{_without_credentials(url)} is too large"
+                            )
                         chunks.append(chunk)
                     return b"".join(chunks)
 

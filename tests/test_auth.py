@@ -448,3 +448,22 @@ def test_user_cli_creates_lists_and_resets(tmp_path: Path, sqlite_url: str) -> N
     assert listed.returncode == 0, listed.stderr
     assert "bob" in listed.stdout
     assert "user" in listed.stdout
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_password_guessing_is_throttled(tmp_path: Path, database_url: str) -> None:
+    settings = load_settings(
+        home=tmp_path / "instance", database_url=database_url, admin_password="right-password"
+    )
+    with TestClient(create_app(settings)) as client:
+        for _ in range(10):
+            wrong = client.post(
+                "/api/v1/auth/login", json={"username": "admin", "password": "guess"}
+            )
+            assert wrong.status_code == 401
+        blocked = client.post(
+            "/api/v1/auth/login", json={"username": "admin", "password": "right-password"}
+        )
+        assert blocked.status_code == 429
+        assert int(blocked.headers["Retry-After"]) > 0
+        assert "Too many failed sign-ins" in blocked.json()["detail"]

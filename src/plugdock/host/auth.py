@@ -23,6 +23,8 @@ import os
 import secrets
 import stat
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -244,6 +246,50 @@ class TokenResponse(BaseModel):
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
+# Failed sign-ins allowed per client address in a sliding window, per worker process.
+MAX_FAILURES = 10
+FAILURE_WINDOW = 300.0
+# argon2 takes 64 MiB per check: bound how many run at once, whatever the thread pool.
+_ARGON2_SLOTS = threading.BoundedSemaphore(4)
+
+
+class _FailedLogins:
+    """Recent failed sign-ins per client, to slow down password guessing."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._times: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self._times.setdefault(client, deque())
+        while times and now - times[0] > FAILURE_WINDOW:
+            times.popleft()
+        return times
+
+    def retry_after(self, client: str) -> int:
+        """Seconds until ``client`` may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            times = self._recent(client, now)
+            if len(times) < MAX_FAILURES:
+                return 0
+            return int(FAILURE_WINDOW - (now - times[0])) + 1
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._recent(client, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._times.pop(client, None)
+
+
+def _failed_logins_of(request: Request) -> _FailedLogins:
+    state = request.app.state
+    if getattr(state, "plugdock_failed_logins", None) is None:
+        state.plugdock_failed_logins = _FailedLogins()
+    return state.plugdock_failed_logins
+
 
 @router.post(
     "/login",
@@ -254,19 +300,29 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 def login(body: LoginRequest, request: Request) -> TokenResponse:
     engine = _engine(request)
     config = auth_config(request.app)
+    client = request.client.host if request.client else None
+    failures = _failed_logins_of(request)
+    wait = failures.retry_after(client or "")
+    if wait:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"Too many failed sign-ins; try again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
     with connect_read(engine) as conn:
         record = user_store.get_by_username(conn, body.username)
-    if record is None:
-        verify_dummy(body.password)  # the same work as for a real user: no timing oracle
-        reason = "unknown user"
-    elif not verify_password(record.password_hash, body.password):
-        reason = "wrong password"
-    elif not record.is_active:
-        reason = "inactive user"
-    else:
-        reason = None
-    client = request.client.host if request.client else None
+    with _ARGON2_SLOTS:
+        if record is None:
+            verify_dummy(body.password)  # the same work as for a real user: no timing oracle
+            reason = "unknown user"
+        elif not verify_password(record.password_hash, body.password):
+            reason = "wrong password"
+        elif not record.is_active:
+            reason = "inactive user"
+        else:
+            reason = None
     if reason is not None:
+        failures.failed(client or "")
         with engine.begin() as conn:
             audit.record(
                 conn,
@@ -285,5 +341,6 @@ def login(body: LoginRequest, request: Request) -> TokenResponse:
                 .values(password_hash=hash_password(body.password))
             )
         audit.record(conn, actor=record.username, action=audit.LOGIN, detail={"client": client})
+    failures.succeeded(client or "")
     token = create_access_token(record, config.secret, minutes=config.token_minutes)
     return TokenResponse(access_token=token, expires_in=int(config.token_minutes * 60))

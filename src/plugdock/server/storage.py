@@ -120,13 +120,17 @@ class Storage:
 
     # ----------------------------------------------------------------- catalog
 
-    def catalog(self) -> dict[str, Any]:
-        """``{plugin id: {"owner", "versions": {version: record}}}`` (cached until it changes)."""
+    def catalog(self, *, fresh: bool = False) -> dict[str, Any]:
+        """``{plugin id: {"owner", "versions": {version: record}}}`` (cached until it changes).
+
+        ``fresh=True`` always reads the file: under the lock a decision (ownership, immutable
+        versions) must not rest on a cache a coarse file timestamp could leave stale.
+        """
         try:
             mtime = self.catalog_path.stat().st_mtime_ns
         except FileNotFoundError:
             return {}
-        if self._catalog_cache is None or self._catalog_cache[0] != mtime:
+        if fresh or self._catalog_cache is None or self._catalog_cache[0] != mtime:
             data = json.loads(self.catalog_path.read_text(encoding="utf-8"))
             self._catalog_cache = (mtime, data)
         return self._catalog_cache[1]
@@ -180,7 +184,7 @@ class Storage:
         parse_version(meta.version)
         check = read_signature(info)
         with self._locked():
-            catalog = dict(self.catalog())
+            catalog = dict(self.catalog(fresh=True))
             entry = catalog.get(meta.id)
             if entry is not None and entry["owner"] != publisher.name:
                 raise ForbiddenError(

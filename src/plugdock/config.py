@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         return self.addons_dir / "migrations"
 
     @property
+    def manifest_dir(self) -> Path:
+        """Each installed plugin's metadata.json and CHECKSUMS.sha256, as installed."""
+        return self.addons_dir / "manifest"
+
+    @property
     def registry_path(self) -> Path:
         return self.addons_dir / "addon_registry.json"
 

@@ -171,7 +171,7 @@ class Installer:
         """The metadata.json of every installed plugin, as installed (from its manifest folder)."""
         found = {}
         for installation in self.installed():
-            path = self.code_path("manifest", installation.plugin_id) / METADATA_FILE
+            path = self.settings.manifest_dir / installation.plugin_id / METADATA_FILE
             if path.is_file():
                 found[installation.plugin_id] = parse_metadata(path.read_bytes(), source=str(path))
         return found

@@ -114,7 +114,7 @@ class PluginRuntime:
                 )
 
     def _declared(self, plugin_id: str) -> list[str]:
-        path = self.settings.addons_dir / "manifest" / plugin_id / METADATA_FILE
+        path = self.settings.manifest_dir / plugin_id / METADATA_FILE
         return parse_metadata(path.read_bytes(), source=str(path)).backend.routes
 
     def unmount(self, plugin_id: str) -> None:

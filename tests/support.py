@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, select
 
 from plugdock.config import Settings, load_settings
-from plugdock.db import addon_installations, plugin_migrations
+from plugdock.db import addon_installations, audit_log, current_generation, plugin_migrations
 from plugdock.package.pack import pack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,10 +84,13 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def snapshot(settings: Settings, engine: Engine) -> dict[str, Any]:
-    """Everything an operation could change: files, registry, rows, tables, journal, staging."""
+    """Everything an operation could change: files, registry, rows, tables, the audit log,
+    the plugin-set generation, journal and staging."""
     with engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(select(addon_installations).order_by("plugin_id"))]
         applied = [tuple(r) for r in conn.execute(select(plugin_migrations).order_by("plugin_id"))]
+        audit = [tuple(r) for r in conn.execute(select(audit_log).order_by(audit_log.c.id))]
+        generation = current_generation(conn)
     staging = (
         sorted(p.name for p in settings.staging_dir.iterdir())
         if settings.staging_dir.exists()
@@ -98,6 +101,8 @@ def snapshot(settings: Settings, engine: Engine) -> dict[str, Any]:
         "rows": rows,
         "applied": applied,
         "tables": sorted(t.lower() for t in inspect(engine).get_table_names()),
+        "audit": audit,
+        "generation": generation,
         "journal": settings.journal_path.exists(),
         "staging": staging,
     }

@@ -235,7 +235,27 @@ def test_missing_file_and_folder_path(tmp_path: Path) -> None:
         inspect_package(tmp_path / "nope.zip")
     with pytest.raises(PackageError, match="not a regular file"):
         inspect_package(tmp_path)
+    with pytest.raises(PackageError, match="no such file"):
+        extract_package(tmp_path / "nope.zip", tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+def test_local_header_naming_another_file(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "p.zip", {"backend/a.py": b"x = 1\n"})
+    data = bytearray(path.read_bytes())
+    _, local = headers(data, "backend/a.py")
+    data[local + 30 : local + 30 + len("backend/a.py")] = b"backend/b.py"
+    path.write_bytes(bytes(data))
+    refused(path, "'backend/a.py': its local header names a different file")
+
+
+def test_local_and_central_headers_disagree_on_compression(tmp_path: Path) -> None:
+    path = make_zip(tmp_path / "p.zip", {"backend/a.py": b"x"}, compress=zipfile.ZIP_STORED)
+    data = bytearray(path.read_bytes())
+    _, local = headers(data, "backend/a.py")
+    data[local + 8 : local + 10] = (8).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    refused(path, "disagree on compression")
 
 
 def test_damaged_central_directory(tmp_path: Path, packed: Path) -> None:

@@ -19,6 +19,7 @@ from plugdock.errors import (
     UnsafeSqlError,
 )
 from plugdock.failpoints import InjectedFailure
+from plugdock.host import audit
 from plugdock.installer import Installer
 from support import make_plugin, pack_into, snapshot
 
@@ -74,7 +75,7 @@ def test_install_then_uninstall_leaves_no_trace(installer: Installer) -> None:
             )
         )
 
-    removed = installer.uninstall("ai_chatbot")
+    removed = installer.uninstall("ai_chatbot", uninstalled_by="bob")
 
     assert set(removed.tables_dropped) == {"chat_sessions", "chat_messages"}
     after = snapshot(settings, installer.engine)
@@ -83,6 +84,10 @@ def test_install_then_uninstall_leaves_no_trace(installer: Installer) -> None:
     assert json.loads(settings.registry_path.read_text())["plugins"] == {}
     assert not (settings.backend_dir / "ai_chatbot").exists()
     assert not (settings.frontend_dir / "ai_chatbot").exists()
+    with installer.engine.connect() as conn:  # who did what is on record
+        history = [(e.action, e.actor, e.plugin_id) for e in audit.query(conn)]
+    assert history == [("uninstall", "bob", "ai_chatbot"), ("install", "alice", "ai_chatbot")]
+    assert after["generation"] == before["generation"] + 2
 
 
 def test_reinstall_after_uninstall(installer: Installer) -> None:
@@ -200,9 +205,9 @@ def test_unknown_plugin_and_version(installer: Installer) -> None:
 @pytest.mark.parametrize("bad_id", ["../etc", "AI", "a", "x;drop", "ai_chatbot/../x"])
 def test_bad_ids_are_refused(installer: Installer, bad_id: str) -> None:
     before = snapshot(installer.settings, installer.engine)
-    with pytest.raises(Exception, match=r"valid plugin id|not installed"):
+    with pytest.raises(PlugdockError, match=r"valid plugin id|not installed"):
         installer.uninstall(bad_id)
-    with pytest.raises(Exception, match=r"valid plugin id|no such package"):
+    with pytest.raises(PlugdockError, match=r"valid plugin id|no such package"):
         installer.install(bad_id)
     assert snapshot(installer.settings, installer.engine) == before
 

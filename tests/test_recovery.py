@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from plugdock.errors import LockTimeoutError
 from plugdock.installer import Installer
-from support import make_plugin, pack_into, snapshot
+from plugdock.locking import operation_lock
+from support import CHATBOT, instance_settings, make_plugin, pack_into, snapshot
 
 
 def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -37,6 +39,8 @@ def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.C
     [
         ("copy_code", False),
         ("migrate", False),
+        ("hooks", False),
+        ("record", False),
         ("registry", False),
         ("commit", False),
         ("cleanup", True),
@@ -68,6 +72,7 @@ def test_killed_install_is_recovered(installer: Installer, step: str, finished: 
     ("step", "finished"),
     [
         ("move_code", False),
+        ("hooks", False),
         ("migrate", False),
         ("registry", False),
         ("commit", False),
@@ -83,18 +88,44 @@ def test_killed_uninstall_is_recovered(installer: Installer, step: str, finished
     crashed = run_cli(settings, "uninstall", "ai_chatbot", failpoints=f"uninstall.{step}=kill")
     assert crashed.returncode == -9
 
-    repaired = run_cli(settings, "doctor", "--repair")
-    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    after = snapshot(settings, installer.engine)
+    # Recovery alone must settle it (doctor --repair could paper over lost code).
+    listed = run_cli(settings, "list")
+    assert listed.returncode == 0, listed.stderr
     if installer.dialect == "mysql" and step in ("registry", "commit"):
-        finished = (
-            True  # MariaDB committed the DROP TABLEs already: recovery finishes the uninstall
-        )
+        finished = True  # MariaDB committed the DROP TABLEs already: recovery finishes it
+    assert ("finished" if finished else "rolled back") in listed.stderr
+    after = snapshot(settings, installer.engine)
     if finished:
-        assert after == clean | {"addons": after["addons"]}
+        history = ("addons", "audit", "generation")  # the install and uninstall did happen
+        assert {k: v for k, v in after.items() if k not in history} == {
+            k: v for k, v in clean.items() if k not in history
+        }
         assert list(after["addons"]) == ["addon_registry.json"]
     else:
         assert after == installed
+    assert run_cli(settings, "doctor").returncode == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "mariadb"], indirect=True)
+def test_two_instances_sharing_a_database_are_serialized(
+    installer: Installer, tmp_path: Path, database_url: str
+) -> None:
+    """The database lock stops a second machine (its own instance folder) mid-operation."""
+    other = instance_settings(tmp_path / "machine_b", database_url).model_copy(
+        update={"lock_timeout": 1}
+    )
+    pack_into(CHATBOT, other.plugin_local_dir)
+    second = Installer(other)
+    try:
+        with (
+            operation_lock(installer.settings.lock_path, installer.engine, 30),
+            pytest.raises(LockTimeoutError, match="database lock"),
+        ):
+            second.install("ai_chatbot")
+        assert second.installed() == []
+        assert second.install("ai_chatbot").version == "1.0.0"  # free again afterwards
+    finally:
+        second.engine.dispose()
 
 
 def test_concurrent_installs_are_serialized(installer: Installer, tmp_path: Path) -> None:

@@ -91,6 +91,16 @@ def test_a_cached_package_is_reused(tmp_path: Path, remote: Remote) -> None:
     installer.install("notes@1.0.0")
     assert remote.chaos.hits["download"] == 1
 
+    # A cached file that changed on disk is never trusted: it is fetched again.
+    installer.uninstall("notes")
+    [cached] = installer.settings.cache_dir.glob("*.zip")
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    cached.chmod(0o644)
+    cached.write_bytes(bytes(data))
+    assert installer.install("notes@1.0.0").version == "1.0.0"
+    assert remote.chaos.hits["download"] == 2
+
 
 def test_a_flipped_byte_in_the_served_package_is_refused(tmp_path: Path, remote: Remote) -> None:
     remote.publish(_package(tmp_path))

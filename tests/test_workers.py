@@ -106,7 +106,8 @@ def test_install_and_uninstall_reach_every_worker(tmp_path: Path, database_url: 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_install_reaches_a_running_panel(tmp_path: Path, database_url: str) -> None:
-    panel = whoami_panel(tmp_path, database_url)
+    """Through the hint file alone: the timer is set far out of the way."""
+    panel = whoami_panel(tmp_path, database_url, extra_env={"PLUGDOCK_SYNC_INTERVAL": "600"})
     try:
         assert fresh_get(f"{panel.url}/api/v1/whoami/pid").status_code == 404
         installed = panel.cli("install", "whoami")

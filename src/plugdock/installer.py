@@ -167,10 +167,12 @@ class Installer:
         with connect_read(self.engine) as conn:  # never waits for an operation's write lock
             return list_installations(conn)
 
-    def installed_metadata(self) -> dict[str, PluginMetadata]:
+    def installed_metadata(
+        self, installations: list[Installation] | None = None
+    ) -> dict[str, PluginMetadata]:
         """The metadata.json of every installed plugin, as installed (from its manifest folder)."""
         found = {}
-        for installation in self.installed():
+        for installation in self.installed() if installations is None else installations:
             path = self.settings.manifest_dir / installation.plugin_id / METADATA_FILE
             if path.is_file():
                 found[installation.plugin_id] = parse_metadata(path.read_bytes(), source=str(path))
@@ -236,8 +238,9 @@ class Installer:
                 verdict = enforce_signature_policy(info, self.settings)
                 self._check_wanted(info, wanted_id, wanted_version)
                 check_contents(meta, unpacked)
-                check_compatibility(meta, {i.plugin_id: i.version for i in self.installed()})
-                check_namespace(meta, self.installed_metadata())
+                installed = self.installed()  # read once for both checks
+                check_compatibility(meta, {i.plugin_id: i.version for i in installed})
+                check_namespace(meta, self.installed_metadata(installed))
             with steps.step("check_installed"):
                 self._check_not_installed(meta.id)
             with steps.step("check_sql"):

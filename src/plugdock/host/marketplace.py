@@ -8,6 +8,7 @@ mounted, so a refused or failed install never shows a route.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -107,14 +108,7 @@ async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]
     status = _runtime(request).status()
     return [
         CatalogItem(
-            id=entry.id,
-            name=entry.name,
-            description=entry.description,
-            author=entry.author,
-            category=entry.category,
-            price=entry.price,
-            icon=entry.icon,
-            versions=list(entry.versions),
+            **asdict(entry),
             latest=entry.latest,
             installed=entry.id in installed,
             installed_version=installed[entry.id].version if entry.id in installed else None,
@@ -147,11 +141,12 @@ def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledPlugin]
             installed_by=i.installed_by,
             signer=i.signer,
             tables=i.tables,
-            state=status.get(i.plugin_id, {}).get("state", "no backend"),
-            routes=status.get(i.plugin_id, {}).get("routes", []),
-            error=status.get(i.plugin_id, {}).get("error"),
+            state=served.get("state", "no backend"),
+            routes=served.get("routes", []),
+            error=served.get("error"),
         )
         for i in _installer(request).installed()
+        for served in [status.get(i.plugin_id, {})]
     ]
 
 

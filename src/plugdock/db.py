@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "db_migrations"
@@ -88,6 +88,8 @@ addon_installations = Table(
     Column("installed_by", String(200), nullable=True),
     Column("tables", JSON, nullable=False),
     Column("operation_id", String(32), nullable=False),
+    # A disabled plugin keeps its code, tables and rows but is served nowhere.
+    Column("enabled", Boolean(), nullable=False, server_default=true()),
 )
 
 plugin_migrations = Table(
@@ -132,6 +134,17 @@ audit_log = Table(
     Column("version", String(64), nullable=True),
     Column("detail", JSON, nullable=True),
     Index("ix_audit_log_plugin_id", "plugin_id"),
+)
+
+# The publisher key each plugin id is bound to: a package of that id signed by any other key
+# is refused until an admin rebinds the id (see plugdock.trust).
+plugin_signers = Table(
+    "plugin_signers",
+    core_metadata,
+    Column("plugin_id", String(64), primary_key=True),
+    Column("key_id", String(128), nullable=False),
+    Column("bound_at", DateTime(), nullable=False),  # naive UTC
+    Column("bound_by", String(64), nullable=True),
 )
 
 plugin_state = Table(

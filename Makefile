@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-EXAMPLES := $(wildcard examples/plugins/*/metadata.json)
+# examples/releases/ holds frozen older versions, so ./modules offers an update out of the box.
+EXAMPLES := $(wildcard examples/plugins/*/metadata.json examples/releases/*/metadata.json)
 
 export PLUGIN_LOCAL_DIR ?= $(CURDIR)/modules
 export PLUGDOCK_HOME ?= $(CURDIR)/instance
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Pack every example plugin into the local source folder.
+# Pack every example plugin (and its frozen older releases) into the local source folder.
 modules: $(STAMP) web
 	mkdir -p modules
 	for meta in $(EXAMPLES); do $(BIN)/plugdock pack $$(dirname $$meta) -o modules >/dev/null || exit 1; done

@@ -25,7 +25,7 @@ from plugdock import sdk
 from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine, users
 from plugdock.errors import PlugdockError
-from plugdock.host import audit
+from plugdock import audit
 from plugdock.host import users as user_store
 from plugdock.host.app import create_app
 from plugdock.host.auth import (

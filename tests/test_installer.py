@@ -19,7 +19,7 @@ from plugdock.errors import (
     UnsafeSqlError,
 )
 from plugdock.failpoints import InjectedFailure
-from plugdock.host import audit
+from plugdock import audit
 from plugdock.installer import Installer
 from support import make_plugin, pack_into, snapshot
 

@@ -47,7 +47,7 @@ from plugdock.errors import (
 )
 from plugdock.failpoints import failpoint
 from plugdock.fsutil import move, remove_tree, write_json_atomic
-from plugdock.host import audit
+from plugdock import audit
 from plugdock.journal import JournalEntry, clear_journal, read_journal, write_journal
 from plugdock.locking import operation_lock
 from plugdock.migrations import (

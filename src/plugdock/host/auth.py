@@ -39,7 +39,7 @@ from plugdock import sdk
 from plugdock.config import Settings, load_settings
 from plugdock.db import connect_read, users
 from plugdock.errors import PlugdockError
-from plugdock.host import audit
+from plugdock import audit
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 

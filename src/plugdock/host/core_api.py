@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select, text
 
 from plugdock import sdk
 from plugdock.db import addon_installations, connect_read, current_generation
-from plugdock.host import audit
+from plugdock import audit
 from plugdock.host import auth as auth_module
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password

@@ -26,7 +26,7 @@ from plugdock import sdk
 from plugdock.config import Settings
 from plugdock.db import connect_read, users, utcnow
 from plugdock.errors import PlugdockError
-from plugdock.host import audit
+from plugdock import audit
 from plugdock.host.passwords import hash_password
 
 log = logging.getLogger(__name__)

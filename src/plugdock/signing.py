@@ -79,7 +79,7 @@ def generate_keypair(directory: Path, name: str, *, overwrite: bool = False) -> 
 
     >>> private, public = generate_keypair(Path("keys"), "alice")  # doctest: +SKIP
     """
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name):
+    if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name):
         raise PlugdockError(f"{name!r} is not a usable key name (letters, digits, _ . -)")
     directory.mkdir(parents=True, exist_ok=True)
     private_path, public_path = directory / f"{name}.key", directory / f"{name}.pub"
@@ -177,7 +177,7 @@ def make_signature(
     checksums_text: bytes, plugin_id: str, version: str, key: Ed25519PrivateKey, signer: str
 ) -> bytes:
     """The bytes of a ``SIGNATURE.json`` over ``checksums_text`` (deterministic)."""
-    if not _SIGNER.match(signer):
+    if not _SIGNER.fullmatch(signer):
         raise PlugdockError(f"signer name {signer!r} must be 1-100 printable characters")
     public = key.public_key()
     signed = SignedPart(

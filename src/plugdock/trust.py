@@ -75,7 +75,7 @@ class TrustStore:
         self.keys_dir = self.folder / "keys"
 
     def add(self, public_key: Ed25519PublicKey, name: str) -> TrustedKey:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise PlugdockError(f"{name!r} is not a usable name (1-100 printable characters)")
         kid = key_id(public_key)
         existing = self.get(kid)
@@ -97,7 +97,7 @@ class TrustStore:
         return TrustedKey(kid, name, public_key, added)
 
     def get(self, kid: str) -> TrustedKey | None:
-        if not _KEY_ID.match(kid):
+        if not _KEY_ID.fullmatch(kid):
             return None
         path = self.keys_dir / f"{kid}.json"
         if not path.is_file():

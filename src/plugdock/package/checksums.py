@@ -58,7 +58,7 @@ def render(digests: Mapping[str, str]) -> str:
     for path, digest in digests.items():
         if path in UNLISTED:
             problems.append(f"{CHECKSUMS_FILE} never lists {path}")
-        if not _HEX.match(digest):
+        if not _HEX.fullmatch(digest):
             problems.append(f"{path!r}: {digest!r} is not a lowercase hex SHA-256")
         if not path or any(c in path for c in "\\\n\r"):
             problems.append(f"{path!r}: cannot be written in a checksums file")
@@ -86,7 +86,7 @@ def parse(text: str) -> dict[str, str]:
         if "\r" in line:
             problems.append(f"{where}: has a carriage return (Windows line ending)")
             continue
-        match = _LINE.match(line)
+        match = _LINE.fullmatch(line)
         if not match:
             problems.append(f"{where}: {_short(line)!r} is not '<sha256 hex>  <path>'")
             continue

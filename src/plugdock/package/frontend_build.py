@@ -121,7 +121,7 @@ def _entry_from_json(data: object, where: str) -> str:
         if not isinstance(route, dict):
             raise PackageError(f"{where}: routes[{i}] must be an object")
         fields = {
-            k: json.dumps(v) for k, v in route.items() if k != "component" and _IDENT.match(k)
+            k: json.dumps(v) for k, v in route.items() if k != "component" and _IDENT.fullmatch(k)
         }
         fields["component"] = component(route.get("component"), f"routes[{i}].component")
         routes.append("{" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}")

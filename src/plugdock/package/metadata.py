@@ -39,7 +39,7 @@ def check_range(spec: str) -> str:
     if not parts:
         raise ValueError("empty version range")
     for part in parts:
-        match = _COMPARISON.match(part)
+        match = _COMPARISON.fullmatch(part)
         if not match:
             raise ValueError(f"{part!r} is not a comparison like '>=1.0.0'")
         parse_version(match.group(2))
@@ -62,7 +62,7 @@ class BackendSpec(BaseModel):
     @classmethod
     def _routes_under_api(cls, routes: list[str]) -> list[str]:
         for route in routes:
-            if not _ROUTE_PATTERN.match(route) or ".." in route:
+            if not _ROUTE_PATTERN.fullmatch(route) or ".." in route:
                 raise ValueError(
                     f"route pattern {route!r} must be a path under /api/ (e.g. /api/v1/x/*)"
                 )
@@ -72,7 +72,7 @@ class BackendSpec(BaseModel):
     @classmethod
     def _model_names(cls, models: list[str]) -> list[str]:
         for name in models:
-            if not _IDENTIFIER.match(name):
+            if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"model name {name!r} is not a Python identifier")
         return models
 
@@ -87,7 +87,7 @@ class FrontendSpec(BaseModel):
     @classmethod
     def _page_routes(cls, routes: list[str]) -> list[str]:
         for route in routes:
-            if not _PAGE_PATTERN.match(route) or route.startswith("/api/") or ".." in route:
+            if not _PAGE_PATTERN.fullmatch(route) or route.startswith("/api/") or ".." in route:
                 raise ValueError(
                     f"page route {route!r} must be a path like /support/chats, not under /api/"
                 )
@@ -97,7 +97,7 @@ class FrontendSpec(BaseModel):
     @classmethod
     def _component_names(cls, components: list[str]) -> list[str]:
         for name in components:
-            if not _IDENTIFIER.match(name):
+            if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"component name {name!r} is not an identifier")
         return components
 

@@ -124,7 +124,7 @@ export default {{
 
 def scaffold(plugin_id: str, parent: Path) -> Path:
     """Create ``parent/<id>/`` with a working plugin; refuses to overwrite anything."""
-    if not re.match(PLUGIN_ID_PATTERN, plugin_id):
+    if not re.fullmatch(PLUGIN_ID_PATTERN, plugin_id):
         raise PlugdockError(
             f"{plugin_id!r} is not a valid plugin id (2-64 of a-z, 0-9, _; starts with a letter)"
         )

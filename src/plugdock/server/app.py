@@ -52,7 +52,7 @@ def _error(status: int, detail: Any, **extra: Any) -> JSONResponse:
 
 
 def _check_params(plugin_id: str, version: str) -> JSONResponse | None:
-    if not _ID.match(plugin_id):
+    if not _ID.fullmatch(plugin_id):
         return _error(422, f"{plugin_id[:80]!r} is not a valid plugin id")
     if version != "latest":
         try:
@@ -98,7 +98,7 @@ def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
     @app.get("/tuf/{name}", response_model=None)
     def tuf(name: str) -> Response:
         """Signed index metadata (root versions, targets, snapshot, timestamp)."""
-        path = storage.index.file(name) if _TUF_NAME.match(name) else None
+        path = storage.index.file(name) if _TUF_NAME.fullmatch(name) else None
         if path is None:
             return _error(404, f"no metadata {name[:80]!r}")
         return FileResponse(

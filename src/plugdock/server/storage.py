@@ -98,7 +98,7 @@ class Storage:
 
     def create_token(self, name: str) -> str:
         """Create (or replace) the token of publisher ``name``; returns the token, shown once."""
-        if not _PUBLISHER.match(name):
+        if not _PUBLISHER.fullmatch(name):
             raise PlugdockError(f"{name!r} is not a usable publisher name (letters, digits, _ . -)")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self._locked():

@@ -78,7 +78,7 @@ class Source(Protocol):
 def parse_requirement(text: str) -> tuple[str, str | None]:
     """Split ``id`` or ``id@version`` and check both parts."""
     plugin_id, at, version = text.partition("@")
-    if not _ID.match(plugin_id):
+    if not _ID.fullmatch(plugin_id):
         raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
     if at and not version:
         raise PlugdockError(f"{text!r}: a version must follow '@'")

@@ -166,7 +166,7 @@ class RemoteSource:
 
     def fetch(self, plugin_id: str, version: str | None = None) -> FetchedPackage:
         """Download (or reuse from the cache) one verified package; ``None``/latest = newest."""
-        if not _ID.match(plugin_id):
+        if not _ID.fullmatch(plugin_id):
             raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
         if self.verifies_index:
             signed = self._signed_targets()
@@ -314,7 +314,7 @@ class RemoteSource:
         found: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         broken: list[BrokenPackage] = []
         for plugin_id, entry in plugins.items():
-            if not isinstance(plugin_id, str) or not _ID.match(plugin_id):
+            if not isinstance(plugin_id, str) or not _ID.fullmatch(plugin_id):
                 broken.append(BrokenPackage(str(plugin_id)[:80], "not a valid plugin id"))
                 continue
             if not isinstance(entry, dict) or not isinstance(entry.get("versions"), dict):
@@ -383,7 +383,7 @@ class RemoteSource:
         found = {}
         for path, target in targets.targets.items():
             sha = target.hashes.get("sha256", "")
-            if isinstance(target.length, int) and _HEX64.match(sha):
+            if isinstance(target.length, int) and _HEX64.fullmatch(sha):
                 found[path] = (target.length, sha)
         return found
 
@@ -470,7 +470,7 @@ def _by_plugin(signed: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tupl
     found = {}
     for path, target in signed.items():
         plugin_id, slash, name = path.partition("/")
-        if not slash or not name.endswith(".zip") or not _ID.match(plugin_id):
+        if not slash or not name.endswith(".zip") or not _ID.fullmatch(plugin_id):
             continue
         version = name[: -len(".zip")]
         try:
@@ -490,7 +490,7 @@ def _record_problem(version: object, record: object) -> str | None:
         return str(exc)
     if not isinstance(record, dict):
         return "malformed record"
-    if not isinstance(record.get("sha256"), str) or not _HEX64.match(record["sha256"]):
+    if not isinstance(record.get("sha256"), str) or not _HEX64.fullmatch(record["sha256"]):
         return "no valid sha256"
     size = record.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:

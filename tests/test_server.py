@@ -283,3 +283,16 @@ def test_signing_keys_are_never_silently_replaced(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="targets"):
         SignedIndex(data).ensure()
     assert not (data / "keys" / "targets.key").exists()
+
+
+def test_refusals_never_show_the_server_data_path(tmp_path: Path, storage: Storage, client) -> None:
+    """422 answers go to any publisher: they must not reveal where the server keeps its data."""
+    token = storage.create_token("alice")
+    no_checksums = _raw_zip({"metadata.json": b'{"id": "notes"}'})
+    for body in (b"not a zip at all", no_checksums):
+        answer = _post(client, body, token)
+        assert answer.status_code == 422
+        assert answer.json()["problems"]
+        assert str(storage.data_dir) not in answer.text
+        assert "incoming" not in answer.text and str(tmp_path) not in answer.text
+    assert list(storage.incoming_dir.iterdir()) == []

@@ -68,6 +68,10 @@ def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
     app = FastAPI(title="plugdock plugin server", version=__version__, docs_url="/docs")
     app.state.storage = storage
 
+    def hide(text: str) -> str:
+        """``text`` without the server's data path (answers go to any publisher)."""
+        return text.replace(str(storage.data_dir), "<server data>")
+
     @app.get("/manifest.json")
     def manifest() -> JSONResponse:
         """Every plugin with every version (newest first)."""
@@ -128,19 +132,24 @@ def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
             try:
                 report = await run_in_threadpool(validate_package, incoming, limits)
             except PackageError as exc:
-                return _error(422, f"the package was refused: {exc}", problems=exc.problems)
+                # The checks name the file they read, which is in the server's data folder:
+                # answer with the findings only (and scrub them too).
+                problems = [hide(p) for p in exc.problems]
+                return _error(
+                    422, f"the package was refused: {'; '.join(problems)}", problems=problems
+                )
             info = report.info
             check = read_signature(info)
             if check.status == "invalid":
-                return _error(422, f"the package's signature is bad: {check.detail}")
+                return _error(422, f"the package's signature is bad: {hide(check.detail)}")
             try:
                 record = await run_in_threadpool(storage.publish, incoming, info, publisher)
             except ForbiddenError as exc:
-                return _error(403, str(exc))
+                return _error(403, hide(str(exc)))
             except ConflictError as exc:
-                return _error(409, str(exc))
+                return _error(409, hide(str(exc)))
             except PlugdockError as exc:
-                return _error(422, str(exc))
+                return _error(422, hide(str(exc)))
             log.info("%s published %s %s", publisher.name, info.metadata.id, info.metadata.version)
             return JSONResponse(
                 {"id": info.metadata.id, "tables": list(report.tables), **record}, status_code=201
@@ -155,7 +164,7 @@ def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
 
     @app.exception_handler(PlugdockError)
     async def _plugdock_error(request: Request, exc: PlugdockError) -> JSONResponse:
-        return _error(400, str(exc))
+        return _error(400, hide(str(exc)))
 
     return app
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -61,7 +62,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "db_migrations"
@@ -145,6 +146,35 @@ plugin_signers = Table(
     Column("key_id", String(128), nullable=False),
     Column("bound_at", DateTime(), nullable=False),  # naive UTC
     Column("bound_by", String(64), nullable=True),
+)
+
+# Failed sign-ins counted per account ("user:<id>") and per client ("client:<address>") in a
+# fixed window, where every worker and replica sees them (see plugdock.host.throttle).
+login_throttle = Table(
+    "login_throttle",
+    core_metadata,
+    Column("bucket", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime(), nullable=False),  # naive UTC
+    Index("ix_login_throttle_window_start", "window_start"),
+)
+
+# One row per signed-in session; every token names one, so signing out or deactivating a user
+# revokes tokens at once (see plugdock.host.sessions).
+auth_sessions = Table(
+    "auth_sessions",
+    core_metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", name="fk_auth_sessions_user", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", DateTime(), nullable=False),  # naive UTC
+    Column("expires_at", DateTime(), nullable=False),  # naive UTC
+    Index("ix_auth_sessions_user_id", "user_id"),
+    Index("ix_auth_sessions_expires_at", "expires_at"),
 )
 
 plugin_state = Table(

@@ -1,8 +1,9 @@
 """Helpers for remote-mode tests: a real plugin server on loopback, with an attacker in front.
 
-``LiveServer`` runs uvicorn in a thread on a free port of 127.0.0.1. ``Chaos`` is a
-pure-ASGI wrapper that can play a broken network or a malicious mirror: cut a download
-off halfway, answer 500, or serve other bytes for a path.
+``LiveServer`` runs uvicorn in a thread on a free port of 127.0.0.1 (over TLS with a
+certificate from ``self_signed_cert``). ``Chaos`` is a pure-ASGI wrapper that can play a
+broken network or a malicious mirror: cut a download off halfway, answer 500, serve other
+bytes for a path, or redirect every request elsewhere.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Chaos:
     truncate_downloads: int = 0  # how many download responses to cut off halfway
     fail_downloads: int = 0  # how many download requests answer 500
     replace: dict[str, bytes] = field(default_factory=dict)  # path -> bytes to serve instead
+    redirect_to: str | None = None  # a base URL: every request answers 302 to it + its path
     hits: Counter[str] = field(default_factory=Counter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -48,6 +50,13 @@ class Chaos:
         path = scope["path"]
         kind = "download" if path.startswith("/download/") else path
         self.hits[kind] += 1
+        if self.redirect_to is not None:
+            location = (self.redirect_to + path).encode()
+            await send(
+                {"type": "http.response.start", "status": 302, "headers": [(b"location", location)]}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         if path in self.replace:
             body = self.replace[path]
             await send(
@@ -100,10 +109,18 @@ def _truncating(send: Send) -> Send:
 class LiveServer:
     """uvicorn serving ``app`` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, tls: tuple[Path, Path] | None = None) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="critical", lifespan="off", access_log=False
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="critical",
+            lifespan="off",
+            access_log=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
         )
+        self.scheme = "https" if tls else "http"
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -115,12 +132,53 @@ class LiveServer:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
         port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{self.scheme}://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (clients trust it via ``SSL_CERT_FILE``)."""
+    import ipaddress
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 @dataclass

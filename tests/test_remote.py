@@ -19,10 +19,19 @@ import pytest
 from plugdock.db import make_engine
 from plugdock.errors import NotFoundError, SourceUnavailableError
 from plugdock.installer import Installer
+from plugdock.server import create_app
 from plugdock.signing import SignatureError, generate_keypair, load_private_key, sign_package
-from plugdock.sources.remote import IntegrityError, RemoteSource
+from plugdock.sources.remote import IntegrityError, RedirectRefusedError, RemoteSource
 from plugdock.trust import UntrustedIndexError, pinned_root
-from remote_helpers import Remote, host_settings, start_remote, trust_alice
+from remote_helpers import (
+    Chaos,
+    LiveServer,
+    Remote,
+    host_settings,
+    self_signed_cert,
+    start_remote,
+    trust_alice,
+)
 from support import make_plugin, pack_into, snapshot
 
 
@@ -391,3 +400,50 @@ def test_cli_server_token_create_and_publish_errors(tmp_path: Path, remote: Remo
     )
     assert done.exit_code != 0
     assert "HTTP 403" in str(done.exception)
+
+
+def test_a_redirect_to_another_origin_is_refused(tmp_path: Path, remote: Remote) -> None:
+    """A server (or whoever answers for it) sends the host to another machine: not followed."""
+    remote.publish(_package(tmp_path))
+    live, elsewhere = start_remote(tmp_path / "elsewhere")
+    try:
+        elsewhere.publish(_package(tmp_path / "elsewhere"))
+        elsewhere.chaos.hits.clear()
+        remote.chaos.redirect_to = elsewhere.url
+        installer = _installer(tmp_path, remote)
+        before = snapshot(installer.settings, installer.engine)
+        with pytest.raises(RedirectRefusedError, match="another origin"):
+            installer.source.catalog()
+        with pytest.raises(RedirectRefusedError, match="another origin"):
+            installer.install("notes")
+        assert sum(elsewhere.chaos.hits.values()) == 0  # not one request reached it
+        assert pinned_root(installer.settings, remote.url) is None
+        assert snapshot(installer.settings, installer.engine) == before
+    finally:
+        live.__exit__()
+
+
+def test_a_redirect_from_https_to_http_is_refused(
+    tmp_path: Path, remote: Remote, monkeypatch
+) -> None:
+    remote.publish(_package(tmp_path))
+    remote.chaos.hits.clear()
+    cert, key = self_signed_cert(tmp_path / "tls")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the host trusts the test certificate
+    # The same server over TLS works ...
+    with LiveServer(Chaos(create_app(remote.storage)), tls=(cert, key)) as tls:
+        settings = host_settings(tmp_path / "direct", tls.url)
+        trust_alice(settings, remote)
+        with RemoteSource(settings) as source:  # closed: the server need not wait for it
+            assert source.catalog().plugins["notes"].versions == ("1.0.0",)
+    # ... but an https address that redirects to plain http is not followed.
+    with LiveServer(Chaos(app=None, redirect_to=remote.url), tls=(cert, key)) as tls:
+        settings = host_settings(tmp_path / "downgraded", tls.url)
+        trust_alice(settings, remote)
+        with (
+            RemoteSource(settings) as source,
+            pytest.raises(RedirectRefusedError, match="downgrade to plain http"),
+        ):
+            source.catalog()
+        assert pinned_root(settings, tls.url) is None
+    assert sum(remote.chaos.hits.values()) == 0

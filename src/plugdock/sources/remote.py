@@ -15,6 +15,9 @@ What it checks before a package reaches the installer:
   refused with :class:`~plugdock.trust.UntrustedIndexError`. Versions are resolved from
   the signed targets, and each package's expected length and SHA-256 come from them.
   With the policy ``off`` they come from ``manifest.json``.
+* **Where it goes.** Redirects are followed only within the server's origin (scheme, host,
+  port); one to another origin, or from https to http, is refused
+  (:class:`RedirectRefusedError`).
 * **The bytes.** The download streams into the cache with the expected length as its
   limit, hashing as it goes; a package whose SHA-256 differs is deleted and refused
   before anything opens it. A cached package is reused when its hash still matches.
@@ -78,6 +81,10 @@ class IntegrityError(SourceUnavailableError):
     """The server sent bytes that the index does not vouch for (wrong length or hash)."""
 
 
+class RedirectRefusedError(SourceUnavailableError):
+    """The server redirected to another origin, or from https to http."""
+
+
 class _Transient(Exception):
     """A failure worth retrying (5xx, 429, a body cut short)."""
 
@@ -114,6 +121,11 @@ class RemoteSource:
             headers={"User-Agent": f"plugdock/{__version__}"},
             follow_redirects=True,
         )
+        # Redirects are followed only within the server's own origin (see _check_redirect).
+        self.client.event_hooks["response"] = [
+            *self.client.event_hooks["response"],
+            self._check_redirect,
+        ]
 
     def close(self) -> None:
         """Close the HTTP connections (the source can no longer be used)."""
@@ -124,6 +136,35 @@ class RemoteSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _check_redirect(self, response: httpx.Response) -> None:
+        """Refuse a redirect that leaves the server's origin, above all one from https to http.
+
+        The index and hashes would still catch altered bytes, but a redirect elsewhere sends
+        the request (and whatever the URL carries) to a host nobody configured, and a
+        downgrade to http hands the rest of the exchange to anyone on the network.
+        """
+        if not response.has_redirect_location:
+            return
+        here = response.request.url
+        try:
+            there = here.join(response.headers["location"])
+        except (httpx.InvalidURL, ValueError):
+            raise RedirectRefusedError(
+                f"plugin server {self.addr} sent a redirect to a malformed address; refusing it"
+            ) from None
+        if _origin(there) == _origin(here):
+            return
+        target = _without_credentials(f"{there.scheme}://{there.netloc.decode('ascii')}")
+        if here.scheme == "https" and there.scheme != "https":
+            raise RedirectRefusedError(
+                f"plugin server {self.addr} redirected from https to {target}; refusing a "
+                "downgrade to plain http"
+            )
+        raise RedirectRefusedError(
+            f"plugin server {self.addr} redirected to another origin ({target}); refusing it "
+            "(set PLUGIN_SERVER_URL to the server's real address)"
+        )
 
     @property
     def verifies_index(self) -> bool:
@@ -460,6 +501,11 @@ def _describe(exc: Exception | None) -> str:
     if isinstance(exc, httpx.TransportError):
         return f"network error ({type(exc).__name__})"
     return str(exc) if exc else "unknown error"
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host.lower(), url.port or default
 
 
 def _target(plugin_id: str, version: str) -> str:

@@ -58,7 +58,9 @@ export async function request<T>(method: Method, path: string, body?: unknown): 
   const token = getToken();
   if (token) headers.Authorization = `Bearer ${token}`;
   const init: RequestInit = { method, headers };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser sets Content-Type with its boundary
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -147,6 +149,13 @@ export interface CatalogItem {
   installed: boolean;
   installed_version: string | null;
   state: string | null;
+  /** null when not installed. */
+  enabled?: boolean | null;
+  /** The highest catalog version above the installed one, or null. */
+  update_available?: string | null;
+  /** Whether this core can take that update (requires, dependency ranges). */
+  update_compatible?: boolean;
+  update_problem?: string | null;
 }
 
 export interface InstalledPlugin {
@@ -160,6 +169,10 @@ export interface InstalledPlugin {
   state: string;
   routes: string[];
   error: string | null;
+  enabled?: boolean;
+  update_available?: string | null;
+  update_compatible?: boolean;
+  update_problem?: string | null;
 }
 
 export interface InstallResponse {
@@ -171,6 +184,8 @@ export interface InstallResponse {
   routes: string[];
   frontend_routes: string[];
   warnings?: string[];
+  /** Every plugin this install put in, its dependencies first. */
+  installed?: string[];
 }
 
 export interface UninstallResponse {
@@ -180,7 +195,77 @@ export interface UninstallResponse {
   tables_dropped: string[];
   routes_removed: string[];
   warnings: string[];
+  /** The backup's file name (instance/backups/), or null when none was written. */
+  backup?: string | null;
 }
+
+export interface InstallPlan {
+  plugin_id: string;
+  version: string;
+  /** Dependencies first, the requested plugin last. */
+  steps: { plugin_id: string; version: string; reason: string }[];
+}
+
+export interface UpgradePlan {
+  plugin_id: string;
+  from_version: string;
+  version: string;
+  /** The new version's CHANGELOG.md, as text (never HTML). */
+  changelog: string | null;
+  steps: string[];
+  compatible: boolean;
+  problem: string | null;
+}
+
+export interface UninstallPlan {
+  plugin_id: string;
+  version: string;
+  tables: { name: string; rows: number }[];
+  dependents: string[];
+  backup: boolean;
+}
+
+export interface UpgradeResponse {
+  message: string;
+  plugin_id: string;
+  name: string;
+  from_version: string;
+  version: string;
+  steps: string[];
+  tables: string[];
+  routes: string[];
+  frontend_routes: string[];
+  warnings?: string[];
+}
+
+export interface ToggleResponse {
+  message: string;
+  plugin_id: string;
+  enabled: boolean;
+}
+
+/** POST /upload: the install or upgrade response, and which of the two it was. */
+export type UploadResponse = (InstallResponse | UpgradeResponse) & { operation: "install" | "upgrade" };
+
+/** The marketplace's lifecycle calls (issue 8). */
+export const marketplace = {
+  planInstall: (id: string) => api.get<InstallPlan>(`/api/v1/marketplace/plan/install/${encodeURIComponent(id)}`),
+  planUpgrade: (id: string) => api.get<UpgradePlan>(`/api/v1/marketplace/plan/upgrade/${encodeURIComponent(id)}`),
+  planUninstall: (id: string) =>
+    api.get<UninstallPlan>(`/api/v1/marketplace/plan/uninstall/${encodeURIComponent(id)}`),
+  install: (id: string) => api.post<InstallResponse>("/api/v1/marketplace/install", { plugin_id: id }),
+  upgrade: (id: string, version: string | null = null) =>
+    api.post<UpgradeResponse>("/api/v1/marketplace/upgrade", { plugin_id: id, version }),
+  uninstall: (id: string, backup: boolean) =>
+    api.delete<UninstallResponse>(`/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}`),
+  setEnabled: (id: string, enabled: boolean) =>
+    api.post<ToggleResponse>(`/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
+  upload: (file: File) => {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return api.post<UploadResponse>("/api/v1/marketplace/upload", form);
+  },
+};
 
 /** One entry of GET /api/v1/frontend/plugins. */
 export interface FrontendEntry {

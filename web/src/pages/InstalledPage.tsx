@@ -1,7 +1,11 @@
+// Installed plugins: what is served (or why not), their pages and tables; admins update and
+// disable/enable them here.
 import * as React from "react";
 
 import { type InstalledPlugin, api, errorMessage, formatDate } from "../api";
+import { useAuth } from "../auth";
 import { Notice } from "../components/Notice";
+import { EnabledSwitch, offeredUpdate, useLifecycle } from "../components/lifecycle";
 import { usePlugins } from "../plugins";
 import { Link } from "../router";
 
@@ -9,22 +13,37 @@ const STATE_LABELS: Record<string, string> = {
   mounted: "Running",
   failed: "Failed",
   "no backend": "No backend",
+  disabled: "Disabled",
 };
 
 export function InstalledPage() {
+  const { user } = useAuth();
+  const isAdmin = user?.role === "admin";
   const [rows, setRows] = React.useState<InstalledPlugin[] | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   const { plugins } = usePlugins();
 
-  React.useEffect(() => {
-    api.get<InstalledPlugin[]>("/api/v1/marketplace/installed").then(setRows, (e) => setError(errorMessage(e)));
+  const load = React.useCallback(async () => {
+    try {
+      setRows(await api.get<InstalledPlugin[]>("/api/v1/marketplace/installed"));
+      setError(null);
+    } catch (e) {
+      setError(errorMessage(e));
+    }
   }, []);
 
+  React.useEffect(() => {
+    void load();
+  }, [load]);
+
+  const life = useLifecycle(load);
+  const { busy, notice } = life;
   const ui = new Map(plugins.map((p) => [p.id, p]));
 
   return (
     <section aria-labelledby="installed-title">
       <h1 id="installed-title">Installed plugins</h1>
+      {notice && <Notice notice={notice} onDismiss={() => life.setNotice(null)} />}
       {error && <Notice notice={{ kind: "error", text: `Could not load the installed plugins: ${error}` }} />}
       {!rows && !error && (
         <p className="muted" role="status">
@@ -48,26 +67,45 @@ export function InstalledPage() {
                 <th scope="col">Pages</th>
                 <th scope="col">Tables</th>
                 <th scope="col">Installed</th>
+                {isAdmin && <th scope="col">Actions</th>}
               </tr>
             </thead>
             <tbody>
               {rows.map((row) => {
                 const loaded = ui.get(row.id);
+                const enabled = row.enabled !== false && row.state !== "disabled";
+                const update = offeredUpdate(row);
+                const working = busy?.id === row.id;
                 return (
-                  <tr key={row.id}>
+                  <tr key={row.id} aria-busy={working}>
                     <th scope="row">
                       {row.name} <code className="muted">{row.id}</code>
                     </th>
-                    <td>{row.version}</td>
+                    <td>
+                      {row.version}
+                      {update && (
+                        <div>
+                          <span className="tag tag-update">Update available {update}</span>
+                        </div>
+                      )}
+                      {row.update_available && !update && (
+                        <div className="update-note muted">
+                          {row.update_available} cannot be installed here:{" "}
+                          {row.update_problem ?? "this panel cannot take it"}
+                        </div>
+                      )}
+                    </td>
                     <td>
                       <span className={`status status-${row.state.replace(" ", "-")}`}>
                         {STATE_LABELS[row.state] ?? row.state}
                       </span>
                       {row.error && <div className="error-text">{row.error}</div>}
-                      {row.routes.length > 0 && <div className="muted">{row.routes.length} API routes</div>}
+                      {enabled && row.routes.length > 0 && <div className="muted">{row.routes.length} API routes</div>}
                     </td>
                     <td>
-                      {loaded?.error ? (
+                      {!enabled ? (
+                        <span className="muted">Hidden while disabled</span>
+                      ) : loaded?.error ? (
                         <span className="error-text">UI failed to load: {loaded.error}</span>
                       ) : loaded?.config && loaded.config.routes.length > 0 ? (
                         <ul className="plain-list">
@@ -90,6 +128,29 @@ export function InstalledPage() {
                       {formatDate(row.installed_at)}
                       {row.installed_by && <div className="muted">by {row.installed_by}</div>}
                     </td>
+                    {isAdmin && (
+                      <td>
+                        <div className="row-actions">
+                          <EnabledSwitch
+                            target={row}
+                            enabled={enabled}
+                            disabled={busy !== null}
+                            onChange={(on) => void life.setEnabled(row, on)}
+                          />
+                          {update && (
+                            <button
+                              type="button"
+                              className="button button-primary button-small"
+                              disabled={busy !== null}
+                              onClick={() => life.askUpdate(row)}
+                            >
+                              {working && busy?.action === "update" ? "Updating…" : "Update"}
+                              <span className="visually-hidden"> {row.name}</span>
+                            </button>
+                          )}
+                        </div>
+                      </td>
+                    )}
                   </tr>
                 );
               })}
@@ -97,6 +158,7 @@ export function InstalledPage() {
           </table>
         </div>
       )}
+      {life.dialogs}
     </section>
   );
 }

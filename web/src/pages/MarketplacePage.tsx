@@ -1,18 +1,12 @@
-// The marketplace: every plugin the source offers, installed or not; admins install and
-// uninstall here, and the plugin's pages appear or disappear without a reload.
+// The marketplace: every plugin the source offers, installed or not; admins install, update,
+// disable/enable, uninstall and upload packages here, and the plugin's pages appear, change or
+// disappear without a reload.
 import * as React from "react";
 
-import {
-  type CatalogItem,
-  type InstallResponse,
-  type UninstallResponse,
-  api,
-  errorMessage,
-} from "../api";
+import { type CatalogItem, api, errorMessage } from "../api";
 import { useAuth } from "../auth";
-import { ConfirmDialog } from "../components/ConfirmDialog";
-import { Notice, type NoticeValue } from "../components/Notice";
-import { usePlugins } from "../plugins";
+import { Notice } from "../components/Notice";
+import { EnabledSwitch, UploadButton, offeredUpdate, useLifecycle } from "../components/lifecycle";
 
 export function formatPrice(price: number): string {
   if (!price) return "Free";
@@ -30,17 +24,11 @@ function PluginIcon({ icon, name }: { icon: string; name: string }) {
   );
 }
 
-type Busy = { id: string; action: "install" | "uninstall" } | null;
-
 export function MarketplacePage() {
   const { user } = useAuth();
-  const { refresh: refreshPlugins } = usePlugins();
   const isAdmin = user?.role === "admin";
   const [items, setItems] = React.useState<CatalogItem[] | null>(null);
   const [loadError, setLoadError] = React.useState<string | null>(null);
-  const [busy, setBusy] = React.useState<Busy>(null);
-  const [notice, setNotice] = React.useState<NoticeValue | null>(null);
-  const [confirming, setConfirming] = React.useState<CatalogItem | null>(null);
   const [query, setQuery] = React.useState("");
   const [category, setCategory] = React.useState("all");
 
@@ -57,38 +45,8 @@ export function MarketplacePage() {
     void load();
   }, [load]);
 
-  const install = async (item: CatalogItem) => {
-    setBusy({ id: item.id, action: "install" });
-    setNotice(null);
-    try {
-      const result = await api.post<InstallResponse>("/api/v1/marketplace/install", { plugin_id: item.id });
-      await Promise.all([load(), refreshPlugins()]);
-      const warnings = result.warnings?.length ? ` (${result.warnings.join("; ")})` : "";
-      setNotice({ kind: "success", text: `${result.message}${warnings}` });
-    } catch (e) {
-      setNotice({ kind: "error", text: `Could not install ${item.name}: ${errorMessage(e)}` });
-      await load();
-    } finally {
-      setBusy(null);
-    }
-  };
-
-  const uninstall = async (item: CatalogItem) => {
-    setConfirming(null);
-    setBusy({ id: item.id, action: "uninstall" });
-    setNotice(null);
-    try {
-      const result = await api.delete<UninstallResponse>(`/api/v1/marketplace/uninstall/${encodeURIComponent(item.id)}`);
-      await Promise.all([load(), refreshPlugins()]);
-      const warnings = result.warnings.length ? ` (${result.warnings.join("; ")})` : "";
-      setNotice({ kind: "success", text: `${result.message}${warnings}` });
-    } catch (e) {
-      setNotice({ kind: "error", text: `Could not uninstall ${item.name}: ${errorMessage(e)}` });
-      await load();
-    } finally {
-      setBusy(null);
-    }
-  };
+  const life = useLifecycle(load);
+  const { busy, notice } = life;
 
   const categories = Array.from(new Set((items ?? []).map((i) => i.category).filter(Boolean))).sort();
   const needle = query.trim().toLowerCase();
@@ -102,34 +60,37 @@ export function MarketplacePage() {
     <section aria-labelledby="market-title">
       <div className="page-header">
         <h1 id="market-title">Marketplace</h1>
-        <div className="filters" role="search">
-          <label className="visually-hidden" htmlFor="market-search">
-            Search plugins
-          </label>
-          <input
-            id="market-search"
-            type="search"
-            placeholder="Search plugins"
-            value={query}
-            onChange={(e) => setQuery(e.target.value)}
-          />
-          <label className="visually-hidden" htmlFor="market-category">
-            Category
-          </label>
-          <select id="market-category" value={category} onChange={(e) => setCategory(e.target.value)}>
-            <option value="all">All categories</option>
-            {categories.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
+        <div className="header-actions">
+          <div className="filters" role="search">
+            <label className="visually-hidden" htmlFor="market-search">
+              Search plugins
+            </label>
+            <input
+              id="market-search"
+              type="search"
+              placeholder="Search plugins"
+              value={query}
+              onChange={(e) => setQuery(e.target.value)}
+            />
+            <label className="visually-hidden" htmlFor="market-category">
+              Category
+            </label>
+            <select id="market-category" value={category} onChange={(e) => setCategory(e.target.value)}>
+              <option value="all">All categories</option>
+              {categories.map((c) => (
+                <option key={c} value={c}>
+                  {c}
+                </option>
+              ))}
+            </select>
+          </div>
+          {isAdmin && <UploadButton busy={busy?.action === "upload"} onFile={(file) => void life.upload(file)} />}
         </div>
       </div>
       {!isAdmin && (
-        <p className="muted">Only administrators can install or uninstall plugins.</p>
+        <p className="muted">Only administrators can install, update or uninstall plugins.</p>
       )}
-      {notice && <Notice notice={notice} onDismiss={() => setNotice(null)} />}
+      {notice && <Notice notice={notice} onDismiss={() => life.setNotice(null)} />}
       {loadError && <Notice notice={{ kind: "error", text: `Could not load the catalog: ${loadError}` }} />}
       {!items && !loadError && (
         <p className="muted" role="status">
@@ -143,6 +104,9 @@ export function MarketplacePage() {
         {shown.map((item) => {
           const working = busy?.id === item.id;
           const headingId = `plugin-${item.id}-name`;
+          const update = item.installed ? offeredUpdate(item) : null;
+          const blockedUpdate = item.installed && item.update_available && !update ? item.update_available : null;
+          const disabled = item.installed && item.enabled === false;
           return (
             <li key={item.id} className="card plugin-card" aria-labelledby={headingId} aria-busy={working}>
               <div className="plugin-card-head">
@@ -164,27 +128,53 @@ export function MarketplacePage() {
                     Installed{item.installed_version ? ` v${item.installed_version}` : ""}
                   </span>
                 )}
+                {disabled && <span className="tag tag-disabled">Disabled</span>}
+                {update && <span className="tag tag-update">Update available {update}</span>}
                 {item.state === "failed" && <span className="tag tag-error">Failed to load</span>}
               </div>
               <p className="plugin-description">{item.description || "No description."}</p>
+              {blockedUpdate && (
+                <p className="update-note muted">
+                  Version {blockedUpdate} cannot be installed here: {item.update_problem ?? "this panel cannot take it"}
+                </p>
+              )}
               {isAdmin && (
                 <div className="card-actions">
                   {item.installed ? (
-                    <button
-                      type="button"
-                      className="button button-danger-outline"
-                      disabled={busy !== null}
-                      onClick={() => setConfirming(item)}
-                    >
-                      {working && busy?.action === "uninstall" ? "Uninstalling…" : "Uninstall"}
-                      <span className="visually-hidden"> {item.name}</span>
-                    </button>
+                    <>
+                      <EnabledSwitch
+                        target={item}
+                        enabled={item.enabled !== false}
+                        disabled={busy !== null}
+                        onChange={(enabled) => void life.setEnabled(item, enabled)}
+                      />
+                      {update && (
+                        <button
+                          type="button"
+                          className="button button-primary"
+                          disabled={busy !== null}
+                          onClick={() => life.askUpdate(item)}
+                        >
+                          {working && busy?.action === "update" ? "Updating…" : "Update"}
+                          <span className="visually-hidden"> {item.name}</span>
+                        </button>
+                      )}
+                      <button
+                        type="button"
+                        className="button button-danger-outline"
+                        disabled={busy !== null}
+                        onClick={() => life.askUninstall(item)}
+                      >
+                        {working && busy?.action === "uninstall" ? "Uninstalling…" : "Uninstall"}
+                        <span className="visually-hidden"> {item.name}</span>
+                      </button>
+                    </>
                   ) : (
                     <button
                       type="button"
                       className="button button-primary"
                       disabled={busy !== null}
-                      onClick={() => void install(item)}
+                      onClick={() => void life.install(item)}
                     >
                       {working && busy?.action === "install" ? "Installing…" : "Install"}
                       <span className="visually-hidden"> {item.name}</span>
@@ -196,19 +186,7 @@ export function MarketplacePage() {
           );
         })}
       </ul>
-      <ConfirmDialog
-        open={confirming !== null}
-        title={confirming ? `Uninstall ${confirming.name}?` : "Uninstall?"}
-        confirmLabel="Uninstall"
-        danger
-        onCancel={() => setConfirming(null)}
-        onConfirm={() => confirming && void uninstall(confirming)}
-      >
-        <p>
-          Its pages, API routes and database tables are removed, with all the data in them. This cannot be
-          undone.
-        </p>
-      </ConfirmDialog>
+      {life.dialogs}
     </section>
   );
 }

@@ -1,0 +1,199 @@
+// The marketplace's changes, shared by the marketplace and installed pages: install (with its
+// dependency plan), update, uninstall (with a backup), disable/enable and upload. Each change
+// ends by reloading the page's list and the shell's plugin manifest, so pages and nav items
+// appear, change or disappear without a reload.
+import * as React from "react";
+
+import { type InstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
+import { usePlugins } from "../plugins";
+import { InstallPlanDialog, type Target, UninstallDialog, UpdateDialog } from "./LifecycleDialogs";
+import type { NoticeValue } from "./Notice";
+
+export type Action = "install" | "update" | "uninstall" | "enable" | "disable" | "upload";
+export type Busy = { id: string; action: Action } | null;
+
+/** A plugin's update as the catalog reports it: offered only when this core can take it. */
+export interface UpdateInfo {
+  update_available?: string | null;
+  update_compatible?: boolean;
+  update_problem?: string | null;
+}
+
+export function offeredUpdate(item: UpdateInfo): string | null {
+  return item.update_available && item.update_compatible === true ? item.update_available : null;
+}
+
+function withWarnings(message: string, warnings: string[] | undefined): string {
+  return warnings?.length ? `${message} (${warnings.join("; ")})` : message;
+}
+
+export function useLifecycle(reload: () => Promise<void>) {
+  const { refresh: refreshPlugins } = usePlugins();
+  const [busy, setBusy] = React.useState<Busy>(null);
+  const [notice, setNotice] = React.useState<NoticeValue | null>(null);
+  const [installing, setInstalling] = React.useState<{ target: Target; plan: InstallPlan } | null>(null);
+  const [updating, setUpdating] = React.useState<Target | null>(null);
+  const [removing, setRemoving] = React.useState<Target | null>(null);
+
+  /** Run one change: busy while it runs, then the server's message (or error) as the notice. */
+  const run = async (target: Target, action: Action, verb: string, call: () => Promise<string>) => {
+    setBusy({ id: target.id, action });
+    setNotice(null);
+    try {
+      const text = await call();
+      await Promise.all([reload(), refreshPlugins()]);
+      setNotice({ kind: "success", text });
+    } catch (e) {
+      setNotice({ kind: "error", text: `Could not ${verb} ${target.name}: ${errorMessage(e)}` });
+      await Promise.all([reload(), refreshPlugins()]);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const doInstall = (target: Target) =>
+    run(target, "install", "install", async () => {
+      const result = await marketplace.install(target.id);
+      const also = (result.installed ?? []).filter((id) => id !== result.plugin_id);
+      const message = also.length ? `${result.message}; also installed: ${also.join(", ")}` : result.message;
+      return withWarnings(message, result.warnings);
+    });
+
+  /** Install at once, or first show the plan when dependencies come along. */
+  const install = async (target: Target) => {
+    setBusy({ id: target.id, action: "install" });
+    let plan: InstallPlan | null = null;
+    try {
+      plan = await marketplace.planInstall(target.id);
+    } catch {
+      plan = null; // no plan to show: the install itself says what is wrong
+    }
+    if (plan && plan.steps.length > 1) {
+      setBusy(null);
+      setInstalling({ target, plan });
+      return;
+    }
+    await doInstall(target);
+  };
+
+  const update = (target: Target, plan: UpgradePlan) => {
+    setUpdating(null);
+    return run(target, "update", "update", async () => {
+      const result = await marketplace.upgrade(target.id, plan.version);
+      return withWarnings(result.message, result.warnings);
+    });
+  };
+
+  const uninstall = (target: Target, backup: boolean) => {
+    setRemoving(null);
+    return run(target, "uninstall", "uninstall", async () => {
+      const result = await marketplace.uninstall(target.id, backup);
+      const saved = result.backup ? `; backup saved as ${result.backup}` : "";
+      return withWarnings(`${result.message}${saved}`, result.warnings);
+    });
+  };
+
+  const setEnabled = (target: Target, enabled: boolean) =>
+    run(target, enabled ? "enable" : "disable", enabled ? "enable" : "disable", async () => {
+      const result = await marketplace.setEnabled(target.id, enabled);
+      return result.message;
+    });
+
+  const upload = (file: File) =>
+    run({ id: "", name: file.name }, "upload", "install", async () => {
+      const result = await marketplace.upload(file);
+      return withWarnings(result.message, result.warnings);
+    });
+
+  const dialogs = (
+    <>
+      <InstallPlanDialog
+        target={installing?.target ?? null}
+        plan={installing?.plan ?? null}
+        onCancel={() => setInstalling(null)}
+        onConfirm={() => {
+          const target = installing?.target;
+          setInstalling(null);
+          if (target) void doInstall(target);
+        }}
+      />
+      <UpdateDialog
+        target={updating}
+        onCancel={() => setUpdating(null)}
+        onConfirm={(plan) => updating && void update(updating, plan)}
+      />
+      <UninstallDialog
+        target={removing}
+        onCancel={() => setRemoving(null)}
+        onConfirm={(backup) => removing && void uninstall(removing, backup)}
+      />
+    </>
+  );
+
+  return {
+    busy,
+    notice,
+    setNotice,
+    install,
+    askUpdate: setUpdating,
+    askUninstall: setRemoving,
+    setEnabled,
+    upload,
+    dialogs,
+  };
+}
+
+/** The on/off switch of an installed plugin: off keeps its tables and rows, and runs no SQL. */
+export function EnabledSwitch({
+  target,
+  enabled,
+  disabled,
+  onChange,
+}: {
+  target: Target;
+  enabled: boolean;
+  disabled?: boolean;
+  onChange: (enabled: boolean) => void;
+}) {
+  return (
+    <label className="switch">
+      <input
+        type="checkbox"
+        role="switch"
+        checked={enabled}
+        disabled={disabled}
+        aria-label={`${target.name} enabled`}
+        onChange={(e) => onChange(e.target.checked)}
+      />
+      <span className="switch-track" aria-hidden="true" />
+      <span className="switch-text" aria-hidden="true">
+        {enabled ? "Enabled" : "Disabled"}
+      </span>
+    </label>
+  );
+}
+
+/** "Upload a package": a plugin ZIP from disk, checked and signature-checked like any other. */
+export function UploadButton({ busy, onFile }: { busy: boolean; onFile: (file: File) => void }) {
+  const input = React.useRef<HTMLInputElement>(null);
+  return (
+    <>
+      <input
+        ref={input}
+        type="file"
+        accept=".zip,application/zip"
+        className="visually-hidden"
+        tabIndex={-1}
+        aria-label="Plugin package (.zip)"
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          e.target.value = ""; // choosing the same file again still fires
+          if (file) onFile(file);
+        }}
+      />
+      <button type="button" className="button" disabled={busy} onClick={() => input.current?.click()}>
+        {busy ? "Uploading…" : "Upload a package"}
+      </button>
+    </>
+  );
+}

@@ -198,8 +198,14 @@ def _target(dialect: str) -> str:
     return name
 
 
-def _pick_file(migrations_dir: Path, target: str, filename: str) -> _SqlFile | None:
-    """The dialect override if there is one, else the portable file, else None."""
+def _pick_file(
+    migrations_dir: Path, target: str, filename: str, label_root: Path | None = None
+) -> _SqlFile | None:
+    """The dialect override if there is one, else the portable file, else None.
+
+    Labels (in errors) are paths relative to ``label_root``, by default the package folder.
+    """
+    root = migrations_dir.parent if label_root is None else label_root
     aliases = ["mysql", "mariadb"] if target == "mysql" else [target]
     overrides = [
         migrations_dir / a / filename for a in aliases if (migrations_dir / a / filename).exists()
@@ -210,8 +216,8 @@ def _pick_file(migrations_dir: Path, target: str, filename: str) -> _SqlFile | N
     if not path.exists():
         return None
     if not path.is_file() or path.is_symlink():
-        raise PackageError(f"{path.relative_to(migrations_dir.parent)} is not a regular file")
-    label = path.relative_to(migrations_dir.parent).as_posix()
+        raise PackageError(f"{path.relative_to(root)} is not a regular file")
+    label = path.relative_to(root).as_posix()
     data = path.read_bytes()
     if len(data) > _MAX_FILE_BYTES:
         raise PackageError(f"{label} is larger than {_MAX_FILE_BYTES} bytes")

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         100.0,
         validation_alias=AliasChoices("PLUGDOCK_MAX_COMPRESSION_RATIO", "max_compression_ratio"),
     )
+    max_request_bytes: int = Field(
+        1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("PLUGDOCK_MAX_REQUEST_BYTES", "max_request_bytes"),
+        description="largest request body the panel reads (the package upload gets "
+        "max_package_bytes); larger ones are answered 413",
+    )
     recycle_after: int = Field(
         1000,
         validation_alias=AliasChoices("PLUGDOCK_RECYCLE_AFTER", "recycle_after"),

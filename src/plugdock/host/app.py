@@ -15,6 +15,7 @@ from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine
 from plugdock.host import core_api, frontend, marketplace
 from plugdock.host.errors import install_error_handlers
+from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.installer import Installer
 from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
 
@@ -55,5 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(marketplace.router)
     frontend.install(app)  # the web UI: /static, plugin bundles, the SPA fallback
     app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
+    # Added last, so it runs first: an oversized body is refused before any other work.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=settings.max_request_bytes,
+        routes={("POST", UPLOAD_PATH): settings.max_package_bytes + MULTIPART_SLACK},
+    )
     install_error_handlers(app)
     return app

@@ -1,0 +1,246 @@
+"""The attacks of issue 9 that are about the panel's edges, each performed for real.
+
+One panel (``plugdock serve`` on loopback, SQLite) with a probe plugin installed serves
+the module: oversized and streamed bodies, validation errors that must not echo what
+was sent, ids with a trailing newline, security headers, file modes and log levels.
+Each test fails on the code before the fix (the note in its docstring says how).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from panel import Panel, start_panel
+from plugdock.errors import PackageError, PlugdockError
+from plugdock.package.metadata import parse_metadata
+from plugdock.sources import parse_requirement
+from support import make_plugin, pack_into
+
+MIB = 1024 * 1024
+PACKAGE_LIMIT = 3 * MIB
+PROBE_ROUTES = """\
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+router = APIRouter(prefix="/api/v1/echo-probe")
+
+
+class Note(BaseModel):
+    secret: str = Field(min_length=40)
+
+
+@router.post("/notes")
+def add_note(note: Note) -> dict:
+    return {"ok": True}
+
+
+@router.post("/raw")
+async def raw(request: Request) -> dict:
+    return {"size": len(await request.body())}
+"""
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
+    tmp = tmp_path_factory.mktemp("hardening")
+    probe = make_plugin(tmp / "src", "echo_probe", extra_files={"backend/routes.py": PROBE_ROUTES})
+    pack_into(probe, tmp / "modules")
+    running = start_panel(
+        tmp,
+        f"sqlite:///{tmp / 'instance' / 'panel.db'}",
+        extra_env={"PLUGDOCK_MAX_PACKAGE_BYTES": str(PACKAGE_LIMIT)},
+    )
+    try:
+        with running.client(running.login()) as admin:
+            installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "echo_probe"})
+            assert installed.status_code == 200, installed.text
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(panel: Panel) -> Iterator[httpx.Client]:
+    with panel.client(panel.login()) as client:
+        yield client
+
+
+# -- raw HTTP: what a client that does not wait for the answer sends ------------------------
+
+
+def raw_exchange(url: str, head: str, body_parts: list[bytes] = ()) -> tuple[int, dict, bytes]:
+    """Send ``head`` (request line + headers) and ``body_parts``, then read the answer.
+
+    A 10 s read timeout: a server that waits for the rest of a declared body never
+    answers, and the test fails with ``socket.timeout``.
+    """
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(head.encode("latin-1"))
+        for part in body_parts:
+            sock.sendall(part)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed before an answer: {received!r}"
+            received += chunk
+        header_block, _, body = received.partition(b"\r\n\r\n")
+        lines = header_block.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return status, headers, body
+
+
+def _head(method: str, path: str, url: str, extra: str) -> str:
+    host = urlsplit(url).netloc
+    return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n"
+
+
+# -- request size --------------------------------------------------------------------------
+
+
+def test_a_100_mib_login_is_refused_before_its_body_is_read(panel: Panel) -> None:
+    """Before: the panel waited for (and buffered) the whole body; here it never comes."""
+    head = _head(
+        "POST",
+        "/api/v1/auth/login",
+        panel.url,
+        f"Content-Type: application/json\r\nContent-Length: {100 * MIB}\r\n",
+    )
+    status, headers, body = raw_exchange(panel.url, head)  # not one byte of the body sent
+    assert status == 413
+    assert headers["content-type"] == "application/json"
+    assert "too large" in json.loads(body)["detail"]
+    assert httpx.get(f"{panel.url}/healthz").status_code == 200
+
+
+def test_a_chunked_body_is_cut_at_the_limit(panel: Panel) -> None:
+    """No Content-Length: counted as it streams. Before: read whole, answered 422 with it."""
+    head = _head(
+        "POST",
+        "/api/v1/auth/login",
+        panel.url,
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+    )
+    piece = b"x" * (64 * 1024)
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    status, _, body = raw_exchange(panel.url, head, [b'4\r\n{"a"\r\n'] + [chunk] * 17)
+    assert status == 413
+    assert b"xxxx" not in body
+
+
+def test_plugin_routes_get_the_same_limit(panel: Panel, admin: httpx.Client) -> None:
+    """Before: a plugin route read any body it was sent."""
+    assert admin.post("/api/v1/echo-probe/raw", content=b"y" * 1000).json() == {"size": 1000}
+    head = _head("POST", "/api/v1/echo-probe/raw", panel.url, f"Content-Length: {2 * MIB}\r\n")
+    status, _, _ = raw_exchange(panel.url, head)
+    assert status == 413
+
+
+def test_only_the_package_upload_may_send_up_to_the_package_limit(
+    panel: Panel, admin: httpx.Client
+) -> None:
+    """The upload gets PLUGDOCK_MAX_PACKAGE_BYTES (3 MiB here), not the 1 MiB default."""
+    files = {"file": ("big.zip", b"z" * (2 * MIB), "application/zip")}
+    under = admin.post("/api/v1/marketplace/upload", files=files)
+    assert under.status_code != 413, under.text  # whatever the route makes of it
+    over = f"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {4 * MIB}\r\n"
+    status, _, _ = raw_exchange(
+        panel.url, _head("POST", "/api/v1/marketplace/upload", panel.url, over)
+    )
+    assert status == 413
+    # The same 2 MiB anywhere else is too large.
+    assert admin.post("/api/v1/users", content=b"{" + b" " * (2 * MIB)).status_code == 413
+
+
+# -- validation errors ---------------------------------------------------------------------
+
+
+def _assert_plain_problems(response: httpx.Response, *secrets: str) -> None:
+    assert response.status_code == 422, response.text
+    for secret in secrets:
+        assert secret not in response.text
+    problems = response.json()["detail"]
+    assert problems and all(set(p) == {"loc", "msg", "type"} for p in problems), problems
+
+
+def test_a_too_short_password_is_not_echoed(admin: httpx.Client) -> None:
+    """Before: FastAPI's 422 carried ``input``: the password came back in the answer."""
+    response = admin.post("/api/v1/users", json={"username": "bob", "password": "Sh0rt!x"})
+    _assert_plain_problems(response, "Sh0rt!x")
+    assert any(p["loc"] == ["body", "password"] for p in response.json()["detail"])
+
+
+def test_a_bad_login_body_is_not_echoed(panel: Panel) -> None:
+    marker = "guess-" + "q" * 5000
+    response = httpx.post(
+        f"{panel.url}/api/v1/auth/login", json={"username": ["admin"], "password": [marker]}
+    )
+    _assert_plain_problems(response, marker, "guess-")
+
+
+def test_plugin_route_validation_errors_are_not_echoed(admin: httpx.Client) -> None:
+    response = admin.post("/api/v1/echo-probe/notes", json={"secret": "tiny-secret-value"})
+    _assert_plain_problems(response, "tiny-secret-value")
+
+
+# -- ids with a trailing newline -----------------------------------------------------------
+
+
+def test_an_id_with_a_trailing_newline_is_refused_everywhere(
+    panel: Panel, admin: httpx.Client, tmp_path: Path
+) -> None:
+    """Before: ``re.match`` with ``$`` accepted ``ai_chatbot\\n`` (``$`` matches before it)."""
+    with pytest.raises(PlugdockError, match="not a valid plugin id"):
+        parse_requirement("echo_probe\n")
+    installed = panel.cli("install", "echo_probe\n")
+    assert installed.returncode == 1
+    assert installed.stderr.strip() == r"error: 'echo_probe\n' is not a valid plugin id"
+    created = subprocess.run(
+        [sys.executable, "-m", "plugdock", "new", "ai_chatbot\n", "--dir", str(tmp_path)],
+        env=panel.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 1
+    assert created.stderr.startswith("error: ")
+    assert list(tmp_path.iterdir()) == []  # before: a folder named 'ai_chatbot\n'
+
+    # The API: path and body patterns are matched whole (pydantic's regex engine).
+    assert admin.delete("/api/v1/marketplace/uninstall/echo_probe%0A").status_code == 422
+    assert admin.get("/api/v1/marketplace/plugins/echo_probe%0A").status_code in (404, 422)
+    install = admin.post("/api/v1/marketplace/install", json={"plugin_id": "echo_probe\n"})
+    assert install.status_code == 422
+
+    # The metadata model: the id and the route patterns.
+    base = {"id": "ai_chatbot", "name": "x", "version": "1.0.0"}
+    parse_metadata(json.dumps(base))
+    for bad in (
+        base | {"id": "ai_chatbot\n"},
+        base | {"backend": {"routes": ["/api/v1/chat/*\n"]}},
+        base | {"frontend": {"routes": ["/support/chats\n"]}},
+        base | {"dependencies": {"other\n": ">=1.0.0"}},
+    ):
+        with pytest.raises(PackageError):
+            parse_metadata(json.dumps(bad))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)

@@ -199,10 +199,15 @@ class Remote:
 
 
 def host_settings(tmp_path: Path, url: str, **overrides: Any) -> Settings:
-    """Settings of a host instance in remote mode (SQLite), with fast retries."""
+    """Settings of a host instance in remote mode (SQLite), with fast retries.
+
+    The test servers speak plain http on loopback, so first-use pinning is opted into
+    explicitly (``allow_http_pin``); tests of the refusal pass ``allow_http_pin=False``.
+    """
     values: dict[str, Any] = {
         "plugin_source": "remote",
         "plugin_server_url": url,
+        "allow_http_pin": True,
         "home": tmp_path / "instance",
         "database_url": f"sqlite:///{tmp_path / 'host.db'}",
         "lock_timeout": 30,

@@ -265,6 +265,7 @@ def test_a_server_that_is_down_is_one_clear_error(tmp_path: Path) -> None:
         "PLUGIN_SERVER_URL": url,
         "PLUGDOCK_HOME": str(tmp_path / "cli-instance"),
         "PLUGDOCK_DOWNLOAD_RETRIES": "2",
+        "PLUGDOCK_ALLOW_HTTP_PIN": "true",
     }
     done = subprocess.run(
         [sys.executable, "-m", "plugdock", "install", "notes"],
@@ -327,6 +328,7 @@ def test_cli_install_from_remote_shows_the_signer(tmp_path: Path, remote: Remote
         "PLUGIN_SERVER_URL": remote.url,
         "PLUGDOCK_HOME": str(settings.home),
         "DATABASE_URL": settings.db_url,
+        "PLUGDOCK_ALLOW_HTTP_PIN": "true",  # the test server is plain http on loopback
     }
     done = subprocess.run(
         [sys.executable, "-m", "plugdock", "install", "notes"],
@@ -376,6 +378,7 @@ def test_the_five_command_author_flow(tmp_path: Path, remote: Remote, monkeypatc
     monkeypatch.setenv("PLUGDOCK_HOME", str(host / "instance"))
     monkeypatch.setenv("PLUGIN_SOURCE", "remote")
     monkeypatch.setenv("PLUGIN_SERVER_URL", remote.url)
+    monkeypatch.setenv("PLUGDOCK_ALLOW_HTTP_PIN", "true")  # plain http on loopback
     run("trust", "add", str(author / "alice.pub"), "--name", "alice")
     assert "installed my_plugin 0.1.0" in run("install", "my_plugin")
     listed = run("list")
@@ -447,3 +450,51 @@ def test_a_redirect_from_https_to_http_is_refused(
             source.catalog()
         assert pinned_root(settings, tls.url) is None
     assert sum(remote.chaos.hits.values()) == 0
+
+
+def test_first_use_pinning_over_plain_http_needs_the_admin_to_ask(
+    tmp_path: Path, remote: Remote
+) -> None:
+    """Over http whoever sits on the path could hand a fresh host their own index root."""
+    remote.publish(_package(tmp_path))
+    remote.chaos.hits.clear()
+    installer = _installer(tmp_path, remote, allow_http_pin=False)
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(UntrustedIndexError, match="plain http") as caught:
+        installer.install("notes")
+    assert "PLUGDOCK_ALLOW_HTTP_PIN" in str(caught.value)
+    assert "plugdock trust server" in str(caught.value)
+    assert remote.chaos.hits["/tuf/root.json"] == 0
+    assert pinned_root(installer.settings, remote.url) is None
+    assert snapshot(installer.settings, installer.engine) == before
+
+    # Pinning explicitly (the file from the operator) keeps working over http.
+    from plugdock.trust import pin_server_root
+
+    pin_server_root(installer.settings, remote.url, remote.storage.index.root_bytes(), how="file")
+    assert installer.install("notes").version == "1.0.0"
+
+
+def test_cli_trust_server_fetches_a_root_over_http_only_when_asked(
+    tmp_path: Path, remote: Remote, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from plugdock.cli import app
+
+    monkeypatch.setenv("PLUGDOCK_HOME", str(tmp_path / "instance"))
+    monkeypatch.delenv("PLUGDOCK_ALLOW_HTTP_PIN", raising=False)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["trust", "server", remote.url])
+    assert refused.exit_code != 0
+    assert "plain http" in str(refused.exception)
+    settings = host_settings(tmp_path, remote.url)
+    assert pinned_root(settings, remote.url) is None
+
+    done = runner.invoke(app, ["trust", "server", remote.url, "--allow-http"])
+    assert done.exit_code == 0, done.output
+    assert pinned_root(settings, remote.url) == remote.storage.index.root_bytes()
+    root_file = tmp_path / "root.json"
+    root_file.write_bytes(remote.storage.index.root_bytes())
+    done = runner.invoke(app, ["trust", "server", remote.url, "--root", str(root_file)])
+    assert done.exit_code == 0, done.output

@@ -211,8 +211,14 @@ def trust_server(
     root: Path | None = typer.Option(
         None, "--root", help="Its TUF root.json, obtained out of band (recommended)."
     ),
+    allow_http: bool = typer.Option(
+        False,
+        "--allow-http",
+        help="Fetch the root over plain http (anyone on the path could substitute it).",
+    ),
 ) -> None:
     """Pin the root of a plugin server's signed index (from a file, or fetched now)."""
+    from plugdock.errors import PlugdockError
     from plugdock.trust import normalize_server_url, pin_server_root
 
     settings = load_settings()
@@ -225,6 +231,11 @@ def trust_server(
         from plugdock.errors import SourceUnavailableError
 
         target = normalize_server_url(url) + "/tuf/root.json"
+        if target.startswith("http://") and not (allow_http or settings.allow_http_pin):
+            raise PlugdockError(
+                f"refusing to fetch the index root over plain http ({url}): pass --root "
+                "root.json (the file from the server's operator), or --allow-http"
+            )
         try:
             response = httpx.get(target, timeout=settings.download_timeout)
             response.raise_for_status()

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
         True,
         validation_alias=AliasChoices("PLUGDOCK_TRUST_ON_FIRST_USE", "trust_on_first_use"),
     )
+    # First-use pinning over plain http lets anyone on the path choose the root: opt-in only.
+    allow_http_pin: bool = Field(
+        False, validation_alias=AliasChoices("PLUGDOCK_ALLOW_HTTP_PIN", "allow_http_pin")
+    )
 
     # Panel users and tokens (see plugdock.host.auth).
     admin_password: SecretStr | None = Field(

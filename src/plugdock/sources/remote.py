@@ -435,6 +435,15 @@ class RemoteSource:
                 f"'plugdock trust server {self.addr} --root root.json' with the server's root "
                 "metadata (or allow first-use pinning: PLUGDOCK_TRUST_ON_FIRST_USE=true)"
             )
+        if urlsplit(self.url).scheme != "https" and not self.settings.allow_http_pin:
+            # Over plain http anyone on the network path could hand over their own root, and
+            # every later check would then be against the attacker's keys.
+            raise UntrustedIndexError(
+                f"this instance does not trust the plugin server {self.addr} yet, and will not "
+                "pin its index root on first use over plain http: pin it explicitly with "
+                f"'plugdock trust server {self.addr} --root root.json' (the file from the "
+                "server's operator), use https, or allow it: PLUGDOCK_ALLOW_HTTP_PIN=true"
+            )
         root = self._get_bytes("/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES)
         try:
             key_ids = pin_server_root(self.settings, self.url, root, how="first-use")

@@ -68,3 +68,19 @@ def installer(tmp_path: Path, database_url: str) -> Iterator[Installer]:
     installer.rewrite_registry()
     yield installer
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's Chromium under Playwright, one per test module (tests/browser_support.py)."""
+    import browser_support  # only browser tests load Playwright
+
+    yield from browser_support.launch_browser()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    """A fresh browser page signed out; uncaught errors in it fail the test."""
+    import browser_support
+
+    yield from browser_support.new_page(browser)

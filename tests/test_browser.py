@@ -12,26 +12,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from browser_support import ARTIFACTS, admin_api, card, nav, sign_in
+from playwright.sync_api import Page, expect
 
 from panel import ADMIN_PASSWORD, Panel, start_panel
-from support import CHATBOT, REPO, make_plugin, pack_into
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-TIMEOUT_MS = 15_000
+from support import CHATBOT, make_plugin, pack_into
 
 BROKEN_CONFIG = """\
 import Boom from "./pages/Boom";
@@ -71,49 +59,6 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     running = start_panel(tmp, f"sqlite:///{tmp / 'panel.db'}")
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "no /usr/bin/chromium: run scripts/ensure-browser.sh (make test)"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    yield opened
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-
-
-def sign_in(page: Page, panel: Panel, username: str, password: str) -> None:
-    page.goto(f"{panel.url}/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
-
-
-def nav(page: Page):
-    return page.get_by_role("navigation", name="Main")
-
-
-def admin_api(panel: Panel) -> httpx.Client:
-    return panel.client(panel.login())
-
-
-def card(page: Page, name: str):
-    return page.get_by_role("listitem").filter(has=page.get_by_role("heading", name=name))
 
 
 def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel) -> None:

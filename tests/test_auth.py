@@ -170,19 +170,24 @@ def test_bad_tokens_are_401(client: TestClient) -> None:
     long_ago = datetime.now(UTC) - timedelta(hours=2)
     header, payload, signature = token.split(".")
     claims = decode_access_token(token, secret)
+    sid = claims["sid"]
     cases = {
         "tampered signature": f"{header}.{payload}.{signature[:-4]}AAAA",
         "tampered claims": f"{header}.{jwt.encode(claims | {'sub': '2'}, 'x' * 32).split('.')[1]}"
         f".{signature}",
-        "other key": create_access_token(user, "another-secret-" + "x" * 32, minutes=5),
-        "expired": create_access_token(user, secret, minutes=60, now=long_ago),
+        "other key": create_access_token(
+            user, "another-secret-" + "x" * 32, minutes=5, session_id=sid
+        ),
+        "expired": create_access_token(user, secret, minutes=60, now=long_ago, session_id=sid),
         "alg none": jwt.encode(claims, key=None, algorithm="none"),
         "garbage": "not-a-jwt",
-        "unknown user": create_access_token(ghost, secret, minutes=5),
-        "old password": create_access_token(stale, secret, minutes=5),
+        "unknown user": create_access_token(ghost, secret, minutes=5, session_id=sid),
+        "old password": create_access_token(stale, secret, minutes=5, session_id=sid),
         "no password stamp": jwt.encode(
             {k: v for k, v in claims.items() if k != "pwd"}, secret, algorithm=ALGORITHM
         ),
+        "no session": create_access_token(user, secret, minutes=5),
+        "made-up session": create_access_token(user, secret, minutes=5, session_id="x" * 32),
     }
     for case, bad in cases.items():
         response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {bad}"})
@@ -193,7 +198,11 @@ def test_bad_tokens_are_401(client: TestClient) -> None:
             "Token has expired",
             "User not found or inactive",
             "Token revoked by a password change",
+            "Session ended; sign in again",
         }, case
+    made_up = cases["made-up session"]
+    response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {made_up}"})
+    assert response.json() == {"detail": "Session ended; sign in again"}
     expired = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {cases['expired']}"})
     assert expired.json() == {"detail": "Token has expired"}
     basic = client.get("/api/v1/auth/me", headers={"Authorization": "Basic YWRtaW46eA=="})

@@ -226,6 +226,10 @@ def serve(
         workers=workers if not reload else None,
         reload=reload,
         reload_dirs=[str(Path(__file__).parent)] if reload else None,
+        # X-Forwarded-* only from the configured proxies: uvicorn's default trusts loopback,
+        # which lets any local client pick the address the sign-in throttle and audit see.
+        proxy_headers=bool(settings.trusted_proxies.strip()),
+        forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         log_level="info",
     )
 

@@ -81,6 +81,48 @@ def register(app: typer.Typer) -> None:
             engine.dispose()
         typer.echo(f"password of {name!r} changed")
 
+    def _update(username: str, *, role: str | None = None, is_active: bool | None = None) -> str:
+        from plugdock.config import load_settings
+        from plugdock.db import make_engine
+        from plugdock.host import users
+
+        name = users.normalize_username(username)
+        engine = make_engine(load_settings().db_url)
+        try:
+            with engine.begin() as conn:
+                record = users.get_by_username(conn, name)
+                if record is None:
+                    raise users.UserNotFoundError(f"no user {name!r}")
+                users.update_user(conn, record.id, role=role, is_active=is_active)
+        finally:
+            engine.dispose()
+        return name
+
+    @user_app.command("deactivate")
+    def deactivate(username: str = typer.Argument(...)) -> None:
+        """Deactivate a user: they cannot sign in, and their tokens stop working at once."""
+        name = _update(username, is_active=False)
+        typer.echo(f"deactivated {name!r}; their sessions are ended")
+
+    @user_app.command("activate")
+    def activate(username: str = typer.Argument(...)) -> None:
+        """Let a deactivated user sign in again (old tokens stay revoked)."""
+        name = _update(username, is_active=True)
+        typer.echo(f"activated {name!r}")
+
+    @user_app.command("role")
+    def role(
+        username: str = typer.Argument(...),
+        new_role: str = typer.Argument(..., metavar="ROLE", help="admin or user."),
+    ) -> None:
+        """Change a user's role (applies to their next request)."""
+        from plugdock.host import users
+
+        if new_role not in users.ROLES:
+            raise users.UserError(f"invalid role {new_role!r}: one of {', '.join(users.ROLES)}")
+        name = _update(username, role=new_role)
+        typer.echo(f"{name!r} is now {new_role}")
+
     @user_app.command("list")
     def list_users() -> None:
         """List the users."""

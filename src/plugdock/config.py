@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     token_minutes: float = Field(
         60.0, gt=0, validation_alias=AliasChoices("PLUGDOCK_TOKEN_MINUTES", "token_minutes")
     )
+    # Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; empty: none, the peer's address is the client's.
+    trusted_proxies: str = Field(
+        "", validation_alias=AliasChoices("PLUGDOCK_TRUSTED_PROXIES", "trusted_proxies")
+    )
+    # The web UI's session cookie: Secure when true; unset: Secure when the request is https.
+    cookie_secure: bool | None = Field(
+        None, validation_alias=AliasChoices("PLUGDOCK_COOKIE_SECURE", "cookie_secure")
+    )
 
     @field_validator("plugin_local_dir", "home")
     @classmethod

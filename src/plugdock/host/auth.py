@@ -1,9 +1,25 @@
-"""Sign-in and bearer tokens: ``POST /api/v1/auth/login`` and the host's ``authenticate``.
+"""Sign-in, sign-out, bearer tokens and the web UI's session cookie; the host's ``authenticate``.
+
+Two ways in, one token format:
+
+- API clients: ``POST /api/v1/auth/login`` → ``{"access_token"}``, sent as
+  ``Authorization: Bearer``.
+- The web UI: ``POST /api/v1/auth/session`` (same body) sets the token as an ``HttpOnly``,
+  ``SameSite=Strict`` cookie (``plugdock_session``; ``Secure`` over https, or as
+  ``PLUGDOCK_COOKIE_SECURE`` says), which scripts in the page cannot read, plus a readable
+  ``plugdock_csrf`` cookie. A cookie-authenticated request with an unsafe method must echo
+  that value in ``X-CSRF-Token`` (it is an HMAC of the session id: a sibling site that can
+  plant cookies still cannot make one) or is answered 403.
+- ``POST /api/v1/auth/logout`` ends the session (``?everywhere=true``: all of the user's)
+  and clears the cookies.
 
 Tokens are JWTs signed with HS256. The key is ``PLUGDOCK_SECRET_KEY`` or, when that is
 unset, ``$PLUGDOCK_HOME/secret.key``: generated once (mode 0600) and shared by every worker
-of the instance. A token names the user by id; each request loads the user again, so a
+of the instance. A token names the user by id and a session (``sid``, see
+:mod:`plugdock.host.sessions`); each request loads both again, so signing out, a
 deactivated user or a changed role takes effect at once. Lifetime: ``PLUGDOCK_TOKEN_MINUTES``.
+Failed sign-ins are throttled per account and per client in the database
+(:mod:`plugdock.host.throttle`): past the limit the answer is 429 with ``Retry-After``.
 
 The host puts :func:`authenticate` on ``app.state.plugdock_authenticate``; from then on
 ``plugdock.sdk.current_user`` / ``require_admin`` work for core and plugin routes::
@@ -23,23 +39,21 @@ import os
 import secrets
 import stat
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
-from plugdock import sdk
+from plugdock import audit, sdk
 from plugdock.config import Settings, load_settings
 from plugdock.db import connect_read, users
 from plugdock.errors import PlugdockError
-from plugdock import audit
+from plugdock.host import sessions, throttle
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 
@@ -52,6 +66,13 @@ BAD_CREDENTIALS = "Incorrect username or password"
 _BEARER = {"WWW-Authenticate": "Bearer"}
 _INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 _USER_STATE = "plugdock_user"
+_SESSION_STATE = "plugdock_session_id"
+
+SESSION_COOKIE = "plugdock_session"
+CSRF_COOKIE = "plugdock_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FAILED = "CSRF token missing or invalid"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class TokenError(Exception):
@@ -125,8 +146,12 @@ def create_access_token(
     *,
     minutes: float,
     now: datetime | None = None,
+    session_id: str | None = None,
 ) -> str:
-    """A signed bearer token for ``user``, valid for ``minutes`` from ``now``."""
+    """A signed token for ``user`` and its session, valid for ``minutes`` from ``now``.
+
+    Without ``session_id`` the token names no session and is refused by :func:`authenticate`.
+    """
     issued = now or datetime.now(UTC)
     claims = {
         "sub": str(user.id),
@@ -136,6 +161,8 @@ def create_access_token(
         "iat": issued,
         "exp": issued + timedelta(minutes=minutes),
     }
+    if session_id is not None:
+        claims["sid"] = session_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -147,12 +174,18 @@ def decode_access_token(token: str, secret: str) -> dict[str, Any]:
             secret,
             algorithms=[ALGORITHM],
             issuer=ISSUER,
-            options={"require": ["sub", "exp", "iat", "iss", "pwd"]},
+            options={"require": ["sub", "exp", "iat", "iss", "pwd", "sid"]},
         )
     except jwt.ExpiredSignatureError:
         raise TokenError("expired") from None
     except jwt.InvalidTokenError as error:
         raise TokenError(str(error) or "invalid") from None
+
+
+def csrf_token(session_id: str, secret: str) -> str:
+    """The CSRF token of a session: an HMAC of its id, so only the server can make one."""
+    digest = hmac.new(secret.encode(), f"csrf:{session_id}".encode(), hashlib.sha256)
+    return digest.hexdigest()
 
 
 # -- per-app state -------------------------------------------------------------------------
@@ -162,20 +195,25 @@ def decode_access_token(token: str, secret: str) -> dict[str, Any]:
 class AuthConfig:
     secret: str
     token_minutes: float
+    cookie_secure: bool | None = None
 
 
 _config_lock = threading.Lock()
 
 
 def auth_config(app: Any) -> AuthConfig:
-    """The signing key and token lifetime for ``app``, read once from ``app.state.settings``."""
+    """The signing key, token lifetime and cookie policy for ``app``, read once."""
     config = getattr(app.state, "plugdock_auth_config", None)
     if config is None:
         with _config_lock:
             config = getattr(app.state, "plugdock_auth_config", None)
             if config is None:
                 settings = getattr(app.state, "settings", None) or load_settings()
-                config = AuthConfig(load_secret_key(settings), settings.token_minutes)
+                config = AuthConfig(
+                    load_secret_key(settings),
+                    settings.token_minutes,
+                    getattr(settings, "cookie_secure", None),
+                )
                 app.state.plugdock_auth_config = config
     return config
 
@@ -187,50 +225,80 @@ def _engine(request: Request) -> Any:
     return engine
 
 
+def throttle_limits(app: Any) -> throttle.Limits:
+    """The sign-in limits of ``app`` (``app.state.plugdock_login_limits``, else the defaults)."""
+    return getattr(app.state, "plugdock_login_limits", None) or throttle.DEFAULT_LIMITS
+
+
 # -- authenticate: what the host puts on app.state.plugdock_authenticate ---------------------
 
 
-def authenticate(request: Request) -> sdk.User | None:
-    """The user the request's ``Authorization: Bearer`` token names, or None without a token.
+def _invalid(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, _INVALID_TOKEN)
 
-    A token that is present but invalid, expired, issued before the user's last password
-    change, or names a missing or inactive user is answered with 401
-    (``WWW-Authenticate: Bearer error="invalid_token"``) rather than treated as anonymous,
-    so a client learns that it must sign in again. The result is cached on
+
+def _credentials(request: Request) -> tuple[str, bool] | None:
+    """The token of the request and whether it came from the session cookie; None: none."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "Invalid authorization header", _BEARER
+            )
+        return token, False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (cookie, True) if cookie else None
+
+
+def authenticate(request: Request) -> sdk.User | None:
+    """The user the request's bearer token or session cookie names, or None without either.
+
+    A bearer header wins over the cookie. A token that is present but invalid, expired,
+    issued before the user's last password change, of an ended session, or names a
+    missing or inactive user is answered with 401 (``WWW-Authenticate: Bearer
+    error="invalid_token"``) rather than treated as anonymous, so a client learns that it
+    must sign in again. A cookie-authenticated unsafe request (POST, PUT, PATCH, DELETE)
+    without the session's ``X-CSRF-Token`` is answered 403. The result is cached on
     ``request.state`` for the rest of the request.
     """
     cached = getattr(request.state, _USER_STATE, False)
     if cached is not False:
         return cached
-    header = request.headers.get("authorization")
-    if not header:
+    credentials = _credentials(request)
+    if credentials is None:
         return None
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Invalid authorization header", _BEARER)
+    token, from_cookie = credentials
+    config = auth_config(request.app)
     try:
-        claims = decode_access_token(token, auth_config(request.app).secret)
+        claims = decode_access_token(token, config.secret)
         user_id = int(claims["sub"])
+        session_id = str(claims["sid"])
     except (TokenError, ValueError) as error:
-        detail = "Token has expired" if str(error) == "expired" else "Invalid token"
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail, _INVALID_TOKEN) from None
+        raise _invalid(
+            "Token has expired" if str(error) == "expired" else "Invalid token"
+        ) from None
+    if from_cookie and request.method not in _SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), csrf_token(session_id, config.secret).encode()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, CSRF_FAILED)
     with connect_read(_engine(request)) as conn:
-        record = user_store.get_by_id(conn, user_id)
-    if record is None or not record.is_active:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "User not found or inactive", _INVALID_TOKEN
-        )
-    if not hmac.compare_digest(str(claims["pwd"]), password_stamp(record.password_hash)):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "Token revoked by a password change", _INVALID_TOKEN
-        )
-    user = record.as_sdk_user()
+        found = sessions.user_of_session(conn, user_id, session_id)
+    if found is None or not found[0].is_active:
+        raise _invalid("User not found or inactive")
+    row, live = found
+    if not hmac.compare_digest(str(claims["pwd"]), password_stamp(row.password_hash)):
+        raise _invalid("Token revoked by a password change")
+    if not live:
+        raise _invalid("Session ended; sign in again")
+    user = user_store.record_of(row).as_sdk_user()
     setattr(request.state, _USER_STATE, user)
+    setattr(request.state, _SESSION_STATE, session_id)
     return user
 
 
-# -- the login route -----------------------------------------------------------------------
+# -- sign-in -------------------------------------------------------------------------------
 
 
 class LoginRequest(BaseModel):
@@ -244,73 +312,42 @@ class TokenResponse(BaseModel):
     expires_in: int = Field(..., description="Seconds until the token expires.")
 
 
+class SessionResponse(BaseModel):
+    csrf_token: str = Field(
+        ..., description=f"Send it as {CSRF_HEADER} with every POST/PUT/PATCH/DELETE."
+    )
+    expires_in: int = Field(..., description="Seconds until the session expires.")
+
+
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
-# Failed sign-ins allowed per client address in a sliding window, per worker process.
-MAX_FAILURES = 10
-FAILURE_WINDOW = 300.0
 # argon2 takes 64 MiB per check: bound how many run at once, whatever the thread pool.
 _ARGON2_SLOTS = threading.BoundedSemaphore(4)
+_THROTTLED = {429: {"description": "Too many failed sign-ins (see Retry-After)"}}
 
 
-class _FailedLogins:
-    """Recent failed sign-ins per client, to slow down password guessing."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._times: dict[str, deque[float]] = {}
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._times.setdefault(client, deque())
-        while times and now - times[0] > FAILURE_WINDOW:
-            times.popleft()
-        return times
-
-    def retry_after(self, client: str) -> int:
-        """Seconds until ``client`` may try again (0: now)."""
-        now = time.monotonic()
-        with self._lock:
-            times = self._recent(client, now)
-            if len(times) < MAX_FAILURES:
-                return 0
-            return int(FAILURE_WINDOW - (now - times[0])) + 1
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            self._recent(client, time.monotonic()).append(time.monotonic())
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._times.pop(client, None)
-
-
-def _failed_logins_of(request: Request) -> _FailedLogins:
-    state = request.app.state
-    if getattr(state, "plugdock_failed_logins", None) is None:
-        state.plugdock_failed_logins = _FailedLogins()
-    return state.plugdock_failed_logins
-
-
-@router.post(
-    "/login",
-    response_model=TokenResponse,
-    responses={401: {"description": BAD_CREDENTIALS}},
-    summary="Sign in with username and password; returns a bearer token",
-)
-def login(body: LoginRequest, request: Request) -> TokenResponse:
+def _sign_in(body: LoginRequest, request: Request) -> tuple[str, str, AuthConfig]:
+    """Check the credentials (throttled); a new session and its token, or 401/429."""
     engine = _engine(request)
     config = auth_config(request.app)
     client = request.client.host if request.client else None
-    failures = _failed_logins_of(request)
-    wait = failures.retry_after(client or "")
-    if wait:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"Too many failed sign-ins; try again in {wait} s",
-            {"Retry-After": str(wait)},
-        )
     with connect_read(engine) as conn:
         record = user_store.get_by_username(conn, body.username)
+    # Reserve the attempt before any password is checked: parallel guesses cannot overtake.
+    try:
+        reservation = throttle.reserve(
+            engine,
+            throttle.client_key(client),
+            f"{throttle.ACCOUNT_PREFIX}{record.id}" if record else None,
+            throttle_limits(request.app),
+        )
+    except throttle.Throttled as error:
+        log.warning("sign-in refused for %r from %s: %s", body.username[:64], client, error)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"Too many failed sign-ins; try again in {error.retry_after} s",
+            {"Retry-After": str(error.retry_after)},
+        ) from None
     with _ARGON2_SLOTS:
         if record is None:
             verify_dummy(body.password)  # the same work as for a real user: no timing oracle
@@ -321,8 +358,7 @@ def login(body: LoginRequest, request: Request) -> TokenResponse:
             reason = "inactive user"
         else:
             reason = None
-    if reason is not None:
-        failures.failed(client or "")
+    if reason is not None:  # the reserved attempt stays counted
         with engine.begin() as conn:
             audit.record(
                 conn,
@@ -330,17 +366,110 @@ def login(body: LoginRequest, request: Request) -> TokenResponse:
                 action=audit.LOGIN_FAILED,
                 detail={"reason": reason, "client": client, "username": body.username[:64]},
             )
-        log.warning("failed login for %r from %s: %s", body.username, client, reason)
+        log.warning("failed login for %r from %s: %s", body.username[:64], client, reason)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, BAD_CREDENTIALS, _BEARER)
     assert record is not None
     with engine.begin() as conn:
+        throttle.release(conn, reservation)  # only this attempt: other counts stay
         if needs_rehash(record.password_hash):
+            new_hash = hash_password(body.password)
             conn.execute(
-                update(users)
-                .where(users.c.id == record.id)
-                .values(password_hash=hash_password(body.password))
+                update(users).where(users.c.id == record.id).values(password_hash=new_hash)
             )
+            record = user_store.UserRecord(
+                record.id, record.username, record.role, True, record.created_at, new_hash
+            )
+        session_id = sessions.create_session(conn, record.id, minutes=config.token_minutes)
         audit.record(conn, actor=record.username, action=audit.LOGIN, detail={"client": client})
-    failures.succeeded(client or "")
-    token = create_access_token(record, config.secret, minutes=config.token_minutes)
+    token = create_access_token(
+        record, config.secret, minutes=config.token_minutes, session_id=session_id
+    )
+    return token, session_id, config
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    responses={401: {"description": BAD_CREDENTIALS}} | _THROTTLED,
+    summary="Sign in with username and password; returns a bearer token (API clients)",
+)
+def login(body: LoginRequest, request: Request) -> TokenResponse:
+    token, _, config = _sign_in(body, request)
     return TokenResponse(access_token=token, expires_in=int(config.token_minutes * 60))
+
+
+def _secure(request: Request, config: AuthConfig) -> bool:
+    return (
+        config.cookie_secure if config.cookie_secure is not None else request.url.scheme == "https"
+    )
+
+
+@router.post(
+    "/session",
+    response_model=SessionResponse,
+    responses={401: {"description": BAD_CREDENTIALS}} | _THROTTLED,
+    summary="Sign in the web UI: sets an HttpOnly session cookie; returns the CSRF token",
+)
+def create_browser_session(
+    body: LoginRequest, request: Request, response: Response
+) -> SessionResponse:
+    token, session_id, config = _sign_in(body, request)
+    seconds = int(config.token_minutes * 60)
+    secure = _secure(request, config)
+    csrf = csrf_token(session_id, config.secret)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=seconds,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        csrf,
+        max_age=seconds,
+        path="/",
+        secure=secure,
+        httponly=False,
+        samesite="strict",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return SessionResponse(csrf_token=csrf, expires_in=seconds)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={403: {"description": CSRF_FAILED}},
+    summary="Sign out: end this session (or every session of the user) and clear the cookies",
+)
+def logout(
+    request: Request,
+    everywhere: bool = Query(False, description="End every session of the user."),
+) -> Response:
+    try:
+        user = authenticate(request)
+    except HTTPException as error:
+        if error.status_code != status.HTTP_401_UNAUTHORIZED:
+            raise
+        user = None  # already signed out or expired: just clear the cookies
+    if user is not None:
+        session_id = getattr(request.state, _SESSION_STATE)
+        with _engine(request).begin() as conn:
+            if everywhere:
+                sessions.end_user_sessions(conn, int(user.id))
+            else:
+                sessions.end_session(conn, session_id)
+            audit.record(
+                conn,
+                actor=user.username,
+                action=user_store.LOGOUT,
+                detail={"everywhere": everywhere},
+            )
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    secure = _secure(request, auth_config(request.app))
+    for name, httponly in ((SESSION_COOKIE, True), (CSRF_COOKIE, False)):
+        response.delete_cookie(name, path="/", secure=secure, httponly=httponly, samesite="strict")
+    return response

@@ -241,7 +241,10 @@ router.include_router(protected)
 
 def install(app: Any) -> None:
     """Include the core routes and make ``sdk.current_user`` use bearer tokens."""
+    from plugdock.host import accounts  # it uses this module's models
+
     app.include_router(router)
+    app.include_router(accounts.router)
     app.state.plugdock_authenticate = auth_module.authenticate
 
 

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from plugdock import sdk
+from plugdock import audit, sdk
 from plugdock.config import Settings
 from plugdock.db import connect_read, users, utcnow
 from plugdock.errors import PlugdockError
-from plugdock import audit
 from plugdock.host.passwords import hash_password
+from plugdock.host.sessions import end_user_sessions
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,15 @@ class UserExistsError(UserError):
 
 class UserNotFoundError(UserError):
     pass
+
+
+class LastAdminError(UserError):
+    """The change would leave the panel without an active admin."""
+
+
+#: Audit actions of account changes.
+USER_UPDATE = "user_update"
+LOGOUT = "logout"
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,11 @@ def check_password(password: str) -> None:
 def _check_role(role: str) -> None:
     if role not in ROLES:
         raise UserError(f"invalid role {role!r}: one of {', '.join(ROLES)}")
+
+
+def record_of(row: Any) -> UserRecord:
+    """A :class:`UserRecord` from a ``users`` row."""
+    return _record(row)
 
 
 def _record(row: Any) -> UserRecord:
@@ -189,7 +203,59 @@ def set_password(
     )
     if result.rowcount == 0:
         raise UserNotFoundError(f"no user {name!r}")
+    record = get_by_username(conn, name)
+    if record is not None:
+        end_user_sessions(conn, record.id)  # sign out everywhere (the token stamp agrees)
     audit.record(conn, actor=actor, action=audit.PASSWORD_CHANGE, detail={"username": name})
+
+
+def update_user(
+    conn: Connection,
+    user_id: int,
+    *,
+    role: str | None = None,
+    is_active: bool | None = None,
+    actor: str | None = None,
+) -> UserRecord:
+    """Change a user's role and/or active flag in the caller's transaction; the new record.
+
+    Deactivating deletes the user's sessions, so their tokens stop working at once (also
+    after a later re-activation). LastAdminError when no active admin would remain: the
+    active admins are locked first (``FOR UPDATE``; SQLite's write lock), so two admins
+    demoting each other at once cannot both succeed.
+    """
+    if role is not None:
+        _check_role(role)
+    record = get_by_id(conn, user_id)
+    if record is None:
+        raise UserNotFoundError(f"no user with id {user_id}")
+    new_role = record.role if role is None else role
+    new_active = record.is_active if is_active is None else is_active
+    if not (new_role == "admin" and new_active):
+        admins = conn.execute(
+            select(users.c.id)
+            .where(users.c.role == "admin", users.c.is_active == true())
+            .with_for_update()
+        ).scalars()
+        if not any(int(other) != user_id for other in admins):
+            raise LastAdminError(
+                f"{record.username!r} is the last active admin: make another admin first"
+            )
+    changes: dict[str, Any] = {}
+    if new_role != record.role:
+        changes["role"] = new_role
+    if new_active != record.is_active:
+        changes["is_active"] = new_active
+    if changes:
+        conn.execute(update(users).where(users.c.id == user_id).values(**changes))
+        audit.record(
+            conn, actor=actor, action=USER_UPDATE, detail={"username": record.username} | changes
+        )
+    if not new_active:
+        end_user_sessions(conn, user_id)
+    updated = get_by_id(conn, user_id)
+    assert updated is not None
+    return updated
 
 
 def ensure_admin(engine: Engine, settings: Settings) -> str | None:

@@ -153,7 +153,9 @@ def test_models_match_the_migration(plugin: types.SimpleNamespace, engine: Engin
     found = inspect(engine)
     metadata = plugin.models.Base.metadata
     assert (
-        set(found.get_table_names()) == set(metadata.tables) == {"chat_sessions", "chat_messages"}
+        set(found.get_table_names())
+        == set(metadata.tables)
+        == {"chat_sessions", "chat_messages", "chat_ratings"}
     )
     for name, table in metadata.tables.items():
         sql_columns = {c["name"]: c["nullable"] for c in found.get_columns(name)}

@@ -1,5 +1,8 @@
 """Database models of the AI chatbot; they mirror ``migrations/up.sql`` column for column.
 
+1.1.0 added ``chat_sessions.message_count`` and ``.rating`` and the ``chat_ratings`` table
+(``migrations/versions/1.1.0/up.sql`` carries a 1.0.0 database forward).
+
 The tables are created by the migration, not by ``Base.metadata.create_all``: the plugin has
 its own ``Base`` (and so its own ``MetaData``) only so that unloading it leaves nothing behind
 in the host's ORM registry.
@@ -28,6 +31,7 @@ class ChatSession(Base):
     """A conversation a site visitor started. ``token`` is the visitor's secret for it."""
 
     __tablename__ = "chat_sessions"
+    __table_args__ = (Index("ix_chat_sessions_rating", "rating"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -41,9 +45,17 @@ class ChatSession(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime, default=utcnow, onupdate=utcnow, server_default=func.current_timestamp()
     )
+    # 1.1.0: kept up to date by the services (1.0.0 sessions were back-filled by the upgrade),
+    # so listing sessions needs no count over chat_messages.
+    message_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # 1.1.0: the visitor's stars (1-5), copied from chat_ratings for listing and filtering.
+    rating: Mapped[int | None] = mapped_column(Integer)
 
     messages: Mapped[list["ChatMessage"]] = relationship(
         back_populates="session", cascade="all, delete-orphan", order_by="ChatMessage.id"
+    )
+    feedback: Mapped["ChatRating | None"] = relationship(
+        back_populates="session", cascade="all, delete-orphan"
     )
 
 
@@ -62,3 +74,21 @@ class ChatMessage(Base):
     )
 
     session: Mapped[ChatSession] = relationship(back_populates="messages")
+
+
+class ChatRating(Base):
+    """A visitor's rating of their conversation (1.1.0): one per session, the latest wins."""
+
+    __tablename__ = "chat_ratings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), unique=True
+    )
+    stars: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime, default=utcnow, server_default=func.current_timestamp()
+    )
+
+    session: Mapped[ChatSession] = relationship(back_populates="feedback")

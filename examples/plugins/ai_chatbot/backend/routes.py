@@ -1,8 +1,10 @@
 """HTTP API of the AI chatbot, under ``/api/v1/chat``.
 
 Visitors (no account) start a session and get a random ``token``; they send it back as the
-``X-Chat-Token`` header to post and read the messages of that session only. Admins (the
-host's authentication, through ``sdk.require_admin``) list, read and close every session.
+``X-Chat-Token`` header to post and read the messages of that session only, and to rate it
+(1.1.0). Every visitor endpoint is rate-limited per client address (429 + ``Retry-After``,
+see ``ratelimit``). Admins (the host's authentication, through ``sdk.require_admin``) list,
+read and close every session.
 """
 
 from typing import Annotated, Literal
@@ -12,11 +14,14 @@ from fastapi import APIRouter, Depends, Header, Path, Query, status
 from plugdock import sdk
 
 from . import services
+from .ratelimit import start_limit, visitor_limit
 from .responders import Responder, make_responder
 from .schemas import (
     ChatReply,
     MessageIn,
     MessageOut,
+    RatingIn,
+    RatingOut,
     SessionDetail,
     SessionOut,
     SessionPage,
@@ -42,7 +47,15 @@ def get_responder() -> Responder:
 # -- visitors ------------------------------------------------------------------------------
 
 
-@router.post("/sessions", status_code=status.HTTP_201_CREATED, summary="Start a chat (public)")
+VisitorLimit = [Depends(visitor_limit)]
+
+
+@router.post(
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a chat (public)",
+    dependencies=[Depends(visitor_limit), Depends(start_limit)],
+)
 def start_session(body: SessionStart, db: sdk.DbSession) -> SessionStarted:
     chat, hello = services.start_session(db, body)
     return SessionStarted(
@@ -58,6 +71,7 @@ def start_session(body: SessionStart, db: sdk.DbSession) -> SessionStarted:
     "/sessions/{session_id}/messages",
     status_code=status.HTTP_201_CREATED,
     summary="Send a message, get the bot's reply (visitor: X-Chat-Token)",
+    dependencies=VisitorLimit,
 )
 def post_message(
     session_id: SessionId,
@@ -76,6 +90,7 @@ def post_message(
 @router.get(
     "/sessions/{session_id}/messages",
     summary="Read the conversation (visitor: X-Chat-Token)",
+    dependencies=VisitorLimit,
 )
 def get_messages(
     session_id: SessionId, db: sdk.DbSession, x_chat_token: ChatToken = None
@@ -87,6 +102,18 @@ def get_messages(
         status=chat.status,
         messages=[MessageOut.model_validate(m) for m in messages],
     )
+
+
+@router.post(
+    "/sessions/{session_id}/rating",
+    summary="Rate the conversation, 1 to 5 stars (visitor: X-Chat-Token)",
+    dependencies=VisitorLimit,
+)
+def rate_session(
+    session_id: SessionId, body: RatingIn, db: sdk.DbSession, x_chat_token: ChatToken = None
+) -> RatingOut:
+    chat = services.get_guest_session(db, session_id, x_chat_token)
+    return RatingOut.model_validate(services.rate_session(db, chat, body))
 
 
 # -- admins --------------------------------------------------------------------------------

@@ -79,6 +79,29 @@ class MessageOut(BaseModel):
     created_at: UtcDatetime
 
 
+class RatingIn(BaseModel):
+    """A visitor's rating of their conversation (1.1.0)."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    stars: int = Field(ge=1, le=5, examples=[5])
+    comment: str | None = Field(default=None, max_length=500, examples=["Quick and helpful"])
+
+    @field_validator("comment")
+    @classmethod
+    def _empty_comment_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class RatingOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    session_id: int
+    stars: int
+    comment: str | None
+    created_at: UtcDatetime
+
+
 class SessionOut(BaseModel):
     """A session as admins see it (never with its token)."""
 
@@ -91,6 +114,7 @@ class SessionOut(BaseModel):
     status: Status
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    rating: int | None = None  # the visitor's stars, 1 to 5 (1.1.0)
 
 
 class SessionSummary(SessionOut):
@@ -106,6 +130,7 @@ class SessionPage(BaseModel):
 
 class SessionDetail(SessionOut):
     messages: list[MessageOut]
+    feedback: RatingOut | None = None  # the rating with the visitor's comment (1.1.0)
 
 
 class SessionStarted(BaseModel):

@@ -10,9 +10,9 @@ from fastapi import HTTPException, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import ChatMessage, ChatSession, utcnow
+from .models import ChatMessage, ChatRating, ChatSession, utcnow
 from .responders import Responder, greeting, log
-from .schemas import SessionStart
+from .schemas import RatingIn, SessionStart
 
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32) is 43 characters; the column holds 64
 MAX_PAGE_SIZE = 200
@@ -76,6 +76,7 @@ def start_session(db: Session, data: SessionStart) -> tuple[ChatSession, ChatMes
         guest_email=data.guest_email,
         guest_phone=data.guest_phone,
         status="open",
+        message_count=1,
     )
     hello = ChatMessage(sender="bot", content=greeting(data.guest_name))
     chat.messages.append(hello)
@@ -100,16 +101,22 @@ def post_message(
     history = [(m.sender, m.content) for m in get_messages(db, session_id)]
     question = ChatMessage(session_id=chat.id, sender="guest", content=content)
     db.add(question)
-    chat.updated_at = utcnow()
+    _count_message(chat)
     db.commit()
 
     answer_text = responder.reply(history, content)
 
     answer = ChatMessage(session_id=chat.id, sender="bot", content=answer_text)
     db.add(answer)
-    chat.updated_at = utcnow()
+    _count_message(chat)
     db.commit()
     return question, answer
+
+
+def _count_message(chat: ChatSession) -> None:
+    # Computed by the database, so two requests of one session cannot lose a count.
+    chat.message_count = ChatSession.message_count + 1
+    chat.updated_at = utcnow()
 
 
 def get_messages(db: Session, session_id: int) -> list[ChatMessage]:
@@ -129,21 +136,29 @@ def list_sessions(
     """``([(session, message_count), ...], total)``, newest first, ``limit``/``offset`` paged."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     offset = max(0, offset)
-    message_count = (
-        select(func.count(ChatMessage.id))
-        .where(ChatMessage.session_id == ChatSession.id)
-        .correlate(ChatSession)
-        .scalar_subquery()
-    )
-    stmt = select(ChatSession, message_count).order_by(
-        ChatSession.created_at.desc(), ChatSession.id.desc()
-    )
+    stmt = select(ChatSession).order_by(ChatSession.created_at.desc(), ChatSession.id.desc())
     count_stmt = select(func.count(ChatSession.id))
     if status is not None:
         stmt = stmt.where(ChatSession.status == status)
         count_stmt = count_stmt.where(ChatSession.status == status)
-    rows = [(chat, int(count)) for chat, count in db.execute(stmt.limit(limit).offset(offset))]
+    rows = [(chat, chat.message_count) for chat in db.scalars(stmt.limit(limit).offset(offset))]
     return rows, int(db.scalar(count_stmt) or 0)
+
+
+def rate_session(db: Session, chat: ChatSession, rating: RatingIn) -> ChatRating:
+    """Store the visitor's rating of ``chat`` (rating again replaces it); open or closed."""
+    feedback = db.scalar(select(ChatRating).where(ChatRating.session_id == chat.id))
+    if feedback is None:
+        feedback = ChatRating(session_id=chat.id, stars=rating.stars, comment=rating.comment)
+        db.add(feedback)
+    else:
+        feedback.stars = rating.stars
+        feedback.comment = rating.comment
+        feedback.created_at = utcnow()
+    chat.rating = rating.stars
+    db.flush()
+    log.info("chat session %s rated %s", chat.id, rating.stars)
+    return feedback
 
 
 def close_session(db: Session, session_id: int) -> ChatSession:

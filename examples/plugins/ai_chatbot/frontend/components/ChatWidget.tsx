@@ -11,6 +11,8 @@ import {
   chatClient,
   formatTime,
 } from "../lib/api";
+import { type RatingIn, type RatingOut, rateSession } from "../lib/rating";
+import RateChat from "./RateChat";
 
 export const SESSION_STORAGE_KEY = "plugdock_ai_chatbot_session";
 const MAX_MESSAGE_LENGTH = 4000;
@@ -125,6 +127,7 @@ export function ChatWidget({ apiBase = CHAT_API, autoFocus = false }: ChatWidget
       error={error}
       autoFocus={autoFocus}
       onStartNew={startNew}
+      onRate={(rating) => rateSession(session.id, session.token, rating, apiBase)}
       onSend={async (content) => {
         setError(null);
         try {
@@ -238,10 +241,19 @@ interface ConversationProps {
   error: string | null;
   autoFocus: boolean;
   onSend: (content: string) => Promise<boolean>;
+  onRate: (rating: RatingIn) => Promise<RatingOut>;
   onStartNew: () => void;
 }
 
-function Conversation({ messages, status, error, autoFocus, onSend, onStartNew }: ConversationProps) {
+function Conversation({
+  messages,
+  status,
+  error,
+  autoFocus,
+  onSend,
+  onRate,
+  onStartNew,
+}: ConversationProps) {
   const [draft, setDraft] = React.useState("");
   const [pending, setPending] = React.useState<string | null>(null);
   const endRef = React.useRef<HTMLDivElement>(null);
@@ -282,6 +294,7 @@ function Conversation({ messages, status, error, autoFocus, onSend, onStartNew }
           {error}
         </p>
       )}
+      {messages.some((m) => m.sender === "guest") && <RateChat onRate={onRate} />}
       {status === "closed" ? (
         <div style={styles.closed}>
           <p style={styles.note}>This conversation has been closed.</p>

@@ -1,16 +1,16 @@
 // Admin page "Support > Chats": every chat session with its visitor's contact details,
-// status and message count; select one to read its transcript or close it.
+// status, message count and rating (1.1.0); select one to read its transcript, the
+// visitor's comment, or close it.
 import * as React from "react";
 
 import {
   CHAT_API,
   type PlugdockApi,
-  type SessionDetail,
-  type SessionPage,
   type SessionStatus,
   fetchApi,
   formatTime,
 } from "../lib/api";
+import { type RatedDetail, type RatedPage, starsText } from "../lib/rating";
 
 export interface ChatsPageProps {
   /** The host's API helper (adds the admin's bearer token); fetch + localStorage otherwise. */
@@ -25,11 +25,11 @@ export function ChatsPage({ api }: ChatsPageProps) {
   const client = React.useMemo(() => api ?? fetchApi(), [api]);
   const [filter, setFilter] = React.useState<Filter>("all");
   const [offset, setOffset] = React.useState(0);
-  const [page, setPage] = React.useState<SessionPage | null>(null);
+  const [page, setPage] = React.useState<RatedPage | null>(null);
   const [listError, setListError] = React.useState<string | null>(null);
   const [loadingList, setLoadingList] = React.useState(false);
   const [selectedId, setSelectedId] = React.useState<number | null>(null);
-  const [detail, setDetail] = React.useState<SessionDetail | null>(null);
+  const [detail, setDetail] = React.useState<RatedDetail | null>(null);
   const [detailError, setDetailError] = React.useState<string | null>(null);
   const [closing, setClosing] = React.useState(false);
   const [reloadKey, setReloadKey] = React.useState(0);
@@ -40,7 +40,7 @@ export function ChatsPage({ api }: ChatsPageProps) {
     if (filter !== "all") params.set("status", filter);
     setLoadingList(true);
     client
-      .get<SessionPage>(`${CHAT_API}/sessions?${params}`)
+      .get<RatedPage>(`${CHAT_API}/sessions?${params}`)
       .then((result) => {
         if (!cancelled) {
           setPage(result);
@@ -66,7 +66,7 @@ export function ChatsPage({ api }: ChatsPageProps) {
     let cancelled = false;
     setDetailError(null);
     client
-      .get<SessionDetail>(`${CHAT_API}/admin/sessions/${selectedId}`)
+      .get<RatedDetail>(`${CHAT_API}/admin/sessions/${selectedId}`)
       .then((result) => {
         if (!cancelled) setDetail(result);
       })
@@ -135,6 +135,7 @@ export function ChatsPage({ api }: ChatsPageProps) {
                 <th style={styles.th}>Phone</th>
                 <th style={styles.th}>Status</th>
                 <th style={{ ...styles.th, textAlign: "right" }}>Messages</th>
+                <th style={styles.th}>Rating</th>
                 <th style={styles.th}>Started</th>
               </tr>
             </thead>
@@ -163,12 +164,21 @@ export function ChatsPage({ api }: ChatsPageProps) {
                     <StatusBadge status={s.status} />
                   </td>
                   <td style={{ ...styles.td, textAlign: "right" }}>{s.message_count}</td>
+                  <td style={styles.td}>
+                    {s.rating ? (
+                      <span style={styles.stars} aria-label={`${s.rating} of 5 stars`}>
+                        {starsText(s.rating)}
+                      </span>
+                    ) : (
+                      <span style={styles.muted}>—</span>
+                    )}
+                  </td>
                   <td style={styles.td}>{formatTime(s.created_at)}</td>
                 </tr>
               ))}
               {page && page.items.length === 0 && (
                 <tr>
-                  <td style={styles.td} colSpan={6}>
+                  <td style={styles.td} colSpan={7}>
                     No chats yet.
                   </td>
                 </tr>
@@ -222,6 +232,17 @@ export function ChatsPage({ api }: ChatsPageProps) {
                   <StatusBadge status="closed" />
                 )}
               </div>
+              {detail.feedback ? (
+                <p style={styles.feedback} aria-label="Visitor's rating">
+                  <span style={styles.stars} aria-label={`${detail.feedback.stars} of 5 stars`}>
+                    {starsText(detail.feedback.stars)}
+                  </span>{" "}
+                  {detail.feedback.comment ? `“${detail.feedback.comment}”` : "(no comment)"}{" "}
+                  <span style={styles.muted}>rated {formatTime(detail.feedback.created_at)}</span>
+                </p>
+              ) : (
+                <p style={styles.muted}>Not rated yet.</p>
+              )}
               <ol style={styles.transcript}>
                 {detail.messages.map((m) => (
                   <li key={m.id} style={m.sender === "bot" ? styles.botLine : styles.guestLine}>
@@ -285,6 +306,8 @@ const styles: Record<string, React.CSSProperties> = {
   botLine: { background: "#f9fafb", borderRadius: 6, padding: 8 },
   guestLine: { background: "#eff6ff", borderRadius: 6, padding: 8 },
   content: { whiteSpace: "pre-wrap", overflowWrap: "anywhere", marginTop: 4 },
+  stars: { color: "#f59e0b", letterSpacing: 1 },
+  feedback: { background: "#fffbeb", borderRadius: 6, padding: 8, margin: "0 0 8px", fontSize: 14 },
   badge: { fontSize: 12, padding: "2px 8px", borderRadius: 999, fontWeight: 600 },
   badgeOpen: { background: "#dcfce7", color: "#166534" },
   badgeClosed: { background: "#e5e7eb", color: "#374151" },

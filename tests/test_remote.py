@@ -498,3 +498,50 @@ def test_cli_trust_server_fetches_a_root_over_http_only_when_asked(
     root_file.write_bytes(remote.storage.index.root_bytes())
     done = runner.invoke(app, ["trust", "server", remote.url, "--root", str(root_file)])
     assert done.exit_code == 0, done.output
+
+
+def _sign_away(remote: Remote, plugin_id: str, version: str) -> None:
+    """The server, with its own index keys, signs a newer index that lists one version fewer."""
+    from tuf.api.metadata import Targets
+
+    index = remote.storage.index
+    with index._locked():
+        md = index._load(Targets.type)
+        del md.signed.targets[f"{plugin_id}/{version}.zip"]
+        index._bump(md, index.lifetimes.targets)
+        index._write_snapshot_and_timestamp(md.signed.version)
+
+
+def test_an_index_whose_latest_goes_backwards_is_refused(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path, version="1.0.0"))
+    remote.publish(_package(tmp_path, version="1.1.0"))
+    remote.publish(_package(tmp_path, plugin_id="other", version="2.0.0"))
+    installer = _installer(tmp_path, remote)
+    assert installer.source.catalog().plugins["notes"].latest == "1.1.0"  # the host saw 1.1.0
+
+    _sign_away(remote, "notes", "1.1.0")  # validly signed, newer, and 1.0.0 is "latest" now
+    before = snapshot(installer.settings, installer.engine)
+    for attempt in (installer.source.catalog, lambda: installer.install("notes")):
+        with pytest.raises(UntrustedIndexError, match="downgrade") as caught:
+            attempt()
+        assert "notes 1.0.0 (this host has seen 1.1.0)" in str(caught.value)
+    assert snapshot(installer.settings, installer.engine) == before
+
+    # A fresh host that never saw 1.1.0 has nothing to compare with; an admin who accepts
+    # the withdrawal re-pins the server, which forgets what was seen.
+    from plugdock.trust import pin_server_root
+
+    pin_server_root(installer.settings, remote.url, remote.storage.index.root_bytes(), how="file")
+    assert installer.install("notes").version == "1.0.0"
+
+
+def test_versions_only_growing_is_not_a_downgrade(tmp_path: Path, remote: Remote) -> None:
+    remote.publish(_package(tmp_path, version="1.0.0"))
+    installer = _installer(tmp_path, remote)
+    assert installer.source.catalog().plugins["notes"].latest == "1.0.0"
+    remote.publish(_package(tmp_path, version="1.0.1-rc.1"))
+    remote.publish(_package(tmp_path, plugin_id="other", version="0.1.0"))
+    assert installer.source.catalog().plugins["notes"].latest == "1.0.1-rc.1"
+    _sign_away(remote, "other", "0.1.0")  # a plugin that vanishes offers nothing older
+    assert "other" not in installer.source.catalog().plugins
+    assert installer.install("notes@1.0.0").version == "1.0.0"  # older on request: fine

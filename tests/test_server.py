@@ -296,3 +296,55 @@ def test_refusals_never_show_the_server_data_path(tmp_path: Path, storage: Stora
         assert str(storage.data_dir) not in answer.text
         assert "incoming" not in answer.text and str(tmp_path) not in answer.text
     assert list(storage.incoming_dir.iterdir()) == []
+
+
+def _run_server(data: Path) -> str:
+    """Start ``plugdock server`` for real, wait until it answers, stop it; its stderr."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from panel import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugdock", "server", "--data", str(data), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/tuf/timestamp.json").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    return " ".join(stderr.split())
+
+
+def test_the_server_warns_while_its_root_key_is_online(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Storage(data).ensure()
+    assert "root key is online" in _run_server(data)
+
+    # Kept offline as docs/publishing.md says: no warning, and the server still serves.
+    from plugdock.server import startup_warnings
+
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    (data / "keys" / "root.key").rename(offline / "root.key")
+    storage = Storage(data).ensure()
+    assert startup_warnings(storage) == []
+    with TestClient(create_app(storage)) as client:
+        assert client.get("/tuf/timestamp.json").status_code == 200

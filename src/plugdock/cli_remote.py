@@ -306,7 +306,12 @@ def server(
     for kid in storage.index.root_key_ids():
         err_console.print(f"  {kid}")
     err_console.print(f"root metadata: {storage.index.metadata_dir / '1.root.json'}")
-    serve(data, host, port)
+    serve(
+        data,
+        host,
+        port,
+        warn=lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False),
+    )
 
 
 @token_app.command("create")

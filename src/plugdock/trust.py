@@ -7,6 +7,7 @@
     └── servers/<url hash>/         one folder per plugin server
         ├── server.json             its URL, when and how its root was pinned
         ├── pinned_root.json        the TUF root this instance started trusting
+        ├── highest_seen.json       the newest version of each plugin its index has listed
         └── metadata/               TUF metadata verified so far (newest root, timestamp, ...)
 
 Publisher keys are added by an administrator (``plugdock trust add alice.pub --name
@@ -200,6 +201,11 @@ def enforce(info: PackageInfo, settings: Settings) -> SignatureVerdict:
 # ------------------------------------------------------------------- plugin servers
 
 
+#: Per server: the highest version of each plugin its signed index has listed (see
+#: ``RemoteSource._refuse_downgrades``); pinning a root again forgets it.
+HIGHEST_SEEN_FILE = "highest_seen.json"
+
+
 def normalize_server_url(url: str) -> str:
     url = url.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
@@ -243,6 +249,7 @@ def pin_server_root(settings: Settings, url: str, root: bytes, *, how: str) -> l
         import shutil
 
         shutil.rmtree(metadata)
+    (folder / HIGHEST_SEEN_FILE).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pinned_root.json").write_bytes(root)
     key_ids = sorted(md.signed.roles[Root.type].keyids)

@@ -9,17 +9,48 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from plugdock.server.app import create_app
 from plugdock.server.storage import Storage
 
-__all__ = ["Storage", "create_app", "serve"]
+__all__ = ["Storage", "create_app", "serve", "startup_warnings"]
+
+log = logging.getLogger("plugdock.server")
 
 
-def serve(data_dir: Path, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the plugin server over ``data_dir`` with uvicorn until interrupted."""
+def startup_warnings(storage: Storage) -> list[str]:
+    """What an operator should fix before trusting this server in production."""
+    warnings = []
+    root_key = storage.index.keys_dir / "root.key"
+    if root_key.exists():
+        # Whoever holds the root key can sign a new root with keys of their choosing, and
+        # every host follows a root chain: the one key that must not live on the server.
+        warnings.append(
+            f"the index root key is online ({root_key}): whoever gets into this machine can "
+            "replace every signing key and hosts will follow; move it to offline storage "
+            "(the server runs without it; see 'Keeping the root key offline' in "
+            "docs/publishing.md)"
+        )
+    return warnings
+
+
+def serve(
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> None:
+    """Run the plugin server over ``data_dir`` with uvicorn until interrupted.
+
+    ``warn`` receives the :func:`startup_warnings` (default: the log).
+    """
     import uvicorn
 
     storage = Storage(data_dir).ensure()
+    for message in startup_warnings(storage):
+        (warn or log.warning)(message)
     uvicorn.run(create_app(storage), host=host, port=port, log_level="info")

@@ -47,6 +47,7 @@ from filelock import FileLock
 from plugdock import __version__
 from plugdock.config import Settings, SignaturePolicy
 from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
+from plugdock.fsutil import write_json_atomic
 from plugdock.package.archive import Limits
 from plugdock.package.checksums import sha256_file
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
@@ -58,6 +59,7 @@ from plugdock.sources.base import (
     newest_first,
 )
 from plugdock.trust import (
+    HIGHEST_SEEN_FILE,
     UntrustedIndexError,
     normalize_server_url,
     pin_server_root,
@@ -394,6 +396,8 @@ class RemoteSource:
                 )
                 updater.refresh()
                 targets = Metadata.from_file(str(metadata_dir / "targets.json")).signed
+                found = _vouched(targets)
+                self._refuse_downgrades(folder / HIGHEST_SEEN_FILE, found)
         except tuf_errors.ExpiredMetadataError as exc:
             raise UntrustedIndexError(
                 f"plugin server {self.addr}: its signed index has expired ({exc}); this is what "
@@ -421,12 +425,42 @@ class RemoteSource:
             raise SourceUnavailableError(
                 f"plugin server {self.addr}: cannot get its signed index ({cause})"
             ) from None
-        found = {}
-        for path, target in targets.targets.items():
-            sha = target.hashes.get("sha256", "")
-            if isinstance(target.length, int) and _HEX64.fullmatch(sha):
-                found[path] = (target.length, sha)
         return found
+
+    def _refuse_downgrades(self, path: Path, signed: dict[str, tuple[int, str]]) -> None:
+        """Refuse an index whose newest version of a plugin is older than one seen before.
+
+        TUF stops a replayed *old* index, but not a *new* one, signed with the server's own
+        keys, that lists fewer versions: that would silently make an older (say, vulnerable)
+        version "latest". So the host remembers the highest version it has seen per plugin
+        from this server (``highest_seen.json`` beside the pinned root; re-pinning the server
+        forgets it) and refuses the whole index when any plugin's newest version goes back.
+        Called under the server folder's lock.
+        """
+        latest: dict[str, str] = {}
+        for plugin_id, version in _by_plugin(signed):
+            if plugin_id not in latest or _newer(version, latest[plugin_id]):
+                latest[plugin_id] = version
+        seen = _read_highest_seen(path)
+        backwards = [
+            f"{plugin_id} {latest[plugin_id]} (this host has seen {seen[plugin_id]})"
+            for plugin_id in sorted(latest)
+            if plugin_id in seen and _newer(seen[plugin_id], latest[plugin_id])
+        ]
+        if backwards:
+            raise UntrustedIndexError(
+                f"plugin server {self.addr}: its signed index now offers an older newest "
+                f"version than before: {', '.join(backwards)}; this is what a downgrade attack "
+                "looks like (a server signing away newer versions); refusing it. If the "
+                "operator really withdrew them, re-pin the server: plugdock trust server "
+                f"{self.addr} --root root.json"
+            )
+        highest = dict(seen)
+        for plugin_id, version in latest.items():
+            if plugin_id not in highest or _newer(version, highest[plugin_id]):
+                highest[plugin_id] = version
+        if highest != seen:
+            write_json_atomic(path, {"format": "plugdock-highest-seen-v1", "plugins": highest})
 
     def _pin_on_first_use(self) -> bytes:
         if not self.settings.trust_on_first_use:
@@ -457,6 +491,41 @@ class RemoteSource:
             f"printed (or pin explicitly: plugdock trust server {self.addr} --root root.json)"
         )
         return root
+
+
+def _vouched(targets: Any) -> dict[str, tuple[int, str]]:
+    """``{target path: (length, sha256)}`` of the well-formed targets."""
+    found = {}
+    for path, target in targets.targets.items():
+        sha = target.hashes.get("sha256", "")
+        if isinstance(target.length, int) and _HEX64.fullmatch(sha):
+            found[path] = (target.length, sha)
+    return found
+
+
+def _newer(version: str, than: str) -> bool:
+    return bool(parse_version(version) > parse_version(than))
+
+
+def _read_highest_seen(path: Path) -> dict[str, str]:
+    import json
+
+    damaged = f"{path} is damaged; re-pin the plugin server (plugdock trust server)"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        raise PlugdockError(damaged) from None
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    if not isinstance(plugins, dict):
+        raise PlugdockError(damaged)
+    for version in plugins.values():
+        try:
+            parse_version(version)
+        except ValueError:
+            raise PlugdockError(damaged) from None
+    return {str(k): str(v) for k, v in plugins.items()}
 
 
 def _fetcher(source: RemoteSource) -> Any:

@@ -90,7 +90,7 @@ export function InstalledPage() {
                       )}
                       {row.update_available && !update && (
                         <div className="update-note muted">
-                          {row.update_available} cannot be installed here:{" "}
+                          Version {row.update_available} cannot be installed here:{" "}
                           {row.update_problem ?? "this panel cannot take it"}
                         </div>
                       )}

@@ -138,16 +138,20 @@ export function MarketplacePage() {
                   Version {blockedUpdate} cannot be installed here: {item.update_problem ?? "this panel cannot take it"}
                 </p>
               )}
+              {isAdmin && item.installed && (
+                <div className="card-switch">
+                  <EnabledSwitch
+                    target={item}
+                    enabled={item.enabled !== false}
+                    disabled={busy !== null}
+                    onChange={(enabled) => void life.setEnabled(item, enabled)}
+                  />
+                </div>
+              )}
               {isAdmin && (
                 <div className="card-actions">
                   {item.installed ? (
                     <>
-                      <EnabledSwitch
-                        target={item}
-                        enabled={item.enabled !== false}
-                        disabled={busy !== null}
-                        onChange={(enabled) => void life.setEnabled(item, enabled)}
-                      />
                       {update && (
                         <button
                           type="button"

@@ -11,21 +11,25 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, select, update
 
-from plugdock import sdk
+from panel import ADMIN_PASSWORD as PANEL_PASSWORD
+from panel import start_panel
+from plugdock import audit, sdk
 from plugdock.config import Settings, load_settings
-from plugdock.db import make_engine, users
+from plugdock.db import login_throttle, make_engine, users
 from plugdock.errors import PlugdockError
-from plugdock import audit
+from plugdock.host import throttle
 from plugdock.host import users as user_store
 from plugdock.host.app import create_app
 from plugdock.host.auth import (
@@ -459,20 +463,179 @@ def test_user_cli_creates_lists_and_resets(tmp_path: Path, sqlite_url: str) -> N
     assert "user" in listed.stdout
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def _guess(client: TestClient, username: str, password: str) -> int:
+    return client.post(LOGIN, json={"username": username, "password": password}).status_code
+
+
 def test_password_guessing_is_throttled(tmp_path: Path, database_url: str) -> None:
-    settings = load_settings(
-        home=tmp_path / "instance", database_url=database_url, admin_password="right-password"
-    )
+    settings = _settings(tmp_path, database_url)
     with TestClient(create_app(settings)) as client:
-        for _ in range(10):
-            wrong = client.post(
-                "/api/v1/auth/login", json={"username": "admin", "password": "guess"}
-            )
-            assert wrong.status_code == 401
-        blocked = client.post(
-            "/api/v1/auth/login", json={"username": "admin", "password": "right-password"}
-        )
-        assert blocked.status_code == 429
-        assert int(blocked.headers["Retry-After"]) > 0
+        assert [_guess(client, "admin", "guess") for _ in range(10)] == [401] * 10
+        blocked = client.post(LOGIN, json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert blocked.status_code == 429  # reserved before the check: even the right password
+        assert 0 < int(blocked.headers["Retry-After"]) <= 300
         assert "Too many failed sign-ins" in blocked.json()["detail"]
+        with client.app.state.plugdock_engine.connect() as conn:  # type: ignore[attr-defined]
+            rows = {r.bucket: r.failures for r in conn.execute(select(login_throttle))}
+        assert rows == {"client:testclient": 10, "user:1": 10}  # in the database, shared
+
+
+def test_a_good_sign_in_of_one_account_clears_nobody_elses_failures(
+    tmp_path: Path, database_url: str
+) -> None:
+    """9 wrong guesses at admin, then bob's right password, repeated: the attack of issue 9."""
+    settings = _settings(tmp_path, database_url)
+    with TestClient(create_app(settings)) as client:
+        admin = _login(client, "admin", ADMIN_PASSWORD)
+        body = {"username": "bob", "password": "bob-password-1", "role": "user"}
+        assert client.post("/api/v1/users", json=body, headers=admin).status_code == 201
+        answers: list[int] = []
+        for _ in range(3):
+            answers += [_guess(client, "admin", f"guess-{n}") for n in range(9)]
+            answers.append(_guess(client, "bob", "bob-password-1"))
+        assert answers[:10] == [401] * 9 + [200]  # bob's success gave back only its own try
+        assert answers[10] == 401  # the 10th failure of this client
+        assert set(answers[11:]) == {429}  # blocked: bob's success cleared nothing
+        assert answers.count(401) == 10
+
+
+def test_the_account_limit_holds_across_clients(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    limits = throttle.Limits(client_failures=3, account_failures=5, window=300)
+    now = datetime(2026, 1, 1, 12, 0, 0)
+    try:
+        for n in range(5):  # five clients, one guess each, at one account
+            throttle.reserve(engine, f"client:10.0.0.{n}", "user:7", limits, now=now)
+        with pytest.raises(throttle.Throttled) as refused:
+            throttle.reserve(engine, "client:10.0.0.99", "user:7", limits, now=now)
+        assert refused.value.retry_after == 300
+        # Refused as a whole: the fresh client's bucket was not charged for it.
+        fresh = throttle.reserve(engine, "client:10.0.0.99", None, limits, now=now)
+        assert fresh.slots == (("client:10.0.0.99", now),)
+        # A success gives back one attempt, and only in the window it was taken in.
+        reservation = throttle.reserve(engine, "client:10.0.0.98", "user:8", limits, now=now)
+        with engine.begin() as conn:
+            throttle.release(conn, reservation)
+        with engine.connect() as conn:
+            rows = {r.bucket: r.failures for r in conn.execute(select(login_throttle))}
+        assert rows["user:7"] == 5
+        assert rows["client:10.0.0.98"] == 0
+        assert rows["user:8"] == 0
+        later = now + timedelta(seconds=301)  # a new window
+        assert throttle.reserve(engine, "client:10.0.0.0", "user:7", limits, now=later)
+    finally:
+        engine.dispose()
+
+
+def test_the_throttle_table_stays_bounded(sqlite_url: str) -> None:
+    """Spoofed or rotated addresses cannot grow the table or buy more guesses."""
+    engine = make_engine(sqlite_url)
+    limits = throttle.Limits(client_failures=3, account_failures=100, window=300, max_clients=5)
+    now = datetime(2026, 1, 1, 12, 0, 0)
+    try:
+        old = now - timedelta(hours=1)
+        for n in range(50):  # rows from an hour ago: pruned when a new bucket appears
+            roomy = throttle.Limits(max_clients=1000)
+            throttle.reserve(engine, f"client:192.0.2.{n}", None, roomy, now=old)
+        refused = 0
+        for n in range(100):
+            try:
+                throttle.reserve(engine, f"client:2001:db8:{n}::/64", "user:1", limits, now=now)
+            except throttle.Throttled:
+                refused += 1
+        with engine.connect() as conn:
+            buckets = [r.bucket for r in conn.execute(select(login_throttle))]
+        assert len(buckets) <= 5 + 2  # the cap, the overflow bucket, the account
+        assert throttle.OVERFLOW_BUCKET in buckets
+        assert not any(b.startswith("client:192.0.2.") for b in buckets)
+        assert refused == 100 - 5 - 3  # 5 addresses got a bucket, then 3 shared tries
+    finally:
+        engine.dispose()
+
+
+def test_client_keys_group_ipv6_by_network() -> None:
+    assert throttle.client_key("203.0.113.9") == "client:203.0.113.9"
+    assert throttle.client_key("2001:db8::1") == throttle.client_key("2001:db8::ffff:1")
+    assert throttle.client_key("2001:db8::1") == "client:2001:db8::/64"
+    assert throttle.client_key("::ffff:203.0.113.9") == "client:203.0.113.9"
+    assert throttle.client_key(None) == "client:unknown"
+
+
+def test_thirty_parallel_wrong_guesses_evaluate_at_most_the_limit(
+    tmp_path: Path, database_url: str
+) -> None:
+    panel = start_panel(tmp_path, database_url)
+    try:
+        barrier = threading.Barrier(30)
+
+        def guess(n: int) -> int:
+            with httpx.Client(timeout=120) as http:
+                barrier.wait()
+                body = {"username": "admin", "password": f"wrong-{n}"}
+                return http.post(f"{panel.url}{LOGIN}", json=body).status_code
+
+        with ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(guess, range(30)))
+        assert sorted(set(answers)) == [401, 429]
+        assert answers.count(401) == 10  # exactly the limit, not 30
+        right = httpx.post(
+            f"{panel.url}{LOGIN}", json={"username": "admin", "password": PANEL_PASSWORD}
+        )
+        assert right.status_code == 429
+    finally:
+        panel.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Rotating X-Forwarded-For from loopback used to give every guess a fresh budget."""
+    panel = start_panel(tmp_path / "direct", database_url)
+    try:
+        answers = [
+            httpx.post(
+                f"{panel.url}{LOGIN}",
+                json={"username": "admin", "password": f"wrong-{n}"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            ).status_code
+            for n in range(12)
+        ]
+        assert answers == [401] * 10 + [429] * 2
+        right = httpx.post(
+            f"{panel.url}{LOGIN}",
+            json={"username": "admin", "password": PANEL_PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.77"},
+        )
+        assert right.status_code == 429  # a fresh spoofed address buys nothing
+        engine = make_engine(database_url)
+        try:
+            with engine.connect() as conn:
+                clients = {e.detail["client"] for e in audit.query(conn, action="login_failed")}
+        finally:
+            engine.dispose()
+        assert clients == {"127.0.0.1"}  # the real peer, never the spoofed address
+    finally:
+        panel.stop()
+
+    trusted_url = f"sqlite:///{tmp_path / 'trusted.db'}"
+    panel = start_panel(
+        tmp_path / "proxied", trusted_url, extra_env={"PLUGDOCK_TRUSTED_PROXIES": "127.0.0.1"}
+    )
+    try:  # behind a trusted proxy, its X-Forwarded-For is the client
+        for n in range(12):
+            answer = httpx.post(
+                f"{panel.url}{LOGIN}",
+                json={"username": "admin", "password": "wrong"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            )
+            assert answer.status_code == 401
+        engine = make_engine(trusted_url)
+        try:
+            with engine.connect() as conn:
+                clients = {e.detail["client"] for e in audit.query(conn, action="login_failed")}
+        finally:
+            engine.dispose()
+        assert clients == {f"198.51.100.{n}" for n in range(12)}
+    finally:
+        panel.stop()

@@ -68,8 +68,9 @@ def uninstall_all(admin: httpx.Client, *plugin_ids: str) -> None:
             assert response.status_code == 200, response.text
 
 
-def start_chat(panel: Panel, name: str, email: str, question: str) -> None:
-    """A visitor's chat through the public API: greeting, question, the bot's reply."""
+def start_chat(panel: Panel, name: str, email: str, question: str) -> dict:
+    """A visitor's chat through the public API: greeting, question, the bot's reply.
+    Gives ``{"session_id", "token", ...}``."""
     with httpx.Client(base_url=panel.url, timeout=30) as visitor:
         started = visitor.post(
             "/api/v1/chat/sessions", json={"guest_name": name, "guest_email": email}
@@ -82,6 +83,7 @@ def start_chat(panel: Panel, name: str, email: str, question: str) -> None:
             headers={"X-Chat-Token": chat["token"]},
         )
         assert sent.status_code == 201, sent.text
+    return chat
 
 
 def open_page(page: Page, label: str) -> None:
@@ -93,7 +95,7 @@ def test_update_badge_update_and_the_chats_kept(page: Page, panel: Panel) -> Non
     with admin_api(panel) as admin:
         install(admin, "ai_chatbot", "1.0.0")
         try:
-            start_chat(panel, "Ada Lovelace", "ada@example.com", "How much does it cost?")
+            chat = start_chat(panel, "Ada Lovelace", "ada@example.com", "How much does it cost?")
             sign_in(page, panel, "admin", ADMIN_PASSWORD)
 
             open_page(page, "Installed plugins")
@@ -133,15 +135,25 @@ def test_update_badge_update_and_the_chats_kept(page: Page, panel: Panel) -> Non
             expect(chatbot.get_by_role("button", name="Update AI Chatbot")).to_have_count(0)
             assert page.evaluate("window.__noReload") is True
 
-            # The new version's page, with the 1.0.0 transcript carried over.
+            # 1.1.0's new route takes a rating of the chat started on 1.0.0 (its token kept).
+            rated = httpx.post(
+                f"{panel.url}/api/v1/chat/sessions/{chat['session_id']}/rating",
+                json={"stars": 4, "comment": "Quick and helpful"},
+                headers={"X-Chat-Token": chat["token"]},
+            )
+            assert rated.status_code == 200, rated.text
+
+            # The new version's page: the 1.0.0 transcript carried over, and its rating.
             open_page(page, "Chats")
             table = page.get_by_role("table")
-            expect(table).to_contain_text("ada@example.com")
             expect(table.get_by_role("columnheader", name="Rating")).to_be_visible()
+            ada = table.get_by_role("row").filter(has_text="ada@example.com")
+            expect(ada.get_by_label("4 of 5 stars")).to_be_visible()
             page.get_by_role("button", name="Open the chat with Ada Lovelace").click()
             transcript = page.get_by_role("complementary", name="Transcript")
             expect(transcript).to_contain_text("How much does it cost?")
             expect(transcript.get_by_role("listitem")).to_have_count(3)
+            expect(transcript.get_by_label("Visitor's rating")).to_contain_text("Quick and helpful")
             assert page.evaluate("window.__noReload") is True
             page.screenshot(path=str(ARTIFACTS / "chats-1.1.0.png"), full_page=True)
         finally:
@@ -154,7 +166,7 @@ def _changelog_line() -> str:
     for line in text.splitlines():
         stripped = line.strip().lstrip("-*+ ").replace("`", "").replace("**", "")
         if stripped and not line.startswith("#") and len(stripped) > 12:
-            return stripped[:40]
+            return stripped[:40].strip()
     raise AssertionError("CHANGELOG.md has no text line")
 
 

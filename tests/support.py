@@ -15,6 +15,11 @@ from plugdock.package.pack import pack
 
 REPO = Path(__file__).resolve().parent.parent
 CHATBOT = REPO / "examples" / "plugins" / "ai_chatbot"
+CHATBOT_VERSION = json.loads((CHATBOT / "metadata.json").read_text())["version"]
+CHATBOT_TABLES = {"chat_sessions", "chat_messages", "chat_ratings"}
+# The chatbot's previous release, frozen as it shipped: what upgrades start from.
+CHATBOT_1_0 = REPO / "examples" / "releases" / "ai_chatbot-1.0.0"
+CHATBOT_1_0_TABLES = {"chat_sessions", "chat_messages"}
 
 
 def make_plugin(

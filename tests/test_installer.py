@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
+from plugdock import audit
 from plugdock.errors import (
     AlreadyInstalledError,
     NotFoundError,
@@ -19,9 +20,8 @@ from plugdock.errors import (
     UnsafeSqlError,
 )
 from plugdock.failpoints import InjectedFailure
-from plugdock import audit
 from plugdock.installer import Installer
-from support import make_plugin, pack_into, snapshot
+from support import CHATBOT_TABLES, CHATBOT_VERSION, make_plugin, pack_into, snapshot
 
 INSTALL_STEPS = [
     "fetch",
@@ -53,17 +53,21 @@ def test_install_then_uninstall_leaves_no_trace(installer: Installer) -> None:
 
     result = installer.install("ai_chatbot", installed_by="alice")
 
-    assert result.version == "1.0.0"
-    assert set(result.tables) == {"chat_sessions", "chat_messages"}
+    assert result.version == CHATBOT_VERSION
+    assert set(result.tables) == CHATBOT_TABLES
     assert result.backend_routes == ["/api/v1/chat/*"]
     tables = {t.lower() for t in inspect(installer.engine).get_table_names()}
-    assert {"chat_sessions", "chat_messages"} <= tables
+    assert tables >= CHATBOT_TABLES
     assert (settings.backend_dir / "ai_chatbot" / "routes.py").is_file()
     assert (settings.frontend_dir / "ai_chatbot" / "pages" / "ChatsPage.tsx").is_file()
     registry = json.loads(settings.registry_path.read_text())["plugins"]
-    assert registry["ai_chatbot"]["version"] == "1.0.0"
+    assert registry["ai_chatbot"]["version"] == CHATBOT_VERSION
     [row] = installer.installed()
-    assert (row.plugin_id, row.version, row.installed_by) == ("ai_chatbot", "1.0.0", "alice")
+    assert (row.plugin_id, row.version, row.installed_by) == (
+        "ai_chatbot",
+        CHATBOT_VERSION,
+        "alice",
+    )
     assert not settings.journal_path.exists()
     assert not any(settings.staging_dir.iterdir())
     with installer.engine.begin() as conn:  # the tables are real and usable
@@ -77,7 +81,7 @@ def test_install_then_uninstall_leaves_no_trace(installer: Installer) -> None:
 
     removed = installer.uninstall("ai_chatbot", uninstalled_by="bob")
 
-    assert set(removed.tables_dropped) == {"chat_sessions", "chat_messages"}
+    assert set(removed.tables_dropped) == CHATBOT_TABLES
     after = snapshot(settings, installer.engine)
     assert after["tables"] == before["tables"]
     assert after["rows"] == [] and after["applied"] == []
@@ -93,7 +97,7 @@ def test_install_then_uninstall_leaves_no_trace(installer: Installer) -> None:
 def test_reinstall_after_uninstall(installer: Installer) -> None:
     installer.install("ai_chatbot")
     installer.uninstall("ai_chatbot")
-    assert installer.install("ai_chatbot@1.0.0").version == "1.0.0"
+    assert installer.install(f"ai_chatbot@{CHATBOT_VERSION}").version == CHATBOT_VERSION
 
 
 @pytest.mark.parametrize("step", INSTALL_STEPS)
@@ -111,7 +115,7 @@ def test_failure_at_each_install_step_changes_nothing(
     assert isinstance(caught.value.cause, InjectedFailure)
     assert snapshot(installer.settings, installer.engine) == before
     monkeypatch.delenv("PLUGDOCK_FAILPOINTS")
-    assert installer.install("ai_chatbot").version == "1.0.0"  # and nothing blocks a retry
+    assert installer.install("ai_chatbot").version == CHATBOT_VERSION  # and nothing blocks a retry
 
 
 @pytest.mark.parametrize("step", UNINSTALL_STEPS)
@@ -196,7 +200,7 @@ def test_already_installed_is_refused(installer: Installer) -> None:
 def test_unknown_plugin_and_version(installer: Installer) -> None:
     with pytest.raises(NotFoundError):
         installer.install("no_such_plugin")
-    with pytest.raises(NotFoundError, match=r"available: 1\.0\.0"):
+    with pytest.raises(NotFoundError, match=rf"available: {CHATBOT_VERSION}"):
         installer.install("ai_chatbot@9.9.9")
     with pytest.raises(NotInstalledError):
         installer.uninstall("ai_chatbot")

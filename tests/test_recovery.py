@@ -12,7 +12,7 @@ import pytest
 from plugdock.errors import LockTimeoutError
 from plugdock.installer import Installer
 from plugdock.locking import operation_lock
-from support import CHATBOT, instance_settings, make_plugin, pack_into, snapshot
+from support import CHATBOT, CHATBOT_VERSION, instance_settings, make_plugin, pack_into, snapshot
 
 
 def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def test_two_instances_sharing_a_database_are_serialized(
         ):
             second.install("ai_chatbot")
         assert second.installed() == []
-        assert second.install("ai_chatbot").version == "1.0.0"  # free again afterwards
+        assert second.install("ai_chatbot").version == CHATBOT_VERSION  # free again afterwards
     finally:
         second.engine.dispose()
 

@@ -18,6 +18,9 @@ def check_contents(meta: PluginMetadata, folder: Path) -> None:
         problems.append("backend.routes are declared but backend/__init__.py is missing")
     if backend.exists() and not (backend / "__init__.py").is_file():
         problems.append("backend/ must be a Python package with an __init__.py")
+    health = meta.backend.health
+    if health and not any(_patterns_overlap(health, p) for p in meta.backend.routes):
+        problems.append(f"backend.health {health} is not under a declared backend route")
     if meta.frontend.routes and not (folder / "frontend").is_dir():
         problems.append("frontend.routes are declared but there is no frontend/ folder")
     if problems:

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("PLUGDOCK_COOKIE_SECURE", "cookie_secure")
     )
 
+    # How long a plugin's declared health path may take to answer during install/upgrade.
+    health_timeout: float = Field(
+        5.0, gt=0, validation_alias=AliasChoices("PLUGDOCK_HEALTH_TIMEOUT", "health_timeout")
+    )
+
     @field_validator("plugin_local_dir", "home")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -156,6 +161,11 @@ class Settings(BaseSettings):
     @property
     def staging_dir(self) -> Path:
         return self.home / "staging"
+
+    @property
+    def backups_dir(self) -> Path:
+        """Row backups written before an uninstall (``install --restore`` reads them)."""
+        return self.home / "backups"
 
     @property
     def journal_path(self) -> Path:

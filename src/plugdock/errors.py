@@ -55,12 +55,15 @@ class LockTimeoutError(PlugdockError):
 
 
 class StepError(PlugdockError):
-    """An install or uninstall step failed; everything was rolled back."""
+    """A step of an operation failed; everything was rolled back (``left``: what could not be)."""
 
-    def __init__(self, operation: str, step: str, cause: BaseException) -> None:
+    def __init__(
+        self, operation: str, step: str, cause: BaseException, left: list[str] | None = None
+    ) -> None:
         self.operation = operation
         self.step = step
         self.cause = cause
-        super().__init__(
-            f"{operation} failed at step '{step}': {cause} (rolled back, nothing changed)"
+        outcome = (
+            f"rolled back, except: {'; '.join(left)}" if left else "rolled back, nothing changed"
         )
+        super().__init__(f"{operation} failed at step '{step}': {cause} ({outcome})")

@@ -1,6 +1,6 @@
 """The journal: a record of the one operation in flight, so a crash can be rolled back or finished.
 
-It is written before an install or uninstall touches anything and removed when the
+It is written before an install, upgrade or uninstall touches anything and removed when the
 operation is over. Finding one at start means the last operation died midway.
 """
 
@@ -15,13 +15,17 @@ from plugdock.fsutil import write_json_atomic
 
 @dataclass
 class JournalEntry:
-    operation: str  # "install" | "uninstall"
+    operation: str  # "install" | "uninstall" | "upgrade"
     operation_id: str
     plugin_id: str
     version: str
     staging: str
     step: str = "prepared"
     tables: list[str] = field(default_factory=list)
+    # An upgrade's journal names both installations; the row says which one won.
+    from_version: str | None = None
+    previous_operation_id: str | None = None
+    previous_kinds: list[str] = field(default_factory=list)  # code folders the old one had
 
 
 def read_journal(path: Path) -> JournalEntry | None:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from plugdock.db import addon_installations
 from plugdock.fsutil import write_json_atomic
@@ -32,6 +32,7 @@ class Installation:
     installed_by: str | None
     tables: list[str]
     operation_id: str
+    enabled: bool = True  # a disabled plugin keeps code, tables and rows but is served nowhere
 
     def as_registry_entry(self) -> dict[str, Any]:
         return {
@@ -42,6 +43,7 @@ class Installation:
             "package_sha256": self.package_sha256,
             "signer": self.signer,
             "tables": self.tables,
+            "enabled": self.enabled,
             "backend": f"backend/{self.plugin_id}",
             "frontend": f"frontend/{self.plugin_id}",
         }
@@ -61,6 +63,7 @@ def _row_to_installation(row: Any) -> Installation:
         installed_by=row.installed_by,
         tables=list(row.tables or []),
         operation_id=row.operation_id,
+        enabled=bool(row.enabled),
     )
 
 
@@ -81,6 +84,26 @@ def add_installation(conn: Connection, installation: Installation) -> None:
         "installed_at": installation.installed_at.replace(tzinfo=None)
     }
     conn.execute(insert(addon_installations).values(**values))
+
+
+def replace_installation(conn: Connection, installation: Installation) -> None:
+    """Point the plugin's row at another installation of it (an upgrade)."""
+    values = installation.__dict__ | {
+        "installed_at": installation.installed_at.replace(tzinfo=None)
+    }
+    conn.execute(
+        update(addon_installations)
+        .where(addon_installations.c.plugin_id == installation.plugin_id)
+        .values(**values)
+    )
+
+
+def set_enabled(conn: Connection, plugin_id: str, enabled: bool) -> None:
+    conn.execute(
+        update(addon_installations)
+        .where(addon_installations.c.plugin_id == plugin_id)
+        .values(enabled=enabled)
+    )
 
 
 def remove_installation(conn: Connection, plugin_id: str) -> None:

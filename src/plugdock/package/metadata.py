@@ -57,6 +57,17 @@ class BackendSpec(BaseModel):
 
     routes: list[str] = Field(default_factory=list)
     models: list[str] = Field(default_factory=list)
+    # A GET path the panel calls before an install or upgrade commits; not 2xx → rolled back.
+    health: str | None = Field(None, max_length=200)
+
+    @field_validator("health")
+    @classmethod
+    def _health_path(cls, health: str | None) -> str | None:
+        if health is not None and (
+            not _ROUTE_PATTERN.fullmatch(health) or ".." in health or "*" in health
+        ):
+            raise ValueError(f"health path {health!r} must be a concrete path under /api/")
+        return health
 
     @field_validator("routes")
     @classmethod

@@ -1,4 +1,4 @@
-"""What runs inside an install or uninstall transaction on behalf of the plugin's code.
+"""What runs inside an install, upgrade or uninstall transaction on behalf of the plugin's code.
 
 The installer calls ``before_commit(ctx)`` inside the operation's transaction (after
 up.sql on install, before down.sql on uninstall); raising rolls the whole operation
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # importing these pulls in FastAPI: the CLI pays for it only 
 class OperationContext:
     """What a lifecycle hook (``on_install(ctx)``, ``on_uninstall(ctx)``) is given."""
 
-    operation: str  # "install" | "uninstall"
+    operation: str  # "install" | "upgrade" | "uninstall"
     plugin_id: str
     version: str
     operation_id: str
@@ -38,6 +38,7 @@ class OperationContext:
     backend_dir: Path | None  # where the plugin's backend code is right now
     connection: Connection  # the operation's transaction: write seed data here
     settings: Settings
+    from_version: str | None = None  # on upgrade: the version being replaced
 
     @property
     def module_token(self) -> str:
@@ -75,12 +76,19 @@ def prepare_backend(
         )
         return None
     try:
-        if ctx.operation == "install" and backend.router is not None and ctx.metadata is not None:
+        arriving = ctx.operation in ("install", "upgrade") and ctx.metadata is not None
+        if arriving and backend.router is not None:
             routes = router_routes(backend.router)
             check_declared(ctx.plugin_id, routes, ctx.metadata.backend.routes)
             if served is not None:
                 check_collisions(ctx.plugin_id, routes, served)
         run_hook(backend, ctx)
+        if arriving and ctx.metadata.backend.health:
+            from plugdock.runtime.health import check_health
+
+            check_health(
+                backend, ctx.metadata.backend.health, ctx.connection, ctx.settings.health_timeout
+            )
     except BaseException:
         unload(backend)
         raise
@@ -97,6 +105,11 @@ def check_and_run_hooks(ctx: OperationContext) -> None:
 
 
 def run_hook(backend: LoadedBackend, ctx: OperationContext) -> None:
+    """``on_install(ctx)``, ``on_uninstall(ctx)`` or ``on_upgrade(ctx, from_version)``."""
     hook = backend.hook(f"on_{ctx.operation}")
-    if hook is not None:
+    if hook is None:
+        return
+    if ctx.operation == "upgrade":
+        hook(ctx, ctx.from_version)
+    else:
         hook(ctx)

@@ -22,7 +22,7 @@ from sqlalchemy import Table
 from plugdock.errors import PackageError
 
 NAMESPACE = "plugdock_addons"
-HOOKS = ("on_install", "on_uninstall", "on_startup", "on_shutdown")
+HOOKS = ("on_install", "on_upgrade", "on_uninstall", "on_startup", "on_shutdown")
 
 
 @dataclass

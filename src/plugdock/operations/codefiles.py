@@ -1,0 +1,63 @@
+"""A plugin's code in the instance: ``addons/<kind>/<plugin id>/`` for each kind.
+
+"manifest" holds the package's metadata.json and CHECKSUMS.sha256, so doctor can check
+every installed file against the hashes it was installed with. Moves are renames on one
+filesystem (staging lives in the instance), so each is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from plugdock.fsutil import move, remove_tree
+from plugdock.operations.workspace import Workspace
+from plugdock.package.layout import CHECKSUMS_FILE, METADATA_FILE
+
+CODE_KINDS = ("backend", "frontend", "migrations", "manifest")
+
+
+def gather_manifest(unpacked: Path) -> None:
+    """Put the package's metadata and checksums in their own folder, installed like code."""
+    (unpacked / "manifest").mkdir()
+    for name in (METADATA_FILE, CHECKSUMS_FILE):  # inside staging: no need to make it durable
+        os.rename(unpacked / name, unpacked / "manifest" / name)
+
+
+def present_kinds(workspace: Workspace, plugin_id: str) -> list[str]:
+    return [k for k in CODE_KINDS if workspace.code_path(k, plugin_id).exists()]
+
+
+def move_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
+    """Move an unpacked package's code into the instance (the places must be free)."""
+    for kind in CODE_KINDS:
+        if (unpacked / kind).is_dir():
+            move(unpacked / kind, workspace.code_path(kind, plugin_id))
+
+
+def move_out(workspace: Workspace, plugin_id: str, into: Path) -> None:
+    """Move a plugin's code out of the instance, into ``into/<kind>``."""
+    for kind in CODE_KINDS:
+        if workspace.code_path(kind, plugin_id).exists():
+            move(workspace.code_path(kind, plugin_id), into / kind)
+
+
+def put_back(workspace: Workspace, plugin_id: str, stash: Path, kinds: list[str]) -> None:
+    """Make the instance hold exactly the stashed code of ``kinds`` again.
+
+    A kind in ``kinds`` whose stash is gone was never moved out (or is back already), so
+    it stays; a kind not in ``kinds`` did not exist before, so whatever is there goes.
+    """
+    for kind in CODE_KINDS:
+        target = workspace.code_path(kind, plugin_id)
+        if kind in kinds:
+            if (stash / kind).exists():
+                remove_tree(target)
+                move(stash / kind, target)
+        else:
+            remove_tree(target)
+
+
+def remove_all(workspace: Workspace, plugin_id: str) -> None:
+    for kind in CODE_KINDS:
+        remove_tree(workspace.code_path(kind, plugin_id))

@@ -1,0 +1,50 @@
+"""Disable or enable an installed plugin: served nowhere, or served again; no SQL of its own runs.
+
+Its code, tables and rows stay. The change is one row update in one transaction with the
+generation bump, so every worker and replica follows it like an install.
+"""
+
+from __future__ import annotations
+
+from plugdock import audit
+from plugdock.errors import AlreadyInstalledError
+from plugdock.operations.runner import Change, Steps, commit_change, reraise
+from plugdock.operations.uninstall import installed_or_refuse
+from plugdock.operations.workspace import Workspace
+from plugdock.registry import set_enabled
+
+
+class AlreadyInStateError(AlreadyInstalledError):
+    """The plugin is already enabled (or disabled)."""
+
+
+def set_plugin_enabled(
+    workspace: Workspace, plugin_id: str, enabled: bool, *, actor: str | None
+) -> None:
+    """Enable or disable ``plugin_id``; call with the lock held."""
+    steps = Steps("enable" if enabled else "disable")
+    try:
+        with steps.step("check_installed"):
+            installation = installed_or_refuse(workspace, plugin_id)
+            if installation.enabled == enabled:
+                state = "enabled" if enabled else "disabled"
+                raise AlreadyInStateError(f"{plugin_id} is already {state}")
+        with workspace.engine.connect() as conn, conn.begin() as transaction:
+            with steps.step("record"):
+                set_enabled(conn, plugin_id, enabled)
+            generation = commit_change(
+                conn,
+                transaction,
+                workspace,
+                steps,
+                Change(
+                    actor,
+                    audit.ENABLE if enabled else audit.DISABLE,
+                    plugin_id,
+                    installation.version,
+                ),
+            )
+    except BaseException as exc:
+        workspace.rewrite_registry()  # the registry step may have run before a failed commit
+        reraise(steps, exc)
+    workspace.announce(generation)

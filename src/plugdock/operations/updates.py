@@ -1,0 +1,118 @@
+"""Is there an update for an installed plugin, can this core take it, and what would it do."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+
+from plugdock import __version__
+from plugdock.errors import NotInstalledError, PlugdockError
+from plugdock.operations.workspace import Workspace
+from plugdock.package.metadata import PluginMetadata, parse_version, version_in_range
+from plugdock.registry import Installation
+from plugdock.sources.base import Catalog
+from plugdock.sources.local import read_zip_metadata
+
+CHANGELOG_FILE = "CHANGELOG.md"
+_MAX_CHANGELOG_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    plugin_id: str
+    from_version: str
+    version: str
+    compatible: bool
+    problem: str | None
+    steps: list[str] = field(default_factory=list)
+    changelog: str | None = None
+
+
+def newest_update(catalog: Catalog, installation: Installation) -> str | None:
+    """The newest version the source offers above the installed one."""
+    entry = catalog.plugins.get(installation.plugin_id)
+    if entry is None:
+        return None
+    installed = parse_version(installation.version)
+    newer = [v for v in entry.versions if parse_version(v) > installed]
+    return newer[0] if newer else None
+
+
+def compatibility_problem(
+    meta: PluginMetadata, installed: list[Installation], installed_meta: dict[str, PluginMetadata]
+) -> str | None:
+    """Why this core and the other installed plugins cannot take ``meta``, or None."""
+    problems = []
+    if meta.requires and not version_in_range(__version__, meta.requires):
+        problems.append(f"needs plugdock {meta.requires}, this is {__version__}")
+    versions = {i.plugin_id: i.version for i in installed}
+    for dep, spec in meta.dependencies.items():
+        have = versions.get(dep)
+        if have is None:
+            problems.append(f"needs plugin {dep} ({spec}), which is not installed")
+        elif not version_in_range(have, spec):
+            problems.append(f"needs plugin {dep} {spec}, but {have} is installed")
+    for other, other_meta in sorted(installed_meta.items()):
+        spec = other_meta.dependencies.get(meta.id)
+        if spec and not version_in_range(meta.version, spec):
+            problems.append(f"{other} needs {meta.id} {spec}")
+    return "; ".join(problems) or None
+
+
+def plan_upgrade(workspace: Workspace, plugin_id: str, version: str | None = None) -> UpdatePlan:
+    """The upgrade of ``plugin_id`` to ``version`` (default: the newest), as it would run."""
+    installation = workspace.get(plugin_id)
+    if installation is None:
+        raise NotInstalledError(f"{plugin_id} is not installed")
+    catalog = workspace.source.catalog()
+    target = (
+        catalog.resolve(plugin_id, version) if version else newest_update(catalog, installation)
+    )
+    if target is None:
+        raise PlugdockError(f"{plugin_id} {installation.version} is the newest version offered")
+    fetched = workspace.source.fetch(plugin_id, target)
+    meta = read_zip_metadata(fetched.path)
+    installed = workspace.installed()
+    problem = None
+    if parse_version(target) <= parse_version(installation.version):
+        problem = f"{target} is not newer than the installed {installation.version}"
+    else:
+        others = {
+            k: v for k, v in workspace.installed_metadata(installed).items() if k != plugin_id
+        }
+        problem = compatibility_problem(
+            meta, [i for i in installed if i.plugin_id != plugin_id], others
+        )
+    steps, changelog = _package_extras(fetched.path, installation.version, target)
+    return UpdatePlan(
+        plugin_id=plugin_id,
+        from_version=installation.version,
+        version=target,
+        compatible=problem is None,
+        problem=problem,
+        steps=steps,
+        changelog=changelog,
+    )
+
+
+def _package_extras(path, from_version: str, to_version: str) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
+    """The upgrade step versions in (from, to] and the CHANGELOG.md text, read from the zip."""
+    low, high = parse_version(from_version), parse_version(to_version)
+    steps: set[str] = set()
+    changelog = None
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            parts = info.filename.split("/")
+            if (
+                len(parts) >= 3
+                and parts[:2] == ["migrations", "versions"]
+                and parts[-1] == "up.sql"
+            ):
+                try:
+                    if low < parse_version(parts[2]) <= high:
+                        steps.add(parts[2])
+                except ValueError:
+                    continue
+            if info.filename == CHANGELOG_FILE and info.file_size <= _MAX_CHANGELOG_BYTES:
+                changelog = archive.read(info).decode("utf-8", errors="replace")
+    return sorted(steps, key=parse_version), changelog

@@ -1,0 +1,267 @@
+"""Upgrade an installed plugin in place: its data carried forward, the old version the fallback.
+
+    stage the new package → check (newer, core and dependents' ranges, routes, SQL steps,
+    schema equivalence) → journal → swap code (old code kept in staging) → in one
+    transaction: upgrade steps, the plugin's hooks (import under a new module name, route
+    checks, on_upgrade, health), the row → commit
+
+Before the commit every effect is undone and the old version's code, tables and rows are
+as they were. MariaDB commits DDL as it runs, so there undo is compensation: tables the
+steps created are dropped, and what cannot be undone (an added column) is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plugdock import audit
+from plugdock.compat import check_compatibility, check_namespace
+from plugdock.errors import AlreadyInstalledError, PackageError
+from plugdock.failpoints import failpoint
+from plugdock.fsutil import remove_tree
+from plugdock.journal import JournalEntry, clear_journal, write_journal
+from plugdock.migrations import check_tables_free, transactional_ddl
+from plugdock.operations import codefiles
+from plugdock.operations.runner import (
+    Change,
+    Steps,
+    check_still_open,
+    commit_change,
+    reraise,
+    safely,
+)
+from plugdock.operations.signers import bind_signer
+from plugdock.operations.staging import stage
+from plugdock.operations.uninstall import installed_or_refuse
+from plugdock.operations.workspace import Workspace
+from plugdock.package.metadata import PluginMetadata, parse_version, version_in_range
+from plugdock.registry import replace_installation
+from plugdock.runtime.hooks import BeforeCommit, OperationContext
+from plugdock.upgrade_steps import (
+    UpgradeStep,
+    applied_upgrade_steps,
+    apply_upgrade_steps,
+    check_upgrade_schema,
+    compensate_upgrade,
+    load_upgrade_steps,
+    resulting_tables,
+)
+
+log = logging.getLogger("plugdock.installer")
+
+PREVIOUS = "previous"  # staging/<op>/previous/<kind>: the old version's code until commit
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    plugin_id: str
+    name: str
+    from_version: str
+    version: str
+    steps: list[str]
+    tables: list[str]
+    backend_routes: list[str]
+    frontend_routes: list[str]
+    package_sha256: str
+    signer: str | None
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+class DowngradeError(PackageError):
+    """An older version than the installed one was offered."""
+
+
+def check_newer(plugin_id: str, installed: str, offered: str) -> None:
+    if parse_version(offered) == parse_version(installed):
+        raise AlreadyInstalledError(f"{plugin_id} {installed} is already installed")
+    if parse_version(offered) < parse_version(installed):
+        raise DowngradeError(
+            f"{plugin_id} {offered} is older than the installed {installed}; downgrades are "
+            "refused (uninstall, then install the older version, to go back)"
+        )
+
+
+def check_dependents(plugin_id: str, version: str, installed: dict[str, PluginMetadata]) -> None:
+    """Every installed plugin that depends on ``plugin_id`` accepts ``version``."""
+    problems = [
+        f"{other} needs {plugin_id} {meta.dependencies[plugin_id]}"
+        for other, meta in sorted(installed.items())
+        if plugin_id in meta.dependencies
+        and not version_in_range(version, meta.dependencies[plugin_id])
+    ]
+    if problems:
+        raise PackageError(problems, source=f"{plugin_id} {version}")
+
+
+def upgrade(
+    workspace: Workspace,
+    plugin_id: str,
+    requirement: str | Path,
+    *,
+    upgraded_by: str | None,
+    before_commit: BeforeCommit | None,
+) -> UpgradeResult:
+    """Upgrade ``plugin_id`` to the package ``requirement`` names; call with the lock held."""
+    started = time.perf_counter()
+    steps = Steps("upgrade")
+    operation_id = uuid.uuid4().hex
+    staging = workspace.settings.staging_dir / operation_id
+    journal: JournalEntry | None = None
+    upgrade_steps: list[UpgradeStep] = []
+    try:
+        with steps.step("check_installed"):
+            current = installed_or_refuse(workspace, plugin_id)
+        staged = stage(workspace, requirement, steps, staging)
+        meta = staged.meta
+        with steps.step("validate"):
+            if meta.id != plugin_id:
+                raise PackageError(f"the package holds plugin {meta.id!r}, not {plugin_id!r}")
+            check_newer(plugin_id, current.version, meta.version)
+            installed = workspace.installed()
+            installed_meta = workspace.installed_metadata(installed)
+            check_compatibility(
+                meta, {i.plugin_id: i.version for i in installed if i.plugin_id != plugin_id}
+            )
+            check_dependents(plugin_id, meta.version, installed_meta)
+            check_namespace(meta, installed_meta)
+        with steps.step("check_sql"):
+            with workspace.engine.connect() as conn:
+                applied = applied_upgrade_steps(conn, plugin_id)
+            upgrade_steps = load_upgrade_steps(
+                staged.unpacked / "migrations",
+                workspace.dialect,
+                from_version=current.version,
+                to_version=meta.version,
+                owned_tables=current.tables,
+                applied=applied,
+            )
+            check_upgrade_schema(
+                workspace.code_path("migrations", plugin_id),
+                staged.unpacked / "migrations",
+                current.version,
+                meta.version,
+            )
+            created = [t for s in upgrade_steps for t in s.created]
+            with workspace.engine.connect() as conn:
+                check_tables_free(conn, _tables(created))
+            tables = resulting_tables(current.tables, upgrade_steps)
+
+        journal = JournalEntry(
+            operation="upgrade",
+            operation_id=operation_id,
+            plugin_id=plugin_id,
+            version=meta.version,
+            staging=str(staging),
+            tables=created,
+            from_version=current.version,
+            previous_operation_id=current.operation_id,
+            previous_kinds=codefiles.present_kinds(workspace, plugin_id),
+        )
+        write_journal(workspace.settings.journal_path, journal)
+
+        with steps.step("swap_code"):
+            codefiles.gather_manifest(staged.unpacked)
+            codefiles.move_out(workspace, plugin_id, staging / PREVIOUS)
+            codefiles.move_in(workspace, staged.unpacked, plugin_id)
+
+        upgraded = dataclasses.replace(
+            current,
+            name=meta.name,
+            version=meta.version,
+            package_sha256=staged.info.sha256,
+            signer=staged.verdict.signer,
+            tables=tables,
+            operation_id=operation_id,
+        )
+        with workspace.engine.connect() as conn, conn.begin() as transaction:
+            with steps.step("migrate"):
+                apply_upgrade_steps(conn, plugin_id, upgrade_steps)
+            with steps.step("hooks"):
+                if before_commit is not None:
+                    before_commit(
+                        OperationContext(
+                            operation="upgrade",
+                            plugin_id=plugin_id,
+                            version=meta.version,
+                            operation_id=operation_id,
+                            metadata=meta,
+                            backend_dir=workspace.code_path("backend", plugin_id),
+                            connection=conn,
+                            settings=workspace.settings,
+                            from_version=current.version,
+                        )
+                    )
+                check_still_open(transaction, "on_upgrade")
+            with steps.step("record"):
+                bind_signer(conn, plugin_id, staged.verdict.key_id, upgraded_by)
+                replace_installation(conn, upgraded)
+            generation = commit_change(
+                conn,
+                transaction,
+                workspace,
+                steps,
+                Change(
+                    upgraded_by,
+                    audit.UPGRADE,
+                    plugin_id,
+                    meta.version,
+                    {
+                        "from": current.version,
+                        "steps": [s.version for s in upgrade_steps],
+                        "sha256": staged.info.sha256,
+                    },
+                ),
+            )
+    except BaseException as exc:
+        left = safely(undo_upgrade, workspace, journal, upgrade_steps, staging)
+        if left:
+            log.warning("upgrade of %s rolled back, except: %s", plugin_id, "; ".join(left))
+        reraise(steps, exc, left)
+
+    failpoint("upgrade.cleanup")
+    workspace.announce(generation)
+    workspace.finish(staging)
+    return UpgradeResult(
+        plugin_id=plugin_id,
+        name=meta.name,
+        from_version=current.version,
+        version=meta.version,
+        steps=[s.version for s in upgrade_steps],
+        tables=tables,
+        backend_routes=list(meta.backend.routes),
+        frontend_routes=list(meta.frontend.routes),
+        package_sha256=staged.info.sha256,
+        signer=staged.verdict.signer,
+        seconds=time.perf_counter() - started,
+        warnings=list(staged.verdict.warnings),
+    )
+
+
+def undo_upgrade(
+    workspace: Workspace,
+    journal: JournalEntry | None,
+    upgrade_steps: list[UpgradeStep],
+    staging: Path,
+) -> list[str]:
+    """Put the old version back; the transaction has rolled back. Returns what stays changed."""
+    left: list[str] = []
+    if journal is not None:
+        if not transactional_ddl(workspace.engine):  # elsewhere the rollback undid it all
+            left = compensate_upgrade(workspace.engine, journal.plugin_id, upgrade_steps)
+        codefiles.put_back(workspace, journal.plugin_id, staging / PREVIOUS, journal.previous_kinds)
+        workspace.rewrite_registry()
+        clear_journal(workspace.settings.journal_path)
+    remove_tree(staging)
+    return left
+
+
+def _tables(names: list[str]):  # type: ignore[no-untyped-def]
+    from plugdock.operations.recovery import tables_only
+
+    return tables_only(names)

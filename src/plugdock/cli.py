@@ -93,18 +93,31 @@ def pack(
 
 
 @app.command()
-def validate(path: Path = typer.Argument(..., help="A package zip or a plugin folder.")) -> None:
+def validate(
+    path: Path = typer.Argument(..., help="A package zip or a plugin folder."),
+    upgrade_from: Path | None = typer.Option(
+        None,
+        "--upgrade-from",
+        help="An older package of the plugin: check that upgrading it gives the same schema.",
+    ),
+) -> None:
     """Run every check the installer runs, without installing."""
     from plugdock.package.archive import Limits
     from plugdock.validate import validate_package
 
-    report = validate_package(path, Limits.from_settings(_settings()))
+    report = validate_package(path, Limits.from_settings(_settings()), upgrade_from=upgrade_from)
     meta = report.info.metadata
     tables = ", ".join(report.tables) or "none"
     console.print(
         f"[green]ok[/] {meta.id} {meta.version}: {len(report.info.files)} files, tables: {tables}"
     )
     console.print(f"SQL checked for {', '.join(report.dialects)}; sha256 {report.info.sha256}")
+    if report.steps:
+        console.print(f"upgrade steps: {', '.join(report.steps)}")
+    if report.upgraded_from:
+        console.print(
+            f"upgrade {report.upgraded_from} → {meta.version} gives the schema of a fresh install"
+        )
 
 
 @app.command()

@@ -66,6 +66,7 @@ from plugdock.migrations import (
     _Statement,
     _target,
     load_migration,
+    transactional_ddl,
 )
 from plugdock.package.metadata import parse_version
 
@@ -75,6 +76,7 @@ __all__ = [
     "UpgradeStepError",
     "applied_upgrade_steps",
     "apply_upgrade_steps",
+    "check_steps",
     "check_upgrade_schema",
     "compensate_upgrade",
     "load_upgrade_steps",
@@ -300,6 +302,8 @@ def _check_step_statement(
     allowed = set(owned.tables)
     if kind == "CREATE TABLE":
         name = _check_create_table(st, label)
+        if name in _CORE_TABLES:
+            _refuse(label, st, f"'{name}' is one of plugdock's own tables")
         if name in owned.tables:
             _refuse(label, st, f"table '{name}' already belongs to the plugin")
         owned.tables.append(name)
@@ -411,6 +415,36 @@ def resulting_tables(owned_tables: Iterable[str], steps: Iterable[UpgradeStep]) 
     return tables
 
 
+def check_steps(migrations_dir: Path, package_version: str) -> list[str]:
+    """Check every step of a package on all three databases; return the step versions.
+
+    For ``plugdock validate``, which does not know the tables of the versions before: any
+    table but plugdock's own counts as the plugin's here (the install-time check knows
+    better). Step versions must not be above ``package_version``.
+    """
+    versions = step_versions(migrations_dir)
+    top = _semver(package_version)
+    above = [v for v in versions if _semver(v) > top]
+    if above:
+        raise PackageError(
+            [
+                f"migrations/{STEPS_DIR}/{v}: is above the package version {package_version}"
+                for v in above
+            ]
+        )
+    for dialect in _SQLGLOT:
+        _load(
+            migrations_dir,
+            dialect,
+            from_version=None,
+            to_version=package_version,
+            owned_tables=(),
+            applied=set(),
+            assume_owned=True,
+        )
+    return versions
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -515,8 +549,9 @@ def compensate_upgrade(engine: Engine, plugin_id: str, steps: list[UpgradeStep])
                     plugin_migrations.c.version.in_([s.version for s in steps]),
                 )
             )
-    with engine.connect() as conn:
-        stays += _what_stays(conn, steps, new_tables)
+    if not transactional_ddl(engine):  # elsewhere the rollback undid everything else
+        with engine.connect() as conn:
+            stays += _what_stays(conn, steps, new_tables)
     return stays
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -13,10 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine
-from plugdock.host import core_api, frontend, marketplace
+from plugdock.host import core_api, frontend, marketplace, marketplace_changes
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.installer import Installer
+from plugdock.instance import prepare_home
 from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
 
 log = logging.getLogger("plugdock.host")
@@ -25,6 +28,7 @@ log = logging.getLogger("plugdock.host")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the panel for one instance. ``uvicorn --factory plugdock.host.app:create_app``."""
     settings = settings or load_settings()
+    prepare_home(settings)  # 0700 when new; a warning when an existing one is open to others
     engine = make_engine(settings.db_url)
 
     @asynccontextmanager
@@ -54,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plugdock_installer = installer
     app.state.plugdock_runtime = runtime
     app.include_router(marketplace.router)
+    app.include_router(marketplace_changes.router)
     frontend.install(app)  # the web UI: /static, plugin bundles, the SPA fallback
     app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
     # Added last, so it runs first: an oversized body is refused before any other work.
@@ -64,3 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     return app
+
+
+def log_config(level: int = logging.WARNING) -> dict[str, Any]:
+    """uvicorn's logging set-up plus the root logger at ``level`` (WARNING by default).
+
+    Passed to ``uvicorn.run(log_config=...)`` by ``plugdock serve``, so every worker
+    process applies it: plugdock's own warnings (a world-readable key or instance file,
+    failed sign-ins) reach the log in uvicorn's format instead of being dropped.
+    """
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["root"] = {"handlers": ["default"], "level": logging.getLevelName(level)}
+    return config

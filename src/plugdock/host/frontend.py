@@ -82,6 +82,8 @@ def _served(request: Request) -> list[Installation]:
     status = app.state.plugdock_runtime.status()
     served = []
     for installation in app.state.plugdock_installer.installed():
+        if not installation.enabled:
+            continue  # disabled: its pages are gone like its routes
         state = status.get(installation.plugin_id, {}).get("state")
         has_backend = (settings.backend_dir / installation.plugin_id / "__init__.py").is_file()
         if state == "mounted" or (state is None and not has_backend):

@@ -1,42 +1,42 @@
-"""The marketplace API: the catalog, and install/uninstall that take effect at once.
+"""The marketplace API, read side: the catalog with update offers, what is installed, plans.
 
-Installing runs the installer in a worker thread; inside its transaction the panel
-imports the plugin, checks that its router serves only declared paths that nothing
-else serves, and runs its ``on_install``. Only after the commit is the router
-mounted, so a refused or failed install never shows a route.
+Changes (install, upgrade, uninstall, disable/enable, upload) are in
+:mod:`plugdock.host.marketplace_changes`; both share the ``/api/v1/marketplace`` prefix.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from plugdock import sdk
-from plugdock.errors import NotFoundError
+from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.installer import Installer
+from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
-from plugdock.runtime.hooks import (
-    OperationContext,
-    check_and_run_hooks,
-    prepare_backend,
-    run_hook,
-)
-from plugdock.runtime.loader import LoadedBackend, unload
+from plugdock.registry import Installation
 from plugdock.runtime.runtime import PluginRuntime
-from plugdock.sources import make_source
+from plugdock.sources.base import Catalog
+from plugdock.sources.local import read_zip_metadata
 
 router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
 
 PluginId = Annotated[str, Path(pattern=PLUGIN_ID_PATTERN, description="a plugin id")]
 SEMVER = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$"  # no build metadata (see metadata.py)
+Version = Annotated[str | None, Query(pattern=SEMVER, description="a version; default newest")]
 
 
-class CatalogItem(BaseModel):
+class UpdateOffer(BaseModel):
+    update_available: str | None = Field(None, description="newest offered version above it")
+    update_compatible: bool = Field(False, description="whether this core can take it")
+    update_problem: str | None = Field(None, description="why not, when it cannot")
+
+
+class CatalogItem(UpdateOffer):
     id: str
     name: str
     description: str
@@ -48,10 +48,11 @@ class CatalogItem(BaseModel):
     latest: str
     installed: bool
     installed_version: str | None
-    state: str | None = Field(None, description="'mounted' or 'failed' when installed")
+    enabled: bool | None = Field(None, description="null when not installed")
+    state: str | None = Field(None, description="'mounted', 'failed' or 'disabled' when installed")
 
 
-class InstalledPlugin(BaseModel):
+class InstalledPlugin(UpdateOffer):
     id: str
     name: str
     version: str
@@ -59,63 +60,115 @@ class InstalledPlugin(BaseModel):
     installed_by: str | None
     signer: str | None
     tables: list[str]
-    state: str = Field(description="'mounted', 'failed' or 'no backend'")
+    enabled: bool
+    state: str = Field(description="'mounted', 'failed', 'disabled' or 'no backend'")
     routes: list[str] = []
     error: str | None = None
 
 
-class InstallRequest(BaseModel):
-    plugin_id: str = Field(pattern=PLUGIN_ID_PATTERN, examples=["ai_chatbot"])
-    version: str | None = Field(None, pattern=SEMVER, examples=["1.0.0"])
-
-
-class InstallResponse(BaseModel):
-    message: str
+class PlannedStep(BaseModel):
     plugin_id: str
+    version: str
+    reason: str
+
+
+class InstallPlan(BaseModel):
+    plugin_id: str
+    version: str
+    steps: list[PlannedStep] = Field(description="dependencies first, the plugin last")
+
+
+class UpgradePlan(BaseModel):
+    plugin_id: str
+    from_version: str
+    version: str
+    steps: list[str] = Field(description="the package's upgrade steps that will run")
+    changelog: str | None
+    compatible: bool
+    problem: str | None
+
+
+class TableRows(BaseModel):
     name: str
-    version: str
-    tables: list[str]
-    routes: list[str] = Field(description="paths now served")
-    frontend_routes: list[str]
-    package_sha256: str
-    signer: str | None
-    warnings: list[str] = []
+    rows: int
 
 
-class UninstallResponse(BaseModel):
-    message: str
+class UninstallPlan(BaseModel):
     plugin_id: str
     version: str
-    tables_dropped: list[str]
-    routes_removed: list[str]
-    warnings: list[str]
+    tables: list[TableRows] = Field(description="dropped by the uninstall, with row counts")
+    dependents: list[str] = Field(description="installed plugins that need it (they block it)")
+    backup: bool = Field(True, description="a backup of the rows is written first by default")
 
 
-def _runtime(request: Request) -> PluginRuntime:
+def runtime_of(request: Request) -> PluginRuntime:
     return request.app.state.plugdock_runtime
 
 
-def _installer(request: Request) -> Installer:
+def installer_of(request: Request) -> Installer:
     return request.app.state.plugdock_installer
+
+
+def _offers(
+    installer: Installer, catalog: Catalog, rows: list[Installation]
+) -> dict[str, UpdateOffer]:
+    """Per installed plugin: the newest update offered and whether this core can take it."""
+    offers = {}
+    installed_meta = installer.installed_metadata(rows)
+    for row in rows:
+        newest = newest_update(catalog, row)
+        if newest is None:
+            offers[row.plugin_id] = UpdateOffer()
+            continue
+        try:
+            meta = read_zip_metadata(installer.source.fetch(row.plugin_id, newest).path)
+            problem = compatibility_problem(
+                meta,
+                [i for i in rows if i.plugin_id != row.plugin_id],
+                {k: v for k, v in installed_meta.items() if k != row.plugin_id},
+            )
+        except PlugdockError as exc:  # the source is down or the package is broken
+            problem = f"cannot read {row.plugin_id} {newest}: {exc}"
+        offers[row.plugin_id] = UpdateOffer(
+            update_available=newest, update_compatible=problem is None, update_problem=problem
+        )
+    return offers
+
+
+def _state(row: Installation, served: dict[str, dict[str, object]]) -> str:
+    if not row.enabled:
+        return "disabled"
+    return str(served.get(row.plugin_id, {}).get("state", "no backend"))
 
 
 @router.get("/plugins", response_model=list[CatalogItem])
 async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]:
-    """Every plugin the active source offers, with what is installed."""
-    settings = request.app.state.settings
-    found = await run_in_threadpool(lambda: make_source(settings).catalog())
-    installed = {i.plugin_id: i for i in await run_in_threadpool(_installer(request).installed)}
-    status = _runtime(request).status()
-    return [
-        CatalogItem(
-            **asdict(entry),
-            latest=entry.latest,
-            installed=entry.id in installed,
-            installed_version=installed[entry.id].version if entry.id in installed else None,
-            state=status.get(entry.id, {}).get("state") if entry.id in installed else None,
+    """Every plugin the active source offers, with what is installed and what can be updated."""
+    installer = installer_of(request)
+
+    def read() -> tuple[Catalog, list[Installation], dict[str, UpdateOffer]]:
+        found = installer.source.catalog()
+        rows = installer.installed()
+        return found, rows, _offers(installer, found, rows)
+
+    found, rows, offers = await run_in_threadpool(read)
+    installed = {i.plugin_id: i for i in rows}
+    status = runtime_of(request).status()
+    items = []
+    for entry in found.plugins.values():
+        row = installed.get(entry.id)
+        items.append(
+            CatalogItem(
+                **entry.__dict__,
+                latest=entry.latest,
+                installed=row is not None,
+                installed_version=row.version if row else None,
+                enabled=row.enabled if row else None,
+                state=_state(row, status) if row else None,
+                **(offers[entry.id].model_dump() if row else {}),
+            )
         )
-        for entry in found.plugins.values()
-    ]
+    return items
 
 
 @router.get("/plugins/{plugin_id}", response_model=CatalogItem)
@@ -129,9 +182,20 @@ async def catalog_entry(
 
 
 @router.get("/installed", response_model=list[InstalledPlugin])
-def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledPlugin]:
-    """Installed plugins, and whether each is being served (or why not)."""
-    status = _runtime(request).status()
+async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledPlugin]:
+    """Installed plugins, whether each is served (or why not), and updates on offer."""
+    installer = installer_of(request)
+
+    def read() -> tuple[list[Installation], dict[str, UpdateOffer]]:
+        rows = installer.installed()
+        try:
+            offers = _offers(installer, installer.source.catalog(), rows)
+        except PlugdockError:  # no source reachable: what is installed still shows
+            offers = {}
+        return rows, offers
+
+    rows, offers = await run_in_threadpool(read)
+    status = runtime_of(request).status()
     return [
         InstalledPlugin(
             id=i.plugin_id,
@@ -141,92 +205,50 @@ def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledPlugin]
             installed_by=i.installed_by,
             signer=i.signer,
             tables=i.tables,
-            state=served.get("state", "no backend"),
+            enabled=i.enabled,
+            state=_state(i, status),
             routes=served.get("routes", []),
             error=served.get("error"),
+            **offers.get(i.plugin_id, UpdateOffer()).model_dump(),
         )
-        for i in _installer(request).installed()
-        for served in [status.get(i.plugin_id, {})]
+        for i in rows
+        for served in [status.get(i.plugin_id, {}) if i.enabled else {}]
     ]
 
 
-@router.post("/install", response_model=InstallResponse)
-async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) -> InstallResponse:
-    """Install a plugin; its routes answer as soon as this returns, in every worker."""
-    runtime, installer = _runtime(request), _installer(request)
-    requirement = f"{body.plugin_id}@{body.version}" if body.version else body.plugin_id
-    prepared: dict[str, LoadedBackend] = {}
-
-    def before_commit(ctx: OperationContext) -> None:
-        backend = prepare_backend(ctx, runtime.served_routes())
-        if backend is not None:
-            prepared["backend"] = backend
-
-    async with runtime.lock:
-        try:
-            result = await run_in_threadpool(
-                installer.install,
-                requirement,
-                installed_by=admin.username,
-                before_commit=before_commit,
-            )
-        except BaseException:
-            if "backend" in prepared:
-                unload(prepared["backend"])
-            raise
-        installation = await run_in_threadpool(installer.get, result.plugin_id)
-        if "backend" in prepared and installation is not None:
-            runtime.mount(installation, prepared["backend"])
-        runtime.reconcile()
-    routes = runtime.status().get(result.plugin_id, {}).get("routes", [])
-    return InstallResponse(
-        message=f"{result.name} {result.version} installed: "
-        f"{_count(result.tables, 'table')}, {_count(routes, 'route')}",
-        plugin_id=result.plugin_id,
-        name=result.name,
-        version=result.version,
-        tables=result.tables,
-        routes=routes,
-        frontend_routes=result.frontend_routes,
-        package_sha256=result.package_sha256,
-        signer=result.signer,
-        warnings=result.warnings,
-    )
-
-
-@router.delete("/uninstall/{plugin_id}", response_model=UninstallResponse)
-async def uninstall(
-    plugin_id: PluginId, request: Request, admin: sdk.AdminUser
-) -> UninstallResponse:
-    """Uninstall a plugin; its routes answer 404 as soon as this returns, in every worker."""
-    runtime, installer = _runtime(request), _installer(request)
-
-    def before_commit(ctx: OperationContext) -> None:
-        mounted = runtime.mounted.get(ctx.plugin_id)
-        if mounted is not None:
-            run_hook(mounted.backend, ctx)
-        else:  # not being served (it failed to load): import it just for its hook
-            check_and_run_hooks(ctx)
-
-    async with runtime.lock:
-        routes = runtime.status().get(plugin_id, {}).get("routes", [])
-        result = await run_in_threadpool(
-            installer.uninstall,
-            plugin_id,
-            uninstalled_by=admin.username,
-            before_commit=before_commit,
-        )
-        runtime.unmount(plugin_id)
-        runtime.reconcile()
-    return UninstallResponse(
-        message=f"{plugin_id} {result.version} uninstalled",
+@router.get("/plan/install/{plugin_id}", response_model=InstallPlan)
+async def install_plan(
+    plugin_id: PluginId, request: Request, _admin: sdk.AdminUser, version: Version = None
+) -> InstallPlan:
+    """What installing would install: missing dependencies first (nothing changes)."""
+    planned = await run_in_threadpool(installer_of(request).plan, plugin_id, version)
+    return InstallPlan(
         plugin_id=plugin_id,
-        version=result.version,
-        tables_dropped=result.tables_dropped,
-        routes_removed=routes,
-        warnings=result.warnings,
+        version=planned[-1].version,
+        steps=[PlannedStep(**p.__dict__) for p in planned],
     )
 
 
-def _count(items: list[str], noun: str) -> str:
-    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+@router.get("/plan/upgrade/{plugin_id}", response_model=UpgradePlan)
+async def upgrade_plan(
+    plugin_id: PluginId, request: Request, _admin: sdk.AdminUser, version: Version = None
+) -> UpgradePlan:
+    """What upgrading would do: the versions, the steps, the changelog, whether it can."""
+    plan = await run_in_threadpool(installer_of(request).upgrade_plan, plugin_id, version)
+    return UpgradePlan(**plan.__dict__)
+
+
+@router.get("/plan/uninstall/{plugin_id}", response_model=UninstallPlan)
+async def uninstall_plan(
+    plugin_id: PluginId, request: Request, _admin: sdk.AdminUser
+) -> UninstallPlan:
+    """What uninstalling would drop (tables with row counts), and who still needs it."""
+    row, tables, dependents = await run_in_threadpool(
+        installer_of(request).uninstall_plan, plugin_id
+    )
+    return UninstallPlan(
+        plugin_id=plugin_id,
+        version=row.version,
+        tables=[TableRows(name=t.name, rows=t.rows) for t in tables],
+        dependents=dependents,
+    )

@@ -26,10 +26,12 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -38,11 +40,19 @@ from plugdock.db import connect_read, current_generation
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import parse_metadata
 from plugdock.registry import Installation, list_installations
+from plugdock.runtime.hooks import (
+    BeforeCommit,
+    OperationContext,
+    check_and_run_hooks,
+    prepare_backend,
+    run_hook,
+)
 from plugdock.runtime.loader import LoadedBackend, load_backend, unload
 from plugdock.runtime.notify import ChangeListener
 from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
 
 log = logging.getLogger("plugdock.runtime")
+T = TypeVar("T")
 
 # Set by `plugdock serve --workers N` (N > 1): a worker that exits is replaced.
 SUPERVISED_ENV = "PLUGDOCK_SUPERVISED_WORKER"
@@ -155,7 +165,7 @@ class PluginRuntime:
         """Mount and unmount until the app serves exactly the installed plugins."""
         with connect_read(self.engine) as conn:
             generation = current_generation(conn)
-            wanted = {i.plugin_id: i for i in list_installations(conn)}
+            wanted = {i.plugin_id: i for i in list_installations(conn) if i.enabled}
         for plugin_id, mounted in list(self.mounted.items()):
             row = wanted.get(plugin_id)
             if row is None or row.operation_id != mounted.installation.operation_id:
@@ -239,6 +249,55 @@ class PluginRuntime:
         finally:
             if listener is not None:
                 listener.stop()
+
+    async def apply(self, operation: Callable[[BeforeCommit], T]) -> T:
+        """Run an installer operation in a thread, then serve what it committed, at once.
+
+        ``operation`` is called with the ``before_commit`` to hand the installer: arriving
+        backends (install, upgrade) are imported and checked inside the transaction against
+        what this app serves (less the plugin's own routes, which an upgrade replaces);
+        a leaving one runs its ``on_uninstall`` from the mounted copy. After the commit each
+        arriving backend replaces the mounted one in one step on the event loop, so no
+        request sees neither version; then the app reconciles with the database.
+        """
+        prepared: dict[str, LoadedBackend] = {}
+
+        def before_commit(ctx: OperationContext) -> None:
+            mounted = self.mounted.get(ctx.plugin_id)
+            if ctx.operation == "uninstall":
+                if mounted is not None:
+                    run_hook(mounted.backend, ctx)
+                else:  # not being served (disabled, or it failed to load): import it for its hook
+                    check_and_run_hooks(ctx)
+                return
+            own = set(mounted.routes) if mounted is not None else set()
+            served = [r for r in self.served_routes() if r not in own]
+            backend = prepare_backend(ctx, served)
+            if backend is not None:
+                prepared[ctx.plugin_id] = backend
+
+        async with self.lock:
+            try:
+                result = await run_in_threadpool(operation, before_commit)
+            except BaseException:
+                for backend in prepared.values():
+                    unload(backend)
+                raise
+            with connect_read(self.engine) as conn:
+                rows = {i.plugin_id: i for i in list_installations(conn)}
+            for plugin_id, backend in prepared.items():
+                row = rows.get(plugin_id)
+                if (
+                    row is None
+                    or not row.enabled
+                    or not backend.module_name.endswith(row.operation_id[:12])
+                ):
+                    unload(backend)  # rolled back (a dependency plan), or not to be served
+                    continue
+                self.unmount(plugin_id)
+                self.mount(row, backend)
+            self.reconcile()
+        return result
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per plugin id: mounted (with its served paths) or failed (with the error)."""

@@ -1,0 +1,232 @@
+"""The marketplace API, write side: every change takes effect in this worker before it answers.
+
+Each runs the installer in a worker thread through :meth:`PluginRuntime.apply`, which
+imports and checks arriving plugins inside the transaction and swaps them in after the
+commit; other workers follow the generation bump (see :mod:`plugdock.runtime.runtime`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from plugdock import sdk
+from plugdock.errors import PackageError
+from plugdock.fsutil import remove_tree
+from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
+from plugdock.operations.install import InstallResult
+from plugdock.operations.upgrade import UpgradeResult
+from plugdock.package.metadata import PLUGIN_ID_PATTERN
+from plugdock.sources.local import read_zip_metadata
+
+router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
+
+_UPLOAD_CHUNK = 1024 * 1024
+
+
+class InstallRequest(BaseModel):
+    plugin_id: str = Field(pattern=PLUGIN_ID_PATTERN, examples=["ai_chatbot"])
+    version: str | None = Field(None, pattern=SEMVER, examples=["1.0.0"])
+
+
+class InstallResponse(BaseModel):
+    message: str
+    plugin_id: str
+    name: str
+    version: str
+    tables: list[str]
+    routes: list[str] = Field(description="paths now served")
+    frontend_routes: list[str]
+    package_sha256: str
+    signer: str | None
+    warnings: list[str] = []
+    installed: list[str] = Field([], description="every plugin installed, dependencies first")
+
+
+class UpgradeResponse(BaseModel):
+    message: str
+    plugin_id: str
+    name: str
+    from_version: str
+    version: str
+    steps: list[str] = Field(description="upgrade steps that ran")
+    tables: list[str]
+    routes: list[str] = Field(description="paths now served")
+    frontend_routes: list[str]
+    package_sha256: str
+    signer: str | None
+    warnings: list[str] = []
+
+
+class UploadResponse(BaseModel):
+    operation: str = Field(description="'install' or 'upgrade'")
+    install: InstallResponse | None = None
+    upgrade: UpgradeResponse | None = None
+
+
+class UninstallResponse(BaseModel):
+    message: str
+    plugin_id: str
+    version: str
+    tables_dropped: list[str]
+    routes_removed: list[str]
+    warnings: list[str]
+    backup: str | None = Field(None, description="file name of the rows' backup, if written")
+
+
+class ToggleResponse(BaseModel):
+    message: str
+    plugin_id: str
+    enabled: bool
+
+
+def _routes(request: Request, plugin_id: str) -> list[str]:
+    return runtime_of(request).status().get(plugin_id, {}).get("routes", [])
+
+
+def _installed(request: Request, result: InstallResult) -> InstallResponse:
+    routes = _routes(request, result.plugin_id)
+    return InstallResponse(
+        message=f"{result.name} {result.version} installed: "
+        f"{_count(result.tables, 'table')}, {_count(routes, 'route')}"
+        + (f" (with {', '.join(result.dependencies)})" if result.dependencies else ""),
+        plugin_id=result.plugin_id,
+        name=result.name,
+        version=result.version,
+        tables=result.tables,
+        routes=routes,
+        frontend_routes=result.frontend_routes,
+        package_sha256=result.package_sha256,
+        signer=result.signer,
+        warnings=result.warnings,
+        installed=[*result.dependencies, result.plugin_id],
+    )
+
+
+def _upgraded(request: Request, result: UpgradeResult) -> UpgradeResponse:
+    return UpgradeResponse(
+        message=f"{result.name} upgraded from {result.from_version} to {result.version}"
+        + (f" ({_count(result.steps, 'upgrade step')})" if result.steps else ""),
+        **{k: v for k, v in result.__dict__.items() if k not in ("seconds", "backend_routes")},
+        routes=_routes(request, result.plugin_id),
+    )
+
+
+@router.post("/install", response_model=InstallResponse)
+async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) -> InstallResponse:
+    """Install a plugin (and its missing dependencies); its routes answer once this returns."""
+    installer = installer_of(request)
+    requirement = f"{body.plugin_id}@{body.version}" if body.version else body.plugin_id
+    result = await runtime_of(request).apply(
+        lambda hooks: installer.install(
+            requirement, installed_by=admin.username, before_commit=hooks
+        )
+    )
+    return _installed(request, result)
+
+
+class UpgradeRequest(BaseModel):
+    plugin_id: str = Field(pattern=PLUGIN_ID_PATTERN, examples=["ai_chatbot"])
+    version: str | None = Field(None, pattern=SEMVER, description="default: the newest offered")
+
+
+@router.post("/upgrade", response_model=UpgradeResponse)
+async def upgrade(body: UpgradeRequest, request: Request, admin: sdk.AdminUser) -> UpgradeResponse:
+    """Upgrade in place, data carried forward; on any failure the old version goes on serving."""
+    installer = installer_of(request)
+    result = await runtime_of(request).apply(
+        lambda hooks: installer.upgrade(
+            body.plugin_id, body.version, upgraded_by=admin.username, before_commit=hooks
+        )
+    )
+    return _upgraded(request, result)
+
+
+@router.delete("/uninstall/{plugin_id}", response_model=UninstallResponse)
+async def uninstall(
+    plugin_id: PluginId,
+    request: Request,
+    admin: sdk.AdminUser,
+    backup: bool = Query(True, description="write the plugin's rows to instance/backups first"),
+) -> UninstallResponse:
+    """Uninstall a plugin; its routes answer 404 as soon as this returns, in every worker."""
+    installer = installer_of(request)
+    routes = _routes(request, plugin_id)
+    result = await runtime_of(request).apply(
+        lambda hooks: installer.uninstall(
+            plugin_id, uninstalled_by=admin.username, before_commit=hooks, backup=backup
+        )
+    )
+    return UninstallResponse(
+        message=f"{plugin_id} {result.version} uninstalled"
+        + (f"; its rows are kept in {result.backup.name}" if result.backup else ""),
+        plugin_id=plugin_id,
+        version=result.version,
+        tables_dropped=result.tables_dropped,
+        routes_removed=routes,
+        warnings=result.warnings,
+        backup=result.backup.name if result.backup else None,
+    )
+
+
+async def _toggle(request: Request, plugin_id: str, enabled: bool, actor: str) -> ToggleResponse:
+    installer = installer_of(request)
+    change = installer.enable if enabled else installer.disable
+    await runtime_of(request).apply(lambda _hooks: change(plugin_id, actor=actor))
+    state = "enabled" if enabled else "disabled: its tables and rows stay"
+    return ToggleResponse(message=f"{plugin_id} {state}", plugin_id=plugin_id, enabled=enabled)
+
+
+@router.post("/disable/{plugin_id}", response_model=ToggleResponse)
+async def disable(plugin_id: PluginId, request: Request, admin: sdk.AdminUser) -> ToggleResponse:
+    """Stop serving a plugin's routes and pages in every worker; its data stays."""
+    return await _toggle(request, plugin_id, False, admin.username)
+
+
+@router.post("/enable/{plugin_id}", response_model=ToggleResponse)
+async def enable(plugin_id: PluginId, request: Request, admin: sdk.AdminUser) -> ToggleResponse:
+    """Serve a disabled plugin again; no SQL runs."""
+    return await _toggle(request, plugin_id, True, admin.username)
+
+
+@router.post("/upload", response_model=UploadResponse)
+async def upload(file: UploadFile, request: Request, admin: sdk.AdminUser) -> UploadResponse:
+    """Install or upgrade from an uploaded package zip, checked exactly like a local one."""
+    installer = installer_of(request)
+    limit = installer.settings.max_package_bytes
+    folder = installer.settings.staging_dir / f"upload-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True, mode=0o700)
+    path = folder / "package.zip"
+    try:
+        size = 0
+        with open(path, "wb") as out:
+            while chunk := await file.read(_UPLOAD_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise PackageError(
+                        f"the upload is larger than the package limit ({limit} bytes)"
+                    )
+                out.write(chunk)
+        meta = await run_in_threadpool(read_zip_metadata, path)
+        if await run_in_threadpool(installer.get, meta.id) is None:
+            result = await runtime_of(request).apply(
+                lambda hooks: installer.install(
+                    path, installed_by=admin.username, before_commit=hooks
+                )
+            )
+            return UploadResponse(operation="install", install=_installed(request, result))
+        upgraded = await runtime_of(request).apply(
+            lambda hooks: installer.upgrade(
+                meta.id, package=path, upgraded_by=admin.username, before_commit=hooks
+            )
+        )
+        return UploadResponse(operation="upgrade", upgrade=_upgraded(request, upgraded))
+    finally:
+        remove_tree(folder)
+
+
+def _count(items: list[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"

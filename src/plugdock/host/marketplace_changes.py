@@ -8,6 +8,7 @@ commit; other workers follow the generation bump (see :mod:`plugdock.runtime.run
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -61,10 +62,12 @@ class UpgradeResponse(BaseModel):
     warnings: list[str] = []
 
 
-class UploadResponse(BaseModel):
-    operation: str = Field(description="'install' or 'upgrade'")
-    install: InstallResponse | None = None
-    upgrade: UpgradeResponse | None = None
+class UploadedInstall(InstallResponse):
+    operation: Literal["install"] = "install"
+
+
+class UploadedUpgrade(UpgradeResponse):
+    operation: Literal["upgrade"] = "upgrade"
 
 
 class UninstallResponse(BaseModel):
@@ -192,8 +195,10 @@ async def enable(plugin_id: PluginId, request: Request, admin: sdk.AdminUser) ->
     return await _toggle(request, plugin_id, True, admin.username)
 
 
-@router.post("/upload", response_model=UploadResponse)
-async def upload(file: UploadFile, request: Request, admin: sdk.AdminUser) -> UploadResponse:
+@router.post("/upload", response_model=UploadedInstall | UploadedUpgrade)
+async def upload(
+    file: UploadFile, request: Request, admin: sdk.AdminUser
+) -> UploadedInstall | UploadedUpgrade:
     """Install or upgrade from an uploaded package zip, checked exactly like a local one."""
     installer = installer_of(request)
     limit = installer.settings.max_package_bytes
@@ -217,13 +222,13 @@ async def upload(file: UploadFile, request: Request, admin: sdk.AdminUser) -> Up
                     path, installed_by=admin.username, before_commit=hooks
                 )
             )
-            return UploadResponse(operation="install", install=_installed(request, result))
+            return UploadedInstall(**_installed(request, result).model_dump())
         upgraded = await runtime_of(request).apply(
             lambda hooks: installer.upgrade(
                 meta.id, package=path, upgraded_by=admin.username, before_commit=hooks
             )
         )
-        return UploadResponse(operation="upgrade", upgrade=_upgraded(request, upgraded))
+        return UploadedUpgrade(**_upgraded(request, upgraded).model_dump())
     finally:
         remove_tree(folder)
 

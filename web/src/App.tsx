@@ -11,6 +11,7 @@ import { InstalledPage } from "./pages/InstalledPage";
 import { LoginPage } from "./pages/LoginPage";
 import { MarketplacePage } from "./pages/MarketplacePage";
 import { NotFoundPage } from "./pages/NotFoundPage";
+import { UsersPage } from "./pages/UsersPage";
 import { type LoadedPlugin, usePlugins } from "./plugins";
 import { matchPath, navigate, usePath } from "./router";
 
@@ -18,6 +19,7 @@ const CORE_PAGES: Record<string, { title: string; render: () => React.ReactNode 
   "/": { title: "Dashboard", render: () => <DashboardPage /> },
   "/marketplace": { title: "Marketplace", render: () => <MarketplacePage /> },
   "/installed": { title: "Installed plugins", render: () => <InstalledPage /> },
+  "/users": { title: "Users", render: () => <UsersPage /> },
 };
 
 function findPluginRoute(plugins: LoadedPlugin[], path: string) {

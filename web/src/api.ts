@@ -1,6 +1,13 @@
-// The panel's JSON API: fetch with the bearer token from localStorage, errors as ApiError.
+// The panel's JSON API: fetch with the session cookie, errors as ApiError.
+//
+// The session token lives in an HttpOnly cookie that no script can read (set by
+// POST /api/v1/auth/session). Requests that change something also send the readable
+// "plugdock_csrf" cookie's value as X-CSRF-Token, which the server checks.
 
-export const TOKEN_KEY = "plugdock_token";
+export const CSRF_COOKIE = "plugdock_csrf";
+export const CSRF_HEADER = "X-CSRF-Token";
+/** Where older shells kept the bearer token; removed on start (see auth.tsx). */
+export const LEGACY_TOKEN_KEY = "plugdock_token";
 
 export class ApiError extends Error {
   readonly status: number;
@@ -28,24 +35,22 @@ export function describeDetail(detail: unknown): string | null {
   return null;
 }
 
-export function getToken(): string | null {
-  try {
-    return localStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
+/** The CSRF token of the current session (a readable cookie), or null when signed out. */
+export function csrfToken(): string | null {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(value.join("="));
   }
+  return null;
 }
 
-export function setToken(token: string | null): void {
-  try {
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    else localStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // storage disabled: the session lasts until the page reloads
-  }
+/** Whether a session is believed to be active (so a 401 means it ended). */
+let signedIn = false;
+export function setSignedIn(value: boolean): void {
+  signedIn = value;
 }
 
-/** Called when the server answers 401 to a request that carried a token (expired, revoked). */
+/** Called when the server answers 401 while signed in (expired, signed out elsewhere, revoked). */
 let onUnauthorized: () => void = () => {};
 export function setUnauthorizedHandler(handler: () => void): void {
   onUnauthorized = handler;
@@ -55,9 +60,9 @@ export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 export async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
-  const token = getToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const init: RequestInit = { method, headers };
+  const csrf = method === "GET" ? null : csrfToken();
+  if (csrf) headers[CSRF_HEADER] = csrf;
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
   if (body instanceof FormData) {
     init.body = body; // multipart: the browser sets Content-Type with its boundary
   } else if (body !== undefined) {
@@ -80,7 +85,7 @@ export async function request<T>(method: Method, path: string, body?: unknown): 
     }
   }
   if (!response.ok) {
-    if (response.status === 401 && token) onUnauthorized();
+    if (response.status === 401 && signedIn) onUnauthorized();
     const detail = data && typeof data === "object" && "detail" in data ? data.detail : data;
     throw new ApiError(response.status, detail, `${response.status} ${response.statusText}`);
   }
@@ -117,6 +122,23 @@ export interface User {
   is_active: boolean;
   created_at: string;
 }
+
+/** Sign-in for the web UI: an HttpOnly session cookie, never a token in the page. */
+export const session = {
+  signIn: (username: string, password: string) =>
+    request<{ csrf_token: string; expires_in: number }>("POST", "/api/v1/auth/session", { username, password }),
+  signOut: () => request<null>("POST", "/api/v1/auth/logout"),
+  me: () => request<User>("GET", "/api/v1/auth/me"),
+};
+
+/** Accounts (admins): list, create, change role or active flag. */
+export const accounts = {
+  list: () => request<User[]>("GET", "/api/v1/users"),
+  create: (username: string, password: string, role: User["role"]) =>
+    request<User>("POST", "/api/v1/users", { username, password, role }),
+  update: (id: number, change: { role?: User["role"]; is_active?: boolean }) =>
+    request<User>("PATCH", `/api/v1/users/${id}`, change),
+};
 
 export interface AuditEntry {
   id: number;

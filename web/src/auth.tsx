@@ -1,21 +1,22 @@
-// The signed-in user: the token in localStorage ("plugdock_token"), checked with /auth/me.
+// The signed-in user. The session is an HttpOnly cookie the page's scripts cannot read;
+// on start /auth/me tells whether it is still valid.
 import * as React from "react";
 
-import { ApiError, type User, getToken, request, setToken, setUnauthorizedHandler } from "./api";
+import { ApiError, LEGACY_TOKEN_KEY, type User, session, setSignedIn, setUnauthorizedHandler } from "./api";
 
 interface AuthState {
-  /** undefined while the stored token is being checked; null when signed out. */
+  /** undefined while the session is being checked; null when signed out. */
   user: User | null | undefined;
   login: (username: string, password: string) => Promise<void>;
-  logout: () => void;
-  /** Why the user was signed out (e.g. an expired token), shown on the sign-in page. */
+  logout: () => Promise<void>;
+  /** Why the user was signed out (e.g. an expired session), shown on the sign-in page. */
   reason: string | null;
 }
 
 const AuthContext = React.createContext<AuthState>({
   user: null,
   login: async () => {},
-  logout: () => {},
+  logout: async () => {},
   reason: null,
 });
 
@@ -24,40 +25,53 @@ export function useAuth(): AuthState {
 }
 
 export function AuthProvider({ children }: { children: React.ReactNode }) {
-  const [user, setUser] = React.useState<User | null | undefined>(getToken() ? undefined : null);
+  const [user, setUserState] = React.useState<User | null | undefined>(undefined);
   const [reason, setReason] = React.useState<string | null>(null);
 
-  const logout = React.useCallback(() => {
-    setToken(null);
-    setUser(null);
+  const setUser = React.useCallback((next: User | null) => {
+    setSignedIn(next !== null);
+    setUserState(next);
   }, []);
 
   React.useEffect(() => {
+    try {
+      localStorage.removeItem(LEGACY_TOKEN_KEY); // a token an older shell left readable
+    } catch {
+      // storage disabled: nothing was stored
+    }
     setUnauthorizedHandler(() => {
-      setToken(null);
       setUser(null);
       setReason("Your session has ended. Please sign in again.");
     });
-    if (!getToken()) return;
-    request<User>("GET", "/api/v1/auth/me")
+    session
+      .me()
       .then(setUser)
       .catch((error) => {
         if (!(error instanceof ApiError && error.status === 401)) setReason(String(error.message));
-        setToken(null);
         setUser(null);
       });
-  }, []);
+  }, [setUser]);
 
-  const login = React.useCallback(async (username: string, password: string) => {
-    const token = await request<{ access_token: string }>("POST", "/api/v1/auth/login", {
-      username,
-      password,
-    });
-    setToken(token.access_token);
-    const me = await request<User>("GET", "/api/v1/auth/me");
-    setReason(null);
-    setUser(me);
-  }, []);
+  const login = React.useCallback(
+    async (username: string, password: string) => {
+      await session.signIn(username, password);
+      const me = await session.me();
+      setReason(null);
+      setUser(me);
+    },
+    [setUser],
+  );
+
+  const logout = React.useCallback(async () => {
+    let problem: string | null = null;
+    try {
+      await session.signOut();
+    } catch (error) {
+      problem = `Signing out may not have finished: ${String((error as Error).message)}`;
+    }
+    setReason(problem);
+    setUser(null);
+  }, [setUser]);
 
   const value = React.useMemo(() => ({ user, login, logout, reason }), [user, login, logout, reason]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;

@@ -1,8 +1,9 @@
 // HTTP helpers and response types shared by the chatbot's pages and components.
 //
 // Two kinds of caller:
-// - admin pages get a `PlugdockApi` from the host (`props.api`), which adds the admin's
-//   bearer token; without one we fall back to `fetch` with localStorage "plugdock_token".
+// - admin pages get a `PlugdockApi` from the host (`props.api`), which sends the admin's
+//   session; without one we fall back to `fetch` with the panel's session cookie (HttpOnly:
+//   the browser sends it, no script reads it) and its readable CSRF token.
 // - the visitor widget talks to the public endpoints with the session's X-Chat-Token.
 
 /** What the host hands to plugin pages as `props.api`. Paths are absolute ("/api/v1/..."). */
@@ -12,7 +13,9 @@ export interface PlugdockApi {
 }
 
 export const CHAT_API = "/api/v1/chat";
-export const TOKEN_STORAGE_KEY = "plugdock_token";
+/** The panel's readable CSRF cookie and the header unsafe requests must echo it in. */
+export const CSRF_COOKIE = "plugdock_csrf";
+export const CSRF_HEADER = "X-CSRF-Token";
 
 export type Sender = "guest" | "bot";
 export type SessionStatus = "open" | "closed";
@@ -122,7 +125,11 @@ export async function requestJson<T>(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<T> {
-  const init: RequestInit = { method, headers: { Accept: "application/json", ...headers } };
+  const init: RequestInit = {
+    method,
+    headers: { Accept: "application/json", ...headers },
+    credentials: "same-origin",
+  };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)["Content-Type"] = "application/json";
@@ -149,15 +156,24 @@ export async function requestJson<T>(
   return data as T;
 }
 
-/** The fallback admin API: fetch with the bearer token the host stored at login. */
+function csrfToken(): string | null {
+  if (typeof document === "undefined") return null;
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
+/** The fallback admin API: fetch with the panel's session cookie (and CSRF token for POST). */
 export function fetchApi(): PlugdockApi {
-  const auth = (): Record<string, string> => {
-    const token = typeof localStorage === "undefined" ? null : localStorage.getItem(TOKEN_STORAGE_KEY);
-    return token ? { Authorization: `Bearer ${token}` } : {};
+  const csrf = (): Record<string, string> => {
+    const token = csrfToken();
+    return token ? { [CSRF_HEADER]: token } : {};
   };
   return {
-    get: <T>(path: string) => requestJson<T>("GET", path, undefined, auth()),
-    post: <T>(path: string, body?: unknown) => requestJson<T>("POST", path, body, auth()),
+    get: <T>(path: string) => requestJson<T>("GET", path),
+    post: <T>(path: string, body?: unknown) => requestJson<T>("POST", path, body, csrf()),
   };
 }
 

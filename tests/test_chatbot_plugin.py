@@ -764,3 +764,213 @@ def test_sdk_settings_and_logger(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sdk.get_logger("ai_chatbot").name == "plugdock.plugins.ai_chatbot"
     assert sdk.User(id="u1", username="u", role="admin").is_admin
     assert not sdk.User(id=2, username="v", role="user").is_admin
+
+
+# -- 1.1.0: ratings ------------------------------------------------------------------------
+
+
+def rate(client: TestClient, chat: dict[str, Any], token: str | None = None, **body: Any) -> Any:
+    headers = {"X-Chat-Token": token if token is not None else chat["token"]}
+    return client.post(
+        f"/api/v1/chat/sessions/{chat['session_id']}/rating", json=body, headers=headers
+    )
+
+
+def test_visitor_rates_and_admin_sees_the_rating(client: TestClient) -> None:
+    chat = start(client)
+    other = start(client, guest_name="Bob")
+    say(client, chat, "prices?")
+
+    first = rate(client, chat, stars=4, comment="  Quick answers  ")
+    assert first.status_code == 200, first.text
+    assert (first.json()["stars"], first.json()["comment"]) == (4, "Quick answers")
+    again = rate(client, chat, stars=5, comment="")  # rating again replaces it
+    assert (again.json()["stars"], again.json()["comment"]) == (5, None)
+
+    page = client.get("/api/v1/chat/sessions", headers=ADMIN).json()
+    assert [(s["guest_name"], s["rating"], s["message_count"]) for s in page["items"]] == [
+        ("Bob", None, 1),
+        ("Ada Lovelace", 5, 3),
+    ]
+    detail = client.get(f"/api/v1/chat/admin/sessions/{chat['session_id']}", headers=ADMIN).json()
+    assert detail["rating"] == 5
+    assert (detail["feedback"]["stars"], detail["feedback"]["comment"]) == (5, None)
+    unrated = client.get(f"/api/v1/chat/admin/sessions/{other['session_id']}", headers=ADMIN)
+    assert unrated.json()["feedback"] is None
+
+
+def test_a_closed_chat_can_still_be_rated(client: TestClient) -> None:
+    chat = start(client)
+    client.post(f"/api/v1/chat/sessions/{chat['session_id']}/close", headers=ADMIN)
+    assert rate(client, chat, stars=2).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"stars": 0}, {"stars": 6}, {"stars": "five"}, {}, {"stars": 3, "comment": "x" * 501}],
+)
+def test_rating_is_validated(client: TestClient, body: dict[str, Any]) -> None:
+    chat = start(client)
+    assert rate(client, chat, **body).status_code == 422
+
+
+def test_only_the_visitor_can_rate(client: TestClient, engine: Engine) -> None:
+    chat = start(client)
+    other = start(client, guest_name="Mallory")
+    assert rate(client, chat, token=other["token"], stars=1).status_code == 403
+    assert rate(client, chat, token="", stars=1).status_code == 401
+    missing = client.post(
+        "/api/v1/chat/sessions/999/rating", json={"stars": 1}, headers={"X-Chat-Token": "x"}
+    )
+    assert missing.status_code == 404
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM chat_ratings")).scalar() == 0
+        assert conn.execute(text("SELECT rating FROM chat_sessions")).scalars().all() == [
+            None,
+            None,
+        ]
+
+
+def test_deleting_a_session_deletes_its_rating(engine: Engine, client: TestClient) -> None:
+    chat = start(client)
+    rate(client, chat, stars=3)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+        conn.execute(text("DELETE FROM chat_sessions"))
+        assert conn.execute(text("SELECT COUNT(*) FROM chat_ratings")).scalar() == 0
+
+
+# -- 1.1.0: the visitor rate limit ---------------------------------------------------------
+
+
+def test_rate_limiter_buckets(plugin: types.SimpleNamespace) -> None:
+    ratelimit = sys.modules[f"{PACKAGE}.ratelimit"]
+    now = [0.0]
+    limiter = ratelimit.RateLimiter(3, max_clients=2, clock=lambda: now[0])
+    assert [limiter.wait("a") for _ in range(4)] == [0.0, 0.0, 0.0, 20.0]
+    assert limiter.wait("b") == 0.0  # per client
+    now[0] = 20.0  # one token back after 60 s / 3
+    assert limiter.wait("a") == 0.0
+    assert limiter.wait("a") == pytest.approx(20.0)
+    # Memory is bounded: a third client pushes out the least recently seen one.
+    limiter.wait("c")
+    assert len(limiter) == 2
+    assert limiter.wait("b") == 0.0  # forgotten, so it starts with a full bucket again
+
+
+def test_visitor_endpoints_answer_429_with_retry_after(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}RATE_LIMIT", "5")
+    monkeypatch.setenv(f"{ENV_PREFIX}START_LIMIT", "2")
+    first = start(client)
+    start(client)
+    refused = client.post(
+        "/api/v1/chat/sessions", json={"guest_name": "C", "guest_email": "c@example.com"}
+    )
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "Too many requests" in refused.json()["detail"]
+    with engine.connect() as conn:  # the refused start wrote nothing
+        assert conn.execute(text("SELECT COUNT(*) FROM chat_sessions")).scalar() == 2
+
+    # 3 of 5 visitor requests used by the starts (the refused one counts): 2 more, then 429
+    # on every visitor endpoint.
+    for _ in range(2):
+        assert say(client, first, "hello")
+    sid, headers = first["session_id"], {"X-Chat-Token": first["token"]}
+    for response in (
+        client.post(
+            f"/api/v1/chat/sessions/{sid}/messages", json={"content": "x"}, headers=headers
+        ),
+        client.get(f"/api/v1/chat/sessions/{sid}/messages", headers=headers),
+        client.post(f"/api/v1/chat/sessions/{sid}/rating", json={"stars": 5}, headers=headers),
+    ):
+        assert response.status_code == 429, response.text
+        assert int(response.headers["Retry-After"]) >= 1
+    # Admin endpoints are not limited.
+    assert client.get("/api/v1/chat/sessions", headers=ADMIN).status_code == 200
+
+
+def test_rate_limit_is_per_client_address(
+    plugin: types.SimpleNamespace, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}START_LIMIT", "1")
+    app = _make_app(plugin, engine)
+    body = {"guest_name": "A", "guest_email": "a@example.com"}
+    with (
+        TestClient(app, client=("203.0.113.1", 1000)) as one,
+        TestClient(app, client=("203.0.113.2", 1000)) as two,
+    ):
+        assert one.post("/api/v1/chat/sessions", json=body).status_code == 201
+        assert one.post("/api/v1/chat/sessions", json=body).status_code == 429
+        assert two.post("/api/v1/chat/sessions", json=body).status_code == 201
+
+
+def test_bad_rate_limit_settings_fall_back(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(f"{ENV_PREFIX}START_LIMIT", "lots")
+    with caplog.at_level(logging.WARNING):
+        start(client)
+    assert "start_limit 'lots'" in caplog.text
+
+
+# -- 1.1.0: the upgrade from 1.0.0 ---------------------------------------------------------
+
+
+RELEASE_1_0 = PLUGIN_DIR.parents[1] / "releases" / "ai_chatbot-1.0.0"
+
+
+def test_upgrade_from_1_0_keeps_chats_and_counts_their_messages(
+    plugin: types.SimpleNamespace, database_url: str
+) -> None:
+    """1.0.0's tables with chats in them, the 1.1.0 step, then 1.1.0's API on the same rows."""
+    from plugdock.db import dialect_name
+    from plugdock.migrations import load_migration
+    from plugdock.upgrade_steps import load_upgrade_steps
+
+    engine = create_engine(database_url)
+    try:
+        dialect = dialect_name(engine)
+        old = load_migration(RELEASE_1_0 / "migrations", dialect)
+        with engine.begin() as conn:
+            for statement in old.up:
+                conn.exec_driver_sql(statement)
+            conn.execute(
+                text(
+                    "INSERT INTO chat_sessions (token, guest_name, guest_email) "
+                    "VALUES ('tok-1', 'Old Ann', 'ann@example.com'), "
+                    "('tok-2', 'Old Bob', 'bob@example.com')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO chat_messages (session_id, sender, content) VALUES "
+                    "(1, 'bot', 'hi'), (1, 'guest', 'prices?'), (1, 'bot', 'Pricing: ...')"
+                )
+            )
+        steps = load_upgrade_steps(
+            PLUGIN_DIR / "migrations",
+            dialect,
+            from_version="1.0.0",
+            to_version="1.1.0",
+            owned_tables=old.tables,
+        )
+        with engine.begin() as conn:  # no plugin_migrations here: run the statements only
+            for step in steps:
+                for statement in step.statements:
+                    conn.exec_driver_sql(statement.replace("%", "%%"))
+
+        with TestClient(_make_app(plugin, engine)) as client:
+            page = client.get("/api/v1/chat/sessions", headers=ADMIN).json()
+            counts = {s["guest_name"]: (s["message_count"], s["rating"]) for s in page["items"]}
+            assert counts == {"Old Ann": (3, None), "Old Bob": (0, None)}
+            old_chat = {"session_id": 1, "token": "tok-1"}
+            say(client, old_chat, "thanks")  # the 1.0.0 session goes on
+            assert rate(client, old_chat, stars=5, comment="still here").status_code == 200
+            detail = client.get("/api/v1/chat/admin/sessions/1", headers=ADMIN).json()
+            assert len(detail["messages"]) == 5
+            assert (detail["rating"], detail["feedback"]["comment"]) == (5, "still here")
+    finally:
+        engine.dispose()

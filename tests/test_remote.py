@@ -545,3 +545,46 @@ def test_versions_only_growing_is_not_a_downgrade(tmp_path: Path, remote: Remote
     _sign_away(remote, "other", "0.1.0")  # a plugin that vanishes offers nothing older
     assert "other" not in installer.source.catalog().plugins
     assert installer.install("notes@1.0.0").version == "1.0.0"  # older on request: fine
+
+
+def test_a_package_signed_by_another_key_than_the_index_records_is_refused(
+    tmp_path: Path, remote: Remote
+) -> None:
+    """The index says alice signed notes; the bytes behind it are mallory's (also trusted)."""
+    from plugdock.package.checksums import sha256_file
+    from plugdock.signing import key_id, load_public_key
+    from plugdock.trust import TrustStore
+
+    remote.publish(_package(tmp_path))
+    alice = key_id(load_public_key(remote.public_key_path))
+    mallory_key, mallory_pub = generate_keypair(tmp_path / "keys", "mallory")
+    swapped = sign_package(
+        _package(tmp_path / "swap"),
+        load_private_key(mallory_key),
+        "alice",
+        output=tmp_path / "s.zip",
+    )
+    stored = remote.storage.package_path("notes", "1.0.0")
+    stored.chmod(0o644)
+    stored.write_bytes(swapped.read_bytes())
+    catalog = json.loads(remote.storage.catalog_path.read_text())
+    catalog["notes"]["versions"]["1.0.0"] |= {
+        "sha256": sha256_file(swapped),
+        "size": swapped.stat().st_size,
+    }
+    remote.storage.catalog_path.write_text(json.dumps(catalog))
+    remote.storage.index.add_target(  # the server's own keys vouch for the swapped bytes
+        "notes",
+        "1.0.0",
+        length=swapped.stat().st_size,
+        sha256=sha256_file(swapped),
+        custom={"signer_key_id": alice},
+    )
+
+    installer = _installer(tmp_path, remote)
+    TrustStore(installer.settings.trust_dir).add(load_public_key(mallory_pub), "mallory")
+    before = snapshot(installer.settings, installer.engine)
+    with pytest.raises(IntegrityError, match=r"signed index says notes 1\.0\.0 is signed by") as e:
+        installer.install("notes")
+    assert alice in str(e.value) and key_id(load_public_key(mallory_pub)) in str(e.value)
+    assert snapshot(installer.settings, installer.engine) == before

@@ -7,6 +7,8 @@
     plugdock verify my_plugin_v0.1.0.zip         # who signed it; trusted here?
     plugdock trust add alice.pub --name alice    # on a host: trust a publisher
     plugdock trust server URL [--root root.json] # on a host: pin a server's index root
+    plugdock trust bind my_plugin alice          # rotate the key a plugin id is bound to
+    plugdock trust bindings                      # which key each plugin id is bound to
     plugdock publish my_plugin_v0.1.0.zip --server URL --token T
     plugdock server --data ./server-data --port 8080
     plugdock server token create alice --data ./server-data
@@ -203,6 +205,88 @@ def trust_remove(
 
     removed = TrustStore(load_settings().trust_dir).remove(key)
     console.print(f"removed {removed.label}")
+
+
+@trust_app.command("bind")
+def trust_bind(
+    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
+    key: str = typer.Argument(
+        ..., metavar="NAME|FINGERPRINT", help="A trusted key: its name, or fingerprint (prefix)."
+    ),
+    by: str | None = typer.Option(None, "--by", help="Who rebinds (recorded in the audit log)."),
+) -> None:
+    """Bind a plugin id to a trusted publisher key (an explicit rotation after a key change).
+
+    From then on only packages of PLUGIN_ID signed by that key install or upgrade.
+    """
+    from plugdock.db import make_engine
+    from plugdock.signer_binding import get_binding, rebind_signer
+    from plugdock.trust import TrustStore
+
+    settings = load_settings()
+    trusted = TrustStore(settings.trust_dir).find(key)
+    engine = make_engine(settings.db_url)
+    try:
+        with engine.begin() as conn:
+            before = get_binding(conn, plugin_id)
+            rebind_signer(conn, plugin_id, trusted.key_id, by)
+    finally:
+        engine.dispose()
+    was = f" (was {before.key_id})" if before and before.key_id != trusted.key_id else ""
+    console.print(
+        f"[green]bound[/] {plugin_id} to key {trusted.key_id} ({trusted.name}){was}",
+        highlight=False,
+    )
+
+
+@trust_app.command("unbind")
+def trust_unbind(
+    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
+    by: str | None = typer.Option(None, "--by", help="Who unbinds (recorded in the audit log)."),
+) -> None:
+    """Forget which key a plugin id is bound to (its next signed install binds it again)."""
+    from plugdock.db import make_engine
+    from plugdock.errors import NotFoundError
+    from plugdock.signer_binding import unbind_signer
+
+    engine = make_engine(load_settings().db_url)
+    try:
+        with engine.begin() as conn:
+            if not unbind_signer(conn, plugin_id, by):
+                raise NotFoundError(f"{plugin_id} is not bound to any key")
+    finally:
+        engine.dispose()
+    console.print(f"unbound {plugin_id}")
+
+
+@trust_app.command("bindings")
+def trust_bindings() -> None:
+    """List which publisher key each plugin id is bound to."""
+    from plugdock.db import connect_read, make_engine
+    from plugdock.signer_binding import list_bindings
+    from plugdock.trust import TrustStore
+
+    settings = load_settings()
+    names = {k.key_id: k.name for k in TrustStore(settings.trust_dir).list()}
+    engine = make_engine(settings.db_url)
+    try:
+        with connect_read(engine) as conn:
+            bindings = list_bindings(conn)
+    finally:
+        engine.dispose()
+    if not bindings:
+        console.print("no plugin id is bound to a key yet (the first signed install binds it)")
+        return
+    table = Table("plugin", "key fingerprint", "trusted as", "bound", "by", title="key bindings")
+    for binding in bindings:
+        table.add_row(
+            binding.plugin_id,
+            binding.key_id,
+            names.get(binding.key_id, "[red]not trusted[/]"),
+            binding.bound_at.isoformat(),
+            binding.bound_by or "",
+        )
+    console.print(table)
 
 
 @trust_app.command("server")

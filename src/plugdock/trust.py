@@ -41,6 +41,15 @@ from plugdock.config import Settings, SignaturePolicy
 from plugdock.errors import PlugdockError, SourceUnavailableError
 from plugdock.fsutil import write_json_atomic
 from plugdock.package.archive import PackageInfo
+
+# Each plugin id is bound to one publisher key (plugdock.signer_binding); the installer
+# reaches the binding functions through this module too.
+from plugdock.signer_binding import (  # noqa: F401
+    SignerMismatchError,
+    bind_signer,
+    check_signer,
+    rebind_signer,
+)
 from plugdock.signing import SignatureError, key_id, raw_public_bytes, read_signature
 
 _NAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,100}$")
@@ -112,8 +121,8 @@ class TrustStore:
             (_read_key(p) for p in self.keys_dir.glob("*.json")), key=lambda k: k.name.lower()
         )
 
-    def remove(self, name_or_id: str) -> TrustedKey:
-        """Remove a key by its name, its full id, or an unambiguous id prefix (8+ characters)."""
+    def find(self, name_or_id: str) -> TrustedKey:
+        """A trusted key by its name, its full id, or an unambiguous id prefix (8+ characters)."""
         keys = self.list()
         matches = [k for k in keys if k.name == name_or_id] or [
             k for k in keys if len(name_or_id) >= 8 and k.key_id.startswith(name_or_id.lower())
@@ -122,8 +131,13 @@ class TrustStore:
             raise PlugdockError(f"no trusted key named or with id {name_or_id!r}")
         if len(matches) > 1:
             raise PlugdockError(f"{name_or_id!r} matches {len(matches)} keys; give the full id")
-        (self.keys_dir / f"{matches[0].key_id}.json").unlink()
         return matches[0]
+
+    def remove(self, name_or_id: str) -> TrustedKey:
+        """Remove a key by its name, its full id, or an unambiguous id prefix (8+ characters)."""
+        found = self.find(name_or_id)
+        (self.keys_dir / f"{found.key_id}.json").unlink()
+        return found
 
 
 def _read_key(path: Path) -> TrustedKey:

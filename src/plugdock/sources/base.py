@@ -65,6 +65,9 @@ class FetchedPackage:
     #: The SHA-256 the source vouches for (remote: the signed index); the installer
     #: refuses a package whose hash differs. None when the source has no such claim.
     sha256: str | None = None
+    #: The fingerprint of the key the source's signed index says signed the package (the
+    #: remote source has checked the package names it). None when there is no such record.
+    signer_key_id: str | None = None
 
 
 class Source(Protocol):

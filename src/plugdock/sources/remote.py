@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -75,8 +75,17 @@ _ID = re.compile(PLUGIN_ID_PATTERN)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_MANIFEST_BYTES = 32 * 1024 * 1024
 _MAX_METADATA_BYTES = 16 * 1024 * 1024
+_MAX_SIGNATURE_BYTES = 64 * 1024
 _BACKOFF = 0.25  # seconds before the second attempt; doubles each time
 _BACKOFF_CAP = 4.0
+
+
+class _Target(NamedTuple):
+    """What the index says about one package."""
+
+    length: int
+    sha256: str
+    signer_key_id: str | None = None  # the key that signed it, when the index records one
 
 
 class IntegrityError(SourceUnavailableError):
@@ -219,7 +228,7 @@ class RemoteSource:
         else:
             manifest, _broken = self._manifest()
             versions = manifest.get(plugin_id, ({}, {}))[1]
-            offered = {v: (rec["size"], rec["sha256"]) for v, rec in versions.items()}
+            offered = {v: _Target(rec["size"], rec["sha256"]) for v, rec in versions.items()}
         if not offered:
             raise NotFoundError(f"plugin {plugin_id!r} is not on the plugin server {self.addr}")
         if version in (None, "latest"):
@@ -229,14 +238,22 @@ class RemoteSource:
         else:
             known = ", ".join(newest_first(list(offered)))
             raise NotFoundError(f"{plugin_id} has no version {version} (available: {known})")
-        length, sha256 = offered[resolved]
+        length, sha256, signer_key_id = offered[resolved]
         if length > self.limits.max_zip_bytes:
             raise PackageError(
                 f"{plugin_id} {resolved} is {length} bytes, more than the limit of "
                 f"{self.limits.max_zip_bytes} (PLUGDOCK_MAX_PACKAGE_BYTES)"
             )
         path = self._cached(sha256, length) or self._download(plugin_id, resolved, length, sha256)
-        return FetchedPackage(path=path, plugin_id=plugin_id, version=resolved, sha256=sha256)
+        if signer_key_id is not None:
+            _check_index_signer(path, f"{plugin_id} {resolved}", signer_key_id)
+        return FetchedPackage(
+            path=path,
+            plugin_id=plugin_id,
+            version=resolved,
+            sha256=sha256,
+            signer_key_id=signer_key_id,
+        )
 
     def _cached(self, sha256: str, length: int) -> Path | None:
         path = self.settings.cache_dir / f"{sha256}.zip"
@@ -376,8 +393,8 @@ class RemoteSource:
 
     # ----------------------------------------------------------- signed index
 
-    def _signed_targets(self) -> dict[str, tuple[int, str]]:
-        """``{target path: (length, sha256)}`` from the server's verified TUF metadata."""
+    def _signed_targets(self) -> dict[str, _Target]:
+        """``{target path: _Target}`` from the server's verified TUF metadata."""
         from tuf.api import exceptions as tuf_errors
         from tuf.api.metadata import Metadata
         from tuf.ngclient import Updater
@@ -427,7 +444,7 @@ class RemoteSource:
             ) from None
         return found
 
-    def _refuse_downgrades(self, path: Path, signed: dict[str, tuple[int, str]]) -> None:
+    def _refuse_downgrades(self, path: Path, signed: dict[str, _Target]) -> None:
         """Refuse an index whose newest version of a plugin is older than one seen before.
 
         TUF stops a replayed *old* index, but not a *new* one, signed with the server's own
@@ -493,14 +510,49 @@ class RemoteSource:
         return root
 
 
-def _vouched(targets: Any) -> dict[str, tuple[int, str]]:
-    """``{target path: (length, sha256)}`` of the well-formed targets."""
+def _vouched(targets: Any) -> dict[str, _Target]:
+    """The well-formed targets, with the signer key the index records (custom data)."""
     found = {}
     for path, target in targets.targets.items():
         sha = target.hashes.get("sha256", "")
         if isinstance(target.length, int) and _HEX64.fullmatch(sha):
-            found[path] = (target.length, sha)
+            custom = target.unrecognized_fields.get("custom")
+            signer = custom.get("signer_key_id") if isinstance(custom, dict) else None
+            if signer is not None and not (isinstance(signer, str) and _HEX64.fullmatch(signer)):
+                continue  # a record this host cannot hold the package to: not offered
+            found[path] = _Target(target.length, sha, signer)
     return found
+
+
+def _check_index_signer(path: Path, what: str, expected: str) -> None:
+    """Refuse a package not signed by the key the signed index records for it.
+
+    Only the key id the package's signature names is read here; the installer then
+    verifies that signature with that very key (its key id is the key's hash), so the
+    two checks together mean: signed by the key the index vouches for.
+    """
+    import json
+    import zipfile
+
+    from plugdock.package.layout import SIGNATURE_FILE
+
+    claimed = None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(SIGNATURE_FILE)
+            if info.file_size <= _MAX_SIGNATURE_BYTES:
+                signed = json.loads(archive.read(info)).get("signed")
+                claimed = signed.get("key_id") if isinstance(signed, dict) else None
+    except KeyError:
+        claimed = None  # unsigned
+    except (OSError, ValueError, zipfile.BadZipFile, AttributeError):
+        claimed = None
+    if claimed != expected:
+        signed_by = f"the key with fingerprint {claimed}" if isinstance(claimed, str) else "no key"
+        raise IntegrityError(
+            f"the plugin server's signed index says {what} is signed by the key with "
+            f"fingerprint {expected}, but the package is signed by {signed_by}; refusing it"
+        )
 
 
 def _newer(version: str, than: str) -> bool:
@@ -590,7 +642,7 @@ def _target(plugin_id: str, version: str) -> str:
     return f"{plugin_id}/{version}.zip"
 
 
-def _by_plugin(signed: dict[str, tuple[int, str]]) -> dict[tuple[str, str], tuple[int, str]]:
+def _by_plugin(signed: dict[str, _Target]) -> dict[tuple[str, str], _Target]:
     found = {}
     for path, target in signed.items():
         plugin_id, slash, name = path.partition("/")

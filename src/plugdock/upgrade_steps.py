@@ -187,9 +187,8 @@ def _step_folder_problems(folder: Path, label: str) -> list[str]:
             f"{label}/{entry.name}: not allowed in a step folder "
             f"(up.sql and sqlite/, postgresql/, mysql/ overrides only){'; ' + why if why else ''}"
         )
-    if not any((folder / name).is_file() for name in ("up.sql",)) and not any(
-        (folder / d / "up.sql").is_file() for d in (*_SQLGLOT, "mariadb")
-    ):
+    candidates = [folder / "up.sql", *(folder / d / "up.sql" for d in (*_SQLGLOT, "mariadb"))]
+    if not any(path.is_file() for path in candidates):
         problems.append(f"{label}: has no up.sql")
     return problems
 

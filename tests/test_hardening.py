@@ -244,3 +244,58 @@ def test_an_id_with_a_trailing_newline_is_refused_everywhere(
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+# -- files and logs ------------------------------------------------------------------------
+
+
+def test_a_new_instance_is_private(panel: Panel) -> None:
+    """Before: panel.db was 0644 in a 0755 folder (hashes and audit readable by everyone)."""
+    home = Path(panel.env["PLUGDOCK_HOME"])
+    assert _mode(home) == 0o700
+    expected = [
+        "panel.db",
+        "panel.db-wal",
+        "panel.db-shm",
+        "secret.key",
+        "addons/addon_registry.json",
+        "plugins.generation",
+        ".lock",
+    ]
+    modes = {name: _mode(home / name) for name in expected}  # all exist after an install
+    assert modes == dict.fromkeys(expected, 0o600)
+
+
+def test_an_open_instance_is_reported_and_warnings_reach_the_log(tmp_path: Path) -> None:
+    """Before: no check at all, and ``serve`` logged only errors (failed sign-ins unseen)."""
+    first = start_panel(tmp_path, f"sqlite:///{tmp_path / 'instance' / 'panel.db'}")
+    first.stop()
+    home = tmp_path / "instance"
+    home.chmod(0o755)
+    (home / "panel.db").chmod(0o644)
+
+    doctor = subprocess.run(
+        [sys.executable, "-m", "plugdock", "doctor"],
+        env=first.env | {"COLUMNS": "2000"},  # one finding per line, however long the path
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert doctor.returncode == 1
+    assert "open to other users (mode 755); chmod 700 it" in doctor.stderr
+    assert "panel.db is open to other users (mode 644); chmod 600 it" in doctor.stderr
+
+    again = start_panel(tmp_path, f"sqlite:///{home / 'panel.db'}")
+    try:
+        marker = "nobody_" + "k" * 12
+        response = httpx.post(
+            f"{again.url}/api/v1/auth/login", json={"username": marker, "password": "wrong-pass"}
+        )
+        assert response.status_code == 401
+    finally:
+        again.stop()
+    log = again.output()
+    assert "WARNING" in log
+    assert "panel.db is open to other users (mode 644)" in log
+    assert marker in log  # the failed sign-in, a warning
+    assert _mode(home) == 0o755  # reported, not changed behind the operator's back

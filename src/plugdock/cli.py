@@ -222,6 +222,7 @@ def serve(
     """Run the panel: core API, marketplace, and every installed plugin, live."""
     import uvicorn
 
+    from plugdock.host.app import log_config
     from plugdock.runtime.runtime import SUPERVISED_ENV
 
     settings = _settings()
@@ -244,6 +245,8 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies.strip()),
         forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         log_level="info",
+        # Root at WARNING (INFO with -v), not the CLI's ERROR: warnings must reach the log.
+        log_config=log_config(min(logging.getLogger().level, logging.WARNING)),
     )
 
 

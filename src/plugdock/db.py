@@ -54,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from plugdock.errors import PlugdockError
+from plugdock.fsutil import create_private_file, make_private_dir
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -204,7 +205,10 @@ def make_engine(url: str, *, upgrade: bool = True) -> Engine:
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            # Private from the start: a folder we create is 0700, the file 0600, and SQLite
+            # gives its -wal/-shm files the database file's mode.
+            make_private_dir(Path(database).parent)
+            create_private_file(Path(database))
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

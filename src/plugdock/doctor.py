@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from plugdock.errors import PlugdockError
 from plugdock.fsutil import remove_tree
 from plugdock.installer import CODE_KINDS, Installer
+from plugdock.instance import loose_modes
 from plugdock.journal import read_journal
 from plugdock.package.checksums import parse as parse_checksums
 from plugdock.package.checksums import sha256_file
@@ -67,6 +68,8 @@ def diagnose(installer: Installer) -> list[Finding]:
     """Everything that disagrees between the rows, the registry, the disk and the tables."""
     settings = installer.settings
     findings: list[Finding] = []
+    # Not repaired: chmod-ing an operator's files is theirs to decide (the line says how).
+    findings.extend(Finding(line, False) for line in loose_modes(settings))
     journal = read_journal(settings.journal_path)
     if journal is not None:
         findings.append(

@@ -1,13 +1,63 @@
-"""Small filesystem operations that must survive a crash: atomic writes and durable renames."""
+"""Small filesystem operations that must survive a crash: atomic writes and durable renames.
+
+Also the modes of private data: folders plugdock creates for an instance are 0700 and
+its files 0600 (the database holds password hashes and the audit log; the registry and
+journal say what is installed), whatever the umask.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+#: Modes of what plugdock creates for an instance: nobody else may list or read it.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parents with mode 0700; an existing folder is kept as is.
+
+    (``Path.mkdir(mode=..., parents=True)`` gives the parents the umask's 0755.)
+    """
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.mkdir(folder, PRIVATE_DIR_MODE)
+    return path
+
+
+def create_private_file(path: Path) -> None:
+    """Create an empty ``path`` with mode 0600 unless it exists (then it is left alone)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def loose_modes(folders: list[Path], files: list[Path]) -> list[str]:
+    """One line per existing folder or file that other users may read (or list, or write)."""
+    problems = []
+    for path, private in [(f, PRIVATE_DIR_MODE) for f in folders] + [
+        (f, PRIVATE_FILE_MODE) for f in files
+    ]:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            problems.append(f"{path} is open to other users (mode {mode:o}); chmod {private:o} it")
+    return problems
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -23,7 +73,8 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
 
     ``durable=False`` skips the fsyncs, for hints that may be lost on power failure.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)
+    # mkstemp creates the file 0600, and the rename keeps that mode.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

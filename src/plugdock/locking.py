@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 from sqlalchemy import Engine, text
 
 from plugdock.errors import LockTimeoutError
+from plugdock.fsutil import PRIVATE_FILE_MODE, make_private_dir
 
 # Any fixed 64-bit number; "plugdock" in ASCII keeps it recognisable in pg_locks.
 _PG_LOCK_KEY = 0x706C7567646F636B
@@ -25,10 +26,13 @@ _MYSQL_LOCK_NAME = "plugdock_operations"
 @contextmanager
 def operation_lock(lock_path: Path, engine: Engine, timeout: float) -> Iterator[None]:
     """Hold both locks for the duration of one install/uninstall/repair."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(lock_path.parent)
     deadline = time.monotonic() + timeout
     try:
-        with FileLock(str(lock_path), timeout=timeout), _database_lock(engine, deadline):
+        with (
+            FileLock(str(lock_path), timeout=timeout, mode=PRIVATE_FILE_MODE),
+            _database_lock(engine, deadline),
+        ):
             yield
     except Timeout:
         raise LockTimeoutError(

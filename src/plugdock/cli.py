@@ -138,43 +138,7 @@ def available() -> None:
         err_console.print(f"[red]broken[/] {broken.location}: {broken.error}")
 
 
-@app.command()
-def install(
-    requirement: str = typer.Argument(..., metavar="ID[@VERSION]|PATH.zip"),
-    by: str | None = typer.Option(None, "--by", help="Who installs (recorded)."),
-) -> None:
-    """Install a plugin from the source, or a package file."""
-    from plugdock.cli_remote import download_progress
-    from plugdock.installer import Installer
-
-    settings = _settings()
-    with download_progress(settings) as source:  # a progress bar for remote downloads
-        # A path ending in .zip is a package file; anything else is an id from the source.
-        target = Path(requirement) if requirement.endswith(".zip") else requirement
-        result = Installer(settings, source=source).install(target, installed_by=by)
-    for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    console.print(
-        f"[green]installed[/] {result.plugin_id} {result.version} in {result.seconds * 1000:.0f} ms"
-    )
-    console.print(f"  tables: {', '.join(result.tables) or 'none'}")
-    console.print(f"  API routes: {', '.join(result.backend_routes) or 'none'}")
-    console.print(f"  pages: {', '.join(result.frontend_routes) or 'none'}")
-
-
-@app.command()
-def uninstall(
-    plugin_id: str = typer.Argument(..., metavar="ID"),
-    by: str | None = typer.Option(None, "--by", help="Who uninstalls (recorded)."),
-) -> None:
-    """Remove a plugin: its tables (down.sql), code, registry entry and row."""
-    result = _installer().uninstall(plugin_id, uninstalled_by=by)
-    for warning in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
-    dropped = ", ".join(result.tables_dropped) or "none"
-    console.print(
-        f"[green]uninstalled[/] {result.plugin_id} {result.version}; tables dropped: {dropped}"
-    )
+__import__("plugdock.cli_lifecycle").cli_lifecycle.register(app)  # install, upgrade, ...
 
 
 @app.command("list")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -42,6 +43,7 @@ from plugdock.operations.updates import UpdatePlan, plan_upgrade
 from plugdock.operations.upgrade import UpgradeResult, upgrade
 from plugdock.operations.workspace import Workspace
 from plugdock.package.archive import extract_package
+from plugdock.package.metadata import parse_version
 from plugdock.registry import Installation
 from plugdock.runtime.hooks import BeforeCommit, check_and_run_hooks
 from plugdock.sources import Source, parse_requirement
@@ -107,17 +109,20 @@ class Installer(Workspace):
             if isinstance(requirement, Path):
                 return self._install_with_backup(requirement, installed_by, before_commit, backup)
             plugin_id, version = parse_requirement(requirement)
+            later = None  # restoring into a later version: the backup's, then its upgrade steps
             if backup is not None:
                 if backup.plugin_id != plugin_id:
                     raise PlugdockError(
                         f"{restore} is a backup of {backup.plugin_id}, not {plugin_id}"
                     )
-                version = version or backup.version
-                if version != backup.version:
+                if version and parse_version(version) < parse_version(backup.version):
                     raise PlugdockError(
-                        f"{restore} holds {plugin_id} {backup.version}: restore that version, "
-                        "then upgrade"
+                        f"{restore} holds {plugin_id} {backup.version}; it cannot go into the "
+                        f"older {version}"
                     )
+                if version and version != backup.version:
+                    later = version
+                version = backup.version
             planned = plan_install(self, plugin_id, version)
             done: list[InstallResult] = []
             try:
@@ -138,6 +143,15 @@ class Installer(Workspace):
                         log.exception("could not remove dependency %s again", result.plugin_id)
                 raise
             result = done[-1]
+            if later is not None:
+                upgraded = upgrade(
+                    self,
+                    plugin_id,
+                    f"{plugin_id}@{later}",
+                    upgraded_by=installed_by,
+                    before_commit=before_commit,
+                )
+                result = replace(result, version=upgraded.version, tables=upgraded.tables)
             return InstallResult(
                 **{**result.__dict__, "dependencies": [r.plugin_id for r in done[:-1]]}
             )

@@ -1,0 +1,157 @@
+"""``plugdock install|upgrade|disable|enable|uninstall``: a plugin's life from the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def install(
+    requirement: str = typer.Argument(
+        ..., metavar="ID[@VERSION]|PATH.zip", help="A plugin id from the source, or a package file."
+    ),
+    by: str | None = typer.Option(None, "--by", help="Who installs (recorded)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would be installed, dependencies first; change nothing."
+    ),
+    restore: Path | None = typer.Option(
+        None, "--restore", help="A backup from 'uninstall' whose rows to put back.", dir_okay=False
+    ),
+) -> None:
+    """Install a plugin (and its missing dependencies) from the source, or a package file."""
+    from plugdock.cli_remote import download_progress
+    from plugdock.config import load_settings
+    from plugdock.installer import Installer
+    from plugdock.sources import parse_requirement
+
+    settings = load_settings()
+    with download_progress(settings) as source:  # a progress bar for remote downloads
+        installer = Installer(settings, source=source)
+        # A path ending in .zip is a package file; anything else is an id from the source.
+        target = Path(requirement) if requirement.endswith(".zip") else requirement
+        if dry_run:
+            if isinstance(target, Path):
+                raise typer.BadParameter("--dry-run plans installs from the source, not files")
+            planned = installer.plan(*parse_requirement(target))
+            table = Table("plugin", "version", "why", title="would install, in this order")
+            for item in planned:
+                table.add_row(item.plugin_id, item.version, item.reason)
+            console.print(table)
+            return
+        result = installer.install(target, installed_by=by, restore=restore)
+    _warn(result.warnings)
+    for dependency in result.dependencies:
+        console.print(f"[green]installed[/] {dependency} (a dependency)")
+    console.print(
+        f"[green]installed[/] {result.plugin_id} {result.version} in {result.seconds * 1000:.0f} ms"
+        + (f", rows restored from {restore.name}" if restore else "")
+    )
+    console.print(f"  tables: {', '.join(result.tables) or 'none'}")
+    console.print(f"  API routes: {', '.join(result.backend_routes) or 'none'}")
+    console.print(f"  pages: {', '.join(result.frontend_routes) or 'none'}")
+
+
+def upgrade(
+    requirement: str = typer.Argument(
+        ..., metavar="ID[@VERSION]", help="An installed plugin; default: its newest version."
+    ),
+    package: Path | None = typer.Option(
+        None, "--package", help="Upgrade to this package file instead.", dir_okay=False
+    ),
+    by: str | None = typer.Option(None, "--by", help="Who upgrades (recorded)."),
+) -> None:
+    """Upgrade a plugin in place, keeping its data; any failure leaves the old version."""
+    from plugdock.cli_remote import download_progress
+    from plugdock.config import load_settings
+    from plugdock.installer import Installer
+    from plugdock.sources import parse_requirement
+
+    plugin_id, version = parse_requirement(requirement)
+    settings = load_settings()
+    with download_progress(settings) as source:
+        result = Installer(settings, source=source).upgrade(
+            plugin_id, version, package=package, upgraded_by=by
+        )
+    _warn(result.warnings)
+    steps = ", ".join(result.steps) or "none"
+    console.print(
+        f"[green]upgraded[/] {plugin_id} {result.from_version} → {result.version} "
+        f"in {result.seconds * 1000:.0f} ms; upgrade steps run: {steps}"
+    )
+
+
+def disable(
+    plugin_id: str = typer.Argument(..., metavar="ID", help="An installed plugin."),
+    by: str | None = typer.Option(None, "--by", help="Who disables it (recorded)."),
+) -> None:
+    """Stop serving a plugin's routes and pages everywhere; its tables and rows stay."""
+    from plugdock.config import load_settings
+    from plugdock.installer import Installer
+
+    Installer(load_settings()).disable(plugin_id, actor=by)
+    console.print(
+        f"[green]disabled[/] {plugin_id}; its data stays ('plugdock enable' brings it back)"
+    )
+
+
+def enable(
+    plugin_id: str = typer.Argument(..., metavar="ID", help="A disabled plugin."),
+    by: str | None = typer.Option(None, "--by", help="Who enables it (recorded)."),
+) -> None:
+    """Serve a disabled plugin again; no SQL runs."""
+    from plugdock.config import load_settings
+    from plugdock.installer import Installer
+
+    Installer(load_settings()).enable(plugin_id, actor=by)
+    console.print(f"[green]enabled[/] {plugin_id}")
+
+
+def uninstall(
+    plugin_id: str = typer.Argument(..., metavar="ID", help="An installed plugin."),
+    by: str | None = typer.Option(None, "--by", help="Who uninstalls (recorded)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List the tables (with row counts) it would drop; change nothing."
+    ),
+    no_backup: bool = typer.Option(
+        False, "--no-backup", help="Do not keep the plugin's rows in instance/backups/ first."
+    ),
+) -> None:
+    """Remove a plugin: its tables (down.sql), code, registry entry and row."""
+    from plugdock.config import load_settings
+    from plugdock.installer import Installer
+
+    installer = Installer(load_settings())
+    if dry_run:
+        row, tables, dependents = installer.uninstall_plan(plugin_id)
+        table = Table("table", "rows", title=f"uninstalling {plugin_id} {row.version} drops")
+        for item in tables:
+            table.add_row(item.name, str(item.rows))
+        console.print(table)
+        if dependents:
+            err_console.print(f"[red]blocked:[/] needed by {', '.join(dependents)}")
+        console.print("a backup of the rows is written first" if not no_backup else "no backup")
+        return
+    result = installer.uninstall(plugin_id, uninstalled_by=by, backup=not no_backup)
+    _warn(result.warnings)
+    dropped = ", ".join(result.tables_dropped) or "none"
+    console.print(
+        f"[green]uninstalled[/] {result.plugin_id} {result.version}; tables dropped: {dropped}"
+    )
+    if result.backup is not None:
+        console.print(f"  rows kept in {result.backup} (plugdock install {plugin_id} --restore …)")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (install, upgrade, disable, enable, uninstall):
+        app.command()(command)

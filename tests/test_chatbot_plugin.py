@@ -974,3 +974,49 @@ def test_upgrade_from_1_0_keeps_chats_and_counts_their_messages(
             assert (detail["rating"], detail["feedback"]["comment"]) == (5, "still here")
     finally:
         engine.dispose()
+
+
+# -- 1.1.0 in a real browser: the widget rates, the Chats page shows it --------------------
+
+
+def test_visitor_rates_in_the_widget_and_admin_sees_it(page: Any, tmp_path: Path) -> None:
+    from browser_support import admin_api, nav, sign_in
+    from playwright.sync_api import expect
+
+    from panel import ADMIN_PASSWORD, start_panel
+    from support import pack_into
+
+    pack_into(PLUGIN_DIR, tmp_path / "modules")
+    panel = start_panel(tmp_path, f"sqlite:///{tmp_path / 'panel.db'}")
+    try:
+        with admin_api(panel) as api:
+            installed = api.post(
+                "/api/v1/marketplace/install", json={"plugin_id": "ai_chatbot", "version": "1.1.0"}
+            )
+            assert installed.status_code == 200, installed.text
+        sign_in(page, panel, "admin", ADMIN_PASSWORD)
+        page.get_by_role("button", name="Open support chat").click()
+        dialog = page.get_by_role("dialog", name="Chat with us")
+        dialog.get_by_label("Name").fill("Ada Lovelace")
+        dialog.get_by_label("Email").fill("ada@example.com")
+        dialog.get_by_role("button", name="Start chat").click()
+        stars = dialog.get_by_role("radiogroup", name="Stars")
+        expect(stars).to_have_count(0)  # nothing to rate before the visitor said anything
+        dialog.get_by_label("Your message").fill("Can I get a refund?")
+        dialog.get_by_role("button", name="Send", exact=True).click()
+        expect(dialog.get_by_role("log")).to_contain_text("Refunds:")
+        stars.get_by_role("radio", name="4 stars").click()
+        dialog.get_by_label("Comment (optional)").fill("Clear answer")
+        dialog.get_by_role("button", name="Send rating").click()
+        expect(dialog).to_contain_text("Thanks for your rating")
+        page.keyboard.press("Escape")
+
+        nav(page).get_by_role("link", name="Chats").click()
+        table = page.get_by_role("table")
+        expect(table.get_by_role("columnheader", name="Rating")).to_be_visible()
+        expect(table.get_by_label("4 of 5 stars")).to_have_text("★★★★☆")
+        page.get_by_role("button", name="Open the chat with Ada Lovelace").click()
+        transcript = page.get_by_role("complementary", name="Transcript")
+        expect(transcript.get_by_label("Visitor's rating")).to_contain_text("“Clear answer”")
+    finally:
+        panel.stop()

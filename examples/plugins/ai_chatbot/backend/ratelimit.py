@@ -8,8 +8,8 @@ answer is 429 with ``Retry-After``.
 Memory is bounded: at most ``MAX_CLIENTS`` addresses are remembered per bucket, the least
 recently seen are forgotten first. The buckets live per web app (one per worker process),
 so with N workers a client may get up to N times the limit. Behind a reverse proxy every
-visitor has the proxy's address; the proxy should then set the real one (uvicorn's
-``--proxy-headers``) or do the limiting itself.
+visitor has the proxy's address unless the panel believes the proxy's X-Forwarded-For
+(``PLUGDOCK_TRUSTED_PROXIES``); the client address is the one the panel gives the request.
 
 Settings (environment, re-read per request):
 

@@ -228,3 +228,15 @@ def test_cli_keygen_sign_verify_and_trust(tmp_path: Path, monkeypatch) -> None:
     assert "alice" in done.output
     done = runner.invoke(app, ["trust", "remove", "alice"])
     assert done.exit_code == 0
+
+
+def test_the_verdict_names_the_key_by_fingerprint_not_by_the_claimed_name(tmp_path: Path) -> None:
+    """Key binding keys on the verdict's key_id: the verified key's hash, whatever it claims."""
+    settings = load_settings(home=tmp_path / "instance", signature_policy="require")
+    private, public = generate_keypair(tmp_path, "mallory")
+    TrustStore(settings.trust_dir).add(load_public_key(public), "mallory")
+    package = sign_package(_package(tmp_path), load_private_key(private), "alice")
+    verdict = enforce(inspect_package(package), settings)
+    assert verdict.key_id == key_id(load_public_key(public))
+    assert verdict.signer is not None and verdict.signer.startswith("mallory (")
+    assert TrustStore(settings.trust_dir).find(verdict.key_id[:12]).name == "mallory"

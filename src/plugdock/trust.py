@@ -13,7 +13,12 @@
 Publisher keys are added by an administrator (``plugdock trust add alice.pub --name
 alice``). A server's root is pinned with ``plugdock trust server URL --root root.json``
 (the file handed over out of band), or on first use when ``PLUGDOCK_TRUST_ON_FIRST_USE``
-is on (the default), with a warning naming the pinned key ids.
+is on (the default), with a warning naming the pinned key ids; over plain http only when
+``PLUGDOCK_ALLOW_HTTP_PIN`` is on too.
+
+A trusted key is not trusted for every plugin id: each id is bound to the key that first
+signed it (:mod:`plugdock.signer_binding`, re-exported here: ``check_signer``,
+``bind_signer``, ``rebind_signer``). The verdict's ``key_id`` is that key's fingerprint.
 
 The policy (:class:`~plugdock.config.SignaturePolicy`) decides what happens to a
 package::

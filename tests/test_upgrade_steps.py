@@ -645,3 +645,35 @@ def test_read_changelog_is_bounded_and_verified(tmp_path: Path) -> None:
     (folder / "CHANGELOG.md").write_bytes(b"\xff\xfe not utf-8")
     with pytest.raises(PackageError, match="not UTF-8"):
         read_changelog(folder)
+
+
+def test_validate_command_with_upgrade_from(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"PLUGDOCK_HOME": str(tmp_path / "instance"), "COLUMNS": "200"}
+
+    def plugdock(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "plugdock", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    old_zip = pack(CHATBOT_OLD, tmp_path / "dist")
+    ok = plugdock("validate", str(CHATBOT_NEW), "--upgrade-from", str(old_zip))
+    assert ok.returncode == 0, ok.stderr
+    assert "upgrade steps: 1.1.0" in ok.stdout
+    assert "upgrade 1.0.0 → 1.1.0 gives the schema of a fresh install" in ok.stdout
+
+    broken = tmp_path / "ai_chatbot"
+    shutil.copytree(CHATBOT_NEW, broken, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    step = broken / "migrations" / "versions" / "1.1.0" / "up.sql"
+    step.write_text(step.read_text().replace("CREATE INDEX ix_chat_sessions_rating", "-- "))
+    refused = plugdock("validate", str(broken), "--upgrade-from", str(old_zip))
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: ")
+    assert "index ix_chat_sessions_rating exists only in a fresh install" in refused.stderr

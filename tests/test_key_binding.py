@@ -204,3 +204,40 @@ def test_a_plugin_server_cannot_swap_the_signer_of_an_installed_id(
     with pytest.raises(SignerMismatchError):
         installer.install("notes")  # 1.1.0, bob's
     assert installer.install("notes@1.0.0").version == "1.0.0"  # alice's still installs
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_package_refused_for_its_signer_never_runs_its_code(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The binding is checked before the plugin is imported or its on_install runs.
+
+    Needs the installer to call check_signer in its validate step (before copy_code and
+    hooks), not only bind_signer when it records the row.
+    """
+    settings = instance_settings(tmp_path, database_url)
+    alice_key, alice_pub = generate_keypair(tmp_path / "keys", "alice")
+    bob_key, bob_pub = generate_keypair(tmp_path / "keys", "bob")
+    store = TrustStore(settings.trust_dir)
+    store.add(load_public_key(alice_pub), "alice")
+    store.add(load_public_key(bob_pub), "bob")
+    installer = Installer(settings)
+    package = _signed(tmp_path, settings.plugin_local_dir, alice_key)
+    installer.install("notes")
+    installer.uninstall("notes")
+    package.unlink()
+
+    marker = tmp_path / "bob-code-ran"
+    init = f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
+    bobs = make_plugin(
+        tmp_path / "bob",
+        "notes",
+        extra_files={"backend/__init__.py": init + "from .routes import router\n"},
+    )
+    sign(pack_into(bobs, settings.plugin_local_dir), load_private_key(bob_key), "bob")
+    with pytest.raises(SignerMismatchError):
+        installer.install("notes")
+    assert not marker.exists(), (
+        "installer wiring: check_signer ran only after the refused package's code was "
+        "imported; call it in the validate step, before copy_code and hooks"
+    )

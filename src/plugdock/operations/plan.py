@@ -1,8 +1,9 @@
 """Which plugins an install needs, at which versions, in which order.
 
 Each missing dependency gets the highest version the source offers that satisfies every
-range asked of it (and this core's version). Ranges only ever narrow, so picking again
-until nothing changes settles. An installed dependency is never changed by an install: a
+range asked of it (and this core's version), picking again until nothing changes; only the
+ranges the versions picked now ask count (a plugin picked lower takes back what its
+higher version asked). An installed dependency is never changed by an install: a
 range it does not meet is a conflict to resolve by upgrading it first. Cycles and ranges
 nothing satisfies are refused with a message that names them.
 """
@@ -48,19 +49,26 @@ def plan_install(
             metadata_cache[(pid, ver)] = read_zip_metadata(fetched.path)
         return metadata_cache[(pid, ver)]
 
-    # plugin id → [(range, who asked)]
-    wanted: dict[str, list[tuple[str, str]]] = {plugin_id: []}
+    # plugin id → [(range, who asked, at which version of who)]
+    wanted: dict[str, list[tuple[str, str, str]]] = {plugin_id: []}
     pinned = catalog.resolve(plugin_id, version)
+    chosen: dict[str, str] = {}
     for _ in range(_MAX_ROUNDS):
         before = {k: list(v) for k, v in wanted.items()}
-        chosen: dict[str, str] = {}
+        previous, chosen = chosen, {}
         edges: dict[str, list[str]] = {}
         queue = [plugin_id]
         while queue:
             pid = queue.pop(0)
             if pid in chosen:
                 continue
-            ranges = wanted.setdefault(pid, [])
+            # Only what the versions chosen now ask: a plugin picked again at another
+            # version takes back the ranges its earlier pick asked for.
+            ranges = [
+                (spec, who)
+                for spec, who, at in wanted.setdefault(pid, [])
+                if chosen.get(who, previous.get(who)) == at
+            ]
             if pid == plugin_id:
                 chosen[pid] = pinned
                 meta = metadata(pid, pinned)
@@ -78,14 +86,18 @@ def plan_install(
                 chosen[pid], meta = _pick(pid, ranges, catalog, metadata)
             edges[pid] = sorted(meta.dependencies)
             for dep, spec in sorted(meta.dependencies.items()):
-                if (spec, pid) not in wanted.get(dep, []):
-                    wanted.setdefault(dep, []).append((spec, pid))
+                if (spec, pid, chosen[pid]) not in wanted.get(dep, []):
+                    wanted.setdefault(dep, []).append((spec, pid, chosen[pid]))
                 queue.append(dep)
+        wanted = {
+            pid: [asked for asked in ranges if chosen.get(asked[1]) == asked[2]]
+            for pid, ranges in wanted.items()
+        }
         if wanted == before:
             break
-    else:  # pragma: no cover - ranges only narrow, so this settles long before
+    else:  # pragma: no cover - picks only go down as ranges narrow, so this settles
         raise PlanError(f"could not settle the dependencies of {plugin_id}")
-    for spec, who in wanted.get(plugin_id, []):
+    for spec, who, _at in wanted.get(plugin_id, []):
         if not version_in_range(pinned, spec):
             raise PlanError(f"{who} needs {plugin_id} {spec}, but {pinned} is being installed")
     order = _dependencies_first(plugin_id, edges)
@@ -95,7 +107,7 @@ def plan_install(
             chosen[pid],
             "requested"
             if pid == plugin_id
-            else "needed by " + ", ".join(f"{who} ({spec})" for spec, who in wanted[pid]),
+            else "needed by " + ", ".join(f"{who} ({spec})" for spec, who, _at in wanted[pid]),
         )
         for pid in order
         if pid == plugin_id or pid not in installed

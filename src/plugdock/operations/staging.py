@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plugdock.compat import check_contents
+from plugdock.db import connect_read
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.operations.runner import Steps
+from plugdock.operations.signers import check_signer
 from plugdock.operations.workspace import Workspace
 from plugdock.package.archive import PackageInfo, extract_package
 from plugdock.package.metadata import PluginMetadata
@@ -67,6 +69,8 @@ def stage(
             )
         verdict = enforce_signature_policy(info, workspace.settings)
         meta = info.metadata
+        with connect_read(workspace.engine) as conn:  # before any of the package's code runs
+            check_signer(conn, meta.id, verdict.key_id)
         if wanted_id and meta.id != wanted_id:
             raise PackageError(f"the package holds plugin {meta.id!r}, not {wanted_id!r}")
         if wanted_version and meta.version != wanted_version:

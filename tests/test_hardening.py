@@ -8,7 +8,10 @@ Each test fails on the code before the fix (the note in its docstring says how).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import socket
 import stat
 import subprocess
@@ -299,3 +302,61 @@ def test_an_open_instance_is_reported_and_warnings_reach_the_log(tmp_path: Path)
     assert "panel.db is open to other users (mode 644)" in log
     assert marker in log  # the failed sign-in, a warning
     assert _mode(home) == 0o755  # reported, not changed behind the operator's back
+
+
+# -- security headers ----------------------------------------------------------------------
+
+
+def test_every_answer_carries_the_security_headers(panel: Panel, admin: httpx.Client) -> None:
+    """Before: no CSP, nosniff, referrer or framing policy on any answer."""
+    html = {"Accept": "text/html"}
+    answers = {
+        "shell": httpx.get(f"{panel.url}/marketplace", headers=html),
+        "health": httpx.get(f"{panel.url}/healthz"),
+        "401": httpx.get(f"{panel.url}/api/v1/auth/me"),
+        "404": httpx.get(f"{panel.url}/api/v1/nothing-here"),
+        "static": httpx.get(f"{panel.url}/static/app.js"),
+        "core": admin.get("/api/v1/marketplace/installed"),
+        "plugin": admin.post("/api/v1/echo-probe/raw", content=b"{}"),
+        "422": admin.post("/api/v1/users", json={}),
+        "docs": httpx.get(f"{panel.url}/docs"),
+    }
+    head = _head("POST", "/api/v1/auth/login", panel.url, f"Content-Length: {5 * MIB}\r\n")
+    status, too_large, _ = raw_exchange(panel.url, head)
+    assert status == 413
+    for name, headers in [(k, v.headers) for k, v in answers.items()] + [("413", too_large)]:
+        assert headers["x-content-type-options"] == "nosniff", name
+        assert headers["referrer-policy"] == "no-referrer", name
+        assert headers["x-frame-options"] == "DENY", name
+        csp = headers["content-security-policy"]
+        for directive in ("frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'"):
+            assert directive in csp, (name, csp)
+        assert "'unsafe-eval'" not in csp, name
+        if name != "docs":
+            assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, (name, csp)
+
+
+def test_the_shell_and_the_docs_allow_exactly_their_own_inline_scripts(panel: Panel) -> None:
+    """The import map (and Swagger UI's start-up script) run by hash; nothing else inline."""
+
+    def hashes(text: str, only_importmap: bool) -> set[str]:
+        found = set()
+        for attrs, body in re.findall(r"<script([^>]*)>(.*?)</script>", text, re.S):
+            if "src=" in attrs or (only_importmap and "importmap" not in attrs):
+                continue
+            digest = hashlib.sha256(body.encode()).digest()
+            found.add("sha256-" + base64.b64encode(digest).decode())
+        return found
+
+    shell = httpx.get(f"{panel.url}/", headers={"Accept": "text/html"})
+    allowed = set(re.findall(r"'(sha256-[^']+)'", shell.headers["content-security-policy"]))
+    if "importmap" in shell.text:  # the built shell (make web); else the "not built" page
+        assert allowed == hashes(shell.text, True) != set()
+    else:
+        assert allowed == set()
+    docs = httpx.get(f"{panel.url}/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    csp = docs.headers["content-security-policy"]
+    assert set(re.findall(r"'(sha256-[^']+)'", csp)) == hashes(docs.text, False) != set()
+    assert "https://cdn.jsdelivr.net" in csp
+    assert httpx.get(f"{panel.url}/redoc").status_code == 200

@@ -17,6 +17,7 @@ from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine
 from plugdock.host import core_api, frontend, marketplace, marketplace_changes
 from plugdock.host.errors import install_error_handlers
+from plugdock.host.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.installer import Installer
 from plugdock.instance import prepare_home
@@ -49,7 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 runtime.unmount(plugin_id)
             engine.dispose()
 
-    app = FastAPI(title="plugdock panel", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="plugdock panel",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,  # served by install_docs, with a Content-Security-Policy that fits them
+        redoc_url=None,
+    )
+    install_docs(app)
     app.state.settings = settings
     app.state.plugdock_engine = engine
     core_api.install(app)
@@ -61,12 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(marketplace_changes.router)
     frontend.install(app)  # the web UI: /static, plugin bundles, the SPA fallback
     app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
-    # Added last, so it runs first: an oversized body is refused before any other work.
+    # In front of the app: an oversized body is refused before anything reads it.
     app.add_middleware(
         BodyLimitMiddleware,
         default=settings.max_request_bytes,
         routes={("POST", UPLOAD_PATH): settings.max_package_bytes + MULTIPART_SLACK},
     )
+    # Outermost of ours: every answer, a 413 included, carries the security headers.
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     return app
 

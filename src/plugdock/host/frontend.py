@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plugdock.host.headers import policy, shell_policy
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
 from plugdock.registry import Installation
 
@@ -45,7 +46,7 @@ _OPERATION_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
 _NOT_BUILT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>plugdock panel</title></head>
-<body style="font-family: system-ui, sans-serif; margin: 3rem auto; max-width: 40rem">
+<body>
 <h1>The web UI is not built</h1>
 <p>Run <code>make web</code> (or <code>npm ci &amp;&amp; npm run build</code> in <code>web/</code>)
 and reload. The API works without it: <a href="/docs">/docs</a>.</p>
@@ -152,11 +153,19 @@ def wants_shell(request: Request) -> bool:
 
 
 def shell_response() -> Response:
+    """The shell page, with a Content-Security-Policy that allows its inline import map.
+
+    Read on each navigation (a few hundred bytes), so a ``make web`` while the panel runs
+    gets the new import map and its new hash together.
+    """
     index = STATIC_DIR / "index.html"
     headers = {"Cache-Control": "no-cache"}
-    if index.is_file():
-        return FileResponse(index, media_type="text/html", headers=headers)
-    return HTMLResponse(_NOT_BUILT, headers=headers)
+    try:
+        html = index.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return HTMLResponse(_NOT_BUILT, headers=headers | {"Content-Security-Policy": policy()})
+    csp = shell_policy(html)
+    return HTMLResponse(html, headers=headers | {"Content-Security-Policy": csp})
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -21,6 +21,7 @@ _ROUTE_PATTERN = re.compile(r"^/api/[A-Za-z0-9_\-/{}.]*\*?$")
 _PAGE_PATTERN = re.compile(r"^/[A-Za-z0-9_\-/:]*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 _COMPARISON = re.compile(r"^(>=|<=|==|!=|>|<)\s*(\S+)$")
+_PARTIAL_VERSION = re.compile(r"^\d+(?:\.\d+)?$")
 
 PluginId = Annotated[str, Field(pattern=PLUGIN_ID_PATTERN)]
 
@@ -42,14 +43,28 @@ def check_range(spec: str) -> str:
         match = _COMPARISON.fullmatch(part)
         if not match:
             raise ValueError(f"{part!r} is not a comparison like '>=1.0.0'")
-        parse_version(match.group(2))
+        parse_version(_full_version(match.group(2)))
     return spec
+
+
+def _full_version(bound: str) -> str:
+    """``<2`` and ``<1.2`` in a range mean ``<2.0.0`` and ``<1.2.0`` (as npm reads them)."""
+    if _PARTIAL_VERSION.fullmatch(bound):
+        return bound + ".0" * (2 - bound.count("."))
+    return bound
+
+
+def _comparison(part: str) -> str:
+    match = _COMPARISON.fullmatch(part)
+    return match.group(1) + _full_version(match.group(2)) if match else part
 
 
 def version_in_range(version: str, spec: str) -> bool:
     """True when ``version`` satisfies every comparison in ``spec``."""
     parsed = parse_version(version)
-    return all(parsed.match(p.strip().replace(" ", "")) for p in spec.split(",") if p.strip())
+    return all(
+        parsed.match(_comparison(p.strip().replace(" ", ""))) for p in spec.split(",") if p.strip()
+    )
 
 
 class BackendSpec(BaseModel):

@@ -17,9 +17,8 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select, text
 
-from plugdock import sdk
+from plugdock import audit, sdk
 from plugdock.db import addon_installations, connect_read, current_generation
-from plugdock import audit
 from plugdock.host import auth as auth_module
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password

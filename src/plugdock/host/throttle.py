@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -104,7 +105,8 @@ def reserve(
     """
     for attempt in range(4):
         try:
-            reservation = _reserve_once(engine, client, account, limits, now or utcnow())
+            moment = (now or utcnow()).replace(microsecond=0)  # how the tables store time
+            reservation = _reserve_once(engine, client, account, limits, moment)
         except OperationalError:
             if attempt == 3 or engine.dialect.name == "sqlite":
                 raise
@@ -168,10 +170,7 @@ def _take(
             and bucket != OVERFLOW_BUCKET
             and _live_clients(conn, cutoff) >= limits.max_clients
         ):
-            log.warning(
-                "sign-in throttle: %d live client buckets; new addresses share one",
-                limits.max_clients,
-            )
+            _warn_full(limits.max_clients)
             slot, _ = _take(conn, OVERFLOW_BUCKET, limit, limits, now, client=True)
             return slot, True
         try:
@@ -181,6 +180,22 @@ def _take(
             continue
         return (bucket, now), True
     raise OperationalError("sign-in throttle", {}, Exception(f"cannot reserve {bucket}"))
+
+
+_last_full_warning = 0.0
+
+
+def _warn_full(max_clients: int) -> None:
+    """Say once a minute (per process) that new addresses share the overflow bucket."""
+    global _last_full_warning
+    now = time.monotonic()
+    if now - _last_full_warning >= 60:
+        _last_full_warning = now
+        log.warning(
+            "sign-in throttle: %d client addresses failed within one window; "
+            "new addresses share one budget until it ends",
+            max_clients,
+        )
 
 
 def _live_clients(conn: Connection, cutoff: datetime) -> int:

@@ -286,3 +286,11 @@ def test_user_cli_deactivates_activates_and_changes_roles(tmp_path: Path) -> Non
             failed = _cli(args, settings)
             assert failed.returncode == 1
             assert message in failed.stderr
+
+
+def test_openapi_documents_sessions_and_accounts(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "post" in paths[SESSION]
+    assert "post" in paths[LOGOUT]
+    assert "patch" in paths["/api/v1/users/{user_id}"]
+    assert "429" in paths[LOGIN]["post"]["responses"]

@@ -37,6 +37,7 @@ bench: modules
 	$(BIN)/python bench/install.py
 	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/remote.py
+	$(BIN)/python bench/upgrade.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

@@ -499,8 +499,8 @@ def test_a_good_sign_in_of_one_account_clears_nobody_elses_failures(
         assert answers.count(401) == 10
 
 
-def test_the_account_limit_holds_across_clients(sqlite_url: str) -> None:
-    engine = make_engine(sqlite_url)
+def test_the_account_limit_holds_across_clients(database_url: str) -> None:
+    engine = make_engine(database_url)
     limits = throttle.Limits(client_failures=3, account_failures=5, window=300)
     now = datetime(2026, 1, 1, 12, 0, 0)
     try:
@@ -521,8 +521,13 @@ def test_the_account_limit_holds_across_clients(sqlite_url: str) -> None:
         assert rows["user:7"] == 5
         assert rows["client:10.0.0.98"] == 0
         assert rows["user:8"] == 0
-        later = now + timedelta(seconds=301)  # a new window
+        later = now + timedelta(seconds=301)  # a new window: counting starts again
         assert throttle.reserve(engine, "client:10.0.0.0", "user:7", limits, now=later)
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(login_throttle).where(login_throttle.c.bucket == "user:7")
+            ).one()
+        assert (row.failures, row.window_start) == (1, later)
     finally:
         engine.dispose()
 

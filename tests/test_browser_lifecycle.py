@@ -307,6 +307,7 @@ def _tampered_copy(good: Path, target: Path) -> Path:
         for info in source.infolist():
             data = source.read(info)
             if info.filename == "backend/routes.py":
+                assert b"'pong': True" in data
                 data = data.replace(b"'pong': True", b"'pong': 1234")
             copy.writestr(info, data)
     return target
@@ -328,6 +329,7 @@ def test_upload_installs_a_good_zip_and_refuses_a_tampered_one(
             expect(alert).to_contain_text(
                 "Could not install upload_demo_tampered.zip", timeout=OPERATION_MS
             )
+            expect(alert).to_contain_text("'backend/routes.py': contents do not match its SHA-256")
             installed = {p["id"] for p in admin.get("/api/v1/marketplace/installed").json()}
             assert "upload_demo" not in installed
 

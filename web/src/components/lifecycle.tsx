@@ -184,7 +184,7 @@ export function UploadButton({ busy, onFile }: { busy: boolean; onFile: (file: F
         accept=".zip,application/zip"
         className="visually-hidden"
         tabIndex={-1}
-        aria-label="Plugin package (.zip)"
+        aria-hidden="true" // the button below is the control; this only opens the file chooser
         onChange={(e) => {
           const file = e.target.files?.[0];
           e.target.value = ""; // choosing the same file again still fires

@@ -26,6 +26,7 @@ class JournalEntry:
     from_version: str | None = None
     previous_operation_id: str | None = None
     previous_kinds: list[str] = field(default_factory=list)  # code folders the old one had
+    previous_shape: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # MariaDB
 
 
 def read_journal(path: Path) -> JournalEntry | None:

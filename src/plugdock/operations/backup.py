@@ -69,7 +69,11 @@ def write_backup(workspace: Workspace, installation: Installation) -> Path:
     folder = workspace.settings.backups_dir
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{installation.plugin_id}-{installation.version}-{stamp}.zip"
+    name = f"{installation.plugin_id}-{installation.version}-{stamp}"
+    path, n = folder / f"{name}.zip", 1
+    while path.exists():  # two uninstalls within a second: never replace an earlier backup
+        n += 1
+        path = folder / f"{name}-{n}.zip"
     temp = path.with_suffix(".partial")
     schema = workspace.code_path("migrations", installation.plugin_id) / "up.sql"
     described = []
@@ -126,15 +130,23 @@ def read_backup(path: Path) -> BackupInfo:
         raise PlugdockError(f"{path} is not a plugdock backup ({exc})") from None
     import re
 
+    unreadable = PlugdockError(f"{path} is not a plugdock backup this version can read")
+    if not isinstance(data, dict):
+        raise unreadable
     plugin_id, version = data.get("plugin_id"), data.get("version")
     if (
         data.get("format") != BACKUP_FORMAT
         or not isinstance(plugin_id, str)
         or not re.fullmatch(_ID, plugin_id)
     ):
-        raise PlugdockError(f"{path} is not a plugdock backup this version can read")
-    parse_version(str(version))
-    tables = [TableCount(str(t["name"]), int(t["rows"])) for t in data.get("tables", [])]
+        raise unreadable
+    try:  # a hand-edited backup.json gets the same one-line refusal, not a traceback
+        parse_version(str(version))
+        tables = [TableCount(str(t["name"]), int(t["rows"])) for t in data.get("tables", [])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlugdockError(
+            f"{path} is not a plugdock backup this version can read ({exc})"
+        ) from None
     return BackupInfo(path, plugin_id, str(version), tables)
 
 

@@ -35,6 +35,7 @@ from plugdock.operations.runner import (
     reraise,
     safely,
 )
+from plugdock.operations.schema_undo import record_shape, restore_shape
 from plugdock.operations.signers import bind_signer
 from plugdock.operations.staging import stage
 from plugdock.operations.uninstall import installed_or_refuse
@@ -162,6 +163,9 @@ def upgrade(
             from_version=current.version,
             previous_operation_id=current.operation_id,
             previous_kinds=codefiles.present_kinds(workspace, plugin_id),
+            previous_shape={}
+            if transactional_ddl(workspace.engine)
+            else record_shape(workspace.engine, current.tables),
         )
         write_journal(workspace.settings.journal_path, journal)
 
@@ -253,6 +257,7 @@ def undo_upgrade(
     left: list[str] = []
     if journal is not None:
         if not transactional_ddl(workspace.engine):  # elsewhere the rollback undid it all
+            restore_shape(workspace.engine, journal.previous_shape)
             left = compensate_upgrade(workspace.engine, journal.plugin_id, upgrade_steps)
         codefiles.put_back(workspace, journal.plugin_id, staging / PREVIOUS, journal.previous_kinds)
         workspace.rewrite_registry()

@@ -47,6 +47,7 @@ from plugdock.package.metadata import parse_version
 from plugdock.registry import Installation
 from plugdock.runtime.hooks import BeforeCommit, check_and_run_hooks
 from plugdock.sources import Source, parse_requirement
+from plugdock.sources.local import read_zip_metadata
 
 __all__ = [
     "CODE_KINDS",
@@ -107,6 +108,18 @@ class Installer(Workspace):
         with self.locked():
             backup = read_backup(restore) if restore is not None else None
             if isinstance(requirement, Path):
+                if backup is not None:  # a file is installed as it is: the backup's very version
+                    meta = read_zip_metadata(requirement)
+                    if meta.id != backup.plugin_id:
+                        raise PlugdockError(
+                            f"{restore} is a backup of {backup.plugin_id}, not {meta.id}"
+                        )
+                    if meta.version != backup.version:
+                        raise PlugdockError(
+                            f"{restore} holds {meta.id} {backup.version}, {requirement.name} is "
+                            f"{meta.version}; restore from the source ({meta.id}@{meta.version})"
+                            " to carry the rows through its upgrade steps"
+                        )
                 return self._install_with_backup(requirement, installed_by, before_commit, backup)
             plugin_id, version = parse_requirement(requirement)
             later = None  # restoring into a later version: the backup's, then its upgrade steps
@@ -151,7 +164,17 @@ class Installer(Workspace):
                     upgraded_by=installed_by,
                     before_commit=before_commit,
                 )
-                result = replace(result, version=upgraded.version, tables=upgraded.tables)
+                result = replace(
+                    result,
+                    name=upgraded.name,
+                    version=upgraded.version,
+                    tables=upgraded.tables,
+                    backend_routes=upgraded.backend_routes,
+                    frontend_routes=upgraded.frontend_routes,
+                    package_sha256=upgraded.package_sha256,
+                    signer=upgraded.signer,
+                    warnings=[*result.warnings, *upgraded.warnings],
+                )
             return InstallResult(
                 **{**result.__dict__, "dependencies": [r.plugin_id for r in done[:-1]]}
             )

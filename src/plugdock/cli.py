@@ -145,12 +145,13 @@ __import__("plugdock.cli_lifecycle").cli_lifecycle.register(app)  # install, upg
 def list_installed() -> None:
     """List installed plugins."""
     installed = _installer().installed()
-    table = Table("id", "name", "version", "installed at", "by", "tables")
+    table = Table("id", "name", "version", "state", "installed at", "by", "tables")
     for item in installed:
         table.add_row(
             item.plugin_id,
             item.name,
             item.version,
+            "enabled" if item.enabled else "disabled",
             item.installed_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
             item.installed_by or "",
             ", ".join(item.tables),

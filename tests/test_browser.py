@@ -21,6 +21,8 @@ from playwright.sync_api import Page, expect
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from support import CHATBOT, make_plugin, pack_into
 
+CHATBOT_VERSION = json.loads((CHATBOT / "metadata.json").read_text())["version"]
+
 BROKEN_CONFIG = """\
 import Boom from "./pages/Boom";
 
@@ -67,7 +69,7 @@ def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel
     nav(page).get_by_role("link", name="Marketplace").click()
     expect(page).to_have_url(f"{panel.url}/marketplace")
     chatbot = card(page, "AI Chatbot")
-    for text in ("v1.0.0", "by plugdock", "Support", "Free", "support chat bubble"):
+    for text in (f"v{CHATBOT_VERSION}", "by plugdock", "Support", "Free", "support chat bubble"):
         expect(chatbot).to_contain_text(text)
     expect(chatbot).not_to_contain_text("Installed")
     expect(nav(page).get_by_role("link", name="Chats")).to_have_count(0)
@@ -76,9 +78,9 @@ def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel
 
     chatbot.get_by_role("button", name="Install AI Chatbot").click()
     expect(page.get_by_role("status").filter(has_text="installed")).to_contain_text(
-        "AI Chatbot 1.0.0 installed"
+        f"AI Chatbot {CHATBOT_VERSION} installed"
     )
-    expect(chatbot).to_contain_text("Installed v1.0.0")
+    expect(chatbot).to_contain_text(f"Installed v{CHATBOT_VERSION}")
     chats_link = nav(page).get_by_role("link", name="Chats")
     expect(chats_link).to_be_visible()
     bubble = page.get_by_role("button", name="Open support chat")
@@ -126,11 +128,11 @@ def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel
     chatbot.get_by_role("button", name="Uninstall AI Chatbot").click()
     confirm.get_by_role("button", name="Cancel").click()
     expect(confirm).to_be_hidden()
-    expect(chatbot).to_contain_text("Installed v1.0.0")
+    expect(chatbot).to_contain_text(f"Installed v{CHATBOT_VERSION}")
     chatbot.get_by_role("button", name="Uninstall AI Chatbot").click()
     confirm.get_by_role("button", name="Uninstall").click()
     expect(page.get_by_role("status").filter(has_text="uninstalled")).to_contain_text(
-        "ai_chatbot 1.0.0 uninstalled"
+        f"ai_chatbot {CHATBOT_VERSION} uninstalled"
     )
     expect(chatbot.get_by_role("button", name="Install AI Chatbot")).to_be_enabled()
     expect(nav(page).get_by_role("link", name="Chats")).to_have_count(0)
@@ -157,7 +159,7 @@ def test_non_admin_sees_no_install_buttons(page: Page, panel: Panel) -> None:
             sign_in(page, panel, "bob", "bob-password")
             nav(page).get_by_role("link", name="Marketplace").click()
             chatbot = card(page, "AI Chatbot")
-            expect(chatbot).to_contain_text("Installed v1.0.0")
+            expect(chatbot).to_contain_text(f"Installed v{CHATBOT_VERSION}")
             expect(page.get_by_text("Only administrators can install")).to_be_visible()
             expect(
                 page.get_by_role("button", name=re.compile(r"^(Install|Uninstall)"))
@@ -215,7 +217,7 @@ def test_manifest_and_bundles_over_http(panel: Panel) -> None:
         ).is_success
         try:
             [entry] = anonymous.get("/api/v1/frontend/plugins").json()
-            assert entry["id"] == "ai_chatbot" and entry["version"] == "1.0.0"
+            assert entry["id"] == "ai_chatbot" and entry["version"] == CHATBOT_VERSION
             assert entry["bundle_url"] == f"/plugins/ai_chatbot/{entry['operation_id']}/addon.js"
             bundle = anonymous.get(entry["bundle_url"])
             assert bundle.status_code == 200

@@ -276,6 +276,22 @@ def test_install_shows_the_dependency_plan_and_uninstall_names_dependents(
             expect(refused.get_by_role("button", name="Uninstall")).to_be_disabled()
             refused.get_by_role("button", name="Cancel").click()
             expect(card(page, "Billing")).to_contain_text("Installed v1.0.0")
+
+            # Without a backup: the dialog says the rows go for good, and none is written.
+            card(page, "Invoices").get_by_role("button", name="Uninstall Invoices").click()
+            dialog = page.get_by_role("dialog", name="Uninstall Invoices?")
+            tables = dialog.get_by_role("table", name="Tables to drop")
+            expect(tables.get_by_role("row").filter(has_text="invoices_notes")).to_contain_text(
+                "1 row"
+            )
+            dialog.get_by_role("checkbox", name="Keep a backup of its data").uncheck()
+            expect(dialog).to_contain_text("the rows are gone for good")
+            dialog.get_by_role("button", name="Uninstall").click()
+            notice = page.get_by_role("status").filter(has_text="uninstalled")
+            expect(notice).to_contain_text("invoices 1.0.0 uninstalled", timeout=OPERATION_MS)
+            expect(notice).not_to_contain_text("backup")
+            backups = Path(panel.env["PLUGDOCK_HOME"]) / "backups"
+            assert not list(backups.glob("invoices-*")), list(backups.iterdir())
         finally:
             uninstall_all(admin, "invoices", "billing")
 

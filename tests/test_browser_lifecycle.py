@@ -25,6 +25,15 @@ from support import CHATBOT, REPO, make_plugin, pack_into
 CHATBOT_1_0 = REPO / "examples" / "releases" / "ai_chatbot-1.0.0"
 #: An install, upgrade or uninstall may take a while (import, SQL, health check, every worker).
 OPERATION_MS = 60_000
+HOSTILE_CHANGELOG = """\
+# Changelog
+
+## 1.0.1
+
+- <img src=x onerror="window.__xss = 1"> no longer breaks the list
+- See [the docs](javascript:window.__xss=2) and **bold** `code`
+<script>window.__xss = 3</script>
+"""
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +54,10 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     # needs_newer 2.0.0 asks for a core this panel is not: never offered as an update.
     pack_into(make_plugin(src, "needs_newer", "1.0.0"), modules)
     pack_into(make_plugin(src, "needs_newer", "2.0.0", metadata={"requires": ">=99.0.0"}), modules)
+    # html_notes 1.0.1's changelog carries markup that must stay text.
+    pack_into(make_plugin(src, "html_notes", "1.0.0"), modules)
+    changelog = {"CHANGELOG.md": HOSTILE_CHANGELOG}
+    pack_into(make_plugin(src, "html_notes", "1.0.1", extra_files=changelog), modules)
     running = start_panel(tmp, f"sqlite:///{tmp / 'panel.db'}")
     yield running
     running.stop()
@@ -362,3 +375,30 @@ def test_upload_installs_a_good_zip_and_refuses_a_tampered_one(
             assert pong.status_code == 200 and pong.json() == {"pong": True}
         finally:
             uninstall_all(admin, "upload_demo")
+
+
+def test_a_changelog_is_shown_as_text_never_as_html(page: Page, panel: Panel) -> None:
+    with admin_api(panel) as admin:
+        install(admin, "html_notes", "1.0.0")
+        try:
+            sign_in(page, panel, "admin", ADMIN_PASSWORD)
+            open_page(page, "Marketplace")
+            notes = card(page, "Html Notes")
+            notes.get_by_role("button", name="Update Html Notes").click()
+            dialog = page.get_by_role("dialog", name="Update Html Notes?")
+            changelog = dialog.get_by_label("Changelog")
+            expect(changelog).to_contain_text('<img src=x onerror="window.__xss = 1">')
+            expect(changelog).to_contain_text("[the docs](javascript:window.__xss=2)")
+            expect(changelog).to_contain_text("<script>window.__xss = 3</script>")
+            expect(changelog.locator("strong")).to_have_text("bold")
+            expect(changelog.locator("code")).to_have_text("code")
+            assert changelog.locator("img, a, script").count() == 0
+            expect(dialog).to_contain_text("It needs no data steps")
+            dialog.get_by_role("button", name="Update to 1.0.1").click()
+            expect(page.get_by_role("status").filter(has_text="1.0.1")).to_be_visible(
+                timeout=OPERATION_MS
+            )
+            expect(notes).to_contain_text("Installed v1.0.1")
+            assert page.evaluate("window.__xss") is None
+        finally:
+            uninstall_all(admin, "html_notes")

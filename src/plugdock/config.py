@@ -168,6 +168,11 @@ class Settings(BaseSettings):
         return self.home / "backups"
 
     @property
+    def uploads_dir(self) -> Path:
+        """Packages being uploaded to the panel; not in staging, which recovery empties."""
+        return self.home / "uploads"
+
+    @property
     def journal_path(self) -> Path:
         return self.home / "journal.json"
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from plugdock import sdk
-from plugdock.errors import PackageError
 from plugdock.fsutil import remove_tree
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
 from plugdock.operations.install import InstallResult
@@ -202,7 +201,8 @@ async def upload(
     """Install or upgrade from an uploaded package zip, checked exactly like a local one."""
     installer = installer_of(request)
     limit = installer.settings.max_package_bytes
-    folder = installer.settings.staging_dir / f"upload-{uuid.uuid4().hex}"
+    # Not under staging/: taking the operation lock empties that of anything in flight.
+    folder = installer.settings.uploads_dir / uuid.uuid4().hex
     folder.mkdir(parents=True, mode=0o700)
     path = folder / "package.zip"
     try:
@@ -210,9 +210,9 @@ async def upload(
         with open(path, "wb") as out:
             while chunk := await file.read(_UPLOAD_CHUNK):
                 size += len(chunk)
-                if size > limit:
-                    raise PackageError(
-                        f"the upload is larger than the package limit ({limit} bytes)"
+                if size > limit:  # the body limit allows multipart framing on top
+                    raise HTTPException(
+                        413, f"the upload is larger than the package limit ({limit} bytes)"
                     )
                 out.write(chunk)
         meta = await run_in_threadpool(read_zip_metadata, path)

@@ -220,10 +220,11 @@ def trust_alice(settings: Settings, remote: Remote) -> None:
     TrustStore(settings.trust_dir).add(load_public_key(remote.public_key_path), "alice")
 
 
-def start_remote(tmp_path: Path) -> tuple[LiveServer, Remote]:
+def start_remote(tmp_path: Path, *, review: str = "off") -> tuple[LiveServer, Remote]:
+    """A live server; review off unless asked (tests/test_review.py covers the queue)."""
     storage = Storage(tmp_path / "server-data").ensure()
     token = storage.create_token("alice")
-    chaos = Chaos(create_app(storage))
+    chaos = Chaos(create_app(storage, review=review))
     key, public = generate_keypair(tmp_path / "keys", "alice")
     live = LiveServer(chaos).__enter__()
     return live, Remote(live.url, storage, token, chaos, key, public)

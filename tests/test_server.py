@@ -24,7 +24,8 @@ def storage(tmp_path: Path) -> Storage:
 
 @pytest.fixture
 def client(storage: Storage) -> Iterator[TestClient]:
-    with TestClient(create_app(storage)) as test_client:
+    # Review off: these tests are about publishing itself (tests/test_review.py: the queue).
+    with TestClient(create_app(storage, review="off")) as test_client:
         yield test_client
 
 
@@ -203,14 +204,15 @@ def test_raw_body_upload_and_size_limits(tmp_path: Path, storage: Storage) -> No
 
     token = storage.create_token("alice")
     package = _package(tmp_path).read_bytes()
-    with TestClient(create_app(storage, limits=Limits(max_total_bytes=1024, max_files=4))) as c:
+    small = Limits(max_total_bytes=1024, max_files=4)
+    with TestClient(create_app(storage, limits=small, review="off")) as c:
         too_big = c.post(
             "/api/v1/plugins",
             content=b"x" * 100_000,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/zip"},
         )
         assert too_big.status_code == 413
-    with TestClient(create_app(storage)) as c:
+    with TestClient(create_app(storage, review="off")) as c:
         raw = c.post(
             "/api/v1/plugins",
             content=package,

@@ -10,8 +10,10 @@
     plugdock trust bind my_plugin alice          # rotate the key a plugin id is bound to
     plugdock trust bindings                      # which key each plugin id is bound to
     plugdock publish my_plugin_v0.1.0.zip --server URL --token T
-    plugdock server --data ./server-data --port 8080
-    plugdock server token create alice --data ./server-data
+    plugdock server --data ./server-data --port 8080 [--review required|off]
+    plugdock server token create alice --data ./server-data [--role reviewer]
+    plugdock server review list|show|approve|reject ... --server URL --token T
+    plugdock server status [PLUGIN_ID] --server URL --token T   # a publisher's versions
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ server_app = typer.Typer(
     help="Run the plugin server (plugdock server --data DIR), or manage it.",
     invoke_without_command=True,
 )
-token_app = typer.Typer(help="Publisher tokens of a plugin server.")
+token_app = typer.Typer(help="Publisher and reviewer tokens of a plugin server.")
 server_app.add_typer(token_app, name="token")
+review_app = typer.Typer(help="The review queue of a plugin server (with a reviewer token).")
+server_app.add_typer(review_app, name="review")
 
 
 def _bar() -> Progress:
@@ -361,6 +365,14 @@ def publish(
             package, server, token, progress=lambda done, total: bar.update(task, completed=done)
         )
     signed = f"signed by {record.get('signer')}" if record.get("signed") else "unsigned"
+    if record.get("status") == "pending":
+        console.print(
+            f"[yellow]pending review[/] {record['id']} {record['version']} ({record['size']} "
+            f"bytes, sha256 {record['sha256'][:16]}…, {signed}): hosts see it once a reviewer "
+            f"approves it; follow it with: plugdock server status {record['id']}",
+            highlight=False,
+        )
+        return
     console.print(
         f"[green]published[/] {record['id']} {record['version']} ({record['size']} bytes, "
         f"sha256 {record['sha256'][:16]}…, {signed})"
@@ -378,14 +390,30 @@ def server(
     data: Path = typer.Option(
         Path("server-data"), "--data", envvar="PLUGDOCK_SERVER_DATA", help="Storage folder."
     ),
+    review: str = typer.Option(
+        "required",
+        "--review",
+        envvar="PLUGDOCK_SERVER_REVIEW",
+        help="required: a reviewer approves each version before hosts see it; off: at once.",
+    ),
 ) -> None:
-    """Run the plugin server (packages, manifest, signed index, publishing)."""
+    """Run the plugin server (packages, manifest, signed index, publishing, review)."""
     if ctx.invoked_subcommand is not None:
         return
+    from plugdock.errors import PlugdockError
     from plugdock.server import Storage, serve
+    from plugdock.server.app import REVIEW_MODES
 
+    if review not in REVIEW_MODES:
+        raise PlugdockError(f"--review must be one of {', '.join(REVIEW_MODES)}, not {review!r}")
     storage = Storage(data).ensure()
     err_console.print(f"plugdock plugin server on http://{host}:{port}/  (data {storage.data_dir})")
+    if review == "required":
+        err_console.print(
+            f"review required: reviewers approve versions at http://{host}:{port}/review"
+        )
+    else:
+        err_console.print("review off: published versions are listed at once")
     err_console.print("signed index root keys (hosts pin these: plugdock trust server URL):")
     for kid in storage.index.root_key_ids():
         err_console.print(f"  {kid}")
@@ -395,22 +423,213 @@ def server(
         host,
         port,
         warn=lambda message: err_console.print(f"[yellow]warning:[/] {message}", highlight=False),
+        review=review,
     )
 
 
 @token_app.command("create")
 def token_create(
-    name: str = typer.Argument(..., help="Publisher name."),
+    name: str = typer.Argument(..., help="Publisher (or reviewer) name."),
     data: Path = typer.Option(
         Path("server-data"), "--data", envvar="PLUGDOCK_SERVER_DATA", help="Storage folder."
     ),
+    role: str = typer.Option(
+        "publisher", "--role", help="publisher (uploads) or reviewer (approves, rejects)."
+    ),
 ) -> None:
-    """Create (or replace) a publisher's token; it is shown once, only its hash is kept."""
+    """Create (or replace) a token; it is shown once, only its hash is kept."""
     from plugdock.server import Storage
 
-    token = Storage(data).ensure().create_token(name)
-    err_console.print(f"token for publisher {name} (shown once; only its hash is stored):")
+    token = Storage(data).ensure().create_token(name, role)
+    err_console.print(f"token for {role} {name} (shown once; only its hash is stored):")
     console.print(token)
+
+
+# ------------------------------------------------------------------------ review
+
+_SERVER = typer.Option(
+    None, "--server", "-s", envvar="PLUGIN_SERVER_URL", help="The plugin server URL."
+)
+_REVIEW_TOKEN = typer.Option(
+    ..., "--token", "-t", envvar="PLUGDOCK_REVIEW_TOKEN", help="Your reviewer token."
+)
+
+
+def _server_url(server: str | None) -> str:
+    from plugdock.errors import PlugdockError
+
+    if not server:
+        raise PlugdockError("say which server: --server URL (or PLUGIN_SERVER_URL)")
+    return server
+
+
+def _version_path(plugin_id: str, version: str) -> str:
+    from urllib.parse import quote
+
+    return f"/api/v1/review/versions/{quote(plugin_id, safe='')}/{quote(version, safe='')}"
+
+
+@review_app.command("list")
+def review_list(
+    status: str = typer.Option("pending", "--status", help="pending, approved, rejected or all."),
+    server: str | None = _SERVER,
+    token: str = _REVIEW_TOKEN,
+) -> None:
+    """The versions waiting for review (or with another status)."""
+    from plugdock.server.client import call
+
+    data = call(
+        _server_url(server), token, "GET", "/api/v1/review/versions", params={"status": status}
+    )
+    versions = data["versions"]
+    if not versions:
+        console.print(f"no {status} versions")
+        return
+    table = Table("plugin", "version", "publisher", "uploaded", "signature", "status")
+    for v in versions:
+        signature = f"signed by {v.get('signer')}" if v.get("signed") else "unsigned"
+        table.add_row(
+            v["id"],
+            v["version"],
+            v.get("publisher", ""),
+            v.get("published", ""),
+            signature,
+            v.get("status", "published"),
+        )
+    console.print(table)
+
+
+@review_app.command("show")
+def review_show(
+    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
+    version: str = typer.Argument(...),
+    server: str | None = _SERVER,
+    token: str = _REVIEW_TOKEN,
+    as_json: bool = typer.Option(False, "--json", help="The whole report as JSON."),
+) -> None:
+    """A version's automated report: checks, declared permissions/routes/tables, scan, diff."""
+    import json
+
+    from plugdock.server.client import call
+
+    data = call(_server_url(server), token, "GET", _version_path(plugin_id, version))
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    record, report = data["record"], data.get("report")
+    out = Console(highlight=False)
+    out.print(f"{plugin_id} {version}: {record.get('status', 'published')}")
+    out.print(f"  publisher {record.get('publisher')}, uploaded {record.get('published')}")
+    out.print(f"  sha256 {record['sha256']}, {record['size']} bytes")
+    if record.get("reason"):
+        out.print(f"  rejected by {record.get('rejected_by')}: {record['reason']}")
+    if record.get("approved_by"):
+        out.print(f"  approved by {record['approved_by']} at {record.get('approved')}")
+    if report is None:
+        out.print("  no automated report (published with review off)")
+        return
+    declared = report["declared"]
+    for label, key in (
+        ("permissions", "permissions"),
+        ("backend routes", "backend_routes"),
+        ("pages", "frontend_routes"),
+        ("tables", "tables"),
+    ):
+        out.print(f"  {label}: {', '.join(declared[key]) or 'none'}")
+    scan = report["scan"]
+    counts = ", ".join(f"{n} {k.lower()}" for k, n in scan.get("counts", {}).items())
+    out.print(f"scan ({scan.get('tool')}): {scan.get('status')}; {counts}")
+    for finding in scan.get("findings", []):
+        when = "AT IMPORT" if finding.get("at_import") else "in a function"
+        out.print(
+            f"  {finding['severity']:<6} {when:<13} {finding['file']}:{finding['line']} "
+            f"{finding['test_id']} {finding['text']}"
+        )
+    upgrade = report["checks"].get("upgrade")
+    if upgrade:
+        verdict = "ok" if upgrade["ok"] else "; ".join(upgrade["problems"])
+        out.print(f"upgrade from {upgrade['from']}: {verdict}")
+    diff = report.get("diff")
+    if diff is None:
+        out.print("diff: first version under review, nothing to compare")
+        return
+    out.print(f"diff against {diff['against']}:")
+    for key in ("permissions", "tables", "backend_routes", "frontend_routes", "files"):
+        change = diff[key]
+        parts = [f"+{x}" for x in change["added"]] + [f"-{x}" for x in change["removed"]]
+        parts += [f"~{x}" for x in change.get("changed", [])]
+        out.print(f"  {key}: {' '.join(parts) or 'no change'}")
+    for sql in diff["sql"]:
+        out.print(f"  SQL {sql['path']} ({sql['status']}):")
+        out.print(sql["diff"], markup=False)
+
+
+@review_app.command("approve")
+def review_approve(
+    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
+    version: str = typer.Argument(...),
+    server: str | None = _SERVER,
+    token: str = _REVIEW_TOKEN,
+) -> None:
+    """Approve a pending version: it is signed into the index and hosts can install it."""
+    from plugdock.server.client import call
+
+    record = call(
+        _server_url(server), token, "POST", _version_path(plugin_id, version) + "/approve"
+    )
+    console.print(
+        f"[green]approved[/] {plugin_id} {version} (by {record.get('approved_by')}): listed and "
+        "signed into the index",
+        highlight=False,
+    )
+
+
+@review_app.command("reject")
+def review_reject(
+    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
+    version: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", "-r", help="Why (the publisher sees it)."),
+    server: str | None = _SERVER,
+    token: str = _REVIEW_TOKEN,
+) -> None:
+    """Reject a pending version with a reason: never listed; its version number stays taken."""
+    from plugdock.server.client import call
+
+    call(
+        _server_url(server),
+        token,
+        "POST",
+        _version_path(plugin_id, version) + "/reject",
+        json={"reason": reason},
+    )
+    console.print(f"[red]rejected[/] {plugin_id} {version}: {reason}", highlight=False)
+
+
+@server_app.command("status")
+def server_status(
+    plugin_id: str | None = typer.Argument(None, metavar="[PLUGIN_ID]"),
+    server: str | None = _SERVER,
+    token: str = typer.Option(
+        ..., "--token", "-t", envvar="PLUGDOCK_PUBLISH_TOKEN", help="Your publisher token."
+    ),
+) -> None:
+    """Your published versions and their review status (with the reason of a rejection)."""
+    from plugdock.server.client import call
+
+    params = {"plugin": plugin_id} if plugin_id else None
+    data = call(_server_url(server), token, "GET", "/api/v1/publisher/versions", params=params)
+    if not data["versions"]:
+        console.print("no versions published yet")
+        return
+    out = Console(highlight=False)
+    for v in data["versions"]:
+        status = "pending review" if v["status"] == "pending" else v["status"]
+        line = f"{v['id']} {v['version']}: {status}"
+        if v.get("approved_by"):
+            line += f" (approved by {v['approved_by']})"
+        if v.get("reason"):
+            line += f" — reason: {v['reason']}"
+        out.print(line, markup=False)
 
 
 def register(app: typer.Typer) -> None:

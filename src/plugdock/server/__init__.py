@@ -4,7 +4,10 @@
   in a folder;
 * :mod:`plugdock.server.index` signs the index of packages with TUF metadata;
 * :mod:`plugdock.server.app` is the FastAPI app (``plugdock server`` runs it);
-* :mod:`plugdock.server.client` publishes a package (``plugdock publish``).
+* :mod:`plugdock.server.client` publishes a package (``plugdock publish``);
+* :mod:`plugdock.server.review_api`, :mod:`~plugdock.server.review_page`,
+  :mod:`~plugdock.server.report`, :mod:`~plugdock.server.scan` and
+  :mod:`~plugdock.server.audit`: the review queue (``--review required``, the default).
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ __all__ = ["Storage", "create_app", "serve", "startup_warnings"]
 log = logging.getLogger("plugdock.server")
 
 
-def startup_warnings(storage: Storage) -> list[str]:
+def startup_warnings(storage: Storage, review: str | None = None) -> list[str]:
     """What an operator should fix before trusting this server in production."""
     warnings = []
+    if review == "required" and not storage.reviewers_path.exists():
+        warnings.append(
+            "review is required but there is no reviewer: published versions will wait; "
+            "create one with 'plugdock server token create NAME --role reviewer'"
+        )
     root_key = storage.index.keys_dir / "root.key"
     if root_key.exists():
         # Whoever holds the root key can sign a new root with keys of their choosing, and
@@ -43,14 +51,16 @@ def serve(
     port: int = 8080,
     *,
     warn: Callable[[str], None] | None = None,
+    review: str = "required",
 ) -> None:
     """Run the plugin server over ``data_dir`` with uvicorn until interrupted.
 
-    ``warn`` receives the :func:`startup_warnings` (default: the log).
+    ``warn`` receives the :func:`startup_warnings` (default: the log); ``review`` is
+    ``required`` (versions wait for a reviewer's approval) or ``off``.
     """
     import uvicorn
 
     storage = Storage(data_dir).ensure()
-    for message in startup_warnings(storage):
+    for message in startup_warnings(storage, review):
         (warn or log.warning)(message)
-    uvicorn.run(create_app(storage), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(storage, review=review), host=host, port=port, log_level="info")

@@ -9,7 +9,14 @@
                                           ``application/zip`` body), ``Authorization: Bearer``
 ``GET  /tuf/{name}.json``                 the signed index (TUF metadata), see
                                           :mod:`plugdock.server.index`
+``/api/v1/review/...``, ``/review``       the review queue and its page (review on), see
+                                          :mod:`plugdock.server.review_api`
 ========================================  =====================================================
+
+With ``review="required"`` (the default) a published version is *pending*: stored, with its
+automated report (:mod:`plugdock.server.report`), but not in the manifest, not
+downloadable and not in the signed index until a reviewer approves it. With
+``review="off"`` it is listed and signed at once, as before review existed.
 
 Errors are JSON ``{"detail": ...}``: 401 no token, 403 wrong token or a plugin id owned
 by another publisher, 404 unknown plugin/version, 409 version already published, 411/413
@@ -35,6 +42,9 @@ from plugdock import __version__
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.package.archive import Limits
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+from plugdock.server.report import build_report
+from plugdock.server.review_api import add_review_routes
+from plugdock.server.review_page import add_review_page
 from plugdock.server.storage import ConflictError, ForbiddenError, Storage, upload_limit
 from plugdock.signing import read_signature
 from plugdock.validate import validate_package
@@ -44,6 +54,7 @@ log = logging.getLogger("plugdock.server")
 _ID = re.compile(PLUGIN_ID_PATTERN)
 _TUF_NAME = re.compile(r"^(timestamp|root|[1-9][0-9]{0,9}\.(root|snapshot|targets))\.json$")
 _CHUNK = 1024 * 1024
+REVIEW_MODES = ("required", "off")
 
 
 def _error(status: int, detail: Any, **extra: Any) -> JSONResponse:
@@ -62,11 +73,24 @@ def _check_params(plugin_id: str, version: str) -> JSONResponse | None:
     return None
 
 
-def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
-    """The plugin server app over ``storage`` (which must have been ``ensure()``-d)."""
+def create_app(
+    storage: Storage,
+    *,
+    limits: Limits | None = None,
+    review: str = "required",
+    scan_timeout: float = 60.0,
+) -> FastAPI:
+    """The plugin server app over ``storage`` (which must have been ``ensure()``-d).
+
+    ``review`` is ``"required"`` (versions wait for a reviewer) or ``"off"``.
+    """
+    if review not in REVIEW_MODES:
+        raise PlugdockError(f"review must be one of {', '.join(REVIEW_MODES)}, not {review!r}")
     limits = limits or Limits()
+    reviewing = review == "required"
     app = FastAPI(title="plugdock plugin server", version=__version__, docs_url="/docs")
     app.state.storage = storage
+    app.state.review = review
 
     def hide(text: str) -> str:
         """``text`` without the server's data path (answers go to any publisher)."""
@@ -143,14 +167,36 @@ def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
             if check.status == "invalid":
                 return _error(422, f"the package's signature is bad: {hide(check.detail)}")
             try:
-                record = await run_in_threadpool(storage.publish, incoming, info, publisher)
+                review_report = None
+                if reviewing:
+                    meta = info.metadata
+                    # Refuse a taken version or another's id before the (slower) report.
+                    storage.check_can_publish(meta.id, meta.version, publisher)
+                    before = storage.last_approved(meta.id, below=meta.version)
+                    previous = (before, storage.package_path(meta.id, before)) if before else None
+                    review_report = await run_in_threadpool(
+                        lambda: build_report(
+                            incoming, report, limits, previous=previous, scan_timeout=scan_timeout
+                        )
+                    )
+                record = await run_in_threadpool(
+                    lambda: storage.publish(
+                        incoming, info, publisher, pending=reviewing, report=review_report
+                    )
+                )
             except ForbiddenError as exc:
                 return _error(403, hide(str(exc)))
             except ConflictError as exc:
                 return _error(409, hide(str(exc)))
             except PlugdockError as exc:
                 return _error(422, hide(str(exc)))
-            log.info("%s published %s %s", publisher.name, info.metadata.id, info.metadata.version)
+            log.info(
+                "%s published %s %s%s",
+                publisher.name,
+                info.metadata.id,
+                info.metadata.version,
+                " (pending review)" if reviewing else "",
+            )
             return JSONResponse(
                 {"id": info.metadata.id, "tables": list(report.tables), **record}, status_code=201
             )
@@ -161,6 +207,9 @@ def create_app(storage: Storage, *, limits: Limits | None = None) -> FastAPI:
     def index() -> HTMLResponse:
         """A human-readable list of the plugins."""
         return HTMLResponse(_index_page(storage.manifest()))
+
+    add_review_routes(app, storage)
+    add_review_page(app)
 
     @app.exception_handler(PlugdockError)
     async def _plugdock_error(request: Request, exc: PlugdockError) -> JSONResponse:

@@ -91,5 +91,39 @@ def publish(
     return dict(data)
 
 
+def call(
+    server_url: str,
+    token: str,
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str] | None = None,
+    json: dict[str, Any] | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """One JSON call of the server's API with a bearer token (review and status commands).
+
+    Raises PublishError with the server's ``detail`` for any non-2xx answer.
+    """
+    url = normalize_server_url(server_url) + path
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0)) as client:
+            response = client.request(
+                method, url, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
+            )
+    except httpx.HTTPError as exc:
+        raise SourceUnavailableError(f"cannot reach the plugin server at {url}: {exc}") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"detail": response.text[:200]}
+    if not response.is_success:
+        detail = data.get("detail") if isinstance(data, dict) else None
+        raise PublishError(
+            f"the server refused (HTTP {response.status_code}): {detail}", response.status_code
+        )
+    return dict(data)
+
+
 def _safe(name: str) -> str:
     return "".join(c for c in name if c.isprintable() and c not in '"\\\r\n') or "package.zip"

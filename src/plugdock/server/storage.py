@@ -6,12 +6,21 @@
     ├── packages/<id>/<id>_v<version>.zip   published packages (immutable)
     ├── catalog.json                        every plugin: owner, and per version its record
     ├── publishers.json                     publisher names with the SHA-256 of their token
+    ├── reviewers.json                      reviewer names with the SHA-256 of their token
+    ├── reviews/<id>/<version>.json         the automated report of each version (review on)
+    ├── audit.jsonl                         every publish, approval and rejection
     ├── keys/, tuf/                         the signed index (plugdock.server.index)
     └── incoming/                           uploads being checked
 
 Tokens are 256-bit random strings shown once at creation; only their SHA-256 is kept
 (a fast hash is enough for secrets that cannot be guessed), and they are compared in
 constant time. A plugin id belongs to the publisher who first published it.
+
+With review on, a published version is stored with ``"status": "pending"``: it takes its
+version number, but is not in the manifest, not downloadable and not in the signed index
+until a reviewer approves it (``"approved"``, then signed into the index) or rejects it
+(``"rejected"``, never listed). Records without a status were published with review off
+and are listed, as before.
 """
 
 from __future__ import annotations
@@ -32,16 +41,21 @@ from typing import Any
 
 from filelock import FileLock
 
-from plugdock.errors import PlugdockError
+from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.fsutil import write_json_atomic
 from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
+from plugdock.server.audit import AuditTrail
 from plugdock.server.index import Lifetimes, SignedIndex
 from plugdock.signing import read_signature
 from plugdock.sources.base import newest_first
 
 TOKEN_PREFIX = "pdt_"
+REVIEWER_TOKEN_PREFIX = "pdr_"
+ROLES = ("publisher", "reviewer")
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+MAX_REASON = 2000
 _PUBLISHER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -56,6 +70,16 @@ class ForbiddenError(PlugdockError):
 @dataclass(frozen=True)
 class Publisher:
     name: str
+
+
+@dataclass(frozen=True)
+class Reviewer:
+    name: str
+
+
+def listed(record: dict[str, Any]) -> bool:
+    """Whether hosts may see this version: approved, or published with review off."""
+    return record.get("status") in (None, APPROVED)
 
 
 def _now() -> str:
@@ -77,6 +101,9 @@ class Storage:
         self.incoming_dir = self.data_dir / "incoming"
         self.catalog_path = self.data_dir / "catalog.json"
         self.publishers_path = self.data_dir / "publishers.json"
+        self.reviewers_path = self.data_dir / "reviewers.json"
+        self.reviews_dir = self.data_dir / "reviews"
+        self.audit = AuditTrail(self.data_dir / "audit.jsonl")
         self.index = SignedIndex(self.data_dir, lifetimes)
         self._lock = threading.RLock()
         self._file_lock = FileLock(str(self.data_dir / ".storage.lock"))
@@ -91,32 +118,56 @@ class Storage:
 
     # --------------------------------------------------------------- publishers
 
-    def _publishers(self) -> dict[str, Any]:
-        if not self.publishers_path.exists():
-            return {}
-        return dict(json.loads(self.publishers_path.read_text(encoding="utf-8")))
+    def _tokens_path(self, role: str) -> Path:
+        if role not in ROLES:
+            raise PlugdockError(f"unknown role {role!r} (publisher or reviewer)")
+        return self.publishers_path if role == "publisher" else self.reviewers_path
 
-    def create_token(self, name: str) -> str:
-        """Create (or replace) the token of publisher ``name``; returns the token, shown once."""
+    def _holders(self, role: str) -> dict[str, Any]:
+        path = self._tokens_path(role)
+        if not path.exists():
+            return {}
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def _publishers(self) -> dict[str, Any]:
+        return self._holders("publisher")
+
+    def create_token(self, name: str, role: str = "publisher") -> str:
+        """Create (or replace) the token of ``name`` in ``role``; returns the token, shown once.
+
+        Publishers and reviewers are kept in separate files with differently prefixed
+        tokens: a publisher's token never authenticates a reviewer, whatever the names.
+        """
+        path = self._tokens_path(role)
         if not _PUBLISHER.fullmatch(name):
-            raise PlugdockError(f"{name!r} is not a usable publisher name (letters, digits, _ . -)")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            raise PlugdockError(f"{name!r} is not a usable {role} name (letters, digits, _ . -)")
+        prefix = TOKEN_PREFIX if role == "publisher" else REVIEWER_TOKEN_PREFIX
+        token = prefix + secrets.token_urlsafe(32)
         with self._locked():
-            publishers = self._publishers()
-            publishers[name] = {"token_sha256": _token_hash(token), "created": _now()}
+            holders = self._holders(role)
+            holders[name] = {"token_sha256": _token_hash(token), "created": _now()}
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.publishers_path, publishers)
-            self.publishers_path.chmod(0o600)
+            write_json_atomic(path, holders)
+            path.chmod(0o600)
         return token
+
+    def _match(self, token: str, role: str) -> str | None:
+        presented = _token_hash(token)
+        found = None
+        for name, entry in self._holders(role).items():
+            if hmac.compare_digest(presented, str(entry.get("token_sha256", ""))):
+                found = name
+        return found
 
     def authenticate(self, token: str) -> Publisher | None:
         """The publisher whose token this is, or None."""
-        presented = _token_hash(token)
-        found = None
-        for name, entry in self._publishers().items():
-            if hmac.compare_digest(presented, str(entry.get("token_sha256", ""))):
-                found = Publisher(name)
-        return found
+        name = self._match(token, "publisher")
+        return Publisher(name) if name is not None else None
+
+    def authenticate_reviewer(self, token: str) -> Reviewer | None:
+        """The reviewer whose token this is, or None (publisher tokens never match)."""
+        name = self._match(token, "reviewer")
+        return Reviewer(name) if name is not None else None
 
     # ----------------------------------------------------------------- catalog
 
@@ -135,16 +186,23 @@ class Storage:
             self._catalog_cache = (mtime, data)
         return self._catalog_cache[1]
 
-    def record(self, plugin_id: str, version: str) -> dict[str, Any] | None:
+    def record(
+        self, plugin_id: str, version: str, *, unlisted: bool = False
+    ) -> dict[str, Any] | None:
+        """A listed version's record (``latest``: the highest listed); ``unlisted=True`` also
+        returns pending and rejected versions (for reviewers and their publisher)."""
         entry = self.catalog().get(plugin_id)
         if entry is None:
             return None
         if version == "latest":
-            versions = newest_first(list(entry["versions"]))
+            versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
             if not versions:
                 return None
             version = versions[0]
-        return entry["versions"].get(version)  # type: ignore[no-any-return]
+        record = entry["versions"].get(version)
+        if record is None or (not unlisted and not listed(record)):
+            return None
+        return record  # type: ignore[no-any-return]
 
     def package_path(self, plugin_id: str, version: str) -> Path:
         return self.packages_dir / plugin_id / package_filename(plugin_id, version)
@@ -153,7 +211,7 @@ class Storage:
         """The public catalog served as ``/manifest.json``."""
         plugins: dict[str, Any] = {}
         for plugin_id, entry in sorted(self.catalog().items()):
-            versions = newest_first(list(entry["versions"]))
+            versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
             if not versions:
                 continue
             latest = entry["versions"][versions[0]]
@@ -174,11 +232,20 @@ class Storage:
         os.close(fd)
         return Path(name)
 
-    def publish(self, upload: Path, info: PackageInfo, publisher: Publisher) -> dict[str, Any]:
+    def publish(
+        self,
+        upload: Path,
+        info: PackageInfo,
+        publisher: Publisher,
+        *,
+        pending: bool = False,
+        report: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Store a package that passed every check; returns its record.
 
         Raises ForbiddenError (the id belongs to another publisher) or ConflictError
-        (this version exists). ``upload`` is moved into place.
+        (this version exists). ``upload`` is moved into place. With ``pending`` (review on)
+        the version is stored with its ``report`` but not signed into the index.
         """
         meta = info.metadata
         parse_version(meta.version)
@@ -186,16 +253,7 @@ class Storage:
         with self._locked():
             catalog = dict(self.catalog(fresh=True))
             entry = catalog.get(meta.id)
-            if entry is not None and entry["owner"] != publisher.name:
-                raise ForbiddenError(
-                    f"plugin {meta.id!r} belongs to another publisher; {publisher.name!r} "
-                    "may not publish it"
-                )
-            if entry is not None and meta.version in entry["versions"]:
-                raise ConflictError(
-                    f"{meta.id} {meta.version} is already published; published versions are "
-                    "immutable (publish a new version)"
-                )
+            self.check_can_publish(meta.id, meta.version, publisher, catalog)
             record = {
                 "version": meta.version,
                 "sha256": info.sha256,
@@ -206,6 +264,7 @@ class Storage:
                 "signer": check.signer if check.status == "valid" else None,
                 "signer_key_id": check.key_id if check.status == "valid" else None,
                 "download": f"/download/{meta.id}/{meta.version}",
+                **({"status": PENDING} if pending else {}),
                 "summary": {
                     "name": meta.name,
                     "description": meta.description,
@@ -219,19 +278,187 @@ class Storage:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(upload), target)
             target.chmod(0o444)
-            self.index.add_target(
-                meta.id,
-                meta.version,
-                length=info.size,
-                sha256=info.sha256,
-                custom={"signer_key_id": record["signer_key_id"]},
-            )
+            if pending:
+                if report is not None:
+                    self._write_report(meta.id, meta.version, report)
+            else:
+                self.index.add_target(
+                    meta.id,
+                    meta.version,
+                    length=info.size,
+                    sha256=info.sha256,
+                    custom={"signer_key_id": record["signer_key_id"]},
+                )
             versions = dict(entry["versions"]) if entry else {}
             versions[meta.version] = record
             catalog[meta.id] = {"owner": publisher.name, "versions": versions}
             write_json_atomic(self.catalog_path, catalog)
             self._catalog_cache = None
+            self.audit.append(
+                "publish",
+                who=publisher.name,
+                role="publisher",
+                plugin=meta.id,
+                version=meta.version,
+                sha256=info.sha256,
+                status=PENDING if pending else "published",
+            )
         return record
+
+    def check_can_publish(
+        self,
+        plugin_id: str,
+        version: str,
+        publisher: Publisher,
+        catalog: dict[str, Any] | None = None,
+    ) -> None:
+        """Raise ForbiddenError (another publisher's id) or ConflictError (version taken).
+
+        Called early (before a costly review report) and again under the lock by publish.
+        """
+        entry = (catalog if catalog is not None else self.catalog()).get(plugin_id)
+        if entry is not None and entry["owner"] != publisher.name:
+            raise ForbiddenError(
+                f"plugin {plugin_id!r} belongs to another publisher; {publisher.name!r} "
+                "may not publish it"
+            )
+        if entry is not None and version in entry["versions"]:
+            state = entry["versions"][version].get("status")
+            how = {PENDING: " (pending review)", REJECTED: " (and was rejected)"}.get(state, "")
+            raise ConflictError(
+                f"{plugin_id} {version} is already published{how}; published versions are "
+                "immutable (publish a new version)"
+            )
+
+    # ------------------------------------------------------------------ review
+
+    def report_path(self, plugin_id: str, version: str) -> Path:
+        return self.reviews_dir / plugin_id / f"{version}.json"
+
+    def _write_report(self, plugin_id: str, version: str, report: dict[str, Any]) -> None:
+        path = self.report_path(plugin_id, version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, report)
+
+    def report(self, plugin_id: str, version: str) -> dict[str, Any] | None:
+        """The automated report stored with a version (None: published with review off)."""
+        path = self.report_path(plugin_id, version)
+        if not path.is_file():
+            return None
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def versions(
+        self, *, status: str | None = None, publisher: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every version (``id`` added), newest published first, filtered by status/publisher."""
+        found = []
+        for plugin_id, entry in self.catalog().items():
+            for record in entry["versions"].values():
+                if status is not None and record.get("status", APPROVED) != status:
+                    continue
+                if publisher is not None and record.get("publisher") != publisher:
+                    continue
+                found.append({"id": plugin_id, **record})
+        found.sort(key=lambda r: (str(r.get("published", "")), r["id"]), reverse=True)
+        return found
+
+    def last_approved(self, plugin_id: str, *, below: str | None = None) -> str | None:
+        """The highest listed version of ``plugin_id`` (below ``below`` when one is)."""
+        entry = self.catalog().get(plugin_id)
+        if entry is None:
+            return None
+        versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
+        if below is not None:
+            lower = [v for v in versions if parse_version(v) < parse_version(below)]
+            versions = lower or versions
+        return versions[0] if versions else None
+
+    def _pending(self, catalog: dict[str, Any], plugin_id: str, version: str) -> dict[str, Any]:
+        record = catalog.get(plugin_id, {}).get("versions", {}).get(version)
+        if record is None:
+            raise NotFoundError(f"{plugin_id} {version} is not published here")
+        if record.get("status") != PENDING:
+            state = record.get("status", "published")
+            raise ConflictError(f"{plugin_id} {version} is not pending review (it is {state})")
+        return dict(record)
+
+    def approve(self, plugin_id: str, version: str, reviewer: Reviewer) -> dict[str, Any]:
+        """Sign a pending version into the index and list it; returns its record.
+
+        Raises NotFoundError, ConflictError (not pending) or ForbiddenError (the reviewer
+        published it). The stored bytes are hashed again: what is signed is what was reviewed.
+        """
+        with self._locked():
+            catalog = dict(self.catalog(fresh=True))
+            record = self._pending(catalog, plugin_id, version)
+            if record.get("publisher") == reviewer.name:
+                raise ForbiddenError(
+                    f"{reviewer.name!r} published {plugin_id} {version} and may not approve it"
+                )
+            path = self.package_path(plugin_id, version)
+            if hashlib.sha256(path.read_bytes()).hexdigest() != record["sha256"]:
+                raise PlugdockError(
+                    f"the stored package of {plugin_id} {version} no longer matches its sha256"
+                )
+            when = _now()
+            record.update(status=APPROVED, approved_by=reviewer.name, approved=when)
+            self.index.add_target(
+                plugin_id,
+                version,
+                length=record["size"],
+                sha256=record["sha256"],
+                custom={
+                    "signer_key_id": record["signer_key_id"],
+                    "approved_by": reviewer.name,
+                    "approved": when,
+                },
+            )
+            self._store(catalog, plugin_id, version, record)
+            self.audit.append(
+                "approve",
+                who=reviewer.name,
+                role="reviewer",
+                plugin=plugin_id,
+                version=version,
+                sha256=record["sha256"],
+            )
+        return record
+
+    def reject(
+        self, plugin_id: str, version: str, reviewer: Reviewer, reason: str
+    ) -> dict[str, Any]:
+        """Refuse a pending version for good (its number stays taken); returns its record."""
+        reason = " ".join(str(reason).split())
+        if not reason:
+            raise PlugdockError("a rejection needs a reason (the publisher sees it)")
+        if len(reason) > MAX_REASON:
+            raise PlugdockError(f"the reason is longer than {MAX_REASON} characters")
+        with self._locked():
+            catalog = dict(self.catalog(fresh=True))
+            record = self._pending(catalog, plugin_id, version)
+            record.update(
+                status=REJECTED, rejected_by=reviewer.name, rejected=_now(), reason=reason
+            )
+            self._store(catalog, plugin_id, version, record)
+            self.audit.append(
+                "reject",
+                who=reviewer.name,
+                role="reviewer",
+                plugin=plugin_id,
+                version=version,
+                sha256=record["sha256"],
+                reason=reason,
+            )
+        return record
+
+    def _store(
+        self, catalog: dict[str, Any], plugin_id: str, version: str, record: dict[str, Any]
+    ) -> None:
+        entry = dict(catalog[plugin_id])
+        entry["versions"] = {**entry["versions"], version: record}
+        catalog[plugin_id] = entry
+        write_json_atomic(self.catalog_path, catalog)
+        self._catalog_cache = None
 
     def _locked(self) -> _Locked:
         return _Locked(self._lock, self._file_lock)
@@ -264,9 +491,14 @@ def upload_limit(limits: Limits) -> int:
 
 
 __all__ = [
+    "APPROVED",
+    "PENDING",
+    "REJECTED",
     "ConflictError",
     "ForbiddenError",
     "Publisher",
+    "Reviewer",
     "Storage",
+    "listed",
     "upload_limit",
 ]

@@ -411,3 +411,74 @@ def test_catalog_offers_updates_and_says_when_the_core_cannot_take_one(
     after = admin.get(f"{MARKET}/plugins/ai_chatbot").json()
     assert (after["installed_version"], after["update_available"]) == ("1.1.0", None)
     assert after["update_compatible"] is False and after["update_problem"] is None
+
+
+@SQLITE
+def test_a_failed_dependency_plan_serves_nothing_and_can_be_retried(
+    panel: Panel, tmp_path: Path, database_url: str
+) -> None:
+    admin = panel.client(panel.login())
+    modules = tmp_path / "modules"
+    pack_into(make_plugin(tmp_path / "src", "widget"), modules)
+    failing = make_plugin(
+        tmp_path / "src",
+        "needs_widget",
+        metadata={"dependencies": {"widget": ">=1.0.0"}},
+        extra_files={
+            "backend/__init__.py": "from .routes import router\n\n\n"
+            "def on_install(ctx):\n    raise RuntimeError('on_install refuses')\n"
+        },
+    )
+    pack_into(failing, modules)
+
+    refused = admin.post(f"{MARKET}/install", json={"plugin_id": "needs_widget"})
+
+    assert refused.status_code == 422, refused.text
+    assert "on_install refuses" in refused.json()["detail"]
+    assert installed(admin) == {}
+    assert panel.client().get("/api/v1/widget/ping").status_code == 404
+    assert not tables(database_url) & {"widget_notes", "needs_widget_notes"}
+    # The dependency alone installs and serves afterwards (nothing stale was left).
+    alone = admin.post(f"{MARKET}/install", json={"plugin_id": "widget"})
+    assert alone.status_code == 200, alone.text
+    assert panel.client().get("/api/v1/widget/ping").json() == {"pong": True}
+
+
+@SQLITE
+def test_a_disabled_plugin_upgrades_stays_disabled_and_uninstalls_with_a_backup(
+    panel: Panel, tmp_path: Path
+) -> None:
+    admin, visitor = panel.client(panel.login()), panel.client()
+    answer = admin.post(f"{MARKET}/install", json={"plugin_id": "ai_chatbot", "version": "1.0.0"})
+    assert answer.status_code == 200, answer.text
+    chat = start_chat(visitor).json()
+    assert admin.post(f"{MARKET}/disable/ai_chatbot").status_code == 200
+
+    upgraded = admin.post(f"{MARKET}/upgrade", json={"plugin_id": "ai_chatbot"})
+
+    assert upgraded.status_code == 200, upgraded.text
+    assert (upgraded.json()["version"], upgraded.json()["routes"]) == ("1.1.0", [])
+    row = installed(admin)["ai_chatbot"]
+    assert (row["version"], row["enabled"], row["state"]) == ("1.1.0", False, "disabled")
+    rate = f"/api/v1/chat/sessions/{chat['session_id']}/rating"
+    stars = {"json": {"stars": 5}, "headers": {"X-Chat-Token": chat["token"]}}
+    assert visitor.post(rate, **stars).status_code == 404
+    assert "ai_chatbot" not in frontend_ids(visitor)
+
+    assert admin.post(f"{MARKET}/enable/ai_chatbot").status_code == 200
+    rated = visitor.post(rate, **stars)  # a 1.1.0 route, on the chat begun on 1.0.0
+    assert rated.status_code in (200, 201), rated.text
+    shells = {p["id"]: p for p in admin.get("/api/v1/frontend/plugins").json()}
+    assert shells["ai_chatbot"]["version"] == "1.1.0"
+
+    gone = admin.delete(f"{MARKET}/uninstall/ai_chatbot")  # a backup by default
+    assert gone.status_code == 200, gone.text
+    name = gone.json()["backup"]
+    assert name and name.startswith("ai_chatbot-1.1.0-") and name in gone.json()["message"]
+    assert (tmp_path / "instance" / "backups" / name).is_file()
+    assert visitor.post(rate, **stars).status_code == 404
+    again = admin.post(f"{MARKET}/install", json={"plugin_id": "ai_chatbot"})
+    assert again.status_code == 200, again.text
+    without = admin.delete(f"{MARKET}/uninstall/ai_chatbot", params={"backup": "false"})
+    assert without.status_code == 200 and without.json()["backup"] is None
+    assert [p.name for p in (tmp_path / "instance" / "backups").iterdir()] == [name]

@@ -596,6 +596,8 @@ def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
     tmp_path: Path, database_url: str
 ) -> None:
     """Rotating X-Forwarded-For from loopback used to give every guess a fresh budget."""
+    for folder in ("direct", "proxied"):
+        (tmp_path / folder).mkdir()
     panel = start_panel(tmp_path / "direct", database_url)
     try:
         answers = [

@@ -202,6 +202,15 @@ def test_a_version_needing_another_core_is_passed_over(installer: Installer) -> 
     installer.install("pa")
     assert versions(installer) == {"pa": "1.0.0", "pb": "1.1.0"}
 
+    # The requested plugin itself, when no version is asked for, is picked the same way.
+    offer(installer, "pb", "2.0.0", requires=">=99.0.0")
+    installer.uninstall("pa")
+    installer.uninstall("pb")
+    assert [(p.plugin_id, p.version) for p in installer.plan("pb")] == [("pb", "1.1.0")]
+    assert installer.install("pb").version == "1.1.0"
+    with pytest.raises(PlanError, match=r"pb 2\.0\.0 needs plugdock >=99\.0\.0"):
+        installer.plan("pb", "2.0.0")  # asked for by name: refused, not replaced
+
     # When no version fits this core, the refusal says so.
     offer(installer, "pq", deps={"pr": ">=1.0.0"})
     offer(installer, "pr", "1.0.0", requires=">=99.0.0")

@@ -52,6 +52,11 @@ def plan_install(
     # plugin id → [(range, who asked, at which version of who)]
     wanted: dict[str, list[tuple[str, str, str]]] = {plugin_id: []}
     pinned = catalog.resolve(plugin_id, version)
+    if version in (None, "latest"):  # not asked for by number: the newest this core can take
+        fits = (
+            v for v in catalog.plugins[plugin_id].versions if _fits_core(metadata(plugin_id, v))
+        )
+        pinned = next(fits, pinned)  # none fits: the newest, refused below with the reason
     chosen: dict[str, str] = {}
     for _ in range(_MAX_ROUNDS):
         before = {k: list(v) for k, v in wanted.items()}
@@ -114,8 +119,12 @@ def plan_install(
     ]
 
 
+def _fits_core(meta: PluginMetadata) -> bool:
+    return not meta.requires or version_in_range(__version__, meta.requires)
+
+
 def _check_core(meta: PluginMetadata) -> None:
-    if meta.requires and not version_in_range(__version__, meta.requires):
+    if not _fits_core(meta):
         raise PlanError(
             f"{meta.id} {meta.version} needs plugdock {meta.requires}, this is {__version__}"
         )
@@ -130,7 +139,7 @@ def _pick(pid, ranges, catalog, metadata):  # type: ignore[no-untyped-def]
     for candidate in entry.versions:  # newest first
         if all(version_in_range(candidate, spec) for spec, _ in ranges):
             meta = metadata(pid, candidate)
-            if meta.requires and not version_in_range(__version__, meta.requires):
+            if not _fits_core(meta):
                 continue
             return candidate, meta
     raise PlanError(

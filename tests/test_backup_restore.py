@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, Table, delete, insert, select
 
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer
-from support import CHATBOT, CHATBOT_1_0, make_plugin, pack_into, snapshot
+from support import CHATBOT, CHATBOT_1_0, instance_settings, make_plugin, pack_into, snapshot
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 TABLES_1_0 = ("chat_sessions", "chat_messages")
@@ -189,6 +189,62 @@ def test_restore_into_a_later_version_runs_its_upgrade_steps(chatbot: Installer)
     ]
     with pytest.raises(PlugdockError, match=r"cannot go into the older 0\.9\.0"):
         installer.install("ai_chatbot@0.9.0", restore=backup)
+
+
+def test_a_1_1_0_backup_with_ratings_restores_the_same(installer: Installer) -> None:
+    """Three tables, two foreign keys onto chat_sessions: parents restored before children."""
+    installer.install("ai_chatbot")  # 1.1.0
+    fill(installer)
+    sessions, ratings = table(installer, "chat_sessions"), table(installer, "chat_ratings")
+    with installer.engine.begin() as conn:
+        first, last = [r.id for r in conn.execute(select(sessions.c.id).order_by(sessions.c.id))]
+        conn.execute(
+            insert(ratings).values(
+                session_id=first, stars=4, comment="gut 👍 l'été", created_at=datetime(2026, 5, 6)
+            )
+        )
+        conn.execute(sessions.update().where(sessions.c.id == first).values(rating=4))
+    names = (*TABLES_1_0, "chat_ratings")
+    kept = rows(installer, names)
+    backup = installer.uninstall("ai_chatbot", backup=True).backup
+    assert backup is not None
+
+    installer.install("ai_chatbot", restore=backup)
+
+    assert rows(installer, names) == kept
+    with installer.engine.begin() as conn:
+        new_id = conn.execute(
+            insert(ratings).values(session_id=last, stars=1)
+        ).inserted_primary_key[0]
+    assert new_id > kept["chat_ratings"][-1]["id"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "mariadb"], indirect=True)
+def test_a_sqlite_backup_restores_into_another_database(
+    installer: Installer, tmp_path: Path
+) -> None:
+    """A backup is plain rows: one from SQLite restores into PostgreSQL or MariaDB."""
+    side = instance_settings(tmp_path / "sqlite_side", f"sqlite:///{tmp_path / 'side.db'}")
+    pack_into(CHATBOT_1_0, side.plugin_local_dir)
+    source = Installer(side)
+    source.rewrite_registry()
+    source.install("ai_chatbot")
+    fill(source)
+    kept = rows(source)
+    backup = source.uninstall("ai_chatbot", backup=True).backup
+    source.engine.dispose()
+    assert backup is not None
+    pack_into(CHATBOT_1_0, installer.settings.plugin_local_dir)
+
+    installer.install("ai_chatbot@1.0.0", restore=backup)
+
+    assert rows(installer) == kept
+    sessions = table(installer, "chat_sessions")
+    with installer.engine.begin() as conn:
+        new_id = conn.execute(
+            insert(sessions).values(token="t-new", guest_name="n", guest_email="n@example.com")
+        ).inserted_primary_key[0]
+    assert new_id > kept["chat_sessions"][-1]["id"]
 
 
 def corrupt(

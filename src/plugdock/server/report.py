@@ -80,7 +80,7 @@ def build_report(
                 {"path": path, "sha256": digest, "size": _size(new_dir / path)}
                 for path, digest in sorted(info.files.items())
             ],
-            "scan": scan_python(new_dir / "backend", timeout=scan_timeout),
+            "scan": scan_python(new_dir, timeout=scan_timeout),  # backend and upgrade steps
             "diff": None,
         }
         if previous is not None:

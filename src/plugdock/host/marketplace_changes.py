@@ -203,7 +203,7 @@ async def upload(
     limit = installer.settings.max_package_bytes
     # Not under staging/: taking the operation lock empties that of anything in flight.
     folder = installer.settings.uploads_dir / uuid.uuid4().hex
-    folder.mkdir(parents=True, mode=0o700)
+    folder.mkdir(parents=True, mode=0o700)  # the upload is untrusted and private
     path = folder / "package.zip"
     try:
         size = 0

@@ -247,6 +247,37 @@ def test_a_sqlite_backup_restores_into_another_database(
     assert new_id > kept["chat_sessions"][-1]["id"]
 
 
+@SQLITE
+def test_restore_into_a_later_version_is_all_or_nothing(
+    installer: Installer, tmp_path: Path
+) -> None:
+    """The later version's upgrade fails: the backup's version is not left installed."""
+    modules = installer.settings.plugin_local_dir
+    pack_into(make_plugin(tmp_path / "src", "notes", "1.0.0"), modules)
+    hook = (
+        "from .routes import router\n\n\ndef on_upgrade(ctx, old):\n    raise RuntimeError('no')\n"
+    )
+    later = make_plugin(
+        tmp_path / "src", "notes", "1.1.0", extra_files={"backend/__init__.py": hook}
+    )
+    pack_into(later, modules)
+    installer.install("notes@1.0.0")
+    backup = installer.uninstall("notes", backup=True).backup
+    assert backup is not None
+    before = {
+        k: v for k, v in snapshot(installer.settings, installer.engine).items() if k != "audit"
+    }
+
+    with pytest.raises(PlugdockError, match="no"):
+        installer.install("notes@1.1.0", restore=backup)
+
+    after = snapshot(installer.settings, installer.engine)
+    assert installer.installed() == []
+    assert {k: v for k, v in after.items() if k not in ("audit", "generation")} == {
+        k: v for k, v in before.items() if k != "generation"
+    }
+
+
 def corrupt(
     source: Path,
     target: Path,

@@ -143,6 +143,15 @@ class Installer(Workspace):
                     target = f"{item.plugin_id}@{item.version}"
                     use = backup if item.plugin_id == plugin_id else None
                     done.append(self._install_with_backup(target, installed_by, before_commit, use))
+                upgraded = None
+                if later is not None:  # a failed upgrade takes the restored install back too
+                    upgraded = upgrade(
+                        self,
+                        plugin_id,
+                        f"{plugin_id}@{later}",
+                        upgraded_by=installed_by,
+                        before_commit=before_commit,
+                    )
             except BaseException:
                 for result in reversed(done):  # all or nothing: the dependencies go again
                     try:
@@ -156,14 +165,7 @@ class Installer(Workspace):
                         log.exception("could not remove dependency %s again", result.plugin_id)
                 raise
             result = done[-1]
-            if later is not None:
-                upgraded = upgrade(
-                    self,
-                    plugin_id,
-                    f"{plugin_id}@{later}",
-                    upgraded_by=installed_by,
-                    before_commit=before_commit,
-                )
+            if upgraded is not None:
                 result = replace(
                     result,
                     name=upgraded.name,

@@ -368,3 +368,67 @@ def test_publish_review_approve_install_from_a_remote_host(tmp_path: Path) -> No
         installer.uninstall("notes")
     finally:
         live.__exit__()
+
+
+def test_a_reviewer_signs_in_opens_a_pending_version_and_approves_it(tmp_path: Path, page) -> None:
+    """The review page in Chromium: queue, report, diff, approve; package text stays text."""
+    from browser_support import ARTIFACTS
+    from playwright.sync_api import expect
+
+    from remote_helpers import LiveServer
+
+    storage = Storage(tmp_path / "data").ensure()
+    alice = storage.create_token("alice")
+    carol = storage.create_token("carol", "reviewer")
+    attack = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    with LiveServer(create_app(storage)) as live, TestClient(create_app(storage)) as client:
+        assert _post(client, _package(tmp_path), alice).status_code == 201
+        assert (
+            client.post(APPROVE.format("notes", "1.0.0"), headers=_auth(carol)).status_code == 200
+        )
+        newer = _package(
+            tmp_path,
+            version="1.1.0",
+            up_sql=(
+                "CREATE TABLE notes_notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);\n"
+                "CREATE TABLE notes_tags (id INTEGER PRIMARY KEY AUTOINCREMENT, tag TEXT);\n"
+            ),
+            down_sql="DROP TABLE notes_tags;\nDROP TABLE notes_notes;\n",
+            metadata={"permissions": ["network"], "description": attack},
+        )
+        assert _post(client, newer, alice).status_code == 201
+
+        answer = client.get("/review")
+        assert "script-src 'self'" in answer.headers["content-security-policy"]
+
+        page.goto(f"{live.url}/review")
+        page.get_by_label("Reviewer token").fill(alice)  # a publisher's token is refused
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#message")).to_contain_text("sign-in failed")
+        page.get_by_label("Reviewer token").fill(carol)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#who")).to_have_text("signed in as carol")
+
+        row = page.locator('#queue tr[data-plugin="notes"][data-version="1.1.0"]')
+        expect(row).to_be_visible()
+        row.get_by_role("button", name="Open").click()
+        expect(page.locator("#detail-title")).to_have_text("notes 1.1.0")
+        expect(page.locator("#detail-status")).to_have_text("pending")
+        expect(page.locator("#summary")).to_contain_text(attack)
+        expect(page.locator('[data-diff="permissions"]')).to_contain_text("+ network")
+        expect(page.locator('[data-diff="tables"]')).to_contain_text("+ notes_tags")
+        expect(page.locator("#diff")).to_contain_text("+CREATE TABLE notes_tags")
+        assert page.locator("#detail-panel img, #detail-panel script").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+
+        page.get_by_role("button", name="Approve").click()
+        expect(page.locator("#detail-status")).to_have_text("approved")
+        expect(page.locator("#message")).to_contain_text("notes 1.1.0 approved by carol")
+        expect(page.locator('#queue tr[data-plugin="notes"]')).to_have_count(0)
+        assert client.get("/manifest.json").json()["plugins"]["notes"]["latest"] == "1.1.0"
+        assert (
+            storage.index.targets()["notes/1.1.0.zip"].unrecognized_fields["custom"]["approved_by"]
+            == "carol"
+        )

@@ -30,11 +30,13 @@ SEVERITIES = ("HIGH", "MEDIUM", "LOW", "UNDEFINED")
 
 
 def _bandit_version() -> str:
+    # From the distribution's metadata: importing bandit here would load its plugins.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        from bandit import __version__
-    except ImportError:  # pragma: no cover - a declared dependency
+        return f"bandit {version('bandit')}"
+    except PackageNotFoundError:  # pragma: no cover - a declared dependency
         return "bandit (not installed)"
-    return f"bandit {__version__}"
 
 
 def scan_python(folder: Path, *, timeout: float = 60.0) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -81,7 +81,9 @@ def admin(panel: Panel) -> Iterator[httpx.Client]:
 # -- raw HTTP: what a client that does not wait for the answer sends ------------------------
 
 
-def raw_exchange(url: str, head: str, body_parts: list[bytes] = ()) -> tuple[int, dict, bytes]:
+def raw_exchange(
+    url: str, head: str, body_parts: Sequence[bytes] = ()
+) -> tuple[int, dict[str, str], bytes]:
     """Send ``head`` (request line + headers) and ``body_parts``, then read the answer.
 
     A 10 s read timeout: a server that waits for the rest of a declared body never

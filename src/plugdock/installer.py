@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from plugdock.config import Settings
 from plugdock.errors import PlugdockError
-from plugdock.fsutil import move, remove_tree
+from plugdock.fsutil import make_private_dir, move, remove_tree
 from plugdock.locking import operation_lock
 from plugdock.operations import codefiles
 from plugdock.operations.backup import (
@@ -282,7 +282,7 @@ class Installer(Workspace):
         staging = self.settings.staging_dir / uuid.uuid4().hex
         try:
             fetched = self.source.fetch(installation.plugin_id, installation.version)
-            staging.mkdir(parents=True)
+            make_private_dir(staging)
             info = extract_package(fetched.path, staging / "package", self.limits)
             if info.sha256 != installation.package_sha256:
                 raise PlugdockError(

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from plugdock import sdk
-from plugdock.fsutil import remove_tree
+from plugdock.fsutil import make_private_dir, remove_tree
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
@@ -203,7 +203,7 @@ async def upload(
     limit = installer.settings.max_package_bytes
     # Not under staging/: taking the operation lock empties that of anything in flight.
     folder = installer.settings.uploads_dir / uuid.uuid4().hex
-    folder.mkdir(parents=True, mode=0o700)  # the upload is untrusted and private
+    make_private_dir(folder)  # the upload is untrusted and private
     path = folder / "package.zip"
     try:
         size = 0

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, MetaData, Table, delete, func, insert, select
 from sqlalchemy import types as satypes
 
 from plugdock.errors import PlugdockError
+from plugdock.fsutil import make_private_dir
 from plugdock.migrations import Migration
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
@@ -67,7 +68,7 @@ def count_rows(workspace: Workspace, tables: list[str]) -> list[TableCount]:
 def write_backup(workspace: Workspace, installation: Installation) -> Path:
     """Write the plugin's tables and rows to ``instance/backups/``; the file's path."""
     folder = workspace.settings.backups_dir
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(folder)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"{installation.plugin_id}-{installation.version}-{stamp}"
     path, n = folder / f"{name}.zip", 1

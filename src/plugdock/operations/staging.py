@@ -12,6 +12,7 @@ from pathlib import Path
 from plugdock.compat import check_contents
 from plugdock.db import connect_read
 from plugdock.errors import PackageError, PlugdockError
+from plugdock.fsutil import make_private_dir
 from plugdock.operations.runner import Steps
 from plugdock.operations.signers import check_signer
 from plugdock.operations.workspace import Workspace
@@ -59,7 +60,7 @@ def stage(
     with steps.step("fetch"):
         package_path, wanted_id, wanted_version, wanted_sha256 = fetch(workspace, requirement)
     with steps.step("extract"):
-        staging.mkdir(parents=True)
+        make_private_dir(staging)
         info = extract_package(package_path, staging / "package", workspace.limits)
     with steps.step("validate"):
         if wanted_sha256 is not None and info.sha256 != wanted_sha256:

@@ -354,7 +354,7 @@ def test_publish_review_approve_install_from_a_remote_host(tmp_path: Path) -> No
             "notes",
             "1.1.0",
             "--reason",
-            "adds a shell call",
+            "adds a shell call [/]",
             env=as_carol,
         )
         assert rejected.returncode == 0, rejected.stderr
@@ -362,7 +362,7 @@ def test_publish_review_approve_install_from_a_remote_host(tmp_path: Path) -> No
             "server", "status", "notes", "--server", remote.url, "--token", remote.token
         )
         assert status.returncode == 0, status.stderr
-        assert "notes 1.1.0: rejected — reason: adds a shell call" in status.stdout
+        assert "notes 1.1.0: rejected — reason: adds a shell call [/]" in status.stdout
         assert "notes 1.0.0: approved (approved by carol)" in status.stdout
         assert installer.source.catalog().plugins["notes"].versions == ("1.0.0",)
         installer.uninstall("notes")

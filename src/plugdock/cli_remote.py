@@ -364,7 +364,10 @@ def publish(
         record = publish_zip(
             package, server, token, progress=lambda done, total: bar.update(task, completed=done)
         )
-    signed = f"signed by {record.get('signer')}" if record.get("signed") else "unsigned"
+    from rich.markup import escape
+
+    signer = escape(str(record.get("signer")))  # the package names its signer
+    signed = f"signed by {signer}" if record.get("signed") else "unsigned"
     if record.get("status") == "pending":
         console.print(
             f"[yellow]pending review[/] {record['id']} {record['version']} ({record['size']} "
@@ -476,6 +479,8 @@ def review_list(
     token: str = _REVIEW_TOKEN,
 ) -> None:
     """The versions waiting for review (or with another status)."""
+    from rich.markup import escape
+
     from plugdock.server.client import call
 
     data = call(
@@ -488,13 +493,9 @@ def review_list(
     table = Table("plugin", "version", "publisher", "uploaded", "signature", "status")
     for v in versions:
         signature = f"signed by {v.get('signer')}" if v.get("signed") else "unsigned"
-        table.add_row(
-            v["id"],
-            v["version"],
-            v.get("publisher", ""),
-            v.get("published", ""),
-            signature,
-            v.get("status", "published"),
+        cells = (v["id"], v["version"], v.get("publisher", ""), v.get("published", ""))
+        table.add_row(  # cells are markup: escape what packages say
+            *(escape(str(c)) for c in (*cells, signature, v.get("status", "published")))
         )
     console.print(table)
 
@@ -517,7 +518,7 @@ def review_show(
         console.print_json(json.dumps(data))
         return
     record, report = data["record"], data.get("report")
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)  # package text is shown as text
     out.print(f"{plugin_id} {version}: {record.get('status', 'published')}")
     out.print(f"  publisher {record.get('publisher')}, uploaded {record.get('published')}")
     out.print(f"  sha256 {record['sha256']}, {record['size']} bytes")
@@ -602,7 +603,9 @@ def review_reject(
         _version_path(plugin_id, version) + "/reject",
         json={"reason": reason},
     )
-    console.print(f"[red]rejected[/] {plugin_id} {version}: {reason}", highlight=False)
+    from rich.markup import escape
+
+    console.print(f"[red]rejected[/] {plugin_id} {version}: {escape(reason)}", highlight=False)
 
 
 @server_app.command("status")
@@ -621,7 +624,7 @@ def server_status(
     if not data["versions"]:
         console.print("no versions published yet")
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, markup=False)  # package text is shown as text
     for v in data["versions"]:
         status = "pending review" if v["status"] == "pending" else v["status"]
         line = f"{v['id']} {v['version']}: {status}"

@@ -53,7 +53,11 @@ def free_port() -> int:
 def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "plugdock", "server", "--data", str(data), "--port", str(port)],
+        # Review off: this measures transfer and install, not the review queue.
+        [
+            *(sys.executable, "-m", "plugdock", "server", "--data", str(data)),
+            *("--port", str(port), "--review", "off"),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

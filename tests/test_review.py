@@ -283,6 +283,10 @@ def test_review_off_keeps_todays_behaviour(tmp_path: Path, storage: Storage) -> 
     target = storage.index.targets()["notes/1.0.0.zip"]
     assert target.unrecognized_fields["custom"] == {"signer_key_id": None}
     assert not storage.report_path("notes", "1.0.0").exists()
+    # Only the audit trail is new: the publish is on record.
+    assert [(a["action"], a["status"]) for a in storage.audit.entries()] == [
+        ("publish", "published")
+    ]
     with pytest.raises(Exception, match="review must be one of"):
         create_app(storage, review="sometimes")
 
@@ -432,3 +436,70 @@ def test_a_reviewer_signs_in_opens_a_pending_version_and_approves_it(tmp_path: P
             storage.index.targets()["notes/1.1.0.zip"].unrecognized_fields["custom"]["approved_by"]
             == "carol"
         )
+
+
+def test_approval_refuses_a_stored_package_changed_after_upload(
+    tmp_path: Path, storage: Storage, client: TestClient
+) -> None:
+    """What is signed into the index is what was reviewed: the bytes are hashed again."""
+    alice = storage.create_token("alice")
+    carol = storage.create_token("carol", "reviewer")
+    assert _post(client, _package(tmp_path), alice).status_code == 201
+    stored = storage.package_path("notes", "1.0.0")
+    stored.chmod(0o644)
+    stored.write_bytes(stored.read_bytes() + b"tampered")
+    answer = client.post(APPROVE.format("notes", "1.0.0"), headers=_auth(carol))
+    assert answer.status_code == 422 and "no longer matches its sha256" in answer.json()["detail"]
+    assert str(storage.data_dir) not in answer.text
+    _hidden(client, storage, "notes", "1.0.0")
+    assert client.get("/api/v1/review/versions", headers=_auth(carol)).json()["versions"]
+
+
+def test_a_pending_version_claims_its_id_and_publishers_see_only_their_own(
+    tmp_path: Path, storage: Storage, client: TestClient
+) -> None:
+    alice = storage.create_token("alice")
+    bob = storage.create_token("bob")
+    assert _post(client, _package(tmp_path), alice).status_code == 201
+    stolen = _post(client, _package(tmp_path, version="1.0.1"), bob)
+    assert stolen.status_code == 403 and "another publisher" in stolen.json()["detail"]
+    assert client.get("/api/v1/publisher/versions", headers=_auth(bob)).json()["versions"] == []
+    assert client.get("/api/v1/publisher/versions").status_code == 401
+    assert client.get("/api/v1/publisher/versions", headers=_auth("pdt_nope")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("get", "/api/v1/review/versions?status=bogus", None, 422),
+        ("get", "/api/v1/review/versions/Not-An-Id/1.0.0", None, 422),
+        ("get", "/api/v1/review/versions/notes/1.0", None, 422),
+        ("get", "/api/v1/review/versions/notes/9.9.9", None, 404),
+        ("get", "/api/v1/review/versions/notes/9.9.9/package", None, 404),
+        ("post", "/api/v1/review/versions/notes/9.9.9/approve", None, 404),
+        ("post", "/api/v1/review/versions/notes/1.0.0/reject", {"reason": "x" * 2001}, 422),
+        ("post", "/api/v1/review/versions/notes/1.0.0/reject", {"reason": 7}, 422),
+        ("post", "/api/v1/review/versions/notes/1.0.0/reject", ["not", "an", "object"], 422),
+    ],
+)
+def test_bad_review_requests_are_clear_json_errors_and_change_nothing(
+    tmp_path: Path, storage: Storage, client: TestClient, method, path, body, status
+) -> None:
+    alice = storage.create_token("alice")
+    carol = storage.create_token("carol", "reviewer")
+    assert _post(client, _package(tmp_path), alice).status_code == 201
+    before = storage.catalog_path.read_bytes()
+    kwargs = {"json": body} if body is not None else {}
+    answer = getattr(client, method)(path, headers=_auth(carol), **kwargs)
+    assert answer.status_code == status
+    assert isinstance(answer.json()["detail"], str)
+    assert storage.catalog_path.read_bytes() == before
+    assert [a["action"] for a in storage.audit.entries()] == ["publish"]
+
+
+def test_a_scan_that_runs_too_long_is_reported_not_fatal(tmp_path: Path, storage: Storage) -> None:
+    alice = storage.create_token("alice")
+    with TestClient(create_app(storage, scan_timeout=0.001)) as client:
+        assert _post(client, _package(tmp_path), alice).status_code == 201
+    scan = storage.report("notes", "1.0.0")["scan"]
+    assert scan["status"] == "timeout" and "took over" in scan["detail"]

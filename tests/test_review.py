@@ -503,3 +503,11 @@ def test_a_scan_that_runs_too_long_is_reported_not_fatal(tmp_path: Path, storage
         assert _post(client, _package(tmp_path), alice).status_code == 201
     scan = storage.report("notes", "1.0.0")["scan"]
     assert scan["status"] == "timeout" and "took over" in scan["detail"]
+
+
+def test_plugdock_server_requires_review_by_default(tmp_path: Path) -> None:
+    from test_server import _run_server
+
+    stderr = _run_server(tmp_path / "data")
+    assert "review required" in stderr and "/review" in stderr
+    assert "there is no reviewer" in stderr

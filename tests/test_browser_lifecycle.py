@@ -3,7 +3,8 @@
 Update with its changelog, disable/enable, uninstall with row counts and a backup, the
 dependency plan on install, an update the core cannot take, and uploads of a good and a
 tampered ZIP. The panel's source holds ai_chatbot 1.0.0 (examples/releases) and 1.1.0
-(examples/plugins), packed with the real ``plugdock pack``, and small generated plugins.
+(examples/plugins), packed with the real ``plugdock pack``, and small generated plugins;
+the panel runs two workers.
 Screenshots go to ``test-artifacts/``.
 """
 
@@ -58,7 +59,8 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     pack_into(make_plugin(src, "html_notes", "1.0.0"), modules)
     changelog = {"CHANGELOG.md": HOSTILE_CHANGELOG}
     pack_into(make_plugin(src, "html_notes", "1.0.1", extra_files=changelog), modules)
-    running = start_panel(tmp, f"sqlite:///{tmp / 'panel.db'}")
+    # Two workers: after each change the page's next requests may reach either one.
+    running = start_panel(tmp, f"sqlite:///{tmp / 'panel.db'}", workers=2)
     yield running
     running.stop()
 

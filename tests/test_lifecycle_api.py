@@ -482,3 +482,50 @@ def test_a_disabled_plugin_upgrades_stays_disabled_and_uninstalls_with_a_backup(
     without = admin.delete(f"{MARKET}/uninstall/ai_chatbot", params={"backup": "false"})
     assert without.status_code == 200 and without.json()["backup"] is None
     assert [p.name for p in (tmp_path / "instance" / "backups").iterdir()] == [name]
+
+
+@SQLITE
+def test_disable_and_enable_reach_every_worker(tmp_path: Path, database_url: str) -> None:
+    """Two workers: from the moment disable answers (API) or returns (CLI), no worker serves
+    the plugin's routes or lists its page; enable brings both back everywhere."""
+    from test_workers import fresh_get, whoami_panel
+
+    panel = whoami_panel(tmp_path, database_url, workers=2)
+    try:
+        pack_into(CHATBOT, tmp_path / "modules")
+        admin = panel.client(panel.login())
+        for plugin_id in ("whoami", "ai_chatbot"):
+            answer = admin.post(f"{MARKET}/install", json={"plugin_id": plugin_id})
+            assert answer.status_code == 200, answer.text
+
+        def served() -> tuple[set[int], set[bool]]:
+            pids, listed = set(), set()
+            for _ in range(20):
+                pid = fresh_get(f"{panel.url}/api/v1/whoami/pid")
+                if pid.status_code == 200:
+                    pids.add(pid.json()["pid"])
+                else:
+                    assert pid.status_code == 404, pid.text
+                    pids.add(0)
+                pages = fresh_get(f"{panel.url}/api/v1/frontend/plugins").json()
+                listed.add(any(p["id"] == "ai_chatbot" for p in pages))
+            return pids, listed
+
+        pids, listed = served()
+        assert len(pids) == 2 and 0 not in pids and listed == {True}, pids
+
+        for plugin_id in ("whoami", "ai_chatbot"):
+            assert admin.post(f"{MARKET}/disable/{plugin_id}").status_code == 200
+        assert served() == ({0}, {False})
+
+        for plugin_id in ("whoami", "ai_chatbot"):  # the CLI, with the panel running
+            enabled = panel.cli("enable", plugin_id)
+            assert enabled.returncode == 0, enabled.stderr
+        pids, listed = served()
+        assert len(pids) == 2 and 0 not in pids and listed == {True}, pids
+
+        disabled = panel.cli("disable", "whoami")
+        assert disabled.returncode == 0, disabled.stderr
+        assert served()[0] == {0}
+    finally:
+        panel.stop()

@@ -278,6 +278,20 @@ def test_restore_into_a_later_version_is_all_or_nothing(
     }
 
 
+@SQLITE
+def test_an_uninstall_whose_backup_cannot_be_written_changes_nothing(chatbot: Installer) -> None:
+    installer = chatbot
+    installer.settings.backups_dir.write_text("a file where the backups folder should be")
+    before = snapshot(installer.settings, installer.engine)
+
+    with pytest.raises(PlugdockError, match="step 'backup'"):
+        installer.uninstall("ai_chatbot", backup=True)
+
+    assert snapshot(installer.settings, installer.engine) == before
+    assert [i.version for i in installer.installed()] == ["1.0.0"]
+    assert len(rows(installer)["chat_sessions"]) == 2
+
+
 def corrupt(
     source: Path,
     target: Path,

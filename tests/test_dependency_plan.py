@@ -284,6 +284,10 @@ def test_upgrade_outside_a_dependents_range_is_refused(installer: Installer) -> 
     assert "pb needs" not in str(caught.value)
     assert snapshot(installer.settings, installer.engine) == before
     assert installer.upgrade_plan("pd", "1.3.0").problem is not None  # same version: not newer
+    # A version inside every dependent's range goes through.
+    offer(installer, "pd", "1.4.0")
+    assert installer.upgrade_plan("pd", "1.4.0").compatible
+    assert installer.upgrade("pd", "1.4.0").version == "1.4.0"
 
 
 @SQLITE

@@ -479,6 +479,7 @@ def test_a_disabled_plugin_upgrades_stays_disabled_and_uninstalls_with_a_backup(
     assert visitor.post(rate, **stars).status_code == 404
     again = admin.post(f"{MARKET}/install", json={"plugin_id": "ai_chatbot"})
     assert again.status_code == 200, again.text
+    assert admin.post(f"{MARKET}/disable/ai_chatbot").status_code == 200  # uninstalled disabled
     without = admin.delete(f"{MARKET}/uninstall/ai_chatbot", params={"backup": "false"})
     assert without.status_code == 200 and without.json()["backup"] is None
     assert [p.name for p in (tmp_path / "instance" / "backups").iterdir()] == [name]

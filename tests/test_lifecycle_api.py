@@ -438,10 +438,18 @@ def test_a_failed_dependency_plan_serves_nothing_and_can_be_retried(
     assert installed(admin) == {}
     assert panel.client().get("/api/v1/widget/ping").status_code == 404
     assert not tables(database_url) & {"widget_notes", "needs_widget_notes"}
-    # The dependency alone installs and serves afterwards (nothing stale was left).
-    alone = admin.post(f"{MARKET}/install", json={"plugin_id": "widget"})
-    assert alone.status_code == 200, alone.text
+    # Another plugin needing it installs both in one call, and both serve at once
+    # (nothing stale was left by the failed plan).
+    uses = make_plugin(
+        tmp_path / "src", "uses_widget", metadata={"dependencies": {"widget": ">=1.0.0"}}
+    )
+    pack_into(uses, modules)
+    both = admin.post(f"{MARKET}/install", json={"plugin_id": "uses_widget"})
+    assert both.status_code == 200, both.text
+    assert both.json()["installed"] == ["widget", "uses_widget"]
+    assert "with widget" in both.json()["message"]
     assert panel.client().get("/api/v1/widget/ping").json() == {"pong": True}
+    assert panel.client().get("/api/v1/uses-widget/ping").json() == {"pong": True}
 
 
 @SQLITE

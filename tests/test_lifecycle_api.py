@@ -538,3 +538,38 @@ def test_disable_and_enable_reach_every_worker(tmp_path: Path, database_url: str
         assert served()[0] == {0}
     finally:
         panel.stop()
+
+
+def answer_to_a_partial_upload(panel: Panel, token: str | None) -> bytes:
+    """Send an upload's headers and 100 kB of a declared 900 kB body (under the limit); wait.
+
+    Refused callers must be answered without the panel reading (and spooling to disk) a
+    body of up to the package limit first; a panel that waits for the rest never answers.
+    """
+    import socket
+
+    host, port = panel.url.removeprefix("http://").split(":")
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST {MARKET}/upload HTTP/1.1\r\nHost: {host}\r\n{auth}"
+            "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 900000\r\n\r\n"
+            '--b\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n\r\n'.encode()
+            + b"x" * 100_000
+        )
+        sock.settimeout(30)  # generous for a loaded machine; a panel reading first never answers
+        try:
+            return sock.recv(100)
+        except TimeoutError:
+            return b"no answer: the panel waits for the whole body"
+
+
+@SQLITE
+def test_an_upload_is_refused_before_its_body_is_read(panel: Panel) -> None:
+    made = panel.cli(
+        "user", "create", "bob", "--role", "user", "--password-stdin", stdin="bob-password\n"
+    )
+    assert made.returncode == 0, made.stderr
+    assert answer_to_a_partial_upload(panel, None).startswith(b"HTTP/1.1 401")
+    bob = panel.login("bob", "bob-password")
+    assert answer_to_a_partial_upload(panel, bob).startswith(b"HTTP/1.1 403")

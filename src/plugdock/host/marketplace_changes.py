@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from plugdock import sdk
 from plugdock.fsutil import make_private_dir, remove_tree
@@ -194,11 +195,40 @@ async def enable(plugin_id: PluginId, request: Request, admin: sdk.AdminUser) ->
     return await _toggle(request, plugin_id, True, admin.username)
 
 
-@router.post("/upload", response_model=UploadedInstall | UploadedUpgrade)
-async def upload(
-    file: UploadFile, request: Request, admin: sdk.AdminUser
+# Documented by hand: the form is read in the handler, after the admin check.
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/upload", response_model=UploadedInstall | UploadedUpgrade, openapi_extra=_UPLOAD_BODY
+)
+async def upload(request: Request, admin: sdk.AdminUser) -> UploadedInstall | UploadedUpgrade:
+    """Install or upgrade from an uploaded package zip (field ``file``), checked like any."""
+    # Not an UploadFile parameter: FastAPI would read and spool the whole body (up to the
+    # package limit) before the admin check, for anyone who asks.
+    async with request.form(max_files=1, max_fields=10) as form:
+        file = form.get("file")
+        if not isinstance(file, StarletteUploadFile):
+            raise HTTPException(422, "send the package zip as the multipart field 'file'")
+        return await _install_upload(request, admin, file)
+
+
+async def _install_upload(
+    request: Request, admin: sdk.User, file: StarletteUploadFile
 ) -> UploadedInstall | UploadedUpgrade:
-    """Install or upgrade from an uploaded package zip, checked exactly like a local one."""
     installer = installer_of(request)
     limit = installer.settings.max_package_bytes
     # Not under staging/: taking the operation lock empties that of anything in flight.

@@ -411,6 +411,17 @@ def test_catalog_offers_updates_and_says_when_the_core_cannot_take_one(
     after = admin.get(f"{MARKET}/plugins/ai_chatbot").json()
     assert (after["installed_version"], after["update_available"]) == ("1.1.0", None)
     assert after["update_compatible"] is False and after["update_problem"] is None
+    refusals = {
+        ("ai_chatbot", None): 409,  # the newest is installed
+        ("ai_chatbot", "1.0.0"): 422,  # a downgrade
+        ("ai_chatbot", "9.9.9"): 404,  # not offered
+        ("needy_x", None): 404,  # not installed
+    }
+    for (plugin_id, version), status in refusals.items():
+        answer = admin.post(f"{MARKET}/upgrade", json={"plugin_id": plugin_id, "version": version})
+        assert answer.status_code == status, (plugin_id, version, answer.text)
+        assert answer.json()["detail"]
+    assert installed(admin)["ai_chatbot"]["version"] == "1.1.0"
 
 
 @SQLITE

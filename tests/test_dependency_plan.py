@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -340,3 +341,25 @@ def test_cli_install_dry_run_prints_the_plan_and_changes_nothing(
     )
     assert refused.returncode != 0
     assert refused.stderr.strip().startswith("error:") and "nothing_here" in refused.stderr
+
+
+def test_a_plugin_that_an_enabled_plugin_needs_cannot_be_disabled(
+    installer: Installer, tmp_path: Path
+) -> None:
+    modules = installer.settings.plugin_local_dir
+    pack_into(make_plugin(tmp_path / "s", "base_dep", "1.0.0"), modules)
+    pack_into(
+        make_plugin(
+            tmp_path / "s", "needs_base", "1.0.0", metadata={"dependencies": {"base_dep": ">=1"}}
+        ),
+        modules,
+    )
+    installer.install("needs_base")
+    with pytest.raises(PlugdockError, match="base_dep is needed by needs_base"):
+        installer.disable("base_dep")
+    installer.disable("needs_base")
+    installer.disable("base_dep")  # nothing enabled needs it now
+    assert {i.plugin_id: i.enabled for i in installer.installed()} == {
+        "base_dep": False,
+        "needs_base": False,
+    }

@@ -7,7 +7,7 @@ generation bump, so every worker and replica follows it like an install.
 from __future__ import annotations
 
 from plugdock import audit
-from plugdock.errors import AlreadyInstalledError
+from plugdock.errors import AlreadyInstalledError, PlugdockError
 from plugdock.operations.runner import Change, Steps, commit_change, reraise
 from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
@@ -29,6 +29,8 @@ def set_plugin_enabled(
             if installation.enabled == enabled:
                 state = "enabled" if enabled else "disabled"
                 raise AlreadyInStateError(f"{plugin_id} is already {state}")
+            if not enabled:
+                _check_no_enabled_dependents(workspace, plugin_id)
         with workspace.engine.connect() as conn, conn.begin() as transaction:
             with steps.step("record"):
                 set_enabled(conn, plugin_id, enabled)
@@ -48,3 +50,19 @@ def set_plugin_enabled(
         workspace.rewrite_registry()  # the registry step may have run before a failed commit
         reraise(steps, exc)
     workspace.announce(generation)
+
+
+def _check_no_enabled_dependents(workspace: Workspace, plugin_id: str) -> None:
+    """An enabled plugin that needs ``plugin_id`` would break with it gone."""
+    rows = workspace.installed()
+    enabled = {i.plugin_id for i in rows if i.enabled}
+    needing = sorted(
+        other
+        for other, meta in workspace.installed_metadata(rows).items()
+        if other in enabled and plugin_id in meta.dependencies
+    )
+    if needing:
+        raise PlugdockError(
+            f"{plugin_id} is needed by {', '.join(needing)}; disable "
+            f"{'it' if len(needing) == 1 else 'them'} first"
+        )

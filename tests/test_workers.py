@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -55,27 +56,38 @@ def wait_for_startups(panel: Panel, count: int) -> None:
 
 
 @contextmanager
-def core_traffic(panel: Panel) -> Iterator[list[str]]:
-    """A steady stream of core requests on new connections; yields the failures seen."""
+def core_traffic(panel: Panel, *, keep_alive: bool = False) -> Iterator[list[str]]:
+    """A steady stream of core requests on new connections (and, with ``keep_alive``, a
+    second one reusing its connection); yields the failures seen."""
     failures: list[str] = []
     stop = threading.Event()
 
-    def run() -> None:
+    def run(client: httpx.Client | None) -> None:
         while not stop.is_set():
             try:
-                response = fresh_get(f"{panel.url}/healthz")
+                if client is None:
+                    response = fresh_get(f"{panel.url}/healthz")
+                else:
+                    response = client.get(f"{panel.url}/healthz")
                 if response.status_code != 200:
                     failures.append(f"{response.status_code} {response.text}")
             except httpx.HTTPError as exc:
                 failures.append(repr(exc))
 
-    stream = threading.Thread(target=run)
-    stream.start()
+    reused = httpx.Client(timeout=10) if keep_alive else None
+    streams = [threading.Thread(target=run, args=(None,))]
+    if reused is not None:
+        streams.append(threading.Thread(target=run, args=(reused,)))
+    for stream in streams:
+        stream.start()
     try:
         yield failures
     finally:
         stop.set()
-        stream.join()
+        for stream in streams:
+            stream.join()
+        if reused is not None:
+            reused.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -151,26 +163,74 @@ def test_postgres_notifies_committed_changes_only(
         engine.dispose()
 
 
+def both_workers_caught_up(panel: Panel, known: set[int] | None = None) -> set[int]:
+    """Fresh requests to the probe plugin until two workers answered: each request makes its
+    worker catch up with the plugin set first, so both now count the last change."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(pids) < 2:
+        assert time.monotonic() < deadline, (pids, panel.output())
+        pids.add(fresh_get(f"{panel.url}/api/v1/probe/pid").json()["pid"])
+    assert known is None or pids == known
+    return pids
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_workers_recycle_after_many_changes_without_failing_requests(
     tmp_path: Path, database_url: str
 ) -> None:
-    """Imported plugins are never fully freed, so a worker restarts itself after N changes."""
-    env = {"PLUGDOCK_RECYCLE_AFTER": "4"}
-    panel = whoami_panel(tmp_path, database_url, workers=2, extra_env=env)
+    """Imported plugins are never fully freed, so a worker restarts itself after N changes:
+    it stops accepting, answers what is in flight with Connection: close, drains, exits; no
+    client, fresh or keep-alive (the admin's too), sees a reset.
+
+    Each worker counts every mount and unmount: the probe plugin's mount at start (1), then
+    whoami installed, uninstalled, installed, uninstalled (5 = PLUGDOCK_RECYCLE_AFTER), with
+    both workers caught up after each change, so both recycle exactly once.
+    """
+    probe = make_plugin(
+        tmp_path / "src",
+        "probe",
+        metadata={"backend": {"routes": ["/api/v1/probe/*"]}},
+        extra_files={"backend/routes.py": PID_ROUTES.replace("/api/v1/whoami", "/api/v1/probe")},
+    )
+    settings = instance_settings(tmp_path, database_url)
+    Installer(settings, engine=make_engine(database_url)).install(pack_into(probe, tmp_path / "p"))
+    panel = whoami_panel(
+        tmp_path, database_url, workers=2, extra_env={"PLUGDOCK_RECYCLE_AFTER": "5"}
+    )
     try:
         admin = panel.client(panel.login())
-        with core_traffic(panel) as failures:
-            for _ in range(4):
-                installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
-                assert installed.status_code == 200
-                assert admin.delete("/api/v1/marketplace/uninstall/whoami").status_code == 200
-            wait_for_startups(panel, 3)  # the two first workers, and one replacement
+        originals = both_workers_caught_up(panel)
+        # A connection a worker has accepted but not read a request from yet: the race that
+        # reset clients when a recycling worker exited at once.
+        host, port = panel.url.removeprefix("http://").split(":")
+        waiting = socket.create_connection((host, int(port)), timeout=30)
+        time.sleep(0.5)  # accepted by one of the workers by now
+        with core_traffic(panel, keep_alive=True) as failures:
+            for change in range(4):
+                if change % 2 == 0:
+                    answer = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
+                else:
+                    answer = admin.delete("/api/v1/marketplace/uninstall/whoami")
+                assert answer.status_code == 200, answer.text
+                if change < 3:  # after the last one both are on their way out
+                    both_workers_caught_up(panel, originals)
+            deadline = time.monotonic() + 30
+            while panel.output().count("recycling worker") < 2:
+                assert time.monotonic() < deadline, panel.output()
+                time.sleep(0.1)
+            time.sleep(1.0)  # a worker that exits at once is gone by now
+            waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: panel\r\n\r\n")
+            answer_bytes = waiting.recv(65536)
+            waiting.close()
+            assert answer_bytes.startswith(b"HTTP/1.1 200"), answer_bytes
+            assert b"connection: close" in answer_bytes.lower()
+            wait_for_startups(panel, 4)  # the two first workers, and both replacements
             installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
             assert installed.status_code == 200
             pids = {fresh_get(f"{panel.url}/api/v1/whoami/pid").json()["pid"] for _ in range(30)}
-            assert len(pids) == 2
-        assert "recycling worker" in panel.output()
+        assert len(pids) == 2 and not pids & originals
+        assert panel.output().count("recycling worker") == 2
         assert failures == []
     finally:
         panel.stop()

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugdock.config import Settings
 from plugdock.db import connect_read, current_generation
@@ -49,6 +49,7 @@ from plugdock.runtime.hooks import (
 )
 from plugdock.runtime.loader import LoadedBackend, load_backend, unload
 from plugdock.runtime.notify import ChangeListener
+from plugdock.runtime.recycle import drain_and_exit
 from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
 
 log = logging.getLogger("plugdock.runtime")
@@ -81,6 +82,7 @@ class PluginRuntime:
         self.wakeup = asyncio.Event()  # set by the PostgreSQL listener: look now
         self.changes = 0  # mounts + unmounts in this process, for recycling
         self._recycling = False
+        self._drain: asyncio.Task[None] | None = None  # kept so the task is not collected
 
     # ------------------------------------------------------------ mounting
 
@@ -192,15 +194,18 @@ class PluginRuntime:
         """Restart this worker after many plugin changes, since Python never frees them all.
 
         Only under uvicorn's multi-worker supervisor (``serve --workers N``, N > 1), which
-        starts a fresh worker while the others keep serving; the graceful shutdown lets
-        in-flight requests finish.
+        starts a fresh worker while the others keep serving; this one stops accepting and
+        drains its connections first (see :mod:`plugdock.runtime.recycle`).
         """
         if self.changes < self.settings.recycle_after or not os.environ.get(SUPERVISED_ENV):
             return
         if not self._recycling:
-            self._recycling = True
+            self._recycling = True  # from now on every answer says Connection: close
             log.warning("recycling worker %d after %d plugin changes", os.getpid(), self.changes)
-            os.kill(os.getpid(), signal.SIGTERM)
+            try:
+                self._drain = asyncio.get_running_loop().create_task(drain_and_exit())
+            except RuntimeError:  # no event loop (not serving requests): nothing to drain
+                os.kill(os.getpid(), signal.SIGTERM)
 
     def is_stale(self) -> bool:
         with connect_read(self.engine) as conn:  # never the write lock, on every poll
@@ -318,8 +323,20 @@ class PluginSyncMiddleware:
         self.runtime_of = runtime_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime: PluginRuntime | None = None
         if scope["type"] == "http":
-            runtime: PluginRuntime | None = self.runtime_of()
+            runtime = self.runtime_of()
             if runtime is not None and runtime.hint_changed():
                 await runtime.refresh()
-        await self.app(scope, receive, send)
+        if runtime is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing_when_recycling(message: Message) -> None:
+            # A worker about to exit tells keep-alive clients to reconnect (to another worker).
+            if message["type"] == "http.response.start" and runtime._recycling:
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing_when_recycling)

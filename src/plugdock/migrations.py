@@ -81,6 +81,7 @@ __all__ = [
     "drop_created_tables",
     "forget_migrations",
     "load_migration",
+    "tables_only",
     "transactional_ddl",
 ]
 
@@ -129,6 +130,11 @@ class Migration:
     down: tuple[str, ...]
     tables: tuple[str, ...]
     checksum: str
+
+
+def tables_only(tables: list[str]) -> Migration:
+    """A migration known only by its tables (from a journal); dropping them is all it can do."""
+    return Migration(name=MIGRATION_NAME, up=(), down=(), tables=tuple(tables), checksum="")
 
 
 class _Statement(NamedTuple):

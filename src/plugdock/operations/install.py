@@ -39,11 +39,11 @@ from plugdock.operations.runner import (
     reraise,
     safely,
 )
-from plugdock.operations.signers import bind_signer
 from plugdock.operations.staging import stage
 from plugdock.operations.workspace import Workspace
 from plugdock.registry import Installation, add_installation
 from plugdock.runtime.hooks import BeforeCommit, OperationContext
+from plugdock.signer_binding import bind_signer
 
 
 @dataclass(frozen=True)

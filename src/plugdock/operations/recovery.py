@@ -14,17 +14,12 @@ from pathlib import Path
 from plugdock.db import current_generation
 from plugdock.errors import PlugdockError
 from plugdock.journal import JournalEntry, read_journal
-from plugdock.migrations import Migration, load_migration, transactional_ddl
+from plugdock.migrations import Migration, load_migration, tables_only, transactional_ddl
 from plugdock.operations.install import undo_install
 from plugdock.operations.uninstall import finish_uninstall, undo_uninstall
 from plugdock.operations.workspace import Workspace
 
 log = logging.getLogger("plugdock.installer")
-
-
-def tables_only(tables: list[str]) -> Migration:
-    """A migration known only by its tables; dropping them is all it can do."""
-    return Migration(name="initial", up=(), down=(), tables=tuple(tables), checksum="")
 
 
 def recover(workspace: Workspace) -> str | None:

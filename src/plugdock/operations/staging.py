@@ -14,10 +14,10 @@ from plugdock.db import connect_read
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.fsutil import make_private_dir
 from plugdock.operations.runner import Steps
-from plugdock.operations.signers import check_signer
 from plugdock.operations.workspace import Workspace
 from plugdock.package.archive import PackageInfo, extract_package
 from plugdock.package.metadata import PluginMetadata
+from plugdock.signer_binding import check_signer
 from plugdock.sources import parse_requirement
 from plugdock.trust import SignatureVerdict
 from plugdock.trust import enforce as enforce_signature_policy

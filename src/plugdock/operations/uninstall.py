@@ -26,6 +26,7 @@ from plugdock.migrations import (
     drop_created_tables,
     forget_migrations,
     load_migration,
+    tables_only,
     transactional_ddl,
 )
 from plugdock.operations import codefiles
@@ -190,8 +191,6 @@ def undo_uninstall(workspace: Workspace, journal: JournalEntry | None, staging: 
 def finish_uninstall(
     workspace: Workspace, journal: JournalEntry, migration: Migration | None
 ) -> None:
-    from plugdock.operations.recovery import tables_only
-
     drop_created_tables(workspace.engine, migration or tables_only(journal.tables))
     with workspace.engine.begin() as conn:
         remove_installation(conn, journal.plugin_id)

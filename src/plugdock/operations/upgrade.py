@@ -25,7 +25,7 @@ from plugdock.errors import AlreadyInstalledError, PackageError
 from plugdock.failpoints import failpoint
 from plugdock.fsutil import remove_tree
 from plugdock.journal import JournalEntry, clear_journal, write_journal
-from plugdock.migrations import check_tables_free, transactional_ddl
+from plugdock.migrations import check_tables_free, tables_only, transactional_ddl
 from plugdock.operations import codefiles
 from plugdock.operations.runner import (
     Change,
@@ -36,13 +36,13 @@ from plugdock.operations.runner import (
     safely,
 )
 from plugdock.operations.schema_undo import record_shape, restore_shape
-from plugdock.operations.signers import bind_signer
 from plugdock.operations.staging import stage
 from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PluginMetadata, parse_version, version_in_range
 from plugdock.registry import replace_installation
 from plugdock.runtime.hooks import BeforeCommit, OperationContext
+from plugdock.signer_binding import bind_signer
 from plugdock.upgrade_steps import (
     UpgradeStep,
     applied_upgrade_steps,
@@ -150,7 +150,7 @@ def upgrade(
             )
             created = [t for s in upgrade_steps for t in s.created]
             with workspace.engine.connect() as conn:
-                check_tables_free(conn, _tables(created))
+                check_tables_free(conn, tables_only(created))
             tables = resulting_tables(current.tables, upgrade_steps)
 
         journal = JournalEntry(
@@ -264,9 +264,3 @@ def undo_upgrade(
         clear_journal(workspace.settings.journal_path)
     remove_tree(staging)
     return left
-
-
-def _tables(names: list[str]):  # type: ignore[no-untyped-def]
-    from plugdock.operations.recovery import tables_only
-
-    return tables_only(names)

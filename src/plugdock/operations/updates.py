@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from plugdock import __version__
 from plugdock.errors import NotInstalledError, PlugdockError
 from plugdock.operations.workspace import Workspace
+from plugdock.package.changelog import read_changelog
 from plugdock.package.metadata import PluginMetadata, parse_version, version_in_range
 from plugdock.registry import Installation
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
-
-CHANGELOG_FILE = "CHANGELOG.md"
-_MAX_CHANGELOG_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,8 @@ def plan_upgrade(workspace: Workspace, plugin_id: str, version: str | None = Non
         problem = compatibility_problem(
             meta, [i for i in installed if i.plugin_id != plugin_id], others
         )
-    steps, changelog = _package_extras(fetched.path, installation.version, target)
+    steps = _step_versions(fetched.path, installation.version, target)
+    changelog = read_changelog(fetched.path)
     return UpdatePlan(
         plugin_id=plugin_id,
         from_version=installation.version,
@@ -95,24 +95,21 @@ def plan_upgrade(workspace: Workspace, plugin_id: str, version: str | None = Non
     )
 
 
-def _package_extras(path, from_version: str, to_version: str) -> tuple[list[str], str | None]:  # type: ignore[no-untyped-def]
-    """The upgrade step versions in (from, to] and the CHANGELOG.md text, read from the zip."""
+def _step_versions(path: Path, from_version: str, to_version: str) -> list[str]:
+    """The upgrade step versions in (from, to] a package zip holds, in order."""
     low, high = parse_version(from_version), parse_version(to_version)
-    steps: set[str] = set()
-    changelog = None
+    found: set[str] = set()
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            parts = info.filename.split("/")
+        for name in archive.namelist():
+            parts = name.split("/")
             if (
-                len(parts) >= 3
+                len(parts) >= 4
                 and parts[:2] == ["migrations", "versions"]
                 and parts[-1] == "up.sql"
             ):
                 try:
                     if low < parse_version(parts[2]) <= high:
-                        steps.add(parts[2])
+                        found.add(parts[2])
                 except ValueError:
                     continue
-            if info.filename == CHANGELOG_FILE and info.file_size <= _MAX_CHANGELOG_BYTES:
-                changelog = archive.read(info).decode("utf-8", errors="replace")
-    return sorted(steps, key=parse_version), changelog
+    return sorted(found, key=parse_version)

@@ -43,7 +43,9 @@ class OperationContext:
     @property
     def module_token(self) -> str:
         """The suffix of the module name this installation's backend is imported under."""
-        return self.operation_id[:12]
+        from plugdock.runtime.loader import module_token
+
+        return module_token(self.operation_id)
 
 
 log = logging.getLogger("plugdock.runtime")

@@ -41,6 +41,11 @@ class LoadedBackend:
         return hook if callable(hook) else None
 
 
+def module_token(operation_id: str) -> str:
+    """The suffix an installation's backend is imported under (``<id>_<token>``)."""
+    return operation_id[:12]
+
+
 def _namespace() -> types.ModuleType:
     module = sys.modules.get(NAMESPACE)
     if module is None:

@@ -47,7 +47,7 @@ from plugdock.runtime.hooks import (
     prepare_backend,
     run_hook,
 )
-from plugdock.runtime.loader import LoadedBackend, load_backend, unload
+from plugdock.runtime.loader import LoadedBackend, load_backend, module_token, unload
 from plugdock.runtime.notify import ChangeListener
 from plugdock.runtime.recycle import drain_and_exit
 from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
@@ -161,7 +161,9 @@ class PluginRuntime:
 
     def load(self, installation: Installation) -> LoadedBackend:
         backend_dir = self.settings.backend_dir / installation.plugin_id
-        return load_backend(installation.plugin_id, backend_dir, installation.operation_id[:12])
+        return load_backend(
+            installation.plugin_id, backend_dir, module_token(installation.operation_id)
+        )
 
     def reconcile(self) -> None:
         """Mount and unmount until the app serves exactly the installed plugins."""
@@ -295,7 +297,7 @@ class PluginRuntime:
                 if (
                     row is None
                     or not row.enabled
-                    or not backend.module_name.endswith(row.operation_id[:12])
+                    or not backend.module_name.endswith(module_token(row.operation_id))
                 ):
                     unload(backend)  # rolled back (a dependency plan), or not to be served
                     continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,20 @@ def test_build_metadata_is_refused() -> None:
     with pytest.raises(PackageError, match="build metadata"):
         parse_metadata(json.dumps({"id": "ab", "name": "x", "version": "1.0.0+evil"}))
     assert parse_metadata(json.dumps({"id": "ab", "name": "x", "version": "1.0.0-rc.1"}))
+
+
+def test_local_source_rereads_a_zip_replaced_in_place(tmp_path: Path) -> None:
+    """The source keeps each zip's metadata while the file is unchanged, and no longer."""
+    modules = tmp_path / "modules"
+    source = LocalSource(modules)
+    first = pack_into(make_plugin(tmp_path / "a", "swapped", "1.0.0"), modules)
+    assert source.catalog().plugins["swapped"].versions == ("1.0.0",)
+    second = pack_into(make_plugin(tmp_path / "b", "swapped", "2.0.0"), tmp_path / "other")
+    os.replace(second, first)  # same name, other package
+    os.utime(first, ns=(1, 1))  # a different mtime even on a coarse clock
+    assert source.catalog().plugins["swapped"].versions == ("2.0.0",)
+    first.write_bytes(b"not a zip")
+    os.utime(first, ns=(2, 2))
+    catalog = source.catalog()
+    assert "swapped" not in catalog.plugins
+    assert [b.location for b in catalog.broken] == [first.name]

@@ -42,6 +42,9 @@ class LocalSource:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # metadata.json per zip, kept while the file's (mtime, size) stay the same: catalog,
+        # fetch and the install planner each scan the folder, and a stat is all a rescan costs.
+        self._read: dict[Path, tuple[tuple[int, int], PluginMetadata | PlugdockError]] = {}
 
     def _scan(
         self,
@@ -51,10 +54,9 @@ class LocalSource:
         if not self.folder.is_dir():
             return found, broken
         for path in sorted(self.folder.glob("*.zip")):
-            try:
-                meta = read_zip_metadata(path)
-            except PlugdockError as exc:
-                broken.append(BrokenPackage(path.name, str(exc)))
+            meta = self._metadata(path)
+            if isinstance(meta, PlugdockError):
+                broken.append(BrokenPackage(path.name, str(meta)))
                 continue
             key = (meta.id, meta.version)
             if key in found:
@@ -66,6 +68,21 @@ class LocalSource:
                 continue
             found[key] = (path, meta)
         return found, broken
+
+    def _metadata(self, path: Path) -> PluginMetadata | PlugdockError:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            return PlugdockError(f"cannot read it ({exc})")
+        seen = (stat.st_mtime_ns, stat.st_size)
+        cached = self._read.get(path)
+        if cached is None or cached[0] != seen:
+            try:
+                cached = (seen, read_zip_metadata(path))
+            except PlugdockError as exc:
+                cached = (seen, exc)
+            self._read[path] = cached
+        return cached[1]
 
     def catalog(self) -> Catalog:
         return _catalog(*self._scan())

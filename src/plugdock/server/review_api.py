@@ -93,6 +93,19 @@ def add_review_routes(app: FastAPI, storage: Storage) -> None:
             return who
         return JSONResponse({"name": who.name, "role": "reviewer"})
 
+    def reviewer_of(request: Request, plugin_id: str, version: str) -> Reviewer | JSONResponse:
+        """The signed-in reviewer, once the path names a plausible plugin version."""
+        who = reviewer(request)
+        if isinstance(who, JSONResponse):
+            return who
+        return _params(plugin_id, version) or who
+
+    def stored(plugin_id: str, version: str) -> dict[str, Any] | JSONResponse:
+        record = storage.record(plugin_id, version, unlisted=True)
+        if record is None:
+            return _error(404, f"{plugin_id} {version} is not published here")
+        return record
+
     @app.get("/api/v1/review/versions", response_model=None)
     def queue(request: Request, status: str = PENDING) -> JSONResponse:
         """Versions by review status, newest upload first."""
@@ -107,15 +120,12 @@ def add_review_routes(app: FastAPI, storage: Storage) -> None:
     @app.get("/api/v1/review/versions/{plugin_id}/{version}", response_model=None)
     def show(request: Request, plugin_id: str, version: str) -> JSONResponse:
         """One version: its record, its automated report, its audit entries."""
-        who = reviewer(request)
+        who = reviewer_of(request, plugin_id, version)
         if isinstance(who, JSONResponse):
             return who
-        bad = _params(plugin_id, version)
-        if bad is not None:
-            return bad
-        record = storage.record(plugin_id, version, unlisted=True)
-        if record is None:
-            return _error(404, f"{plugin_id} {version} is not published here")
+        record = stored(plugin_id, version)
+        if isinstance(record, JSONResponse):
+            return record
         return JSONResponse(
             {
                 "id": plugin_id,
@@ -128,15 +138,12 @@ def add_review_routes(app: FastAPI, storage: Storage) -> None:
     @app.get("/api/v1/review/versions/{plugin_id}/{version}/package", response_model=None)
     def package(request: Request, plugin_id: str, version: str) -> Response:
         """The ZIP itself, for a reviewer who wants to read every line."""
-        who = reviewer(request)
+        who = reviewer_of(request, plugin_id, version)
         if isinstance(who, JSONResponse):
             return who
-        bad = _params(plugin_id, version)
-        if bad is not None:
-            return bad
-        record = storage.record(plugin_id, version, unlisted=True)
-        if record is None:
-            return _error(404, f"{plugin_id} {version} is not published here")
+        record = stored(plugin_id, version)
+        if isinstance(record, JSONResponse):
+            return record
         path = storage.package_path(plugin_id, version)
         return FileResponse(
             path,
@@ -146,12 +153,9 @@ def add_review_routes(app: FastAPI, storage: Storage) -> None:
         )
 
     async def decide(request: Request, plugin_id: str, version: str, verdict: str) -> JSONResponse:
-        who = reviewer(request)
+        who = reviewer_of(request, plugin_id, version)
         if isinstance(who, JSONResponse):
             return who
-        bad = _params(plugin_id, version)
-        if bad is not None:
-            return bad
         reason = ""
         if verdict == "reject":
             body = await request.body()

@@ -89,6 +89,18 @@ def check_namespace(meta: PluginMetadata, installed: dict[str, PluginMetadata]) 
         raise PackageError(problems, source=f"{meta.id} {meta.version}")
 
 
+def check_dependents(plugin_id: str, version: str, installed: dict[str, PluginMetadata]) -> None:
+    """Every installed plugin that depends on ``plugin_id`` accepts ``version`` of it."""
+    problems = [
+        f"{other} needs {plugin_id} {meta.dependencies[plugin_id]}"
+        for other, meta in sorted(installed.items())
+        if plugin_id in meta.dependencies
+        and not version_in_range(version, meta.dependencies[plugin_id])
+    ]
+    if problems:
+        raise PackageError(problems, source=f"{plugin_id} {version}")
+
+
 def check_no_dependents(plugin_id: str, installed: dict[str, PluginMetadata]) -> None:
     """Refuse to remove a plugin that other installed plugins declare as a dependency."""
     dependents = sorted(i for i, meta in installed.items() if plugin_id in meta.dependencies)

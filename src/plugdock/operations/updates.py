@@ -6,11 +6,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plugdock import __version__
-from plugdock.errors import NotInstalledError, PlugdockError
+from plugdock.compat import check_compatibility, check_dependents
+from plugdock.errors import NotInstalledError, PackageError, PlugdockError
 from plugdock.operations.workspace import Workspace
 from plugdock.package.changelog import read_changelog
-from plugdock.package.metadata import PluginMetadata, parse_version, version_in_range
+from plugdock.package.metadata import PluginMetadata, parse_version
 from plugdock.registry import Installation
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
@@ -40,21 +40,20 @@ def newest_update(catalog: Catalog, installation: Installation) -> str | None:
 def compatibility_problem(
     meta: PluginMetadata, installed: list[Installation], installed_meta: dict[str, PluginMetadata]
 ) -> str | None:
-    """Why this core and the other installed plugins cannot take ``meta``, or None."""
+    """Why this core and the other installed plugins cannot take ``meta``, or None.
+
+    The checks an upgrade runs (:func:`~plugdock.compat.check_compatibility` and
+    :func:`~plugdock.compat.check_dependents`), with their problems as one sentence.
+    """
     problems = []
-    if meta.requires and not version_in_range(__version__, meta.requires):
-        problems.append(f"needs plugdock {meta.requires}, this is {__version__}")
-    versions = {i.plugin_id: i.version for i in installed}
-    for dep, spec in meta.dependencies.items():
-        have = versions.get(dep)
-        if have is None:
-            problems.append(f"needs plugin {dep} ({spec}), which is not installed")
-        elif not version_in_range(have, spec):
-            problems.append(f"needs plugin {dep} {spec}, but {have} is installed")
-    for other, other_meta in sorted(installed_meta.items()):
-        spec = other_meta.dependencies.get(meta.id)
-        if spec and not version_in_range(meta.version, spec):
-            problems.append(f"{other} needs {meta.id} {spec}")
+    for check in (
+        lambda: check_compatibility(meta, {i.plugin_id: i.version for i in installed}),
+        lambda: check_dependents(meta.id, meta.version, installed_meta),
+    ):
+        try:
+            check()
+        except PackageError as error:
+            problems += error.problems
     return "; ".join(problems) or None
 
 

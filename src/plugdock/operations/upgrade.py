@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plugdock import audit
-from plugdock.compat import check_compatibility, check_namespace
+from plugdock.compat import check_compatibility, check_dependents, check_namespace
 from plugdock.errors import AlreadyInstalledError, PackageError
 from plugdock.failpoints import failpoint
 from plugdock.fsutil import remove_tree
@@ -39,7 +39,7 @@ from plugdock.operations.schema_undo import record_shape, restore_shape
 from plugdock.operations.staging import stage
 from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
-from plugdock.package.metadata import PluginMetadata, parse_version, version_in_range
+from plugdock.package.metadata import parse_version
 from plugdock.registry import replace_installation
 from plugdock.runtime.hooks import BeforeCommit, OperationContext
 from plugdock.signer_binding import bind_signer
@@ -86,18 +86,6 @@ def check_newer(plugin_id: str, installed: str, offered: str) -> None:
             f"{plugin_id} {offered} is older than the installed {installed}; downgrades are "
             "refused (uninstall, then install the older version, to go back)"
         )
-
-
-def check_dependents(plugin_id: str, version: str, installed: dict[str, PluginMetadata]) -> None:
-    """Every installed plugin that depends on ``plugin_id`` accepts ``version``."""
-    problems = [
-        f"{other} needs {plugin_id} {meta.dependencies[plugin_id]}"
-        for other, meta in sorted(installed.items())
-        if plugin_id in meta.dependencies
-        and not version_in_range(version, meta.dependencies[plugin_id])
-    ]
-    if problems:
-        raise PackageError(problems, source=f"{plugin_id} {version}")
 
 
 def upgrade(

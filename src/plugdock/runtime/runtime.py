@@ -40,6 +40,7 @@ from plugdock.db import connect_read, current_generation
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import parse_metadata
 from plugdock.registry import Installation, list_installations
+from plugdock.runtime.dispatch import PluginDispatch
 from plugdock.runtime.hooks import (
     BeforeCommit,
     OperationContext,
@@ -83,6 +84,7 @@ class PluginRuntime:
         self.changes = 0  # mounts + unmounts in this process, for recycling
         self._recycling = False
         self._drain: asyncio.Task[None] | None = None  # kept so the task is not collected
+        self.dispatch = PluginDispatch()  # joins the route list after the core's, at first mount
 
     # ------------------------------------------------------------ mounting
 
@@ -94,8 +96,9 @@ class PluginRuntime:
         """
         try:
             routes = router_routes(backend.router) if backend.router is not None else []
+            declared = self._declared(installation.plugin_id)
             # Every worker checks again what it is about to serve, not just the installer.
-            check_declared(installation.plugin_id, routes, self._declared(installation.plugin_id))
+            check_declared(installation.plugin_id, routes, declared)
         except Exception as exc:
             log.error("%s %s is not served: %s", installation.plugin_id, installation.version, exc)
             unload(backend)
@@ -104,8 +107,11 @@ class PluginRuntime:
         entry = None
         if backend.router is not None:
             handlers = (list(self.app.router.on_startup), list(self.app.router.on_shutdown))
+            if self.dispatch not in self.app.router.routes:
+                self.app.router.routes.append(self.dispatch)
             self.app.include_router(backend.router)
             entry = self.app.router.routes[-1]
+            self.dispatch.add(entry, declared)
             # include_router copies the plugin router's event handlers into the app; they
             # would pin the plugin's code after unmount, and plugins use on_startup hooks.
             self.app.router.on_startup[:], self.app.router.on_shutdown[:] = handlers
@@ -142,6 +148,7 @@ class PluginRuntime:
             except Exception:
                 log.exception("%s: on_shutdown failed", plugin_id)
         if mounted.entry is not None:
+            self.dispatch.remove(mounted.entry)
             self.app.router.routes[:] = [
                 r for r in self.app.router.routes if r is not mounted.entry
             ]

@@ -219,22 +219,24 @@ HOOKED = (
     "from sqlalchemy import text\n"
     "from .routes import router\n\n"
     "def on_upgrade(ctx, from_version):\n"
-    "    if ctx.settings.home.joinpath('fail-upgrade').exists():\n"
+    "    if ctx.settings.get('fail_upgrade'):  # PLUGDOCK_PLUGIN_NOTES_FAIL_UPGRADE\n"
     "        raise RuntimeError('on_upgrade refused')\n"
     "    ctx.connection.execute(text('INSERT INTO notes_notes (body) VALUES (:b)'),\n"
     "                           {'b': f'from {from_version} to {ctx.version}'})\n"
 )
 
 
-def test_on_upgrade_runs_in_the_transaction(installer: Installer, tmp_path: Path) -> None:
+def test_on_upgrade_runs_in_the_transaction(
+    installer: Installer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _upgradable(installer, tmp_path, extra_files={"backend/__init__.py": HOOKED})
-    installer.settings.home.joinpath("fail-upgrade").touch()
+    monkeypatch.setenv("PLUGDOCK_PLUGIN_NOTES_FAIL_UPGRADE", "1")  # the hook's own setting
     before = snapshot(installer.settings, installer.engine)
     with pytest.raises(StepError, match="on_upgrade refused"):
         installer.upgrade("notes")
     assert snapshot(installer.settings, installer.engine) == before
 
-    installer.settings.home.joinpath("fail-upgrade").unlink()
+    monkeypatch.delenv("PLUGDOCK_PLUGIN_NOTES_FAIL_UPGRADE")
     installer.upgrade("notes")
     assert [r[1] for r in rows(installer, "notes_notes")] == ["hello", "from 1.0.0 to 1.1.0"]
 

@@ -14,6 +14,12 @@ A plugin's backend imports plugdock only through this module, never its internal
     @router.delete("/{note_id}")
     def delete_note(note_id: int, db: sdk.DbSession, admin: sdk.AdminUser) -> None: ...
 
+Lifecycle hooks receive a :class:`HookContext`, nothing more::
+
+    def on_install(ctx: sdk.HookContext) -> None:
+        ctx.connection.execute(text("INSERT INTO notes_items (title) VALUES ('welcome')"))
+        ctx.logger.info("seeded %s %s", ctx.plugin_id, ctx.version)
+
 The host application provides what these helpers need on ``app.state``:
 
 - ``app.state.plugdock_engine``: the SQLAlchemy :class:`~sqlalchemy.Engine` of the host database.
@@ -27,12 +33,12 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "Authenticate",
     "CurrentUser",
     "DbSession",
+    "HookContext",
     "OptionalUser",
     "User",
     "current_user",
@@ -74,6 +81,43 @@ class User:
 
 Authenticate = Callable[[Request], User | None]
 """What the host puts on ``app.state.plugdock_authenticate``."""
+
+
+# -- lifecycle hooks -----------------------------------------------------------------------
+
+HookOperation = Literal["install", "upgrade", "uninstall"]
+
+
+@dataclass(frozen=True, slots=True)
+class HookContext:
+    """What ``on_install(ctx)``, ``on_upgrade(ctx, from_version)`` and ``on_uninstall(ctx)`` get.
+
+    Only what a hook needs for the plugin's own work: who it is, the operation's database
+    transaction, its own settings and its logger; none of the host's configuration (its
+    settings, secret key, paths). Every field but ``connection`` is plain data, so a plugin
+    running in a process of its own can be handed the same context with a connection of
+    its own.
+
+    ``connection`` is the operation's transaction, on which the plugin's tables already
+    exist (install, upgrade) or still exist (uninstall). Write through it and never commit
+    or roll it back: the host does, and a hook that commits is refused. ORM code binds a
+    session to it::
+
+        def on_install(ctx: sdk.HookContext) -> None:
+            with Session(bind=ctx.connection, join_transaction_mode="create_savepoint") as db:
+                db.add(Item(title="welcome"))
+                db.flush()
+
+    An exception in a hook rolls the whole operation back.
+    """
+
+    plugin_id: str
+    version: str  # the version being installed, upgraded to, or uninstalled
+    operation: HookOperation
+    connection: Connection
+    settings: Mapping[str, str]  # sdk.plugin_settings(plugin_id) when the operation ran
+    logger: logging.Logger  # sdk.get_logger(plugin_id)
+    from_version: str | None = None  # on upgrade: the version being replaced
 
 
 # -- database ------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ up.sql on install, before down.sql on uninstall); raising rolls the whole operat
 back. :func:`prepare_backend` imports the plugin, checks its routes and runs its
 ``on_install``/``on_uninstall``; the panel keeps the result to mount it, the CLI
 (:func:`check_and_run_hooks`) forgets it again.
+
+The installer's :class:`OperationContext` stays inside plugdock (it holds the host's
+settings); the plugin's hook gets only the :class:`plugdock.sdk.HookContext` made from it
+by :func:`hook_context`.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from plugdock.package.metadata import PluginMetadata
 if TYPE_CHECKING:  # importing these pulls in FastAPI: the CLI pays for it only when it must
     from plugdock.runtime.loader import LoadedBackend
     from plugdock.runtime.routes import ServedRoute
+    from plugdock.sdk import HookContext, HookOperation
 
 
 @dataclass(frozen=True)
 class OperationContext:
-    """What a lifecycle hook (``on_install(ctx)``, ``on_uninstall(ctx)``) is given."""
+    """What the installer tells :func:`prepare_backend` about the operation it runs."""
 
-    operation: str  # "install" | "upgrade" | "uninstall"
+    operation: HookOperation
     plugin_id: str
     version: str
     operation_id: str
@@ -78,18 +83,19 @@ def prepare_backend(
         )
         return None
     try:
-        arriving = ctx.operation in ("install", "upgrade") and ctx.metadata is not None
-        if arriving and backend.router is not None:
+        # The metadata of the arriving version (install, upgrade); None when leaving.
+        arriving = ctx.metadata if ctx.operation in ("install", "upgrade") else None
+        if arriving is not None and backend.router is not None:
             routes = router_routes(backend.router)
-            check_declared(ctx.plugin_id, routes, ctx.metadata.backend.routes)
+            check_declared(ctx.plugin_id, routes, arriving.backend.routes)
             if served is not None:
                 check_collisions(ctx.plugin_id, routes, served)
         run_hook(backend, ctx)
-        if arriving and ctx.metadata.backend.health:
+        if arriving is not None and arriving.backend.health:
             from plugdock.runtime.health import check_health
 
             check_health(
-                backend, ctx.metadata.backend.health, ctx.connection, ctx.settings.health_timeout
+                backend, arriving.backend.health, ctx.connection, ctx.settings.health_timeout
             )
     except BaseException:
         unload(backend)
@@ -106,12 +112,28 @@ def check_and_run_hooks(ctx: OperationContext) -> None:
         unload(backend)
 
 
+def hook_context(ctx: OperationContext) -> HookContext:
+    """The part of ``ctx`` a plugin may see: no host settings, no paths, no secrets."""
+    from plugdock import sdk
+
+    return sdk.HookContext(
+        plugin_id=ctx.plugin_id,
+        version=ctx.version,
+        operation=ctx.operation,
+        connection=ctx.connection,
+        settings=sdk.plugin_settings(ctx.plugin_id),
+        logger=sdk.get_logger(ctx.plugin_id),
+        from_version=ctx.from_version,
+    )
+
+
 def run_hook(backend: LoadedBackend, ctx: OperationContext) -> None:
     """``on_install(ctx)``, ``on_uninstall(ctx)`` or ``on_upgrade(ctx, from_version)``."""
     hook = backend.hook(f"on_{ctx.operation}")
     if hook is None:
         return
+    plugin_ctx = hook_context(ctx)
     if ctx.operation == "upgrade":
-        hook(ctx, ctx.from_version)
+        hook(plugin_ctx, ctx.from_version)
     else:
-        hook(ctx)
+        hook(plugin_ctx)

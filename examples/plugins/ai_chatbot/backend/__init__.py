@@ -4,8 +4,6 @@ The host imports this package under its own namespace and mounts ``router``; the
 hooks below are called by the host around install, uninstall, startup and shutdown.
 """
 
-from typing import Any
-
 from fastapi import FastAPI
 
 from plugdock import sdk
@@ -18,12 +16,12 @@ __all__ = ["PLUGIN_ID", "on_install", "on_shutdown", "on_startup", "on_uninstall
 log = sdk.get_logger(PLUGIN_ID)
 
 
-def on_install(ctx: Any) -> None:
+def on_install(ctx: sdk.HookContext) -> None:
     """After the tables exist; nothing to seed."""
     log.info("AI chatbot installed")
 
 
-def on_uninstall(ctx: Any) -> None:
+def on_uninstall(ctx: sdk.HookContext) -> None:
     """Before the tables are dropped; nothing to clean up outside the database."""
     log.info("AI chatbot uninstalled")
 

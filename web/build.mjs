@@ -9,6 +9,9 @@
 //   vendor/react-dom.js        plugin bundle share one React instance
 //   vendor/react-dom-client.js
 //   vendor/jsx-runtime.js
+//   sdk.js                     @plugdock/sdk (src/sdk/): the plugin contract, the API client,
+//                              the user and notices; in the import map, so the shell and every
+//                              plugin bundle share ONE instance (one signed-in user, one toast list)
 //
 // React is CommonJS. An ESM re-export (`export * from "react"`) of a CommonJS module has no
 // static named exports, so each vendor entry is generated here listing React's own export
@@ -45,8 +48,10 @@ const VENDOR_EXTERNALS = {
   "react-dom/client": ["react", "react-dom"],
   "react/jsx-runtime": ["react"],
 };
+/** The SDK's specifier and file (under /static/); the shell imports it like a plugin does. */
+const SDK = { specifier: "@plugdock/sdk", file: "sdk.js", entry: path.join(here, "src", "sdk", "index.ts") };
 /** The externals of the shell, and of every plugin bundle (plugdock/package/frontend_build.py). */
-export const SHARED_EXTERNALS = Object.keys(VENDOR);
+export const SHARED_EXTERNALS = [...Object.keys(VENDOR), SDK.specifier];
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -121,6 +126,12 @@ async function main() {
   await Promise.all(Object.entries(VENDOR).map(([spec, file]) => buildVendor(spec, file)));
   await esbuild.build({
     ...common,
+    entryPoints: [SDK.entry],
+    outfile: path.join(outdir, SDK.file),
+    external: Object.keys(VENDOR),
+  });
+  await esbuild.build({
+    ...common,
     entryPoints: { app: path.join(here, "src", "main.tsx") },
     outdir,
     jsx: "automatic",
@@ -131,6 +142,7 @@ async function main() {
   for (const [spec, file] of Object.entries(VENDOR)) {
     imports[spec] = `/static/vendor/${file}?v=${await hashOf(path.join("vendor", file))}`;
   }
+  imports[SDK.specifier] = `/static/${SDK.file}?v=${await hashOf(SDK.file)}`;
   const importMap = JSON.stringify({ imports }, null, 2)
     .split("\n")
     .map((line) => `      ${line}`)

@@ -1,11 +1,12 @@
 // The shell: signs the user in, then routes between the core pages and the plugins' pages.
+import type { PluginComponentProps } from "@plugdock/sdk";
 import * as React from "react";
 
 import { api } from "./api";
 import { useAuth } from "./auth";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Layout } from "./components/Layout";
-import type { PluginComponentProps } from "./contract";
+import { Toasts } from "./components/Toasts";
 import { DashboardPage } from "./pages/DashboardPage";
 import { InstalledPage } from "./pages/InstalledPage";
 import { LoginPage } from "./pages/LoginPage";
@@ -80,6 +81,7 @@ export function App() {
       <>
         <LoginPage />
         <Widgets user={null} />
+        <Toasts />
       </>
     );
   }
@@ -119,6 +121,7 @@ export function App() {
         {page}
       </Layout>
       <Widgets user={sdkUser} />
+      <Toasts />
     </>
   );
 }

@@ -2,7 +2,9 @@
 // on start /auth/me tells whether it is still valid.
 import * as React from "react";
 
-import { ApiError, LEGACY_TOKEN_KEY, type User, session, setSignedIn, setUnauthorizedHandler } from "./api";
+import { clientHooks, setCurrentUser } from "@plugdock/sdk";
+
+import { ApiError, LEGACY_TOKEN_KEY, type User, session } from "./api";
 
 interface AuthState {
   /** undefined while the session is being checked; null when signed out. */
@@ -29,7 +31,7 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
   const [reason, setReason] = React.useState<string | null>(null);
 
   const setUser = React.useCallback((next: User | null) => {
-    setSignedIn(next !== null);
+    setCurrentUser(next); // what plugins read with the SDK's currentUser()/useUser()
     setUserState(next);
   }, []);
 
@@ -39,9 +41,23 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
     } catch {
       // storage disabled: nothing was stored
     }
-    setUnauthorizedHandler(() => {
-      setUser(null);
-      setReason("Your session has ended. Please sign in again.");
+    // A 401 from a plugin's own route (its own token, say) must not sign the user out:
+    // ask the panel whether the session really ended. While asking, further 401s wait.
+    let checking = false;
+    clientHooks.setUnauthorizedHandler(() => {
+      if (checking) return;
+      checking = true;
+      session
+        .me()
+        .then(setUser)
+        .catch((error) => {
+          if (!(error instanceof ApiError && error.status === 401)) return; // offline: keep the user
+          setUser(null);
+          setReason("Your session has ended. Please sign in again.");
+        })
+        .finally(() => {
+          checking = false;
+        });
     });
     session
       .me()

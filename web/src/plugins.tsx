@@ -2,8 +2,9 @@
 // versioned URL), and the nav items, routes and widgets they declare.
 import * as React from "react";
 
+import type { AddonConfig, NavItem, RouteDef } from "@plugdock/sdk";
+
 import { type FrontendEntry, errorMessage, request } from "./api";
-import type { AddonConfig, NavItem, RouteDef } from "./contract";
 
 export interface LoadedPlugin {
   id: string;

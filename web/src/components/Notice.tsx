@@ -1,6 +1,8 @@
 // A success or error message, announced to screen readers, that the user can dismiss.
+import type { NoticeKind } from "@plugdock/sdk";
+
 export interface NoticeValue {
-  kind: "success" | "error" | "info";
+  kind: NoticeKind;
   text: string;
 }
 

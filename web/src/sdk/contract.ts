@@ -3,14 +3,15 @@
 // Documented for plugin authors in docs/frontend.md.
 import type * as React from "react";
 
-import type { PlugdockApi } from "./api";
+import type { PlugdockApi } from "./client";
+import type { SdkUser } from "./user";
 
 /** What every plugin page and widget receives as props. */
 export interface PluginComponentProps {
-  /** fetch helper for the panel's API: adds the signed-in user's bearer token; JSON in/out. */
+  /** The panel's API as the signed-in user (the same as the SDK's `api`). */
   api: PlugdockApi;
   /** The signed-in user, or null for a visitor (widgets also render on the sign-in page). */
-  user: { id: number; username: string; role: "admin" | "user" } | null;
+  user: SdkUser | null;
   /** Go to another page of the panel without a reload. */
   navigate: (to: string) => void;
   /** The plugin's id. */
@@ -45,4 +46,9 @@ export interface AddonConfig {
   routes?: RouteDef[];
   /** Rendered once on every page of the panel (e.g. a chat bubble). */
   widgets?: React.ComponentType<PluginComponentProps>[];
+}
+
+/** Type-checks an addon.config's default export: `export default defineAddon({...})`. */
+export function defineAddon(config: AddonConfig): AddonConfig {
+  return config;
 }

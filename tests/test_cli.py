@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -63,6 +65,25 @@ def test_author_flow(tmp_path: Path, env: dict[str, str]) -> None:
     removed = plugdock(env, "uninstall", "my_notes")
     assert removed.returncode == 0, removed.stderr
     assert "no plugins installed" in plugdock(env, "list").stdout
+
+
+def test_new_plugin_is_an_npm_project_showing_the_recommended_way(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    assert plugdock(env, "new", "shop_items", "--dir", str(tmp_path)).returncode == 0
+    folder = tmp_path / "shop_items"
+    package = json.loads((folder / "package.json").read_text())
+    web = json.loads((REPO / "web" / "package.json").read_text())["devDependencies"]
+    assert package["private"] is True and "dependencies" not in package
+    assert package["devDependencies"]["esbuild"] == web["esbuild"]  # pinned exactly, as web/
+    assert package["devDependencies"]["@types/react"] == web["@types/react"]
+    assert "node_modules/" in (folder / ".gitignore").read_text().split()
+    routes = (folder / "backend" / "routes.py").read_text()
+    assert "db: sdk.DbSession" in routes and "_admin: sdk.AdminUser" in routes
+    assert "Depends(" not in routes and "require_admin" not in routes
+    page = (folder / "frontend" / "pages" / "ShopItemsPage.tsx").read_text()
+    assert "fetch(" not in page
+    assert 'api.get<Item[]>("/api/v1/shop-items/items")' in page and "api.post" in page
 
 
 def test_errors_are_one_line_and_non_zero(tmp_path: Path, env: dict[str, str]) -> None:

@@ -77,14 +77,84 @@ def test_compile_error_is_a_package_error(tmp_path: Path) -> None:
 def test_missing_esbuild_says_how_to_get_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(frontend_build.ESBUILD_ENV, str(tmp_path / "no-esbuild"))
+    monkeypatch.delenv(frontend_build.ESBUILD_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setattr(frontend_build, "REPO_ESBUILD", tmp_path / "no-checkout" / "esbuild")
     folder = make_plugin(
         tmp_path, "needsbuild", extra_files={"frontend/addon.config.ts": "export default {};\n"}
     )
-    with pytest.raises(
-        PackageError, match="esbuild not found: run make web or set PLUGDOCK_ESBUILD"
-    ):
+    with pytest.raises(PackageError) as caught:
         pack(folder, tmp_path / "out")
+    assert caught.value.problems == [
+        f"esbuild not found: run `npm install` in {folder} (its package.json pins esbuild), "
+        "or put esbuild on PATH, or set PLUGDOCK_ESBUILD"
+    ]
+
+
+def test_a_configured_esbuild_that_is_not_there_is_an_error_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(frontend_build.ESBUILD_ENV, str(tmp_path / "no-esbuild"))
+    with pytest.raises(PackageError, match=r"PLUGDOCK_ESBUILD=.*no-esbuild is not an executable"):
+        frontend_build.find_esbuild(tmp_path)
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_esbuild_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$PLUGDOCK_ESBUILD, the plugin's node_modules, PATH, then a plugdock checkout's web/."""
+    folder = tmp_path / "plugin"
+    configured = _executable(tmp_path / "configured" / "esbuild")
+    local = _executable(folder / "node_modules" / ".bin" / "esbuild")
+    on_path = _executable(tmp_path / "bin" / "esbuild")
+    checkout = _executable(tmp_path / "checkout" / "esbuild")
+    (tmp_path / "bin" / "not-esbuild").mkdir()
+    monkeypatch.setattr(frontend_build, "REPO_ESBUILD", checkout)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv(frontend_build.ESBUILD_ENV, str(configured))
+    assert frontend_build.find_esbuild(folder) == configured
+    monkeypatch.delenv(frontend_build.ESBUILD_ENV)
+    assert frontend_build.find_esbuild(folder) == local
+    local.chmod(0o644)  # not executable: skipped
+    assert frontend_build.find_esbuild(folder) == on_path
+    on_path.unlink()
+    assert frontend_build.find_esbuild(folder) == checkout
+    # A relative folder still gives a path that works from frontend/, where esbuild runs.
+    monkeypatch.chdir(tmp_path)
+    local.chmod(0o755)
+    assert frontend_build.find_esbuild(Path("plugin")) == local
+
+
+def test_the_plugins_own_node_modules_may_be_bundled_but_not_a_link_out_of_it(
+    tmp_path: Path,
+) -> None:
+    """``npm install`` next to package.json puts packages in <plugin>/node_modules/."""
+    (tmp_path / "secret.js").write_text("export default 'TOPSECRET-456';\n")
+    folder = make_plugin(
+        tmp_path / "src",
+        "withdeps",
+        extra_files={
+            "node_modules/tiny-lib/package.json": '{"name": "tiny-lib", "main": "index.js"}',
+            "node_modules/tiny-lib/index.js": "export const shout = (s) => s + '!TINY-LIB';\n",
+            "frontend/addon.config.ts": 'import { shout } from "tiny-lib";\n'
+            "export default { id: 'withdeps', nav: [], routes: [], widgets: [], x: shout('a') };\n",
+        },
+    )
+    assert "!TINY-LIB" in bundle_of(pack(folder, tmp_path / "out"))
+    link = folder / "node_modules" / "evil"
+    link.mkdir()
+    (link / "package.json").write_text('{"name": "evil", "main": "index.js"}')
+    (link / "index.js").symlink_to(tmp_path / "secret.js")
+    (folder / "frontend" / "addon.config.ts").write_text(
+        'import s from "evil";\nexport default { id: "withdeps", routes: [], s };\n'
+    )
+    with pytest.raises(PackageError, match="outside frontend/"):
+        pack(folder, tmp_path / "out2")
 
 
 def test_two_configs_are_refused(tmp_path: Path) -> None:

@@ -171,6 +171,23 @@ def test_generated_files_in_the_folder_are_ignored(tmp_path: Path, plugin: Path)
     assert inspect_package(zip_path).signature is None
 
 
+def test_the_plugins_npm_project_files_are_not_packed(tmp_path: Path, plugin: Path) -> None:
+    """``plugdock new`` makes the plugin an npm project; its tooling files stay at home."""
+    write(
+        plugin,
+        {
+            "package.json": b"{}",
+            "package-lock.json": b"{}",
+            "tsconfig.json": b"{}",
+            ".gitignore": b"node_modules/\n",
+            "node_modules/.bin/esbuild": b"#!/bin/sh\n",
+        },
+    )
+    assert names_in(pack(plugin, tmp_path / "out")) == sorted([*FILES, "CHECKSUMS.sha256"])
+    write(plugin, {"backend/package.json": b"{}"})  # below the top level it is plugin content
+    assert "backend/package.json" in names_in(pack(plugin, tmp_path / "out"))
+
+
 def test_outdir_inside_the_plugin_folder(plugin: Path) -> None:
     first = pack(plugin, plugin / "dist")
     second = pack(plugin, plugin / "dist")

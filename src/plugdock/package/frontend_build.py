@@ -8,14 +8,16 @@ imports at runtime (the contract is in ``docs/frontend.md``):
 
 - ``react``, ``react-dom``, ``react-dom/client`` and ``react/jsx-runtime`` stay external:
   the shell's import map provides them, so the shell and every plugin share one React;
+  ``@plugdock/sdk`` (the contract, the API client, the user, notices) likewise;
 - TSX/JSX compile with the automatic JSX runtime; the output is minified and
   deterministic (the same sources give the same bytes);
 - a stale ``frontend/dist/`` in the source folder is replaced, never shipped.
 
 A plugin without an ``addon.config`` is packed as it is (a prebuilt
-``frontend/dist/addon.js`` is shipped unchanged). esbuild is found at
-``PLUGDOCK_ESBUILD`` or ``web/node_modules/.bin/esbuild`` in the plugdock repository
-(``make web`` installs it)::
+``frontend/dist/addon.js`` is shipped unchanged). esbuild is found, in this order, at
+``$PLUGDOCK_ESBUILD``, the plugin's own ``node_modules/.bin/esbuild`` (``plugdock new``
+writes a ``package.json`` pinning it: ``npm install`` in the plugin folder), ``esbuild`` on
+PATH, or ``web/node_modules/.bin/esbuild`` of a plugdock checkout (``make web``)::
 
     files = build_frontend(Path("examples/plugins/ai_chatbot"), package_files(folder))
     files["frontend/dist/addon.js"]   # a file in a temporary folder, removed at exit
@@ -27,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -37,8 +40,10 @@ from plugdock.errors import PackageError
 CONFIG_NAMES = ("addon.config.ts", "addon.config.tsx", "addon.config.js", "addon.config.json")
 BUNDLE = "frontend/dist/addon.js"
 #: Provided by the shell's import map (web/build.mjs builds them); never bundled.
-EXTERNALS = ("react", "react-dom", "react-dom/client", "react/jsx-runtime")
+EXTERNALS = ("react", "react-dom", "react-dom/client", "react/jsx-runtime", "@plugdock/sdk")
 ESBUILD_ENV = "PLUGDOCK_ESBUILD"
+#: Where ``npm install`` in a plugin folder puts esbuild (its package.json pins it).
+LOCAL_ESBUILD = Path("node_modules") / ".bin" / "esbuild"
 #: The repository's own esbuild (``make web``), relative to this file in a source checkout.
 REPO_ESBUILD = Path(__file__).resolve().parents[3] / "web" / "node_modules" / ".bin" / "esbuild"
 TIMEOUT_SECONDS = 120
@@ -56,14 +61,29 @@ def find_config(files: Mapping[str, Path]) -> str | None:
     return found[0] if found else None
 
 
-def find_esbuild() -> Path:
-    """The esbuild executable: ``$PLUGDOCK_ESBUILD``, else the repository's ``web/`` copy."""
+def find_esbuild(folder: Path) -> Path:
+    """The esbuild to bundle ``folder``'s UI with (the order is in the module doc).
+
+    A ``$PLUGDOCK_ESBUILD`` that is not an executable is an error, never skipped: the
+    author asked for that one.
+    """
     configured = os.environ.get(ESBUILD_ENV)
-    candidate = Path(configured) if configured else REPO_ESBUILD
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    where = f"{ESBUILD_ENV}={configured}" if configured else str(REPO_ESBUILD)
-    raise PackageError(f"esbuild not found: run make web or set {ESBUILD_ENV} (looked at {where})")
+    if configured:
+        if _executable(Path(configured)):
+            return Path(configured).absolute()
+        raise PackageError(f"esbuild not found: {ESBUILD_ENV}={configured} is not an executable")
+    on_path = shutil.which("esbuild")
+    for candidate in (Path(folder) / LOCAL_ESBUILD, on_path, REPO_ESBUILD):
+        if candidate is not None and _executable(Path(candidate)):
+            return Path(candidate).absolute()  # pack runs it from frontend/
+    raise PackageError(
+        f"esbuild not found: run `npm install` in {folder} (its package.json pins esbuild), "
+        f"or put esbuild on PATH, or set {ESBUILD_ENV}"
+    )
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 def build_frontend(folder: Path, files: Mapping[str, Path]) -> dict[str, Path]:
@@ -85,7 +105,7 @@ def build_frontend(folder: Path, files: Mapping[str, Path]) -> dict[str, Path]:
     bundle = _builds.get(key)
     if bundle is None or not bundle.is_file():
         bundle = _run_esbuild(frontend, entry, key, folder)
-        if not (frontend / "node_modules").exists():  # its packages may change unseen
+        if not _has_node_modules(folder):  # its packages may change unseen
             _builds[key] = bundle
     shipped[BUNDLE] = bundle
     return shipped
@@ -150,7 +170,7 @@ def _output_dir() -> Path:
 
 
 def _run_esbuild(frontend: Path, entry: str, key: str, folder: Path) -> Path:
-    esbuild = find_esbuild()
+    esbuild = find_esbuild(folder)
     out = _output_dir() / f"{key}.js"
     metafile = _output_dir() / f"{key}.meta.json"
     command = [
@@ -193,20 +213,26 @@ def _run_esbuild(frontend: Path, entry: str, key: str, folder: Path) -> Path:
     return out
 
 
+def _has_node_modules(folder: Path) -> bool:
+    return any((place / "node_modules").exists() for place in (folder, folder / "frontend"))
+
+
 def _check_inputs(frontend: Path, metafile: Path, folder: Path) -> None:
-    """Refuse a bundle that pulled in files from outside frontend/.
+    """Refuse a bundle that pulled in files from outside frontend/ (or the plugin's node_modules/).
 
     esbuild follows any import path, so ``import k from "../../.ssh/id_rsa"`` in a plugin
-    someone cloned would ship that file inside the package for every host to serve.
+    someone cloned would ship that file inside the package for every host to serve. The
+    plugin's own ``node_modules/`` (``npm install`` next to its package.json) is allowed;
+    paths are resolved, so a symlink in it that points elsewhere is still refused.
     """
-    root = frontend.resolve()
+    allowed = (frontend.resolve(), (Path(folder) / "node_modules").resolve())
     inputs = json.loads(metafile.read_text(encoding="utf-8")).get("inputs", {})
     outside = []
     for name in inputs:
         if name.startswith("<") or name == "addon-entry.ts":  # stdin and esbuild's own
             continue
         path = (frontend / name).resolve()
-        if not path.is_relative_to(root):
+        if not any(path.is_relative_to(root) for root in allowed):
             outside.append(name)
     if outside:
         raise PackageError(

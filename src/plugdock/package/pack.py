@@ -15,7 +15,9 @@ produces a package that ``install`` would refuse. The zip appears atomically.
 Junk is skipped silently: dotfiles and dot-folders (``.git/``, ``.DS_Store``, ``.env``,
 ...), ``__pycache__/``, ``node_modules/``, ``*.pyc`` and ``*.pyo``. A ``CHECKSUMS.sha256``
 or ``SIGNATURE.json`` in the folder is skipped too: pack writes fresh checksums, and its
-output is unsigned (signing is a separate step).
+output is unsigned (signing is a separate step). So are the npm project files at the top
+level (``package.json``, ``package-lock.json``, ``tsconfig.json``): they serve the author's
+build, not the installed plugin.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ JUNK_NAMES = frozenset({"__pycache__", "node_modules"})
 JUNK_SUFFIXES = (".pyc", ".pyo")
 #: Files pack makes itself; copies in the source folder are ignored.
 GENERATED = frozenset({CHECKSUMS_FILE, SIGNATURE_FILE})
+#: The plugin as an npm project (``plugdock new`` writes package.json): the author's tools.
+AUTHOR_TOOLING = frozenset({"package.json", "package-lock.json", "tsconfig.json"})
 
 
 def is_junk(name: str) -> bool:
@@ -180,7 +184,11 @@ def _gather(folder: Path, outputs: Path | None = None) -> tuple[dict[str, Path],
         for entry in entries:
             rel = prefix + entry.name
             path = Path(entry.path)
-            if is_junk(entry.name) or (not prefix and entry.name in GENERATED) or skip(rel, path):
+            if (
+                is_junk(entry.name)
+                or (not prefix and entry.name in GENERATED | AUTHOR_TOOLING)
+                or skip(rel, path)
+            ):
                 continue
             if entry.is_symlink():
                 problems.append(f"{rel!r}: is a symbolic link (a package holds only regular files)")

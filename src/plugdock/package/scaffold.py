@@ -1,4 +1,11 @@
-"""``plugdock new ID``: a small, working plugin to start from (one table, a router, a page)."""
+"""``plugdock new ID``: a small, working plugin to start from (one table, a router, a page).
+
+The plugin is also a small npm project (as Grafana's create-plugin makes one): its
+``package.json`` pins the esbuild that ``plugdock pack`` bundles the UI with, so an author
+who installed plugdock from PyPI runs ``npm install`` once in the folder and can pack.
+The code shows the recommended way: ``sdk.DbSession``/``sdk.AdminUser`` in routes, the
+``api`` prop (not ``fetch``) in the page.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,12 @@ from pathlib import Path
 
 from plugdock.errors import PlugdockError
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
+
+#: The esbuild a new plugin pins: the one the panel's own web/package.json pins (a test
+#: keeps them equal), so plugins are bundled as the panel's UI is.
+ESBUILD_VERSION = "0.28.2"
+#: React's types for editors (the shell provides React itself at runtime), as web/ pins them.
+REACT_TYPES_VERSION = "19.3.0"
 
 
 def _title(plugin_id: str) -> str:
@@ -56,10 +69,9 @@ class {pascal}Item(Base):
 ''',
         "backend/routes.py": f'''"""HTTP routes of the {title} plugin, all under /api/v1/{slug}/."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from plugdock import sdk
 
@@ -77,14 +89,13 @@ class ItemOut(ItemIn):
 
 
 @router.get("/items", response_model=list[ItemOut])
-def list_items(db: Session = Depends(sdk.db_session)) -> list[{pascal}Item]:
+def list_items(db: sdk.DbSession) -> list[{pascal}Item]:
     return list(db.scalars(select({pascal}Item).order_by({pascal}Item.id)))
 
 
 @router.post("/items", response_model=ItemOut, status_code=201)
-def add_item(
-    item: ItemIn, db: Session = Depends(sdk.db_session), _admin: sdk.User = Depends(sdk.require_admin)
-) -> {pascal}Item:
+def add_item(item: ItemIn, db: sdk.DbSession, _admin: sdk.AdminUser) -> {pascal}Item:
+    """Admins only (sdk.AdminUser answers 403 to others); DbSession commits on return."""
     row = {pascal}Item(title=item.title)
     db.add(row)
     db.flush()
@@ -92,19 +103,50 @@ def add_item(
 ''',
         "migrations/up.sql": f"CREATE TABLE {table} (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    title VARCHAR(200) NOT NULL\n);\n",
         "migrations/down.sql": f"DROP TABLE IF EXISTS {table};\n",
-        f"frontend/pages/{pascal}Page.tsx": f'''import React, {{ useEffect, useState }} from "react";
+        f"frontend/pages/{pascal}Page.tsx": f'''import {{ type FormEvent, useEffect, useState }} from "react";
 
 type Item = {{ id: number; title: string }};
 
-export default function {pascal}Page() {{
+/** What the panel gives every page (docs/frontend.md, "What pages and widgets receive"). */
+export interface PageProps {{
+  /** The panel's API client: sends the session and CSRF token; JSON in, JSON out. */
+  api: {{
+    get<T>(path: string): Promise<T>;
+    post<T>(path: string, body?: unknown): Promise<T>;
+  }};
+  user: {{ id: number; username: string; role: "admin" | "user" }} | null;
+}}
+
+export default function {pascal}Page({{ api, user }}: PageProps) {{
   const [items, setItems] = useState<Item[]>([]);
+  const [title, setTitle] = useState("");
+  const [error, setError] = useState<string | null>(null);
   useEffect(() => {{
-    fetch("/api/v1/{slug}/items").then((r) => r.json()).then(setItems);
-  }}, []);
+    api.get<Item[]>("/api/v1/{slug}/items").then(setItems, (e: Error) => setError(e.message));
+  }}, [api]);
+
+  async function add(event: FormEvent) {{
+    event.preventDefault();
+    try {{
+      const item = await api.post<Item>("/api/v1/{slug}/items", {{ title }});
+      setItems([...items, item]);
+      setTitle("");
+    }} catch (e) {{
+      setError((e as Error).message);
+    }}
+  }}
+
   return (
     <section aria-labelledby="{slug}-title">
       <h1 id="{slug}-title">{title}</h1>
+      {{error && <p role="alert">{{error}}</p>}}
       <ul>{{items.map((item) => <li key={{item.id}}>{{item.title}}</li>)}}</ul>
+      {{user?.role === "admin" && (
+        <form onSubmit={{add}}>
+          <input value={{title}} onChange={{(e) => setTitle(e.target.value)}} aria-label="Title" />
+          <button type="submit">Add</button>
+        </form>
+      )}}
     </section>
   );
 }}
@@ -118,7 +160,32 @@ export default {{
   widgets: [],
 }};
 ''',
-        "README.md": f"# {title}\n\nA plugdock plugin. `plugdock pack .` builds `{plugin_id}_v0.1.0.zip`.\n",
+        "package.json": json.dumps(_package_json(slug, title), indent=2) + "\n",
+        ".gitignore": "node_modules/\n*.zip\n",
+        "README.md": f"""# {title}
+
+A plugdock plugin.
+
+```sh
+npm install               # once: the esbuild that package.json pins (bundles frontend/)
+plugdock pack .           # builds {plugin_id}_v0.1.0.zip
+plugdock validate {plugin_id}_v0.1.0.zip
+```
+""",
+    }
+
+
+def _package_json(slug: str, title: str) -> dict[str, object]:
+    """The plugin as an npm project: only the tools pack and editors use, pinned exactly."""
+    return {
+        "name": slug,
+        "version": "0.1.0",
+        "private": True,
+        "description": f"The UI of the {title} plugdock plugin (plugdock pack bundles it).",
+        "devDependencies": {
+            "@types/react": REACT_TYPES_VERSION,
+            "esbuild": ESBUILD_VERSION,
+        },
     }
 
 

@@ -17,7 +17,8 @@ def _read_password(password_stdin: bool) -> str:
         if not line:
             raise typer.BadParameter("no password on standard input", param_hint="--password-stdin")
         return line.rstrip("\r\n")
-    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 def register(app: typer.Typer) -> None:

@@ -195,7 +195,8 @@ def trust_list() -> None:
     if servers:
         table = Table("server", "pinned", "how", "root key ids", title="plugin servers")
         for server in servers:
-            ids = ", ".join(str(k)[:16] for k in server.get("root_key_ids", []))  # type: ignore[union-attr]
+            root_ids = server.get("root_key_ids")
+            ids = ", ".join(str(k)[:16] for k in root_ids) if isinstance(root_ids, list) else ""
             table.add_row(str(server["url"]), str(server["pinned"]), str(server["how"]), ids)
         console.print(table)
 

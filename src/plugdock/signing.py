@@ -36,6 +36,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -232,7 +233,7 @@ def read_signature(info: PackageInfo) -> SignatureCheck:
         raw_signature = base64.b64decode(document.signature, validate=True)
     except (ValueError, binascii.Error):
         return SignatureCheck("invalid", f"{SIGNATURE_FILE} holds a malformed key or signature")
-    claimed = {"key_id": signed.key_id, "signer": signed.signer}
+    claimed: dict[str, Any] = {"key_id": signed.key_id, "signer": signed.signer}
     if key_id(public) != signed.key_id:
         return SignatureCheck(
             "invalid", "the embedded public key does not match its key id", **claimed
@@ -305,9 +306,9 @@ def sign_package(
     return output
 
 
-def _write_entries(handle: object, entries: dict[str, Path | bytes]) -> None:
+def _write_entries(handle: BinaryIO, entries: dict[str, Path | bytes]) -> None:
     """The deterministic zip layout of :mod:`plugdock.package.pack`, for ready-made entries."""
-    with zipfile.ZipFile(handle, "w") as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(handle, "w") as archive:
         for name in sorted(entries):
             source = entries[name]
             data = source if isinstance(source, bytes) else source.read_bytes()

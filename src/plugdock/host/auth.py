@@ -263,8 +263,8 @@ def authenticate(request: Request) -> sdk.User | None:
     without the session's ``X-CSRF-Token`` is answered 403. The result is cached on
     ``request.state`` for the rest of the request.
     """
-    cached = getattr(request.state, _USER_STATE, False)
-    if cached is not False:
+    cached = getattr(request.state, _USER_STATE, False)  # False: not looked up yet
+    if cached is None or isinstance(cached, sdk.User):
         return cached
     credentials = _credentials(request)
     if credentials is None:
@@ -323,7 +323,9 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 # argon2 takes 64 MiB per check: bound how many run at once, whatever the thread pool.
 _ARGON2_SLOTS = threading.BoundedSemaphore(4)
-_THROTTLED = {429: {"description": "Too many failed sign-ins (see Retry-After)"}}
+_THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "Too many failed sign-ins (see Retry-After)"}
+}
 
 
 def _sign_in(body: LoginRequest, request: Request) -> tuple[str, str, AuthConfig]:
@@ -390,7 +392,7 @@ def _sign_in(body: LoginRequest, request: Request) -> tuple[str, str, AuthConfig
 @router.post(
     "/login",
     response_model=TokenResponse,
-    responses={401: {"description": BAD_CREDENTIALS}} | _THROTTLED,
+    responses={401: {"description": BAD_CREDENTIALS}, **_THROTTLED},
     summary="Sign in with username and password; returns a bearer token (API clients)",
 )
 def login(body: LoginRequest, request: Request) -> TokenResponse:
@@ -407,7 +409,7 @@ def _secure(request: Request, config: AuthConfig) -> bool:
 @router.post(
     "/session",
     response_model=SessionResponse,
-    responses={401: {"description": BAD_CREDENTIALS}} | _THROTTLED,
+    responses={401: {"description": BAD_CREDENTIALS}, **_THROTTLED},
     summary="Sign in the web UI: sets an HttpOnly session cookie; returns the CSRF token",
 )
 def create_browser_session(

@@ -56,7 +56,7 @@ class UserOut(BaseModel):
         return cls(
             id=record.id,
             username=record.username,
-            role=record.role,  # type: ignore[arg-type]
+            role=record.role,
             is_active=record.is_active,
             created_at=record.created_at,
         )

@@ -126,7 +126,8 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
     """
 
     def openapi_url(request: Request) -> str:
-        return request.scope.get("root_path", "").rstrip("/") + (app.openapi_url or "")
+        root: str = request.scope.get("root_path", "")
+        return root.rstrip("/") + (app.openapi_url or "")
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         page = get_swagger_ui_html(

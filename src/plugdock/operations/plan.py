@@ -10,12 +10,14 @@ nothing satisfies are refused with a message that names them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from plugdock import __version__
 from plugdock.errors import PackageError
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PluginMetadata, version_in_range
+from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
 
 _MAX_ROUNDS = 50
@@ -130,7 +132,12 @@ def _check_core(meta: PluginMetadata) -> None:
         )
 
 
-def _pick(pid, ranges, catalog, metadata):  # type: ignore[no-untyped-def]
+def _pick(
+    pid: str,
+    ranges: list[tuple[str, str]],
+    catalog: Catalog,
+    metadata: Callable[[str, str], PluginMetadata],
+) -> tuple[str, PluginMetadata]:
     """The newest version of ``pid`` that meets every range and this core."""
     entry = catalog.plugins.get(pid)
     asked = ", ".join(f"{spec} (needed by {who})" for spec, who in ranges)

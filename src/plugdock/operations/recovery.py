@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plugdock.db import current_generation
 from plugdock.errors import PlugdockError
@@ -18,6 +19,9 @@ from plugdock.migrations import Migration, load_migration, tables_only, transact
 from plugdock.operations.install import undo_install
 from plugdock.operations.uninstall import finish_uninstall, undo_uninstall
 from plugdock.operations.workspace import Workspace
+
+if TYPE_CHECKING:
+    from plugdock.upgrade_steps import UpgradeStep
 
 log = logging.getLogger("plugdock.installer")
 
@@ -80,7 +84,7 @@ def _journal_migration(workspace: Workspace, journal: JournalEntry) -> Migration
     return tables_only(journal.tables)
 
 
-def _journal_steps(workspace: Workspace, journal: JournalEntry) -> list:  # type: ignore[type-arg]
+def _journal_steps(workspace: Workspace, journal: JournalEntry) -> list[UpgradeStep]:
     """The upgrade steps an interrupted upgrade was running, to compensate them (MariaDB)."""
     from plugdock.upgrade_steps import load_upgrade_steps
 

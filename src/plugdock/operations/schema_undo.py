@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 log = logging.getLogger("plugdock.installer")
 
@@ -47,7 +47,7 @@ def restore_shape(engine: Engine, shape: Shape) -> None:
                     _run(conn, f"ALTER TABLE {quote(name)} DROP COLUMN {quote(column['name'])}")
 
 
-def _run(conn, statement: str) -> None:  # type: ignore[no-untyped-def]
+def _run(conn: Connection, statement: str) -> None:
     try:  # names come from the database's own catalog, quoted by the dialect
         conn.execute(text(statement))
         conn.commit()

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import semver
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from plugdock.errors import PackageError
 
@@ -175,7 +176,7 @@ class PluginMetadata(BaseModel):
         return parse_version(self.version)
 
 
-def _plain(error: dict[str, Any]) -> str:
+def _plain(error: ErrorDetails) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "metadata"
     kind = error["type"]
     if kind == "missing":

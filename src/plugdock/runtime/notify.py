@@ -27,7 +27,7 @@ def notify_change(conn: Connection) -> None:
 class ChangeListener:
     """A daemon thread calling ``wake()`` for every notified change (reconnects on errors)."""
 
-    def __init__(self, engine: Engine, wake: Callable[[], None]) -> None:
+    def __init__(self, engine: Engine, wake: Callable[[], object]) -> None:
         self.url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.wake = wake
         self._stop = threading.Event()

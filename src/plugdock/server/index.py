@@ -206,7 +206,8 @@ class SignedIndex:
         now = _now()
 
         def stale(md: Metadata[Any], lifetime: timedelta) -> bool:
-            return md.signed.expires - now < lifetime / 2
+            expires: datetime = md.signed.expires
+            return expires - now < lifetime / 2
 
         root = self._load(Root.type)
         if stale(root, self.lifetimes.root):

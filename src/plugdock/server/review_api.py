@@ -165,9 +165,10 @@ def add_review_routes(app: FastAPI, storage: Storage) -> None:
                 data: Any = json.loads(body or b"{}")
             except ValueError:
                 return _error(422, 'send JSON: {"reason": "..."}')
-            reason = data.get("reason") if isinstance(data, dict) else None
-            if not isinstance(reason, str) or not reason.strip():
+            given = data.get("reason") if isinstance(data, dict) else None
+            if not isinstance(given, str) or not given.strip():
                 return _error(422, "a rejection needs a reason (the publisher sees it)")
+            reason = given
         try:
             if verdict == "approve":
                 record = await run_in_threadpool(storage.approve, plugin_id, version, who)

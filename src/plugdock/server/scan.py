@@ -87,7 +87,7 @@ def scan_python(folder: Path, *, timeout: float = 60.0) -> dict[str, Any]:
             tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
             return {**result, "status": "failed", "detail": " ".join(tail)[:500]}
         at_import = {p.relative_to(folder).as_posix(): _import_time_lines(p) for p in sources}
-        findings = []
+        findings: list[dict[str, Any]] = []
         for item in data.get("results", []):
             name = _relative(str(item.get("filename", "")))
             line = int(item.get("line_number") or 0)

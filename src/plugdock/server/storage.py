@@ -369,7 +369,7 @@ class Storage:
             return None
         versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
         if below is not None:
-            lower = [v for v in versions if parse_version(v) < parse_version(below)]
+            lower = tuple(v for v in versions if parse_version(v) < parse_version(below))
             versions = lower or versions
         return versions[0] if versions else None
 

@@ -1,5 +1,9 @@
 """Where plugin packages come from: a local folder or a remote plugin server."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from plugdock.sources.base import (
     BrokenPackage,
     Catalog,
@@ -9,6 +13,9 @@ from plugdock.sources.base import (
     parse_requirement,
 )
 from plugdock.sources.local import LocalSource
+
+if TYPE_CHECKING:
+    from plugdock.config import Settings
 
 __all__ = [
     "BrokenPackage",
@@ -22,7 +29,7 @@ __all__ = [
 ]
 
 
-def make_source(settings) -> Source:  # type: ignore[no-untyped-def]
+def make_source(settings: Settings) -> Source:
     """The source the settings select (``PLUGIN_SOURCE``)."""
     from plugdock.config import PluginSource
     from plugdock.errors import PlugdockError

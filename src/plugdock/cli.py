@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.table import Table
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.errors import PlugdockError
+
+if TYPE_CHECKING:
+    from plugdock.installer import Installer
 
 app = typer.Typer(
     help="plugdock: install, run and remove plugins in a FastAPI application.",
@@ -28,7 +32,7 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _installer():  # type: ignore[no-untyped-def]
+def _installer() -> Installer:
     from plugdock.installer import Installer
 
     return Installer(_settings())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -208,6 +209,6 @@ class Settings(BaseSettings):
         return SignaturePolicy.WARN
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment; keyword overrides win (used by tests and the CLI)."""
     return Settings(**overrides)

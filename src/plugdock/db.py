@@ -212,13 +212,13 @@ def make_engine(url: str, *, upgrade: bool = True) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        def _sqlite_begin(connection: Connection) -> None:
             if connection.get_execution_options().get(READ_ONLY_OPTION):
                 connection.exec_driver_sql("BEGIN")
             else:

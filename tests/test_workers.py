@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
 import time
@@ -175,17 +177,48 @@ def both_workers_caught_up(panel: Panel, known: set[int] | None = None) -> set[i
     return pids
 
 
+def recycling_pids(panel: Panel, count: int) -> list[int]:
+    """The pids of the first ``count`` workers that logged their recycling, in order."""
+    deadline = time.monotonic() + 60
+    while True:
+        pids = [int(pid) for pid in re.findall(r"recycling worker (\d+)", panel.output())]
+        if len(pids) >= count:
+            return pids
+        assert time.monotonic() < deadline, panel.output()
+        time.sleep(0.05)
+
+
+def raw_get(sock: socket.socket, path: str) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 GET on an open socket: status, headers (lower-case names), body."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: panel\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before an answer: {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the middle of the body"
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_workers_recycle_after_many_changes_without_failing_requests(
     tmp_path: Path, database_url: str
 ) -> None:
     """Imported plugins are never fully freed, so a worker restarts itself after N changes:
-    it stops accepting, answers what is in flight with Connection: close, drains, exits; no
+    one worker at a time, it stops accepting, answers what is in flight with Connection:
+    close, closes only connections idle longer than clients reuse them, and exits; no
     client, fresh or keep-alive (the admin's too), sees a reset.
 
     Each worker counts every mount and unmount: the probe plugin's mount at start (1), then
     whoami installed, uninstalled, installed, uninstalled (5 = PLUGDOCK_RECYCLE_AFTER), with
-    both workers caught up after each change, so both recycle exactly once.
+    both workers caught up after each change, so both recycle exactly once, one after the
+    other.
     """
     probe = make_plugin(
         tmp_path / "src",
@@ -201,11 +234,10 @@ def test_workers_recycle_after_many_changes_without_failing_requests(
     try:
         admin = panel.client(panel.login())
         originals = both_workers_caught_up(panel)
-        # A connection a worker has accepted but not read a request from yet: the race that
-        # reset clients when a recycling worker exited at once.
+        # A connection a worker accepts but reads no request from until a worker is
+        # draining: the race that reset clients when a recycling worker exited at once.
         host, port = panel.url.removeprefix("http://").split(":")
         waiting = socket.create_connection((host, int(port)), timeout=30)
-        time.sleep(0.5)  # accepted by one of the workers by now
         with core_traffic(panel, keep_alive=True) as failures:
             for change in range(4):
                 if change % 2 == 0:
@@ -215,22 +247,24 @@ def test_workers_recycle_after_many_changes_without_failing_requests(
                 assert answer.status_code == 200, answer.text
                 if change < 3:  # after the last one both are on their way out
                     both_workers_caught_up(panel, originals)
-            deadline = time.monotonic() + 30
-            while panel.output().count("recycling worker") < 2:
-                assert time.monotonic() < deadline, panel.output()
-                time.sleep(0.1)
-            time.sleep(1.0)  # a worker that exits at once is gone by now
-            waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: panel\r\n\r\n")
-            answer_bytes = waiting.recv(65536)
+            draining = recycling_pids(panel, 1)
+            status, headers, body = raw_get(waiting, "/api/v1/probe/pid")
             waiting.close()
-            assert answer_bytes.startswith(b"HTTP/1.1 200"), answer_bytes
-            assert b"connection: close" in answer_bytes.lower()
+            assert status == 200, (status, body)
+            if json.loads(body)["pid"] in draining:  # a draining worker answers, then closes
+                assert headers.get("connection") == "close", headers
+            first, second = recycling_pids(panel, 2)[:2]
+            assert {first, second} == originals  # each once, one after the other:
+            output = panel.output()
+            assert output.index(f"Finished server process [{first}]") < output.index(
+                f"recycling worker {second}"
+            )
             wait_for_startups(panel, 4)  # the two first workers, and both replacements
             installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "whoami"})
             assert installed.status_code == 200
             pids = {fresh_get(f"{panel.url}/api/v1/whoami/pid").json()["pid"] for _ in range(30)}
         assert len(pids) == 2 and not pids & originals
-        assert panel.output().count("recycling worker") == 2
+        assert len(recycling_pids(panel, 2)) == 2
         assert failures == []
     finally:
         panel.stop()

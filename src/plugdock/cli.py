@@ -192,6 +192,7 @@ def serve(
     import uvicorn
 
     from plugdock.host.app import log_config
+    from plugdock.runtime.recycle import KEEP_ALIVE_SECONDS
     from plugdock.runtime.runtime import SUPERVISED_ENV
 
     settings = _settings()
@@ -201,6 +202,7 @@ def serve(
     )
     if workers > 1 and not reload:
         os.environ[SUPERVISED_ENV] = "1"  # workers may recycle themselves (see runtime)
+    os.environ["PLUGDOCK_SERVE_ADDRESS"] = f"{host}:{port}"  # named in the replica list
     uvicorn.run(
         "plugdock.host.app:create_app",
         factory=True,
@@ -214,12 +216,14 @@ def serve(
         proxy_headers=bool(settings.trusted_proxies.strip()),
         forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         log_level="info",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,  # longer than clients keep idle connections
         # Root at WARNING (INFO with -v), not the CLI's ERROR: warnings must reach the log.
         log_config=log_config(min(logging.getLogger().level, logging.WARNING)),
     )
 
 
 __import__("plugdock.cli_host").cli_host.register(app)  # plugdock user ...
+__import__("plugdock.cli_dev").cli_dev.register(app)  # plugdock dev FOLDER
 __import__("plugdock.cli_remote").cli_remote.register(app)  # keygen, sign, trust, server ...
 
 

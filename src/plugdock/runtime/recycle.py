@@ -1,25 +1,64 @@
-"""Recycling a worker without dropping a request: stop accepting, drain, then exit.
+"""Recycling a worker without dropping a request: one worker at a time, drained, then gone.
 
 Exiting at once (SIGTERM straight away) resets connections the worker had accepted but
 not yet read a request from, and keep-alive clients whose next request was on its way.
-Instead the worker closes its listening socket (the other workers share it and take every
-new connection), answers what is in flight with ``Connection: close`` (see
-:class:`~plugdock.runtime.runtime.PluginSyncMiddleware`), waits until its connections are
-gone, and only then asks uvicorn to shut down; the supervisor starts a fresh worker.
+Instead a worker whose turn it is (one at a time, so the others keep accepting) closes its
+listening socket (the others share it and take every new connection), answers what is in
+flight with ``Connection: close`` (see :class:`~plugdock.runtime.runtime.PluginSyncMiddleware`),
+closes connections only once they have been idle longer than clients keep an idle
+connection for reuse (:data:`IDLE_CLOSE_SECONDS`), and then asks uvicorn to shut down;
+the supervisor starts a fresh worker.
+
+Closing an idle keep-alive connection races with a client that sends on it at that
+moment (it sees a reset). Clients stop reusing a connection after their own idle expiry
+(httpx and most libraries: 5 s), so the panel keeps idle connections open longer
+(:data:`KEEP_ALIVE_SECONDS`) and a drain closes them only after that expiry too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import gc
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("plugdock.runtime")
 
-DRAIN_SECONDS = 10.0  # above uvicorn's 5 s keep-alive timeout, which closes idle connections
+KEEP_ALIVE_SECONDS = 15  # uvicorn's timeout_keep_alive for the panel: above clients' 5 s
+IDLE_CLOSE_SECONDS = 6.0  # a draining worker closes connections idle this long
+DRAIN_SECONDS = 30.0  # at most; then uvicorn's own shutdown closes what is left
+
+_turn: int | None = None  # the open, locked turn file (released when the process exits)
+
+
+def take_turn(lock_path: Path) -> bool:
+    """True if no other worker of this instance is recycling now (then it is our turn).
+
+    An advisory lock the process holds until it exits, so workers that reached their
+    limit together (they all mount every change) recycle one after another.
+    """
+    global _turn
+    if _turn is not None:
+        return True
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _turn = fd
+    return True
+
+
+def _busy(connection: Any) -> bool:
+    """A request is in flight on this uvicorn protocol (its response not yet complete)."""
+    cycle = getattr(connection, "cycle", None)
+    return cycle is not None and not cycle.response_complete
 
 
 async def drain_and_exit(grace: float = DRAIN_SECONDS) -> None:
@@ -30,7 +69,15 @@ async def drain_and_exit(grace: float = DRAIN_SECONDS) -> None:
         for listener in getattr(server, "servers", []):
             listener.close()
         deadline = loop.time() + grace
+        idle_since: dict[int, float] = {}
         while server.server_state.connections and loop.time() < deadline:
+            now = loop.time()
+            for connection in list(server.server_state.connections):
+                if _busy(connection):
+                    idle_since.pop(id(connection), None)
+                elif now - idle_since.setdefault(id(connection), now) >= IDLE_CLOSE_SECONDS:
+                    with contextlib.suppress(Exception):
+                        connection.shutdown()  # uvicorn closes an idle connection at once
             await asyncio.sleep(0.05)
     os.kill(os.getpid(), signal.SIGTERM)
 

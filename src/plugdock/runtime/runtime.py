@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugdock.config import Settings
 from plugdock.db import connect_read, current_generation
+from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import parse_metadata
 from plugdock.registry import Installation, list_installations
@@ -49,8 +51,10 @@ from plugdock.runtime.hooks import (
     run_hook,
 )
 from plugdock.runtime.loader import LoadedBackend, load_backend, module_token, unload
+from plugdock.runtime.materialize import code_is_current, needs_sync, sync_code
 from plugdock.runtime.notify import ChangeListener
-from plugdock.runtime.recycle import drain_and_exit
+from plugdock.runtime.recycle import drain_and_exit, take_turn
+from plugdock.runtime.replicas import Replica
 from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
 
 log = logging.getLogger("plugdock.runtime")
@@ -84,6 +88,14 @@ class PluginRuntime:
         self.changes = 0  # mounts + unmounts in this process, for recycling
         self._recycling = False
         self._drain: asyncio.Task[None] | None = None  # kept so the task is not collected
+        # Replicas: code fetched from the database's package store (see materialize.py).
+        self.workspace = Workspace(settings, engine=engine)
+        self.pending: dict[str, str] = {}  # plugin id → why its code is not here (yet)
+        self.fetch_failures: dict[str, str] = {}  # plugin id → why fetching it failed
+        self._retry_at = 0.0  # monotonic time of the next fetch attempt while pending
+        self.replica: Replica | None = None  # this process's row in plugdock_replicas
+        self._beaten: tuple[Any, ...] | None = None
+        self._beat_at = 0.0
         self.dispatch = PluginDispatch()  # joins the route list after the core's, at first mount
 
     # ------------------------------------------------------------ mounting
@@ -183,8 +195,14 @@ class PluginRuntime:
                 self.unmount(plugin_id)
         for plugin_id in [p for p in self.failed if p not in wanted]:
             del self.failed[plugin_id]
+        self.pending = {}
         for plugin_id, row in wanted.items():
             if plugin_id in self.mounted:
+                continue
+            if not code_is_current(self.workspace, row):  # another replica installed it
+                self.pending[plugin_id] = self.fetch_failures.get(
+                    plugin_id, "its code is not on this machine yet"
+                )
                 continue
             failed = self.failed.get(plugin_id)
             if failed is not None and failed[0] == row.operation_id:
@@ -208,7 +226,7 @@ class PluginRuntime:
         """
         if self.changes < self.settings.recycle_after or not os.environ.get(SUPERVISED_ENV):
             return
-        if not self._recycling:
+        if not self._recycling and take_turn(self.settings.home / "recycle.lock"):
             self._recycling = True  # from now on every answer says Connection: close
             log.warning("recycling worker %d after %d plugin changes", os.getpid(), self.changes)
             try:
@@ -226,8 +244,54 @@ class PluginRuntime:
             self._hint_seen = None  # busy with our own operation: look again next request
             return
         async with self.lock:
-            if self.is_stale():
+            if self.is_stale() or (self.pending and time.monotonic() >= self._retry_at):
+                await run_in_threadpool(self.fetch_code)
                 self.reconcile()
+
+    def fetch_code(self) -> None:
+        """Fetch the code of installations this machine lacks from the database (blocking)."""
+        rows = self.workspace.installed()
+        if not needs_sync(self.workspace, rows):
+            self.fetch_failures = {}
+            return
+        self.fetch_failures = sync_code(self.workspace)
+        # A refused package is not fetched again on every tick; a new generation retries.
+        self._retry_at = time.monotonic() + (10.0 if self.fetch_failures else 0.0)
+
+    async def catch_up(self) -> None:
+        """At start: fetch missing code, mount what is installed, register as a replica."""
+        await run_in_threadpool(self.fetch_code)
+        self.reconcile()
+        await self.report(force=True)
+
+    def served_state(self) -> tuple[int, bool, dict[str, str]]:
+        """The generation served, whether all of it is served here, and what is not."""
+        failures = {p: f"failed: {error}" for p, (_op, error) in self.failed.items()}
+        failures |= {
+            p: f"failed: {why}" if p in self.fetch_failures else why
+            for p, why in self.pending.items()
+        }
+        return self.generation or 0, not self.pending, failures
+
+    async def report(self, *, force: bool = False) -> None:
+        """Refresh this process's replica row: at once when what it serves changed, else on
+        the heartbeat interval."""
+        if self.replica is None:
+            return
+        state = self.served_state()
+        now = time.monotonic()
+        if (
+            not force
+            and state == self._beaten
+            and now - self._beat_at < self.settings.replica_heartbeat
+        ):
+            return
+        try:
+            await run_in_threadpool(self.replica.beat, *state)
+        except Exception:  # the database may be restarting; the next tick tries again
+            log.exception("replica heartbeat failed")
+            return
+        self._beaten, self._beat_at = state, now
 
     def hint_changed(self) -> bool:
         """True (once) when the installer rewrote the hint file since we last looked."""
@@ -260,6 +324,8 @@ class PluginRuntime:
                     await self.refresh()
                 except Exception:  # the database may be restarting; try again next tick
                     log.exception("plugin sync failed")
+                self._recycle_if_due()  # waiting for our turn while another worker recycles
+                await self.report()
         finally:
             if listener is not None:
                 listener.stop()
@@ -321,6 +387,9 @@ class PluginRuntime:
         }
         for plugin_id, (_operation, error) in self.failed.items():
             report[plugin_id] = {"state": "failed", "error": error}
+        for plugin_id, why in self.pending.items():
+            failed = plugin_id in self.fetch_failures
+            report[plugin_id] = {"state": "failed" if failed else "fetching", "error": why}
         return report
 
 

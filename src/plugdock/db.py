@@ -76,6 +76,9 @@ _PG_SCHEMA_LOCK_KEY = 0x706C7567736368  # "plugsch"
 _MYSQL_SCHEMA_LOCK_NAME = "plugdock_schema"
 _SCHEMA_LOCK_TIMEOUT = 120
 
+# MariaDB's named locks are server-wide, PostgreSQL's advisory locks per database: name the
+# database too, so instances sharing a MariaDB server (one database each) never block each other.
+MYSQL_LOCK_SQL = "CONCAT(:n, ':', MD5(DATABASE()))"
 core_metadata = MetaData()
 
 addon_installations = Table(
@@ -300,7 +303,7 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> bool:
     with engine.connect() as conn:
         if conn.dialect.name == "mysql":
             got = conn.execute(
-                text("SELECT GET_LOCK(:n, :t)"),
+                text(f"SELECT GET_LOCK({MYSQL_LOCK_SQL}, :t)"),
                 {"n": _MYSQL_SCHEMA_LOCK_NAME, "t": _SCHEMA_LOCK_TIMEOUT},
             ).scalar()
             conn.commit()  # a fresh snapshot after the wait (REPEATABLE READ)
@@ -310,7 +313,9 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> bool:
                 with conn.begin():  # MariaDB commits each DDL statement anyway
                     return _upgrade_locked(conn, revision)
             finally:
-                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _MYSQL_SCHEMA_LOCK_NAME})
+                conn.execute(
+                    text(f"SELECT RELEASE_LOCK({MYSQL_LOCK_SQL})"), {"n": _MYSQL_SCHEMA_LOCK_NAME}
+                )
                 conn.commit()
         with conn.begin():  # SQLite: BEGIN IMMEDIATE is the lock
             if conn.dialect.name == "postgresql":

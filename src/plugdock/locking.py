@@ -1,12 +1,18 @@
-"""One operation at a time: a file lock on the instance and an advisory lock in the database.
+"""One at a time: the locks that serialize writers.
 
-The file lock stops two processes on this machine; the database lock stops two
-machines (or instances) sharing one PostgreSQL or MariaDB database. SQLite needs no
-second lock: its file is local and ``BEGIN IMMEDIATE`` serializes writers anyway.
+:func:`operation_lock`: one install/upgrade/uninstall at a time, with a file lock on the
+instance and an advisory lock in the database. The file lock stops two processes on this
+machine; the database lock stops two machines (or instances) sharing one PostgreSQL or
+MariaDB database. SQLite needs no second lock: its file is local and ``BEGIN IMMEDIATE``
+serializes writers anyway.
+
+:class:`ThreadAndFileLock`: one writer of a set of files (the plugin server's catalog and
+signed index) among the threads of this process and the processes on this machine.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,12 +21,41 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from sqlalchemy import Engine, text
 
+from plugdock.db import MYSQL_LOCK_SQL
 from plugdock.errors import LockTimeoutError
 from plugdock.fsutil import PRIVATE_FILE_MODE, make_private_dir
 
 # Any fixed 64-bit number; "plugdock" in ASCII keeps it recognisable in pg_locks.
 _PG_LOCK_KEY = 0x706C7567646F636B
 _MYSQL_LOCK_NAME = "plugdock_operations"
+
+
+class ThreadAndFileLock:
+    """A re-entrant lock held against other threads and other processes on this machine.
+
+    The thread lock is taken first, so threads queue on it instead of polling the file
+    lock, and one thread may nest ``with`` blocks::
+
+        lock = ThreadAndFileLock(data_dir / ".storage.lock")
+        with lock:
+            ...  # read, decide, write
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._thread_lock = threading.RLock()
+        self._file_lock = FileLock(str(path))
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            self._file_lock.acquire()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._file_lock.release()
+        self._thread_lock.release()
 
 
 @contextmanager
@@ -51,7 +86,9 @@ def _database_lock(engine: Engine, deadline: float) -> Iterator[None]:
             if name == "postgresql":
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             else:
-                got = conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": _MYSQL_LOCK_NAME})
+                got = conn.execute(
+                    text(f"SELECT GET_LOCK({MYSQL_LOCK_SQL}, 0)"), {"n": _MYSQL_LOCK_NAME}
+                )
             conn.commit()
             if got.scalar() == 1:  # True on PostgreSQL, 1 on MariaDB
                 break
@@ -64,5 +101,7 @@ def _database_lock(engine: Engine, deadline: float) -> Iterator[None]:
             if name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
             else:
-                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": _MYSQL_LOCK_NAME})
+                conn.execute(
+                    text(f"SELECT RELEASE_LOCK({MYSQL_LOCK_SQL})"), {"n": _MYSQL_LOCK_NAME}
+                )
             conn.commit()

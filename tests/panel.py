@@ -1,8 +1,14 @@
-"""A real panel for tests: ``plugdock serve`` in a subprocess on a free loopback port."""
+"""A real panel for tests: ``plugdock serve`` in a subprocess on a free loopback port.
+
+The panel binds port 0 and the test reads the port it got from uvicorn's log, so two
+tests running at once (pytest -n) can never be handed the same port.
+"""
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +19,8 @@ from pathlib import Path
 import httpx
 
 ADMIN_PASSWORD = "admin-pass-for-tests"
+RUNNING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+_logs = itertools.count()
 
 
 def free_port() -> int:
@@ -65,7 +73,6 @@ class Panel:
 def start_panel(
     tmp_path: Path, database_url: str, *, workers: int = 1, extra_env: dict[str, str] | None = None
 ) -> Panel:
-    port = free_port()
     env = (
         os.environ
         | {
@@ -78,24 +85,27 @@ def start_panel(
         | (extra_env or {})
     )
     env.pop("PLUGDOCK_FAILPOINTS", None)
-    log = tmp_path / f"panel-{port}.log"
+    log = tmp_path / f"panel-{os.getpid()}-{next(_logs)}.log"
     handle = log.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "plugdock", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "plugdock", "serve", "--port", "0", "--workers", str(workers)],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
     )
-    panel = Panel(f"http://127.0.0.1:{port}", process, env, log)
+    panel = Panel("", process, env, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"panel exited early:\n{panel.output()}")
-        try:
-            if httpx.get(f"{panel.url}/healthz", timeout=2).status_code == 200:
-                return panel
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
+        bound = RUNNING.search(panel.output())
+        if bound is not None:
+            panel.url = f"http://127.0.0.1:{bound.group(1)}"
+            try:
+                if httpx.get(f"{panel.url}/healthz", timeout=2).status_code == 200:
+                    return panel
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.05)
     panel.stop()
     raise RuntimeError(f"panel did not start:\n{panel.output()}")

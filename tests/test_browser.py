@@ -52,6 +52,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     broken = make_plugin(
         tmp / "src",
         "broken_page",
+        metadata={"frontend": {"routes": ["/boom"], "components": ["Boom", "BrokenWidget"]}},
         extra_files={
             "frontend/addon.config.tsx": BROKEN_CONFIG,
             "frontend/pages/Boom.tsx": BROKEN_PAGE,
@@ -204,7 +205,13 @@ def test_manifest_and_bundles_over_http(panel: Panel) -> None:
         imports = json.loads(html.text.split('<script type="importmap">')[1].split("</script>")[0])[
             "imports"
         ]
-        assert set(imports) == {"react", "react-dom", "react-dom/client", "react/jsx-runtime"}
+        assert set(imports) == {
+            "react",
+            "react-dom",
+            "react-dom/client",
+            "react/jsx-runtime",
+            "@plugdock/sdk",
+        }
         for url in imports.values():
             vendor = anonymous.get(url)
             assert vendor.status_code == 200 and "javascript" in vendor.headers["content-type"]

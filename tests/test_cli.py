@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from plugdock.package.pack import package_files, write_zip
+from support import make_plugin
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -103,6 +106,83 @@ def test_validate_reports_every_problem(tmp_path: Path, env: dict[str, str]) -> 
     assert result.returncode == 1
     for expected in ("valid plugin id", "name", "semantic version", "evil"):
         assert expected in result.stderr
+
+
+UNDECLARED_ROUTES = (
+    "from fastapi import APIRouter\n\n"
+    "router = APIRouter()\n\n\n"
+    "@router.get('/api/v1/sneaky/ping')\ndef ping() -> dict:\n    return {}\n\n\n"
+    "@router.get('/api/v1/elsewhere/data')\ndef data() -> dict:\n    return {}\n"
+)
+
+
+def test_validate_runs_the_route_check_install_runs(tmp_path: Path, env: dict[str, str]) -> None:
+    """A router serving a path outside backend.routes: validate refuses it, as install does."""
+    folder = make_plugin(tmp_path, "sneaky", extra_files={"backend/routes.py": UNDECLARED_ROUTES})
+    packed = plugdock(env, "pack", str(folder), "-o", str(tmp_path / "modules"))
+    assert packed.returncode == 0, packed.stderr  # pack does not run the backend
+    package = tmp_path / "modules" / "sneaky_v1.0.0.zip"
+    for target in (folder, package):
+        result = plugdock(env, "validate", str(target))
+        assert result.returncode == 1, result.stdout
+        assert "serves /api/v1/elsewhere/data, which is outside its declared routes" in (
+            result.stderr
+        )
+        assert "/api/v1/sneaky/ping" not in result.stderr  # that one is declared
+    installed = plugdock(env, "install", str(package))
+    assert installed.returncode == 1 and "outside its declared routes" in installed.stderr
+
+    unchecked = plugdock(env, "validate", str(package), "--no-code")
+    assert unchecked.returncode == 0, unchecked.stderr
+    skipped = " ".join(unchecked.stdout.split())
+    assert "not checked here" in skipped
+    assert "importing the backend and the routes its router serves" in skipped
+    assert "on_install and the health check" in skipped
+
+
+def test_validate_imports_the_backend_as_install_does(tmp_path: Path, env: dict[str, str]) -> None:
+    folder = make_plugin(
+        tmp_path, "broken", extra_files={"backend/routes.py": "import not_a_module_anywhere\n"}
+    )
+    result = plugdock(env, "validate", str(folder))
+    assert result.returncode == 1
+    assert "importing its backend failed" in result.stderr and "not_a_module_anywhere" in (
+        result.stderr
+    )
+    ok = plugdock(env, "validate", str(make_plugin(tmp_path, "fine")))
+    assert ok.returncode == 0, ok.stderr
+    assert "importing the backend" not in ok.stdout  # it ran, so it is not listed as skipped
+
+
+def test_validate_compares_a_zips_addon_config_with_its_metadata(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """A zip made by hand (not by pack) whose metadata.json names a page that does not exist."""
+    folder = make_plugin(
+        tmp_path,
+        "uilie",
+        metadata={"frontend": {"routes": ["/lie", "/ghost"], "components": ["LiePage", "Gone"]}},
+        extra_files={
+            "frontend/addon.config.ts": 'import LiePage from "./pages/LiePage";\n'
+            'export default { routes: [{ path: "/lie", component: LiePage }] };\n',
+            "frontend/pages/LiePage.tsx": "export default function LiePage() { return null; }\n",
+        },
+    )
+    refused = plugdock(env, "pack", str(folder), "-o", str(tmp_path / "out"))
+    assert refused.returncode == 1
+    for words in (
+        "metadata.json frontend.routes lists /ghost, but addon.config has no route /ghost",
+        "metadata.json frontend.components lists Gone, but addon.config has no component Gone",
+    ):
+        assert words in refused.stderr
+    assert refused.stderr.count("\n  - ") == 2  # /lie and LiePage agree: not named
+    assert not list((tmp_path / "out").glob("*.zip"))
+    package = tmp_path / "uilie_v1.0.0.zip"
+    with package.open("wb") as handle:
+        write_zip(handle, package_files(folder))
+    result = plugdock(env, "validate", str(package))
+    assert result.returncode == 1
+    assert "addon.config has no route /ghost" in result.stderr
 
 
 def test_doctor_finds_and_repairs_drift(tmp_path: Path, env: dict[str, str]) -> None:

@@ -51,16 +51,17 @@ def test_stale_dist_is_replaced_and_json_config_builds(tmp_path: Path) -> None:
     folder = make_plugin(
         tmp_path,
         "jsonui",
+        metadata={"frontend": {"routes": ["/notes"], "components": ["Notes", "Hello"]}},
         extra_files={
             "frontend/addon.config.json": json.dumps(config),
-            "frontend/pages/Notes.tsx": "export default () => <h1>Notes</h1>;\n",
-            "frontend/components/Hello.tsx": "export default () => <p>hello</p>;\n",
+            "frontend/pages/Notes.tsx": "export default function Notes() { return <h1>N</h1>; }\n",
+            "frontend/components/Hello.tsx": "export default function Hello() { return null; }\n",
             "frontend/dist/addon.js": "stale();\n",
         },
     )
     code = bundle_of(pack(folder, tmp_path / "out"))
     assert "stale()" not in code
-    assert '"/notes"' in code and "adminOnly" in code and "Notes" in code
+    assert '"/notes"' in code and "adminOnly" in code and "<h1>" not in code
 
 
 def test_compile_error_is_a_package_error(tmp_path: Path) -> None:
@@ -185,3 +186,60 @@ def test_files_outside_frontend_cannot_be_bundled(tmp_path: Path) -> None:
     with pytest.raises(PackageError, match="outside frontend/"):
         pack(folder, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+# ------------------------------------------- metadata.json frontend vs addon.config
+
+
+def ui_plugin(tmp_path: Path, name: str, frontend: dict[str, object], config: str) -> Path:
+    return make_plugin(
+        tmp_path,
+        name,
+        metadata={"frontend": frontend},
+        extra_files={
+            "frontend/addon.config.tsx": config,
+            "frontend/pages/Board.tsx": "export default function Board() { return <h1>B</h1>; }\n",
+        },
+    )
+
+
+def test_config_through_the_sdk_with_widgets_agrees(tmp_path: Path) -> None:
+    """defineAddon from @plugdock/sdk hands its config through; widgets are components too."""
+    config = (
+        'import { defineAddon } from "@plugdock/sdk";\n'
+        'import { useState } from "react";\n'
+        'import Board from "./pages/Board";\n'
+        "const Bubble = () => { useState(0); return null; };\n"
+        "export default defineAddon({\n"
+        '  routes: [{ path: "/board", component: Board },\n'
+        '    { path: "/board/:id", component: Board }],\n'
+        "  widgets: [Bubble],\n"
+        "});\n"
+    )
+    frontend = {"routes": ["/board", "/board/:id"], "components": ["Board", "Bubble"]}
+    assert pack(ui_plugin(tmp_path, "board", frontend, config), tmp_path / "out").is_file()
+    folder = ui_plugin(tmp_path / "b", "board", frontend | {"components": ["Board"]}, config)
+    with pytest.raises(PackageError) as caught:
+        pack(folder, tmp_path / "out2")
+    assert caught.value.problems == [
+        "addon.config has the component Bubble, which metadata.json frontend.components "
+        "does not list"
+    ]
+
+
+def test_an_anonymous_component_cannot_be_listed(tmp_path: Path) -> None:
+    config = (
+        'export default { routes: [{ path: "/anon", component: function () { return null; } }] };\n'
+    )
+    folder = ui_plugin(tmp_path, "anon", {"routes": ["/anon"]}, config)
+    with pytest.raises(PackageError, match=r"1 component\(s\) without a name"):
+        pack(folder, tmp_path / "out")
+
+
+def test_a_config_that_needs_a_browser_at_its_top_level_is_named(tmp_path: Path) -> None:
+    config = (
+        'const saved = window.localStorage.getItem("x");\nexport default { routes: [], saved };\n'
+    )
+    folder = ui_plugin(tmp_path, "browsery", {}, config)
+    with pytest.raises(PackageError, match=r"could not be run .*window is not defined"):
+        pack(folder, tmp_path / "out")

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from plugdock import __version__
+from plugdock.cli_style import HelpStyle
 from plugdock.config import Settings, load_settings
 from plugdock.errors import PlugdockError
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=HelpStyle,  # one --help style for every command (cli_style.py)
 )
 console = Console()
 err_console = Console(stderr=True)
@@ -74,20 +76,24 @@ def _startup(
 @app.command()
 def new(
     plugin_id: str = typer.Argument(..., metavar="ID", help="The new plugin's id, e.g. my_plugin."),
-    directory: Path = typer.Option(Path("."), "--dir", "-d", help="Where to create it."),
+    directory: Path = typer.Option(
+        Path("."), "--dir", "-d", metavar="FOLDER", help="Where to create it."
+    ),
 ) -> None:
-    """Create a working plugin folder to start from."""
+    """Create a working plugin folder to start from (also an npm project for its UI)."""
     from plugdock.package.scaffold import scaffold
 
     folder = scaffold(plugin_id, directory)
     console.print(f"created {folder}")
-    console.print(f"next: plugdock pack {folder} -o modules")
+    console.print(f"next: cd {folder} && npm install && plugdock pack . -o modules")
 
 
 @app.command()
 def pack(
-    directory: Path = typer.Argument(..., help="The plugin folder."),
-    outdir: Path = typer.Option(Path("."), "--outdir", "-o", help="Where to write the zip."),
+    directory: Path = typer.Argument(..., metavar="FOLDER", help="The plugin folder."),
+    outdir: Path = typer.Option(
+        Path("."), "--outdir", "-o", metavar="FOLDER", help="Where to write the zip."
+    ),
 ) -> None:
     """Pack a plugin folder into <id>_v<version>.zip (deterministic, with checksums)."""
     from plugdock.package.pack import pack as pack_folder
@@ -98,18 +104,29 @@ def pack(
 
 @app.command()
 def validate(
-    path: Path = typer.Argument(..., help="A package zip or a plugin folder."),
+    path: Path = typer.Argument(
+        ..., metavar="PACKAGE|FOLDER", help="A package zip or a plugin folder."
+    ),
     upgrade_from: Path | None = typer.Option(
         None,
         "--upgrade-from",
+        metavar="PACKAGE|FOLDER",
         help="An older package of the plugin: check that upgrading it gives the same schema.",
     ),
+    no_code: bool = typer.Option(
+        False,
+        "--no-code",
+        help="Do not run the plugin's code (for a package you do not trust yet); "
+        "its routes and addon.config are then not checked.",
+    ),
 ) -> None:
-    """Run every check the installer runs, without installing."""
+    """Run the installer's checks without installing; names the ones it could not run."""
     from plugdock.package.archive import Limits
     from plugdock.validate import validate_package
 
-    report = validate_package(path, Limits.from_settings(_settings()), upgrade_from=upgrade_from)
+    report = validate_package(
+        path, Limits.from_settings(_settings()), upgrade_from=upgrade_from, run_code=not no_code
+    )
     meta = report.info.metadata
     tables = ", ".join(report.tables) or "none"
     console.print(
@@ -122,6 +139,7 @@ def validate(
         console.print(
             f"upgrade {report.upgraded_from} → {meta.version} gives the schema of a fresh install"
         )
+    console.print(f"not checked here (install checks them): {'; '.join(report.skipped)}")
 
 
 @app.command()
@@ -186,7 +204,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Worker processes (they share the instance)."),
-    reload: bool = typer.Option(False, help="Restart on code changes (development)."),
+    reload: bool = typer.Option(False, "--reload", help="Restart on code changes (development)."),
 ) -> None:
     """Run the panel: core API, marketplace, and every installed plugin, live."""
     import uvicorn

@@ -1,19 +1,44 @@
-"""``plugdock validate``: every check the installer runs, without installing anything."""
+"""``plugdock validate``: every check the installer runs, without installing anything.
+
+With ``run_code=True`` (the CLI's default) that includes the checks that run the plugin's
+code, as install does: its backend is imported (under a scratch module name, then
+forgotten) and its router must serve only the paths ``backend.routes`` declares, and its
+``addon.config`` must agree with ``metadata.json`` (:mod:`plugdock.package.ui_contract`).
+The plugin server validates uploads with ``run_code=False``: it never runs uploaded code.
+What can only be checked against an instance (or inside install's transaction) is named
+in :data:`INSTANCE_CHECKS`; the report says which checks it skipped.
+"""
 
 from __future__ import annotations
 
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugdock.compat import check_compatibility, check_contents
+from plugdock.compat import check_compatibility, check_contents, check_namespace
 from plugdock.errors import PackageError
 from plugdock.migrations import load_migration
 from plugdock.package.archive import Limits, PackageInfo, extract_package
-from plugdock.package.pack import pack
+from plugdock.package.metadata import PluginMetadata
+from plugdock.package.pack import pack, package_files
+from plugdock.package.ui_contract import compare, read_ui
 from plugdock.upgrade_steps import check_steps, check_upgrade_schema, load_upgrade_steps
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
+#: Install checks that need an instance (its database, trust store, installed plugins) or
+#: run inside install's transaction: validate cannot run them and says so.
+INSTANCE_CHECKS = (
+    "signature policy and key binding (plugdock verify checks the signature)",
+    "dependencies and routes of the installed plugins",
+    "the tables are free in the database",
+    "on_install and the health check (they run inside install's transaction)",
+)
+#: The checks that run the plugin's code, skipped with ``run_code=False``.
+CODE_CHECKS = (
+    "importing the backend and the routes its router serves",
+    "addon.config agrees with metadata.json",
+)
 
 
 @dataclass(frozen=True)
@@ -23,21 +48,31 @@ class ValidationReport:
     dialects: tuple[str, ...]
     steps: tuple[str, ...] = ()  # versions with an upgrade step (migrations/versions/)
     upgraded_from: str | None = None  # the older version checked with --upgrade-from
+    skipped: tuple[str, ...] = INSTANCE_CHECKS  # install checks this run did not make
 
 
 def validate_package(
-    path: Path, limits: Limits, *, upgrade_from: Path | None = None
+    path: Path, limits: Limits, *, upgrade_from: Path | None = None, run_code: bool = False
 ) -> ValidationReport:
     """Check a package zip, or a plugin folder as it would be packed; raises PackageError.
 
     With ``upgrade_from`` (an older package of the same plugin, zip or folder), also check
     that its tables plus this package's upgrade steps give the schema this package installs.
+    With ``run_code``, also the checks that run the plugin's code (see the module doc).
     """
     with tempfile.TemporaryDirectory(prefix="plugdock-validate-") as scratch:
         scratch_dir = Path(scratch)
         info, unpacked = _open(path, scratch_dir, "new", limits)
         check_contents(info.metadata, unpacked)
         check_compatibility(info.metadata.model_copy(update={"dependencies": {}}), {})
+        check_namespace(info.metadata, {})  # the panel's own API (installed plugins: install)
+        skipped = list(INSTANCE_CHECKS)
+        if run_code:
+            _check_backend(info.metadata, unpacked)
+            if not path.is_dir():  # a folder was packed above, and pack compares the UI
+                _check_ui(info.metadata, unpacked, skipped)
+        else:
+            skipped += CODE_CHECKS
         tables: tuple[str, ...] = ()
         for dialect in DIALECTS:
             tables = load_migration(unpacked / "migrations", dialect).tables
@@ -51,7 +86,37 @@ def validate_package(
             dialects=DIALECTS,
             steps=tuple(steps),
             upgraded_from=upgraded_from,
+            skipped=tuple(skipped),
         )
+
+
+def _check_backend(meta: PluginMetadata, unpacked: Path) -> None:
+    """Import the backend as install does and check what its router serves; forget it."""
+    if not (unpacked / "backend" / "__init__.py").is_file():
+        return
+    from plugdock.runtime.loader import load_backend, unload
+    from plugdock.runtime.routes import check_declared, router_routes
+
+    backend = load_backend(meta.id, unpacked / "backend", f"validate{uuid.uuid4().hex[:8]}")
+    try:
+        if backend.router is not None:
+            check_declared(meta.id, router_routes(backend.router), meta.backend.routes)
+    finally:
+        unload(backend)
+
+
+def _check_ui(meta: PluginMetadata, unpacked: Path, skipped: list[str]) -> None:
+    """Compare a packed zip's addon.config with its metadata, when the tools are here."""
+    try:
+        ui = read_ui(unpacked, package_files(unpacked))
+    except PackageError as exc:
+        if "not found" not in str(exc):
+            raise
+        skipped.append(f"{CODE_CHECKS[1]} ({exc.problems[0].split(':')[0]})")
+        return
+    problems = compare(meta.frontend, ui)
+    if problems:
+        raise PackageError(problems, source=f"{meta.id} {meta.version}")
 
 
 def _open(path: Path, scratch: Path, name: str, limits: Limits) -> tuple[PackageInfo, Path]:

@@ -99,7 +99,7 @@ def build_frontend(folder: Path, files: Mapping[str, Path]) -> dict[str, Path]:
     for name in [n for n in shipped if n.startswith("frontend/dist/")]:
         del shipped[name]  # a stale build in the source folder
     frontend = Path(folder) / "frontend"
-    entry = _entry_source(config, files)
+    entry = entry_source(config, files)
     sources = {n: p for n, p in files.items() if n.startswith("frontend/") and n != BUNDLE}
     key = _digest(entry, sources)
     bundle = _builds.get(key)
@@ -111,7 +111,7 @@ def build_frontend(folder: Path, files: Mapping[str, Path]) -> dict[str, Path]:
     return shipped
 
 
-def _entry_source(config: str, files: Mapping[str, Path]) -> str:
+def entry_source(config: str, files: Mapping[str, Path]) -> str:
     """The module esbuild starts from: re-export the config, or build it from JSON."""
     name = config.removeprefix("frontend/")
     if not name.endswith(".json"):

@@ -24,18 +24,19 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from plugdock.errors import PackageError
+from plugdock.fsutil import atomic_write
 from plugdock.package import checksums
 from plugdock.package.archive import Limits, check_names, inspect_package
 from plugdock.package.frontend_build import build_frontend
 from plugdock.package.layout import CHECKSUMS_FILE, SIGNATURE_FILE, package_filename
 from plugdock.package.metadata import PluginMetadata, read_metadata
+from plugdock.package.ui_contract import compare, read_ui
 
 #: Every entry's timestamp: the earliest a zip can hold.
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
@@ -87,35 +88,33 @@ def check_folder(folder: Path, limits: Limits = Limits()) -> PluginMetadata:
 def pack(folder: Path, outdir: Path, limits: Limits = Limits()) -> Path:
     """Pack ``folder`` into ``outdir/<id>_v<version>.zip`` and return that path.
 
-    An existing package of the same name is replaced atomically. ``outdir`` is created
+    ``metadata.json``'s ``frontend`` must agree with ``addon.config``
+    (:mod:`plugdock.package.ui_contract`). An existing package of the same name is
+    replaced atomically. ``outdir`` is created
     if needed; when it lies inside ``folder`` it is left out of the package.
     """
     folder, outdir = Path(folder), Path(outdir)
     metadata, files = _check(folder, limits, outputs=outdir)
+    disagreements = compare(metadata.frontend, read_ui(folder, files))
+    if disagreements:
+        raise PackageError(disagreements, source=str(folder))
     # Build steps map ``files`` (package path -> file on disk) to the files actually shipped:
     # frontend/addon.config.* is bundled by esbuild into frontend/dist/addon.js.
     files = build_frontend(folder, files)
     target = outdir / package_filename(metadata.id, metadata.version)
     outdir.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=outdir, prefix=f".{target.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write_zip(handle, files)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
+
+    def refused_on_install(packed: Path) -> None:
         try:
-            inspect_package(temp, limits)
+            inspect_package(packed, limits)
         except PackageError as exc:
             raise PackageError(
                 [f"the packed zip would be refused on install: {p}" for p in exc.problems],
                 source=str(folder),
             ) from None
-        os.replace(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+
+    with atomic_write(target, mode=0o644, check=refused_on_install) as handle:
+        write_zip(handle, files)
     return target
 
 

@@ -12,8 +12,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 #: Modes of what plugdock creates for an instance: nobody else may list or read it.
 PRIVATE_DIR_MODE = 0o700
@@ -68,27 +70,54 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
-    """Write JSON so readers see the old file or the new one, never a torn one, even on a crash.
+@contextmanager
+def atomic_write(
+    path: Path,
+    *,
+    mode: int = PRIVATE_FILE_MODE,
+    durable: bool = True,
+    check: Callable[[Path], None] | None = None,
+) -> Iterator[BinaryIO]:
+    """Write ``path`` so readers see the old file or the new one, never a torn one.
 
-    ``durable=False`` skips the fsyncs, for hints that may be lost on power failure.
+    The body writes to a binary handle on a temporary file beside ``path`` (same folder,
+    so the rename is atomic); when the body returns, the file is flushed (and fsynced),
+    given ``mode``, handed to ``check`` (which may raise to refuse it) and renamed over
+    ``path``. Any exception removes the temporary file and leaves ``path`` as it was::
+
+        with atomic_write(target, mode=0o644) as handle:
+            handle.write(data)
+
+    ``durable=False`` skips the fsyncs, for files that may be lost on power failure (a
+    hint, a cache entry verified on every use). The folder must exist.
     """
-    make_private_dir(path.parent)
-    # mkstemp creates the file 0600, and the rename keeps that mode.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp creates the file 0600, and the rename keeps the mode.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if mode != PRIVATE_FILE_MODE:
+            os.chmod(temp, mode)
+        if check is not None:
+            check(temp)
+        os.replace(temp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Write JSON atomically (:func:`atomic_write`) into a private folder, as a 0600 file."""
+    make_private_dir(path.parent)
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    with atomic_write(path, durable=durable) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def move(src: Path, dst: Path) -> None:

@@ -76,6 +76,25 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("PLUGDOCK_SYNC_INTERVAL", "sync_interval"),
         description="seconds between a worker's checks for plugin changes made elsewhere",
     )
+    # Replicas sharing one database (see docs/deploy.md and plugdock.runtime.replicas).
+    converge_timeout: float = Field(
+        5.0,
+        ge=0,
+        validation_alias=AliasChoices("PLUGDOCK_CONVERGE_TIMEOUT", "converge_timeout"),
+        description="seconds a change's answer waits for every live replica to serve it",
+    )
+    replica_heartbeat: float = Field(
+        2.0,
+        gt=0,
+        validation_alias=AliasChoices("PLUGDOCK_REPLICA_HEARTBEAT", "replica_heartbeat"),
+        description="seconds between a serving process's heartbeats in plugdock_replicas",
+    )
+    replica_stale_after: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=AliasChoices("PLUGDOCK_REPLICA_STALE_AFTER", "replica_stale_after"),
+        description="a replica without a heartbeat for this long counts as gone",
+    )
     lock_timeout: float = Field(
         60.0, validation_alias=AliasChoices("PLUGDOCK_LOCK_TIMEOUT", "lock_timeout")
     )

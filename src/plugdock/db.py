@@ -37,6 +37,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -51,6 +52,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import make_url
 
 from plugdock.errors import PlugdockError
@@ -63,7 +65,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "db_migrations"
@@ -74,11 +76,11 @@ READ_ONLY_OPTION = "plugdock_read_only"
 # Distinct from the operation lock in locking.py: a schema upgrade never waits for an install.
 _PG_SCHEMA_LOCK_KEY = 0x706C7567736368  # "plugsch"
 _MYSQL_SCHEMA_LOCK_NAME = "plugdock_schema"
-_SCHEMA_LOCK_TIMEOUT = 120
-
 # MariaDB's named locks are server-wide, PostgreSQL's advisory locks per database: name the
 # database too, so instances sharing a MariaDB server (one database each) never block each other.
 MYSQL_LOCK_SQL = "CONCAT(:n, ':', MD5(DATABASE()))"
+_SCHEMA_LOCK_TIMEOUT = 120
+
 core_metadata = MetaData()
 
 addon_installations = Table(
@@ -179,6 +181,56 @@ auth_sessions = Table(
     Column("expires_at", DateTime(), nullable=False),  # naive UTC
     Index("ix_auth_sessions_user_id", "user_id"),
     Index("ix_auth_sessions_expires_at", "expires_at"),
+)
+
+# Every installed package's verified bytes, keyed by sha256, so a replica on another machine
+# can fetch the code an installation names (see plugdock.package_store). Chunks stay far below
+# MariaDB's max_allowed_packet.
+plugin_packages = Table(
+    "plugin_packages",
+    core_metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("stored_at", DateTime(), nullable=False),  # naive UTC
+)
+
+plugin_package_chunks = Table(
+    "plugin_package_chunks",
+    core_metadata,
+    Column(
+        "sha256",
+        String(64),
+        ForeignKey("plugin_packages.sha256", name="fk_package_chunks_package", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary().with_variant(LONGBLOB(), "mysql"), nullable=False),
+)
+
+# Every serving panel process, with what it serves; one row per process, refreshed by its
+# heartbeat (see plugdock.runtime.replicas).
+plugdock_replicas = Table(
+    "plugdock_replicas",
+    core_metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("address", String(255), nullable=True),  # host:port it listens on, when known
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(), nullable=False),  # naive UTC
+    Column("last_seen", DateTime(), nullable=False),  # naive UTC
+    Column("generation", BigInteger, nullable=False),
+    Column("ready", Boolean(), nullable=False),
+    Column("failures", JSON, nullable=False),  # plugin id -> why it is not served here
+)
+
+# Instance-wide secrets every replica must share, e.g. the token-signing key.
+plugdock_secrets = Table(
+    "plugdock_secrets",
+    core_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime(), nullable=False),  # naive UTC
 )
 
 plugin_state = Table(

@@ -6,11 +6,14 @@ ever move the instance toward its database rows, the record of what is installed
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import inspect
 
+from plugdock import package_store
+from plugdock.db import bump_generation, connect_read
 from plugdock.errors import PlugdockError
 from plugdock.fsutil import remove_tree
 from plugdock.installer import CODE_KINDS, Installer
@@ -20,6 +23,7 @@ from plugdock.package.checksums import parse as parse_checksums
 from plugdock.package.checksums import sha256_file
 from plugdock.package.layout import CHECKSUMS_FILE
 from plugdock.registry import Installation, read_registry
+from plugdock.runtime.notify import notify_change
 
 _IGNORED_DIRS = {"__pycache__"}
 
@@ -115,7 +119,18 @@ def diagnose(installer: Installer) -> list[Finding]:
                 )
     if settings.staging_dir.is_dir() and journal is None and any(settings.staging_dir.iterdir()):
         findings.append(Finding("leftover staging folders from an interrupted operation", True))
+    findings.extend(_store_findings(installer))
     return findings
+
+
+def _store_findings(installer: Installer) -> list[Finding]:
+    """The package store other replicas fetch code from: every package there and intact."""
+    scratch = installer.settings.home / f".doctor-{uuid.uuid4().hex}.zip"
+    with connect_read(installer.engine) as conn:
+        return [
+            Finding(f"package store: {p.problem}", p.repairable)
+            for p in package_store.check(conn, scratch)
+        ]
 
 
 def repair(installer: Installer) -> list[str]:
@@ -143,4 +158,40 @@ def repair(installer: Installer) -> list[str]:
                     actions.append(f"could not restore {installation.plugin_id}: {exc}")
         installer.rewrite_registry()
         actions.append("rewrote addon_registry.json from the database")
+        actions.extend(_repair_store(installer, list(installations.values())))
+    return actions
+
+
+def _repair_store(installer: Installer, installations: list[Installation]) -> list[str]:
+    """Store again, from the source, packages that are missing or damaged in the database.
+
+    Only the very bytes the installation recorded are accepted (same sha256). Replicas
+    are woken (a generation bump) so those that refused the damaged copy fetch it now.
+    """
+    actions = []
+    scratch = installer.settings.home / f".doctor-{uuid.uuid4().hex}.zip"
+    for installation in installations:
+        with connect_read(installer.engine) as conn:
+            try:
+                package_store.fetch_to(conn, installation.package_sha256, scratch)
+                continue
+            except PlugdockError:
+                pass
+            finally:
+                scratch.unlink(missing_ok=True)
+        what = f"{installation.plugin_id} {installation.version}"
+        try:
+            fetched = installer.source.fetch(installation.plugin_id, installation.version)
+            if sha256_file(fetched.path) != installation.package_sha256:
+                raise PlugdockError("the source's package is not the one that was installed")
+            with installer.engine.begin() as conn:
+                package_store.store_package(conn, fetched.path, installation.package_sha256)
+                bump_generation(conn)
+                notify_change(conn)
+            actions.append(f"stored the package of {what} again, from the source")
+        except PlugdockError as exc:
+            actions.append(f"could not store the package of {what} again: {exc}")
+    with installer.engine.begin() as conn:
+        if swept := package_store.sweep(conn):
+            actions.append(f"removed {swept} stored package(s) no installation names")
     return actions

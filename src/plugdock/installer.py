@@ -46,6 +46,7 @@ from plugdock.package.archive import extract_package
 from plugdock.package.metadata import parse_version
 from plugdock.registry import Installation
 from plugdock.runtime.hooks import BeforeCommit, check_and_run_hooks
+from plugdock.runtime.materialize import sync_code
 from plugdock.sources import Source, parse_requirement
 from plugdock.sources.local import read_zip_metadata
 
@@ -77,7 +78,10 @@ class Installer(Workspace):
         Yields what recovery did, if anything.
         """
         with operation_lock(self.settings.lock_path, self.engine, self.settings.lock_timeout):
-            yield recover(self)
+            outcome = recover(self)
+            # Code another replica installed, so the operation reads this machine's copy.
+            sync_code(self, take_lock=False, remove_orphans=False)
+            yield outcome
 
     def recover(self) -> str | None:
         """Roll back or finish an operation a crash interrupted; says what was done, if anything."""
@@ -290,7 +294,7 @@ class Installer(Workspace):
                     "package that was installed (sha256 differs)"
                 )
             unpacked = staging / "package"
-            codefiles.gather_manifest(unpacked)
+            codefiles.gather_manifest(unpacked, installation.package_sha256)
             for kind in CODE_KINDS:
                 remove_tree(self.code_path(kind, installation.plugin_id))
                 if (unpacked / kind).is_dir():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,12 +17,13 @@ from fastapi.concurrency import run_in_threadpool
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine
-from plugdock.host import core_api, frontend, marketplace, marketplace_changes
+from plugdock.host import core_api, frontend, marketplace, marketplace_changes, readiness
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.installer import Installer
 from plugdock.instance import prepare_home
+from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
 from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
 
 log = logging.getLogger("plugdock.host")
@@ -40,12 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(installer.recover)
         except Exception:  # serve what the database says; installs stay refused until settled
             log.exception("could not settle an interrupted plugin operation")
-        runtime.reconcile()
+        # This process is a replica: fetch code other replicas installed, mount, register.
+        replica = runtime.replica = Replica(engine, address=os.environ.get(SERVE_ADDRESS_ENV))
+        await runtime.catch_up()
         watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
         try:
             yield
         finally:
             watcher.cancel()
+            with contextlib.suppress(Exception):  # gone either way once its heartbeat stops
+                await run_in_threadpool(replica.leave)
             for plugin_id in list(runtime.mounted):
                 runtime.unmount(plugin_id)
             engine.dispose()
@@ -67,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plugdock_runtime = runtime
     app.include_router(marketplace.router)
     app.include_router(marketplace_changes.router)
+    app.include_router(readiness.router)
     frontend.install(app)  # the web UI: /static, plugin bundles, the SPA fallback
     app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
     # In front of the app: an oversized body is refused before anything reads it.

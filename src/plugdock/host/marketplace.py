@@ -14,11 +14,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from plugdock import sdk
+from plugdock.db import connect_read, current_generation
 from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.installer import Installer
 from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
 from plugdock.registry import Installation
+from plugdock.runtime.replicas import ReplicaInfo, list_replicas
 from plugdock.runtime.runtime import PluginRuntime
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
@@ -52,6 +54,26 @@ class CatalogItem(UpdateOffer):
     state: str | None = Field(None, description="'mounted', 'failed' or 'disabled' when installed")
 
 
+class PluginReplicas(BaseModel):
+    converged: int = Field(description="live replicas serving this plugin as the database says")
+    total: int = Field(description="live replicas")
+    problems: list[str] = Field([], description="'<replica>: <why>' where it is not served")
+
+
+class ReplicaOut(BaseModel):
+    id: str
+    host: str
+    address: str | None
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+    generation: int = Field(description="the plugin-set generation it serves")
+    live: bool = Field(description="its heartbeat is recent")
+    ready: bool = Field(description="it serves every installed plugin's code")
+    converged: bool = Field(description="live, ready and serving the current generation")
+    failures: dict[str, str] = Field(description="plugin id → why it is not served there")
+
+
 class InstalledPlugin(UpdateOffer):
     id: str
     name: str
@@ -64,6 +86,7 @@ class InstalledPlugin(UpdateOffer):
     state: str = Field(description="'mounted', 'failed', 'disabled' or 'no backend'")
     routes: list[str] = []
     error: str | None = None
+    replicas: PluginReplicas | None = None
 
 
 class PlannedStep(BaseModel):
@@ -195,6 +218,7 @@ async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledP
         return rows, offers
 
     rows, offers = await run_in_threadpool(read)
+    generation, replicas = await run_in_threadpool(_replicas, installer)
     status = runtime_of(request).status()
     return [
         InstalledPlugin(
@@ -210,10 +234,39 @@ async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledP
             routes=served.get("routes", []),
             error=served.get("error"),
             **offers.get(i.plugin_id, UpdateOffer()).model_dump(),
+            replicas=_plugin_replicas(i.plugin_id, generation, replicas),
         )
         for i in rows
         for served in [status.get(i.plugin_id, {}) if i.enabled else {}]
     ]
+
+
+def _replicas(installer: Installer) -> tuple[int, list[ReplicaInfo]]:
+    with connect_read(installer.engine) as conn:
+        generation = current_generation(conn)
+    return generation, list_replicas(installer.engine, installer.settings.replica_stale_after)
+
+
+def _plugin_replicas(
+    plugin_id: str, generation: int, replicas: list[ReplicaInfo]
+) -> PluginReplicas:
+    """How many live replicas serve ``plugin_id`` as the current generation says."""
+    live = [r for r in replicas if r.live]
+    problems = [f"{r.id}: {r.failures[plugin_id]}" for r in live if plugin_id in r.failures]
+    problems += [
+        f"{r.id}: behind (serves generation {r.generation} of {generation})"
+        for r in live
+        if r.generation < generation and plugin_id not in r.failures
+    ]
+    converged = sum(r.generation >= generation and plugin_id not in r.failures for r in live)
+    return PluginReplicas(converged=converged, total=len(live), problems=problems)
+
+
+@router.get("/replicas", response_model=list[ReplicaOut])
+async def replicas(request: Request, _user: sdk.CurrentUser) -> list[ReplicaOut]:
+    """Every panel process sharing the database: what it serves, and whether it caught up."""
+    generation, found = await run_in_threadpool(_replicas, installer_of(request))
+    return [ReplicaOut(**r.__dict__, converged=r.converged(generation)) for r in found]
 
 
 @router.get("/plan/install/{plugin_id}", response_model=InstallPlan)

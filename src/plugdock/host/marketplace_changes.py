@@ -21,11 +21,17 @@ from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
+from plugdock.runtime.replicas import wait_converged
 from plugdock.sources.local import read_zip_metadata
 
 router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
 
 _UPLOAD_CHUNK = 1024 * 1024
+
+
+class Replicas(BaseModel):
+    converged: int = Field(description="live replicas serving the change when this answered")
+    total: int = Field(description="live replicas (panel processes sharing the database)")
 
 
 class InstallRequest(BaseModel):
@@ -45,6 +51,7 @@ class InstallResponse(BaseModel):
     signer: str | None
     warnings: list[str] = []
     installed: list[str] = Field([], description="every plugin installed, dependencies first")
+    replicas: Replicas | None = None
 
 
 class UpgradeResponse(BaseModel):
@@ -60,6 +67,7 @@ class UpgradeResponse(BaseModel):
     package_sha256: str
     signer: str | None
     warnings: list[str] = []
+    replicas: Replicas | None = None
 
 
 class UploadedInstall(InstallResponse):
@@ -78,12 +86,32 @@ class UninstallResponse(BaseModel):
     routes_removed: list[str]
     warnings: list[str]
     backup: str | None = Field(None, description="file name of the rows' backup, if written")
+    replicas: Replicas | None = None
 
 
 class ToggleResponse(BaseModel):
     message: str
     plugin_id: str
     enabled: bool
+    replicas: Replicas | None = None
+
+
+async def _converged(request: Request) -> Replicas:
+    """Wait (bounded) until every live replica serves what this one now serves.
+
+    So a client behind a load balancer reads its own write on whichever replica it reaches
+    next; the answer says how many got there in time (see plugdock.runtime.replicas).
+    """
+    runtime = runtime_of(request)
+    settings = installer_of(request).settings
+    await runtime.report(force=True)  # this replica is there already
+    found = await wait_converged(
+        runtime.engine,
+        runtime.generation or 0,
+        timeout=settings.converge_timeout,
+        stale_after=settings.replica_stale_after,
+    )
+    return Replicas(converged=found.converged, total=found.total)
 
 
 def _routes(request: Request, plugin_id: str) -> list[str]:
@@ -128,7 +156,7 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
             requirement, installed_by=admin.username, before_commit=hooks
         )
     )
-    return _installed(request, result)
+    return _installed(request, result).model_copy(update={"replicas": await _converged(request)})
 
 
 class UpgradeRequest(BaseModel):
@@ -145,7 +173,7 @@ async def upgrade(body: UpgradeRequest, request: Request, admin: sdk.AdminUser) 
             body.plugin_id, body.version, upgraded_by=admin.username, before_commit=hooks
         )
     )
-    return _upgraded(request, result)
+    return _upgraded(request, result).model_copy(update={"replicas": await _converged(request)})
 
 
 @router.delete("/uninstall/{plugin_id}", response_model=UninstallResponse)
@@ -172,6 +200,7 @@ async def uninstall(
         routes_removed=routes,
         warnings=result.warnings,
         backup=result.backup.name if result.backup else None,
+        replicas=await _converged(request),
     )
 
 
@@ -180,7 +209,12 @@ async def _toggle(request: Request, plugin_id: str, enabled: bool, actor: str) -
     change = installer.enable if enabled else installer.disable
     await runtime_of(request).apply(lambda _hooks: change(plugin_id, actor=actor))
     state = "enabled" if enabled else "disabled: its tables and rows stay"
-    return ToggleResponse(message=f"{plugin_id} {state}", plugin_id=plugin_id, enabled=enabled)
+    return ToggleResponse(
+        message=f"{plugin_id} {state}",
+        plugin_id=plugin_id,
+        enabled=enabled,
+        replicas=await _converged(request),
+    )
 
 
 @router.post("/disable/{plugin_id}", response_model=ToggleResponse)
@@ -252,13 +286,17 @@ async def _install_upload(
                     path, installed_by=admin.username, before_commit=hooks
                 )
             )
-            return UploadedInstall(**_installed(request, result).model_dump())
+            return UploadedInstall(
+                **_installed(request, result).model_dump(), replicas=await _converged(request)
+            )
         upgraded = await runtime_of(request).apply(
             lambda hooks: installer.upgrade(
                 meta.id, package=path, upgraded_by=admin.username, before_commit=hooks
             )
         )
-        return UploadedUpgrade(**_upgraded(request, upgraded).model_dump())
+        return UploadedUpgrade(
+            **_upgraded(request, upgraded).model_dump(), replicas=await _converged(request)
+        )
     finally:
         remove_tree(folder)
 

@@ -14,14 +14,32 @@ from plugdock.fsutil import move, remove_tree
 from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import CHECKSUMS_FILE, METADATA_FILE
 
-CODE_KINDS = ("backend", "frontend", "migrations", "manifest")
+CODE_KINDS = ("backend", "frontend", "migrations", "manifest")  # manifest last: see below
+#: In ``addons/manifest/<id>/``: the sha256 of the package the installed code came from.
+PACKAGE_MARKER = "package.sha256"
 
 
-def gather_manifest(unpacked: Path) -> None:
-    """Put the package's metadata and checksums in their own folder, installed like code."""
+def gather_manifest(unpacked: Path, sha256: str) -> None:
+    """Put the package's metadata and checksums in their own folder, installed like code.
+
+    The folder also records the sha256 of the package the code came from
+    (:data:`PACKAGE_MARKER`): a replica compares it with the installation row to know
+    whether the code on its disk is the code the database names. The manifest moves in
+    last, so the marker appears only once the rest of the code is in place.
+    """
     (unpacked / "manifest").mkdir()
     for name in (METADATA_FILE, CHECKSUMS_FILE):  # inside staging: no need to make it durable
         os.rename(unpacked / name, unpacked / "manifest" / name)
+    (unpacked / "manifest" / PACKAGE_MARKER).write_text(sha256 + "\n", encoding="ascii")
+
+
+def local_package(manifest_dir: Path, plugin_id: str) -> str | None:
+    """The sha256 of the package whose code is installed here, or None (no marker)."""
+    try:
+        marker = manifest_dir / plugin_id / PACKAGE_MARKER
+        return marker.read_text(encoding="ascii").strip() or None
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
 
 
 def present_kinds(workspace: Workspace, plugin_id: str) -> list[str]:

@@ -41,6 +41,7 @@ from plugdock.operations.runner import (
 )
 from plugdock.operations.staging import stage
 from plugdock.operations.workspace import Workspace
+from plugdock.package_store import store_package
 from plugdock.registry import Installation, add_installation
 from plugdock.runtime.hooks import BeforeCommit, OperationContext
 from plugdock.signer_binding import bind_signer
@@ -106,7 +107,7 @@ def install(
         write_journal(workspace.settings.journal_path, journal)
 
         with steps.step("copy_code"):
-            codefiles.gather_manifest(staged.unpacked)
+            codefiles.gather_manifest(staged.unpacked, staged.info.sha256)
             codefiles.move_in(workspace, staged.unpacked, meta.id)
 
         installation = Installation(
@@ -145,6 +146,7 @@ def install(
             with steps.step("record"):
                 bind_signer(conn, meta.id, staged.verdict.key_id, installed_by)
                 add_installation(conn, installation)
+                store_package(conn, staged.package, staged.info.sha256)  # for other replicas
             generation = commit_change(
                 conn,
                 transaction,

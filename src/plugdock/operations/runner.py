@@ -19,6 +19,7 @@ from plugdock.db import bump_generation
 from plugdock.errors import PackageError, PlugdockError, StepError
 from plugdock.failpoints import failpoint
 from plugdock.operations.workspace import Workspace
+from plugdock.package_store import sweep as sweep_packages
 from plugdock.registry import list_installations, write_registry
 from plugdock.runtime.notify import notify_change
 
@@ -66,6 +67,7 @@ def commit_change(
         version=change.version,
         detail=change.detail or None,
     )
+    sweep_packages(conn)  # packages no row names any more (an upgrade's or uninstall's old one)
     generation = bump_generation(conn)
     notify_change(conn)
     with steps.step("registry"):

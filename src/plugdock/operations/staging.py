@@ -30,6 +30,7 @@ class StagedPackage:
     staging: Path
     info: PackageInfo
     verdict: SignatureVerdict
+    package: Path  # the zip it came from: its bytes go to the package store at commit
 
     @property
     def unpacked(self) -> Path:
@@ -77,4 +78,4 @@ def stage(
         if wanted_version and meta.version != wanted_version:
             raise PackageError(f"the package holds version {meta.version}, not {wanted_version}")
         check_contents(meta, staging / "package")
-    return StagedPackage(staging, info, verdict)
+    return StagedPackage(staging, info, verdict, package_path)

@@ -39,6 +39,7 @@ from plugdock.operations.runner import (
     safely,
 )
 from plugdock.operations.workspace import Workspace
+from plugdock.package_store import sweep as sweep_packages
 from plugdock.registry import Installation, remove_installation
 from plugdock.runtime.hooks import BeforeCommit, OperationContext
 from plugdock.runtime.notify import notify_change
@@ -195,6 +196,7 @@ def finish_uninstall(
     with workspace.engine.begin() as conn:
         remove_installation(conn, journal.plugin_id)
         forget_migrations(conn, journal.plugin_id)
+        sweep_packages(conn)
         generation = bump_generation(conn)
         notify_change(conn)
     codefiles.remove_all(workspace, journal.plugin_id)

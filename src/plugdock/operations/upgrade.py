@@ -40,6 +40,7 @@ from plugdock.operations.staging import stage
 from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import parse_version
+from plugdock.package_store import store_package
 from plugdock.registry import replace_installation
 from plugdock.runtime.hooks import BeforeCommit, OperationContext
 from plugdock.signer_binding import bind_signer
@@ -158,7 +159,7 @@ def upgrade(
         write_journal(workspace.settings.journal_path, journal)
 
         with steps.step("swap_code"):
-            codefiles.gather_manifest(staged.unpacked)
+            codefiles.gather_manifest(staged.unpacked, staged.info.sha256)
             codefiles.move_out(workspace, plugin_id, staging / PREVIOUS)
             codefiles.move_in(workspace, staged.unpacked, plugin_id)
 
@@ -193,6 +194,7 @@ def upgrade(
             with steps.step("record"):
                 bind_signer(conn, plugin_id, staged.verdict.key_id, upgraded_by)
                 replace_installation(conn, upgraded)
+                store_package(conn, staged.package, staged.info.sha256)  # for other replicas
             generation = commit_change(
                 conn,
                 transaction,

@@ -1,0 +1,185 @@
+"""Bring this machine's code folders in line with the database: fetch, verify, extract, swap.
+
+A replica that did not run an install finds the installation row but not the code. It
+fetches the package from the shared store (:mod:`plugdock.package_store`), verifies it
+exactly as an install does (:func:`plugdock.operations.staging.stage`: safe extraction,
+checksums, signature policy and this instance's trust store, the id's bound signer), checks
+that it is the package the row names (sha256, id, version), and moves it into
+``addons/<kind>/<id>/``. Code of plugins no row names any more is removed.
+
+Crash safety: everything is unpacked in a private folder under ``staging/`` first. The
+swap removes the old manifest (with its package marker) first and moves the new manifest
+in last, so a process killed at any point leaves a plugin whose marker does not match its
+row, which the next sync simply does again; the leftover folder goes with the next
+recovery. The instance's file lock is held throughout, so workers of one instance (and a
+local install, upgrade or uninstall) never interleave with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from plugdock.db import connect_read
+from plugdock.errors import PackageError, PlugdockError
+from plugdock.failpoints import failpoint
+from plugdock.fsutil import PRIVATE_FILE_MODE, make_private_dir, move, remove_tree
+from plugdock.journal import read_journal
+from plugdock.operations import codefiles
+from plugdock.operations.runner import Steps
+from plugdock.operations.staging import stage
+from plugdock.operations.workspace import Workspace
+from plugdock.package.layout import METADATA_FILE
+from plugdock.package.metadata import parse_metadata
+from plugdock.package_store import fetch_to
+from plugdock.registry import Installation, read_registry, write_registry
+
+log = logging.getLogger("plugdock.runtime")
+
+
+def code_is_current(workspace: Workspace, row: Installation) -> bool:
+    """Whether this machine holds the code of exactly the package ``row`` names."""
+    return codefiles.local_package(workspace.settings.manifest_dir, row.plugin_id) == (
+        row.package_sha256
+    )
+
+
+def orphans(workspace: Workspace, rows: list[Installation]) -> list[str]:
+    """Plugin ids with code folders here but no installation row."""
+    wanted = {r.plugin_id for r in rows}
+    found = set()
+    for kind in codefiles.CODE_KINDS:
+        folder = workspace.settings.addons_dir / kind
+        if folder.is_dir():
+            found.update(c.name for c in folder.iterdir() if c.is_dir() and c.name not in wanted)
+    return sorted(found)
+
+
+def registry_is_current(workspace: Workspace, rows: list[Installation]) -> bool:
+    """Whether this machine's addon_registry.json lists the rows' plugins and versions."""
+    try:
+        listed = read_registry(workspace.settings.registry_path)
+    except (OSError, ValueError):
+        return False
+    return {k: v.get("version") for k, v in listed.items()} == {
+        r.plugin_id: r.version for r in rows
+    }
+
+
+def needs_sync(workspace: Workspace, rows: list[Installation]) -> bool:
+    """Cheap check (no lock, no database): is any code missing, stale or left over?"""
+    return (
+        any(not code_is_current(workspace, r) for r in rows)
+        or bool(orphans(workspace, rows))
+        or not registry_is_current(workspace, rows)
+    )
+
+
+def sync_code(
+    workspace: Workspace, *, take_lock: bool = True, remove_orphans: bool = True
+) -> dict[str, str]:
+    """Fetch every installed plugin whose code is not here; remove code no row names.
+
+    Returns plugin id → why its code could not be brought here (refused packages
+    included); an empty dict when this machine holds exactly what the rows name.
+    ``take_lock=False`` when the caller holds the instance's operation lock already.
+    """
+    if not take_lock:
+        return _sync_locked(workspace, remove_orphans)
+    # A short wait: a local operation holding the lock finishes first, and the caller's
+    # next tick tries again (its plugins stay pending meanwhile).
+    lock = FileLock(str(workspace.settings.lock_path), timeout=1.0, mode=PRIVATE_FILE_MODE)
+    make_private_dir(workspace.settings.lock_path.parent)
+    try:
+        with lock:
+            return _sync_locked(workspace, remove_orphans)
+    except Timeout:
+        return {}
+
+
+def _sync_locked(workspace: Workspace, remove_orphans: bool) -> dict[str, str]:
+    rows = workspace.installed()
+    journal = read_journal(workspace.settings.journal_path)
+    busy = journal.plugin_id if journal is not None else None  # recovery's, not ours
+    failures: dict[str, str] = {}
+    for row in rows:
+        if row.plugin_id == busy or code_is_current(workspace, row):
+            continue
+        if _adopt_legacy(workspace, row):
+            continue
+        try:
+            materialize(workspace, row)
+        except (PlugdockError, OSError) as exc:
+            log.error("cannot bring %s %s here: %s", row.plugin_id, row.version, exc)
+            failures[row.plugin_id] = str(exc)
+    if journal is None and remove_orphans:
+        for plugin_id in orphans(workspace, rows):
+            _remove_code(workspace, plugin_id)
+            log.warning("removed the code of %s: it is no longer installed", plugin_id)
+    if journal is None:
+        write_registry(workspace.settings.registry_path, rows)  # the disk's view of the rows
+    return failures
+
+
+def _adopt_legacy(workspace: Workspace, row: Installation) -> bool:
+    """Code installed before packages were marked: the same version's manifest vouches for it."""
+    manifest = workspace.code_path("manifest", row.plugin_id)
+    if (manifest / codefiles.PACKAGE_MARKER).exists() or not (manifest / METADATA_FILE).is_file():
+        return False
+    try:
+        meta = parse_metadata((manifest / METADATA_FILE).read_bytes(), source=str(manifest))
+    except PlugdockError:
+        return False
+    if meta.id != row.plugin_id or meta.version != row.version:
+        return False
+    (manifest / codefiles.PACKAGE_MARKER).write_text(row.package_sha256 + "\n", encoding="ascii")
+    return True
+
+
+def materialize(workspace: Workspace, row: Installation) -> None:
+    """Fetch ``row``'s package from the store, verify it like an install, swap its code in."""
+    staging = workspace.settings.staging_dir / f"materialize-{uuid.uuid4().hex}"
+    make_private_dir(staging)
+    try:
+        package = staging / "package.zip"
+        with connect_read(workspace.engine) as conn:
+            fetch_to(
+                conn,
+                row.package_sha256,
+                package,
+                after_chunk=lambda _seq: failpoint("materialize.download"),
+            )
+        # The install's own checks: safe extraction, checksums, signature and trust, signer.
+        staged = stage(workspace, package, Steps("materialize"), staging / "unpack")
+        meta = staged.meta
+        if staged.info.sha256 != row.package_sha256:
+            raise PackageError(f"the stored package is not {row.package_sha256[:12]}")
+        if (meta.id, meta.version) != (row.plugin_id, row.version):
+            raise PackageError(
+                f"the stored package holds {meta.id} {meta.version}, not "
+                f"{row.plugin_id} {row.version}"
+            )
+        codefiles.gather_manifest(staged.unpacked, row.package_sha256)
+        _swap_in(workspace, staged.unpacked, row.plugin_id)
+        log.warning("fetched %s %s from the database", row.plugin_id, row.version)
+    finally:
+        remove_tree(staging)
+
+
+def _swap_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
+    """Replace a plugin's code: the old marker goes first, the new one arrives last."""
+    _remove_code(workspace, plugin_id)
+    for kind in codefiles.CODE_KINDS:
+        if kind == "manifest":
+            failpoint("materialize.swap")  # every other kind is in place, no marker yet
+        if (unpacked / kind).is_dir():
+            move(unpacked / kind, workspace.code_path(kind, plugin_id))
+
+
+def _remove_code(workspace: Workspace, plugin_id: str) -> None:
+    """Remove every kind of a plugin's code, the manifest (and so its marker) first."""
+    for kind in ("manifest", *(k for k in codefiles.CODE_KINDS if k != "manifest")):
+        remove_tree(workspace.code_path(kind, plugin_id))

@@ -85,9 +85,9 @@ def _served(request: Request) -> list[Installation]:
     for installation in app.state.plugdock_installer.installed():
         if not installation.enabled:
             continue  # disabled: its pages are gone like its routes
-        state = status.get(installation.plugin_id, {}).get("state")
+        served = status.get(installation.plugin_id)
         has_backend = (settings.backend_dir / installation.plugin_id / "__init__.py").is_file()
-        if state == "mounted" or (state is None and not has_backend):
+        if (served and served.state == "mounted") or (served is None and not has_backend):
             served.append(installation)
     return served
 

@@ -21,7 +21,7 @@ from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
 from plugdock.registry import Installation
 from plugdock.runtime.replicas import ReplicaInfo, list_replicas
-from plugdock.runtime.runtime import PluginRuntime
+from plugdock.runtime.runtime import PluginRuntime, PluginStatus
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
 
@@ -158,10 +158,11 @@ def _offers(
     return offers
 
 
-def _state(row: Installation, served: dict[str, dict[str, object]]) -> str:
+def _state(row: Installation, served: dict[str, PluginStatus]) -> str:
     if not row.enabled:
         return "disabled"
-    return str(served.get(row.plugin_id, {}).get("state", "no backend"))
+    status = served.get(row.plugin_id)
+    return status.state if status else "no backend"
 
 
 @router.get("/plugins", response_model=list[CatalogItem])
@@ -231,13 +232,13 @@ async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledP
             tables=i.tables,
             enabled=i.enabled,
             state=_state(i, status),
-            routes=served.get("routes", []),
-            error=served.get("error"),
+            routes=list(served.routes) if served else [],
+            error=served.error if served else None,
             **offers.get(i.plugin_id, UpdateOffer()).model_dump(),
             replicas=_plugin_replicas(i.plugin_id, generation, replicas),
         )
         for i in rows
-        for served in [status.get(i.plugin_id, {}) if i.enabled else {}]
+        for served in [status.get(i.plugin_id) if i.enabled else None]
     ]
 
 

@@ -115,7 +115,8 @@ async def _converged(request: Request) -> Replicas:
 
 
 def _routes(request: Request, plugin_id: str) -> list[str]:
-    return runtime_of(request).status().get(plugin_id, {}).get("routes", [])
+    status = runtime_of(request).status().get(plugin_id)
+    return list(status.routes) if status else []
 
 
 def _installed(request: Request, result: InstallResult) -> InstallResponse:

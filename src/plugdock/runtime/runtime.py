@@ -29,7 +29,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -70,6 +70,15 @@ class MountedPlugin:
     backend: LoadedBackend
     entry: Any  # the app.router.routes entry include_router added, or None
     routes: list[ServedRoute]
+
+
+@dataclass(frozen=True)
+class PluginStatus:
+    """What this process serves of one plugin (``PluginRuntime.status``)."""
+
+    state: Literal["mounted", "failed", "fetching"]
+    routes: tuple[str, ...] = ()  # mounted: the paths it serves
+    error: str | None = None  # failed, fetching: why it is not served
 
 
 class PluginRuntime:
@@ -379,17 +388,18 @@ class PluginRuntime:
             self.reconcile()
         return result
 
-    def status(self) -> dict[str, dict[str, Any]]:
-        """Per plugin id: mounted (with its served paths) or failed (with the error)."""
-        report: dict[str, dict[str, Any]] = {
-            plugin_id: {"state": "mounted", "routes": sorted({r.path for r in m.routes})}
+    def status(self) -> dict[str, PluginStatus]:
+        """Per plugin id with a backend: mounted (with its served paths), failed or fetching
+        (with why). A plugin without a backend has no entry."""
+        report = {
+            plugin_id: PluginStatus("mounted", routes=tuple(sorted({r.path for r in m.routes})))
             for plugin_id, m in self.mounted.items()
         }
         for plugin_id, (_operation, error) in self.failed.items():
-            report[plugin_id] = {"state": "failed", "error": error}
+            report[plugin_id] = PluginStatus("failed", error=error)
         for plugin_id, why in self.pending.items():
             failed = plugin_id in self.fetch_failures
-            report[plugin_id] = {"state": "failed" if failed else "fetching", "error": why}
+            report[plugin_id] = PluginStatus("failed" if failed else "fetching", error=why)
         return report
 
 

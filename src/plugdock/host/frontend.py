@@ -85,9 +85,9 @@ def _served(request: Request) -> list[Installation]:
     for installation in app.state.plugdock_installer.installed():
         if not installation.enabled:
             continue  # disabled: its pages are gone like its routes
-        served = status.get(installation.plugin_id)
+        plugin = status.get(installation.plugin_id)
         has_backend = (settings.backend_dir / installation.plugin_id / "__init__.py").is_file()
-        if (served and served.state == "mounted") or (served is None and not has_backend):
+        if (plugin and plugin.state == "mounted") or (plugin is None and not has_backend):
             served.append(installation)
     return served
 

@@ -302,6 +302,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/marketplace/replicas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Replicas
+         * @description Every panel process sharing the database: what it serves, and whether it caught up.
+         */
+        get: operations["replicas_api_v1_marketplace_replicas_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/marketplace/uninstall/{plugin_id}": {
         parameters: {
             query?: never;
@@ -423,6 +443,23 @@ export interface paths {
         };
         /** A plugin's UI bundle (an ES module) */
         get: operations["plugin_bundle_plugins__plugin_id___operation_id__addon_js_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Readiness: this replica serves the installed plugins */
+        get: operations["readyz_readyz_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -613,6 +650,7 @@ export interface components {
             package_sha256: string;
             /** Plugin Id */
             plugin_id: string;
+            replicas?: components["schemas"]["Replicas"] | null;
             /**
              * Routes
              * @description paths now served
@@ -647,6 +685,7 @@ export interface components {
             installed_by: string | null;
             /** Name */
             name: string;
+            replicas?: components["schemas"]["PluginReplicas"] | null;
             /**
              * Routes
              * @default []
@@ -699,6 +738,120 @@ export interface components {
             /** Version */
             version: string;
         };
+        /** PluginReplicas */
+        PluginReplicas: {
+            /**
+             * Converged
+             * @description live replicas serving this plugin as the database says
+             */
+            converged: number;
+            /**
+             * Problems
+             * @description '<replica>: <why>' where it is not served
+             * @default []
+             */
+            problems: string[];
+            /**
+             * Total
+             * @description live replicas
+             */
+            total: number;
+        };
+        /** ReadyOut */
+        ReadyOut: {
+            /**
+             * Failed
+             * @description plugins that failed to load here
+             * @default {}
+             */
+            failed: {
+                [key: string]: string;
+            };
+            /**
+             * Generation
+             * @description the plugin set the database names
+             */
+            generation?: number | null;
+            /**
+             * Pending
+             * @description plugins not served here yet, and why
+             * @default {}
+             */
+            pending: {
+                [key: string]: string;
+            };
+            /**
+             * Serving
+             * @description the plugin set this replica serves
+             */
+            serving?: number | null;
+            /**
+             * Status
+             * @description 'ready', 'not ready' or 'unavailable' (no database)
+             */
+            status: string;
+        };
+        /** ReplicaOut */
+        ReplicaOut: {
+            /** Address */
+            address: string | null;
+            /**
+             * Converged
+             * @description live, ready and serving the current generation
+             */
+            converged: boolean;
+            /**
+             * Failures
+             * @description plugin id → why it is not served there
+             */
+            failures: {
+                [key: string]: string;
+            };
+            /**
+             * Generation
+             * @description the plugin-set generation it serves
+             */
+            generation: number;
+            /** Host */
+            host: string;
+            /** Id */
+            id: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /**
+             * Live
+             * @description its heartbeat is recent
+             */
+            live: boolean;
+            /** Pid */
+            pid: number;
+            /**
+             * Ready
+             * @description it serves every installed plugin's code
+             */
+            ready: boolean;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+        };
+        /** Replicas */
+        Replicas: {
+            /**
+             * Converged
+             * @description live replicas serving the change when this answered
+             */
+            converged: number;
+            /**
+             * Total
+             * @description live replicas (panel processes sharing the database)
+             */
+            total: number;
+        };
         /** SessionResponse */
         SessionResponse: {
             /**
@@ -727,6 +880,7 @@ export interface components {
             message: string;
             /** Plugin Id */
             plugin_id: string;
+            replicas?: components["schemas"]["Replicas"] | null;
         };
         /** TokenResponse */
         TokenResponse: {
@@ -777,6 +931,7 @@ export interface components {
             message: string;
             /** Plugin Id */
             plugin_id: string;
+            replicas?: components["schemas"]["Replicas"] | null;
             /** Routes Removed */
             routes_removed: string[];
             /** Tables Dropped */
@@ -833,6 +988,7 @@ export interface components {
             package_sha256: string;
             /** Plugin Id */
             plugin_id: string;
+            replicas?: components["schemas"]["Replicas"] | null;
             /**
              * Routes
              * @description paths now served
@@ -879,6 +1035,7 @@ export interface components {
             package_sha256: string;
             /** Plugin Id */
             plugin_id: string;
+            replicas?: components["schemas"]["Replicas"] | null;
             /**
              * Routes
              * @description paths now served
@@ -916,6 +1073,7 @@ export interface components {
             package_sha256: string;
             /** Plugin Id */
             plugin_id: string;
+            replicas?: components["schemas"]["Replicas"] | null;
             /**
              * Routes
              * @description paths now served
@@ -1541,6 +1699,26 @@ export interface operations {
             };
         };
     };
+    replicas_api_v1_marketplace_replicas_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplicaOut"][];
+                };
+            };
+        };
+    };
     uninstall_api_v1_marketplace_uninstall__plugin_id__delete: {
         parameters: {
             query?: {
@@ -1849,6 +2027,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    readyz_readyz_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadyOut"];
+                };
+            };
+            /** @description Not (yet) serving what the database says */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadyOut"];
                 };
             };
         };

@@ -1,16 +1,10 @@
 // The chat window a site visitor sees: a short form (name, email, phone), then the
 // conversation with the bot. The session id and its token are kept in localStorage so a
 // reload continues the same chat.
+import { ApiError } from "@plugdock/sdk";
 import * as React from "react";
 
-import {
-  ApiError,
-  CHAT_API,
-  type MessageOut,
-  type SessionStatus,
-  chatClient,
-  formatTime,
-} from "../lib/api";
+import { CHAT_API, type MessageOut, type SessionStatus, chatClient, chatErrorText, formatTime } from "../lib/api";
 import { type RatingIn, type RatingOut, rateSession } from "../lib/rating";
 import RateChat from "./RateChat";
 
@@ -78,7 +72,7 @@ export function ChatWidget({ apiBase = CHAT_API, autoFocus = false }: ChatWidget
       .catch((e: unknown) => {
         if (cancelled) return;
         if (e instanceof ApiError && [401, 403, 404].includes(e.status)) saveStored(null);
-        else setError(e instanceof Error ? e.message : String(e));
+        else setError(chatErrorText(e));
       })
       .finally(() => {
         if (!cancelled) setLoading(false);
@@ -114,7 +108,7 @@ export function ChatWidget({ apiBase = CHAT_API, autoFocus = false }: ChatWidget
             setStatus(started.status);
             setMessages([started.greeting]);
           } catch (e) {
-            setError(e instanceof Error ? e.message : String(e));
+            setError(chatErrorText(e));
           }
         }}
       />
@@ -136,7 +130,7 @@ export function ChatWidget({ apiBase = CHAT_API, autoFocus = false }: ChatWidget
           return true;
         } catch (e) {
           if (e instanceof ApiError && e.status === 409) setStatus("closed");
-          setError(e instanceof Error ? e.message : String(e));
+          setError(chatErrorText(e));
           return false;
         }
       }}

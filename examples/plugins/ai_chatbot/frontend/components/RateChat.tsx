@@ -1,6 +1,7 @@
 // "How did we do?": five stars and an optional comment under the conversation (1.1.0).
 import * as React from "react";
 
+import { chatErrorText } from "../lib/api";
 import { MAX_COMMENT_LENGTH, type RatingIn, type RatingOut, starsText } from "../lib/rating";
 
 export interface RateChatProps {
@@ -36,7 +37,7 @@ export function RateChat({ onRate }: RateChatProps) {
     try {
       setSaved(await onRate({ stars, comment: comment.trim() || null }));
     } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
+      setError(chatErrorText(e));
     } finally {
       setBusy(false);
     }

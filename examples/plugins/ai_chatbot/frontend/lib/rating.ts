@@ -1,6 +1,8 @@
 // Ratings (1.1.0): a visitor rates their conversation; admins see the stars and the comment.
 // Kept apart from api.ts so the version's additions stay in one place.
-import { CHAT_API, type SessionDetail, type SessionPage, type SessionSummary, requestJson } from "./api";
+import { request } from "@plugdock/sdk";
+
+import { CHAT_API, type SessionDetail, type SessionPage, type SessionSummary, chatToken } from "./api";
 
 export const MAX_COMMENT_LENGTH = 500;
 
@@ -34,9 +36,7 @@ export function rateSession(
   apiBase: string = CHAT_API,
 ): Promise<RatingOut> {
   const base = apiBase.replace(/\/+$/, "");
-  return requestJson<RatingOut>("POST", `${base}/sessions/${sessionId}/rating`, body, {
-    "X-Chat-Token": token,
-  });
+  return request<RatingOut>("POST", `${base}/sessions/${sessionId}/rating`, { body, headers: chatToken(token) });
 }
 
 /** "★★★★☆" for 4 stars; "" for none. */

@@ -1,28 +1,18 @@
 // Admin page "Support > Chats": every chat session with its visitor's contact details,
 // status, message count and rating (1.1.0); select one to read its transcript, the
 // visitor's comment, or close it.
+// Calls go through @plugdock/sdk's `api`: the signed-in admin's session, nothing copied.
+import { api as client, errorMessage, notify } from "@plugdock/sdk";
 import * as React from "react";
 
-import {
-  CHAT_API,
-  type PlugdockApi,
-  type SessionStatus,
-  fetchApi,
-  formatTime,
-} from "../lib/api";
+import { CHAT_API, type SessionStatus, formatTime } from "../lib/api";
 import { type RatedDetail, type RatedPage, starsText } from "../lib/rating";
-
-export interface ChatsPageProps {
-  /** The host's API helper (adds the admin's bearer token); fetch + localStorage otherwise. */
-  api?: PlugdockApi;
-}
 
 const PAGE_SIZE = 25;
 
 type Filter = "all" | SessionStatus;
 
-export function ChatsPage({ api }: ChatsPageProps) {
-  const client = React.useMemo(() => api ?? fetchApi(), [api]);
+export function ChatsPage() {
   const [filter, setFilter] = React.useState<Filter>("all");
   const [offset, setOffset] = React.useState(0);
   const [page, setPage] = React.useState<RatedPage | null>(null);
@@ -48,7 +38,7 @@ export function ChatsPage({ api }: ChatsPageProps) {
         }
       })
       .catch((e: unknown) => {
-        if (!cancelled) setListError(e instanceof Error ? e.message : String(e));
+        if (!cancelled) setListError(errorMessage(e));
       })
       .finally(() => {
         if (!cancelled) setLoadingList(false);
@@ -56,7 +46,7 @@ export function ChatsPage({ api }: ChatsPageProps) {
     return () => {
       cancelled = true;
     };
-  }, [client, filter, offset, reloadKey]);
+  }, [filter, offset, reloadKey]);
 
   React.useEffect(() => {
     if (selectedId === null) {
@@ -71,20 +61,21 @@ export function ChatsPage({ api }: ChatsPageProps) {
         if (!cancelled) setDetail(result);
       })
       .catch((e: unknown) => {
-        if (!cancelled) setDetailError(e instanceof Error ? e.message : String(e));
+        if (!cancelled) setDetailError(errorMessage(e));
       });
     return () => {
       cancelled = true;
     };
-  }, [client, selectedId, reloadKey]);
+  }, [selectedId, reloadKey]);
 
   const closeSession = async (id: number) => {
     setClosing(true);
     try {
       await client.post(`${CHAT_API}/sessions/${id}/close`);
+      notify(`Chat ${id} closed.`, "success");
       setReloadKey((k) => k + 1);
     } catch (e) {
-      setDetailError(e instanceof Error ? e.message : String(e));
+      setDetailError(errorMessage(e));
     } finally {
       setClosing(false);
     }

@@ -216,3 +216,61 @@ def test_version_and_help(env: dict[str, str]) -> None:
     assert "plugdock 0.1.0" in plugdock(env, "--version").stdout
     for verb in ("new", "pack", "validate", "install", "uninstall", "list", "available", "doctor"):
         assert plugdock(env, verb, "--help").returncode == 0
+
+
+def every_command() -> list[tuple[str, ...]]:
+    """The path of every plugdock command and group, e.g. ("trust", "add")."""
+    from typer.main import get_command
+
+    from plugdock.cli import app
+
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(get_command(app), ())
+    return paths
+
+
+def test_help_names_every_value_one_way(env: dict[str, str]) -> None:
+    """Arguments and option values in upper case (ID, FOLDER, PACKAGE), flags bare."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from plugdock.cli import app
+
+    runner = CliRunner()
+    commands = every_command()
+    assert (
+        ("install",) in commands and ("trust", "add") in commands and ("user", "create") in commands
+    )
+    for path in commands:
+        result = runner.invoke(app, [*path, "--help"], env=env | {"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        text = result.output
+        assert "<bool>" not in text, path
+        usage = next(line for line in text.splitlines() if "Usage:" in line)
+        arguments = usage.split("[OPTIONS]", 1)[1].replace("COMMAND [ARGS]...", "")
+        for name in re.findall(r"[{\[]([^}\]]+)[}\]]", arguments):
+            assert name == name.upper(), (path, usage)
+        for line in text.splitlines():  # an option's value: its name, never a <type>
+            if re.match(r"^\W*--[a-z]", line.strip("│ ")):
+                assert not re.search(r"<(str|path|int|file)>", line), (path, line)
+
+
+def test_lifecycle_arguments_have_help() -> None:
+    from typer.main import get_command
+
+    from plugdock.cli import app
+
+    group = get_command(app)
+    for name in ("install", "upgrade", "uninstall", "disable", "enable"):
+        command = group.commands[name]  # type: ignore[attr-defined]
+        arguments = [p for p in command.params if p.param_type_name == "argument"]
+        assert arguments, name
+        for argument in arguments:
+            assert argument.help, (name, argument.name)

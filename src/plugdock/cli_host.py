@@ -23,7 +23,9 @@ def _read_password(password_stdin: bool) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add the ``user`` command group to the ``plugdock`` command."""
-    user_app = typer.Typer(help="Manage the panel's users.", no_args_is_help=True)
+    from plugdock.cli_style import HelpStyle
+
+    user_app = typer.Typer(help="Manage the panel's users.", no_args_is_help=True, cls=HelpStyle)
 
     @user_app.command("create")
     def create(
@@ -59,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
     @user_app.command("passwd")
     def passwd(
-        username: str = typer.Argument(...),
+        username: str = typer.Argument(..., help="An existing user."),
         password_stdin: bool = typer.Option(
             False, "--password-stdin", help="Read the password from the first line of stdin."
         ),
@@ -100,20 +102,20 @@ def register(app: typer.Typer) -> None:
         return name
 
     @user_app.command("deactivate")
-    def deactivate(username: str = typer.Argument(...)) -> None:
+    def deactivate(username: str = typer.Argument(..., help="An existing user.")) -> None:
         """Deactivate a user: they cannot sign in, and their tokens stop working at once."""
         name = _update(username, is_active=False)
         typer.echo(f"deactivated {name!r}; their sessions are ended")
 
     @user_app.command("activate")
-    def activate(username: str = typer.Argument(...)) -> None:
+    def activate(username: str = typer.Argument(..., help="An existing user.")) -> None:
         """Let a deactivated user sign in again (old tokens stay revoked)."""
         name = _update(username, is_active=True)
         typer.echo(f"activated {name!r}")
 
     @user_app.command("role")
     def role(
-        username: str = typer.Argument(...),
+        username: str = typer.Argument(..., help="An existing user."),
         new_role: str = typer.Argument(..., metavar="ROLE", help="admin or user."),
     ) -> None:
         """Change a user's role (applies to their next request)."""

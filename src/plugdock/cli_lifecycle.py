@@ -19,14 +19,20 @@ def _warn(warnings: list[str]) -> None:
 
 def install(
     requirement: str = typer.Argument(
-        ..., metavar="ID[@VERSION]|PATH.zip", help="A plugin id from the source, or a package file."
+        ...,
+        metavar="ID[@VERSION]|PACKAGE",
+        help="A plugin id from the source (newest version unless @VERSION), or a package zip.",
     ),
-    by: str | None = typer.Option(None, "--by", help="Who installs (recorded)."),
+    by: str | None = typer.Option(None, "--by", metavar="NAME", help="Who installs (recorded)."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show what would be installed, dependencies first; change nothing."
     ),
     restore: Path | None = typer.Option(
-        None, "--restore", help="A backup from 'uninstall' whose rows to put back.", dir_okay=False
+        None,
+        "--restore",
+        metavar="BACKUP",
+        help="A backup from 'uninstall' whose rows to put back.",
+        dir_okay=False,
     ),
 ) -> None:
     """Install a plugin (and its missing dependencies) from the source, or a package file."""
@@ -67,9 +73,13 @@ def upgrade(
         ..., metavar="ID[@VERSION]", help="An installed plugin; default: its newest version."
     ),
     package: Path | None = typer.Option(
-        None, "--package", help="Upgrade to this package file instead.", dir_okay=False
+        None,
+        "--package",
+        metavar="PACKAGE",
+        help="Upgrade to this package zip instead of the source's version.",
+        dir_okay=False,
     ),
-    by: str | None = typer.Option(None, "--by", help="Who upgrades (recorded)."),
+    by: str | None = typer.Option(None, "--by", metavar="NAME", help="Who upgrades (recorded)."),
 ) -> None:
     """Upgrade a plugin in place, keeping its data; any failure leaves the old version."""
     from plugdock.cli_remote import download_progress
@@ -93,7 +103,7 @@ def upgrade(
 
 def disable(
     plugin_id: str = typer.Argument(..., metavar="ID", help="An installed plugin."),
-    by: str | None = typer.Option(None, "--by", help="Who disables it (recorded)."),
+    by: str | None = typer.Option(None, "--by", metavar="NAME", help="Who disables it (recorded)."),
 ) -> None:
     """Stop serving a plugin's routes and pages everywhere; its tables and rows stay."""
     from plugdock.config import load_settings
@@ -107,7 +117,7 @@ def disable(
 
 def enable(
     plugin_id: str = typer.Argument(..., metavar="ID", help="A disabled plugin."),
-    by: str | None = typer.Option(None, "--by", help="Who enables it (recorded)."),
+    by: str | None = typer.Option(None, "--by", metavar="NAME", help="Who enables it (recorded)."),
 ) -> None:
     """Serve a disabled plugin again; no SQL runs."""
     from plugdock.config import load_settings
@@ -119,7 +129,7 @@ def enable(
 
 def uninstall(
     plugin_id: str = typer.Argument(..., metavar="ID", help="An installed plugin."),
-    by: str | None = typer.Option(None, "--by", help="Who uninstalls (recorded)."),
+    by: str | None = typer.Option(None, "--by", metavar="NAME", help="Who uninstalls (recorded)."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="List the tables (with row counts) it would drop; change nothing."
     ),

@@ -35,6 +35,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from plugdock.cli_style import HelpStyle
 from plugdock.config import PluginSource, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -43,14 +44,19 @@ if TYPE_CHECKING:
 console = Console()
 err_console = Console(stderr=True)
 
-trust_app = typer.Typer(help="The publisher keys and plugin servers this instance trusts.")
+trust_app = typer.Typer(
+    help="The publisher keys and plugin servers this instance trusts.", cls=HelpStyle
+)
 server_app = typer.Typer(
     help="Run the plugin server (plugdock server --data DIR), or manage it.",
     invoke_without_command=True,
+    cls=HelpStyle,
 )
-token_app = typer.Typer(help="Publisher and reviewer tokens of a plugin server.")
+token_app = typer.Typer(help="Publisher and reviewer tokens of a plugin server.", cls=HelpStyle)
 server_app.add_typer(token_app, name="token")
-review_app = typer.Typer(help="The review queue of a plugin server (with a reviewer token).")
+review_app = typer.Typer(
+    help="The review queue of a plugin server (with a reviewer token).", cls=HelpStyle
+)
 server_app.add_typer(review_app, name="review")
 
 
@@ -97,7 +103,9 @@ def download_progress(settings: Settings) -> Iterator[Source | None]:
 
 def keygen(
     name: str = typer.Argument(..., help="Key name, e.g. your publisher name."),
-    directory: Path = typer.Option(Path("."), "--dir", "-d", help="Where to write the keys."),
+    directory: Path = typer.Option(
+        Path("."), "--dir", "-d", metavar="FOLDER", help="Where to write the keys."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing key files."),
 ) -> None:
     """Create an Ed25519 signing key: NAME.key (private, mode 0600) and NAME.pub."""
@@ -111,9 +119,15 @@ def keygen(
 
 def sign(
     package: Path = typer.Argument(..., help="The package zip to sign."),
-    key: Path = typer.Option(..., "--key", "-k", help="Private key from 'plugdock keygen'."),
-    signer: str | None = typer.Option(None, "--signer", help="Your name (default: key name)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not in place."),
+    key: Path = typer.Option(
+        ..., "--key", "-k", metavar="FILE", help="Private key from 'plugdock keygen'."
+    ),
+    signer: str | None = typer.Option(
+        None, "--signer", metavar="NAME", help="Your name (default: key name)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="PACKAGE", help="Write here, not in place."
+    ),
 ) -> None:
     """Sign a package: adds SIGNATURE.json over its checksums (so over every file)."""
     from plugdock.package.archive import Limits
@@ -214,15 +228,17 @@ def trust_remove(
 
 @trust_app.command("bind")
 def trust_bind(
-    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
+    plugin_id: str = typer.Argument(..., metavar="ID", help="A plugin id."),
     key: str = typer.Argument(
         ..., metavar="NAME|FINGERPRINT", help="A trusted key: its name, or fingerprint (prefix)."
     ),
-    by: str | None = typer.Option(None, "--by", help="Who rebinds (recorded in the audit log)."),
+    by: str | None = typer.Option(
+        None, "--by", metavar="NAME", help="Who rebinds (recorded in the audit log)."
+    ),
 ) -> None:
     """Bind a plugin id to a trusted publisher key (an explicit rotation after a key change).
 
-    From then on only packages of PLUGIN_ID signed by that key install or upgrade.
+    From then on only packages of ID signed by that key install or upgrade.
     """
     from plugdock.db import make_engine
     from plugdock.signer_binding import get_binding, rebind_signer
@@ -246,8 +262,10 @@ def trust_bind(
 
 @trust_app.command("unbind")
 def trust_unbind(
-    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
-    by: str | None = typer.Option(None, "--by", help="Who unbinds (recorded in the audit log)."),
+    plugin_id: str = typer.Argument(..., metavar="ID", help="A plugin id."),
+    by: str | None = typer.Option(
+        None, "--by", metavar="NAME", help="Who unbinds (recorded in the audit log)."
+    ),
 ) -> None:
     """Forget which key a plugin id is bound to (its next signed install binds it again)."""
     from plugdock.db import make_engine
@@ -296,9 +314,12 @@ def trust_bindings() -> None:
 
 @trust_app.command("server")
 def trust_server(
-    url: str = typer.Argument(..., help="The plugin server's base URL."),
+    url: str = typer.Argument(..., metavar="URL", help="The plugin server's base URL."),
     root: Path | None = typer.Option(
-        None, "--root", help="Its TUF root.json, obtained out of band (recommended)."
+        None,
+        "--root",
+        metavar="FILE",
+        help="Its TUF root.json, obtained out of band (recommended).",
     ),
     allow_http: bool = typer.Option(
         False,
@@ -348,7 +369,12 @@ def trust_server(
 def publish(
     package: Path = typer.Argument(..., help="The package zip (signed: plugdock sign)."),
     server: str | None = typer.Option(
-        None, "--server", "-s", envvar="PLUGIN_SERVER_URL", help="The plugin server URL."
+        None,
+        "--server",
+        "-s",
+        metavar="URL",
+        envvar="PLUGIN_SERVER_URL",
+        help="The plugin server URL.",
     ),
     token: str = typer.Option(
         ..., "--token", "-t", envvar="PLUGDOCK_PUBLISH_TOKEN", help="Your publisher token."
@@ -392,7 +418,11 @@ def server(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     data: Path = typer.Option(
-        Path("server-data"), "--data", envvar="PLUGDOCK_SERVER_DATA", help="Storage folder."
+        Path("server-data"),
+        "--data",
+        metavar="FOLDER",
+        envvar="PLUGDOCK_SERVER_DATA",
+        help="Storage folder.",
     ),
     review: str = typer.Option(
         "required",
@@ -435,7 +465,11 @@ def server(
 def token_create(
     name: str = typer.Argument(..., help="Publisher (or reviewer) name."),
     data: Path = typer.Option(
-        Path("server-data"), "--data", envvar="PLUGDOCK_SERVER_DATA", help="Storage folder."
+        Path("server-data"),
+        "--data",
+        metavar="FOLDER",
+        envvar="PLUGDOCK_SERVER_DATA",
+        help="Storage folder.",
     ),
     role: str = typer.Option(
         "publisher", "--role", help="publisher (uploads) or reviewer (approves, rejects)."
@@ -452,7 +486,7 @@ def token_create(
 # ------------------------------------------------------------------------ review
 
 _SERVER = typer.Option(
-    None, "--server", "-s", envvar="PLUGIN_SERVER_URL", help="The plugin server URL."
+    None, "--server", "-s", metavar="URL", envvar="PLUGIN_SERVER_URL", help="The plugin server URL."
 )
 _REVIEW_TOKEN = typer.Option(
     ..., "--token", "-t", envvar="PLUGDOCK_REVIEW_TOKEN", help="Your reviewer token."
@@ -503,8 +537,8 @@ def review_list(
 
 @review_app.command("show")
 def review_show(
-    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
-    version: str = typer.Argument(...),
+    plugin_id: str = typer.Argument(..., metavar="ID", help="A plugin id."),
+    version: str = typer.Argument(..., help="The version, e.g. 1.2.0."),
     server: str | None = _SERVER,
     token: str = _REVIEW_TOKEN,
     as_json: bool = typer.Option(False, "--json", help="The whole report as JSON."),
@@ -568,8 +602,8 @@ def review_show(
 
 @review_app.command("approve")
 def review_approve(
-    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
-    version: str = typer.Argument(...),
+    plugin_id: str = typer.Argument(..., metavar="ID", help="A plugin id."),
+    version: str = typer.Argument(..., help="The version, e.g. 1.2.0."),
     server: str | None = _SERVER,
     token: str = _REVIEW_TOKEN,
 ) -> None:
@@ -588,8 +622,8 @@ def review_approve(
 
 @review_app.command("reject")
 def review_reject(
-    plugin_id: str = typer.Argument(..., metavar="PLUGIN_ID"),
-    version: str = typer.Argument(...),
+    plugin_id: str = typer.Argument(..., metavar="ID", help="A plugin id."),
+    version: str = typer.Argument(..., help="The version, e.g. 1.2.0."),
     reason: str = typer.Option(..., "--reason", "-r", help="Why (the publisher sees it)."),
     server: str | None = _SERVER,
     token: str = _REVIEW_TOKEN,
@@ -611,7 +645,9 @@ def review_reject(
 
 @server_app.command("status")
 def server_status(
-    plugin_id: str | None = typer.Argument(None, metavar="[PLUGIN_ID]"),
+    plugin_id: str | None = typer.Argument(
+        None, metavar="[ID]", help="Only this plugin's versions."
+    ),
     server: str | None = _SERVER,
     token: str = typer.Option(
         ..., "--token", "-t", envvar="PLUGDOCK_PUBLISH_TOKEN", help="Your publisher token."

@@ -37,6 +37,7 @@ bench: modules
 	$(BIN)/python bench/runtime.py
 	$(BIN)/python bench/remote.py
 	$(BIN)/python bench/upgrade.py
+	$(BIN)/python bench/load.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp

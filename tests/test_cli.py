@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plugdock.package.pack import package_files, write_zip
+from plugdock.package.pack import pack, package_files, write_zip
 from support import make_plugin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -274,3 +274,109 @@ def test_lifecycle_arguments_have_help() -> None:
         assert arguments, name
         for argument in arguments:
             assert argument.help, (name, argument.name)
+
+
+START_UP = (
+    "from plugdock.config import load_settings\n"
+    "from plugdock.db import make_engine\n"
+    "from plugdock.host.core_api import start_up\n"
+    "settings = load_settings()\n"
+    "start_up(make_engine(settings.db_url), settings)\n"
+)
+
+
+def first_start(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """What 'plugdock serve' runs when the panel starts (before it listens)."""
+    env = {k: v for k, v in env.items() if k != "PLUGDOCK_ADMIN_PASSWORD"}  # generate one
+    return subprocess.run(
+        [sys.executable, "-c", START_UP], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def create_user(env: dict[str, str], name: str, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "plugdock", "user", "create", name, *options, "--password-stdin"],
+        input=f"{name}-password-1\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def users_of(env: dict[str, str]) -> str:
+    return plugdock(env, "user", "list").stdout
+
+
+def test_a_user_created_before_the_first_start_does_not_prevent_the_first_admin(
+    env: dict[str, str],
+) -> None:
+    made = create_user(env, "bob")
+    assert made.returncode == 0, made.stderr
+    assert "no admin yet: the panel's first start creates 'admin'" in made.stderr
+    started = first_start(env)
+    assert started.returncode == 0, started.stderr
+    assert "created admin user 'admin' with password:" in started.stderr
+    listed = users_of(env)
+    assert "bob" in listed and "admin" in listed.replace("bob", "")
+    again = first_start(env)  # a restart never makes another
+    assert "created admin" not in again.stderr
+
+
+def test_an_admin_created_before_the_first_start_is_the_admin(env: dict[str, str]) -> None:
+    made = create_user(env, "alice", "--role", "admin")
+    assert made.returncode == 0 and "no admin yet" not in made.stderr, made.stderr
+    started = first_start(env)
+    assert started.returncode == 0 and "created admin" not in started.stderr
+    assert [
+        line for line in users_of(env).splitlines() if "admin" in line and "alice" not in line
+    ] == []
+
+
+def test_a_plain_user_named_admin_is_reported_not_made_an_admin(env: dict[str, str]) -> None:
+    assert create_user(env, "admin").returncode == 0
+    started = first_start(env)
+    assert started.returncode == 0, started.stderr
+    assert "no admin account, and the name 'admin' is taken by a user" in started.stderr
+    assert "plugdock user role admin admin" in started.stderr
+
+
+def test_available_says_where_it_looks(tmp_path: Path, env: dict[str, str]) -> None:
+    missing = plugdock(env, "available")
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        f"error: the plugin folder {tmp_path / 'modules'} (PLUGIN_LOCAL_DIR) does not exist\n"
+    )
+    installing = plugdock(env, "install", "nothing_here")
+    assert installing.returncode == 1
+    assert "not in the catalog: the folder" in installing.stderr
+    assert str(tmp_path / "modules") in installing.stderr
+
+    (tmp_path / "modules").mkdir()
+    empty = plugdock(env, "available")
+    assert empty.returncode == 0 and f"no plugins in {tmp_path / 'modules'}" in empty.stdout
+    installing = plugdock(env, "install", "nothing_here")
+    assert f"no package of it in {tmp_path / 'modules'} (PLUGIN_LOCAL_DIR)" in installing.stderr
+
+
+def test_available_announces_the_first_use_pin_of_a_plugin_server(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from remote_helpers import start_remote
+
+    live, remote = start_remote(tmp_path)
+    try:
+        remote.publish(pack(make_plugin(tmp_path / "src", "notes"), tmp_path / "out"))
+        remote_env = env | {
+            "PLUGIN_SOURCE": "remote",
+            "PLUGIN_SERVER_URL": remote.url,
+            "PLUGDOCK_ALLOW_HTTP_PIN": "true",  # the test server is plain http on loopback
+        }
+        first = plugdock(remote_env, "available")
+        assert first.returncode == 0, first.stderr
+        assert "notes" in first.stdout and remote.url in first.stdout
+        assert f"trusting plugin server {remote.url} on first use" in first.stderr
+        second = plugdock(remote_env, "available")
+        assert second.returncode == 0 and "trusting" not in second.stderr  # pinned once
+    finally:
+        live.__exit__(None, None, None)

@@ -144,18 +144,30 @@ def validate(
 
 @app.command()
 def available() -> None:
-    """List the plugins the configured source offers."""
+    """List the plugins the configured source offers (PLUGIN_LOCAL_DIR or the plugin server)."""
+    from plugdock.cli_remote import download_progress
+    from plugdock.config import PluginSource
+    from plugdock.errors import NotFoundError
     from plugdock.sources import make_source
 
     settings = _settings()
-    catalog = make_source(settings).catalog()
-    table = Table(
-        "id", "name", "versions", "category", "price", title=f"source: {settings.plugin_source}"
-    )
+    if settings.plugin_source is PluginSource.LOCAL:
+        where = f"{settings.plugin_local_dir} (PLUGIN_LOCAL_DIR)"
+        if not settings.plugin_local_dir.is_dir():  # an empty table would hide the typo
+            raise NotFoundError(f"the plugin folder {where} does not exist")
+    else:
+        where = f"{settings.plugin_server_url} (PLUGIN_SERVER_URL)"
+    # The remote source announces a first-use pin of the server's root, as install does.
+    with download_progress(settings) as source:
+        catalog = (source or make_source(settings)).catalog()
+    table = Table("id", "name", "versions", "category", "price", title=f"plugins in {where}")
     for entry in catalog.plugins.values():
         price = "Free" if not entry.price else f"{entry.price:.2f}"
         table.add_row(entry.id, entry.name, ", ".join(entry.versions), entry.category, price)
-    console.print(table)
+    if catalog.plugins:
+        console.print(table)
+    else:
+        console.print(f"no plugins in {where}", soft_wrap=True, markup=False, highlight=False)
     for broken in catalog.broken:
         err_console.print(f"[red]broken[/] {broken.location}: {broken.error}")
 

@@ -55,9 +55,17 @@ def register(app: typer.Typer) -> None:
                 record = users.create_user(
                     conn, name, password, role=role, actor=None, password_hash=password_hash
                 )
+                admin_exists = users.has_admin(conn)
         finally:
             engine.dispose()
         typer.echo(f"created user {record.username!r} (role {record.role})")
+        if not admin_exists:  # say how the panel gets one: users alone never make an admin
+            typer.echo(
+                f"no admin yet: the panel's first start creates {users.FIRST_ADMIN!r} "
+                "(password PLUGDOCK_ADMIN_PASSWORD, or one it prints once), or make one "
+                "now: plugdock user create NAME --role admin",
+                err=True,
+            )
 
     @user_app.command("passwd")
     def passwd(

@@ -258,16 +258,32 @@ def update_user(
     return updated
 
 
-def ensure_admin(engine: Engine, settings: Settings) -> str | None:
-    """On an instance without users, create ``admin``; the password when it was generated.
+def has_admin(conn: Connection) -> bool:
+    """Whether any account (active or not) has the admin role."""
+    found = conn.execute(select(users.c.id).where(users.c.role == "admin").limit(1)).first()
+    return found is not None
 
-    The password is ``PLUGDOCK_ADMIN_PASSWORD`` when set (then None is returned), else a
+
+def ensure_admin(engine: Engine, settings: Settings) -> str | None:
+    """On an instance without an admin, create ``admin``; the password when it was generated.
+
+    Users made with ``plugdock user create`` before the first start do not prevent it: only
+    an admin account does (one made with ``--role admin``, even if deactivated since). The
+    password is ``PLUGDOCK_ADMIN_PASSWORD`` when set (then None is returned), else a
     random one that is returned for the caller to show once. Safe when several workers
     start at once: exactly one creates the account, the others see it exists (or lose
     the race on the unique username) and return None.
     """
     with connect_read(engine) as conn:
-        if count_users(conn):
+        if has_admin(conn):
+            return None
+        if get_by_username(conn, FIRST_ADMIN) is not None:  # a plain user took the name
+            log.warning(
+                "no admin account, and the name %r is taken by a user: make one an admin "
+                "with 'plugdock user role %s admin'",
+                FIRST_ADMIN,
+                FIRST_ADMIN,
+            )
             return None
     configured = settings.admin_password.get_secret_value() if settings.admin_password else None
     password = configured if configured is not None else secrets.token_urlsafe(15)
@@ -278,7 +294,7 @@ def ensure_admin(engine: Engine, settings: Settings) -> str | None:
     password_hash = hash_password(password)  # outside the transaction: it takes a while
     try:
         with engine.begin() as conn:
-            if count_users(conn):
+            if has_admin(conn):
                 return None
             conn.execute(
                 insert(users).values(

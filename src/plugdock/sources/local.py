@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from plugdock.errors import PlugdockError
+from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import PluginMetadata, parse_metadata
 from plugdock.sources.base import (
@@ -85,14 +86,41 @@ class LocalSource:
         return cached[1]
 
     def catalog(self) -> Catalog:
-        return _catalog(*self._scan())
+        return self._catalog(*self._scan())
+
+    def _catalog(
+        self,
+        found: dict[tuple[str, str], tuple[Path, PluginMetadata]],
+        broken: list[BrokenPackage],
+    ) -> FolderCatalog:
+        catalog = _catalog(found, broken)
+        return FolderCatalog(catalog.plugins, catalog.broken, folder=self.folder)
 
     def fetch(self, plugin_id: str, version: str | None = None) -> FetchedPackage:
         found, broken = self._scan()
-        resolved = _catalog(found, broken).resolve(plugin_id, version)
+        resolved = self._catalog(found, broken).resolve(plugin_id, version)
         return FetchedPackage(
             path=found[(plugin_id, resolved)][0], plugin_id=plugin_id, version=resolved
         )
+
+
+@dataclass(frozen=True)
+class FolderCatalog(Catalog):
+    """A local folder's catalog: a plugin it lacks is reported with the folder's path."""
+
+    folder: Path | None = None
+
+    def resolve(self, plugin_id: str, version: str | None = None) -> str:
+        if plugin_id not in self.plugins and self.folder is not None:
+            # Say where we looked: a wrong or missing folder is the usual cause.
+            where = f"{self.folder} (PLUGIN_LOCAL_DIR)"
+            raise NotFoundError(
+                f"plugin {plugin_id!r} is not in the catalog: no package of it in {where}"
+                if self.folder.is_dir()
+                else f"plugin {plugin_id!r} is not in the catalog: the folder {where} "
+                "does not exist"
+            )
+        return super().resolve(plugin_id, version)
 
 
 def _catalog(

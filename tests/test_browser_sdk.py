@@ -19,6 +19,7 @@ from browser_support import admin_api, nav, sign_in
 from playwright.sync_api import Page, expect
 
 from panel import ADMIN_PASSWORD, Panel, start_panel
+from plugdock.package import frontend_build
 from support import make_plugin, pack_into
 
 ROUTES = """\
@@ -181,6 +182,9 @@ def test_the_sdk_is_one_import_map_module_the_plugin_bundle_imports(panel: Panel
         imports = json.loads(html.split('<script type="importmap">')[1].split("</script>")[0])[
             "imports"
         ]
+        # What pack leaves external is exactly what the shell maps: nothing bundled twice,
+        # nothing a bundle imports that the page cannot resolve.
+        assert set(imports) == set(frontend_build.EXTERNALS)
         sdk = anonymous.get(imports["@plugdock/sdk"])
         assert sdk.status_code == 200 and "javascript" in sdk.headers["content-type"]
         assert "plugdock_csrf" in sdk.text and "X-CSRF-Token" in sdk.text

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from panel import free_port
+from panel import RUNNING, Panel
 
 T = TypeVar("T")
 PLUGIN_ID = "hello_dev"
@@ -65,13 +65,8 @@ PAGE = """export default function {name}() {{
 
 
 @dataclass
-class DevPanel:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+class DevPanel(Panel):
+    """``plugdock dev`` as a subprocess (``stop()`` and ``output()`` are the panel's)."""
 
     def wait_for(self, probe: Callable[[], T | None], what: str, timeout: float = 60) -> T:
         """Poll ``probe`` until it returns something truthy; fail with the log after ``timeout``."""
@@ -104,15 +99,6 @@ class DevPanel:
     def logged(self, text: str, times: int = 1) -> None:
         self.wait_for(lambda: self.output().count(text) >= times, f"{text!r} in the log")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -143,20 +129,22 @@ def start_dev(tmp_path: Path) -> Iterator[Callable[..., DevPanel]]:
     panels: list[DevPanel] = []
 
     def start(folder: Path, *args: str) -> DevPanel:
-        port = free_port()
         log = tmp_path / f"dev-{len(panels)}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGDOCK_", "PLUGIN_"))}
         env["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/not-this-one"  # dev ignores it
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "plugdock", "dev", str(folder), "--port", str(port), *args],
+                # Port 0, then the port uvicorn got from its log: never one another test holds.
+                [sys.executable, "-m", "plugdock", "dev", str(folder), "--port", "0", *args],
                 cwd=tmp_path,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        panel = DevPanel(f"http://127.0.0.1:{port}", process, log)
+        panel = DevPanel("", process, env, log)
         panels.append(panel)
+        bound = panel.wait_for(lambda: RUNNING.search(panel.output()), "uvicorn to listen")
+        panel.url = f"http://127.0.0.1:{bound.group(1)}"
         return panel
 
     yield start
@@ -250,15 +238,21 @@ def test_schema_edits_reinstall_and_a_version_bump_upgrades(
     panel.answer_is("first answer", rows=["from up.sql"])
     assert "reinstalling hello_dev" in panel.output()
 
+    # An up.sql the installer refuses is refused before the uninstall: the last good serves.
+    good_up = up.read_text()
+    up.write_text(good_up + "CREATE TABLE hello_dev_broken (\n")
+    panel.logged("not applied")
+    assert panel.hello() == {"text": "first answer", "rows": ["from up.sql"]}
+    up.write_text(good_up)  # as installed again: nothing to do
+
     # A new version with an upgrade step: upgraded, so the rows are kept and the step runs.
     step = folder / "migrations" / "versions" / "0.2.0" / "up.sql"
     step.parent.mkdir(parents=True)
     step.write_text(f"INSERT INTO {TABLE} (title) VALUES ('from the 0.2.0 step');\n")
-    panel.logged("installed hello_dev 0.1.0", times=3)  # the new file alone: a reinstall
     metadata = json.loads((folder / "metadata.json").read_text())
     (folder / "metadata.json").write_text(json.dumps(metadata | {"version": "0.2.0"}, indent=2))
     panel.answer_is("first answer", rows=["from up.sql", "from the 0.2.0 step"])
-    assert "upgraded hello_dev to 0.2.0" in panel.output()
+    panel.logged("upgraded hello_dev to 0.2.0")  # not a reinstall that happened to match
 
     # A save that changes nothing the install recorded does not reinstall (rows stay).
     up.write_text(up.read_text())

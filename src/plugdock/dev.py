@@ -53,6 +53,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from plugdock.config import Settings, SignaturePolicy, load_settings
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer
+from plugdock.package.archive import Limits
 from plugdock.package.frontend_build import BUNDLE, build_frontend
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import PluginMetadata, parse_version, read_metadata
@@ -60,6 +61,7 @@ from plugdock.package.pack import is_junk, pack, package_files
 from plugdock.runtime.loader import load_backend, module_token, unload
 from plugdock.runtime.routes import check_collisions, check_declared, router_routes
 from plugdock.runtime.runtime import PluginRuntime
+from plugdock.validate import validate_package
 
 log = logging.getLogger("plugdock.dev")
 
@@ -140,7 +142,11 @@ class DevPlugin:
         log.info("upgraded %s to %s: upgrade steps ran, rows kept", meta.id, meta.version)
 
     async def _reinstall(self, meta: PluginMetadata) -> None:
-        package = await self._pack()  # a folder pack refuses is refused before anything goes
+        package = await self._pack()
+        # Every check install runs, while the old version still serves: a broken up.sql is
+        # refused here, not after the uninstall has taken the working version away.
+        limits = Limits.from_settings(self.installer.settings)
+        await run_in_threadpool(lambda: validate_package(package, limits, run_code=True))
         log.info("metadata.json or migrations/ changed: reinstalling %s", meta.id)
         removed = await self.runtime.apply(
             lambda hooks: self.installer.uninstall(meta.id, before_commit=hooks, backup=True)
@@ -340,8 +346,9 @@ def run(
     try:
         settings = dev_settings(home, database_url)
         kept = "removed at exit" if scratch else "kept"
+        address = f"http://{host}:{port}/" if port else "a free port (uvicorn names it below)"
         print(
-            f"plugdock dev: {folder} on http://{host}:{port}/ (instance {home}, {kept})",
+            f"plugdock dev: {folder} on {address} (instance {home}, {kept})",
             file=sys.stderr,
             flush=True,
         )

@@ -36,7 +36,11 @@ def openapi_document() -> dict:
     from plugdock.host.app import create_app
 
     with tempfile.TemporaryDirectory(prefix="plugdock-openapi-") as home:
-        settings = Settings(home=Path(home), plugin_local_dir=Path(home) / "modules")
+        settings = Settings(  # a throwaway SQLite instance, whatever DATABASE_URL says
+            home=Path(home),
+            plugin_local_dir=Path(home) / "modules",
+            database_url=f"sqlite:///{Path(home) / 'panel.db'}",
+        )
         return create_app(settings).openapi()
 
 

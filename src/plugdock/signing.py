@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plugdock.errors import PackageError, PlugdockError
+from plugdock.fsutil import atomic_write
 from plugdock.package.archive import Limits, PackageInfo, extract_package
 from plugdock.package.layout import CHECKSUMS_FILE, SIGNATURE_FILE
 from plugdock.package.pack import (
@@ -289,20 +290,8 @@ def sign_package(
         entries[CHECKSUMS_FILE] = info.checksums_text
         entries[SIGNATURE_FILE] = signature
         output.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(
-            dir=output.parent, prefix=f".{output.name}.", suffix=".tmp"
-        )
-        temp = Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                _write_entries(handle, entries)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, 0o644)
-            os.replace(temp, output)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+        with atomic_write(output, mode=0o644) as handle:
+            _write_entries(handle, entries)
     return output
 
 

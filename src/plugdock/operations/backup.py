@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -27,7 +26,7 @@ from sqlalchemy import Connection, MetaData, Table, delete, func, insert, select
 from sqlalchemy import types as satypes
 
 from plugdock.errors import PlugdockError
-from plugdock.fsutil import make_private_dir
+from plugdock.fsutil import atomic_write, make_private_dir
 from plugdock.migrations import Migration
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
@@ -75,11 +74,10 @@ def write_backup(workspace: Workspace, installation: Installation) -> Path:
     while path.exists():  # two uninstalls within a second: never replace an earlier backup
         n += 1
         path = folder / f"{name}-{n}.zip"
-    temp = path.with_suffix(".partial")
     schema = workspace.code_path("migrations", installation.plugin_id) / "up.sql"
     described = []
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # rows are user data
-    with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
+    # 0600: rows are user data. Durable: the tables are dropped once this returns.
+    with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
         with workspace.engine.connect() as conn:
             reflected = _reflect(conn, installation.tables)
             for name in installation.tables:
@@ -115,7 +113,6 @@ def write_backup(workspace: Workspace, installation: Installation) -> Path:
                 indent=2,
             ),
         )
-    os.replace(temp, path)
     return path
 
 

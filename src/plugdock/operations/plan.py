@@ -17,7 +17,7 @@ from plugdock import __version__
 from plugdock.errors import PackageError
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PluginMetadata, version_in_range
-from plugdock.sources.base import Catalog
+from plugdock.sources.base import Catalog, means_newest
 from plugdock.sources.local import read_zip_metadata
 
 _MAX_ROUNDS = 50
@@ -54,7 +54,7 @@ def plan_install(
     # plugin id → [(range, who asked, at which version of who)]
     wanted: dict[str, list[tuple[str, str, str]]] = {plugin_id: []}
     pinned = catalog.resolve(plugin_id, version)
-    if version in (None, "latest"):  # not asked for by number: the newest this core can take
+    if means_newest(version):  # not asked for by number: the newest this core can take
         fits = (
             v for v in catalog.plugins[plugin_id].versions if _fits_core(metadata(plugin_id, v))
         )

@@ -47,6 +47,7 @@ from plugdock.server.review_api import add_review_routes
 from plugdock.server.review_page import add_review_page
 from plugdock.server.storage import ConflictError, ForbiddenError, Storage, upload_limit
 from plugdock.signing import read_signature
+from plugdock.sources.base import LATEST
 from plugdock.validate import validate_package
 
 log = logging.getLogger("plugdock.server")
@@ -65,7 +66,7 @@ def _error(status: int, detail: Any, **extra: Any) -> JSONResponse:
 def _check_params(plugin_id: str, version: str) -> JSONResponse | None:
     if not _ID.fullmatch(plugin_id):
         return _error(422, f"{plugin_id[:80]!r} is not a valid plugin id")
-    if version != "latest":
+    if version != LATEST:
         try:
             parse_version(version)
         except ValueError as exc:
@@ -109,14 +110,14 @@ def create_app(
             return bad
         record = storage.record(plugin_id, version)
         if record is None:
-            what = plugin_id if version == "latest" else f"{plugin_id} {version}"
+            what = plugin_id if version == LATEST else f"{plugin_id} {version}"
             return _error(404, f"{what} is not published here")
         etag = f'"{record["sha256"]}"'
         headers = {
             "ETag": etag,
             "X-Plugdock-Sha256": record["sha256"],
             "X-Plugdock-Version": record["version"],
-            "Cache-Control": "no-cache" if version == "latest" else "public, max-age=31536000",
+            "Cache-Control": "no-cache" if version == LATEST else "public, max-age=31536000",
         }
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from filelock import FileLock
 from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import (
     Metadata,
@@ -44,6 +42,9 @@ from tuf.api.metadata import (
     Timestamp,
 )
 from tuf.api.serialization.json import JSONSerializer
+
+from plugdock.fsutil import atomic_write
+from plugdock.locking import ThreadAndFileLock
 
 ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
 _SERIALIZER = JSONSerializer(compact=True)
@@ -86,15 +87,14 @@ class SignedIndex:
         self.keys_dir = self.data_dir / "keys"
         self.metadata_dir = self.data_dir / "tuf"
         self.lifetimes = lifetimes or Lifetimes()
-        self._thread_lock = threading.RLock()
-        self._file_lock = FileLock(str(self.data_dir / ".index.lock"))
+        self._lock = ThreadAndFileLock(self.data_dir / ".index.lock")
         self._signers: dict[str, CryptoSigner] = {}
 
     # ------------------------------------------------------------------ set-up
 
     def ensure(self) -> None:
         """Create keys and the first metadata if this is a new server; otherwise load the keys."""
-        with self._locked():
+        with self._lock:
             self.keys_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self.keys_dir, 0o700)
             self.metadata_dir.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,7 @@ class SignedIndex:
     def file(self, name: str) -> Path | None:
         """The metadata file a client asks for, re-signing stale roles first for the timestamp."""
         if name == "timestamp.json":
-            with self._locked():
+            with self._lock:
                 self._renew_if_needed()
         path = self.metadata_dir / name
         return path if path.is_file() and name.endswith(".json") else None
@@ -183,7 +183,7 @@ class SignedIndex:
         self, plugin_id: str, version: str, *, length: int, sha256: str, custom: dict[str, Any]
     ) -> None:
         """Vouch for one package: new targets, snapshot and timestamp versions."""
-        with self._locked():
+        with self._lock:
             md = self._load(Targets.type)
             targets: Targets = md.signed
             path = target_path(plugin_id, version)
@@ -198,7 +198,7 @@ class SignedIndex:
 
     def resign_timestamp(self, *, expires: datetime | None = None) -> None:
         """Sign a new timestamp now (tests use ``expires`` in the past to make a frozen index)."""
-        with self._locked():
+        with self._lock:
             md = self._load(Timestamp.type)
             self._bump(md, self.lifetimes.timestamp, expires=expires)
 
@@ -273,34 +273,10 @@ class SignedIndex:
         if role == Root.type:
             _atomic_write(self.metadata_dir / "root.json", data)
 
-    def _locked(self) -> _Both:
-        return _Both(self._thread_lock, self._file_lock)
-
-
-class _Both:
-    def __init__(self, first: threading.RLock, second: FileLock) -> None:
-        self.first, self.second = first, second
-
-    def __enter__(self) -> None:
-        self.first.acquire()
-        try:
-            self.second.acquire()
-        except BaseException:
-            self.first.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.second.release()
-        self.first.release()
-
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    with open(temp, "wb") as handle:
+    with atomic_write(path, mode=0o644) as handle:  # public metadata, served to anyone
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
 
 
 __all__ = ["Lifetimes", "SignedIndex", "target_path"]

@@ -33,23 +33,21 @@ import re
 import secrets
 import shutil
 import tempfile
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.fsutil import write_json_atomic
+from plugdock.locking import ThreadAndFileLock
 from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
 from plugdock.server.audit import AuditTrail
 from plugdock.server.index import Lifetimes, SignedIndex
 from plugdock.signing import read_signature
-from plugdock.sources.base import newest_first
+from plugdock.sources.base import LATEST, newest_first, resolve_version
 
 TOKEN_PREFIX = "pdt_"
 REVIEWER_TOKEN_PREFIX = "pdr_"
@@ -105,8 +103,7 @@ class Storage:
         self.reviews_dir = self.data_dir / "reviews"
         self.audit = AuditTrail(self.data_dir / "audit.jsonl")
         self.index = SignedIndex(self.data_dir, lifetimes)
-        self._lock = threading.RLock()
-        self._file_lock = FileLock(str(self.data_dir / ".storage.lock"))
+        self._lock = ThreadAndFileLock(self.data_dir / ".storage.lock")
         self._catalog_cache: tuple[int, dict[str, Any]] | None = None
 
     def ensure(self) -> Storage:
@@ -143,7 +140,7 @@ class Storage:
             raise PlugdockError(f"{name!r} is not a usable {role} name (letters, digits, _ . -)")
         prefix = TOKEN_PREFIX if role == "publisher" else REVIEWER_TOKEN_PREFIX
         token = prefix + secrets.token_urlsafe(32)
-        with self._locked():
+        with self._lock:
             holders = self._holders(role)
             holders[name] = {"token_sha256": _token_hash(token), "created": _now()}
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -194,11 +191,11 @@ class Storage:
         entry = self.catalog().get(plugin_id)
         if entry is None:
             return None
-        if version == "latest":
-            versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
+        if version == LATEST:
+            versions = [v for v, r in entry["versions"].items() if listed(r)]
             if not versions:
                 return None
-            version = versions[0]
+            version = resolve_version(plugin_id, LATEST, versions)
         record = entry["versions"].get(version)
         if record is None or (not unlisted and not listed(record)):
             return None
@@ -250,7 +247,7 @@ class Storage:
         meta = info.metadata
         parse_version(meta.version)
         check = read_signature(info)
-        with self._locked():
+        with self._lock:
             catalog = dict(self.catalog(fresh=True))
             entry = catalog.get(meta.id)
             self.check_can_publish(meta.id, meta.version, publisher, catalog)
@@ -388,7 +385,7 @@ class Storage:
         Raises NotFoundError, ConflictError (not pending) or ForbiddenError (the reviewer
         published it). The stored bytes are hashed again: what is signed is what was reviewed.
         """
-        with self._locked():
+        with self._lock:
             catalog = dict(self.catalog(fresh=True))
             record = self._pending(catalog, plugin_id, version)
             if record.get("publisher") == reviewer.name:
@@ -433,7 +430,7 @@ class Storage:
             raise PlugdockError("a rejection needs a reason (the publisher sees it)")
         if len(reason) > MAX_REASON:
             raise PlugdockError(f"the reason is longer than {MAX_REASON} characters")
-        with self._locked():
+        with self._lock:
             catalog = dict(self.catalog(fresh=True))
             record = self._pending(catalog, plugin_id, version)
             record.update(
@@ -459,26 +456,6 @@ class Storage:
         catalog[plugin_id] = entry
         write_json_atomic(self.catalog_path, catalog)
         self._catalog_cache = None
-
-    def _locked(self) -> _Locked:
-        return _Locked(self._lock, self._file_lock)
-
-
-class _Locked:
-    def __init__(self, lock: threading.RLock, file_lock: FileLock) -> None:
-        self.lock, self.file_lock = lock, file_lock
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        try:
-            self.file_lock.acquire()
-        except BaseException:
-            self.lock.release()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.file_lock.release()
-        self.lock.release()
 
 
 def _token_hash(token: str) -> str:

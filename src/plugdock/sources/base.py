@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -47,12 +48,7 @@ class Catalog:
         entry = self.plugins.get(plugin_id)
         if entry is None:
             raise NotFoundError(f"plugin {plugin_id!r} is not in the catalog")
-        if version in (None, "latest"):
-            return entry.latest
-        if version not in entry.versions:
-            known = ", ".join(entry.versions)
-            raise NotFoundError(f"{plugin_id} has no version {version} (available: {known})")
-        return version
+        return resolve_version(plugin_id, version, entry.versions)
 
 
 @dataclass(frozen=True)
@@ -85,14 +81,39 @@ def parse_requirement(text: str) -> tuple[str, str | None]:
         raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
     if at and not version:
         raise PlugdockError(f"{text!r}: a version must follow '@'")
-    if version and version != "latest":
-        try:
-            parse_version(version)
-        except ValueError as exc:
-            raise PlugdockError(str(exc)) from None
-    return plugin_id, None if version in ("", "latest") else version
+    if means_newest(version):
+        return plugin_id, None
+    try:
+        parse_version(version)
+    except ValueError as exc:
+        raise PlugdockError(str(exc)) from None
+    return plugin_id, version
 
 
-def newest_first(versions: list[str]) -> tuple[str, ...]:
+def newest_first(versions: Iterable[str]) -> tuple[str, ...]:
     """Sort semantic versions newest first (1.10.0 before 1.9.0)."""
     return tuple(sorted(set(versions), key=parse_version, reverse=True))
+
+
+#: The version word that asks for the newest version on offer (``id@latest``, ``/latest``).
+LATEST = "latest"
+
+
+def means_newest(version: str | None) -> bool:
+    """Whether ``version`` asks for no particular version: None, "" or ``latest``."""
+    return version in (None, "", LATEST)
+
+
+def resolve_version(plugin_id: str, version: str | None, offered: Iterable[str]) -> str:
+    """The concrete version ``version`` names among ``offered`` (at least one).
+
+    None or ``latest`` is the newest by semver; a version not on offer raises NotFoundError
+    naming the ones that are. Every source and the plugin server resolve through this.
+    """
+    versions = newest_first(offered)
+    if version is None or means_newest(version):
+        return versions[0]
+    if version not in versions:
+        known = ", ".join(versions)
+        raise NotFoundError(f"{plugin_id} has no version {version} (available: {known})")
+    return version

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,7 +45,7 @@ from filelock import FileLock
 from plugdock import __version__
 from plugdock.config import Settings, SignaturePolicy
 from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
-from plugdock.fsutil import write_json_atomic
+from plugdock.fsutil import atomic_write, write_json_atomic
 from plugdock.package.archive import Limits
 from plugdock.package.checksums import sha256_file
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
@@ -57,6 +55,7 @@ from plugdock.sources.base import (
     CatalogEntry,
     FetchedPackage,
     newest_first,
+    resolve_version,
 )
 from plugdock.trust import (
     HIGHEST_SEEN_FILE,
@@ -231,13 +230,7 @@ class RemoteSource:
             offered = {v: _Target(rec["size"], rec["sha256"]) for v, rec in versions.items()}
         if not offered:
             raise NotFoundError(f"plugin {plugin_id!r} is not on the plugin server {self.addr}")
-        if version in (None, "latest"):
-            resolved = newest_first(list(offered))[0]
-        elif version in offered:
-            resolved = version
-        else:
-            known = ", ".join(newest_first(list(offered)))
-            raise NotFoundError(f"{plugin_id} has no version {version} (available: {known})")
+        resolved = resolve_version(plugin_id, version, offered)
         length, sha256, signer_key_id = offered[resolved]
         if length > self.limits.max_zip_bytes:
             raise PackageError(
@@ -272,18 +265,16 @@ class RemoteSource:
         cache.mkdir(parents=True, exist_ok=True)
         url = f"{self.url}/download/{plugin_id}/{version}"
         what = f"{plugin_id} {version}"
-        fd, temp_name = tempfile.mkstemp(dir=cache, prefix=".download-", suffix=".part")
-        os.close(fd)
-        temp = Path(temp_name)
-        try:
-            self._retrying(what, lambda: self._stream_once(url, temp, length, sha256, what))
-            target = cache / f"{sha256}.zip"
-            os.replace(temp, target)
-            return target
-        finally:
-            temp.unlink(missing_ok=True)
+        target = cache / f"{sha256}.zip"
+        # Not fsynced: a cache entry is checked against its sha256 whenever it is used.
+        with atomic_write(target, durable=False) as handle:
+            self._retrying(what, lambda: self._stream_once(url, handle, length, sha256, what))
+        return target
 
-    def _stream_once(self, url: str, temp: Path, length: int, sha256: str, what: str) -> None:
+    def _stream_once(self, url: str, handle: BinaryIO, length: int, sha256: str, what: str) -> None:
+        """One download attempt into ``handle``, from its start (a retry overwrites)."""
+        handle.seek(0)
+        handle.truncate()
         digest = hashlib.sha256()
         received = 0
         with self.client.stream("GET", url) as response:
@@ -294,18 +285,17 @@ class RemoteSource:
                     f"the server offers {what} as {declared} bytes, but the index says {length}; "
                     "refusing it"
                 )
-            with open(temp, "wb") as handle:
-                for chunk in response.iter_raw():
-                    received += len(chunk)
-                    if received > length:
-                        raise IntegrityError(
-                            f"the server sent more than the {length} bytes the index lists for "
-                            f"{what}; refusing it"
-                        )
-                    digest.update(chunk)
-                    handle.write(chunk)
-                    if self.progress:
-                        self.progress(received, length)
+            for chunk in response.iter_raw():
+                received += len(chunk)
+                if received > length:
+                    raise IntegrityError(
+                        f"the server sent more than the {length} bytes the index lists for "
+                        f"{what}; refusing it"
+                    )
+                digest.update(chunk)
+                handle.write(chunk)
+                if self.progress:
+                    self.progress(received, length)
         if received < length:
             raise _Transient(f"the download stopped after {received} of {length} bytes")
         if digest.hexdigest() != sha256:

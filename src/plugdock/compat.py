@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from plugdock import __version__
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.package.metadata import PluginMetadata, version_in_range
+from plugdock.runtime.routes import pattern_matches, patterns_overlap
 
 
 def check_contents(meta: PluginMetadata, folder: Path) -> None:
@@ -19,7 +19,7 @@ def check_contents(meta: PluginMetadata, folder: Path) -> None:
     if backend.exists() and not (backend / "__init__.py").is_file():
         problems.append("backend/ must be a Python package with an __init__.py")
     health = meta.backend.health
-    if health and not any(_patterns_overlap(health, p) for p in meta.backend.routes):
+    if health and not any(pattern_matches(p, health) for p in meta.backend.routes):
         problems.append(f"backend.health {health} is not under a declared backend route")
     if meta.frontend.routes and not (folder / "frontend").is_dir():
         problems.append("frontend.routes are declared but there is no frontend/ folder")
@@ -52,20 +52,6 @@ CORE_ROUTES = (
     "/api/v1/dashboard",
     "/api/v1/audit",
 )
-_PARAM = re.compile(r"\{[^}]*\}")
-
-
-def _patterns_overlap(a: str, b: str) -> bool:
-    """Could one request path match both patterns? (``/x/*`` covers everything below /x/.)"""
-    a, b = _PARAM.sub("{}", a), _PARAM.sub("{}", b)
-    wild_a, wild_b = a.endswith("/*"), b.endswith("/*")
-    if wild_a and wild_b:
-        return a[:-1].startswith(b[:-1]) or b[:-1].startswith(a[:-1])
-    if wild_a:
-        return b.startswith(a[:-1])
-    if wild_b:
-        return a.startswith(b[:-1])
-    return a == b
 
 
 def check_namespace(meta: PluginMetadata, installed: dict[str, PluginMetadata]) -> None:
@@ -77,13 +63,13 @@ def check_namespace(meta: PluginMetadata, installed: dict[str, PluginMetadata]) 
     problems = []
     for pattern in meta.backend.routes:
         for core in CORE_ROUTES:
-            if _patterns_overlap(pattern, core):
+            if patterns_overlap(pattern, core):
                 problems.append(f"backend route {pattern} overlaps the panel's own {core}")
         for other_id, other in sorted(installed.items()):
             if other_id == meta.id:
                 continue
             for theirs in other.backend.routes:
-                if _patterns_overlap(pattern, theirs):
+                if patterns_overlap(pattern, theirs):
                     problems.append(f"backend route {pattern} overlaps {other_id}'s {theirs}")
     if problems:
         raise PackageError(problems, source=f"{meta.id} {meta.version}")

@@ -45,10 +45,23 @@ def router_routes(router: APIRouter) -> list[ServedRoute]:
 
 
 def pattern_matches(pattern: str, path: str) -> bool:
-    """``/api/v1/chat/*`` matches everything below /api/v1/chat/; other patterns match exactly."""
+    """``/api/v1/chat/*`` matches everything below /api/v1/chat/; other patterns match exactly.
+
+    Parameter names do not count: ``/a/{x}`` matches the route ``/a/{y}``.
+    """
+    pattern, path = _PARAM.sub("{}", pattern), _PARAM.sub("{}", path)
     if pattern.endswith("/*"):
         return path.startswith(pattern[:-1])
-    return _PARAM.sub("{}", pattern) == _PARAM.sub("{}", path)
+    return pattern == path
+
+
+def patterns_overlap(a: str, b: str) -> bool:
+    """Could one request path match both patterns? (Declared routes of two plugins, say.)"""
+    if b.endswith("/*") and not a.endswith("/*"):
+        a, b = b, a
+    if a.endswith("/*") and b.endswith("/*"):  # one lies below the other
+        return pattern_matches(a, b[:-1]) or pattern_matches(b, a[:-1])
+    return pattern_matches(a, b)
 
 
 def check_declared(plugin_id: str, routes: list[ServedRoute], declared: list[str]) -> None:

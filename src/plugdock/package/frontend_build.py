@@ -191,26 +191,40 @@ def _run_esbuild(frontend: Path, entry: str, key: str, folder: Path) -> Path:
         f"--metafile={metafile}",
         *(f"--external:{name}" for name in EXTERNALS),
     ]
+    # cwd frontend/: resolves the entry's relative imports; keeps output paths relative
+    result = run_tool(command, entry, frontend, folder)
+    if result.returncode != 0 or not out.is_file():
+        raise build_failed(result, folder)
+    _check_inputs(frontend, metafile, folder)
+    return out
+
+
+def run_tool(
+    command: list[str], stdin: str | None, cwd: Path, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run esbuild (or node) for ``folder``'s UI; one that cannot start is a PackageError."""
     try:
-        result = subprocess.run(
+        return subprocess.run(
             command,
-            input=entry,
-            cwd=frontend,  # resolves the entry's relative imports; keeps output paths relative
+            input=stdin,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=TIMEOUT_SECONDS,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PackageError(f"esbuild could not run: {exc}", source=str(folder)) from None
-    if result.returncode != 0 or not out.is_file():
-        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        raise PackageError(
-            ["frontend build failed (esbuild):", *lines[:40]] if lines else "frontend build failed",
-            source=str(folder),
-        )
-    _check_inputs(frontend, metafile, folder)
-    return out
+        name = Path(command[0]).name
+        raise PackageError(f"{name} could not run: {exc}", source=str(folder)) from None
+
+
+def build_failed(result: subprocess.CompletedProcess[str], folder: Path) -> PackageError:
+    """esbuild's own messages (the first 40 lines) as the error."""
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return PackageError(
+        ["frontend build failed (esbuild):", *lines[:40]] if lines else "frontend build failed",
+        source=str(folder),
+    )
 
 
 def _has_node_modules(folder: Path) -> bool:

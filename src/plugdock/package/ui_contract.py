@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,8 +26,6 @@ from pathlib import Path
 from plugdock.errors import PackageError
 from plugdock.package import frontend_build
 from plugdock.package.metadata import FrontendSpec
-
-TIMEOUT_SECONDS = 60
 
 # Runs the probe bundle (CommonJS) with every shared external (React) answered by a Proxy
 # that accepts any property access and call, then prints what the default export declares.
@@ -114,13 +111,10 @@ def read_ui(folder: Path, files: Mapping[str, Path]) -> DeclaredUI | None:
             f"--outfile={probe}",
             *(f"--external:{name}" for name in frontend_build.EXTERNALS),
         ]
-        built = _run(command, entry, Path(folder) / "frontend", folder)
+        built = frontend_build.run_tool(command, entry, Path(folder) / "frontend", folder)
         if built.returncode != 0:
-            raise PackageError(
-                ["frontend build failed (esbuild):", *built.stderr.strip().splitlines()[:40]],
-                source=str(folder),
-            )
-        ran = _run(
+            raise frontend_build.build_failed(built, folder)
+        ran = frontend_build.run_tool(
             [node, "-e", _RUNNER, str(probe), json.dumps(frontend_build.EXTERNALS)],
             None,
             Path(scratch),
@@ -170,20 +164,3 @@ def compare(declared: FrontendSpec, ui: DeclaredUI | None) -> list[str]:
             "function): name them so metadata.json frontend.components can list them"
         )
     return problems
-
-
-def _run(
-    command: list[str], stdin: str | None, cwd: Path, folder: Path
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            command,
-            input=stdin,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_SECONDS,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise PackageError(f"{command[0]} could not run: {exc}", source=str(folder)) from None

@@ -85,7 +85,7 @@ def new(
 
     folder = scaffold(plugin_id, directory)
     console.print(f"created {folder}")
-    console.print(f"next: cd {folder} && npm install && plugdock pack . -o modules")
+    console.print(f"next: (cd {folder} && npm install) && plugdock pack {folder} -o modules")
 
 
 @app.command()

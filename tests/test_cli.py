@@ -185,6 +185,19 @@ def test_validate_compares_a_zips_addon_config_with_its_metadata(
     assert "addon.config has no route /ghost" in result.stderr
 
 
+def test_validate_without_esbuild_says_it_skipped_the_ui_check(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    assert plugdock(env, "new", "uiless", "--dir", str(tmp_path)).returncode == 0
+    packed = plugdock(env, "pack", str(tmp_path / "uiless"), "-o", str(tmp_path / "out"))
+    assert packed.returncode == 0, packed.stderr
+    no_esbuild = env | {"PLUGDOCK_ESBUILD": str(tmp_path / "no-esbuild")}
+    result = plugdock(no_esbuild, "validate", str(tmp_path / "out" / "uiless_v0.1.0.zip"))
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())
+    assert "addon.config agrees with metadata.json (esbuild not found)" in said
+
+
 def test_doctor_finds_and_repairs_drift(tmp_path: Path, env: dict[str, str]) -> None:
     folder = tmp_path / "src"
     assert plugdock(env, "new", "drifty", "--dir", str(folder)).returncode == 0

@@ -20,6 +20,7 @@ from plugdock.compat import check_compatibility, check_contents, check_namespace
 from plugdock.errors import PackageError
 from plugdock.migrations import load_migration
 from plugdock.package.archive import Limits, PackageInfo, extract_package
+from plugdock.package.frontend_build import ToolNotFoundError
 from plugdock.package.metadata import PluginMetadata
 from plugdock.package.pack import pack, package_files
 from plugdock.package.ui_contract import compare, read_ui
@@ -109,9 +110,7 @@ def _check_ui(meta: PluginMetadata, unpacked: Path, skipped: list[str]) -> None:
     """Compare a packed zip's addon.config with its metadata, when the tools are here."""
     try:
         ui = read_ui(unpacked, package_files(unpacked))
-    except PackageError as exc:
-        if "not found" not in str(exc):
-            raise
+    except ToolNotFoundError as exc:  # the machine lacks esbuild or node: say so, go on
         skipped.append(f"{CODE_CHECKS[1]} ({exc.problems[0].split(':')[0]})")
         return
     problems = compare(meta.frontend, ui)

@@ -48,6 +48,11 @@ LOCAL_ESBUILD = Path("node_modules") / ".bin" / "esbuild"
 REPO_ESBUILD = Path(__file__).resolve().parents[3] / "web" / "node_modules" / ".bin" / "esbuild"
 TIMEOUT_SECONDS = 120
 
+
+class ToolNotFoundError(PackageError):
+    """esbuild (or node) is not on this machine: the plugin is fine, the machine lacks a tool."""
+
+
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _builds: dict[str, Path] = {}  # input digest → built bundle, for this process
 _workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -71,12 +76,14 @@ def find_esbuild(folder: Path) -> Path:
     if configured:
         if _executable(Path(configured)):
             return Path(configured).absolute()
-        raise PackageError(f"esbuild not found: {ESBUILD_ENV}={configured} is not an executable")
+        raise ToolNotFoundError(
+            f"esbuild not found: {ESBUILD_ENV}={configured} is not an executable"
+        )
     on_path = shutil.which("esbuild")
     for candidate in (Path(folder) / LOCAL_ESBUILD, on_path, REPO_ESBUILD):
         if candidate is not None and _executable(Path(candidate)):
             return Path(candidate).absolute()  # pack runs it from frontend/
-    raise PackageError(
+    raise ToolNotFoundError(
         f"esbuild not found: run `npm install` in {folder} (its package.json pins esbuild), "
         f"or put esbuild on PATH, or set {ESBUILD_ENV}"
     )

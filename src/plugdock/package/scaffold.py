@@ -161,7 +161,8 @@ export default {{
 }};
 ''',
         "package.json": json.dumps(_package_json(slug, title), indent=2) + "\n",
-        ".gitignore": "node_modules/\n*.zip\n",
+        # pack builds frontend/dist/ itself (a copy here is ignored) and writes the zips.
+        ".gitignore": "node_modules/\nfrontend/dist/\n*.zip\n",
         "README.md": f"""# {title}
 
 A plugdock plugin.

@@ -90,7 +90,7 @@ def read_ui(folder: Path, files: Mapping[str, Path]) -> DeclaredUI | None:
     esbuild = frontend_build.find_esbuild(folder)
     node = shutil.which("node")
     if node is None:
-        raise PackageError(
+        raise frontend_build.ToolNotFoundError(
             "node not found: comparing addon.config with metadata.json runs the config "
             "with Node.js (it comes with npm); put node on PATH",
             source=str(folder),

@@ -6,6 +6,7 @@ The app runs with its lifespan (``TestClient`` as a context manager), on real da
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ from plugdock.host.auth import (
     decode_access_token,
     load_secret_key,
 )
+from plugdock.host.state import panel_state
 
 ADMIN_PASSWORD = "admin-password-1"
 LOGIN = "/api/v1/auth/login"
@@ -74,7 +76,7 @@ def _login(client: TestClient, username: str, password: str) -> dict[str, str]:
 
 
 def _secret(client: TestClient) -> str:
-    return load_secret_key(client.app.state.settings)  # type: ignore[attr-defined]
+    return load_secret_key(panel_state(client.app).settings)
 
 
 def test_login_roles_users_and_audit_on_every_database(tmp_path: Path, database_url: str) -> None:
@@ -164,7 +166,7 @@ def test_bad_tokens_are_401(client: TestClient) -> None:
     admin = _login(client, "admin", ADMIN_PASSWORD)
     token = admin["Authorization"].removeprefix("Bearer ")
     secret = _secret(client)
-    engine = client.app.state.plugdock_engine  # type: ignore[attr-defined]
+    engine = panel_state(client.app).engine
     with engine.connect() as conn:
         user = user_store.get_by_username(conn, "admin")
     assert user is not None
@@ -215,7 +217,7 @@ def test_bad_tokens_are_401(client: TestClient) -> None:
 
 def test_deactivated_user_is_refused_at_once(client: TestClient) -> None:
     admin = _login(client, "admin", ADMIN_PASSWORD)
-    engine = client.app.state.plugdock_engine  # type: ignore[attr-defined]
+    engine = panel_state(client.app).engine
     with engine.begin() as conn:
         conn.execute(update(users).values(is_active=False))
     response = client.get("/api/v1/auth/me", headers=admin)
@@ -325,16 +327,16 @@ def test_ensure_admin_generates_a_password_when_none_is_configured(
         engine.dispose()
 
 
-def test_secret_key_lives_in_the_database_created_once(tmp_path: Path, sqlite_url: str) -> None:
-    """Replicas share only the database: the key is made once there, never in a file."""
+def test_secret_key_file_is_private_shared_and_created_once(
+    tmp_path: Path, sqlite_url: str
+) -> None:
     settings = _settings(tmp_path, sqlite_url)
-    engine = make_engine(sqlite_url)
     keys: list[str] = []
     barrier = threading.Barrier(4)
 
     def load() -> None:
         barrier.wait()
-        keys.append(load_secret_key(settings, engine))
+        keys.append(load_secret_key(settings))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for thread in threads:
@@ -344,11 +346,8 @@ def test_secret_key_lives_in_the_database_created_once(tmp_path: Path, sqlite_ur
     assert len(keys) == 4
     assert len(set(keys)) == 1
     assert len(keys[0]) >= 32
-    assert not settings.secret_key_path.exists()
-    # Another machine on the same database (another instance folder) signs with it too.
-    elsewhere = _settings(tmp_path / "other", sqlite_url)
-    assert load_secret_key(elsewhere, engine) == keys[0]
-    engine.dispose()
+    assert stat.S_IMODE(settings.secret_key_path.stat().st_mode) == 0o600
+    assert [p.name for p in settings.secret_key_path.parent.glob(".secret.key.*")] == []
 
     configured = _settings(tmp_path, sqlite_url, secret_key="k" * 40)
     assert load_secret_key(configured) == "k" * 40
@@ -356,31 +355,21 @@ def test_secret_key_lives_in_the_database_created_once(tmp_path: Path, sqlite_ur
         load_secret_key(_settings(tmp_path, sqlite_url, secret_key="short"))
 
 
-def test_an_existing_key_file_moves_into_the_database(tmp_path: Path) -> None:
-    """An instance from before keeps its tokens valid: its secret.key is imported once."""
-    settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'old.db'}")
-    settings.home.mkdir(parents=True)
-    settings.secret_key_path.write_text("o" * 48 + "\n")
-    settings.secret_key_path.chmod(0o600)
-    assert load_secret_key(settings) == "o" * 48
-    settings.secret_key_path.unlink()  # from now on the database holds it
-    assert load_secret_key(settings) == "o" * 48
-
-
 def test_healthz_answers_503_when_the_database_is_down(client: TestClient) -> None:
     assert client.get("/healthz").status_code == 200
     app = client.app
-    working = app.state.plugdock_engine  # type: ignore[attr-defined]
+    state = panel_state(app)
+    working = state.engine
     down = create_engine(
         "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 1}
     )
-    app.state.plugdock_engine = down  # type: ignore[attr-defined]
+    state.engine = down
     try:
         response = client.get("/healthz")
         assert response.status_code == 503
         assert response.json() == {"status": "unavailable"}
     finally:
-        app.state.plugdock_engine = working  # type: ignore[attr-defined]
+        state.engine = working
         down.dispose()
 
 
@@ -467,7 +456,7 @@ def test_user_cli_creates_lists_and_resets(tmp_path: Path, sqlite_url: str) -> N
         assert bad.status_code == 401
         bob = _login(client, "bob", "bob-password-2")
         assert client.get("/api/v1/auth/me", headers=bob).status_code == 200
-        with client.app.state.plugdock_engine.connect() as conn:  # type: ignore[attr-defined]
+        with panel_state(client.app).engine.connect() as conn:
             assert audit.count(conn, action=audit.PASSWORD_CHANGE) == 1
 
     listed = _cli(["user", "list"], settings)
@@ -488,7 +477,7 @@ def test_password_guessing_is_throttled(tmp_path: Path, database_url: str) -> No
         assert blocked.status_code == 429  # reserved before the check: even the right password
         assert 0 < int(blocked.headers["Retry-After"]) <= 300
         assert "Too many failed sign-ins" in blocked.json()["detail"]
-        with client.app.state.plugdock_engine.connect() as conn:  # type: ignore[attr-defined]
+        with panel_state(client.app).engine.connect() as conn:
             rows = {r.bucket: r.failures for r in conn.execute(select(login_throttle))}
         assert rows == {"client:testclient": 10, "user:1": 10}  # in the database, shared
 

@@ -88,8 +88,7 @@ def _authenticate(request: Request) -> sdk.User | None:
 
 def _make_app(plugin: types.SimpleNamespace, engine: Engine) -> FastAPI:
     app = FastAPI()
-    app.state.plugdock_engine = engine
-    app.state.plugdock_authenticate = _authenticate
+    app.state.plugdock = sdk.HostState(engine=engine, authenticate=_authenticate)
     app.include_router(plugin.package.router)
     return app
 
@@ -720,7 +719,7 @@ INSERT_SESSION = text(
 
 def test_sdk_db_session_commits_or_rolls_back(engine: Engine) -> None:
     app = FastAPI()
-    app.state.plugdock_engine = engine
+    app.state.plugdock = sdk.HostState(engine=engine)
 
     @app.post("/ok")
     def ok(db: sdk.DbSession) -> int:

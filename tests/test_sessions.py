@@ -24,6 +24,7 @@ from plugdock.db import auth_sessions, make_engine
 from plugdock.host import users as user_store
 from plugdock.host.app import create_app
 from plugdock.host.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
+from plugdock.host.state import panel_state
 
 ADMIN_PASSWORD = "admin-password-1"
 LOGIN = "/api/v1/auth/login"
@@ -82,7 +83,7 @@ def test_logout_revokes_the_token_at_once_and_only_that_session(
         assert everywhere.status_code == 204
         assert client.get(ME, headers=phone).status_code == 401
         assert client.get(ME, headers=tablet).status_code == 401
-        engine = client.app.state.plugdock_engine  # type: ignore[attr-defined]
+        engine = panel_state(client.app).engine
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(auth_sessions)).scalar() == 0
             assert audit.count(conn, action=user_store.LOGOUT) == 2
@@ -123,7 +124,7 @@ def test_role_changes_take_effect_on_the_next_request(tmp_path: Path, database_u
         assert down.json()["role"] == "user"  # an admin may demote themselves while others remain
         assert client.get("/api/v1/users", headers=bob).status_code == 403
         assert client.patch(f"/api/v1/users/{bob_id}", json={}, headers=bob).status_code == 403
-        with client.app.state.plugdock_engine.connect() as conn:  # type: ignore[attr-defined]
+        with panel_state(client.app).engine.connect() as conn:
             changes = [e.detail for e in audit.query(conn, action=user_store.USER_UPDATE)]
         assert changes == [
             {"username": "bob", "role": "user"},

@@ -52,6 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugdock.config import Settings, SignaturePolicy, load_settings
 from plugdock.errors import PlugdockError
+from plugdock.host.state import panel_state
 from plugdock.installer import Installer
 from plugdock.package.archive import Limits
 from plugdock.package.frontend_build import BUNDLE, build_frontend
@@ -305,7 +306,7 @@ def create_dev_app(folder: Path, settings: Settings, *, scratch: bool = False) -
         async with panel_lifespan(app):
             with tempfile.TemporaryDirectory(prefix="plugdock-dev-packages-") as workdir:
                 plugin = DevPlugin(
-                    folder, app.state.plugdock_installer, app.state.plugdock_runtime, Path(workdir)
+                    folder, panel_state(app).installer, panel_state(app).runtime, Path(workdir)
                 )
                 await plugin.sync({BACKEND, FRONTEND})  # served from the folder from the start
                 stop = asyncio.Event()

@@ -20,11 +20,14 @@ Lifecycle hooks receive a :class:`HookContext`, nothing more::
         ctx.connection.execute(text("INSERT INTO notes_items (title) VALUES ('welcome')"))
         ctx.logger.info("seeded %s %s", ctx.plugin_id, ctx.version)
 
-The host application provides what these helpers need on ``app.state``:
+The host application provides what these helpers need as one :class:`HostState` on
+``app.state.plugdock``: the SQLAlchemy :class:`~sqlalchemy.Engine` of the host database and
+(optionally) an ``authenticate(request) -> sdk.User | None`` that turns the request's
+credentials into a user; without it, every request is anonymous::
 
-- ``app.state.plugdock_engine``: the SQLAlchemy :class:`~sqlalchemy.Engine` of the host database.
-- ``app.state.plugdock_authenticate`` (optional): a callable ``(request) -> sdk.User | None``
-  that turns the request's credentials into a user. Without it, every request is anonymous.
+    app.state.plugdock = sdk.HostState(engine=engine, authenticate=my_authenticate)
+
+The reference panel stores a :class:`~plugdock.host.state.PanelState`, which is one.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
 
 __all__ = [
     "AdminUser",
@@ -47,18 +51,18 @@ __all__ = [
     "CurrentUser",
     "DbSession",
     "HookContext",
+    "HostState",
     "OptionalUser",
     "User",
     "current_user",
     "db_session",
     "get_logger",
+    "host_state",
     "optional_user",
     "plugin_settings",
     "require_admin",
 ]
 
-ENGINE_STATE = "plugdock_engine"
-AUTHENTICATE_STATE = "plugdock_authenticate"
 SETTINGS_ENV_PREFIX = "PLUGDOCK_PLUGIN_"
 
 
@@ -80,7 +84,30 @@ class User:
 
 
 Authenticate = Callable[[Request], User | None]
-"""What the host puts on ``app.state.plugdock_authenticate``."""
+"""Turns a request's credentials into a user (``HostState.authenticate``)."""
+
+
+# -- what the host provides ----------------------------------------------------------------
+
+STATE_ATTRIBUTE = "plugdock"  # app.state.plugdock
+
+
+@dataclass(kw_only=True)
+class HostState:
+    """What a host application gives the SDK, stored as ``app.state.plugdock``."""
+
+    engine: Engine
+    authenticate: Authenticate | None = None
+
+
+def host_state(app: Starlette) -> HostState:
+    """The :class:`HostState` the host stored on ``app``; RuntimeError when there is none."""
+    state = getattr(app.state, STATE_ATTRIBUTE, None)
+    if not isinstance(state, HostState):
+        raise RuntimeError(
+            f"the host application did not set app.state.{STATE_ATTRIBUTE} to an sdk.HostState"
+        )
+    return state
 
 
 # -- lifecycle hooks -----------------------------------------------------------------------
@@ -156,12 +183,7 @@ def db_session(request: Request) -> Iterator[Session]:
     With a plain ``Depends(sdk.db_session)`` FastAPI runs the commit after the response has
     gone out, so a failed commit could not change the status the client already received.
     """
-    engine = getattr(request.app.state, ENGINE_STATE, None)
-    if not isinstance(engine, Engine):
-        raise RuntimeError(
-            f"the host application did not set app.state.{ENGINE_STATE} to a SQLAlchemy Engine"
-        )
-    with _sessionmaker_for(engine)() as session:
+    with _sessionmaker_for(host_state(request.app).engine)() as session:
         try:
             yield session
             session.commit()
@@ -186,8 +208,9 @@ def optional_user(request: Request) -> User | None:
         def greeting(user: sdk.OptionalUser) -> str:
             return f"Hello {user.username}" if user else "Hello visitor"
     """
-    authenticate = getattr(request.app.state, AUTHENTICATE_STATE, None)
-    if authenticate is None:
+    state = getattr(request.app.state, STATE_ATTRIBUTE, None)
+    authenticate = state.authenticate if isinstance(state, HostState) else None
+    if authenticate is None:  # a host without authentication: everyone is anonymous
         return None
     return authenticate(request)
 

@@ -47,7 +47,7 @@ def update_user(
     admin: sdk.AdminUser,
     user_id: int = Path(..., ge=1, le=2**31 - 1),
 ) -> UserOut:
-    engine = getattr(request.app.state, sdk.ENGINE_STATE)
+    engine = sdk.host_state(request.app).engine
     try:
         with engine.begin() as conn:
             record = user_store.update_user(

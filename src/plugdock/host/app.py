@@ -17,10 +17,11 @@ from fastapi.concurrency import run_in_threadpool
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.db import make_engine
-from plugdock.host import core_api, frontend, marketplace, marketplace_changes, readiness
+from plugdock.host import auth, core_api, frontend, marketplace, marketplace_changes, readiness
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
+from plugdock.host.state import PanelState
 from plugdock.installer import Installer
 from plugdock.instance import prepare_home
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
@@ -44,9 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # serve what the database says; installs stay refused until settled
             log.exception("could not settle an interrupted plugin operation")
         # This process is a replica: fetch code other replicas installed, mount, register.
-        replica = runtime.replica = Replica(
-            engine, settings.home, address=os.environ.get(SERVE_ADDRESS_ENV)
-        )
+        replica = runtime.replica = Replica(engine, address=os.environ.get(SERVE_ADDRESS_ENV))
         await runtime.catch_up()
         watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
         try:
@@ -67,18 +66,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_docs(app)
-    app.state.settings = settings
-    app.state.plugdock_engine = engine
-    core_api.install(app)
     installer = Installer(settings, engine=engine)
     runtime = PluginRuntime(app, settings, engine)
-    app.state.plugdock_installer = installer
-    app.state.plugdock_runtime = runtime
+    app.state.plugdock = PanelState(
+        engine=engine,
+        authenticate=auth.authenticate,  # sdk.current_user and friends: the panel's tokens
+        settings=settings,
+        installer=installer,
+        runtime=runtime,
+    )
+    core_api.install(app)
     app.include_router(marketplace.router)
     app.include_router(marketplace_changes.router)
     app.include_router(readiness.router)
     frontend.install(app)  # the web UI: /static, plugin bundles, the SPA fallback
-    app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: app.state.plugdock_runtime)
+    app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: runtime)
     # In front of the app: an oversized body is refused before anything reads it.
     app.add_middleware(
         BodyLimitMiddleware,

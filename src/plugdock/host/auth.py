@@ -14,17 +14,14 @@ Two ways in, one token format:
   and clears the cookies.
 
 Tokens are JWTs signed with HS256. The key is ``PLUGDOCK_SECRET_KEY`` or, when that is
-unset, one stored in the database (``plugdock_secrets``): generated once, race-free, and so
-shared by every worker and every replica on that database. An instance from before keeps
-its tokens valid: the first start imports its ``$PLUGDOCK_HOME/secret.key`` into the
-database instead of generating a key; no key file is created any more. A token names the
-user by id and a session (``sid``, see
+unset, ``$PLUGDOCK_HOME/secret.key``: generated once (mode 0600) and shared by every worker
+of the instance. A token names the user by id and a session (``sid``, see
 :mod:`plugdock.host.sessions`); each request loads both again, so signing out, a
 deactivated user or a changed role takes effect at once. Lifetime: ``PLUGDOCK_TOKEN_MINUTES``.
 Failed sign-ins are throttled per account and per client in the database
 (:mod:`plugdock.host.throttle`): past the limit the answer is 429 with ``Retry-After``.
 
-The host puts :func:`authenticate` on ``app.state.plugdock_authenticate``; from then on
+The panel's state carries :func:`authenticate` (``PanelState.authenticate``); from then on
 ``plugdock.sdk.current_user`` / ``require_admin`` work for core and plugin routes::
 
     token = httpx.post(f"{base}/api/v1/auth/login",
@@ -38,6 +35,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import secrets
 import stat
 import threading
@@ -49,16 +47,16 @@ from typing import Any
 import jwt
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 
 from plugdock import audit, sdk
-from plugdock.config import Settings, load_settings
-from plugdock.db import connect_read, make_engine, plugdock_secrets, users, utcnow
+from plugdock.config import Settings
+from plugdock.db import connect_read, users
 from plugdock.errors import PlugdockError
 from plugdock.host import sessions, throttle
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password, needs_rehash, verify_dummy, verify_password
+from plugdock.host.state import panel_state
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +83,12 @@ class TokenError(Exception):
 # -- the signing key -----------------------------------------------------------------------
 
 
-SECRET_KEY_NAME = "token_signing_key"  # its row in plugdock_secrets
-
-
-def load_secret_key(settings: Settings, engine: Engine | None = None) -> str:
+def load_secret_key(settings: Settings) -> str:
     """The token-signing key of the instance (see the module docstring).
 
-    Never a file one machine made: replicas share only the database, so the key lives
-    there. The first process to need it inserts it (the primary key makes a second insert
-    fail, and that process then reads the winner's key), so every worker and replica
-    signs with the same key. ``engine`` defaults to one for ``settings.db_url``.
+    The key file is created race-free: written whole to a private temporary file, then
+    hard-linked into place, which fails if another process got there first (then its
+    key is used). Every worker thus reads the same complete key.
     """
     if settings.secret_key is not None:
         key = settings.secret_key.get_secret_value()
@@ -103,33 +97,12 @@ def load_secret_key(settings: Settings, engine: Engine | None = None) -> str:
                 f"PLUGDOCK_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long"
             )
         return key
-    own = engine is None
-    engine = engine or make_engine(settings.db_url)
-    try:
-        stored = _stored_key(engine)
-        if stored is None:
-            legacy = settings.secret_key_path  # a single-machine instance's key from before
-            key = _read_key_file(legacy) if legacy.exists() else secrets.token_urlsafe(48)
-            with contextlib.suppress(IntegrityError), engine.begin() as conn:
-                conn.execute(
-                    insert(plugdock_secrets).values(
-                        name=SECRET_KEY_NAME, value=key, created_at=utcnow()
-                    )
-                )
-            stored = _stored_key(engine)
-        if stored is None or len(stored) < MIN_SECRET_BYTES:
-            raise PlugdockError("the database holds no usable token-signing key")
-        return stored
-    finally:
-        if own:
-            engine.dispose()
-
-
-def _stored_key(engine: Engine) -> str | None:
-    with connect_read(engine) as conn:
-        return conn.execute(
-            select(plugdock_secrets.c.value).where(plugdock_secrets.c.name == SECRET_KEY_NAME)
-        ).scalar()
+    path = settings.secret_key_path
+    for _ in range(50):
+        with contextlib.suppress(FileNotFoundError):
+            return _read_key_file(path)
+        _create_key_file(path)
+    raise PlugdockError(f"cannot create or read {path}")
 
 
 def _read_key_file(path: Path) -> str:
@@ -140,6 +113,21 @@ def _read_key_file(path: Path) -> str:
     if len(key) < MIN_SECRET_BYTES:
         raise PlugdockError(f"{path} holds a key shorter than {MIN_SECRET_BYTES} bytes")
     return key
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(48) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):  # another process won: use its key
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -216,34 +204,32 @@ _config_lock = threading.Lock()
 
 def auth_config(app: Any) -> AuthConfig:
     """The signing key, token lifetime and cookie policy for ``app``, read once."""
-    config = getattr(app.state, "plugdock_auth_config", None)
+    state = panel_state(app)
+    config = state.auth_config
     if config is None:
         with _config_lock:
-            config = getattr(app.state, "plugdock_auth_config", None)
+            config = state.auth_config
             if config is None:
-                settings = getattr(app.state, "settings", None) or load_settings()
+                settings = state.settings
                 config = AuthConfig(
-                    load_secret_key(settings, getattr(app.state, sdk.ENGINE_STATE, None)),
+                    load_secret_key(settings),
                     settings.token_minutes,
-                    getattr(settings, "cookie_secure", None),
+                    settings.cookie_secure,
                 )
-                app.state.plugdock_auth_config = config
+                state.auth_config = config
     return config
 
 
 def _engine(request: Request) -> Any:
-    engine = getattr(request.app.state, sdk.ENGINE_STATE, None)
-    if engine is None:
-        raise RuntimeError(f"app.state.{sdk.ENGINE_STATE} is not set")
-    return engine
+    return sdk.host_state(request.app).engine
 
 
 def throttle_limits(app: Any) -> throttle.Limits:
-    """The sign-in limits of ``app`` (``app.state.plugdock_login_limits``, else the defaults)."""
-    return getattr(app.state, "plugdock_login_limits", None) or throttle.DEFAULT_LIMITS
+    """The sign-in limits of ``app`` (``PanelState.login_limits``)."""
+    return panel_state(app).login_limits
 
 
-# -- authenticate: what the host puts on app.state.plugdock_authenticate ---------------------
+# -- authenticate: what the panel's state gives the SDK -------------------------------------
 
 
 def _invalid(detail: str) -> HTTPException:

@@ -113,7 +113,7 @@ class DashboardOut(BaseModel):
 
 
 def _engine(request: Request) -> Engine:
-    return getattr(request.app.state, sdk.ENGINE_STATE)
+    return sdk.host_state(request.app).engine
 
 
 def _load_user(request: Request, user: sdk.User) -> user_store.UserRecord:
@@ -239,12 +239,12 @@ router.include_router(protected)
 
 
 def install(app: Any) -> None:
-    """Include the core routes and make ``sdk.current_user`` use bearer tokens."""
+    """Include the core routes (``PanelState.authenticate`` makes ``sdk.current_user`` use
+    the tokens they hand out)."""
     from plugdock.host import accounts  # it uses this module's models
 
     app.include_router(router)
     app.include_router(accounts.router)
-    app.state.plugdock_authenticate = auth_module.authenticate
 
 
 def start_up(engine: Engine, settings: Any) -> None:
@@ -257,4 +257,4 @@ def start_up(engine: Engine, settings: Any) -> None:
             file=sys.stderr,
             flush=True,
         )
-    auth_module.load_secret_key(settings, engine)  # create the key now, not at the first login
+    auth_module.load_secret_key(settings)  # create the key file now, not on the first login

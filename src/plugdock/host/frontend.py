@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plugdock.host.headers import policy, shell_policy
+from plugdock.host.state import panel_state
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
 from plugdock.registry import Installation
 
@@ -78,11 +79,11 @@ def bundle_file(frontend_dir: Path, plugin_id: str) -> Path | None:
 
 def _served(request: Request) -> list[Installation]:
     """Installed plugins whose UI may load: backend mounted here, or no backend at all."""
-    app = request.app
-    settings = app.state.settings
-    status = app.state.plugdock_runtime.status()
+    state = panel_state(request.app)
+    settings = state.settings
+    status = state.runtime.status()
     served = []
-    for installation in app.state.plugdock_installer.installed():
+    for installation in state.installer.installed():
         if not installation.enabled:
             continue  # disabled: its pages are gone like its routes
         plugin = status.get(installation.plugin_id)
@@ -99,7 +100,7 @@ def _served(request: Request) -> list[Installation]:
 )
 def frontend_plugins(request: Request, response: Response) -> list[FrontendPlugin]:
     response.headers["Cache-Control"] = "no-store"
-    frontend_dir = request.app.state.settings.frontend_dir
+    frontend_dir = panel_state(request.app).settings.frontend_dir
     return [
         FrontendPlugin(
             id=i.plugin_id,
@@ -124,7 +125,7 @@ def plugin_bundle(plugin_id: str, operation_id: str, request: Request) -> FileRe
         for installation in _served(request):
             if (installation.plugin_id, installation.operation_id) != (plugin_id, operation_id):
                 continue
-            path = bundle_file(request.app.state.settings.frontend_dir, plugin_id)
+            path = bundle_file(panel_state(request.app).settings.frontend_dir, plugin_id)
             if path is not None:
                 return FileResponse(
                     path,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from plugdock import sdk
 from plugdock.db import connect_read, current_generation
 from plugdock.errors import NotFoundError, PlugdockError
+from plugdock.host.state import panel_state
 from plugdock.installer import Installer
 from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
@@ -125,11 +126,11 @@ class UninstallPlan(BaseModel):
 
 
 def runtime_of(request: Request) -> PluginRuntime:
-    return request.app.state.plugdock_runtime
+    return panel_state(request.app).runtime
 
 
 def installer_of(request: Request) -> Installer:
-    return request.app.state.plugdock_installer
+    return panel_state(request.app).installer
 
 
 def _offers(

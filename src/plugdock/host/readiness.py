@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from plugdock.db import connect_read, current_generation
+from plugdock.host.state import panel_state
 
 router = APIRouter(tags=["health"])
 
@@ -35,7 +36,7 @@ class ReadyOut(BaseModel):
     summary="Readiness: this replica serves the installed plugins",
 )
 async def readyz(request: Request) -> Any:
-    runtime = request.app.state.plugdock_runtime
+    runtime = panel_state(request.app).runtime
 
     def read() -> int:
         with connect_read(runtime.engine) as conn:

@@ -1,0 +1,43 @@
+"""The panel's state on ``app.state.plugdock``: one typed object instead of loose attributes.
+
+:func:`plugdock.host.app.create_app` builds it; routes reach it through the request::
+
+    state = panel_state(request.app)
+    rows = state.installer.installed()
+
+It is an :class:`plugdock.sdk.HostState`, so plugin routes' ``sdk.DbSession`` and
+``sdk.CurrentUser`` find the engine and ``authenticate`` on it as on any host's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plugdock import sdk
+from plugdock.host import throttle
+
+if TYPE_CHECKING:
+    from plugdock.config import Settings
+    from plugdock.host.auth import AuthConfig
+    from plugdock.installer import Installer
+    from plugdock.runtime.runtime import PluginRuntime
+
+
+@dataclass(kw_only=True)
+class PanelState(sdk.HostState):
+    """Everything the panel's routes and middleware share, for one app."""
+
+    settings: Settings
+    installer: Installer
+    runtime: PluginRuntime
+    login_limits: throttle.Limits = throttle.DEFAULT_LIMITS  # failed sign-ins allowed
+    auth_config: AuthConfig | None = None  # signing key etc., read once on first use
+
+
+def panel_state(app: Any) -> PanelState:
+    """The :class:`PanelState` of a panel app; RuntimeError for any other app."""
+    state = sdk.host_state(app)
+    if not isinstance(state, PanelState):
+        raise RuntimeError("app.state.plugdock is not a PanelState: not a plugdock panel")
+    return state

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the PostgreSQL and MariaDB servers the tests use are running; start (or
-# install, on a bare Debian machine) them if not. Tests never skip for a missing server.
+# install, on a bare Debian machine) them if not; and that Debian's nginx is installed (the
+# replica tests start their own, in front of two panels). Tests never skip for a missing one.
 set -euo pipefail
 
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -32,6 +33,14 @@ ensure_mariadb() {
   mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS test"
 }
 
+ensure_nginx() {
+  if [ -x /usr/sbin/nginx ]; then return; fi
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+  test -x /usr/sbin/nginx
+}
+
 ensure_postgres
 ensure_mariadb
-echo "services: PostgreSQL and MariaDB are up"
+ensure_nginx
+echo "services: PostgreSQL and MariaDB are up; nginx is installed"

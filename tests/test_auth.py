@@ -6,7 +6,6 @@ The app runs with its lifespan (``TestClient`` as a context manager), on real da
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 import threading
@@ -327,16 +326,16 @@ def test_ensure_admin_generates_a_password_when_none_is_configured(
         engine.dispose()
 
 
-def test_secret_key_file_is_private_shared_and_created_once(
-    tmp_path: Path, sqlite_url: str
-) -> None:
+def test_secret_key_lives_in_the_database_created_once(tmp_path: Path, sqlite_url: str) -> None:
+    """Replicas share only the database: the key is made once there, never in a file."""
     settings = _settings(tmp_path, sqlite_url)
+    engine = make_engine(sqlite_url)
     keys: list[str] = []
     barrier = threading.Barrier(4)
 
     def load() -> None:
         barrier.wait()
-        keys.append(load_secret_key(settings))
+        keys.append(load_secret_key(settings, engine))
 
     threads = [threading.Thread(target=load) for _ in range(4)]
     for thread in threads:
@@ -346,13 +345,27 @@ def test_secret_key_file_is_private_shared_and_created_once(
     assert len(keys) == 4
     assert len(set(keys)) == 1
     assert len(keys[0]) >= 32
-    assert stat.S_IMODE(settings.secret_key_path.stat().st_mode) == 0o600
-    assert [p.name for p in settings.secret_key_path.parent.glob(".secret.key.*")] == []
+    assert not settings.secret_key_path.exists()
+    # Another machine on the same database (another instance folder) signs with it too.
+    elsewhere = _settings(tmp_path / "other", sqlite_url)
+    assert load_secret_key(elsewhere, engine) == keys[0]
+    engine.dispose()
 
     configured = _settings(tmp_path, sqlite_url, secret_key="k" * 40)
     assert load_secret_key(configured) == "k" * 40
     with pytest.raises(PlugdockError, match="at least 32 bytes"):
         load_secret_key(_settings(tmp_path, sqlite_url, secret_key="short"))
+
+
+def test_an_existing_key_file_moves_into_the_database(tmp_path: Path) -> None:
+    """An instance from before keeps its tokens valid: its secret.key is imported once."""
+    settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'old.db'}")
+    settings.home.mkdir(parents=True)
+    settings.secret_key_path.write_text("o" * 48 + "\n")
+    settings.secret_key_path.chmod(0o600)
+    assert load_secret_key(settings) == "o" * 48
+    settings.secret_key_path.unlink()  # from now on the database holds it
+    assert load_secret_key(settings) == "o" * 48
 
 
 def test_healthz_answers_503_when_the_database_is_down(client: TestClient) -> None:

@@ -294,3 +294,104 @@ def test_replicas_converge_on_mariadb_by_polling(tmp_path: Path, mariadb_db: str
     finally:
         a.stop()
         b.stop()
+
+
+NGINX = "/usr/sbin/nginx"  # Debian's nginx-light (make services installs it)
+
+
+def start_nginx(folder: Path, upstreams: list[Panel]) -> tuple[str, subprocess.Popen]:
+    """A real nginx, round-robin over the replicas; every answer names the replica."""
+    folder.mkdir(parents=True)
+    port = free_port()
+    servers = "".join(f"server {p.url.removeprefix('http://')};" for p in upstreams)
+    user = "user root;" if os.geteuid() == 0 else ""
+    (folder / "nginx.conf").write_text(
+        f"""{user}
+worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log {folder}/access.log;
+    client_body_temp_path {folder}/body;
+    proxy_temp_path {folder}/proxy;
+    fastcgi_temp_path {folder}/fastcgi;
+    uwsgi_temp_path {folder}/uwsgi;
+    scgi_temp_path {folder}/scgi;
+    upstream panel {{ {servers} }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://panel;
+            proxy_next_upstream off;  # a request reaches one replica: no retry hides a miss
+            proxy_set_header Host $host;
+            add_header X-Upstream $upstream_addr always;
+        }}
+    }}
+}}
+"""
+    )
+    process = subprocess.Popen(
+        [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        assert process.poll() is None, (folder / "error.log").read_text()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return url, process
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, (folder / "error.log").read_text()
+        time.sleep(0.1)
+
+
+def test_through_nginx_every_request_after_a_change_sees_it(
+    tmp_path: Path, postgres_db: str
+) -> None:
+    """Two replicas behind nginx round-robin; the token-signing key comes from the database,
+    so a sign-in through one replica is good on the other."""
+    modules = tmp_path / "modules"
+    pack_into(echo_plugin(tmp_path / "src", "1.0.0"), modules)
+    a = start_replica(tmp_path / "a", postgres_db, modules=modules)
+    b = start_replica(tmp_path / "b", postgres_db)
+    nginx: subprocess.Popen | None = None
+    try:
+        url, nginx = start_nginx(tmp_path / "nginx", [a, b])
+        with httpx.Client(base_url=url, timeout=60) as client:
+            token = client.post(
+                "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+            ).json()["access_token"]
+            client.headers["Authorization"] = f"Bearer {token}"
+            seen = set()
+            for _ in range(4):  # the token works on both replicas
+                me = client.get("/api/v1/auth/me")
+                assert me.status_code == 200, me.text
+                seen.add(me.headers["X-Upstream"])
+            assert len(seen) == 2
+
+            installed = client.post("/api/v1/marketplace/install", json={"plugin_id": "echo"})
+            assert installed.status_code == 200, installed.text
+            assert installed.json()["replicas"] == {"converged": 2, "total": 2}
+            seen = set()
+            for _ in range(20):
+                response = client.get("/api/v1/echo/version")
+                assert response.status_code == 200, response.headers["X-Upstream"]
+                assert response.json() == {"version": "1.0.0"}
+                seen.add(response.headers["X-Upstream"])
+            assert len(seen) == 2  # both replicas answered
+
+            removed = client.delete("/api/v1/marketplace/uninstall/echo")
+            assert removed.status_code == 200, removed.text
+            for _ in range(20):
+                assert client.get("/api/v1/echo/version").status_code == 404
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+        a.stop()
+        b.stop()

@@ -45,7 +45,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # serve what the database says; installs stay refused until settled
             log.exception("could not settle an interrupted plugin operation")
         # This process is a replica: fetch code other replicas installed, mount, register.
-        replica = runtime.replica = Replica(engine, address=os.environ.get(SERVE_ADDRESS_ENV))
+        replica = runtime.replica = Replica(
+            engine, settings.home, address=os.environ.get(SERVE_ADDRESS_ENV)
+        )
         await runtime.catch_up()
         watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
         try:

@@ -14,8 +14,11 @@ Two ways in, one token format:
   and clears the cookies.
 
 Tokens are JWTs signed with HS256. The key is ``PLUGDOCK_SECRET_KEY`` or, when that is
-unset, ``$PLUGDOCK_HOME/secret.key``: generated once (mode 0600) and shared by every worker
-of the instance. A token names the user by id and a session (``sid``, see
+unset, one stored in the database (``plugdock_secrets``): generated once, race-free, and so
+shared by every worker and every replica on that database. An instance from before keeps
+its tokens valid: the first start imports its ``$PLUGDOCK_HOME/secret.key`` into the
+database instead of generating a key; no key file is created any more. A token names the
+user by id and a session (``sid``, see
 :mod:`plugdock.host.sessions`); each request loads both again, so signing out, a
 deactivated user or a changed role takes effect at once. Lifetime: ``PLUGDOCK_TOKEN_MINUTES``.
 Failed sign-ins are throttled per account and per client in the database
@@ -35,7 +38,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import stat
 import threading
@@ -47,11 +49,12 @@ from typing import Any
 import jwt
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import update
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from plugdock import audit, sdk
 from plugdock.config import Settings
-from plugdock.db import connect_read, users
+from plugdock.db import connect_read, make_engine, plugdock_secrets, users, utcnow
 from plugdock.errors import PlugdockError
 from plugdock.host import sessions, throttle
 from plugdock.host import users as user_store
@@ -83,12 +86,16 @@ class TokenError(Exception):
 # -- the signing key -----------------------------------------------------------------------
 
 
-def load_secret_key(settings: Settings) -> str:
+SECRET_KEY_NAME = "token_signing_key"  # its row in plugdock_secrets
+
+
+def load_secret_key(settings: Settings, engine: Engine | None = None) -> str:
     """The token-signing key of the instance (see the module docstring).
 
-    The key file is created race-free: written whole to a private temporary file, then
-    hard-linked into place, which fails if another process got there first (then its
-    key is used). Every worker thus reads the same complete key.
+    Never a file one machine made: replicas share only the database, so the key lives
+    there. The first process to need it inserts it (the primary key makes a second insert
+    fail, and that process then reads the winner's key), so every worker and replica
+    signs with the same key. ``engine`` defaults to one for ``settings.db_url``.
     """
     if settings.secret_key is not None:
         key = settings.secret_key.get_secret_value()
@@ -97,12 +104,33 @@ def load_secret_key(settings: Settings) -> str:
                 f"PLUGDOCK_SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes long"
             )
         return key
-    path = settings.secret_key_path
-    for _ in range(50):
-        with contextlib.suppress(FileNotFoundError):
-            return _read_key_file(path)
-        _create_key_file(path)
-    raise PlugdockError(f"cannot create or read {path}")
+    own = engine is None
+    engine = engine or make_engine(settings.db_url)
+    try:
+        stored = _stored_key(engine)
+        if stored is None:
+            legacy = settings.secret_key_path  # a single-machine instance's key from before
+            key = _read_key_file(legacy) if legacy.exists() else secrets.token_urlsafe(48)
+            with contextlib.suppress(IntegrityError), engine.begin() as conn:
+                conn.execute(
+                    insert(plugdock_secrets).values(
+                        name=SECRET_KEY_NAME, value=key, created_at=utcnow()
+                    )
+                )
+            stored = _stored_key(engine)
+        if stored is None or len(stored) < MIN_SECRET_BYTES:
+            raise PlugdockError("the database holds no usable token-signing key")
+        return stored
+    finally:
+        if own:
+            engine.dispose()
+
+
+def _stored_key(engine: Engine) -> str | None:
+    with connect_read(engine) as conn:
+        return conn.execute(
+            select(plugdock_secrets.c.value).where(plugdock_secrets.c.name == SECRET_KEY_NAME)
+        ).scalar()
 
 
 def _read_key_file(path: Path) -> str:
@@ -113,21 +141,6 @@ def _read_key_file(path: Path) -> str:
     if len(key) < MIN_SECRET_BYTES:
         raise PlugdockError(f"{path} holds a key shorter than {MIN_SECRET_BYTES} bytes")
     return key
-
-
-def _create_key_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(secrets.token_urlsafe(48) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        with contextlib.suppress(FileExistsError):  # another process won: use its key
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -212,7 +225,7 @@ def auth_config(app: Any) -> AuthConfig:
             if config is None:
                 settings = state.settings
                 config = AuthConfig(
-                    load_secret_key(settings),
+                    load_secret_key(settings, state.engine),
                     settings.token_minutes,
                     settings.cookie_secure,
                 )

@@ -257,4 +257,4 @@ def start_up(engine: Engine, settings: Any) -> None:
             file=sys.stderr,
             flush=True,
         )
-    auth_module.load_secret_key(settings)  # create the key file now, not on the first login
+    auth_module.load_secret_key(settings, engine)  # create the key now, not at the first login

@@ -110,6 +110,7 @@ async def _converged(request: Request) -> Replicas:
         runtime.generation or 0,
         timeout=settings.converge_timeout,
         stale_after=settings.replica_stale_after,
+        siblings_of=runtime.replica.instance if runtime.replica is not None else None,
     )
     return Replicas(converged=found.converged, total=found.total)
 

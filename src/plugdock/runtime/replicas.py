@@ -21,12 +21,14 @@ its own write::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -37,6 +39,11 @@ from plugdock.db import connect_read, plugdock_replicas, utcnow
 SERVE_ADDRESS_ENV = "PLUGDOCK_SERVE_ADDRESS"
 #: Rows of processes gone this long are deleted by whoever registers next.
 FORGET_AFTER = timedelta(days=1)
+
+
+def instance_key(host: str, home: Path) -> str:
+    """Names one instance folder on one machine; the workers of an instance share it."""
+    return f"{host[:32]}:{hashlib.sha256(str(home).encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,10 @@ class ReplicaInfo:
         """Serves ``generation`` (or a later one) completely."""
         return self.live and self.ready and self.generation >= generation
 
+    def sibling_of(self, instance: str | None) -> bool:
+        """A worker of the instance ``instance`` (on the same machine)."""
+        return instance is not None and self.id.startswith(f"{instance}/")
+
 
 @dataclass(frozen=True)
 class ReplicaCount:
@@ -66,11 +77,12 @@ class ReplicaCount:
 class Replica:
     """This process's row in ``plugdock_replicas``."""
 
-    def __init__(self, engine: Engine, *, address: str | None = None) -> None:
+    def __init__(self, engine: Engine, home: Path, *, address: str | None = None) -> None:
         self.engine = engine
         self.host = socket.gethostname()[:255]
         self.pid = os.getpid()
-        self.id = f"{self.host[:40]}-{self.pid}-{uuid.uuid4().hex[:8]}"
+        self.instance = instance_key(self.host, home)
+        self.id = f"{self.instance}/{self.pid}-{uuid.uuid4().hex[:8]}"
         self.address = address
         self.started_at = utcnow()
         self._registered = False
@@ -141,20 +153,31 @@ def list_replicas(engine: Engine, stale_after: float) -> list[ReplicaInfo]:
     ]
 
 
-def count(replicas: list[ReplicaInfo], generation: int) -> ReplicaCount:
+def count(
+    replicas: list[ReplicaInfo], generation: int, siblings_of: str | None = None
+) -> ReplicaCount:
+    """Live replicas, and how many serve ``generation``. Workers of ``siblings_of`` count as
+    serving it: the installer rewrote their instance's hint file, which each checks before
+    routing its next request (see plugdock.runtime.runtime)."""
     live = [r for r in replicas if r.live]
-    return ReplicaCount(sum(r.converged(generation) for r in live), len(live))
+    done = sum(r.converged(generation) or (r.sibling_of(siblings_of) and r.ready) for r in live)
+    return ReplicaCount(done, len(live))
 
 
 async def wait_converged(
-    engine: Engine, generation: int, *, timeout: float, stale_after: float
+    engine: Engine,
+    generation: int,
+    *,
+    timeout: float,
+    stale_after: float,
+    siblings_of: str | None = None,
 ) -> ReplicaCount:
     """Wait until every live replica serves ``generation``, or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     delay = 0.01
     while True:
         replicas = await asyncio.to_thread(list_replicas, engine, stale_after)
-        found = count(replicas, generation)
+        found = count(replicas, generation, siblings_of)
         if found.converged >= found.total or time.monotonic() >= deadline:
             return found
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))

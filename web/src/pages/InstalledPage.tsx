@@ -101,6 +101,7 @@ export function InstalledPage() {
                       </span>
                       {row.error && <div className="error-text">{row.error}</div>}
                       {enabled && row.routes.length > 0 && <div className="muted">{row.routes.length} API routes</div>}
+                      <ReplicaLine replicas={row.replicas} />
                     </td>
                     <td>
                       {!enabled ? (
@@ -160,5 +161,17 @@ export function InstalledPage() {
       )}
       {life.dialogs}
     </section>
+  );
+}
+
+// Several panels sharing one database: on how many the plugin is served as installed.
+function ReplicaLine({ replicas }: { replicas: InstalledPlugin["replicas"] }) {
+  if (!replicas || replicas.total <= 1) return null;
+  const behind = replicas.converged < replicas.total;
+  return (
+    <div className={behind ? "error-text" : "muted"} title={replicas.problems.join("\n") || undefined}>
+      On {replicas.converged} of {replicas.total} replicas
+      {behind && replicas.problems.length > 0 && `: ${replicas.problems[0]}`}
+    </div>
   );
 }

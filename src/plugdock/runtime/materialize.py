@@ -50,7 +50,7 @@ def code_is_current(workspace: Workspace, row: Installation) -> bool:
 def orphans(workspace: Workspace, rows: list[Installation]) -> list[str]:
     """Plugin ids with code folders here but no installation row."""
     wanted = {r.plugin_id for r in rows}
-    found = set()
+    found: set[str] = set()
     for kind in codefiles.CODE_KINDS:
         folder = workspace.settings.addons_dir / kind
         if folder.is_dir():

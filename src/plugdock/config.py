@@ -148,6 +148,20 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
+    # -- the instance folder: every path in it is named here, nowhere else -----------------
+    #
+    #   $PLUGDOCK_HOME/                   0700 (plugdock.instance: which files must be 0600)
+    #     panel.db (-wal, -shm)           the SQLite database, unless PLUGDOCK_DATABASE_URL
+    #     addons/<kind>/<plugin id>/      installed code, kind = backend | frontend |
+    #                                     migrations | manifest (plugdock.operations.codefiles)
+    #     addons/addon_registry.json      what is installed, rewritten from the rows
+    #     staging/<operation id>/         a package being installed; recovery empties it
+    #     backups/ uploads/ cache/ trust/ row backups, panel uploads, downloads, trusted keys
+    #     journal.json                    the operation in progress, for crash recovery
+    #     plugins.generation              the "look now" hint for workers
+    #     secret.key, .lock, recycle.lock the legacy signing key; the operation and
+    #                                     worker-recycling locks
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'panel.db'}"
@@ -209,6 +223,11 @@ class Settings(BaseSettings):
     @property
     def lock_path(self) -> Path:
         return self.home / ".lock"
+
+    @property
+    def recycle_lock_path(self) -> Path:
+        """Held by the one worker recycling itself at a time (plugdock.runtime.recycle)."""
+        return self.home / "recycle.lock"
 
     @property
     def cache_dir(self) -> Path:

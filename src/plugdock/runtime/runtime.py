@@ -235,7 +235,7 @@ class PluginRuntime:
         """
         if self.changes < self.settings.recycle_after or not os.environ.get(SUPERVISED_ENV):
             return
-        if not self._recycling and take_turn(self.settings.home / "recycle.lock"):
+        if not self._recycling and take_turn(self.settings.recycle_lock_path):
             self._recycling = True  # from now on every answer says Connection: close
             log.warning("recycling worker %d after %d plugin changes", os.getpid(), self.changes)
             try:

@@ -289,7 +289,8 @@ async def _install_upload(
                 )
             )
             return UploadedInstall(
-                **_installed(request, result).model_dump(), replicas=await _converged(request)
+                **_installed(request, result).model_dump(exclude={"replicas"}),
+                replicas=await _converged(request),
             )
         upgraded = await runtime_of(request).apply(
             lambda hooks: installer.upgrade(
@@ -297,7 +298,8 @@ async def _install_upload(
             )
         )
         return UploadedUpgrade(
-            **_upgraded(request, upgraded).model_dump(), replicas=await _converged(request)
+            **_upgraded(request, upgraded).model_dump(exclude={"replicas"}),
+            replicas=await _converged(request),
         )
     finally:
         remove_tree(folder)

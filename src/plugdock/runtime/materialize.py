@@ -118,7 +118,7 @@ def _sync_locked(workspace: Workspace, remove_orphans: bool) -> dict[str, str]:
     if journal is None and remove_orphans:
         for plugin_id in orphans(workspace, rows):
             _remove_code(workspace, plugin_id)
-            log.warning("removed the code of %s: it is no longer installed", plugin_id)
+            log.info("removed the code of %s: it is no longer installed", plugin_id)
     if journal is None:
         write_registry(workspace.settings.registry_path, rows)  # the disk's view of the rows
     return failures
@@ -164,7 +164,7 @@ def materialize(workspace: Workspace, row: Installation) -> None:
             )
         codefiles.gather_manifest(staged.unpacked, row.package_sha256)
         _swap_in(workspace, staged.unpacked, row.plugin_id)
-        log.warning("fetched %s %s from the database", row.plugin_id, row.version)
+        log.info("fetched %s %s from the database", row.plugin_id, row.version)
     finally:
         remove_tree(staging)
 

@@ -8,6 +8,8 @@ EXAMPLES := $(wildcard examples/plugins/*/metadata.json examples/releases/*/meta
 
 export PLUGIN_LOCAL_DIR ?= $(CURDIR)/modules
 export PLUGDOCK_HOME ?= $(CURDIR)/instance
+# Two test files at a time: most tests wait on servers, databases and a browser, not the CPU.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test bench lint modules services clean web browser
 

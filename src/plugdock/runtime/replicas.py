@@ -181,4 +181,4 @@ async def wait_converged(
         if found.converged >= found.total or time.monotonic() >= deadline:
             return found
         await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.1)
+        delay = min(delay * 1.5, 0.025)

@@ -1,6 +1,9 @@
 """The panel's web UI: the shell's static files, the plugins' bundles, and their manifest.
 
-- ``GET /static/...`` — the shell built by ``make web`` (``web/`` → ``plugdock/host/static/``).
+- ``GET /static/...`` — the shell built by ``make web`` (``web/`` → ``plugdock/host/static/``),
+  with the modules its import map shares with every plugin bundle: React
+  (``/static/vendor/``) and ``@plugdock/sdk`` (``/static/sdk.js``: the contract, the API
+  client, the signed-in user, notices; see docs/frontend.md).
 - ``GET /api/v1/frontend/plugins`` — the installed plugins that have a UI bundle and are
   being served: ``[{"id", "name", "version", "operation_id", "bundle_url"}]``.
 - ``GET /plugins/{plugin_id}/{operation_id}/addon.js`` — a plugin's bundle. The URL names

@@ -6,7 +6,7 @@ Prints:
 - latency of a core route with 0 and with 200 installed plugins (target: within 5 %)
 - latency of a plugin route against an identical core route at 200 plugins (within 5 %)
 - panel start time with 0, 10, 100 and 200 installed plugins (target: 200 under 2 s)
-- resident memory of the panel after 1, 100 and 500 install/uninstall cycles
+- resident memory of the panel after 1, 100 and 1,000 install/uninstall cycles
 
 Run: make bench   (or .venv/bin/python bench/runtime.py [--quick])
 """
@@ -180,7 +180,7 @@ def main() -> None:
     if args.serve:
         return serve(args.serve, args.workers)
     requests = 300 if args.quick else 2000
-    cycles = (1, 20, 50) if args.quick else (1, 100, 500)
+    cycles = (1, 20, 50) if args.quick else (1, 100, 1000)
 
     with tempfile.TemporaryDirectory(prefix="plugdock-bench-") as scratch:
         work = Path(scratch)

@@ -97,6 +97,7 @@ def test_disable_hides_routes_and_pages_keeps_rows_and_enable_runs_no_sql(
         "message": "",
         "plugin_id": "ai_chatbot",
         "enabled": False,
+        "replicas": {"converged": 1, "total": 1},  # the answer waited for every replica
     }
     assert start_chat(visitor).status_code == 404
     assert admin.get("/api/v1/chat/sessions").status_code == 404

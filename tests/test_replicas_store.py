@@ -150,3 +150,25 @@ def test_a_changed_source_file_is_not_stored(installer: Installer, tmp_path: Pat
     package = pack_into(make_plugin(tmp_path / "src", "notes"), tmp_path / "m")
     with installer.engine.begin() as conn, pytest.raises(PackageError, match="changed"):
         store_package(conn, package, "0" * 64)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_doctor_repairs_a_replica_from_the_database(installer: Installer, tmp_path: Path) -> None:
+    """A replica has no source: a damaged code folder is put back from the stored package."""
+    from plugdock import doctor
+
+    pack_into(make_plugin(tmp_path / "src", "notes"), installer.settings.plugin_local_dir)
+    installer.install("notes")
+    there = Installer(instance_settings(tmp_path / "other", installer.settings.db_url))
+    try:
+        assert sync_code(there) == {}
+        assert doctor.diagnose(there) == []
+        (there.code_path("backend", "notes") / "routes.py").write_text("import os\n")
+        assert [f.problem for f in doctor.diagnose(there)] == [
+            "notes: installed file backend/routes.py was modified"
+        ]
+        actions = doctor.repair(there)
+        assert "restored the code of notes 1.0.0 from the database" in actions
+        assert doctor.diagnose(there) == []
+    finally:
+        there.engine.dispose()

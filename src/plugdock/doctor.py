@@ -23,6 +23,7 @@ from plugdock.package.checksums import parse as parse_checksums
 from plugdock.package.checksums import sha256_file
 from plugdock.package.layout import CHECKSUMS_FILE
 from plugdock.registry import Installation, read_registry
+from plugdock.runtime.materialize import materialize
 from plugdock.runtime.notify import notify_change
 
 _IGNORED_DIRS = {"__pycache__"}
@@ -149,13 +150,21 @@ def repair(installer: Installer) -> list[str]:
                         actions.append(f"removed {kind}/{child.name}")
         for installation in installations.values():
             if _code_findings(installer, installation):
+                what = f"{installation.plugin_id} {installation.version}"
+                try:  # the database's copy first: a replica may have no source at all
+                    materialize(installer, installation)
+                    actions.append(f"restored the code of {what} from the database")
+                    continue
+                except PlugdockError as exc:
+                    stored_problem = exc
                 try:
                     installer.restore_code(installation)
-                    actions.append(
-                        f"restored the code of {installation.plugin_id} {installation.version}"
-                    )
+                    actions.append(f"restored the code of {what}")
                 except PlugdockError as exc:
-                    actions.append(f"could not restore {installation.plugin_id}: {exc}")
+                    actions.append(
+                        f"could not restore {installation.plugin_id}: {exc} "
+                        f"(database: {stored_problem})"
+                    )
         installer.rewrite_registry()
         actions.append("rewrote addon_registry.json from the database")
         actions.extend(_repair_store(installer, list(installations.values())))

@@ -107,6 +107,19 @@ def test_declarations_alone_type_check_a_plugin_and_catch_misuse(tmp_path: Path)
     assert "component" in bad.stdout  # a route without its component
 
 
+def test_a_new_plugins_ui_type_checks_with_the_declarations_it_ships(tmp_path: Path) -> None:
+    """plugdock new copies the SDK's .d.ts into the plugin, and its page uses the SDK."""
+    from plugdock.package.scaffold import scaffold
+
+    folder = scaffold("kit_check", tmp_path)
+    shipped = folder / "frontend" / "plugdock-sdk.d.ts"
+    assert shipped.read_text(encoding="utf-8") == SDK_DTS.read_text(encoding="utf-8")
+    page = (folder / "frontend" / "pages" / "KitCheckPage.tsx").read_text(encoding="utf-8")
+    assert 'from "@plugdock/sdk"' in page and "fetch(" not in page
+    checked = _tsc(tmp_path, [folder / "frontend"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def _openapi_script():
     spec = importlib.util.spec_from_file_location(
         "openapi_types", REPO / "scripts" / "openapi_types.py"

@@ -31,6 +31,12 @@ def _pascal(plugin_id: str) -> str:
     return "".join(part.capitalize() for part in plugin_id.split("_"))
 
 
+#: @plugdock/sdk's declarations, generated from web/src/sdk (tests/test_frontend_sdk.py).
+SDK_TYPES = (
+    Path(__file__).resolve().parent.parent / "scaffold_template" / "frontend" / "plugdock-sdk.d.ts"
+)
+
+
 def scaffold_files(plugin_id: str) -> dict[str, str]:
     """The files of a new plugin, path → text."""
     title, pascal, slug = _title(plugin_id), _pascal(plugin_id), plugin_id.replace("_", "-")
@@ -104,25 +110,17 @@ def add_item(item: ItemIn, db: sdk.DbSession, _admin: sdk.AdminUser) -> {pascal}
         "migrations/up.sql": f"CREATE TABLE {table} (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,\n    title VARCHAR(200) NOT NULL\n);\n",
         "migrations/down.sql": f"DROP TABLE IF EXISTS {table};\n",
         f"frontend/pages/{pascal}Page.tsx": f'''import {{ type FormEvent, useEffect, useState }} from "react";
+import {{ type PluginComponentProps, errorMessage, notify }} from "@plugdock/sdk";
 
 type Item = {{ id: number; title: string }};
 
-/** What the panel gives every page (docs/frontend.md, "What pages and widgets receive"). */
-export interface PageProps {{
-  /** The panel's API client: sends the session and CSRF token; JSON in, JSON out. */
-  api: {{
-    get<T>(path: string): Promise<T>;
-    post<T>(path: string, body?: unknown): Promise<T>;
-  }};
-  user: {{ id: number; username: string; role: "admin" | "user" }} | null;
-}}
-
-export default function {pascal}Page({{ api, user }}: PageProps) {{
+/** The panel hands every page its API client (session + CSRF) and the signed-in user. */
+export default function {pascal}Page({{ api, user }}: PluginComponentProps) {{
   const [items, setItems] = useState<Item[]>([]);
   const [title, setTitle] = useState("");
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {{
-    api.get<Item[]>("/api/v1/{slug}/items").then(setItems, (e: Error) => setError(e.message));
+    api.get<Item[]>("/api/v1/{slug}/items").then(setItems, (e) => setError(errorMessage(e)));
   }}, [api]);
 
   async function add(event: FormEvent) {{
@@ -131,8 +129,9 @@ export default function {pascal}Page({{ api, user }}: PageProps) {{
       const item = await api.post<Item>("/api/v1/{slug}/items", {{ title }});
       setItems([...items, item]);
       setTitle("");
+      notify(`Added ${{item.title}}`, "success");
     }} catch (e) {{
-      setError((e as Error).message);
+      setError(errorMessage(e));
     }}
   }}
 
@@ -151,15 +150,19 @@ export default function {pascal}Page({{ api, user }}: PageProps) {{
   );
 }}
 ''',
-        "frontend/addon.config.ts": f'''import {pascal}Page from "./pages/{pascal}Page";
+        "frontend/addon.config.ts": f'''import {{ defineAddon }} from "@plugdock/sdk";
+import {pascal}Page from "./pages/{pascal}Page";
 
-export default {{
+export default defineAddon({{
   id: "{plugin_id}",
   nav: [{{ label: "{title}", path: "/{slug}" }}],
   routes: [{{ path: "/{slug}", component: {pascal}Page }}],
   widgets: [],
-}};
+}});
 ''',
+        # The SDK's types (docs/frontend.md): editors and tsc see @plugdock/sdk; pack leaves
+        # the import to the panel's import map.
+        "frontend/plugdock-sdk.d.ts": SDK_TYPES.read_text(encoding="utf-8"),
         "package.json": json.dumps(_package_json(slug, title), indent=2) + "\n",
         # pack builds frontend/dist/ itself (a copy here is ignored) and writes the zips.
         ".gitignore": "node_modules/\nfrontend/dist/\n*.zip\n",

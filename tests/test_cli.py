@@ -60,6 +60,7 @@ def test_author_flow(tmp_path: Path, env: dict[str, str]) -> None:
     installed = plugdock(env, "install", "my_notes", "--by", "tester")
     assert installed.returncode == 0, installed.stderr
     assert "installed my_notes 0.1.0" in installed.stdout
+    assert "signed by: nobody (unsigned)" in installed.stdout
 
     listed = plugdock(env, "list")
     assert "my_notes" in listed.stdout and "tester" in listed.stdout

@@ -380,7 +380,9 @@ def test_the_five_command_author_flow(tmp_path: Path, remote: Remote, monkeypatc
     monkeypatch.setenv("PLUGIN_SERVER_URL", remote.url)
     monkeypatch.setenv("PLUGDOCK_ALLOW_HTTP_PIN", "true")  # plain http on loopback
     run("trust", "add", str(author / "alice.pub"), "--name", "alice")
-    assert "installed my_plugin 0.1.0" in run("install", "my_plugin")
+    installed = run("install", "my_plugin")
+    assert "installed my_plugin 0.1.0" in installed
+    assert "signed by: alice" in installed  # the admin sees whose key vouched for it
     listed = run("list")
     assert "my_plugin" in listed
 

@@ -63,6 +63,8 @@ def install(
         f"[green]installed[/] {result.plugin_id} {result.version} in {result.seconds * 1000:.0f} ms"
         + (f", rows restored from {restore.name}" if restore else "")
     )
+    console.print(f"  package sha256: {result.package_sha256}")
+    console.print(f"  signed by: {result.signer or 'nobody (unsigned)'}")
     console.print(f"  tables: {', '.join(result.tables) or 'none'}")
     console.print(f"  API routes: {', '.join(result.backend_routes) or 'none'}")
     console.print(f"  pages: {', '.join(result.frontend_routes) or 'none'}")

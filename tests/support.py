@@ -10,7 +10,13 @@ from typing import Any
 from sqlalchemy import Engine, inspect, select
 
 from plugdock.config import Settings, load_settings
-from plugdock.db import addon_installations, audit_log, current_generation, plugin_migrations
+from plugdock.db import (
+    addon_installations,
+    audit_log,
+    current_generation,
+    plugin_migrations,
+    plugin_packages,
+)
 from plugdock.package.pack import pack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,6 +102,14 @@ def snapshot(settings: Settings, engine: Engine) -> dict[str, Any]:
         applied = [tuple(r) for r in conn.execute(select(plugin_migrations).order_by("plugin_id"))]
         audit = [tuple(r) for r in conn.execute(select(audit_log).order_by(audit_log.c.id))]
         generation = current_generation(conn)
+        packages = [  # the store other replicas fetch code from (plugdock.package_store)
+            tuple(r)
+            for r in conn.execute(
+                select(
+                    plugin_packages.c.sha256, plugin_packages.c.size, plugin_packages.c.chunks
+                ).order_by(plugin_packages.c.sha256)
+            )
+        ]
     staging = (
         sorted(p.name for p in settings.staging_dir.iterdir())
         if settings.staging_dir.exists()
@@ -108,6 +122,7 @@ def snapshot(settings: Settings, engine: Engine) -> dict[str, Any]:
         "tables": sorted(t.lower() for t in inspect(engine).get_table_names()),
         "audit": audit,
         "generation": generation,
+        "packages": packages,
         "journal": settings.journal_path.exists(),
         "staging": staging,
     }

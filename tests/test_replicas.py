@@ -277,6 +277,7 @@ def test_a_corrupted_package_is_refused_and_reported(tmp_path: Path, postgres_db
 
 
 def test_replicas_converge_on_mariadb_by_polling(tmp_path: Path, mariadb_db: str) -> None:
+    """No NOTIFY on MariaDB: replicas notice the new generation on their timer."""
     modules = tmp_path / "modules"
     pack_into(echo_plugin(tmp_path / "src", "1.0.0"), modules)
     a = start_replica(tmp_path / "a", mariadb_db, modules=modules)
@@ -291,6 +292,21 @@ def test_replicas_converge_on_mariadb_by_polling(tmp_path: Path, mariadb_db: str
         assert removed.json()["replicas"] == {"converged": 2, "total": 2}
         assert echo_version(b) == 404
         assert code_folders(b, "echo") == []
+
+        # The sign-in throttle counts in the database: guesses spread over both replicas
+        # add up (10 failures per client address), and both refuse the next one.
+        for i in range(10):
+            guess = httpx.post(
+                f"{(a, b)[i % 2].url}/api/v1/auth/login",
+                json={"username": "admin", "password": f"wrong-{i}"},
+            )
+            assert guess.status_code == 401, guess.text
+        for replica in (a, b):
+            refused = httpx.post(
+                f"{replica.url}/api/v1/auth/login",
+                json={"username": "admin", "password": "wrong-again"},
+            )
+            assert refused.status_code == 429, refused.text
     finally:
         a.stop()
         b.stop()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,6 +91,9 @@ def client_key(host: str | None) -> str:
     return f"{CLIENT_PREFIX}{address}"
 
 
+_ATTEMPTS = 10  # a deadlock victim retries; thirty parallel guesses need a few rounds
+
+
 def reserve(
     engine: Engine,
     client: str,
@@ -100,16 +104,19 @@ def reserve(
 ) -> Reservation:
     """Reserve one attempt for ``client`` and ``account`` (None: no such user), or Throttled.
 
-    Both or neither are reserved. Retried on a deadlock or serialization failure, which the
-    pruning of another transaction can cause on PostgreSQL and MariaDB.
+    Both or neither are reserved. Retried on a deadlock or serialization failure, which
+    parallel sign-ins creating one bucket (InnoDB's gap locks) or the pruning of another
+    transaction cause on PostgreSQL and MariaDB; after a random, growing pause, so the
+    transactions that collided do not collide again in lockstep.
     """
-    for attempt in range(4):
+    for attempt in range(_ATTEMPTS):
         try:
             moment = (now or utcnow()).replace(microsecond=0)  # how the tables store time
             reservation = _reserve_once(engine, client, account, limits, moment)
         except OperationalError:
-            if attempt == 3 or engine.dialect.name == "sqlite":
+            if attempt == _ATTEMPTS - 1 or engine.dialect.name == "sqlite":
                 raise
+            time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
             continue
         if reservation.created_bucket:
             prune(engine, limits, now=now)

@@ -507,7 +507,7 @@ def _sign_away(remote: Remote, plugin_id: str, version: str) -> None:
     from tuf.api.metadata import Targets
 
     index = remote.storage.index
-    with index._locked():
+    with index._lock:
         md = index._load(Targets.type)
         del md.signed.targets[f"{plugin_id}/{version}.zip"]
         index._bump(md, index.lifetimes.targets)

@@ -17,6 +17,7 @@ local install, upgrade or uninstall) never interleave with it.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from pathlib import Path
@@ -119,9 +120,18 @@ def _sync_locked(workspace: Workspace, remove_orphans: bool) -> dict[str, str]:
         for plugin_id in orphans(workspace, rows):
             _remove_code(workspace, plugin_id)
             log.info("removed the code of %s: it is no longer installed", plugin_id)
-    if journal is None:
+    if journal is None and _registry_differs(workspace.settings.registry_path, rows):
         write_registry(workspace.settings.registry_path, rows)  # the disk's view of the rows
     return failures
+
+
+def _registry_differs(path: Path, rows: list[Installation]) -> bool:
+    """Rewrite only what changed elsewhere: an operation that is then refused leaves no trace."""
+    wanted = json.loads(json.dumps({r.plugin_id: r.as_registry_entry() for r in rows}))
+    try:
+        return read_registry(path) != wanted
+    except (OSError, ValueError):  # unreadable: write it anew
+        return True
 
 
 def _adopt_legacy(workspace: Workspace, row: Installation) -> bool:

@@ -129,7 +129,7 @@ def _registry_differs(path: Path, rows: list[Installation]) -> bool:
     """Rewrite only what changed elsewhere: an operation that is then refused leaves no trace."""
     wanted = json.loads(json.dumps({r.plugin_id: r.as_registry_entry() for r in rows}))
     try:
-        return read_registry(path) != wanted
+        return bool(read_registry(path) != wanted)
     except (OSError, ValueError):  # unreadable: write it anew
         return True
 

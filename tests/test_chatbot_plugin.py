@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from plugdock import sdk
+from plugdock.package.ui_contract import read_ui
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "ai_chatbot"
 NAMESPACE = "plugdock_addons_test"
@@ -194,8 +195,16 @@ def test_metadata_names_what_the_backend_has(plugin: types.SimpleNamespace) -> N
     for model in metadata["backend"]["models"]:
         assert hasattr(plugin.models, model)
     assert all(r.startswith(plugin.package.router.prefix) for r in metadata["backend"]["routes"])
-    for component in metadata["frontend"]["components"]:
-        assert (PLUGIN_DIR / "frontend" / "components" / f"{component}.tsx").is_file()
+    # The pages and components its addon.config really exposes (what pack checks, too).
+    files = {
+        path.relative_to(PLUGIN_DIR).as_posix(): path
+        for path in PLUGIN_DIR.rglob("*")
+        if path.is_file() and "node_modules" not in path.parts
+    }
+    ui = read_ui(PLUGIN_DIR, files)
+    assert ui is not None
+    assert sorted(metadata["frontend"]["components"]) == sorted(ui.components)
+    assert sorted(metadata["frontend"]["routes"]) == sorted(ui.routes)
 
 
 # -- visitors ------------------------------------------------------------------------------

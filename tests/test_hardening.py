@@ -262,13 +262,13 @@ def test_a_new_instance_is_private(panel: Panel) -> None:
         "panel.db",
         "panel.db-wal",
         "panel.db-shm",
-        "secret.key",
         "addons/addon_registry.json",
         "plugins.generation",
         ".lock",
     ]
     modes = {name: _mode(home / name) for name in expected}  # all exist after an install
     assert modes == dict.fromkeys(expected, 0o600)
+    assert not (home / "secret.key").exists()  # the signing key lives in the database
 
 
 def test_an_open_instance_is_reported_and_warnings_reach_the_log(tmp_path: Path) -> None:

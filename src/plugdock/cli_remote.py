@@ -300,16 +300,18 @@ def trust_bindings() -> None:
     if not bindings:
         console.print("no plugin id is bound to a key yet (the first signed install binds it)")
         return
-    table = Table("plugin", "key fingerprint", "trusted as", "bound", "by", title="key bindings")
+    # One line per binding, never a table: the fingerprint is what an admin compares, and a
+    # table cuts it (or the plugin id) on a narrow terminal.
+    console.print("key bindings (plugin id: key fingerprint, trusted as, bound):")
     for binding in bindings:
-        table.add_row(
-            binding.plugin_id,
-            binding.key_id,
-            names.get(binding.key_id, "[red]not trusted[/]"),
-            binding.bound_at.isoformat(),
-            binding.bound_by or "",
+        console.print(
+            f"{binding.plugin_id}: {binding.key_id}, "
+            f"{names.get(binding.key_id, '[red]not trusted[/]')}, "
+            f"bound {binding.bound_at.isoformat()}"
+            + (f" by {binding.bound_by}" if binding.bound_by else ""),
+            soft_wrap=True,
+            highlight=False,
         )
-    console.print(table)
 
 
 @trust_app.command("server")

@@ -92,7 +92,10 @@ def big_plugin(parent: Path, plugin_id: str, size: int) -> Path:
 
 def host(work: Path, name: str, public_key: Path, **values: object):  # type: ignore[no-untyped-def]
     settings = load_settings(
-        home=work / name, database_url=f"sqlite:///{work / name / 'panel.db'}", **values
+        home=work / name,
+        database_url=f"sqlite:///{work / name / 'panel.db'}",
+        allow_http_pin=True,  # the bench's server is plain http on loopback
+        **values,
     )
     TrustStore(settings.trust_dir).add(load_public_key(public_key), "bench")
     return settings
@@ -151,7 +154,9 @@ _RSS_PROBE = """
 import re, sys
 from plugdock.config import load_settings
 from plugdock.sources.remote import RemoteSource
-settings = load_settings(home=sys.argv[1], plugin_source="remote", plugin_server_url=sys.argv[2])
+settings = load_settings(
+    home=sys.argv[1], plugin_source="remote", plugin_server_url=sys.argv[2], allow_http_pin=True
+)
 RemoteSource(settings).fetch(sys.argv[3])
 status = open("/proc/self/status").read()
 print(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))

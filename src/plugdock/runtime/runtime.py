@@ -254,6 +254,11 @@ class PluginRuntime:
             return
         async with self.lock:
             if self.is_stale() or (self.pending and time.monotonic() >= self._retry_at):
+                # At once, before any await: code already on this machine is served before
+                # the request that noticed the change (or any other) is routed.
+                self.reconcile()
+                # Then, off the event loop: fetch what another replica installed, remove the
+                # code of what it uninstalled, and serve what arrived.
                 await run_in_threadpool(self.fetch_code)
                 self.reconcile()
 

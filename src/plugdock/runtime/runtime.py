@@ -102,6 +102,7 @@ class PluginRuntime:
         self.pending: dict[str, str] = {}  # plugin id → why its code is not here (yet)
         self.fetch_failures: dict[str, str] = {}  # plugin id → why fetching it failed
         self._retry_at = 0.0  # monotonic time of the next fetch attempt while pending
+        self._fetching: asyncio.Task[None] | None = None  # the background fetch, one at a time
         self.replica: Replica | None = None  # this process's row in plugdock_replicas
         self._beaten: tuple[Any, ...] | None = None
         self._beat_at = 0.0
@@ -248,19 +249,31 @@ class PluginRuntime:
             return current_generation(conn) != self.generation
 
     async def refresh(self) -> None:
-        """Reconcile if the database's generation moved (skipped while an operation runs here)."""
+        """Catch up with the database (skipped while an operation runs here).
+
+        The code already on this machine is served at once, before any await, so no request
+        is routed against the old plugin set meanwhile; fetching what another replica
+        installed (and removing what it uninstalled) then runs in the background, since it
+        may wait for another process's operation to finish.
+        """
         if self.lock.locked():
             self._hint_seen = None  # busy with our own operation: look again next request
             return
-        async with self.lock:
-            if self.is_stale() or (self.pending and time.monotonic() >= self._retry_at):
-                # At once, before any await: code already on this machine is served before
-                # the request that noticed the change (or any other) is routed.
-                self.reconcile()
-                # Then, off the event loop: fetch what another replica installed, remove the
-                # code of what it uninstalled, and serve what arrived.
-                await run_in_threadpool(self.fetch_code)
-                self.reconcile()
+        if self.is_stale() or (self.pending and time.monotonic() >= self._retry_at):
+            self.reconcile()
+            if self._fetching is None or self._fetching.done():
+                self._fetching = asyncio.get_running_loop().create_task(self._fetch_and_serve())
+
+    async def _fetch_and_serve(self) -> None:
+        try:
+            await run_in_threadpool(self.fetch_code)
+        except Exception:  # the database may be restarting; the next tick tries again
+            log.exception("fetching plugin code failed")
+            return
+        if self.lock.locked():
+            self._hint_seen = None  # our own operation reconciles when it ends
+        else:
+            self.reconcile()
 
     def fetch_code(self) -> None:
         """Fetch the code of installations this machine lacks from the database (blocking)."""

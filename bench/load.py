@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import statistics
@@ -32,37 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from runtime import make_plugin, percentile  # bench/runtime.py, beside this script
 
 from plugdock.package.pack import pack
 
 PASSWORD = "load-admin-password"
-ROUTES = (
-    "from fastapi import APIRouter\n\nrouter = APIRouter(prefix='/api/v1/{slug}')\n\n\n"
-    "@router.get('/ping')\ndef ping() -> dict:\n    return {{'version': '{version}'}}\n"
-)
-
-
-def make_plugin(parent: Path, plugin_id: str, version: str) -> Path:
-    folder = parent / f"{plugin_id}-{version}"
-    files = {
-        "metadata.json": json.dumps(
-            {
-                "id": plugin_id,
-                "name": plugin_id,
-                "version": version,
-                "backend": {"routes": [f"/api/v1/{plugin_id}/*"]},
-            }
-        ),
-        "backend/__init__.py": "from .routes import router\n",
-        "backend/routes.py": ROUTES.format(slug=plugin_id, version=version),
-        "migrations/up.sql": f"CREATE TABLE {plugin_id}_t (id INTEGER PRIMARY KEY);\n",
-        "migrations/down.sql": f"DROP TABLE {plugin_id}_t;\n",
-    }
-    for relative, text in files.items():
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return folder
 
 
 @dataclass
@@ -239,7 +212,7 @@ def main() -> None:
                 f"({(started - last[0]) * 1000:.0f} ms after: {last[1]})"
             ] += 1
     latencies = sorted(tally.latencies)
-    p99 = latencies[int(0.99 * (len(latencies) - 1))] if latencies else 0.0
+    p99 = percentile(latencies, 0.99)
     print(
         f"load: {len(latencies)} requests in {args.seconds:.0f} s "
         f"({len(latencies) / args.seconds:.0f}/s) from {args.clients} clients on "

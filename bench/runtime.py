@@ -37,15 +37,17 @@ PING = (
 )
 
 
-def make_plugin(parent: Path, plugin_id: str) -> Path:
+def make_plugin(parent: Path, plugin_id: str, version: str = "1.0.0") -> Path:
+    """A plugin with one table and a ``/ping`` route, in ``parent/<id>`` (version 1.0.0) or
+    ``parent/<id>-<version>``."""
     slug = plugin_id.replace("_", "-")
-    folder = parent / plugin_id
+    folder = parent / (plugin_id if version == "1.0.0" else f"{plugin_id}-{version}")
     files = {
         "metadata.json": json.dumps(
             {
                 "id": plugin_id,
                 "name": plugin_id,
-                "version": "1.0.0",
+                "version": version,
                 "backend": {"routes": [f"/api/v1/{slug}/*"]},
             }
         ),

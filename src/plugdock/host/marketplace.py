@@ -211,16 +211,15 @@ async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledP
     """Installed plugins, whether each is served (or why not), and updates on offer."""
     installer = installer_of(request)
 
-    def read() -> tuple[list[Installation], dict[str, UpdateOffer]]:
+    def read() -> tuple[list[Installation], dict[str, UpdateOffer], int, list[ReplicaInfo]]:
         rows = installer.installed()
         try:
             offers = _offers(installer, installer.source.catalog(), rows)
         except PlugdockError:  # no source reachable: what is installed still shows
             offers = {}
-        return rows, offers
+        return rows, offers, *_replicas(installer)
 
-    rows, offers = await run_in_threadpool(read)
-    generation, replicas = await run_in_threadpool(_replicas, installer)
+    rows, offers, generation, replicas = await run_in_threadpool(read)  # one thread hop
     status = runtime_of(request).status()
     return [
         InstalledPlugin(

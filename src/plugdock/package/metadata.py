@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from plugdock.errors import PackageError
+from plugdock.isolation.permissions import normalize as normalize_permissions
 
 PLUGIN_ID_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
 _ROUTE_PATTERN = re.compile(r"^/api/[A-Za-z0-9_\-/{}.]*\*?$")
@@ -148,7 +149,9 @@ class PluginMetadata(BaseModel):
     dependencies: dict[PluginId, str] = Field(
         default_factory=dict, description="other plugins this one needs, id → version range"
     )
-    permissions: list[str] = Field(default_factory=list)
+    # What the plugin may do beyond its own tables (plugdock.isolation.permissions):
+    # stored normalised, de-duplicated and sorted, so two spellings are one grant.
+    permissions: list[str] = Field(default_factory=list, max_length=50)
 
     @field_validator("version")
     @classmethod
@@ -170,6 +173,11 @@ class PluginMetadata(BaseModel):
         for spec in value.values():
             check_range(spec)
         return value
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions(cls, value: list[str]) -> list[str]:
+        return normalize_permissions(value)
 
     @property
     def semver(self) -> semver.Version:

@@ -1,0 +1,87 @@
+"""What a plugin may do beyond its own tables: the ``permissions`` of ``metadata.json``.
+
+A plugin lists what it asks for; the admin sees each in plain words before installing,
+and an upgrade asking for more than was granted waits for the admin to confirm. The
+vocabulary::
+
+    network                      any outbound connection
+    network:<host>               connections to that host (the admin sees which hosts;
+    network:<host>:<port>        the sandbox treats any network:* as network access)
+    core:users:read              the panel's user list, through an SDK call
+
+Pure Python on purpose: ``package.metadata`` validates with it, and the plugin server
+and the sandbox read it too.
+
+>>> validate_permission("Network:API.OpenAI.com:443")
+'network:api.openai.com:443'
+>>> describe("network:api.openai.com")
+'Open network connections to api.openai.com'
+>>> added(["network:a.example"], ["network:a.example", "core:users:read"])
+['core:users:read']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+NETWORK = "network"
+USERS_READ = "core:users:read"
+KNOWN = f"{NETWORK}, {NETWORK}:<host>[:<port>], {USERS_READ}"
+
+# A DNS name or an IPv4 address: labels of letters, digits and '-', dot-separated.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+_MAX_PORT = 65535
+
+
+def validate_permission(permission: str) -> str:
+    """The permission in its normal form (lower case, no spaces); ValueError when unknown."""
+    if not isinstance(permission, str):
+        raise ValueError(f"permission {permission!r} must be a string; known: {KNOWN}")
+    value = permission.strip().lower()
+    if value in (NETWORK, USERS_READ):
+        return value
+    if value.startswith(NETWORK + ":"):
+        host, _, port = value[len(NETWORK) + 1 :].partition(":")
+        if not _HOST.fullmatch(host):
+            raise ValueError(f"permission {permission!r}: {host!r} is not a host name")
+        if port or value.endswith(":"):
+            if not port.isdigit() or not 0 < int(port) <= _MAX_PORT:
+                raise ValueError(f"permission {permission!r}: {port!r} is not a port (1-65535)")
+            port = str(int(port))  # "0443" and "443" are one grant
+        return f"{NETWORK}:{host}:{port}" if port else f"{NETWORK}:{host}"
+    raise ValueError(f"unknown permission {permission!r}; known: {KNOWN}")
+
+
+def normalize(permissions: Iterable[str]) -> list[str]:
+    """Validate each; the normal forms, de-duplicated and sorted (how they are stored)."""
+    return sorted({validate_permission(p) for p in permissions})
+
+
+def describe(permission: str) -> str:
+    """One sentence for the admin, e.g. ``Open network connections to any host``."""
+    value = validate_permission(permission)
+    if value == NETWORK:
+        return "Open network connections to any host"
+    if value == USERS_READ:
+        return "Read the panel's users (names and roles)"
+    host, _, port = value[len(NETWORK) + 1 :].partition(":")
+    return f"Open network connections to {host}" + (f" on port {port}" if port else "")
+
+
+def wants_network(permissions: Iterable[str]) -> bool:
+    """Whether any of them needs network access (the sandbox allows all of it or none)."""
+    return any(p == NETWORK or p.startswith(NETWORK + ":") for p in normalize(permissions))
+
+
+def added(old: list[str], new: list[str]) -> list[str]:
+    """What ``new`` asks for that ``old`` did not grant (sorted, normal forms).
+
+    A plugin granted ``network`` that now names a host asks for nothing new: ``network``
+    already covers every host. Otherwise each host (and port) is its own grant.
+    """
+    granted = set(normalize(old))
+    if NETWORK in granted:
+        granted |= {p for p in normalize(new) if p.startswith(NETWORK + ":")}
+    return [p for p in normalize(new) if p not in granted]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -138,6 +138,23 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("PLUGDOCK_COOKIE_SECURE", "cookie_secure")
     )
 
+    # Where plugin backends run (plugdock.isolation): each in a confined process of its own,
+    # or inside the panel (development, and plugins the operator trusts with everything).
+    isolation: Literal["process", "inprocess"] = Field(
+        "inprocess", validation_alias=AliasChoices("PLUGDOCK_ISOLATION", "isolation")
+    )
+    plugin_memory_mb: int = Field(
+        512,
+        ge=64,
+        validation_alias=AliasChoices("PLUGDOCK_PLUGIN_MEMORY_MB", "plugin_memory_mb"),
+        description="address space a plugin process may use (MiB); past it, allocations fail",
+    )
+    plugin_timeout: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices("PLUGDOCK_PLUGIN_TIMEOUT", "plugin_timeout"),
+        description="seconds a plugin process may take to answer a request (then 504)",
+    )
     # How long a plugin's declared health path may take to answer during install/upgrade.
     health_timeout: float = Field(
         5.0, gt=0, validation_alias=AliasChoices("PLUGDOCK_HEALTH_TIMEOUT", "health_timeout")
@@ -157,6 +174,7 @@ class Settings(BaseSettings):
     #     addons/addon_registry.json      what is installed, rewritten from the rows
     #     staging/<operation id>/         a package being installed; recovery empties it
     #     backups/ uploads/ cache/ trust/ row backups, panel uploads, downloads, trusted keys
+    #     plugin-data/<plugin id>/        a plugin process's own writable folder
     #     journal.json                    the operation in progress, for crash recovery
     #     plugins.generation              the "look now" hint for workers
     #     secret.key, .lock, recycle.lock the legacy signing key; the operation and
@@ -228,6 +246,11 @@ class Settings(BaseSettings):
     def recycle_lock_path(self) -> Path:
         """Held by the one worker recycling itself at a time (plugdock.runtime.recycle)."""
         return self.home / "recycle.lock"
+
+    @property
+    def plugin_data_dir(self) -> Path:
+        """``<id>/``: the one folder a plugin process may write (process isolation)."""
+        return self.home / "plugin-data"
 
     @property
     def cache_dir(self) -> Path:

@@ -20,7 +20,9 @@ Alembic itself is imported only when the database is behind::
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from plugdock.errors import PlugdockError
 from plugdock.fsutil import create_private_file, make_private_dir
@@ -65,7 +68,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "db_migrations"
@@ -97,6 +100,9 @@ addon_installations = Table(
     Column("operation_id", String(32), nullable=False),
     # A disabled plugin keeps its code, tables and rows but is served nowhere.
     Column("enabled", Boolean(), nullable=False, server_default=true()),
+    # The permissions the admin granted (plugdock.isolation.permissions), a sorted JSON list;
+    # NULL (installed before grants were recorded) means none.
+    Column("permissions", JSON, nullable=True),
 )
 
 plugin_migrations = Table(
@@ -284,6 +290,32 @@ def make_engine(url: str, *, upgrade: bool = True) -> Engine:
     if upgrade:
         ensure_schema(engine)
     return engine
+
+
+def stored_secret(engine: Engine, name: str, make: Callable[[], str]) -> str:
+    """The secret ``name`` in ``plugdock_secrets``, stored as ``make()`` by whoever needs it first.
+
+    Replicas share only the database, so secrets live there. The primary key makes a second
+    insert fail, and that process then reads the winner's value: every worker and replica
+    gets the same one.
+    """
+
+    def read() -> str | None:
+        with connect_read(engine) as conn:
+            return conn.execute(
+                select(plugdock_secrets.c.value).where(plugdock_secrets.c.name == name)
+            ).scalar()
+
+    stored = read()
+    if stored is None:
+        with contextlib.suppress(IntegrityError), engine.begin() as conn:
+            conn.execute(
+                insert(plugdock_secrets).values(name=name, value=make(), created_at=utcnow())
+            )
+        stored = read()
+    if stored is None:
+        raise PlugdockError(f"the database holds no {name}")
+    return stored
 
 
 def connect_read(engine: Engine) -> Connection:

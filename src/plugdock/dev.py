@@ -150,7 +150,8 @@ class DevPlugin:
         await run_in_threadpool(lambda: validate_package(package, limits, run_code=True))
         log.info("metadata.json or migrations/ changed: reinstalling %s", meta.id)
         removed = await self.runtime.apply(
-            lambda hooks: self.installer.uninstall(meta.id, before_commit=hooks, backup=True)
+            lambda hooks: self.installer.uninstall(meta.id, before_commit=hooks, backup=True),
+            leaving=meta.id,
         )
         if removed.backup is not None:
             log.info("%s rows saved to %s", meta.id, removed.backup)

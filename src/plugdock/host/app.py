@@ -56,8 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(Exception):  # gone either way once its heartbeat stops
                 await run_in_threadpool(replica.leave)
-            for plugin_id in list(runtime.mounted):
-                runtime.unmount(plugin_id)
+            await runtime.close()
             engine.dispose()
 
     app = FastAPI(

@@ -34,7 +34,6 @@ The panel's state carries :func:`authenticate` (``PanelState.authenticate``); fr
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -49,12 +48,11 @@ from typing import Any
 import jwt
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, update
 
 from plugdock import audit, sdk
 from plugdock.config import Settings
-from plugdock.db import connect_read, make_engine, plugdock_secrets, users, utcnow
+from plugdock.db import connect_read, make_engine, stored_secret, users
 from plugdock.errors import PlugdockError
 from plugdock.host import sessions, throttle
 from plugdock.host import users as user_store
@@ -107,30 +105,18 @@ def load_secret_key(settings: Settings, engine: Engine | None = None) -> str:
     own = engine is None
     engine = engine or make_engine(settings.db_url)
     try:
-        stored = _stored_key(engine)
-        if stored is None:
-            legacy = settings.secret_key_path  # a single-machine instance's key from before
-            key = _read_key_file(legacy) if legacy.exists() else secrets.token_urlsafe(48)
-            with contextlib.suppress(IntegrityError), engine.begin() as conn:
-                conn.execute(
-                    insert(plugdock_secrets).values(
-                        name=SECRET_KEY_NAME, value=key, created_at=utcnow()
-                    )
-                )
-            stored = _stored_key(engine)
-        if stored is None or len(stored) < MIN_SECRET_BYTES:
+        legacy = settings.secret_key_path  # a single-machine instance's key from before
+        stored = stored_secret(
+            engine,
+            SECRET_KEY_NAME,
+            lambda: _read_key_file(legacy) if legacy.exists() else secrets.token_urlsafe(48),
+        )
+        if len(stored) < MIN_SECRET_BYTES:
             raise PlugdockError("the database holds no usable token-signing key")
         return stored
     finally:
         if own:
             engine.dispose()
-
-
-def _stored_key(engine: Engine) -> str | None:
-    with connect_read(engine) as conn:
-        return conn.execute(
-            select(plugdock_secrets.c.value).where(plugdock_secrets.c.name == SECRET_KEY_NAME)
-        ).scalar()
 
 
 def _read_key_file(path: Path) -> str:

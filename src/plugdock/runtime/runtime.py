@@ -29,7 +29,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -57,6 +57,11 @@ from plugdock.runtime.recycle import drain_and_exit, take_turn
 from plugdock.runtime.replicas import Replica
 from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
 
+if TYPE_CHECKING:  # process isolation is imported only when it is on
+    from plugdock.isolation.control import ChildProcess
+    from plugdock.isolation.lifecycle import SandboxedHooks
+    from plugdock.isolation.supervisor import PluginProcesses
+
 log = logging.getLogger("plugdock.runtime")
 T = TypeVar("T")
 
@@ -67,8 +72,8 @@ SUPERVISED_ENV = "PLUGDOCK_SUPERVISED_WORKER"
 @dataclass
 class MountedPlugin:
     installation: Installation
-    backend: LoadedBackend
-    entry: Any  # the app.router.routes entry include_router added, or None
+    backend: LoadedBackend | None  # None: served by a plugin process (process isolation)
+    entry: Any  # the app.router.routes entry include_router added, or the ForwardRoute
     routes: list[ServedRoute]
 
 
@@ -107,6 +112,12 @@ class PluginRuntime:
         self._beaten: tuple[Any, ...] | None = None
         self._beat_at = 0.0
         self.dispatch = PluginDispatch()  # joins the route list after the core's, at first mount
+        self.processes: PluginProcesses | None = None  # process isolation: the plugin processes
+        if settings.isolation == "process":
+            from plugdock.isolation.supervisor import PluginProcesses
+
+            self.processes = PluginProcesses(settings, engine)
+        self._stopping: set[asyncio.Task[None]] = set()  # plugin processes being stopped
 
     # ------------------------------------------------------------ mounting
 
@@ -153,6 +164,39 @@ class PluginRuntime:
                     f"on_startup: {exc!r}",
                 )
 
+    def mount_process(self, installation: Installation, child: ChildProcess | None = None) -> None:
+        """Serve a plugin from a plugin process (process isolation; event-loop thread only).
+
+        Its route entry answers at once: requests wait while the process starts (``child``
+        is one the install already started), and get 503 while it is down.
+        """
+        assert self.processes is not None
+        plugin_id = installation.plugin_id
+        try:
+            declared = self._declared(plugin_id)
+        except Exception as exc:
+            if child is not None:
+                child.kill()
+            self.failed[plugin_id] = (installation.operation_id, str(exc))
+            return
+        entry = self.processes.serve(
+            plugin_id,
+            installation.operation_id,
+            installation.version,
+            declared,
+            list(getattr(installation, "permissions", []) or []),
+            list(installation.tables),
+            child,
+        )
+        if self.dispatch not in self.app.router.routes:
+            self.app.router.routes.append(self.dispatch)
+        self.dispatch.add(entry, declared)
+        routes = [ServedRoute(path, frozenset(m)) for path, m in (child.routes if child else [])]
+        self.mounted[plugin_id] = MountedPlugin(installation, None, entry, routes)
+        self.changes += 1
+        self.failed.pop(plugin_id, None)
+        self._routes_changed()
+
     def _declared(self, plugin_id: str) -> list[str]:
         path = self.settings.manifest_dir / plugin_id / METADATA_FILE
         return parse_metadata(path.read_bytes(), source=str(path)).backend.routes
@@ -163,6 +207,14 @@ class PluginRuntime:
         if mounted is None:
             return
         self.changes += 1
+        if mounted.backend is None:  # a plugin process: it stops, its memory goes back
+            self.dispatch.remove(mounted.entry)
+            self._routes_changed()
+            assert self.processes is not None
+            task = asyncio.get_running_loop().create_task(self.processes.stop(plugin_id))
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+            return
         hook = mounted.backend.hook("on_shutdown")
         if hook is not None:
             try:
@@ -184,7 +236,17 @@ class PluginRuntime:
             mark()
 
     def served_routes(self) -> list[ServedRoute]:
-        return served_routes(self.app.router.routes)
+        """What the app serves: the core, plugins in the panel, and plugin processes."""
+        routes = served_routes(self.app.router.routes)
+        running = self.processes.served_routes() if self.processes is not None else {}
+        for plugin_id, mounted in self.mounted.items():
+            if mounted.backend is None:
+                reported = running.get(plugin_id)
+                if reported is None:
+                    routes.extend(mounted.routes)
+                else:
+                    routes.extend(ServedRoute(p, frozenset(m)) for p, m in reported)
+        return routes
 
     # ------------------------------------------------------------ reconciling
 
@@ -219,6 +281,9 @@ class PluginRuntime:
                 continue  # the same broken installation: do not retry on every request
             if not (self.settings.backend_dir / plugin_id / "__init__.py").is_file():
                 continue  # a plugin without a backend: nothing to serve
+            if self.processes is not None:
+                self.mount_process(row)
+                continue
             try:
                 self.mount(row, self.load(row))
             except Exception as exc:
@@ -342,6 +407,9 @@ class PluginRuntime:
                 self.engine, lambda: loop.call_soon_threadsafe(self.wakeup.set)
             )
             listener.start()
+        supervising = None
+        if self.processes is not None:
+            supervising = asyncio.get_running_loop().create_task(self.processes.watch())
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -354,10 +422,22 @@ class PluginRuntime:
                 self._recycle_if_due()  # waiting for our turn while another worker recycles
                 await self.report()
         finally:
+            if supervising is not None:
+                supervising.cancel()
             if listener is not None:
                 listener.stop()
 
-    async def apply(self, operation: Callable[[BeforeCommit], T]) -> T:
+    async def close(self) -> None:
+        """The panel stops: unmount everything; plugin processes end."""
+        for plugin_id in list(self.mounted):
+            self.unmount(plugin_id)
+        if self.processes is not None:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+            await self.processes.close()
+
+    async def apply(
+        self, operation: Callable[[BeforeCommit], T], *, leaving: str | None = None
+    ) -> T:
         """Run an installer operation in a thread, then serve what it committed, at once.
 
         ``operation`` is called with the ``before_commit`` to hand the installer: arriving
@@ -366,20 +446,24 @@ class PluginRuntime:
         a leaving one runs its ``on_uninstall`` from the mounted copy. After the commit each
         arriving backend replaces the mounted one in one step on the event loop, so no
         request sees neither version; then the app reconciles with the database.
+
+        In process mode the plugin's code runs only in its sandbox
+        (:mod:`plugdock.isolation.lifecycle`); ``leaving`` names the plugin an uninstall
+        removes, whose ``on_uninstall`` then runs before the operation.
         """
+        if self.processes is not None:
+            return await self._apply_isolated(operation, leaving)
         prepared: dict[str, LoadedBackend] = {}
 
         def before_commit(ctx: OperationContext) -> None:
             mounted = self.mounted.get(ctx.plugin_id)
             if ctx.operation == "uninstall":
-                if mounted is not None:
+                if mounted is not None and mounted.backend is not None:
                     run_hook(mounted.backend, ctx)
                 else:  # not being served (disabled, or it failed to load): import it for its hook
                     check_and_run_hooks(ctx)
                 return
-            own = set(mounted.routes) if mounted is not None else set()
-            served = [r for r in self.served_routes() if r not in own]
-            backend = prepare_backend(ctx, served)
+            backend = prepare_backend(ctx, self._served_besides(ctx.plugin_id))
             if backend is not None:
                 prepared[ctx.plugin_id] = backend
 
@@ -390,8 +474,7 @@ class PluginRuntime:
                 for backend in prepared.values():
                     unload(backend)
                 raise
-            with connect_read(self.engine) as conn:
-                rows = {i.plugin_id: i for i in list_installations(conn)}
+            rows = self._installed_rows()
             for plugin_id, backend in prepared.items():
                 row = rows.get(plugin_id)
                 if (
@@ -406,6 +489,79 @@ class PluginRuntime:
             self.reconcile()
         return result
 
+    def _served_besides(self, plugin_id: str) -> list[ServedRoute]:
+        mounted = self.mounted.get(plugin_id)
+        own = set(mounted.routes) if mounted is not None else set()
+        return [r for r in self.served_routes() if r not in own]
+
+    def _installed_rows(self) -> dict[str, Installation]:
+        with connect_read(self.engine) as conn:
+            return {i.plugin_id: i for i in list_installations(conn)}
+
+    async def _apply_isolated(
+        self, operation: Callable[[BeforeCommit], T], leaving: str | None
+    ) -> T:
+        from plugdock.isolation.lifecycle import SandboxedHooks
+
+        assert self.processes is not None
+        hooks = SandboxedHooks(self.processes, self._served_besides)
+        async with self.lock:
+            if leaving is not None:
+                await run_in_threadpool(self._leave, hooks, leaving)
+            try:
+                result = await run_in_threadpool(operation, hooks.before_commit)
+            except BaseException:
+                hooks.discard()
+                raise
+            try:
+                await self._finish_isolated(hooks)
+            finally:
+                hooks.discard()
+                self.reconcile()
+        return result
+
+    def _leave(self, hooks: SandboxedHooks, plugin_id: str) -> None:
+        row = self._installed_rows().get(plugin_id)
+        if row is not None:
+            hooks.leave(
+                plugin_id,
+                row.version,
+                list(row.tables),
+                row.operation_id,
+                list(getattr(row, "permissions", []) or []),
+            )
+
+    async def _finish_isolated(self, hooks: SandboxedHooks) -> None:
+        """After the commit: run each arriving plugin's hook in its process, then serve it."""
+        rows = self._installed_rows()
+        for plugin_id, prepared in list(hooks.prepared.items()):
+            row = rows.get(plugin_id)
+            token = prepared.child.order_token
+            if row is None or not row.enabled or token != module_token(row.operation_id):
+                continue  # rolled back (a dependency plan), or not to be served
+            try:
+                child = await run_in_threadpool(hooks.finish, plugin_id, list(row.tables))
+            except Exception as exc:
+                await self._undo_after_failed_hook(plugin_id, prepared.operation, exc)
+                raise
+            self.unmount(plugin_id)
+            self.mount_process(row, child)
+
+    async def _undo_after_failed_hook(self, plugin_id: str, operation: str, exc: Exception) -> None:
+        """``on_install`` failed after the commit: uninstall again; a failed ``on_upgrade``
+        leaves the new version installed but not served, and says so."""
+        if operation == "install":
+            from plugdock.installer import Installer
+
+            installer = Installer(self.settings, engine=self.engine)
+            await run_in_threadpool(installer.uninstall, plugin_id, before_commit=None)
+            log.error("%s: on_install failed in its process; the install was undone", plugin_id)
+        else:
+            row = self._installed_rows().get(plugin_id)
+            if row is not None:
+                self.unmount(plugin_id)
+                self.failed[plugin_id] = (row.operation_id, f"on_{operation} failed: {exc}")
+
     def status(self) -> dict[str, PluginStatus]:
         """Per plugin id with a backend: mounted (with its served paths), failed or fetching
         (with why). A plugin without a backend has no entry."""
@@ -413,6 +569,14 @@ class PluginRuntime:
             plugin_id: PluginStatus("mounted", routes=tuple(sorted({r.path for r in m.routes})))
             for plugin_id, m in self.mounted.items()
         }
+        if self.processes is not None:
+            for plugin_id, mounted in self.mounted.items():
+                down = self.processes.status(plugin_id)
+                routes = tuple(sorted(mounted.entry.declared))
+                if down is None:
+                    report[plugin_id] = PluginStatus("mounted", routes=routes)
+                elif down != "starting":  # crashed, hung, out of memory: restarting
+                    report[plugin_id] = PluginStatus("failed", routes=routes, error=down)
         for plugin_id, (_operation, error) in self.failed.items():
             report[plugin_id] = PluginStatus("failed", error=error)
         for plugin_id, why in self.pending.items():

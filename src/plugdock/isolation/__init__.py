@@ -1,0 +1,1 @@
+"""Running plugin backends out of the panel: processes, confinement, database roles, permissions."""

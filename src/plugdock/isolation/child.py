@@ -1,0 +1,150 @@
+"""What a plugin's backend runs in, inside its sandbox: ``python -m plugdock.isolation.child``.
+
+It imports the plugin's backend, reports what its router serves, and then follows the
+panel's orders, one JSON line each on stdin, answering one JSON line each on stdout:
+
+- at start, unasked: ``{"event": "loaded", "routes": [[path, [methods]], ...]}``, or
+  ``{"event": "error", "error": "..."}`` and exit 1 when the import fails;
+- ``{"cmd": "hook", "operation": "install" | "upgrade" | "uninstall", "version": ...,
+  "from_version": ...}``: runs ``on_<operation>`` in a transaction of its own, on the
+  plugin's own database role, and answers ``{"event": "done"}`` or an error;
+- ``{"cmd": "serve"}``: runs ``on_startup`` and serves the router over HTTP on
+  ``/run/plugdock/plugin.sock``, answering ``{"event": "serving"}`` once it listens. This is
+  the last order; SIGTERM stops it.
+
+The panel authenticates each request and passes the user in the ``x-plugdock-user`` header
+(or the authentication error in ``x-plugdock-auth-error``), so ``sdk.CurrentUser`` works
+here as in the panel while the token-signing key stays out of this process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from plugdock.isolation import protocol
+from plugdock.isolation.sandbox import BACKEND, RUN
+
+log = logging.getLogger("plugdock.plugin_process")
+
+
+# The orders' answers go out on a private copy of stdout; fd 1 itself becomes stderr, so
+# whatever the plugin prints lands in its log, not in the conversation with the panel.
+_answers = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+
+def _reply(**message: Any) -> None:
+    _answers.write(json.dumps(message) + "\n")
+    _answers.flush()
+
+
+def _engine(url: str | None) -> Any:
+    if url is None:
+        return None
+    from sqlalchemy import create_engine
+
+    from plugdock.db import make_engine
+
+    if url.startswith("sqlite"):
+        return make_engine(url, upgrade=False)
+    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+
+
+def _run_hook(backend: Any, engine: Any, order: dict[str, Any], plugin_id: str) -> None:
+    from plugdock import sdk
+
+    operation = order["operation"]
+    hook = backend.hook(f"on_{operation}")
+    if hook is None:
+        return
+    if engine is None:
+        raise RuntimeError("this plugin process has no database")
+    with engine.begin() as connection:
+        context = sdk.HookContext(
+            plugin_id=plugin_id,
+            version=order["version"],
+            operation=operation,
+            connection=connection,
+            settings=sdk.plugin_settings(plugin_id),
+            logger=sdk.get_logger(plugin_id),
+            from_version=order.get("from_version"),
+        )
+        if operation == "upgrade":
+            hook(context, order.get("from_version"))
+        else:
+            hook(context)
+
+
+def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
+    import uvicorn
+    from fastapi import FastAPI
+
+    from plugdock import sdk
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.plugdock = sdk.HostState(engine=engine, authenticate=protocol.user_from_headers)
+    if backend.router is not None:
+        app.include_router(backend.router)
+
+    @app.get(protocol.PING_PATH, include_in_schema=False)
+    async def ping() -> dict[str, bool]:  # the panel's liveness check: answers only if not hung
+        return {"ok": True}
+
+    hook = backend.hook("on_startup")
+    if hook is not None:
+        hook(app)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            _reply(event="serving")
+
+    config = uvicorn.Config(
+        app,
+        uds=f"{RUN}/{protocol.SOCKET_NAME}",
+        log_level="warning",
+        lifespan="off",
+        timeout_keep_alive=300,  # the panel keeps its connections; it closes them itself
+        access_log=False,
+    )
+    Server(config).run()
+
+
+def main() -> None:
+    order = json.loads(sys.argv[1])
+    plugin_id: str = order["plugin_id"]
+    logging.basicConfig(level=logging.INFO, format=f"[{plugin_id}] %(levelname)s %(message)s")
+    from plugdock.runtime.loader import load_backend
+    from plugdock.runtime.routes import router_routes
+
+    try:
+        backend = load_backend(plugin_id, Path(BACKEND), order["token"])
+        routes = router_routes(backend.router) if backend.router is not None else []
+    except BaseException as exc:
+        _reply(event="error", error=str(exc) or repr(exc))
+        sys.exit(1)
+    _reply(event="loaded", routes=[[r.path, sorted(r.methods)] for r in routes])
+    engine = _engine(order.get("db_url"))
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "serve":
+            _serve(backend, engine, plugin_id)
+            return
+        if command["cmd"] == "hook":
+            try:
+                _run_hook(backend, engine, command, plugin_id)
+            except BaseException as exc:
+                traceback.print_exc()
+                _reply(event="error", error=f"on_{command['operation']}: {exc!r}")
+                continue
+            _reply(event="done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""How a plugin process reaches the database: as its own role, through a relay socket.
+
+On PostgreSQL and MariaDB each plugin has a role of its own
+(:mod:`plugdock.isolation.db_roles`) with rights on its own tables only, and its process
+connects through a :class:`~plugdock.isolation.dbrelay.DatabaseRelay` in its run folder, so
+it needs no network. The relays run on one event loop in a thread of their own, so they
+serve the installer's hooks (a thread of the panel, or the CLI) as well as the panel.
+
+SQLite has no roles: the plugin process gets the database file itself, and with it every
+table. ``plugdock doctor`` and docs/isolation.md say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from plugdock.config import Settings
+from plugdock.db import stored_secret
+from plugdock.isolation.dbrelay import DatabaseRelay
+from plugdock.isolation.sandbox import RUN
+
+ROLE_KEY_NAME = "plugin_role_key"  # its row in plugdock_secrets: derives the roles' passwords
+
+
+class PluginDatabase:
+    """The database side of every plugin process of one panel process (or CLI run)."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.enforced = engine.dialect.name in ("postgresql", "mysql")  # roles of their own
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._relays: dict[str, DatabaseRelay] = {}
+        self._key: bytes | None = None
+
+    def files(self) -> list[Path]:
+        """On SQLite, the files the plugin process must see (the database and its WAL)."""
+        if self.enforced:
+            return []
+        database = make_url(self.settings.db_url).database
+        if not database:
+            return []
+        with self.engine.connect():  # an open connection keeps -wal and -shm in place
+            pass
+        path = Path(database).resolve()
+        candidates = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+        return [p for p in candidates if p.exists()]
+
+    def _password(self, plugin_id: str) -> str:
+        from plugdock.isolation import db_roles
+
+        if self._key is None:
+            import secrets
+
+            self._key = stored_secret(
+                self.engine, ROLE_KEY_NAME, lambda: secrets.token_urlsafe(48)
+            ).encode()
+        return db_roles.role_password(self._key, self._database_name(), plugin_id)
+
+    def _database_name(self) -> str:
+        return make_url(self.settings.db_url).database or ""
+
+    def open_for(self, plugin_id: str, run_dir: Path) -> str:
+        """The URL the plugin process connects with; starts its relay (blocking)."""
+        if not self.enforced:
+            return self.settings.db_url
+        from plugdock.isolation import db_roles
+
+        # The rights it has now (none for a new plugin; an upgrade's old tables until
+        # grant() gives the new ones after the commit, so the old version goes on serving).
+        role = db_roles.ensure_plugin_role(
+            self.engine, plugin_id, self._granted_tables(plugin_id), self._password(plugin_id)
+        )
+        url = self.engine.url
+        relay = DatabaseRelay(
+            run_dir / db_roles.socket_file_name(url), url.host or "127.0.0.1", _port(url)
+        )
+        self._run(relay.start())
+        old = self._relays.pop(plugin_id, None)
+        if old is not None:
+            self._run(old.stop())
+        self._relays[plugin_id] = relay
+        plugin_url = db_roles.plugin_url(url, role, self._password(plugin_id), unix_socket_dir=RUN)
+        return plugin_url.render_as_string(hide_password=False)
+
+    def _granted_tables(self, plugin_id: str) -> list[str]:
+        from plugdock.db import connect_read
+        from plugdock.registry import get_installation
+
+        with connect_read(self.engine) as conn:
+            row = get_installation(conn, plugin_id)
+        return list(row.tables) if row is not None else []
+
+    def grant(self, plugin_id: str, tables: list[str]) -> None:
+        """Rights on exactly these tables (blocking; the tables must be committed)."""
+        if self.enforced:
+            from plugdock.isolation import db_roles
+
+            db_roles.ensure_plugin_role(self.engine, plugin_id, tables, self._password(plugin_id))
+
+    def drop(self, plugin_id: str) -> None:
+        """The plugin is uninstalled: its role goes."""
+        if self.enforced:
+            from plugdock.isolation import db_roles
+
+            db_roles.drop_plugin_role(self.engine, plugin_id)
+
+    def close_for(self, plugin_id: str) -> None:
+        relay = self._relays.pop(plugin_id, None)
+        if relay is not None:
+            self._run(relay.stop())
+
+    def close(self) -> None:
+        for plugin_id in list(self._relays):
+            self.close_for(plugin_id)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+
+    def _run(self, coroutine: object) -> None:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(
+                target=self._loop.run_forever, name="plugdock-db-relays", daemon=True
+            ).start()
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+
+
+def _port(url: object) -> int:
+    port = getattr(url, "port", None)
+    if port:
+        return int(port)
+    return 5432 if getattr(url, "drivername", "").startswith("postgresql") else 3306

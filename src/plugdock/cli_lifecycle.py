@@ -54,6 +54,8 @@ def install(
             for item in planned:
                 table.add_row(item.plugin_id, item.version, item.reason)
             console.print(table)
+            for item in planned:
+                _print_permissions(f"{item.plugin_id} {item.version}", item.permissions)
             return
         result = installer.install(target, installed_by=by, restore=restore)
     _warn(result.warnings)
@@ -68,6 +70,19 @@ def install(
     console.print(f"  tables: {', '.join(result.tables) or 'none'}")
     console.print(f"  API routes: {', '.join(result.backend_routes) or 'none'}")
     console.print(f"  pages: {', '.join(result.frontend_routes) or 'none'}")
+    console.print(f"  permissions granted: {', '.join(result.permissions) or 'none'}")
+
+
+def _print_permissions(plugin: str, permissions: tuple[str, ...] | list[str]) -> None:
+    """What a plugin asks for, one line each in plain words (what the admin grants)."""
+    from plugdock.isolation.permissions import describe
+
+    if not permissions:
+        console.print(f"{plugin} asks for no permissions", highlight=False)
+        return
+    console.print(f"{plugin} asks for these permissions:", highlight=False)
+    for permission in permissions:
+        console.print(f"  {permission}: {describe(permission)}", highlight=False)
 
 
 def upgrade(
@@ -82,19 +97,36 @@ def upgrade(
         dir_okay=False,
     ),
     by: str | None = typer.Option(None, "--by", metavar="NAME", help="Who upgrades (recorded)."),
+    grant_permissions: bool = typer.Option(
+        False,
+        "--grant-permissions",
+        help="Grant the permissions the new version asks for beyond the current grant "
+        "(without it, such an upgrade is refused and lists them).",
+    ),
 ) -> None:
     """Upgrade a plugin in place, keeping its data; any failure leaves the old version."""
     from plugdock.cli_remote import download_progress
     from plugdock.config import load_settings
+    from plugdock.errors import PermissionsNotGrantedError
     from plugdock.installer import Installer
+    from plugdock.isolation.permissions import describe
+    from plugdock.operations.upgrade import Grant
     from plugdock.sources import parse_requirement
 
     plugin_id, version = parse_requirement(requirement)
     settings = load_settings()
-    with download_progress(settings) as source:
-        result = Installer(settings, source=source).upgrade(
-            plugin_id, version, package=package, upgraded_by=by
-        )
+    grant: Grant = "all" if grant_permissions else ()
+    try:
+        with download_progress(settings) as source:
+            result = Installer(settings, source=source).upgrade(
+                plugin_id, version, package=package, upgraded_by=by, grant=grant
+            )
+    except PermissionsNotGrantedError as exc:  # nothing changed: say what to confirm
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        for permission in exc.added:
+            err_console.print(f"  {permission}: {describe(permission)}", highlight=False)
+        err_console.print("run again with --grant-permissions to grant them", highlight=False)
+        raise SystemExit(1) from None
     _warn(result.warnings)
     steps = ", ".join(result.steps) or "none"
     console.print(

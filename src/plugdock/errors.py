@@ -46,6 +46,22 @@ class NotInstalledError(PlugdockError):
     pass
 
 
+class PermissionsNotGrantedError(PlugdockError):
+    """An upgrade asks for permissions the installation was not granted; nothing changed.
+
+    ``added`` lists them (normal forms); the caller grants them by asking again with them.
+    """
+
+    def __init__(self, plugin_id: str, version: str, added: list[str]) -> None:
+        self.plugin_id = plugin_id
+        self.version = version
+        self.added = list(added)
+        super().__init__(
+            f"{plugin_id} {version} asks for permissions it was not granted: "
+            f"{', '.join(self.added)}; confirm them to upgrade"
+        )
+
+
 class SourceUnavailableError(PlugdockError):
     """The package source could not be reached or answered badly."""
 

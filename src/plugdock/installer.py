@@ -40,7 +40,7 @@ from plugdock.operations.toggle import set_plugin_enabled
 from plugdock.operations.uninstall import UninstallResult, installed_or_refuse
 from plugdock.operations.uninstall import uninstall as uninstall_one
 from plugdock.operations.updates import UpdatePlan, plan_upgrade
-from plugdock.operations.upgrade import UpgradeResult, upgrade
+from plugdock.operations.upgrade import Grant, UpgradeResult, upgrade
 from plugdock.operations.workspace import Workspace
 from plugdock.package.archive import extract_package
 from plugdock.package.metadata import parse_version
@@ -155,6 +155,7 @@ class Installer(Workspace):
                         f"{plugin_id}@{later}",
                         upgraded_by=installed_by,
                         before_commit=before_commit,
+                        grant="all",  # an install: the admin saw the later version's list
                     )
             except BaseException:
                 for result in reversed(done):  # all or nothing: the dependencies go again
@@ -180,6 +181,7 @@ class Installer(Workspace):
                     package_sha256=upgraded.package_sha256,
                     signer=upgraded.signer,
                     warnings=[*result.warnings, *upgraded.warnings],
+                    permissions=upgraded.permissions,
                 )
             return InstallResult(
                 **{**result.__dict__, "dependencies": [r.plugin_id for r in done[:-1]]}
@@ -213,13 +215,24 @@ class Installer(Workspace):
         package: Path | None = None,
         upgraded_by: str | None = None,
         before_commit: BeforeCommit | None = check_and_run_hooks,
+        grant: Grant = (),
     ) -> UpgradeResult:
-        """Upgrade ``plugin_id`` to ``version`` (default: the newest), or to a package file."""
+        """Upgrade ``plugin_id`` to ``version`` (default: the newest), or to a package file.
+
+        A version asking for permissions beyond the installation's grant is refused
+        (``PermissionsNotGrantedError``, nothing changes) unless ``grant`` lists them or is
+        ``"all"``.
+        """
         parse_requirement(plugin_id)
         requirement: str | Path = package or (f"{plugin_id}@{version}" if version else plugin_id)
         with self.locked():
             return upgrade(
-                self, plugin_id, requirement, upgraded_by=upgraded_by, before_commit=before_commit
+                self,
+                plugin_id,
+                requirement,
+                upgraded_by=upgraded_by,
+                before_commit=before_commit,
+                grant=grant,
             )
 
     def upgrade_plan(self, plugin_id: str, version: str | None = None) -> UpdatePlan:

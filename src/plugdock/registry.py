@@ -8,7 +8,7 @@ view of the table for tools that read the disk; it is always rewritten from the 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,9 @@ class Installation:
     tables: list[str]
     operation_id: str
     enabled: bool = True  # a disabled plugin keeps code, tables and rows but is served nowhere
+    # What the admin granted (plugdock.isolation.permissions): the package's own list, taken
+    # at install and at each upgrade the admin confirmed.
+    permissions: list[str] = field(default_factory=list)
 
     def as_registry_entry(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class Installation:
             "signer": self.signer,
             "tables": self.tables,
             "enabled": self.enabled,
+            "permissions": self.permissions,
             "backend": f"backend/{self.plugin_id}",
             "frontend": f"frontend/{self.plugin_id}",
         }
@@ -64,6 +68,7 @@ def _row_to_installation(row: Any) -> Installation:
         tables=list(row.tables or []),
         operation_id=row.operation_id,
         enabled=bool(row.enabled),
+        permissions=list(row.permissions or []),  # NULL: installed before grants were kept
     )
 
 

@@ -14,15 +14,18 @@ from plugdock.errors import (
     NotFoundError,
     NotInstalledError,
     PackageError,
+    PermissionsNotGrantedError,
     PlugdockError,
     SourceUnavailableError,
     StepError,
 )
+from plugdock.isolation.permissions import describe
 
 _STATUS: list[tuple[type[PlugdockError], int]] = [
     (NotFoundError, 404),
     (NotInstalledError, 404),
     (AlreadyInstalledError, 409),
+    (PermissionsNotGrantedError, 409),
     (PackageError, 422),
     (SourceUnavailableError, 502),
     (LockTimeoutError, 503),
@@ -44,6 +47,9 @@ async def _plugdock_error(_request: Request, error: Exception) -> JSONResponse:
     body: dict[str, object] = {"detail": str(error)}
     if isinstance(error, PackageError) and len(error.problems) > 1:
         body["problems"] = error.problems
+    if isinstance(error, PermissionsNotGrantedError):  # what to confirm, then send as "grant"
+        body["permissions"] = error.added
+        body["permission_descriptions"] = [describe(p) for p in error.added]
     return JSONResponse(body, status_code=status_of(error))
 
 

@@ -6,6 +6,7 @@ Changes (install, upgrade, uninstall, disable/enable, upload) are in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from plugdock.db import connect_read, current_generation
 from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.host.state import panel_state
 from plugdock.installer import Installer
+from plugdock.isolation.permissions import describe
 from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
 from plugdock.registry import Installation
@@ -33,13 +35,28 @@ SEMVER = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$"  # no build metadata (see metada
 Version = Annotated[str | None, Query(pattern=SEMVER, description="a version; default newest")]
 
 
+class Permissions(BaseModel):
+    permissions: list[str] = Field(
+        [], description="what the plugin asks for (catalog) or was granted (installed)"
+    )
+    permission_descriptions: list[str] = Field(
+        [], description="one sentence per permission, in the same order"
+    )
+
+
+def permissions_of(permissions: Iterable[str]) -> dict[str, list[str]]:
+    """The two fields of :class:`Permissions` for a list of permissions."""
+    listed = list(permissions)
+    return {"permissions": listed, "permission_descriptions": [describe(p) for p in listed]}
+
+
 class UpdateOffer(BaseModel):
     update_available: str | None = Field(None, description="newest offered version above it")
     update_compatible: bool = Field(False, description="whether this core can take it")
     update_problem: str | None = Field(None, description="why not, when it cannot")
 
 
-class CatalogItem(UpdateOffer):
+class CatalogItem(UpdateOffer, Permissions):
     id: str
     name: str
     description: str
@@ -75,7 +92,7 @@ class ReplicaOut(BaseModel):
     failures: dict[str, str] = Field(description="plugin id → why it is not served there")
 
 
-class InstalledPlugin(UpdateOffer):
+class InstalledPlugin(UpdateOffer, Permissions):
     id: str
     name: str
     version: str
@@ -90,7 +107,7 @@ class InstalledPlugin(UpdateOffer):
     replicas: PluginReplicas | None = None
 
 
-class PlannedStep(BaseModel):
+class PlannedStep(Permissions):
     plugin_id: str
     version: str
     reason: str
@@ -110,6 +127,14 @@ class UpgradePlan(BaseModel):
     changelog: str | None
     compatible: bool
     problem: str | None
+    permissions: list[str] = Field(description="what the new version asks for")
+    permissions_added: list[str] = Field(
+        description="asked for beyond the installation's grant: confirm by sending them as "
+        "the upgrade's 'grant'"
+    )
+    permissions_added_descriptions: list[str] = Field(
+        description="one sentence per added permission"
+    )
 
 
 class TableRows(BaseModel):
@@ -184,7 +209,8 @@ async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]
         row = installed.get(entry.id)
         items.append(
             CatalogItem(
-                **entry.__dict__,
+                **{k: v for k, v in entry.__dict__.items() if k != "permissions"},
+                **permissions_of(entry.permissions),
                 latest=entry.latest,
                 installed=row is not None,
                 installed_version=row.version if row else None,
@@ -230,6 +256,7 @@ async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledP
             installed_by=i.installed_by,
             signer=i.signer,
             tables=i.tables,
+            **permissions_of(i.permissions),
             enabled=i.enabled,
             state=_state(i, status),
             routes=list(served.routes) if served else [],
@@ -279,7 +306,15 @@ async def install_plan(
     return InstallPlan(
         plugin_id=plugin_id,
         version=planned[-1].version,
-        steps=[PlannedStep(**p.__dict__) for p in planned],
+        steps=[
+            PlannedStep(
+                plugin_id=p.plugin_id,
+                version=p.version,
+                reason=p.reason,
+                **permissions_of(p.permissions),
+            )
+            for p in planned
+        ],
     )
 
 
@@ -289,7 +324,10 @@ async def upgrade_plan(
 ) -> UpgradePlan:
     """What upgrading would do: the versions, the steps, the changelog, whether it can."""
     plan = await run_in_threadpool(installer_of(request).upgrade_plan, plugin_id, version)
-    return UpgradePlan(**plan.__dict__)
+    return UpgradePlan(
+        **plan.__dict__,
+        permissions_added_descriptions=[describe(p) for p in plan.permissions_added],
+    )
 
 
 @router.get("/plan/uninstall/{plugin_id}", response_model=UninstallPlan)

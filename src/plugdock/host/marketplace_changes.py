@@ -12,12 +12,13 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from plugdock import sdk
 from plugdock.fsutil import make_private_dir, remove_tree
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
+from plugdock.isolation.permissions import normalize as normalize_permissions
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
@@ -51,6 +52,7 @@ class InstallResponse(BaseModel):
     signer: str | None
     warnings: list[str] = []
     installed: list[str] = Field([], description="every plugin installed, dependencies first")
+    permissions: list[str] = Field([], description="what the plugin was granted")
     replicas: Replicas | None = None
 
 
@@ -67,6 +69,7 @@ class UpgradeResponse(BaseModel):
     package_sha256: str
     signer: str | None
     warnings: list[str] = []
+    permissions: list[str] = Field([], description="what the plugin is granted now")
     replicas: Replicas | None = None
 
 
@@ -136,6 +139,7 @@ def _installed(request: Request, result: InstallResult) -> InstallResponse:
         signer=result.signer,
         warnings=result.warnings,
         installed=[*result.dependencies, result.plugin_id],
+        permissions=result.permissions,
     )
 
 
@@ -164,6 +168,18 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
 class UpgradeRequest(BaseModel):
     plugin_id: str = Field(pattern=PLUGIN_ID_PATTERN, examples=["ai_chatbot"])
     version: str | None = Field(None, pattern=SEMVER, description="default: the newest offered")
+    grant: list[str] = Field(
+        [],
+        max_length=50,
+        description="permissions the admin confirms beyond the installation's grant; an "
+        "upgrade asking for more than granted answers 409 naming them ('permissions')",
+        examples=[["network:api.openai.com"]],
+    )
+
+    @field_validator("grant")
+    @classmethod
+    def _known(cls, grant: list[str]) -> list[str]:
+        return normalize_permissions(grant)
 
 
 @router.post("/upgrade", response_model=UpgradeResponse)
@@ -172,7 +188,11 @@ async def upgrade(body: UpgradeRequest, request: Request, admin: sdk.AdminUser) 
     installer = installer_of(request)
     result = await runtime_of(request).apply(
         lambda hooks: installer.upgrade(
-            body.plugin_id, body.version, upgraded_by=admin.username, before_commit=hooks
+            body.plugin_id,
+            body.version,
+            upgraded_by=admin.username,
+            before_commit=hooks,
+            grant=body.grant,
         )
     )
     return _upgraded(request, result).model_copy(update={"replicas": await _converged(request)})
@@ -191,7 +211,8 @@ async def uninstall(
     result = await runtime_of(request).apply(
         lambda hooks: installer.uninstall(
             plugin_id, uninstalled_by=admin.username, before_commit=hooks, backup=backup
-        )
+        ),
+        leaving=plugin_id,
     )
     return UninstallResponse(
         message=f"{plugin_id} {result.version} uninstalled"
@@ -240,7 +261,11 @@ _UPLOAD_BODY = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        # as in /upgrade: what the admin confirms when it is an upgrade
+                        "grant": {"type": "array", "items": {"type": "string"}},
+                    },
                 }
             }
         },
@@ -259,11 +284,15 @@ async def upload(request: Request, admin: sdk.AdminUser) -> UploadedInstall | Up
         file = form.get("file")
         if not isinstance(file, StarletteUploadFile):
             raise HTTPException(422, "send the package zip as the multipart field 'file'")
-        return await _install_upload(request, admin, file)
+        try:
+            grant = normalize_permissions(str(g) for g in form.getlist("grant"))
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return await _install_upload(request, admin, file, grant)
 
 
 async def _install_upload(
-    request: Request, admin: sdk.User, file: StarletteUploadFile
+    request: Request, admin: sdk.User, file: StarletteUploadFile, grant: list[str]
 ) -> UploadedInstall | UploadedUpgrade:
     installer = installer_of(request)
     limit = installer.settings.max_package_bytes
@@ -294,7 +323,11 @@ async def _install_upload(
             )
         upgraded = await runtime_of(request).apply(
             lambda hooks: installer.upgrade(
-                meta.id, package=path, upgraded_by=admin.username, before_commit=hooks
+                meta.id,
+                package=path,
+                upgraded_by=admin.username,
+                before_commit=hooks,
+                grant=grant,
             )
         )
         return UploadedUpgrade(

@@ -60,6 +60,7 @@ class InstallResult:
     installed_at: datetime
     seconds: float
     warnings: list[str] = field(default_factory=list)  # e.g. "not signed" under policy warn
+    permissions: list[str] = field(default_factory=list)  # granted by installing
     dependencies: list[str] = field(default_factory=list)  # installed first, by the same call
 
 
@@ -120,6 +121,7 @@ def install(
             installed_by=installed_by,
             tables=list(migration.tables),
             operation_id=operation_id,
+            permissions=list(meta.permissions),  # the admin saw them before installing
         )
         with workspace.engine.connect() as conn, conn.begin() as transaction:
             with steps.step("migrate"):
@@ -179,6 +181,7 @@ def install(
         installed_at=installation.installed_at,
         seconds=time.perf_counter() - started,
         warnings=list(staged.verdict.warnings),
+        permissions=list(meta.permissions),
     )
 
 

@@ -28,6 +28,7 @@ class PlannedInstall:
     plugin_id: str
     version: str
     reason: str  # "requested", or "needed by x (>=1.2.0)"
+    permissions: tuple[str, ...] = ()  # what its package asks for: granted by installing
 
 
 class PlanError(PackageError):
@@ -115,6 +116,7 @@ def plan_install(
             "requested"
             if pid == plugin_id
             else "needed by " + ", ".join(f"{who} ({spec})" for spec, who, _at in wanted[pid]),
+            tuple(metadata(pid, chosen[pid]).permissions),
         )
         for pid in order
         if pid == plugin_id or pid not in installed

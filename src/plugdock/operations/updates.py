@@ -8,6 +8,7 @@ from pathlib import Path
 
 from plugdock.compat import check_compatibility, check_dependents
 from plugdock.errors import NotInstalledError, PackageError, PlugdockError
+from plugdock.isolation.permissions import added
 from plugdock.operations.workspace import Workspace
 from plugdock.package.changelog import read_changelog
 from plugdock.package.metadata import PluginMetadata, parse_version
@@ -25,6 +26,8 @@ class UpdatePlan:
     problem: str | None
     steps: list[str] = field(default_factory=list)
     changelog: str | None = None
+    permissions: list[str] = field(default_factory=list)  # what the new version asks for
+    permissions_added: list[str] = field(default_factory=list)  # beyond the grant: to confirm
 
 
 def newest_update(catalog: Catalog, installation: Installation) -> str | None:
@@ -91,6 +94,8 @@ def plan_upgrade(workspace: Workspace, plugin_id: str, version: str | None = Non
         problem=problem,
         steps=steps,
         changelog=changelog,
+        permissions=list(meta.permissions),
+        permissions_added=added(installation.permissions, meta.permissions),
     )
 
 

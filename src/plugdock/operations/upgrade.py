@@ -16,14 +16,22 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from plugdock import audit
 from plugdock.compat import check_compatibility, check_dependents, check_namespace
-from plugdock.errors import AlreadyInstalledError, PackageError
+from plugdock.errors import (
+    AlreadyInstalledError,
+    PackageError,
+    PermissionsNotGrantedError,
+    PlugdockError,
+)
 from plugdock.failpoints import failpoint
 from plugdock.fsutil import remove_tree
+from plugdock.isolation.permissions import added, normalize
 from plugdock.journal import JournalEntry, clear_journal, write_journal
 from plugdock.migrations import check_tables_free, tables_only, transactional_ddl
 from plugdock.operations import codefiles
@@ -73,6 +81,12 @@ class UpgradeResult:
     signer: str | None
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    permissions: list[str] = field(default_factory=list)  # granted now (the package's list)
+
+
+# What the admin confirmed beyond the installation's grant: those permissions, or "all"
+# that the new version asks for (the CLI's --grant-permissions, after seeing the list).
+Grant = Collection[str] | Literal["all"]
 
 
 class DowngradeError(PackageError):
@@ -89,6 +103,21 @@ def check_newer(plugin_id: str, installed: str, offered: str) -> None:
         )
 
 
+def check_granted(
+    plugin_id: str, version: str, granted: list[str], asked: list[str], grant: Grant
+) -> None:
+    """Refuse when the new version asks for permissions neither granted before nor now."""
+    if grant == "all":
+        return
+    try:
+        confirmed = normalize(grant)
+    except ValueError as exc:
+        raise PlugdockError(f"cannot grant: {exc}") from None
+    missing = [p for p in added(granted, asked) if p not in confirmed]
+    if missing:
+        raise PermissionsNotGrantedError(plugin_id, version, missing)
+
+
 def upgrade(
     workspace: Workspace,
     plugin_id: str,
@@ -96,8 +125,13 @@ def upgrade(
     *,
     upgraded_by: str | None,
     before_commit: BeforeCommit | None,
+    grant: Grant = (),
 ) -> UpgradeResult:
-    """Upgrade ``plugin_id`` to the package ``requirement`` names; call with the lock held."""
+    """Upgrade ``plugin_id`` to the package ``requirement`` names; call with the lock held.
+
+    A version asking for permissions the installation was not granted is refused before
+    anything changes (:class:`PermissionsNotGrantedError`) unless ``grant`` names them.
+    """
     started = time.perf_counter()
     steps = Steps("upgrade")
     operation_id = uuid.uuid4().hex
@@ -113,6 +147,7 @@ def upgrade(
             if meta.id != plugin_id:
                 raise PackageError(f"the package holds plugin {meta.id!r}, not {plugin_id!r}")
             check_newer(plugin_id, current.version, meta.version)
+            check_granted(plugin_id, meta.version, current.permissions, meta.permissions, grant)
             installed = workspace.installed()
             installed_meta = workspace.installed_metadata(installed)
             check_compatibility(
@@ -171,6 +206,7 @@ def upgrade(
             signer=staged.verdict.signer,
             tables=tables,
             operation_id=operation_id,
+            permissions=list(meta.permissions),
         )
         with workspace.engine.connect() as conn, conn.begin() as transaction:
             with steps.step("migrate"):
@@ -234,6 +270,7 @@ def upgrade(
         signer=staged.verdict.signer,
         seconds=time.perf_counter() - started,
         warnings=list(staged.verdict.warnings),
+        permissions=list(meta.permissions),
     )
 
 

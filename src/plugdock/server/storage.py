@@ -269,6 +269,7 @@ class Storage:
                     "price": meta.price,
                     "icon": meta.icon,
                     "author": meta.author,
+                    "permissions": list(meta.permissions),
                 },
             }
             target = self.package_path(meta.id, meta.version)

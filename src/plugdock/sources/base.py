@@ -26,6 +26,7 @@ class CatalogEntry:
     price: float
     icon: str
     versions: tuple[str, ...]  # newest first, by semver
+    permissions: tuple[str, ...] = ()  # what the newest version asks for (normal forms)
 
     @property
     def latest(self) -> str:

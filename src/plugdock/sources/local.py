@@ -142,5 +142,6 @@ def _catalog(
             price=newest.price,
             icon=newest.icon,
             versions=versions,
+            permissions=tuple(newest.permissions),
         )
     return Catalog(plugins=plugins, broken=tuple(broken))

@@ -46,6 +46,7 @@ from plugdock import __version__
 from plugdock.config import Settings, SignaturePolicy
 from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
 from plugdock.fsutil import atomic_write, write_json_atomic
+from plugdock.isolation.permissions import normalize as normalize_permissions
 from plugdock.package.archive import Limits
 from plugdock.package.checksums import sha256_file
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
@@ -210,6 +211,7 @@ class RemoteSource:
                     price=_price(summary.get("price")),
                     icon=str(summary.get("icon") or ""),
                     versions=newest_first(kept),
+                    permissions=_permissions(summary.get("permissions")),
                 )
         return Catalog(plugins=plugins, broken=tuple(broken))
 
@@ -662,6 +664,16 @@ def _record_problem(version: object, record: object) -> str | None:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         return "no valid size"
     return None
+
+
+def _permissions(value: object) -> tuple[str, ...]:
+    """The summary's permissions for display; the package's own list is what gets granted."""
+    if not isinstance(value, list):
+        return ()
+    try:
+        return tuple(normalize_permissions(str(p) for p in value))
+    except ValueError:  # unknown to this core: the package fails validation if installed
+        return ()
 
 
 def _price(value: object) -> float:

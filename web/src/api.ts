@@ -55,15 +55,17 @@ export const marketplace = {
   planUninstall: (id: string) =>
     api.get<UninstallPlan>(`/api/v1/marketplace/plan/uninstall/${encodeURIComponent(id)}`),
   install: (id: string) => api.post<InstallResponse>("/api/v1/marketplace/install", { plugin_id: id }),
-  upgrade: (id: string, version: string | null = null) =>
-    api.post<UpgradeResponse>("/api/v1/marketplace/upgrade", { plugin_id: id, version }),
+  /** `grant`: the permissions the admin confirmed beyond the current grant (else a 409 names them). */
+  upgrade: (id: string, version: string | null = null, grant: string[] = []) =>
+    api.post<UpgradeResponse>("/api/v1/marketplace/upgrade", { plugin_id: id, version, grant }),
   uninstall: (id: string, backup: boolean) =>
     api.delete<UninstallResponse>(`/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}`),
   setEnabled: (id: string, enabled: boolean) =>
     api.post<ToggleResponse>(`/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
-  upload: (file: File) => {
+  upload: (file: File, grant: string[] = []) => {
     const form = new FormData();
     form.append("file", file, file.name);
+    for (const permission of grant) form.append("grant", permission);
     return api.post<UploadResponse>("/api/v1/marketplace/upload", form);
   },
 };

@@ -6,6 +6,7 @@ import * as React from "react";
 import { type InstallPlan, type UninstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { Markdown } from "./Markdown";
+import { PermissionList } from "./Permissions";
 
 export interface Target {
   id: string;
@@ -94,11 +95,12 @@ export function UpdateDialog({
 }) {
   const { plan, error } = usePlan(target, marketplace.planUpgrade);
   const blocked = !plan || !plan.compatible;
+  const more = plan?.permissions_added ?? [];
   return (
     <ConfirmDialog
       open={target !== null}
       title={target ? `Update ${target.name}?` : "Update?"}
-      confirmLabel={plan ? `Update to ${plan.version}` : "Update"}
+      confirmLabel={plan ? `${more.length ? "Grant and update" : "Update"} to ${plan.version}` : "Update"}
       confirmDisabled={blocked}
       wide
       onConfirm={() => plan && onConfirm(plan)}
@@ -117,6 +119,18 @@ export function UpdateDialog({
             <p className="error-text" role="alert">
               This update cannot be installed here: {plan.problem ?? "this panel cannot take it"}
             </p>
+          )}
+          {more.length > 0 && (
+            <div className="permissions-ask" role="alert">
+              <p>
+                <strong>This version asks for more permissions.</strong> Updating grants them:
+              </p>
+              <PermissionList
+                permissions={more}
+                descriptions={plan.permissions_added_descriptions}
+                label="Permissions the update adds"
+              />
+            </div>
           )}
           <p>
             {plan.steps.length > 0

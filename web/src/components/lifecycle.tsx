@@ -4,10 +4,12 @@
 // appear, change or disappear without a reload.
 import * as React from "react";
 
-import { type InstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
+import { ApiError, type InstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
+import { ConfirmDialog } from "./ConfirmDialog";
 import { usePlugins } from "../plugins";
 import { InstallPlanDialog, type Target, UninstallDialog, UpdateDialog } from "./LifecycleDialogs";
 import type { NoticeValue } from "./Notice";
+import { refusedPermissions } from "./Permissions";
 
 export type Action = "install" | "update" | "uninstall" | "enable" | "disable" | "upload";
 export type Busy = { id: string; action: Action } | null;
@@ -34,6 +36,8 @@ export function useLifecycle(reload: () => Promise<void>) {
   const [installing, setInstalling] = React.useState<{ target: Target; plan: InstallPlan } | null>(null);
   const [updating, setUpdating] = React.useState<Target | null>(null);
   const [removing, setRemoving] = React.useState<Target | null>(null);
+  // An uploaded upgrade the server refused until the admin grants what it newly asks for.
+  const [uploadGrant, setUploadGrant] = React.useState<{ file: File; permissions: string[] } | null>(null);
 
   /** Run one change: busy while it runs, then the server's message (or error) as the notice. */
   const run = async (target: Target, action: Action, verb: string, call: () => Promise<string>) => {
@@ -79,7 +83,8 @@ export function useLifecycle(reload: () => Promise<void>) {
   const update = (target: Target, plan: UpgradePlan) => {
     setUpdating(null);
     return run(target, "update", "update", async () => {
-      const result = await marketplace.upgrade(target.id, plan.version);
+      // The plan listed what the update adds; confirming the dialog grants exactly those.
+      const result = await marketplace.upgrade(target.id, plan.version, plan.permissions_added);
       return withWarnings(result.message, result.warnings);
     });
   };
@@ -99,10 +104,17 @@ export function useLifecycle(reload: () => Promise<void>) {
       return result.message;
     });
 
-  const upload = (file: File) =>
+  const upload = (file: File, grant: string[] = []) =>
     run({ id: "", name: file.name }, "upload", "install", async () => {
-      const result = await marketplace.upload(file);
-      return withWarnings(result.message, result.warnings);
+      try {
+        const result = await marketplace.upload(file, grant);
+        const granted = result.permissions?.length ? `; granted: ${result.permissions.join(", ")}` : "";
+        return withWarnings(`${result.message}${granted}`, result.warnings);
+      } catch (e) {
+        const permissions = e instanceof ApiError ? refusedPermissions(e.status, e.message) : null;
+        if (permissions) setUploadGrant({ file, permissions }); // ask, then upload it again
+        throw e;
+      }
     });
 
   const dialogs = (
@@ -122,6 +134,27 @@ export function useLifecycle(reload: () => Promise<void>) {
         onCancel={() => setUpdating(null)}
         onConfirm={(plan) => updating && void update(updating, plan)}
       />
+      <ConfirmDialog
+        open={uploadGrant !== null}
+        title="Grant more permissions?"
+        confirmLabel="Grant and update"
+        onConfirm={() => {
+          const pending = uploadGrant;
+          setUploadGrant(null);
+          if (pending) void upload(pending.file, pending.permissions);
+        }}
+        onCancel={() => setUploadGrant(null)}
+      >
+        <p>{uploadGrant?.file.name} is an update that asks for permissions the installed version was not granted:</p>
+        <ul className="permission-list" aria-label="Permissions the update adds">
+          {(uploadGrant?.permissions ?? []).map((p) => (
+            <li key={p}>
+              <code>{p}</code>
+            </li>
+          ))}
+        </ul>
+        <p className="muted">Nothing has changed yet. Granting them uploads the package again and updates it.</p>
+      </ConfirmDialog>
       <UninstallDialog
         target={removing}
         onCancel={() => setRemoving(null)}

@@ -528,6 +528,18 @@ export interface components {
             latest: string;
             /** Name */
             name: string;
+            /**
+             * Permission Descriptions
+             * @description one sentence per permission, in the same order
+             * @default []
+             */
+            permission_descriptions: string[];
+            /**
+             * Permissions
+             * @description what the plugin asks for (catalog) or was granted (installed)
+             * @default []
+             */
+            permissions: string[];
             /** Price */
             price: number;
             /**
@@ -648,6 +660,12 @@ export interface components {
             name: string;
             /** Package Sha256 */
             package_sha256: string;
+            /**
+             * Permissions
+             * @description what the plugin was granted
+             * @default []
+             */
+            permissions: string[];
             /** Plugin Id */
             plugin_id: string;
             replicas?: components["schemas"]["Replicas"] | null;
@@ -685,6 +703,18 @@ export interface components {
             installed_by: string | null;
             /** Name */
             name: string;
+            /**
+             * Permission Descriptions
+             * @description one sentence per permission, in the same order
+             * @default []
+             */
+            permission_descriptions: string[];
+            /**
+             * Permissions
+             * @description what the plugin asks for (catalog) or was granted (installed)
+             * @default []
+             */
+            permissions: string[];
             replicas?: components["schemas"]["PluginReplicas"] | null;
             /**
              * Routes
@@ -731,6 +761,18 @@ export interface components {
         };
         /** PlannedStep */
         PlannedStep: {
+            /**
+             * Permission Descriptions
+             * @description one sentence per permission, in the same order
+             * @default []
+             */
+            permission_descriptions: string[];
+            /**
+             * Permissions
+             * @description what the plugin asks for (catalog) or was granted (installed)
+             * @default []
+             */
+            permissions: string[];
             /** Plugin Id */
             plugin_id: string;
             /** Reason */
@@ -949,6 +991,21 @@ export interface components {
             compatible: boolean;
             /** From Version */
             from_version: string;
+            /**
+             * Permissions
+             * @description what the new version asks for
+             */
+            permissions: string[];
+            /**
+             * Permissions Added
+             * @description asked for beyond the installation's grant: confirm by sending them as the upgrade's 'grant'
+             */
+            permissions_added: string[];
+            /**
+             * Permissions Added Descriptions
+             * @description one sentence per added permission
+             */
+            permissions_added_descriptions: string[];
             /** Plugin Id */
             plugin_id: string;
             /** Problem */
@@ -963,6 +1020,15 @@ export interface components {
         };
         /** UpgradeRequest */
         UpgradeRequest: {
+            /**
+             * Grant
+             * @description permissions the admin confirms beyond the installation's grant; an upgrade asking for more than granted answers 409 naming them ('permissions')
+             * @default []
+             * @example [
+             *       "network:api.openai.com"
+             *     ]
+             */
+            grant: string[];
             /**
              * Plugin Id
              * @example ai_chatbot
@@ -986,6 +1052,12 @@ export interface components {
             name: string;
             /** Package Sha256 */
             package_sha256: string;
+            /**
+             * Permissions
+             * @description what the plugin is granted now
+             * @default []
+             */
+            permissions: string[];
             /** Plugin Id */
             plugin_id: string;
             replicas?: components["schemas"]["Replicas"] | null;
@@ -1033,6 +1105,12 @@ export interface components {
             operation: "install";
             /** Package Sha256 */
             package_sha256: string;
+            /**
+             * Permissions
+             * @description what the plugin was granted
+             * @default []
+             */
+            permissions: string[];
             /** Plugin Id */
             plugin_id: string;
             replicas?: components["schemas"]["Replicas"] | null;
@@ -1071,6 +1149,12 @@ export interface components {
             operation: "upgrade";
             /** Package Sha256 */
             package_sha256: string;
+            /**
+             * Permissions
+             * @description what the plugin is granted now
+             * @default []
+             */
+            permissions: string[];
             /** Plugin Id */
             plugin_id: string;
             replicas?: components["schemas"]["Replicas"] | null;
@@ -1799,6 +1883,7 @@ export interface operations {
                 "multipart/form-data": {
                     /** Format: binary */
                     file: string;
+                    grant?: string[];
                 };
             };
         };

@@ -4,6 +4,7 @@ import * as React from "react";
 
 import { type InstalledPlugin, api, errorMessage, formatDate } from "../api";
 import { useAuth } from "../auth";
+import { PermissionsNote } from "../components/Permissions";
 import { Notice } from "../components/Notice";
 import { EnabledSwitch, offeredUpdate, useLifecycle } from "../components/lifecycle";
 import { usePlugins } from "../plugins";
@@ -80,6 +81,7 @@ export function InstalledPage() {
                   <tr key={row.id} aria-busy={working}>
                     <th scope="row">
                       {row.name} <code className="muted">{row.id}</code>
+                      <PermissionsNote item={row} granted />
                     </th>
                     <td>
                       {row.version}

@@ -6,6 +6,7 @@ import * as React from "react";
 import { type CatalogItem, api, errorMessage } from "../api";
 import { useAuth } from "../auth";
 import { Notice } from "../components/Notice";
+import { PermissionsNote } from "../components/Permissions";
 import { EnabledSwitch, UploadButton, offeredUpdate, useLifecycle } from "../components/lifecycle";
 
 export function formatPrice(price: number): string {
@@ -133,6 +134,7 @@ export function MarketplacePage() {
                 {item.state === "failed" && <span className="tag tag-error">Failed to load</span>}
               </div>
               <p className="plugin-description">{item.description || "No description."}</p>
+              <PermissionsNote item={item} />
               {blockedUpdate && (
                 <p className="update-note muted">
                   Version {blockedUpdate} cannot be installed here: {item.update_problem ?? "this panel cannot take it"}

@@ -310,14 +310,28 @@ def test_plans_answer_as_the_contract_says(panel: Panel, tmp_path: Path) -> None
                 "plugin_id": "ai_chatbot",
                 "version": "1.1.0",
                 "reason": "needed by needy (>=1.0.0,<2)",
+                "permissions": [],
+                "permission_descriptions": [],
             },
-            {"plugin_id": "needy", "version": "1.0.0", "reason": "requested"},
+            {
+                "plugin_id": "needy",
+                "version": "1.0.0",
+                "reason": "requested",
+                "permissions": [],
+                "permission_descriptions": [],
+            },
         ],
     }
     pinned = admin.get(f"{MARKET}/plan/install/ai_chatbot", params={"version": "1.0.0"}).json()
     assert pinned["version"] == "1.0.0"
     assert pinned["steps"] == [
-        {"plugin_id": "ai_chatbot", "version": "1.0.0", "reason": "requested"}
+        {
+            "plugin_id": "ai_chatbot",
+            "version": "1.0.0",
+            "reason": "requested",
+            "permissions": [],
+            "permission_descriptions": [],
+        }
     ]
     assert admin.get(f"{MARKET}/plan/install/nothing_here").status_code == 404
     assert admin.get(f"{MARKET}/plan/install/Bad-Id").status_code == 422

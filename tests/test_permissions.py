@@ -184,7 +184,11 @@ def test_api_returns_the_grant_and_a_bigger_upgrade_answers_409_until_granted(
         body = refused.json()
         assert body["permissions"] == ["network"]
         assert body["permission_descriptions"] == ["Open network connections to any host"]
-        assert "network" in body["detail"]
+        # The web UI reads the refused permissions from this sentence (Permissions.tsx).
+        assert body["detail"] == (
+            "weather 1.1.0 asks for permissions it was not granted: network; "
+            "confirm them to upgrade"
+        )
         with engine.connect() as conn:
             assert conn.execute(text("SELECT * FROM addon_installations")).all() == row_before
     finally:
@@ -200,6 +204,20 @@ def test_api_returns_the_grant_and_a_bigger_upgrade_answers_409_until_granted(
     assert done.json()["permissions"] == ["network", HOST]
     listed = {p["id"]: p for p in admin.get(f"{MARKET}/installed").json()}
     assert listed["weather"]["permissions"] == ["network", HOST]
+
+    # An uploaded upgrade is held to the same grant; the form's 'grant' fields confirm.
+    folder = make_plugin(
+        tmp_path / "upload", "weather", "1.2.0", metadata={"permissions": ["core:users:read"]}
+    )
+    package = pack_into(folder, tmp_path / "uploads").read_bytes()
+    files = {"file": ("weather.zip", package, "application/zip")}
+    refused = admin.post(f"{MARKET}/upload", files=files)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["permissions"] == ["core:users:read"]
+    done = admin.post(f"{MARKET}/upload", files=files, data={"grant": ["core:users:read"]})
+    assert done.status_code == 200, done.text
+    assert done.json()["operation"] == "upgrade"
+    assert done.json()["permissions"] == ["core:users:read"]
 
 
 # ------------------------------------------------------------------------- the CLI

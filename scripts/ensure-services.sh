@@ -40,7 +40,16 @@ ensure_nginx() {
   test -x /usr/sbin/nginx
 }
 
+# Process isolation (PLUGDOCK_ISOLATION=process) confines plugins with Debian's bubblewrap.
+ensure_bubblewrap() {
+  if command -v bwrap >/dev/null; then return; fi
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  command -v bwrap >/dev/null
+}
+
 ensure_postgres
 ensure_mariadb
 ensure_nginx
-echo "services: PostgreSQL and MariaDB are up; nginx is installed"
+ensure_bubblewrap
+echo "services: PostgreSQL and MariaDB are up; nginx and bubblewrap are installed"

@@ -38,12 +38,35 @@ def _scratch_server_database(server_url: str, kind: str) -> Iterator[str]:
     try:
         yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     finally:
+        roles = _plugin_roles(server_url, name, kind)
         with admin.connect() as conn:
             if kind == "postgresql":
                 conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                for role in roles:
+                    conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
             else:
                 conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+                for role in roles:
+                    conn.execute(text(f"DROP USER IF EXISTS '{role}'@'%'"))
         admin.dispose()
+
+
+def _plugin_roles(server_url: str, database: str, kind: str) -> list[str]:
+    """Plugin roles (process isolation) with rights in the scratch database: roles outlive it."""
+    if kind == "postgresql":
+        engine = create_engine(make_url(server_url).set(database=database))
+        query = (
+            "SELECT DISTINCT grantee FROM information_schema.role_table_grants "
+            "WHERE grantee LIKE 'pd\\_%'"
+        )
+    else:
+        engine = create_engine(server_url)
+        query = f"SELECT DISTINCT User FROM mysql.tables_priv WHERE Db = '{database}'"
+    try:
+        with engine.connect() as conn:
+            return [row[0] for row in conn.execute(text(query))]
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(params=DATABASES)

@@ -202,6 +202,8 @@ def doctor(repair: bool = typer.Option(False, "--repair", help="Fix what can be 
     if repair:
         for action in doc.repair(installer):
             console.print(f"[green]repaired[/] {action}")
+    for note in doc.isolation_notes(installer):
+        err_console.print(f"[yellow]note[/] {note}")
     findings = doc.diagnose(installer)
     for finding in findings:
         hint = "" if finding.repairable or repair else " (not repairable automatically)"

@@ -124,6 +124,35 @@ def diagnose(installer: Installer) -> list[Finding]:
     return findings
 
 
+def isolation_notes(installer: Installer) -> list[str]:
+    """What plugins can touch on this instance, when that is more than an operator may think."""
+    settings = installer.settings
+    if settings.isolation == "inprocess":
+        return [
+            "plugins run inside the panel with all of its rights (PLUGDOCK_ISOLATION=inprocess); "
+            "set PLUGDOCK_ISOLATION=process for plugins you do not trust (docs/isolation.md)"
+        ]
+    from plugdock.isolation.sandbox import SandboxUnavailable, bwrap, process_limit_enforced
+
+    notes = []
+    try:
+        bwrap()
+    except SandboxUnavailable as exc:
+        notes.append(str(exc))
+    if installer.engine.dialect.name == "sqlite":
+        notes.append(
+            "SQLite cannot give a plugin rights of its own: every plugin process can read and "
+            "write every table, the users' password hashes and the token-signing key included. "
+            "Use PostgreSQL (or MariaDB) for plugins you do not trust"
+        )
+    if not process_limit_enforced():
+        notes.append(
+            "the panel runs as root, and the kernel does not apply a process limit to root: "
+            "run it as an ordinary user so each plugin may start at most a few processes"
+        )
+    return notes
+
+
 def _store_findings(installer: Installer) -> list[Finding]:
     """The package store other replicas fetch code from: every package there and intact."""
     scratch = installer.settings.home / f".doctor-{uuid.uuid4().hex}.zip"

@@ -54,10 +54,12 @@ __all__ = [
     "HostState",
     "OptionalUser",
     "User",
+    "Users",
     "current_user",
     "db_session",
     "get_logger",
     "host_state",
+    "list_users",
     "optional_user",
     "plugin_settings",
     "require_admin",
@@ -98,6 +100,8 @@ class HostState:
 
     engine: Engine
     authenticate: Authenticate | None = None
+    # The panel's active users for a plugin granted ``core:users:read`` (sdk.Users).
+    users: Callable[[Request], list[User]] | None = None
 
 
 def host_state(app: Starlette) -> HostState:
@@ -249,9 +253,29 @@ def require_admin(user: User = Depends(current_user)) -> User:
     return user
 
 
+def list_users(request: Request) -> list[User]:
+    """FastAPI dependency: the host's active users (id, name, role; never a password hash).
+
+    The plugin must ask for the ``core:users:read`` permission in its metadata; without it
+    the host answers 403. Prefer the :data:`Users` annotation::
+
+        @router.get("/assignees")
+        def assignees(users: sdk.Users, admin: sdk.AdminUser) -> list[str]:
+            return [u.username for u in users]
+    """
+    users = host_state(request.app).users
+    if users is None:
+        raise HTTPException(
+            status_code=status.HTTP_501_NOT_IMPLEMENTED,
+            detail="this host does not share its users with plugins",
+        )
+    return users(request)
+
+
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(require_admin)]
+Users = Annotated[list[User], Depends(list_users)]
 
 
 # -- settings and logs ---------------------------------------------------------------------

@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plugdock = PanelState(
         engine=engine,
         authenticate=auth.authenticate,  # sdk.current_user and friends: the panel's tokens
+        users=core_api.plugin_users,  # sdk.Users, for plugins granted core:users:read
         settings=settings,
         installer=installer,
         runtime=runtime,

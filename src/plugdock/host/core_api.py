@@ -238,6 +238,29 @@ router.include_router(protected)
 # -- wiring (called by plugdock.host.app) ---------------------------------------------------
 
 
+def plugin_users(request: Request) -> list[sdk.User]:
+    """``sdk.Users`` for a plugin served inside the panel: only with ``core:users:read``.
+
+    (A plugin inside the panel could read the table itself; the check keeps the two
+    isolation modes alike, so a plugin that forgot the permission fails in development.)
+    """
+    from plugdock.host.state import panel_state
+    from plugdock.isolation import core_calls
+    from plugdock.runtime.dispatch import SELECTED_ENTRY
+
+    state = panel_state(request.app)
+    entry = request.scope.get(SELECTED_ENTRY)
+    caller = next((m for m in state.runtime.mounted.values() if m.entry is entry), None)
+    if caller is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only plugin routes may list users")
+    if core_calls.USERS_PERMISSION not in caller.installation.permissions:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{caller.installation.plugin_id} was not granted {core_calls.USERS_PERMISSION}",
+        )
+    return [sdk.User(**user) for user in core_calls.read_users(state.engine)]
+
+
 def install(app: Any) -> None:
     """Include the core routes (``PanelState.authenticate`` makes ``sdk.current_user`` use
     the tokens they hand out)."""

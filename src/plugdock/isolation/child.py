@@ -81,6 +81,19 @@ def _run_hook(backend: Any, engine: Any, order: dict[str, Any], plugin_id: str) 
             hook(context)
 
 
+def _users_from_panel(request: Any) -> list[Any]:
+    """``sdk.Users`` here: the panel answers, if the admin granted ``core:users:read``."""
+    from fastapi import HTTPException
+
+    from plugdock import sdk
+    from plugdock.isolation import core_calls
+
+    answer = core_calls.ask(f"{RUN}/{core_calls.SOCKET_NAME}", "users")
+    if "error" in answer:
+        raise HTTPException(answer.get("status", 502), answer["error"])
+    return [sdk.User(**user) for user in answer["users"]]
+
+
 def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
     import uvicorn
     from fastapi import FastAPI
@@ -88,7 +101,9 @@ def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
     from plugdock import sdk
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.plugdock = sdk.HostState(engine=engine, authenticate=protocol.user_from_headers)
+    app.state.plugdock = sdk.HostState(
+        engine=engine, authenticate=protocol.user_from_headers, users=_users_from_panel
+    )
     if backend.router is not None:
         app.include_router(backend.router)
 
@@ -116,6 +131,21 @@ def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
     Server(config).run()
 
 
+def _openapi(router: Any) -> dict[str, Any]:
+    """The router's paths and schemas, for the panel's own OpenAPI document."""
+    if router is None:
+        return {}
+    from fastapi import FastAPI
+
+    scratch = FastAPI()
+    scratch.include_router(router)
+    document = scratch.openapi()
+    return {
+        "paths": document.get("paths", {}),
+        "schemas": document.get("components", {}).get("schemas", {}),
+    }
+
+
 def main() -> None:
     order = json.loads(sys.argv[1])
     plugin_id: str = order["plugin_id"]
@@ -129,7 +159,11 @@ def main() -> None:
     except BaseException as exc:
         _reply(event="error", error=str(exc) or repr(exc))
         sys.exit(1)
-    _reply(event="loaded", routes=[[r.path, sorted(r.methods)] for r in routes])
+    _reply(
+        event="loaded",
+        routes=[[r.path, sorted(r.methods)] for r in routes],
+        openapi=_openapi(backend.router),
+    )
     engine = _engine(order.get("db_url"))
     for line in sys.stdin:
         command = json.loads(line)

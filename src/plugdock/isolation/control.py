@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,16 @@ class PluginProcessError(PackageError):
 class ChildProcess:
     """One running plugin process and the pipe it answers on."""
 
-    def __init__(self, plugin_id: str, sandbox: Sandbox, log_path: Path, order: dict[str, Any]):
+    def __init__(
+        self,
+        plugin_id: str,
+        sandbox: Sandbox,
+        log_path: Path,
+        order: dict[str, Any],
+        cleanup: Callable[[], None] = lambda: None,
+    ):
         self.plugin_id = plugin_id
+        self._cleanup: Callable[[], None] | None = cleanup  # once the process is gone
         self.order_token: str = order["token"]  # the installation's module token
         self.sandbox = sandbox
         self.log_path = log_path
@@ -51,11 +60,13 @@ class ChildProcess:
             )
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []
+        self.openapi: dict[str, Any] = {}  # the router's OpenAPI paths and schemas
         answer = self._answer(START_TIMEOUT, "importing its backend")
         if answer.get("event") != "loaded":
             self.kill()
             raise PluginProcessError(f"{plugin_id}: {answer.get('error', answer)}")
         self.routes = [(path, methods) for path, methods in answer["routes"]]
+        self.openapi = answer.get("openapi") or {}
 
     @property
     def socket_path(self) -> Path:
@@ -159,3 +170,6 @@ class ChildProcess:
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None and not pipe.closed:
                 pipe.close()
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is not None:
+            cleanup()

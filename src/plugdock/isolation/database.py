@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -24,6 +26,7 @@ from plugdock.db import stored_secret
 from plugdock.isolation.dbrelay import DatabaseRelay
 from plugdock.isolation.sandbox import RUN
 
+T = TypeVar("T")
 ROLE_KEY_NAME = "plugin_role_key"  # its row in plugdock_secrets: derives the roles' passwords
 
 
@@ -36,6 +39,7 @@ class PluginDatabase:
         self.enforced = engine.dialect.name in ("postgresql", "mysql")  # roles of their own
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relays: dict[str, DatabaseRelay] = {}
+        self._core_servers: dict[str, asyncio.AbstractServer] = {}
         self._key: bytes | None = None
 
     def files(self) -> list[Path]:
@@ -65,7 +69,7 @@ class PluginDatabase:
     def _database_name(self) -> str:
         return make_url(self.settings.db_url).database or ""
 
-    def open_for(self, plugin_id: str, run_dir: Path) -> str:
+    def open_for(self, plugin_id: str, key: str, run_dir: Path) -> str:
         """The URL the plugin process connects with; starts its relay (blocking)."""
         if not self.enforced:
             return self.settings.db_url
@@ -81,10 +85,7 @@ class PluginDatabase:
             run_dir / db_roles.socket_file_name(url), url.host or "127.0.0.1", _port(url)
         )
         self._run(relay.start())
-        old = self._relays.pop(plugin_id, None)
-        if old is not None:
-            self._run(old.stop())
-        self._relays[plugin_id] = relay
+        self._relays[key] = relay
         plugin_url = db_roles.plugin_url(url, role, self._password(plugin_id), unix_socket_dir=RUN)
         return plugin_url.render_as_string(hide_password=False)
 
@@ -110,25 +111,42 @@ class PluginDatabase:
 
             db_roles.drop_plugin_role(self.engine, plugin_id)
 
-    def close_for(self, plugin_id: str) -> None:
-        relay = self._relays.pop(plugin_id, None)
+    def open_core_calls(self, plugin_id: str, key: str, run_dir: Path, granted: list[str]) -> None:
+        """Answer the plugin's ``sdk.Users`` calls on its run folder's core socket."""
+        from plugdock.isolation import core_calls
+
+        self._core_servers[key] = self._run(
+            core_calls.serve(
+                run_dir / core_calls.SOCKET_NAME,
+                plugin_id,
+                granted,
+                lambda: core_calls.read_users(self.engine),
+            )
+        )
+
+    def close_for(self, key: str) -> None:
+        """One plugin process ended: its sockets close (blocking)."""
+        server = self._core_servers.pop(key, None)
+        if server is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(server.close)
+        relay = self._relays.pop(key, None)
         if relay is not None:
             self._run(relay.stop())
 
     def close(self) -> None:
-        for plugin_id in list(self._relays):
-            self.close_for(plugin_id)
+        for key in list(self._relays) + list(self._core_servers):
+            self.close_for(key)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
 
-    def _run(self, coroutine: object) -> None:
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             threading.Thread(
-                target=self._loop.run_forever, name="plugdock-db-relays", daemon=True
+                target=self._loop.run_forever, name="plugdock-plugin-sockets", daemon=True
             ).start()
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
 
 def _port(url: object) -> int:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.concurrency import run_in_threadpool
@@ -33,7 +34,7 @@ from sqlalchemy import Engine
 from plugdock.config import Settings
 from plugdock.fsutil import make_private_dir
 from plugdock.isolation import protocol
-from plugdock.isolation.control import ChildProcess
+from plugdock.isolation.control import ChildProcess, PluginProcessError
 from plugdock.isolation.database import PluginDatabase
 from plugdock.isolation.forward import ForwardRoute
 from plugdock.isolation.sandbox import Sandbox
@@ -74,22 +75,32 @@ class ServedPlugin:
 class PluginProcesses:
     """Every plugin process of one panel process."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        on_change: Callable[[], None] = lambda: None,
+        on_gave_up: Callable[[str, str], None] = lambda plugin_id, why: None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         # Sockets need a short path (108 bytes); one private folder per panel process.
         self.base = Path(tempfile.mkdtemp(prefix="pd-", dir="/tmp"))
         self.database = PluginDatabase(settings, engine)
         self.served: dict[str, ServedPlugin] = {}
+        self._spawned = 0
+        self.on_change = on_change  # a process started serving: its routes and OpenAPI
+        self.on_gave_up = on_gave_up  # its backend does not load: not retried (see _start)
 
     # -- one process ---------------------------------------------------------------------
 
     def sandbox(self, plugin_id: str, permissions: list[str], backend_dir: Path) -> Sandbox:
         from plugdock.isolation.permissions import wants_network
 
-        run_dir = self.base / plugin_id
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
+        # A folder per process: an upgrade's new process starts beside the serving one.
+        self._spawned += 1
+        run_dir = self.base / f"{plugin_id}-{self._spawned}"
         make_private_dir(run_dir)
         data_dir = self.settings.plugin_data_dir / plugin_id
         make_private_dir(data_dir)
@@ -118,13 +129,25 @@ class PluginProcesses:
         sandbox = self.sandbox(
             plugin_id, permissions, backend_dir or self.settings.backend_dir / plugin_id
         )
-        url = self.database.open_for(plugin_id, sandbox.run_dir)
-        return ChildProcess(
-            plugin_id,
-            sandbox,
-            self.base / "logs" / f"{plugin_id}.log",
-            {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
-        )
+        key = sandbox.run_dir.name
+
+        def cleanup() -> None:
+            self.database.close_for(key)
+            shutil.rmtree(sandbox.run_dir, ignore_errors=True)
+
+        try:
+            url = self.database.open_for(plugin_id, key, sandbox.run_dir)
+            self.database.open_core_calls(plugin_id, key, sandbox.run_dir, permissions)
+            return ChildProcess(
+                plugin_id,
+                sandbox,
+                self.base / "logs" / f"{plugin_id}.log",
+                {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
+                cleanup,
+            )
+        except BaseException:
+            cleanup()
+            raise
 
     def grant(self, plugin_id: str, tables: list[str]) -> None:
         """Give the plugin's database role its tables (after they are committed; blocking)."""
@@ -158,6 +181,12 @@ class PluginProcesses:
         served.starting = asyncio.get_running_loop().create_task(self._start(served, child))
         return served.route
 
+    async def settled(self, timeout: float = START_WAIT) -> None:
+        """Wait (bounded) until every process being started serves or has failed."""
+        starting = [s.starting for s in self.served.values() if s.starting is not None]
+        if starting:
+            await asyncio.wait(starting, timeout=timeout)
+
     async def _client_of(self, served: ServedPlugin) -> httpx.AsyncClient | str:
         """The client reaching the process, once it is up; else why it is not."""
         if served.client is None and served.error == "starting":
@@ -171,15 +200,26 @@ class PluginProcesses:
                 child = await run_in_threadpool(
                     self.spawn, served.plugin_id, served.key, served.permissions
                 )
-                await run_in_threadpool(self.grant, served.plugin_id, served.tables)
+        except PluginProcessError as exc:
+            # Its code does not import (or hangs importing): as in the panel, the same
+            # installation is not tried again; a new installation or a restart is.
+            served.error = f"failed: {exc}"
+            served.ready.set()
+            if self.served.get(served.plugin_id) is served:
+                self.on_gave_up(served.plugin_id, str(exc))
+            return
+        except Exception as exc:  # e.g. the database refused the role: try again later
+            self._failed(served, str(exc))
+            return
+        try:
+            await run_in_threadpool(self.grant, served.plugin_id, served.tables)
             await run_in_threadpool(child.serve)
         except Exception as exc:
-            if child is not None:
-                child.kill()
+            await run_in_threadpool(child.kill)
             self._failed(served, str(exc))
             return
         if self.served.get(served.plugin_id) is not served:  # unmounted meanwhile
-            child.stop()
+            await run_in_threadpool(child.stop)
             return
         served.child = child
         served.client = httpx.AsyncClient(
@@ -191,6 +231,7 @@ class PluginProcesses:
         served.missed_pings = 0
         served.serving_since = time.monotonic()
         served.ready.set()
+        self.on_change()
         log.info("%s %s serving in process %d", served.plugin_id, served.version, child.pid)
 
     def _failed(self, served: ServedPlugin, why: str) -> None:
@@ -210,8 +251,6 @@ class PluginProcesses:
         if served.starting is not None and not served.starting.done():
             served.starting.cancel()
         await self._halt(served)
-        self.database.close_for(plugin_id)
-        shutil.rmtree(self.base / plugin_id, ignore_errors=True)
 
     async def _halt(self, served: ServedPlugin) -> None:
         client, child = served.client, served.child
@@ -280,6 +319,10 @@ class PluginProcesses:
 
     def pids(self) -> dict[str, int]:
         return {p: s.child.pid for p, s in self.served.items() if s.child is not None}
+
+    def openapi(self) -> list[dict[str, Any]]:
+        """The OpenAPI paths and schemas of each serving plugin process."""
+        return [s.child.openapi for s in self.served.values() if s.child is not None]
 
     def served_routes(self) -> dict[str, list[tuple[str, list[str]]]]:
         return {p: s.child.routes for p, s in self.served.items() if s.child is not None}

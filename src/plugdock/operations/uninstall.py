@@ -18,6 +18,7 @@ from plugdock.db import bump_generation
 from plugdock.errors import NotInstalledError, PlugdockError
 from plugdock.failpoints import failpoint
 from plugdock.fsutil import move, remove_tree
+from plugdock.isolation.db_roles import drop_plugin_role, supports_roles
 from plugdock.journal import JournalEntry, clear_journal, write_journal
 from plugdock.migrations import (
     Migration,
@@ -169,6 +170,7 @@ def uninstall(
     failpoint("uninstall.cleanup")
     workspace.announce(generation)
     workspace.finish(staging)
+    forget_isolation(workspace, plugin_id)
     return UninstallResult(
         plugin_id=plugin_id,
         version=installation.version,
@@ -203,3 +205,19 @@ def finish_uninstall(
     workspace.rewrite_registry()
     workspace.announce(generation)
     workspace.finish(Path(journal.staging))
+    forget_isolation(workspace, journal.plugin_id)
+
+
+def forget_isolation(workspace: Workspace, plugin_id: str) -> None:
+    """The last traces of a plugin process: its database role and its data folder.
+
+    Done whatever the isolation mode: an instance switched back to ``inprocess`` still
+    drops what ``process`` made. A role that cannot be dropped is logged, not raised: the
+    uninstall itself is committed.
+    """
+    if supports_roles(workspace.engine):
+        try:
+            drop_plugin_role(workspace.engine, plugin_id)
+        except Exception:
+            log.exception("%s: could not drop its database role", plugin_id)
+    remove_tree(workspace.settings.plugin_data_dir / plugin_id)

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, get_route_path
 from starlette.types import Receive, Scope, Send
 
-_SELECTED = "plugdock.plugin_entry"  # the scope key carrying the entry that matched
+SELECTED_ENTRY = "plugdock.plugin_entry"  # the scope key carrying the entry that matched
 
 
 def _never_matches(scope: Scope) -> tuple[Match, Scope]:
@@ -77,13 +77,13 @@ class PluginDispatch(BaseRoute):
                 continue
             match, child_scope = own(scope)
             if match == Match.FULL:
-                return match, {**child_scope, _SELECTED: entry}
+                return match, {**child_scope, SELECTED_ENTRY: entry}
             if match == Match.PARTIAL and partial is None:
-                partial = (match, {**child_scope, _SELECTED: entry})
+                partial = (match, {**child_scope, SELECTED_ENTRY: entry})
         return partial or (Match.NONE, {})
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await scope[_SELECTED].handle(scope, receive, send)
+        await scope[SELECTED_ENTRY].handle(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"PluginDispatch({sorted(self._prefixed)}, walked={len(self._walked)})"

@@ -116,7 +116,11 @@ class PluginRuntime:
         if settings.isolation == "process":
             from plugdock.isolation.supervisor import PluginProcesses
 
-            self.processes = PluginProcesses(settings, engine)
+            self.processes = PluginProcesses(
+                settings, engine, on_change=self._routes_changed, on_gave_up=self._gave_up
+            )
+            self._own_openapi = app.openapi
+            app.openapi = self._openapi  # type: ignore[method-assign]  # plugins' paths too
         self._stopping: set[asyncio.Task[None]] = set()  # plugin processes being stopped
 
     # ------------------------------------------------------------ mounting
@@ -184,7 +188,7 @@ class PluginRuntime:
             installation.operation_id,
             installation.version,
             declared,
-            list(getattr(installation, "permissions", []) or []),
+            list(installation.permissions),
             list(installation.tables),
             child,
         )
@@ -196,6 +200,24 @@ class PluginRuntime:
         self.changes += 1
         self.failed.pop(plugin_id, None)
         self._routes_changed()
+
+    def _gave_up(self, plugin_id: str, why: str) -> None:
+        """A plugin process could not load its backend: unserved and failed, as in the panel."""
+        mounted = self.mounted.get(plugin_id)
+        if mounted is not None:
+            self.unmount(plugin_id)
+            self.failed[plugin_id] = (mounted.installation.operation_id, why)
+
+    def _openapi(self) -> dict[str, Any]:
+        """The app's OpenAPI document with each plugin process's paths and schemas."""
+        if self.app.openapi_schema is None and self.processes is not None:
+            document = self._own_openapi()  # generated afresh; ours to extend
+            for part in self.processes.openapi():
+                document.setdefault("paths", {}).update(part.get("paths", {}))
+                schemas = document.setdefault("components", {}).setdefault("schemas", {})
+                schemas.update(part.get("schemas", {}))
+            self.app.openapi_schema = document
+        return self.app.openapi_schema or self._own_openapi()
 
     def _declared(self, plugin_id: str) -> list[str]:
         path = self.settings.manifest_dir / plugin_id / METADATA_FILE
@@ -354,6 +376,8 @@ class PluginRuntime:
         """At start: fetch missing code, mount what is installed, register as a replica."""
         await run_in_threadpool(self.fetch_code)
         self.reconcile()
+        if self.processes is not None:  # up means serving: plugin processes started first
+            await self.processes.settled()
         await self.report(force=True)
 
     def served_state(self) -> tuple[int, bool, dict[str, str]]:
@@ -528,7 +552,7 @@ class PluginRuntime:
                 row.version,
                 list(row.tables),
                 row.operation_id,
-                list(getattr(row, "permissions", []) or []),
+                list(row.permissions),
             )
 
     async def _finish_isolated(self, hooks: SandboxedHooks) -> None:

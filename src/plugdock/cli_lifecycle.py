@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
+    from plugdock.installer import Installer
+    from plugdock.runtime.hooks import BeforeCommit
+
+T = TypeVar("T")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -15,6 +23,26 @@ err_console = Console(stderr=True)
 def _warn(warnings: list[str]) -> None:
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+def _with_hooks(
+    installer: Installer, operation: Callable[[BeforeCommit], T], leaving: str | None = None
+) -> T:
+    """Run ``operation`` with the plugin's code where the isolation mode says: in this
+    process (``inprocess``), or only in the plugin's sandbox (``process``)."""
+    if installer.settings.isolation != "process":
+        from plugdock.runtime.hooks import check_and_run_hooks
+
+        return operation(check_and_run_hooks)
+    from plugdock.isolation.lifecycle import run_sandboxed
+
+    return run_sandboxed(
+        installer.settings,
+        installer.engine,
+        operation,
+        lambda plugin_id: installer.uninstall(plugin_id, before_commit=None),
+        leaving=leaving,
+    )
 
 
 def install(
@@ -57,7 +85,12 @@ def install(
             for item in planned:
                 _print_permissions(f"{item.plugin_id} {item.version}", item.permissions)
             return
-        result = installer.install(target, installed_by=by, restore=restore)
+        result = _with_hooks(
+            installer,
+            lambda hooks: installer.install(
+                target, installed_by=by, restore=restore, before_commit=hooks
+            ),
+        )
     _warn(result.warnings)
     for dependency in result.dependencies:
         console.print(f"[green]installed[/] {dependency} (a dependency)")
@@ -118,8 +151,17 @@ def upgrade(
     grant: Grant = "all" if grant_permissions else ()
     try:
         with download_progress(settings) as source:
-            result = Installer(settings, source=source).upgrade(
-                plugin_id, version, package=package, upgraded_by=by, grant=grant
+            installer = Installer(settings, source=source)
+            result = _with_hooks(
+                installer,
+                lambda hooks: installer.upgrade(
+                    plugin_id,
+                    version,
+                    package=package,
+                    upgraded_by=by,
+                    grant=grant,
+                    before_commit=hooks,
+                ),
             )
     except PermissionsNotGrantedError as exc:  # nothing changed: say what to confirm
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
@@ -186,7 +228,13 @@ def uninstall(
             err_console.print(f"[red]blocked:[/] needed by {', '.join(dependents)}")
         console.print("a backup of the rows is written first" if not no_backup else "no backup")
         return
-    result = installer.uninstall(plugin_id, uninstalled_by=by, backup=not no_backup)
+    result = _with_hooks(
+        installer,
+        lambda hooks: installer.uninstall(
+            plugin_id, uninstalled_by=by, backup=not no_backup, before_commit=hooks
+        ),
+        leaving=plugin_id,
+    )
     _warn(result.warnings)
     dropped = ", ".join(result.tables_dropped) or "none"
     console.print(

@@ -20,11 +20,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from plugdock.isolation.control import ChildProcess
+from sqlalchemy import Engine
+
+from plugdock.config import Settings
+from plugdock.db import connect_read
+from plugdock.isolation.control import ChildProcess, PluginProcessError
 from plugdock.isolation.supervisor import PluginProcesses
-from plugdock.runtime.hooks import OperationContext
+from plugdock.registry import Installation, list_installations
+from plugdock.runtime.hooks import BeforeCommit, OperationContext
+from plugdock.runtime.loader import module_token
 from plugdock.runtime.routes import ServedRoute, check_collisions, check_declared
+
+T = TypeVar("T")
+
+
+class ArrivalFailed(PluginProcessError):
+    """An arriving plugin's ``on_install``/``on_upgrade`` failed after the commit."""
+
+    def __init__(self, message: str, plugin_id: str, operation: str) -> None:
+        super().__init__(message)
+        self.plugin_id = plugin_id
+        self.operation = operation
 
 
 @dataclass
@@ -111,3 +129,74 @@ class SandboxedHooks:
         for prepared in self.prepared.values():
             prepared.child.kill()
         self.prepared.clear()
+
+
+def installed_rows(engine: Engine) -> dict[str, Installation]:
+    with connect_read(engine) as conn:
+        return {i.plugin_id: i for i in list_installations(conn)}
+
+
+def finish_arrivals(
+    hooks: SandboxedHooks, engine: Engine, undo_install: Callable[[str], object]
+) -> dict[str, tuple[Installation, ChildProcess]]:
+    """After the commit: each arriving plugin's hook, in its process (blocking).
+
+    Returns the processes to serve, by plugin id. A failed ``on_install`` undoes the install
+    (``undo_install``) and raises; a failed ``on_upgrade`` raises (the upgrade stays).
+    """
+    rows = installed_rows(engine)
+    ready: dict[str, tuple[Installation, ChildProcess]] = {}
+    for plugin_id, prepared in list(hooks.prepared.items()):
+        row = rows.get(plugin_id)
+        token = prepared.child.order_token
+        if row is None or not row.enabled or token != module_token(row.operation_id):
+            continue  # rolled back (a dependency plan), or not to be served
+        try:
+            ready[plugin_id] = (row, hooks.finish(plugin_id, list(row.tables)))
+        except PluginProcessError as exc:
+            for _row, child in ready.values():
+                child.kill()
+            if prepared.operation == "install":
+                undo_install(plugin_id)
+                raise ArrivalFailed(
+                    f"{exc}; the install was undone", plugin_id, prepared.operation
+                ) from exc
+            raise ArrivalFailed(
+                f"{exc}; {plugin_id} {row.version} stays installed but is not served "
+                "until it is upgraded or uninstalled",
+                plugin_id,
+                prepared.operation,
+            ) from exc
+    return ready
+
+
+def run_sandboxed(
+    settings: Settings,
+    engine: Engine,
+    operation: Callable[[BeforeCommit], T],
+    undo_install: Callable[[str], object],
+    *,
+    leaving: str | None = None,
+) -> T:
+    """An operation outside a panel (the CLI) with the plugin's code in its sandbox only."""
+    from plugdock.isolation.supervisor import PluginProcesses
+
+    processes = PluginProcesses(settings, engine)
+    hooks = SandboxedHooks(processes)
+    try:
+        row = installed_rows(engine).get(leaving) if leaving is not None else None
+        if row is not None:
+            hooks.leave(
+                row.plugin_id,
+                row.version,
+                list(row.tables),
+                row.operation_id,
+                list(row.permissions),
+            )
+        result = operation(hooks.before_commit)
+        for _row, child in finish_arrivals(hooks, engine, undo_install).values():
+            child.stop()  # a running panel starts its own
+        return result
+    finally:
+        hooks.discard()
+        processes.shut_down()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -47,6 +48,7 @@ PINGS_MISSED = 2  # this many unanswered pings in a row: hung, killed and restar
 BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # serving this long resets the backoff
 START_WAIT = 30.0  # how long a request waits for a starting process
+RUN_ROOT = "/tmp"
 
 
 @dataclass
@@ -85,8 +87,10 @@ class PluginProcesses:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        # Sockets need a short path (108 bytes); one private folder per panel process.
-        self.base = Path(tempfile.mkdtemp(prefix="pd-", dir="/tmp"))
+        # Sockets need a short path (108 bytes); one private folder per panel process,
+        # named after it, so the next one can remove what a killed one left.
+        _remove_orphans()
+        self.base = Path(tempfile.mkdtemp(prefix=f"pd-{os.getpid()}-", dir=RUN_ROOT))
         self.database = PluginDatabase(settings, engine)
         self.served: dict[str, ServedPlugin] = {}
         self._spawned = 0
@@ -263,6 +267,10 @@ class PluginProcesses:
     async def close(self) -> None:
         for plugin_id in list(self.served):
             await self.stop(plugin_id)
+        self.shut_down()
+
+    def shut_down(self) -> None:
+        """Close the sockets and remove the run folders (no process may be left serving)."""
         self.database.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
@@ -326,6 +334,20 @@ class PluginProcesses:
 
     def served_routes(self) -> dict[str, list[tuple[str, list[str]]]]:
         return {p: s.child.routes for p, s in self.served.items() if s.child is not None}
+
+
+def _remove_orphans() -> None:
+    """Remove the run folders of panel processes that are gone (killed, not stopped)."""
+    for folder in Path(RUN_ROOT).glob("pd-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and folder.owner() == _me():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _me() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
 
 
 def _plugin_environment(plugin_id: str) -> dict[str, str]:

@@ -59,7 +59,6 @@ from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, 
 
 if TYPE_CHECKING:  # process isolation is imported only when it is on
     from plugdock.isolation.control import ChildProcess
-    from plugdock.isolation.lifecycle import SandboxedHooks
     from plugdock.isolation.supervisor import PluginProcesses
 
 log = logging.getLogger("plugdock.runtime")
@@ -525,66 +524,51 @@ class PluginRuntime:
     async def _apply_isolated(
         self, operation: Callable[[BeforeCommit], T], leaving: str | None
     ) -> T:
-        from plugdock.isolation.lifecycle import SandboxedHooks
+        from plugdock.isolation.lifecycle import ArrivalFailed, SandboxedHooks, finish_arrivals
 
         assert self.processes is not None
         hooks = SandboxedHooks(self.processes, self._served_besides)
         async with self.lock:
-            if leaving is not None:
-                await run_in_threadpool(self._leave, hooks, leaving)
+            row = self._installed_rows().get(leaving) if leaving is not None else None
+            if row is not None:
+                await run_in_threadpool(
+                    hooks.leave,
+                    row.plugin_id,
+                    row.version,
+                    list(row.tables),
+                    row.operation_id,
+                    list(row.permissions),
+                )
             try:
                 result = await run_in_threadpool(operation, hooks.before_commit)
-            except BaseException:
-                hooks.discard()
+                arrived = await run_in_threadpool(
+                    finish_arrivals, hooks, self.engine, self._undo_install
+                )
+            except ArrivalFailed as exc:
+                if exc.operation == "upgrade":
+                    self._hook_failed(exc.plugin_id, exc)
                 raise
-            try:
-                await self._finish_isolated(hooks)
             finally:
                 hooks.discard()
-                self.reconcile()
+            for plugin_id, (installed, child) in arrived.items():
+                self.unmount(plugin_id)
+                self.mount_process(installed, child)
+            self.reconcile()
         return result
 
-    def _leave(self, hooks: SandboxedHooks, plugin_id: str) -> None:
+    def _undo_install(self, plugin_id: str) -> None:
+        from plugdock.installer import Installer
+
+        Installer(self.settings, engine=self.engine).uninstall(plugin_id, before_commit=None)
+        log.error("%s: on_install failed in its process; the install was undone", plugin_id)
+
+    def _hook_failed(self, plugin_id: str, exc: Exception) -> None:
+        """A failed on_upgrade: the new version is installed but not served (it says why)."""
         row = self._installed_rows().get(plugin_id)
         if row is not None:
-            hooks.leave(
-                plugin_id,
-                row.version,
-                list(row.tables),
-                row.operation_id,
-                list(row.permissions),
-            )
-
-    async def _finish_isolated(self, hooks: SandboxedHooks) -> None:
-        """After the commit: run each arriving plugin's hook in its process, then serve it."""
-        rows = self._installed_rows()
-        for plugin_id, prepared in list(hooks.prepared.items()):
-            row = rows.get(plugin_id)
-            token = prepared.child.order_token
-            if row is None or not row.enabled or token != module_token(row.operation_id):
-                continue  # rolled back (a dependency plan), or not to be served
-            try:
-                child = await run_in_threadpool(hooks.finish, plugin_id, list(row.tables))
-            except Exception as exc:
-                await self._undo_after_failed_hook(plugin_id, prepared.operation, exc)
-                raise
             self.unmount(plugin_id)
-            self.mount_process(row, child)
-
-    async def _undo_after_failed_hook(self, plugin_id: str, operation: str, exc: Exception) -> None:
-        """``on_install`` failed after the commit: uninstall again; a failed ``on_upgrade``
-        leaves the new version installed but not served, and says so."""
-        if operation == "install":
-            from plugdock.installer import Installer
-
-            installer = Installer(self.settings, engine=self.engine)
-            await run_in_threadpool(installer.uninstall, plugin_id, before_commit=None)
-            log.error("%s: on_install failed in its process; the install was undone", plugin_id)
-        else:
-            row = self._installed_rows().get(plugin_id)
-            if row is not None:
-                self.unmount(plugin_id)
-                self.failed[plugin_id] = (row.operation_id, f"on_{operation} failed: {exc}")
+            self.failed[plugin_id] = (row.operation_id, str(exc))
+        self.reconcile()
 
     def status(self) -> dict[str, PluginStatus]:
         """Per plugin id with a backend: mounted (with its served paths), failed or fetching

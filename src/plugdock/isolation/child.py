@@ -97,13 +97,17 @@ def _users_from_panel(request: Any) -> list[Any]:
 def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
     import uvicorn
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
 
     from plugdock import sdk
+    from plugdock.validation_errors import answer_validation_error
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plugdock = sdk.HostState(
         engine=engine, authenticate=protocol.user_from_headers, users=_users_from_panel
     )
+    # As in the panel: a 422 never repeats the submitted values.
+    app.add_exception_handler(RequestValidationError, answer_validation_error)
     if backend.router is not None:
         app.include_router(backend.router)
 

@@ -141,23 +141,29 @@ def finish_arrivals(
 ) -> dict[str, tuple[Installation, ChildProcess]]:
     """After the commit: each arriving plugin's hook, in its process (blocking).
 
-    Returns the processes to serve, by plugin id. A failed ``on_install`` undoes the install
-    (``undo_install``) and raises; a failed ``on_upgrade`` raises (the upgrade stays).
+    Returns the processes to serve, by plugin id. A failed ``on_install`` undoes every
+    install of the call (a dependency plan stands or falls as one, as in the panel) and
+    raises; a failed ``on_upgrade`` raises (the upgrade stays).
     """
     rows = installed_rows(engine)
+    arriving = [
+        (plugin_id, prepared, rows[plugin_id])
+        for plugin_id, prepared in list(hooks.prepared.items())
+        if plugin_id in rows
+        and rows[plugin_id].enabled
+        and prepared.child.order_token == module_token(rows[plugin_id].operation_id)
+    ]  # the others were rolled back (a dependency plan), or are not to be served
     ready: dict[str, tuple[Installation, ChildProcess]] = {}
-    for plugin_id, prepared in list(hooks.prepared.items()):
-        row = rows.get(plugin_id)
-        token = prepared.child.order_token
-        if row is None or not row.enabled or token != module_token(row.operation_id):
-            continue  # rolled back (a dependency plan), or not to be served
+    for plugin_id, prepared, row in arriving:
         try:
             ready[plugin_id] = (row, hooks.finish(plugin_id, list(row.tables)))
         except PluginProcessError as exc:
             for _row, child in ready.values():
                 child.kill()
             if prepared.operation == "install":
-                undo_install(plugin_id)
+                installs = [p for p, arrival, _r in arriving if arrival.operation == "install"]
+                for installed in reversed(installs):  # dependents before what they need
+                    undo_install(installed)
                 raise ArrivalFailed(
                     f"{exc}; the install was undone", plugin_id, prepared.operation
                 ) from exc

@@ -106,6 +106,11 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         "--die-with-parent",  # the panel gone: so is every plugin process
         "--new-session",  # no TIOCSTI into the panel's terminal
         "--unshare-all",  # user, PID, IPC, UTS, cgroup and network namespaces
+        # bwrap keeps every capability when the panel runs as root; in its own user
+        # namespace that still lets the plugin remount a read-only bind writable (and so
+        # write the host's /usr, the venv or its own code). It needs none.
+        "--cap-drop",
+        "ALL",
         "--hostname",
         "plugin",
         "--proc",

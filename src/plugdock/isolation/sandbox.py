@@ -5,8 +5,9 @@ Inside the sandbox a plugin sees:
 - Python and the installed libraries, read-only (the interpreter's prefix, the virtualenv
   and the folders on ``sys.path``), and the system's ``/usr``, read-only;
 - its own backend code at ``/plugin/backend``, read-only;
-- its own data folder at ``/plugin/data``, the only place it may write (and ``/tmp``, a
-  private tmpfs that disappears with it);
+- its own data folder at ``/plugin/data``, the only place it may write (and ``/tmp`` and
+  ``/dev/shm``, private tmpfs that disappear with it, ``/tmp`` as large as the memory
+  limit, ``/dev/shm`` 64 MiB; everything else is read-only);
 - ``/run/plugdock``: the Unix sockets it serves on and reaches the database through;
 - on SQLite only, the database file (SQLite has no rights of its own to give).
 
@@ -14,6 +15,8 @@ It does not see the instance folder (no ``secret.key``, no other plugin's code o
 the panel's environment (no ``DATABASE_URL``, no ``PLUGDOCK_SECRET_KEY``), other processes
 (its own PID namespace), nor any network unless its metadata asks for ``network``: it then
 shares the host's network and gets the resolver's files.
+
+It holds no capabilities, even as root in its own user namespace (``--cap-drop ALL``).
 
 Limits (``setrlimit``, inherited through bubblewrap): address space
 (``PLUGDOCK_PLUGIN_MEMORY_MB``), open files, file size and, for a panel that does not run as
@@ -37,6 +40,7 @@ RUN = "/run/plugdock"
 
 OPEN_FILES = 256
 FILE_SIZE = 1 << 30  # one file written by a plugin: at most 1 GiB
+SHM_SIZE = 64 << 20  # /dev/shm (RAM); /tmp gets the memory limit's size
 PROCESSES = 64  # beyond what the panel's user already runs (not enforced for root)
 
 # Read-only system folders a Python process needs; /etc is given file by file.
@@ -117,6 +121,15 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         "/proc",
         "--dev",
         "/dev",
+        # /tmp and /dev/shm are memory the address-space limit does not count: sized, so
+        # files there cannot take the host's RAM. The rest of / and /dev is made read-only
+        # at the end (both are RAM too, and writable to the sandbox's root otherwise).
+        "--size",
+        str(SHM_SIZE),
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        str(sandbox.memory_bytes),
         "--tmpfs",
         "/tmp",
         "--clearenv",
@@ -153,6 +166,10 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         RUN,
         "--chdir",
         DATA,
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
     ]
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",

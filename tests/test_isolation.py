@@ -93,6 +93,38 @@ def write(path: str, text: str = "pwned") -> dict:
 @router.get("/connect")
 def connect(host: str, port: int) -> dict:
     return attempt(lambda: _connect(host, port))
+
+
+def _remount_writable(path):
+    # mount(2) MS_REMOUNT | MS_BIND without MS_RDONLY: the read-only bind made writable.
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(None, path.encode(), None, 32 | 4096, None) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+    return _write(os.path.join(path, "escaped.py"), "pwned")
+
+
+@router.post("/fill")
+def fill(path: str, mb: int) -> dict:
+    def _fill():
+        chunk = bytes(1 << 20)
+        with open(path, "wb") as handle:
+            for _ in range(mb):
+                handle.write(chunk)
+        return mb
+
+    try:
+        return attempt(_fill)
+    finally:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+@router.post("/remount")
+def remount(path: str) -> dict:
+    return attempt(lambda: _remount_writable(path))
 """
 
 
@@ -402,7 +434,10 @@ def test_relay_does_not_let_a_plugin_log_in_as_the_panel(
 
 def test_writes_land_only_in_the_data_folder(tmp_path: Path, panels: list[Panel]) -> None:
     panel = isolated_panel(
-        tmp_path, sqlite_url(tmp_path), [attack_plugin(tmp_path / "src", "vandal")]
+        tmp_path,
+        sqlite_url(tmp_path),
+        [attack_plugin(tmp_path / "src", "vandal")],
+        extra_env={"PLUGDOCK_PLUGIN_MEMORY_MB": "256"},
     )
     panels.append(panel)
     admin = panel.client(panel.login())
@@ -437,12 +472,35 @@ def test_writes_land_only_in_the_data_folder(tmp_path: Path, panels: list[Panel]
     # /tmp is the sandbox's own: a write succeeds there and never reaches the host's.
     assert write(host_tmp)["ok"] is True
     write(victim)
+    # The rest of the sandbox's own tree is read-only: its root and /dev are RAM the memory
+    # limit does not count, as are /tmp and /dev/shm, which are sized so files there cannot
+    # take the host's memory (/tmp: the memory limit, 256 MiB here).
+    for path in ("/evil", "/dev/evil", "/plugin/evil"):
+        result = write(path)
+        assert result["ok"] is False and "Read-only file system" in result["message"], result
+    assert write("/dev/shm/small")["ok"] is True
+    for path, mb in (("/tmp/big", 300), ("/dev/shm/big", 300)):
+        filled = admin.post("/api/v1/vandal/fill", params={"path": path, "mb": mb}).json()
+        assert filled["ok"] is False and "No space left" in filled["message"], (path, filled)
+    assert admin.post("/api/v1/vandal/fill", params={"path": "/tmp/ok", "mb": 100}).json() == {
+        "ok": True,
+        "result": 100,
+    }
     assert not host_tmp.exists()
     assert not panel_code.exists()
     assert victim.read_text() == "original"
     assert (instance / "secret.key").read_bytes() == SECRET
     assert own_code.read_text() == code_before
     assert not (instance / "addons" / "evil.txt").exists()
+
+    # Nor can it make a read-only folder writable: it holds no capabilities, not even in its
+    # own user namespace (a panel running as root would otherwise hand them on, and
+    # mount(2) turns a read-only bind into a writable view of the host's folder).
+    remounted = admin.post("/api/v1/vandal/remount", params={"path": "/plugin/backend"}).json()
+    assert remounted["ok"] is False and remounted["error"] == "PermissionError", remounted
+    assert not (own_code.parent / "escaped.py").exists()
+    status = admin.get("/api/v1/vandal/read", params={"path": "/proc/self/status"}).json()
+    assert "CapEff:\t0000000000000000" in status["result"], status
 
     # The data folder is writable and is $PLUGDOCK_HOME/plugin-data/<id> on the host.
     assert write("/plugin/data/note.txt")["ok"] is True

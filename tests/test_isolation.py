@@ -744,21 +744,73 @@ def test_plugin_never_sees_credentials_but_knows_the_user(
     assert_panel_serves(admin)
 
 
-def test_forwarded_answer_has_one_date_and_one_server_header(
-    tmp_path: Path, panels: list[Panel]
-) -> None:
-    """The plugin's uvicorn and the panel's each add ``date`` and ``server``; a client
-    must get one of each (RFC 9110 allows one Date)."""
-    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [])
+COOKIE_ROUTES = """
+from fastapi import Response
+
+
+@router.get('/cookie')
+def cookie(response: Response) -> dict:
+    # The panel's session and CSRF cookies, set from the plugin: session fixation.
+    response.set_cookie('plugdock_session', 'chosen-by-the-plugin', path='/')
+    response.set_cookie('plugdock_csrf', 'chosen-by-the-plugin', path='/')
+    response.set_cookie('theme', 'dark', path='/')
+    return {'set': True}
+"""
+
+
+def test_forwarded_answers_keep_the_panels_own_headers(tmp_path: Path, panels: list[Panel]) -> None:
+    """A plugin's answer passes through the panel: one ``date`` and ``server`` (the plugin's
+    uvicorn and the panel's each add theirs; RFC 9110 allows one Date), and the plugin
+    cannot set the panel's own cookies (it never sees them either: see below)."""
+    baker = route_plugin(tmp_path / "src", "baker", COOKIE_ROUTES)
+    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [baker])
     panels.append(panel)
     admin = panel.client(panel.login())
     install(admin, "good")
+    install(admin, "baker")
+
+    baked = admin.get("/api/v1/baker/cookie")
+    assert baked.status_code == 200, baked.text
+    cookies = baked.headers.get_list("set-cookie")
+    assert any(c.startswith("theme=") for c in cookies), cookies  # its own: fine
+    assert not any(c.startswith("plugdock_") for c in cookies), cookies
 
     answer = admin.get("/api/v1/good/ping")
-
     assert answer.status_code == 200, answer.text
     assert len(answer.headers.get_list("date")) == 1, answer.headers
     assert len(answer.headers.get_list("server")) == 1, answer.headers
+
+
+SETTINGS_LEAK = "sk-chatbot-key-" + uuid.uuid4().hex
+
+
+def test_plugin_sees_only_its_own_settings(tmp_path: Path, panels: list[Panel]) -> None:
+    """Settings are ``PLUGDOCK_PLUGIN_<ID>_<KEY>``; plugin ``ai`` must not be handed
+    ``PLUGDOCK_PLUGIN_AI_CHATBOT_OPENAI_API_KEY``, the chatbot's, just because its id is a
+    prefix of ``ai_chatbot`` (sdk.plugin_settings documents the overlap; a sandbox that
+    passes only a plugin's own settings must not pass another's)."""
+    pack_into(CHATBOT, tmp_path / "modules")
+    ai = attack_plugin(tmp_path / "src", "ai")
+    panel = isolated_panel(
+        tmp_path,
+        sqlite_url(tmp_path),
+        [ai],
+        extra_env={
+            "PLUGDOCK_PLUGIN_AI_GREETING": "hello",
+            "PLUGDOCK_PLUGIN_AI_CHATBOT_OPENAI_API_KEY": SETTINGS_LEAK,
+        },
+    )
+    panels.append(panel)
+    admin = panel.client(panel.login())
+    install(admin, "ai_chatbot")
+    install(admin, "ai")
+
+    seen = admin.get("/api/v1/ai/read", params={"path": "/proc/self/environ"}).json()
+
+    assert seen["ok"] is True, seen
+    assert "PLUGDOCK_PLUGIN_AI_GREETING=hello" in seen["result"]  # its own
+    assert SETTINGS_LEAK not in seen["result"], seen["result"]
+    assert_panel_serves(admin)
 
 
 def panel_password() -> str:

@@ -148,9 +148,13 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
             args += ["--ro-bind", name, name]
     for python in python_paths():
         args += ["--ro-bind", str(python), str(python)]
-    # Whatever was bound above, the instance folder stays out of sight.
+    # Whatever was bound above (Python's folders, or the system's: an instance in
+    # /usr/local/...), the instance folder stays out of sight: an empty stand-in, made
+    # read-only at the end (on SQLite, only the database files are bound into it).
     hidden = sandbox.hidden.resolve()
-    if any(hidden.is_relative_to(p) for p in python_paths()):
+    system = [Path(f).resolve() for f in _SYSTEM if os.path.isdir(f)]
+    hide = any(hidden.is_relative_to(p) for p in [*system, *python_paths()])
+    if hide:
         args += ["--tmpfs", str(hidden)]
     for extra in sandbox.extra_files:
         args += ["--bind", str(extra), str(extra)]
@@ -171,6 +175,8 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         "--remount-ro",
         "/",
     ]
+    if hide:
+        args += ["--remount-ro", str(hidden)]
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": DATA,

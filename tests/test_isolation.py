@@ -12,6 +12,7 @@ the database-rights test runs on all three databases, and the chatbot on Postgre
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import textwrap
@@ -506,6 +507,23 @@ def test_writes_land_only_in_the_data_folder(tmp_path: Path, panels: list[Panel]
     assert write("/plugin/data/note.txt")["ok"] is True
     assert (instance / "plugin-data" / "vandal" / "note.txt").read_text() == "pwned"
     assert_panel_serves(admin)
+
+
+def test_instance_below_a_system_folder_is_still_hidden(tmp_path: Path) -> None:
+    """An instance folder inside a folder the sandbox binds read-only (here /usr, as for an
+    instance in /usr/local/...) is covered by an empty, read-only stand-in. Checked on the
+    command line: a real instance there would mean writing into the host's /usr."""
+    from plugdock.isolation.sandbox import Sandbox, command
+
+    hidden = Path("/usr/local") / f"plugdock-{uuid.uuid4().hex}"
+    sandbox = Sandbox("x", tmp_path / "backend", tmp_path / "data", tmp_path / "run", hidden)
+
+    args = command(sandbox, ["true"])
+
+    pairs = list(itertools.pairwise(args))
+    assert ("--tmpfs", str(hidden)) in pairs
+    assert ("--remount-ro", str(hidden)) in pairs
+    assert pairs.index(("--tmpfs", str(hidden))) > pairs.index(("--ro-bind", "/usr"))
 
 
 # -- 4. network ------------------------------------------------------------------------------

@@ -137,8 +137,11 @@ def attack_plugin(parent: Path, plugin_id: str, metadata: dict | None = None) ->
     )
 
 
-def route_plugin(parent: Path, plugin_id: str, body: str, **kwargs: object) -> Path:
-    """A plugin whose routes.py is ``body`` (indented freely) under its own prefix."""
+def route_plugin(
+    parent: Path, plugin_id: str, body: str, extra_files_init: str | None = None, **kwargs: object
+) -> Path:
+    """A plugin whose routes.py is ``body`` (indented freely) under its own prefix, and
+    whose ``backend/__init__.py`` is ``extra_files_init`` if given."""
     slug = plugin_id.replace("_", "-")
     header = (
         "from fastapi import APIRouter, Request\n"
@@ -147,6 +150,8 @@ def route_plugin(parent: Path, plugin_id: str, body: str, **kwargs: object) -> P
         "@router.get('/ping')\ndef ping() -> dict:\n    return {'pong': True}\n\n\n"
     )
     files = {"backend/routes.py": header + textwrap.dedent(body)}
+    if extra_files_init is not None:
+        files["backend/__init__.py"] = extra_files_init
     return make_plugin(parent, plugin_id, extra_files=files, **kwargs)  # type: ignore[arg-type]
 
 
@@ -427,6 +432,67 @@ def test_relay_does_not_let_a_plugin_log_in_as_the_panel(
     assert answer.status_code == 200, answer.text
     assert answer.json()["ok"] is False, answer.json()
     assert "argon2" not in answer.text
+    assert_panel_serves(admin)
+
+
+HOOK_INIT = """
+from sqlalchemy import text
+
+from .routes import router
+
+
+def _note(ctx, body):
+    ctx.connection.execute(text("INSERT INTO hooked_notes (body) VALUES (:b)"), {{"b": body}})
+
+
+def on_install(ctx):
+    # What the install hook can reach, written down in its own table for the test to read.
+    try:
+        _note(ctx, "secret: " + open({secret!r}, "rb").read().decode())
+    except OSError as exc:
+        _note(ctx, "secret: " + type(exc).__name__)
+    try:
+        with ctx.connection.begin_nested():
+            users = ctx.connection.execute(text("SELECT password_hash FROM users")).all()
+        _note(ctx, "users: " + repr(users))
+    except Exception as exc:
+        _note(ctx, "users: " + str(exc).splitlines()[0])
+"""
+
+HOOK_ROUTES = """
+from sqlalchemy import text
+
+
+@router.get('/notes')
+def notes(db: sdk.DbSession) -> list:
+    return [row[0] for row in db.execute(text('SELECT body FROM hooked_notes ORDER BY id'))]
+"""
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_install_hook_runs_confined_as_the_plugins_role(
+    tmp_path: Path, database_url: str, panels: list[Panel]
+) -> None:
+    secret = tmp_path / "instance" / "secret.key"
+    hooked = route_plugin(
+        tmp_path / "src",
+        "hooked",
+        HOOK_ROUTES,
+        extra_files_init=HOOK_INIT.format(secret=str(secret)),
+    )
+    panel = isolated_panel(tmp_path, database_url, [hooked])
+    panels.append(panel)
+    admin = panel.client(panel.login())
+    install(admin, "good")
+    install(admin, "hooked")
+
+    notes = admin.get("/api/v1/hooked/notes")
+
+    assert notes.status_code == 200, notes.text
+    seen = notes.json()
+    assert seen[1] == "secret: FileNotFoundError", seen
+    assert seen[2].startswith("users: ") and "denied" in seen[2].lower(), seen
+    assert "argon2" not in notes.text and SECRET.decode() not in notes.text
     assert_panel_serves(admin)
 
 

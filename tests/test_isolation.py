@@ -632,10 +632,24 @@ HOG_ROUTES = """
 def alloc(mb: int) -> dict:
     block = bytearray(mb << 20)
     return {'size': len(block)}
+
+
+@router.get('/files')
+def files(n: int) -> dict:
+    opened = []
+    try:
+        for _ in range(n):
+            opened.append(open('/dev/null'))
+    except OSError as exc:
+        return {'opened': len(opened), 'error': str(exc)}
+    finally:
+        for handle in opened:
+            handle.close()
+    return {'opened': len(opened)}
 """
 
 
-def test_allocating_past_the_memory_limit_fails_that_request_only(
+def test_memory_and_open_files_are_limited_and_only_that_request_fails(
     tmp_path: Path, panels: list[Panel]
 ) -> None:
     hog = route_plugin(tmp_path / "src", "hog", HOG_ROUTES)
@@ -655,6 +669,10 @@ def test_allocating_past_the_memory_limit_fails_that_request_only(
     assert answer.status_code == 500, answer.text
     assert "hog" in installed(admin)
     assert_panel_serves(admin)
+    # Open files are limited too (256 per plugin process).
+    assert admin.get("/api/v1/hog/files", params={"n": 100}).json() == {"opened": 100}
+    many = admin.get("/api/v1/hog/files", params={"n": 300}).json()
+    assert many["opened"] < 256 and "Too many open files" in many["error"], many
     # The plugin serves again (after a restart, had the allocation killed its process).
     wait_for(lambda: admin.get("/api/v1/hog/ping").status_code == 200, "hog to serve again")
     assert installed(admin)["hog"]["state"] == "mounted"
@@ -692,12 +710,22 @@ def test_crash_is_reported_and_restarted(tmp_path: Path, panels: list[Panel]) ->
         every=0.05,
     )
     assert "exited with status 1" in failed["error"], failed
-    assert "restarting in" in failed["error"], failed
+    assert "restarting in 1 s (restart 1)" in failed["error"], failed
     assert_panel_serves(admin)
     wait_for(lambda: admin.get("/api/v1/crasher/ping").status_code == 200, "a restart")
     assert installed(admin)["crasher"]["state"] == "mounted"
     after = plugin_pids(panel, "crasher")
     assert after and not (after & before), (before, after)  # a new process
+
+    # Crashing again soon after: the next restart waits longer (backoff).
+    assert admin.get("/api/v1/crasher/crash").status_code in (502, 503)
+    again = wait_for(
+        lambda: (p := installed(admin)["crasher"])["state"] == "failed" and p,
+        "the second crash to be reported",
+        every=0.05,
+    )
+    assert "restarting in 2 s (restart 2)" in again["error"], again
+    wait_for(lambda: admin.get("/api/v1/crasher/ping").status_code == 200, "a second restart")
 
 
 # -- 7. hang -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ bench: modules
 	$(BIN)/python bench/upgrade.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/replicas.py
+	$(BIN)/python bench/isolation.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 
 import plugdock
@@ -309,6 +310,11 @@ def test_import_that_reads_secret_key_is_refused_and_installs_nothing(
     assert "thief" in detail and "No such file or directory" in detail, detail
     assert SECRET.decode() not in refused.text
     assert "thief" not in installed(admin)
+    engine = create_engine(sqlite_url(tmp_path))
+    try:
+        assert "thief_notes" not in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
     assert admin.get("/api/v1/thief/ping").status_code == 404
     assert not plugin_pids(panel, "thief")  # the import's process is gone too
     assert_panel_serves(admin)
@@ -824,7 +830,9 @@ def test_plugin_never_sees_credentials_but_knows_the_user(
     forged = {"x-plugdock-user": json.dumps({"id": 999, "username": "mallory", "role": "admin"})}
 
     # A bearer token: the plugin gets the user, never the token.
-    seen = admin.get("/api/v1/mirror/headers", headers=forged, cookies={"theme": "dark"}).json()
+    with_theme = panel.client(token)
+    with_theme.cookies.set("theme", "dark")
+    seen = with_theme.get("/api/v1/mirror/headers", headers=forged).json()
     headers = dict(seen["headers"])
     assert "authorization" not in headers
     assert token not in json.dumps(seen)

@@ -94,6 +94,25 @@ def _users_from_panel(request: Any) -> list[Any]:
     return [sdk.User(**user) for user in answer["users"]]
 
 
+def _client_from_panel(app: Any) -> Any:
+    """``request.client`` as the panel saw it, as in-process (per-visitor rate limits).
+
+    Over the Unix socket uvicorn knows no client address. The panel appends the caller's
+    as the *last* ``X-Forwarded-For``; any the caller sent come before it and are not
+    trusted (only the panel can reach this socket).
+    """
+
+    async def with_client(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            forwarded = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
+            if forwarded:
+                host = forwarded[-1].decode("latin-1").rsplit(",", 1)[-1].strip()
+                scope = {**scope, "client": (host, 0)}
+        await app(scope, receive, send)
+
+    return with_client
+
+
 def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
     import uvicorn
     from fastapi import FastAPI
@@ -125,12 +144,13 @@ def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
             _reply(event="serving")
 
     config = uvicorn.Config(
-        app,
+        _client_from_panel(app),
         uds=f"{RUN}/{protocol.SOCKET_NAME}",
         log_level="warning",
         lifespan="off",
         timeout_keep_alive=300,  # the panel keeps its connections; it closes them itself
         access_log=False,
+        proxy_headers=False,  # _client_from_panel reads the one X-Forwarded-For to trust
     )
     Server(config).run()
 

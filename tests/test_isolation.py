@@ -814,6 +814,11 @@ def headers(request: Request) -> dict:
 @router.get('/me')
 def me(user: sdk.CurrentUser) -> dict:
     return {'username': user.username, 'role': user.role}
+
+
+@router.get('/client')
+def client(request: Request) -> dict:
+    return {'host': request.client.host if request.client else None}
 """
 
 
@@ -854,6 +859,12 @@ def test_plugin_never_sees_credentials_but_knows_the_user(
     assert not any(name.startswith("plugdock_") for name in seen["cookies"]), seen
     assert browser.cookies["plugdock_session"] not in json.dumps(seen)
     assert browser.get("/api/v1/mirror/me").json()["username"] == "admin"
+
+    # The caller's address reaches the plugin as in-process (rate limits per visitor rely
+    # on it), and a client cannot choose it with its own X-Forwarded-For.
+    assert browser.get("/api/v1/mirror/client").json() == {"host": "127.0.0.1"}
+    spoofed = browser.get("/api/v1/mirror/client", headers={"x-forwarded-for": "203.0.113.9"})
+    assert spoofed.json() == {"host": "127.0.0.1"}
 
     # Anonymous with a forged user header: still anonymous.
     anonymous = panel.client()

@@ -933,6 +933,7 @@ def test_plugin_sees_only_its_own_settings(tmp_path: Path, panels: list[Panel]) 
     )
     panels.append(panel)
     admin = panel.client(panel.login())
+    install(admin, "good")
     install(admin, "ai_chatbot")
     install(admin, "ai")
 

@@ -113,7 +113,7 @@ def _client_from_panel(app: Any) -> Any:
     return with_client
 
 
-def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
+def _serve(backend: Any, engine: Any, plugin_id: str, described: dict[str, Any]) -> None:
     import uvicorn
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -133,6 +133,10 @@ def _serve(backend: Any, engine: Any, plugin_id: str) -> None:
     @app.get(protocol.PING_PATH, include_in_schema=False)
     async def ping() -> dict[str, bool]:  # the panel's liveness check: answers only if not hung
         return {"ok": True}
+
+    @app.get(protocol.DESCRIBE_PATH, include_in_schema=False)
+    async def describe() -> dict[str, Any]:  # for the panel's workers that did not start it
+        return described
 
     hook = backend.hook("on_startup")
     if hook is not None:
@@ -183,16 +187,16 @@ def main() -> None:
     except BaseException as exc:
         _reply(event="error", error=str(exc) or repr(exc))
         sys.exit(1)
-    _reply(
-        event="loaded",
-        routes=[[r.path, sorted(r.methods)] for r in routes],
-        openapi=_openapi(backend.router),
-    )
+    described = {
+        "routes": [[r.path, sorted(r.methods)] for r in routes],
+        "openapi": _openapi(backend.router),
+    }
+    _reply(event="loaded", **described)
     engine = _engine(order.get("db_url"))
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "serve":
-            _serve(backend, engine, plugin_id)
+            _serve(backend, engine, plugin_id, described)
             return
         if command["cmd"] == "hook":
             try:

@@ -16,12 +16,18 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from plugdock.errors import PackageError
 from plugdock.isolation.protocol import SOCKET_NAME
 from plugdock.isolation.sandbox import Sandbox, command, limit_resources
+
+# bubblewrap's --die-with-parent ends the plugin process when the *thread* that started it
+# ends, and the event loop's worker threads end when idle: every plugin process is started
+# from this one thread, which lives as long as the panel (or CLI) process.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugdock-spawn")
 
 START_TIMEOUT = 30.0  # import of the plugin's backend, on a loaded machine
 HOOK_TIMEOUT = 120.0
@@ -50,14 +56,15 @@ class ChildProcess:
         argv = [sys.executable, "-m", "plugdock.isolation.child", json.dumps(order)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
+            self.process = _SPAWNER.submit(
+                subprocess.Popen,
                 command(sandbox, argv),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
                 preexec_fn=limit_resources(sandbox.memory_bytes),
                 close_fds=True,
-            )
+            ).result()
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []
         self.openapi: dict[str, Any] = {}  # the router's OpenAPI paths and schemas

@@ -82,7 +82,12 @@ class PluginDatabase:
         )
         url = self.engine.url
         relay = DatabaseRelay(
-            run_dir / db_roles.socket_file_name(url), url.host or "127.0.0.1", _port(url)
+            run_dir / db_roles.socket_file_name(url),
+            url.host or "127.0.0.1",
+            _port(url),
+            kind="postgresql" if url.get_backend_name() == "postgresql" else "mysql",
+            user=role,
+            database=url.database or "",
         )
         self._run(relay.start())
         self._relays[key] = relay

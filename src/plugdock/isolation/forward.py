@@ -58,6 +58,21 @@ def _json_answer(status: int, detail: str) -> list[dict[str, Any]]:
     ]
 
 
+def _answer_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The plugin's answer headers the client may get: not the panel's own cookies (a plugin
+    setting ``plugdock_session`` would fixate or end the admin's session), and no second
+    ``date``/``server`` (the panel's server adds its own)."""
+    kept = []
+    for name, value in raw:
+        lower = name.lower()
+        if lower in _HOP_BY_HOP or lower in (b"date", b"server"):
+            continue
+        if lower == b"set-cookie" and _PANEL_COOKIE.match(value.decode("latin-1")):
+            continue
+        kept.append((name, value))
+    return kept
+
+
 def _cookies_without_panel_ones(value: bytes) -> bytes:
     kept = [c for c in value.decode("latin-1").split(";") if not _PANEL_COOKIE.match(c)]
     return ";".join(kept).strip().encode("latin-1")
@@ -88,7 +103,7 @@ class ForwardRoute(BaseRoute):
         if scope["type"] != "http":
             return Match.NONE, {}
         path = get_route_path(scope)
-        if path == protocol.PING_PATH:
+        if path.startswith(protocol.PRIVATE_PREFIX):
             return Match.NONE, {}
         if path.startswith(self._prefixes) or any(r.match(path) for r in self._exact):
             return Match.FULL, {}
@@ -105,7 +120,7 @@ class ForwardRoute(BaseRoute):
         raw_path = scope.get("raw_path") or path.encode()
         request = client.build_request(
             scope["method"],
-            httpx.URL(path=raw_path.decode("latin-1"), query=scope.get("query_string") or b""),
+            httpx.URL(path=raw_path.decode("latin-1"), query=scope.get("query_string") or None),
             headers=headers,
             content=_body(receive) if _has_body(scope) else None,
             timeout=self.timeout,
@@ -127,9 +142,7 @@ class ForwardRoute(BaseRoute):
                 {
                     "type": "http.response.start",
                     "status": response.status_code,
-                    "headers": [
-                        (k, v) for k, v in response.headers.raw if k.lower() not in _HOP_BY_HOP
-                    ],
+                    "headers": _answer_headers(response.headers.raw),
                 }
             )
             async for chunk in response.aiter_raw():

@@ -117,7 +117,7 @@ class SandboxedHooks:
         backend = self.processes.settings.backend_dir / plugin_id
         if not (backend / "__init__.py").is_file():
             return
-        child = self.processes.spawn(plugin_id, operation_id, permissions)
+        child = self.processes.spawn(plugin_id, operation_id, permissions, purpose="uninstall")
         try:
             self.processes.grant(plugin_id, tables)
             child.hook("uninstall", version)

@@ -15,7 +15,9 @@ from fastapi import HTTPException, Request
 from plugdock import sdk
 
 SOCKET_NAME = "plugin.sock"  # in the plugin's run folder, /run/plugdock inside its sandbox
-PING_PATH = "/__plugdock/ping"  # answered by every plugin process; not forwarded from outside
+PRIVATE_PREFIX = "/__plugdock/"  # the panel's own questions to a plugin process; never forwarded
+PING_PATH = PRIVATE_PREFIX + "ping"  # liveness: answers only if its event loop is not stuck
+DESCRIBE_PATH = PRIVATE_PREFIX + "describe"  # its routes and OpenAPI, for the other workers
 
 USER_HEADER = "x-plugdock-user"  # {"id", "username", "role"} of the signed-in user
 AUTH_ERROR_HEADER = "x-plugdock-auth-error"  # {"status", "detail", "headers"}: credentials refused

@@ -1,27 +1,32 @@
-"""The plugin processes of one panel process: started, watched, restarted, stopped.
+"""The plugin processes of a panel: started, shared by its workers, watched, restarted, stopped.
 
-Each served plugin has one :class:`ServedPlugin`: its route-list entry (a
+Each served plugin has one :class:`ServedPlugin` per panel worker: its route-list entry (a
 :class:`~plugdock.isolation.forward.ForwardRoute` that matches the paths its metadata
-declares), the process behind it and the HTTP client that reaches it. The entry exists
-from the moment the plugin should be served; a request that arrives while the process
-starts waits for it (up to the start timeout), and one that arrives while it is down gets
-503 with the reason.
+declares) and the HTTP client that reaches its process. The entry exists from the moment
+the plugin should be served; a request that arrives while the process starts waits for it
+(up to the start timeout), and one that arrives while it is down gets 503 with the reason.
 
-:meth:`PluginProcesses.watch` looks after them all: a process that exits (a crash, the
-memory limit, a kill) or stops answering its ping (hung) is reported and started again
-with exponential backoff (1 s, 2 s, 4 s … 60 s; back to 1 s after a minute of good
-health). Each panel process has its own plugin processes; see docs/isolation.md.
+**One process per installed plugin on a machine, shared by the workers.** Each installation
+has a run folder, ``/tmp/pd-<instance>/<installation>/`` (the socket path must stay short),
+so an upgrade's new process starts beside the serving one. The worker holding the folder's
+``owner.lock`` started the process and supervises it; the others forward to its socket and
+take over when the owner is gone: its lock is free then, and the process ended with it
+(``--die-with-parent``).
+
+:meth:`PluginProcesses.watch` looks after them: a process that exits (a crash, the memory
+limit, a kill) or stops answering its ping (hung) is reported and started again with
+exponential backoff (1 s, 2 s, 4 s … 60 s; back to 1 s after a minute of good health).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,11 +54,12 @@ BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # serving this long resets the backoff
 START_WAIT = 30.0  # how long a request waits for a starting process
 RUN_ROOT = "/tmp"
+OWNER_LOCK = "owner.lock"
 
 
 @dataclass
 class ServedPlugin:
-    """One plugin this panel process serves from a plugin process."""
+    """One plugin this panel worker serves from a plugin process."""
 
     plugin_id: str
     key: str  # the installation's operation id: a new installation is a new process
@@ -61,11 +67,14 @@ class ServedPlugin:
     declared: list[str]
     permissions: list[str]
     tables: list[str]
+    run_dir: Path
     route: ForwardRoute | None = None
-    child: ChildProcess | None = None
+    child: ChildProcess | None = None  # set in the worker that owns the process
     client: httpx.AsyncClient | None = None
     error: str | None = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    routes: list[tuple[str, list[str]]] = field(default_factory=list)
+    openapi: dict[str, Any] = field(default_factory=dict)
     restarts: int = 0
     backoff: float = 1.0
     serving_since: float = 0.0
@@ -75,7 +84,7 @@ class ServedPlugin:
 
 
 class PluginProcesses:
-    """Every plugin process of one panel process."""
+    """The plugin processes one panel worker serves (and those it owns)."""
 
     def __init__(
         self,
@@ -87,38 +96,20 @@ class PluginProcesses:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        # Sockets need a short path (108 bytes); one private folder per panel process,
-        # named after it, so the next one can remove what a killed one left.
-        _remove_orphans()
-        self.base = Path(tempfile.mkdtemp(prefix=f"pd-{os.getpid()}-", dir=RUN_ROOT))
+        instance = hashlib.sha256(str(settings.home).encode()).hexdigest()[:12]
+        self.root = Path(RUN_ROOT) / f"pd-{instance}"
+        make_private_dir(self.root)
         self.database = PluginDatabase(settings, engine)
         self.served: dict[str, ServedPlugin] = {}
-        self._spawned = 0
         self.on_change = on_change  # a process started serving: its routes and OpenAPI
         self.on_gave_up = on_gave_up  # its backend does not load: not retried (see _start)
 
     # -- one process ---------------------------------------------------------------------
 
-    def sandbox(self, plugin_id: str, permissions: list[str], backend_dir: Path) -> Sandbox:
-        from plugdock.isolation.permissions import wants_network
-
-        # A folder per process: an upgrade's new process starts beside the serving one.
-        self._spawned += 1
-        run_dir = self.base / f"{plugin_id}-{self._spawned}"
-        make_private_dir(run_dir)
-        data_dir = self.settings.plugin_data_dir / plugin_id
-        make_private_dir(data_dir)
-        return Sandbox(
-            plugin_id=plugin_id,
-            backend_dir=backend_dir,
-            data_dir=data_dir,
-            run_dir=run_dir,
-            hidden=self.settings.home,
-            network=wants_network(permissions),
-            memory_bytes=self.settings.plugin_memory_mb << 20,
-            extra_files=tuple(self.database.files()),
-            env=_plugin_environment(plugin_id),
-        )
+    def run_dir(self, plugin_id: str, installation: str) -> Path:
+        """The run folder of one installation's process: short, and the same for every worker."""
+        name = hashlib.sha256(f"{plugin_id}\0{installation}".encode()).hexdigest()[:16]
+        return self.root / name
 
     def spawn(
         self,
@@ -126,32 +117,70 @@ class PluginProcesses:
         operation_id: str,
         permissions: list[str],
         backend_dir: Path | None = None,
+        *,
+        purpose: str = "serve",
     ) -> ChildProcess:
-        """Start a plugin process that has imported the backend (blocking; not serving yet)."""
+        """Start a plugin process that has imported the backend (blocking; not serving yet).
+
+        Raises PluginProcessError when another worker owns this installation's process.
+        ``purpose`` other than "serve" (an uninstall's hook) gets a folder of its own.
+        """
+        from plugdock.isolation.permissions import wants_network
         from plugdock.runtime.loader import module_token
 
-        sandbox = self.sandbox(
-            plugin_id, permissions, backend_dir or self.settings.backend_dir / plugin_id
+        installation = operation_id if purpose == "serve" else f"{operation_id}/{purpose}"
+        run_dir = self.run_dir(plugin_id, installation)
+        lock = _take_ownership(run_dir)
+        if lock is None:
+            raise PluginProcessError(f"{plugin_id}: another panel worker runs its process")
+        data_dir = self.settings.plugin_data_dir / plugin_id
+        make_private_dir(data_dir)
+        sandbox = Sandbox(
+            plugin_id=plugin_id,
+            backend_dir=backend_dir or self.settings.backend_dir / plugin_id,
+            data_dir=data_dir,
+            run_dir=run_dir,
+            hidden=self.settings.home,
+            network=wants_network(permissions),
+            memory_bytes=self.settings.plugin_memory_mb << 20,
+            extra_files=tuple(self.database.files()),
+            env=_plugin_environment(plugin_id, self._installed_ids()),
         )
-        key = sandbox.run_dir.name
+        key = str(run_dir)
+        done = False
 
-        def cleanup() -> None:
+        def cleanup() -> None:  # once: the process's end, or a failed start
+            nonlocal done
+            if done:
+                return
+            done = True
             self.database.close_for(key)
-            shutil.rmtree(sandbox.run_dir, ignore_errors=True)
+            for name in os.listdir(run_dir):
+                if name != OWNER_LOCK:
+                    with contextlib.suppress(OSError):
+                        os.unlink(run_dir / name)
+            os.close(lock)  # the folder stays: a worker may be waiting on its lock
 
         try:
-            url = self.database.open_for(plugin_id, key, sandbox.run_dir)
-            self.database.open_core_calls(plugin_id, key, sandbox.run_dir, permissions)
+            url = self.database.open_for(plugin_id, key, run_dir)
+            self.database.open_core_calls(plugin_id, key, run_dir, permissions)
             return ChildProcess(
                 plugin_id,
                 sandbox,
-                self.base / "logs" / f"{plugin_id}.log",
+                self.root / "logs" / f"{plugin_id}.log",
                 {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
                 cleanup,
             )
         except BaseException:
             cleanup()
             raise
+
+    def _installed_ids(self) -> list[str]:
+        from plugdock.db import connect_read
+        from plugdock.registry import list_installations
+
+        with connect_read(self.engine) as conn:
+            return [i.plugin_id for i in list_installations(conn)]
 
     def grant(self, plugin_id: str, tables: list[str]) -> None:
         """Give the plugin's database role its tables (after they are committed; blocking)."""
@@ -169,12 +198,14 @@ class PluginProcesses:
         tables: list[str],
         child: ChildProcess | None = None,
     ) -> ForwardRoute:
-        """The plugin's route-list entry; its process starts in the background (event loop).
+        """The plugin's route-list entry; its process is reached in the background (event loop).
 
         ``child`` is a process the install already started (and ran the hook in); without
-        one a new process is started.
+        one, this worker starts one, or uses the one another worker runs.
         """
-        served = ServedPlugin(plugin_id, key, version, declared, permissions, tables)
+        served = ServedPlugin(
+            plugin_id, key, version, declared, permissions, tables, self.run_dir(plugin_id, key)
+        )
         served.route = ForwardRoute(
             plugin_id,
             declared,
@@ -199,24 +230,33 @@ class PluginProcesses:
         return served.client or (served.error or "stopped")
 
     async def _start(self, served: ServedPlugin, child: ChildProcess | None) -> None:
-        try:
-            if child is None:
+        """Serve from ``child``, or start the process, or join the one another worker runs."""
+        if child is None:
+            try:
                 child = await run_in_threadpool(
                     self.spawn, served.plugin_id, served.key, served.permissions
                 )
-        except PluginProcessError as exc:
-            # Its code does not import (or hangs importing): as in the panel, the same
-            # installation is not tried again; a new installation or a restart is.
-            served.error = f"failed: {exc}"
-            served.ready.set()
-            if self.served.get(served.plugin_id) is served:
-                self.on_gave_up(served.plugin_id, str(exc))
-            return
-        except Exception as exc:  # e.g. the database refused the role: try again later
-            self._failed(served, str(exc))
-            return
+            except PluginProcessError as exc:
+                if "another panel worker" in str(exc):
+                    await self._join(served)
+                    return
+                # Its code does not import (or hangs importing): as in the panel, the same
+                # installation is not tried again; a new installation or a restart is.
+                served.error = f"failed: {exc}"
+                served.ready.set()
+                if self.served.get(served.plugin_id) is served:
+                    self.on_gave_up(served.plugin_id, str(exc))
+                return
+            except Exception as exc:  # e.g. the database refused the role: try again later
+                self._failed(served, str(exc))
+                return
+            try:
+                await run_in_threadpool(self.grant, served.plugin_id, served.tables)
+            except Exception as exc:
+                await run_in_threadpool(child.kill)
+                self._failed(served, str(exc))
+                return
         try:
-            await run_in_threadpool(self.grant, served.plugin_id, served.tables)
             await run_in_threadpool(child.serve)
         except Exception as exc:
             await run_in_threadpool(child.kill)
@@ -226,17 +266,40 @@ class PluginProcesses:
             await run_in_threadpool(child.stop)
             return
         served.child = child
-        served.client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(child.socket_path)),
-            base_url="http://plugin",
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
+        served.routes, served.openapi = child.routes, child.openapi
+        self._connected(served)
+        log.info("%s %s serving in process %d", served.plugin_id, served.version, child.pid)
+
+    async def _join(self, served: ServedPlugin) -> None:
+        """Use the process another worker owns, once its socket answers."""
+        client = _client(served.run_dir)
+        deadline = time.monotonic() + START_WAIT
+        while True:
+            try:
+                answer = await client.get(protocol.PING_PATH, timeout=PING_TIMEOUT)
+                answer.raise_for_status()
+                described = (await client.get(protocol.DESCRIBE_PATH)).json()
+                break
+            except httpx.HTTPError as exc:
+                if time.monotonic() >= deadline or self.served.get(served.plugin_id) is not served:
+                    await client.aclose()
+                    self._failed(served, f"the process another worker runs does not answer: {exc}")
+                    return
+                await asyncio.sleep(0.05)
+        if self.served.get(served.plugin_id) is not served:
+            await client.aclose()
+            return
+        served.routes = [(path, methods) for path, methods in described["routes"]]
+        served.openapi = described["openapi"]
+        self._connected(served, client)
+
+    def _connected(self, served: ServedPlugin, client: httpx.AsyncClient | None = None) -> None:
+        served.client = client or _client(served.run_dir)
         served.error = None
         served.missed_pings = 0
         served.serving_since = time.monotonic()
         served.ready.set()
         self.on_change()
-        log.info("%s %s serving in process %d", served.plugin_id, served.version, child.pid)
 
     def _failed(self, served: ServedPlugin, why: str) -> None:
         served.restarts += 1
@@ -247,13 +310,15 @@ class PluginProcesses:
         served.ready = asyncio.Event()
         log.error("%s: %s", served.plugin_id, served.error)
 
-    async def stop(self, plugin_id: str) -> None:
-        """Stop serving a plugin: its process ends, and its memory goes back to the system."""
+    def detach(self, plugin_id: str) -> ServedPlugin | None:
+        """Stop serving a plugin now (event loop); :meth:`stop` it then, in the background."""
         served = self.served.pop(plugin_id, None)
-        if served is None:
-            return
-        if served.starting is not None and not served.starting.done():
+        if served is not None and served.starting is not None and not served.starting.done():
             served.starting.cancel()
+        return served
+
+    async def stop(self, served: ServedPlugin) -> None:
+        """The owner stops the process (its memory goes back to the system)."""
         await self._halt(served)
 
     async def _halt(self, served: ServedPlugin) -> None:
@@ -266,13 +331,14 @@ class PluginProcesses:
 
     async def close(self) -> None:
         for plugin_id in list(self.served):
-            await self.stop(plugin_id)
+            served = self.detach(plugin_id)
+            if served is not None:
+                await self.stop(served)
         self.shut_down()
 
     def shut_down(self) -> None:
-        """Close the sockets and remove the run folders (no process may be left serving)."""
+        """Close the sockets this worker serves to its plugin processes (none may be left)."""
         self.database.close()
-        shutil.rmtree(self.base, ignore_errors=True)
 
     # -- watching ------------------------------------------------------------------------
 
@@ -294,29 +360,35 @@ class PluginProcesses:
     async def _look_after(self, served: ServedPlugin, now: float, ping: bool) -> None:
         if served.starting is not None and not served.starting.done():
             return
+        if served.error is not None and served.error.startswith("failed:"):
+            return  # its backend does not load: unserved (see _start)
         child = served.child
         if child is not None and not child.alive():
             why = child.why_stopped()
             await self._halt(served)
             self._failed(served, why)
             return
-        if child is None:
-            if now >= served.retry_at and served.error != "starting":
+        if served.client is None:
+            if now >= served.retry_at:
                 served.error = "starting"
                 served.starting = asyncio.get_running_loop().create_task(self._start(served, None))
             return
         if now - served.serving_since >= HEALTHY_AFTER:
             served.backoff = 1.0
-        if ping and served.client is not None:
-            try:
-                answer = await served.client.get(protocol.PING_PATH, timeout=PING_TIMEOUT)
-                answer.raise_for_status()
-                served.missed_pings = 0
-            except httpx.HTTPError:
-                served.missed_pings += 1
-                if served.missed_pings >= PINGS_MISSED:
-                    await self._halt(served)
-                    self._failed(served, f"hung: no answer to {PINGS_MISSED} pings; killed")
+        if not ping:
+            return
+        try:
+            answer = await served.client.get(protocol.PING_PATH, timeout=PING_TIMEOUT)
+            answer.raise_for_status()
+            served.missed_pings = 0
+        except httpx.HTTPError:
+            served.missed_pings += 1
+            if child is None:  # another worker's process: it restarts it, or we take over
+                await self._halt(served)
+                self._failed(served, "the process another worker runs stopped answering")
+            elif served.missed_pings >= PINGS_MISSED:
+                await self._halt(served)
+                self._failed(served, f"hung: no answer to {PINGS_MISSED} pings; killed")
 
     # -- reporting -----------------------------------------------------------------------
 
@@ -330,36 +402,49 @@ class PluginProcesses:
 
     def openapi(self) -> list[dict[str, Any]]:
         """The OpenAPI paths and schemas of each serving plugin process."""
-        return [s.child.openapi for s in self.served.values() if s.child is not None]
+        return [s.openapi for s in self.served.values() if s.client is not None]
 
     def served_routes(self) -> dict[str, list[tuple[str, list[str]]]]:
-        return {p: s.child.routes for p, s in self.served.items() if s.child is not None}
+        return {p: s.routes for p, s in self.served.items() if s.client is not None}
 
 
-def _remove_orphans() -> None:
-    """Remove the run folders of panel processes that are gone (killed, not stopped)."""
-    for folder in Path(RUN_ROOT).glob("pd-*-*"):
-        pid = folder.name.split("-")[1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and folder.owner() == _me():
-            shutil.rmtree(folder, ignore_errors=True)
+def _client(run_dir: Path) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(uds=str(run_dir / protocol.SOCKET_NAME)),
+        base_url="http://plugin",
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+    )
 
 
-def _me() -> str:
-    import pwd
+def _take_ownership(run_dir: Path) -> int | None:
+    """The folder's lock (an open descriptor), or None when another worker holds it."""
+    make_private_dir(run_dir)
+    fd = os.open(run_dir / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
-    return pwd.getpwuid(os.getuid()).pw_name
 
+def _plugin_environment(plugin_id: str, installed: list[str]) -> dict[str, str]:
+    """The plugin's own settings (``PLUGDOCK_PLUGIN_<ID>_*``) and nothing else of the panel's.
 
-def _plugin_environment(plugin_id: str) -> dict[str, str]:
-    """The plugin's own settings (``PLUGDOCK_PLUGIN_<ID>_*``) and nothing else of the panel's."""
+    Ids may prefix one another: plugin ``ai`` must not get ``PLUGDOCK_PLUGIN_AI_CHATBOT_*``,
+    the settings (an API key, say) of an installed plugin ``ai_chatbot``.
+    """
     from plugdock import sdk
 
     prefix = f"{sdk.SETTINGS_ENV_PREFIX}{plugin_id.upper()}_"
+    others = [
+        f"{sdk.SETTINGS_ENV_PREFIX}{other.upper()}_"
+        for other in installed
+        if other != plugin_id and other.startswith(f"{plugin_id}_")
+    ]
     return {
-        f"{prefix}{key.upper()}": value
+        name: value
         for key, value in sdk.plugin_settings(plugin_id).items()
         if re.fullmatch(r"[A-Za-z0-9_]+", key)
+        and not (name := f"{prefix}{key.upper()}").startswith(tuple(others))
     }
-
-
-ProcessesOf = Callable[[], PluginProcesses | None]

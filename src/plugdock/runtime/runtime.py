@@ -232,9 +232,11 @@ class PluginRuntime:
             self.dispatch.remove(mounted.entry)
             self._routes_changed()
             assert self.processes is not None
-            task = asyncio.get_running_loop().create_task(self.processes.stop(plugin_id))
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+            served = self.processes.detach(plugin_id)  # now: a new process may take its place
+            if served is not None:
+                task = asyncio.get_running_loop().create_task(self.processes.stop(served))
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
             return
         hook = mounted.backend.hook("on_shutdown")
         if hook is not None:
@@ -256,12 +258,15 @@ class PluginRuntime:
         if mark is not None:
             mark()
 
-    def served_routes(self) -> list[ServedRoute]:
-        """What the app serves: the core, plugins in the panel, and plugin processes."""
-        routes = served_routes(self.app.router.routes)
+    def served_routes(self, besides: str | None = None) -> list[ServedRoute]:
+        """What the app serves: the core, plugins in the panel, and plugin processes
+        (less plugin ``besides``)."""
+        own = self.mounted.get(besides) if besides is not None else None
+        entries = [r for r in self.app.router.routes if own is None or r is not own.entry]
+        routes = served_routes(entries)
         running = self.processes.served_routes() if self.processes is not None else {}
         for plugin_id, mounted in self.mounted.items():
-            if mounted.backend is None:
+            if mounted.backend is None and plugin_id != besides:
                 reported = running.get(plugin_id)
                 if reported is None:
                     routes.extend(mounted.routes)
@@ -347,6 +352,8 @@ class PluginRuntime:
             return
         if self.is_stale() or (self.pending and time.monotonic() >= self._retry_at):
             self.reconcile()
+            if self.processes is not None:  # a plugin process just installed elsewhere
+                await self.processes.settled()  # is joined before this request is routed
             if self._fetching is None or self._fetching.done():
                 self._fetching = asyncio.get_running_loop().create_task(self._fetch_and_serve())
 
@@ -513,9 +520,8 @@ class PluginRuntime:
         return result
 
     def _served_besides(self, plugin_id: str) -> list[ServedRoute]:
-        mounted = self.mounted.get(plugin_id)
-        own = set(mounted.routes) if mounted is not None else set()
-        return [r for r in self.served_routes() if r not in own]
+        """What the app serves, less the plugin's own routes (which an upgrade replaces)."""
+        return self.served_routes(besides=plugin_id)
 
     def _installed_rows(self) -> dict[str, Installation]:
         with connect_read(self.engine) as conn:
@@ -579,11 +585,15 @@ class PluginRuntime:
         }
         if self.processes is not None:
             for plugin_id, mounted in self.mounted.items():
+                if mounted.backend is not None:
+                    continue
                 down = self.processes.status(plugin_id)
-                routes = tuple(sorted(mounted.entry.declared))
-                if down is None:
+                reported = self.processes.served_routes().get(plugin_id)
+                paths = {path for path, _methods in reported} if reported else None
+                routes = tuple(sorted(paths or mounted.entry.declared))
+                if down is None or down == "starting":  # its route answers (or waits)
                     report[plugin_id] = PluginStatus("mounted", routes=routes)
-                elif down != "starting":  # crashed, hung, out of memory: restarting
+                else:  # crashed, hung, out of memory: restarting
                     report[plugin_id] = PluginStatus("failed", routes=routes, error=down)
         for plugin_id, (_operation, error) in self.failed.items():
             report[plugin_id] = PluginStatus("failed", error=error)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_workers import fresh_get, wait_for_startups
+from test_workers import INPROCESS, fresh_get, wait_for_startups
 
 from panel import start_panel
 from support import make_plugin, pack_into
@@ -47,7 +47,8 @@ def test_upgrade_reaches_both_workers_without_a_failed_request(
 ) -> None:
     modules = tmp_path / "modules"
     pack_into(whoami(tmp_path / "v1", "1.0.0", "old"), modules)
-    panel = start_panel(tmp_path, database_url, workers=2)
+    # In-process: workers are told apart by the pid the plugin route sees (see whoami_panel).
+    panel = start_panel(tmp_path, database_url, workers=2, extra_env=INPROCESS)
     try:
         wait_for_startups(panel, 2)
         admin = panel.client(panel.login())

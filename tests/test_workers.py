@@ -34,10 +34,18 @@ def fresh_get(url: str) -> httpx.Response:
         return client.get(url, headers={"Connection": "close"})
 
 
+INPROCESS = {"PLUGDOCK_ISOLATION": "inprocess"}
+
+
 def whoami_panel(
     tmp_path: Path, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None
 ) -> Panel:
-    """A panel offering 'whoami', a plugin whose route answers with the worker's pid."""
+    """A panel offering 'whoami', a plugin whose route answers with the worker's pid.
+
+    In-process isolation whatever the environment says: these tests tell workers apart by
+    the pid a plugin route sees, and a plugin process (shared by the workers, in a PID
+    namespace of its own) cannot see it. tests/test_isolation.py covers process mode.
+    """
     folder = make_plugin(
         tmp_path / "src",
         "whoami",
@@ -45,7 +53,9 @@ def whoami_panel(
         extra_files={"backend/routes.py": PID_ROUTES},
     )
     pack_into(folder, tmp_path / "modules")
-    panel = start_panel(tmp_path, database_url, workers=workers, extra_env=extra_env)
+    panel = start_panel(
+        tmp_path, database_url, workers=workers, extra_env=INPROCESS | (extra_env or {})
+    )
     wait_for_startups(panel, workers)
     return panel
 

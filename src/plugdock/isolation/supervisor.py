@@ -212,6 +212,8 @@ class PluginProcesses:
             client=lambda: self._client_of(served),
             timeout=self.settings.plugin_timeout,
         )
+        if child is not None:
+            served.routes, served.openapi = child.routes, child.openapi
         self.served[plugin_id] = served
         served.starting = asyncio.get_running_loop().create_task(self._start(served, child))
         return served.route
@@ -401,11 +403,12 @@ class PluginProcesses:
         return {p: s.child.pid for p, s in self.served.items() if s.child is not None}
 
     def openapi(self) -> list[dict[str, Any]]:
-        """The OpenAPI paths and schemas of each serving plugin process."""
-        return [s.openapi for s in self.served.values() if s.client is not None]
+        """The OpenAPI paths and schemas of each plugin process (as far as known yet)."""
+        return [s.openapi for s in self.served.values() if s.openapi]
 
     def served_routes(self) -> dict[str, list[tuple[str, list[str]]]]:
-        return {p: s.routes for p, s in self.served.items() if s.client is not None}
+        """The routes each plugin process serves (as far as known yet)."""
+        return {p: s.routes for p, s in self.served.items() if s.routes}
 
 
 def _client(run_dir: Path) -> httpx.AsyncClient:

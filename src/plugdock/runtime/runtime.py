@@ -560,6 +560,7 @@ class PluginRuntime:
                 self.unmount(plugin_id)
                 self.mount_process(installed, child)
             self.reconcile()
+            await self.processes.settled()  # the answer comes once they serve
         return result
 
     def _undo_install(self, plugin_id: str) -> None:

@@ -75,11 +75,9 @@ class PluginDatabase:
             return self.settings.db_url
         from plugdock.isolation import db_roles
 
-        # The rights it has now (none for a new plugin; an upgrade's old tables until
-        # grant() gives the new ones after the commit, so the old version goes on serving).
-        role = db_roles.ensure_plugin_role(
-            self.engine, plugin_id, self._granted_tables(plugin_id), self._password(plugin_id)
-        )
+        # Rights stay as they are (an upgrade's old process goes on serving with them);
+        # grant() gives the new tables after the commit.
+        role = db_roles.ensure_plugin_role(self.engine, plugin_id, None, self._password(plugin_id))
         url = self.engine.url
         relay = DatabaseRelay(
             run_dir / db_roles.socket_file_name(url),
@@ -93,14 +91,6 @@ class PluginDatabase:
         self._relays[key] = relay
         plugin_url = db_roles.plugin_url(url, role, self._password(plugin_id), unix_socket_dir=RUN)
         return plugin_url.render_as_string(hide_password=False)
-
-    def _granted_tables(self, plugin_id: str) -> list[str]:
-        from plugdock.db import connect_read
-        from plugdock.registry import get_installation
-
-        with connect_read(self.engine) as conn:
-            row = get_installation(conn, plugin_id)
-        return list(row.tables) if row is not None else []
 
     def grant(self, plugin_id: str, tables: list[str]) -> None:
         """Rights on exactly these tables (blocking; the tables must be committed)."""

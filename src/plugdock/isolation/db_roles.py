@@ -88,14 +88,18 @@ def _quote(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote_identifier(name)
 
 
-def ensure_plugin_role(engine: Engine, plugin_id: str, tables: list[str], password: str) -> str:
+def ensure_plugin_role(
+    engine: Engine, plugin_id: str, tables: list[str] | None, password: str
+) -> str:
     """Create or update the plugin's role; its rights become exactly DML on ``tables``.
 
     Idempotent. Listed tables that do not exist are skipped; rights on any other table (one
-    an upgrade dropped, say) are revoked. Returns the role name.
+    an upgrade dropped, say) are revoked. ``tables=None`` leaves its rights as they are:
+    granting takes locks on the tables, which an operation's open transaction may hold
+    (its process starts inside that transaction). Returns the role name.
     """
     _require_roles(engine)
-    core = sorted(set(tables) & _CORE_TABLES)
+    core = sorted(set(tables or ()) & _CORE_TABLES)
     if core:
         raise PlugdockError(f"{plugin_id} cannot be granted core tables: {', '.join(core)}")
     role = role_name(_database(engine), plugin_id)
@@ -227,7 +231,7 @@ def _pg_revoke_held(conn: Connection, oid: int, q: str, keep: set[int]) -> None:
         conn.exec_driver_sql(f"REVOKE ALL ({_quote(conn, column)}) ON TABLE {name} FROM {q}")
 
 
-def _pg_ensure(engine: Engine, role: str, tables: list[str], password: str) -> None:
+def _pg_ensure(engine: Engine, role: str, tables: list[str] | None, password: str) -> None:
     with engine.begin() as conn:
         # Replicas may ensure the same role at once; CREATE ROLE would then fail in one.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _pg_lock_key(role)})
@@ -254,6 +258,9 @@ def _pg_ensure(engine: Engine, role: str, tables: list[str], password: str) -> N
         oid: int = conn.execute(
             text("SELECT oid FROM pg_roles WHERE rolname = :role"), {"role": role}
         ).scalar_one()
+        _pg_grant_connect(conn, oid, q)
+        if tables is None:
+            return
 
         schema = conn.execute(text("SELECT current_schema()")).scalar_one()
         wanted_tables = conn.execute(
@@ -282,20 +289,6 @@ def _pg_ensure(engine: Engine, role: str, tables: list[str], password: str) -> N
         # Anything else it holds goes (a table an upgrade dropped, a hand-made grant).
         _pg_revoke_held(conn, oid, q, keep=wanted)
 
-        # PUBLIC usually has both already; granting only when missing spares the panel
-        # from owning the database and schema.
-        connect, usage = conn.execute(
-            text(
-                "SELECT has_database_privilege(CAST(:oid AS oid), current_database(), 'CONNECT'),"
-                " has_schema_privilege(CAST(:oid AS oid), current_schema(), 'USAGE')"
-            ),
-            {"oid": oid},
-        ).one()
-        if not connect:
-            db = _quote(conn, conn.execute(text("SELECT current_database()")).scalar_one())
-            conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {db} TO {q}")
-        if not usage:
-            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {_quote(conn, schema)} TO {q}")
         for _, table in wanted_tables:
             name = f"{_quote(conn, schema)}.{_quote(conn, table)}"
             conn.exec_driver_sql(f"REVOKE ALL ON TABLE {name} FROM {q}")  # exactly DML
@@ -304,6 +297,24 @@ def _pg_ensure(engine: Engine, role: str, tables: list[str], password: str) -> N
             name = f"{_quote(conn, nsp)}.{_quote(conn, seq)}"
             conn.exec_driver_sql(f"REVOKE ALL ON SEQUENCE {name} FROM {q}")
             conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON SEQUENCE {name} TO {q}")
+
+
+def _pg_grant_connect(conn: Connection, oid: int, q: str) -> None:
+    """CONNECT on the database and USAGE on the schema, where PUBLIC does not give them
+    (it usually does; granting only when missing spares the panel owning either)."""
+    connect, usage = conn.execute(
+        text(
+            "SELECT has_database_privilege(CAST(:oid AS oid), current_database(), 'CONNECT'),"
+            " has_schema_privilege(CAST(:oid AS oid), current_schema(), 'USAGE')"
+        ),
+        {"oid": oid},
+    ).one()
+    if not connect:
+        db = _quote(conn, conn.execute(text("SELECT current_database()")).scalar_one())
+        conn.exec_driver_sql(f"GRANT CONNECT ON DATABASE {db} TO {q}")
+    if not usage:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {_quote(conn, schema)} TO {q}")
 
 
 def _pg_drop(engine: Engine, role: str) -> None:
@@ -441,7 +452,7 @@ def _my_string(conn: Connection, value: str) -> str:
     return str(literal.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
 
 
-def _my_ensure(engine: Engine, role: str, tables: list[str], password: str) -> None:
+def _my_ensure(engine: Engine, role: str, tables: list[str] | None, password: str) -> None:
     with engine.begin() as conn:
         account = _my_account(conn, role)
         options = (
@@ -451,6 +462,8 @@ def _my_ensure(engine: Engine, role: str, tables: list[str], password: str) -> N
         # Account statements commit implicitly; IF NOT EXISTS makes racing replicas harmless.
         conn.exec_driver_sql(f"CREATE USER IF NOT EXISTS {account} {options}")
         conn.exec_driver_sql(f"ALTER USER {account} {options}")
+        if tables is None:
+            return
 
         database = conn.execute(text("SELECT DATABASE()")).scalar_one()
         existing = set(

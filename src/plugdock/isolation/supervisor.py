@@ -155,10 +155,11 @@ class PluginProcesses:
                 return
             done = True
             self.database.close_for(key)
-            for name in os.listdir(run_dir):
-                if name != OWNER_LOCK:
-                    with contextlib.suppress(OSError):
-                        os.unlink(run_dir / name)
+            with contextlib.suppress(FileNotFoundError):
+                for name in os.listdir(run_dir):
+                    if name != OWNER_LOCK:
+                        with contextlib.suppress(OSError):
+                            os.unlink(run_dir / name)
             os.close(lock)  # the folder stays: a worker may be waiting on its lock
 
         try:

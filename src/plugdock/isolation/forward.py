@@ -3,7 +3,8 @@
 :class:`ForwardRoute` is the route-list entry of one plugin process (what
 ``include_router`` makes for a plugin in the panel). It matches the paths and methods the
 plugin's router reported, authenticates the request with the host's own ``authenticate``,
-and streams the request to the plugin's Unix socket and the answer back. While the
+and sends the request to the plugin's Unix socket (its body whole: the panel reads at most
+``PLUGDOCK_MAX_REQUEST_BYTES``) and streams the answer back. While the
 process is down it answers 503, and 504 when the plugin takes longer than
 ``PLUGDOCK_PLUGIN_TIMEOUT``, each with a JSON ``detail``.
 
@@ -16,10 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import httpx
 from fastapi import HTTPException
 from fastapi.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from plugdock import sdk
 from plugdock.isolation import protocol
+from plugdock.isolation.http1 import PluginUnreachable, UnixHTTP
 
 # Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 _HOP_BY_HOP = {
@@ -43,9 +43,10 @@ _HOP_BY_HOP = {
 _PANEL_COOKIE = re.compile(r"^\s*plugdock_[^=]*=")
 
 
-def _json_answer(status: int, detail: str) -> list[dict[str, Any]]:
+async def _answer(send: Send, status: int, detail: str) -> None:
+    """The panel's own answer for a plugin it cannot reach: JSON with a ``detail``."""
     body = json.dumps({"detail": detail}).encode()
-    return [
+    await send(
         {
             "type": "http.response.start",
             "status": status,
@@ -53,9 +54,9 @@ def _json_answer(status: int, detail: str) -> list[dict[str, Any]]:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ],
-        },
-        {"type": "http.response.body", "body": body},
-    ]
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _answer_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -89,7 +90,7 @@ class ForwardRoute(BaseRoute):
         self,
         plugin_id: str,
         declared: list[str],
-        client: Callable[[], Awaitable[httpx.AsyncClient | str]],
+        client: Callable[[], Awaitable[UnixHTTP | str]],
         timeout: float,
     ) -> None:
         self.plugin_id = plugin_id
@@ -112,50 +113,47 @@ class ForwardRoute(BaseRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = await self._client()
         if isinstance(client, str):
-            for message in _json_answer(503, f"{self.plugin_id} is not running: {client}"):
-                await send(message)
+            await _answer(send, 503, f"{self.plugin_id} is not running: {client}")
             return
         path = get_route_path(scope)
+        target = scope.get("raw_path") or path.encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
         headers = await self._headers(scope)
-        raw_path = scope.get("raw_path") or path.encode()
-        request = client.build_request(
-            scope["method"],
-            httpx.URL(path=raw_path.decode("latin-1"), query=scope.get("query_string") or None),
-            headers=headers,
-            content=_body(receive) if _has_body(scope) else None,
-            timeout=self.timeout,
-        )
+        body = await _body(receive)  # within the panel's request-size limit
         try:
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException:
-            for message in _json_answer(
-                504, f"{self.plugin_id} did not answer within {self.timeout:g} s"
-            ):
-                await send(message)
+            answer = await client.request(
+                scope["method"], target, headers, body, timeout=self.timeout
+            )
+        except TimeoutError:
+            await _answer(send, 504, f"{self.plugin_id} did not answer within {self.timeout:g} s")
             return
-        except httpx.TransportError as exc:
-            for message in _json_answer(503, f"{self.plugin_id} is not running: {exc!r}"):
-                await send(message)
+        except PluginUnreachable as exc:
+            await _answer(send, 503, f"{self.plugin_id} is not running: {exc}")
             return
         try:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": _answer_headers(response.headers.raw),
+                    "status": answer.status,
+                    "headers": _answer_headers(answer.headers),
                 }
             )
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
+            # The last chunk goes with more_body=False: a whole small answer is one message.
+            pending: bytes | None = None
+            async for chunk in answer.chunks():
+                if pending is not None:
+                    await send({"type": "http.response.body", "body": pending, "more_body": True})
+                pending = chunk
+            await send({"type": "http.response.body", "body": pending or b""})
         finally:
-            await response.aclose()
+            await answer.close()
 
     async def _headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
         headers: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
             lower = name.lower()
-            if lower in _HOP_BY_HOP or lower == b"authorization":
+            if lower in _HOP_BY_HOP or lower in (b"authorization", b"content-length", b"expect"):
                 continue
             if lower.startswith(protocol.HEADER_PREFIX):
                 continue
@@ -199,18 +197,13 @@ async def _authenticate(scope: Scope) -> sdk.User | HTTPException | None:
         return refused
 
 
-def _has_body(scope: Scope) -> bool:
-    names = {name.lower() for name, _ in scope["headers"]}
-    return b"content-length" in names or b"transfer-encoding" in names
-
-
-async def _body(receive: Receive) -> AsyncIterator[bytes]:
+async def _body(receive: Receive) -> bytes:
+    chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
+            break
+        chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            return
+            break
+    return b"".join(chunks)

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -33,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
@@ -43,6 +43,7 @@ from plugdock.isolation import protocol
 from plugdock.isolation.control import ChildProcess, PluginProcessError
 from plugdock.isolation.database import PluginDatabase
 from plugdock.isolation.forward import ForwardRoute
+from plugdock.isolation.http1 import PluginUnreachable, UnixHTTP
 from plugdock.isolation.sandbox import Sandbox
 
 log = logging.getLogger("plugdock.isolation")
@@ -70,7 +71,7 @@ class ServedPlugin:
     run_dir: Path
     route: ForwardRoute | None = None
     child: ChildProcess | None = None  # set in the worker that owns the process
-    client: httpx.AsyncClient | None = None
+    client: UnixHTTP | None = None
     error: str | None = "starting"
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     routes: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -225,7 +226,7 @@ class PluginProcesses:
         if starting:
             await asyncio.wait(starting, timeout=timeout)
 
-    async def _client_of(self, served: ServedPlugin) -> httpx.AsyncClient | str:
+    async def _client_of(self, served: ServedPlugin) -> UnixHTTP | str:
         """The client reaching the process, once it is up; else why it is not."""
         if served.client is None and served.error == "starting":
             with contextlib.suppress(TimeoutError):
@@ -279,11 +280,12 @@ class PluginProcesses:
         deadline = time.monotonic() + START_WAIT
         while True:
             try:
-                answer = await client.get(protocol.PING_PATH, timeout=PING_TIMEOUT)
-                answer.raise_for_status()
-                described = (await client.get(protocol.DESCRIBE_PATH)).json()
+                status, body = await client.get(protocol.DESCRIBE_PATH, timeout=PING_TIMEOUT)
+                if status != 200:
+                    raise PluginUnreachable(f"it answered {status}")
+                described = json.loads(body)
                 break
-            except httpx.HTTPError as exc:
+            except (PluginUnreachable, TimeoutError, ValueError) as exc:
                 if time.monotonic() >= deadline or self.served.get(served.plugin_id) is not served:
                     await client.aclose()
                     self._failed(served, f"the process another worker runs does not answer: {exc}")
@@ -296,7 +298,7 @@ class PluginProcesses:
         served.openapi = described["openapi"]
         self._connected(served, client)
 
-    def _connected(self, served: ServedPlugin, client: httpx.AsyncClient | None = None) -> None:
+    def _connected(self, served: ServedPlugin, client: UnixHTTP | None = None) -> None:
         served.client = client or _client(served.run_dir)
         served.error = None
         served.missed_pings = 0
@@ -381,10 +383,11 @@ class PluginProcesses:
         if not ping:
             return
         try:
-            answer = await served.client.get(protocol.PING_PATH, timeout=PING_TIMEOUT)
-            answer.raise_for_status()
+            status, _body = await served.client.get(protocol.PING_PATH, timeout=PING_TIMEOUT)
+            if status != 200:
+                raise PluginUnreachable(f"it answered {status}")
             served.missed_pings = 0
-        except httpx.HTTPError:
+        except (PluginUnreachable, TimeoutError):
             served.missed_pings += 1
             if child is None:  # another worker's process: it restarts it, or we take over
                 await self._halt(served)
@@ -412,12 +415,8 @@ class PluginProcesses:
         return {p: s.routes for p, s in self.served.items() if s.routes}
 
 
-def _client(run_dir: Path) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(uds=str(run_dir / protocol.SOCKET_NAME)),
-        base_url="http://plugin",
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-    )
+def _client(run_dir: Path) -> UnixHTTP:
+    return UnixHTTP(str(run_dir / protocol.SOCKET_NAME))
 
 
 def _take_ownership(run_dir: Path) -> int | None:

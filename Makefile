@@ -31,8 +31,14 @@ run: modules web
 services:
 	bash scripts/ensure-services.sh
 
+# The panel-level tests once more with every plugin in its own sandboxed process
+# (PLUGDOCK_ISOLATION=process; tests/test_isolation.py runs in both passes).
+PROCESS_MODE_TESTS := tests/test_panel.py tests/test_lifecycle_api.py tests/test_chatbot_plugin.py \
+	tests/test_browser_lifecycle.py tests/test_hardening.py
+
 test: modules services web browser lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+	PLUGDOCK_ISOLATION=process $(BIN)/pytest $(PYTEST_ARGS) $(PROCESS_MODE_TESTS)
 
 bench: modules
 	$(BIN)/python bench/install.py

@@ -113,7 +113,7 @@ def _client_from_panel(app: Any) -> Any:
     return with_client
 
 
-def _serve(backend: Any, engine: Any, plugin_id: str, described: dict[str, Any]) -> None:
+def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str, Any]) -> None:
     import uvicorn
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
@@ -149,7 +149,7 @@ def _serve(backend: Any, engine: Any, plugin_id: str, described: dict[str, Any])
 
     config = uvicorn.Config(
         _client_from_panel(app),
-        uds=f"{RUN}/{protocol.SOCKET_NAME}",
+        fd=order["fd"],  # bound by the panel at /run/plugdock/plugin.sock
         log_level="warning",
         lifespan="off",
         timeout_keep_alive=300,  # the panel keeps its connections; it closes them itself
@@ -196,7 +196,7 @@ def main() -> None:
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "serve":
-            _serve(backend, engine, plugin_id, described)
+            _serve(backend, engine, order, described)
             return
         if command["cmd"] == "hook":
             try:

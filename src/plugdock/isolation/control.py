@@ -11,6 +11,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +38,18 @@ class PluginProcessError(PackageError):
     """The plugin process refused an order, failed, or stopped answering."""
 
 
+LOG_KEEP = 10 << 20  # a plugin's log is started afresh past this size
+
+
+def _keep_log_small(path: Path) -> None:
+    """A plugin writes its log as it likes; past ``LOG_KEEP`` it starts again (one old copy)."""
+    try:
+        if path.stat().st_size > LOG_KEEP:
+            path.replace(path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
 class ChildProcess:
     """One running plugin process and the pipe it answers on."""
 
@@ -53,9 +66,18 @@ class ChildProcess:
         self.order_token: str = order["token"]  # the installation's module token
         self.sandbox = sandbox
         self.log_path = log_path
+        # The panel binds the plugin's listening socket and hands it over as a descriptor:
+        # the plugin never creates a file the panel will connect to (it could be a link).
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        socket_path = sandbox.run_dir / SOCKET_NAME
+        socket_path.unlink(missing_ok=True)
+        listener.bind(str(socket_path))
+        listener.listen(128)
+        order = {**order, "fd": listener.fileno()}
         argv = [sys.executable, "-m", "plugdock.isolation.child", json.dumps(order)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        _keep_log_small(log_path)
+        with open(log_path, "ab") as log, listener:
             self.process = _SPAWNER.submit(
                 subprocess.Popen,
                 command(sandbox, argv),
@@ -64,6 +86,7 @@ class ChildProcess:
                 stderr=log,
                 preexec_fn=limit_resources(sandbox.memory_bytes),
                 close_fds=True,
+                pass_fds=(listener.fileno(),),
             ).result()
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []

@@ -28,6 +28,8 @@ _PG_GSSENC_REQUEST = 80877104
 
 # MariaDB/MySQL client capability flags and commands.
 _MY_CLIENT_CONNECT_WITH_DB = 0x00000008
+_MY_CLIENT_COMPRESS = 0x00000020
+_MY_CLIENT_PROTOCOL_41 = 0x00000200
 _MY_CLIENT_SSL = 0x00000800
 _MY_CLIENT_SECURE_CONNECTION = 0x00008000
 _MY_CLIENT_PLUGIN_AUTH_LENENC = 0x00200000
@@ -137,8 +139,13 @@ class DatabaseRelay:
 
     def _my_check_login(self, payload: bytes) -> None:
         (capabilities,) = struct.unpack("<I", payload[:4])
-        if capabilities & _MY_CLIENT_SSL:
-            raise LoginRefused("TLS")
+        # Only the 4.1 layout is read here (an older one puts the user elsewhere, and the
+        # server would log in someone else), and no compression (packets the relay could
+        # not read any more: a COM_CHANGE_USER would pass unseen).
+        if not capabilities & _MY_CLIENT_PROTOCOL_41 or len(payload) < 33:
+            raise LoginRefused("pre-4.1 handshake")
+        if capabilities & (_MY_CLIENT_SSL | _MY_CLIENT_COMPRESS):
+            raise LoginRefused("TLS or compression")
         rest = payload[32:]  # capabilities, max packet size, charset, 23 reserved bytes
         user, _, rest = rest.partition(b"\0")
         if user.decode(errors="replace") != self.user:

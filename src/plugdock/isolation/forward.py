@@ -40,6 +40,23 @@ _HOP_BY_HOP = {
     b"upgrade",
     b"host",
 }
+# Request headers the panel replaces (credentials, framing, who the caller is).
+_NOT_FORWARDED = {b"authorization", b"content-length", b"expect", b"x-forwarded-for"}
+# Answer headers a plugin may not set: its own CSP could allow script on the panel's origin.
+_NOT_ANSWERED = {
+    b"date",
+    b"server",
+    b"content-security-policy",
+    b"content-security-policy-report-only",
+    b"clear-site-data",
+}
+# Every forwarded answer is sandboxed: a page a plugin serves runs (if at all) in an opaque
+# origin, without the panel's cookies or APIs. JSON is unaffected.
+_SANDBOX = (
+    b"content-security-policy",
+    b"sandbox; default-src 'none'; script-src 'self'; object-src 'none'; base-uri 'none'; "
+    b"frame-ancestors 'none'",  # `sandbox` without allow-scripts: no script runs at all
+)
 _PANEL_COOKIE = re.compile(r"^\s*plugdock_[^=]*=")
 
 
@@ -61,12 +78,12 @@ async def _answer(send: Send, status: int, detail: str) -> None:
 
 def _answer_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The plugin's answer headers the client may get: not the panel's own cookies (a plugin
-    setting ``plugdock_session`` would fixate or end the admin's session), and no second
-    ``date``/``server`` (the panel's server adds its own)."""
-    kept = []
+    setting ``plugdock_session`` would fixate or end the admin's session), not its own CSP
+    (the panel's sandbox instead), and no second ``date``/``server``."""
+    kept = [_SANDBOX]
     for name, value in raw:
         lower = name.lower()
-        if lower in _HOP_BY_HOP or lower in (b"date", b"server"):
+        if lower in _HOP_BY_HOP or lower in _NOT_ANSWERED:
             continue
         if lower == b"set-cookie" and _PANEL_COOKIE.match(value.decode("latin-1")):
             continue
@@ -153,7 +170,7 @@ class ForwardRoute(BaseRoute):
         headers: list[tuple[bytes, bytes]] = []
         for name, value in scope["headers"]:
             lower = name.lower()
-            if lower in _HOP_BY_HOP or lower in (b"authorization", b"content-length", b"expect"):
+            if lower in _HOP_BY_HOP or lower in _NOT_FORWARDED:
                 continue
             if lower.startswith(protocol.HEADER_PREFIX):
                 continue
@@ -176,9 +193,9 @@ class ForwardRoute(BaseRoute):
                 headers.append(
                     (protocol.USER_HEADER.encode(), protocol.user_header(authenticated).encode())
                 )
+        # Only the panel says who the caller is (uvicorn applied any trusted proxy's word).
         client = scope.get("client")
-        if client:
-            headers.append((b"x-forwarded-for", str(client[0]).encode()))
+        headers.append((b"x-forwarded-for", str(client[0]).encode() if client else b"unknown"))
         return headers
 
     def __repr__(self) -> str:

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 import httptools
 
 _READ = 65536
+MAX_HEADER_BYTES = 64 * 1024  # an answer's status line and headers, like a server's limit
+MAX_HEADERS = 100
+MAX_OWN_BODY = 1 << 20  # the panel's own questions (ping, describe): small answers only
 
 
 class PluginUnreachable(ConnectionError):
@@ -168,14 +171,22 @@ class UnixHTTP:
         try:
             writer.write(message)
             await writer.drain()
+            received = 0
             while not parsed.headers_done:
                 data = await reader.read(_READ)
                 if not data:
                     raise PluginUnreachable("the plugin process closed the connection")
+                received += len(data)
                 parser.feed_data(data)
+                if len(parsed.headers) > MAX_HEADERS or (
+                    not parsed.headers_done and received > MAX_HEADER_BYTES
+                ):
+                    raise PluginUnreachable("the plugin process sent oversized headers")
+            if parser.get_status_code() < 200:  # a 1xx is not an answer to forward
+                raise PluginUnreachable("the plugin process answered 1xx")
+        except PluginUnreachable:
+            raise
         except (ConnectionError, httptools.HttpParserError) as exc:
-            if isinstance(exc, PluginUnreachable):
-                raise
             raise PluginUnreachable(str(exc)) from exc
         return Answer(self, streams, parser, parsed, timeout, bodiless)
 
@@ -190,7 +201,12 @@ class UnixHTTP:
         answer = await self.request("GET", path.encode(), [], timeout=timeout)
         try:
             async with asyncio.timeout(timeout):
-                return answer.status, await answer.read()
+                body = b""
+                async for chunk in answer.chunks():
+                    body += chunk
+                    if len(body) > MAX_OWN_BODY:
+                        raise PluginUnreachable("the plugin process sent an oversized answer")
+                return answer.status, body
         finally:
             await answer.close()
 

@@ -165,7 +165,9 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         "--bind",
         str(sandbox.data_dir),
         DATA,
-        "--bind",
+        # Read-only: the panel made every socket in it (the plugin's own listening one
+        # included, passed as a descriptor), so a plugin cannot swap one for a link.
+        "--ro-bind",
         str(sandbox.run_dir),
         RUN,
         "--chdir",

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,7 +56,6 @@ BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # serving this long resets the backoff
 START_WAIT = 30.0  # how long a request waits for a starting process
 RUN_ROOT = "/tmp"
-OWNER_LOCK = "owner.lock"
 
 
 @dataclass
@@ -156,12 +156,8 @@ class PluginProcesses:
                 return
             done = True
             self.database.close_for(key)
-            with contextlib.suppress(FileNotFoundError):
-                for name in os.listdir(run_dir):
-                    if name != OWNER_LOCK:
-                        with contextlib.suppress(OSError):
-                            os.unlink(run_dir / name)
-            os.close(lock)  # the folder stays: a worker may be waiting on its lock
+            shutil.rmtree(run_dir, ignore_errors=True)  # never follows a link inside
+            os.close(lock)  # the lock file stays: another worker may be waiting on it
 
         try:
             url = self.database.open_for(plugin_id, key, run_dir)
@@ -294,8 +290,19 @@ class PluginProcesses:
         if self.served.get(served.plugin_id) is not served:
             await client.aclose()
             return
-        served.routes = [(path, methods) for path, methods in described["routes"]]
-        served.openapi = described["openapi"]
+        # What a running process says of itself is its own word, not checked at install:
+        # only paths its metadata declares count (for collisions and the OpenAPI document).
+        served.routes = [
+            (str(path), [str(m) for m in methods])
+            for path, methods in described.get("routes", [])
+            if _declared(served, str(path))
+        ]
+        openapi = described.get("openapi") or {}
+        paths = openapi.get("paths") or {}
+        served.openapi = {
+            "paths": {p: v for p, v in paths.items() if _declared(served, p)},
+            "schemas": openapi.get("schemas") or {},
+        }
         self._connected(served, client)
 
     def _connected(self, served: ServedPlugin, client: UnixHTTP | None = None) -> None:
@@ -415,14 +422,25 @@ class PluginProcesses:
         return {p: s.routes for p, s in self.served.items() if s.routes}
 
 
+def _declared(served: ServedPlugin, path: str) -> bool:
+    from plugdock.runtime.routes import pattern_matches
+
+    return any(pattern_matches(pattern, path) for pattern in served.declared)
+
+
 def _client(run_dir: Path) -> UnixHTTP:
     return UnixHTTP(str(run_dir / protocol.SOCKET_NAME))
 
 
 def _take_ownership(run_dir: Path) -> int | None:
-    """The folder's lock (an open descriptor), or None when another worker holds it."""
+    """The folder's lock (an open descriptor), or None when another worker holds it.
+
+    The lock file sits beside the folder, where the plugin cannot reach it (its folder is
+    mounted in its sandbox, read-only, but the lock must not depend on that).
+    """
     make_private_dir(run_dir)
-    fd = os.open(run_dir / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = run_dir.with_name(run_dir.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

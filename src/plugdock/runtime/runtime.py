@@ -211,10 +211,13 @@ class PluginRuntime:
         """The app's OpenAPI document with each plugin process's paths and schemas."""
         if self.app.openapi_schema is None and self.processes is not None:
             document = self._own_openapi()  # generated afresh; ours to extend
-            for part in self.processes.openapi():
-                document.setdefault("paths", {}).update(part.get("paths", {}))
+            for part in self.processes.openapi():  # never replacing the core's, or another's
+                paths = document.setdefault("paths", {})
                 schemas = document.setdefault("components", {}).setdefault("schemas", {})
-                schemas.update(part.get("schemas", {}))
+                for path, item in part.get("paths", {}).items():
+                    paths.setdefault(path, item)
+                for name, schema in part.get("schemas", {}).items():
+                    schemas.setdefault(name, schema)
             self.app.openapi_schema = document
         return self.app.openapi_schema or self._own_openapi()
 

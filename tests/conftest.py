@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -107,3 +108,14 @@ def page(browser: object) -> Iterator[object]:
     import browser_support
 
     yield from browser_support.new_page(browser)
+
+
+@pytest.fixture
+def panels() -> Iterator[list[Any]]:
+    """Panels (tests/panel.py) a test started; stopped after it, their log printed (shown
+    when it fails)."""
+    started: list[Any] = []
+    yield started
+    for panel in started:
+        panel.stop()
+        print(f"--- panel log {panel.log}:\n{panel.output()[-6000:]}")

@@ -19,7 +19,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -181,16 +181,6 @@ def isolated_panel(
     return start_panel(
         tmp_path, database_url, extra_env={"PLUGDOCK_ISOLATION": "process", **(extra_env or {})}
     )
-
-
-@pytest.fixture
-def panels() -> Iterator[list[Panel]]:
-    """Panels a test started; stopped after it, their log printed (shown when it fails)."""
-    started: list[Panel] = []
-    yield started
-    for panel in started:
-        panel.stop()
-        print(f"--- panel log {panel.log}:\n{panel.output()[-6000:]}")
 
 
 def install(admin: httpx.Client, plugin_id: str) -> httpx.Response:

@@ -29,15 +29,6 @@ from test_isolation import (
 from panel import Panel
 from plugdock.isolation.dbrelay import DatabaseRelay
 
-
-@pytest.fixture
-def panels() -> Iterator[list[Panel]]:
-    started: list[Panel] = []
-    yield started
-    for panel in started:
-        panel.stop()
-
-
 # -- the MariaDB relay ---------------------------------------------------------------------
 
 

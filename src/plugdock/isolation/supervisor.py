@@ -9,9 +9,9 @@ the plugin should be served; a request that arrives while the process starts wai
 **One process per installed plugin on a machine, shared by the workers.** Each installation
 has a run folder, ``/tmp/pd-<instance>/<installation>/`` (the socket path must stay short),
 so an upgrade's new process starts beside the serving one. The worker holding the folder's
-``owner.lock`` started the process and supervises it; the others forward to its socket and
-take over when the owner is gone: its lock is free then, and the process ended with it
-(``--die-with-parent``).
+lock (``<installation>.lock`` beside it) started the process and supervises it; the others
+forward to its socket and take over when the owner is gone: its lock is free then, and
+the process ended with it (``--die-with-parent``).
 
 :meth:`PluginProcesses.watch` looks after them: a process that exits (a crash, the memory
 limit, a kill) or stops answering its ping (hung) is reported and started again with

@@ -58,6 +58,10 @@ START_WAIT = 30.0  # how long a request waits for a starting process
 RUN_ROOT = "/tmp"
 
 
+class OwnedElsewhere(PluginProcessError):
+    """Another panel worker holds the installation's lock: it runs the process."""
+
+
 @dataclass
 class ServedPlugin:
     """One plugin this panel worker serves from a plugin process."""
@@ -133,7 +137,7 @@ class PluginProcesses:
         run_dir = self.run_dir(plugin_id, installation)
         lock = _take_ownership(run_dir)
         if lock is None:
-            raise PluginProcessError(f"{plugin_id}: another panel worker runs its process")
+            raise OwnedElsewhere(f"{plugin_id}: another panel worker runs its process")
         data_dir = self.settings.plugin_data_dir / plugin_id
         make_private_dir(data_dir)
         sandbox = Sandbox(
@@ -236,10 +240,10 @@ class PluginProcesses:
                 child = await run_in_threadpool(
                     self.spawn, served.plugin_id, served.key, served.permissions
                 )
+            except OwnedElsewhere:
+                await self._join(served)
+                return
             except PluginProcessError as exc:
-                if "another panel worker" in str(exc):
-                    await self._join(served)
-                    return
                 # Its code does not import (or hangs importing): as in the panel, the same
                 # installation is not tried again; a new installation or a restart is.
                 served.error = f"failed: {exc}"
@@ -409,9 +413,6 @@ class PluginProcesses:
         """None when the plugin's process serves; else why not (starting, crashed …)."""
         served = self.served.get(plugin_id)
         return None if served is None else served.error
-
-    def pids(self) -> dict[str, int]:
-        return {p: s.child.pid for p, s in self.served.items() if s.child is not None}
 
     def openapi(self) -> list[dict[str, Any]]:
         """The OpenAPI paths and schemas of each plugin process (as far as known yet)."""

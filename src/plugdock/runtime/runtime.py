@@ -588,11 +588,12 @@ class PluginRuntime:
             for plugin_id, m in self.mounted.items()
         }
         if self.processes is not None:
+            reported_routes = self.processes.served_routes()
             for plugin_id, mounted in self.mounted.items():
                 if mounted.backend is not None:
                     continue
                 down = self.processes.status(plugin_id)
-                reported = self.processes.served_routes().get(plugin_id)
+                reported = reported_routes.get(plugin_id)
                 paths = {path for path, _methods in reported} if reported else None
                 routes = tuple(sorted(paths or mounted.entry.declared))
                 if down is None or down == "starting":  # its route answers (or waits)

@@ -183,6 +183,18 @@ def isolated_panel(
     )
 
 
+def serve_isolated(
+    tmp_path: Path, database_url: str, panels: list[Panel], plugin: Path, plugin_id: str
+) -> tuple[Panel, httpx.Client]:
+    """A process-mode panel serving ``good`` and the plugin in ``plugin``, and its admin."""
+    panel = isolated_panel(tmp_path, database_url, [plugin])
+    panels.append(panel)
+    admin = panel.client(panel.login())
+    install(admin, "good")
+    install(admin, plugin_id)
+    return panel, admin
+
+
 def install(admin: httpx.Client, plugin_id: str) -> httpx.Response:
     answer = admin.post(f"{MARKET}/install", json={"plugin_id": plugin_id})
     assert answer.status_code == 200, answer.text
@@ -381,11 +393,7 @@ def test_plugin_database_role_cannot_read_core_tables(
     tmp_path: Path, database_url: str, panels: list[Panel]
 ) -> None:
     snoop = route_plugin(tmp_path / "src", "snoop", SNOOP_ROUTES)
-    panel = isolated_panel(tmp_path, database_url, [snoop])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "snoop")
+    _panel, admin = serve_isolated(tmp_path, database_url, panels, snoop, "snoop")
 
     def select(table: str) -> dict:
         answer = admin.get("/api/v1/snoop/select", params={"table": table})
@@ -417,11 +425,7 @@ def test_relay_does_not_let_a_plugin_log_in_as_the_panel(
     its DATABASE_URL shows): the case where only the relay can stop it."""
     panel_user = make_url(database_url).username
     snoop = route_plugin(tmp_path / "src", "snoop", SNOOP_ROUTES)
-    panel = isolated_panel(tmp_path, database_url, [snoop])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "snoop")
+    _panel, admin = serve_isolated(tmp_path, database_url, panels, snoop, "snoop")
 
     answer = admin.get("/api/v1/snoop/as", params={"user": panel_user, "table": "users"})
 
@@ -476,11 +480,7 @@ def test_install_hook_runs_confined_as_the_plugins_role(
         HOOK_ROUTES,
         extra_files_init=HOOK_INIT.format(secret=str(secret)),
     )
-    panel = isolated_panel(tmp_path, database_url, [hooked])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "hooked")
+    _panel, admin = serve_isolated(tmp_path, database_url, panels, hooked, "hooked")
 
     notes = admin.get("/api/v1/hooked/notes")
 
@@ -688,11 +688,7 @@ def crash() -> dict:
 
 def test_crash_is_reported_and_restarted(tmp_path: Path, panels: list[Panel]) -> None:
     crasher = route_plugin(tmp_path / "src", "crasher", CRASH_ROUTES)
-    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [crasher])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "crasher")
+    panel, admin = serve_isolated(tmp_path, sqlite_url(tmp_path), panels, crasher, "crasher")
     before = plugin_pids(panel, "crasher")
     assert before
 
@@ -884,11 +880,7 @@ def test_forwarded_answers_keep_the_panels_own_headers(tmp_path: Path, panels: l
     uvicorn and the panel's each add theirs; RFC 9110 allows one Date), and the plugin
     cannot set the panel's own cookies (it never sees them either: see below)."""
     baker = route_plugin(tmp_path / "src", "baker", COOKIE_ROUTES)
-    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [baker])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "baker")
+    _panel, admin = serve_isolated(tmp_path, sqlite_url(tmp_path), panels, baker, "baker")
 
     baked = admin.get("/api/v1/baker/cookie")
     assert baked.status_code == 200, baked.text

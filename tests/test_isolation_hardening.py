@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 from test_isolation import (
     assert_panel_serves,
-    install,
-    isolated_panel,
     route_plugin,
+    serve_isolated,
     sqlite_url,
 )
 
@@ -128,11 +127,7 @@ def headers() -> Response:
 @pytest.fixture
 def hostile(tmp_path: Path, panels: list[Panel]) -> Panel:
     plugin = route_plugin(tmp_path / "src", "hostile", HOSTILE_ROUTES)
-    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [plugin])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "hostile")
+    panel, _admin = serve_isolated(tmp_path, sqlite_url(tmp_path), panels, plugin, "hostile")
     return panel
 
 

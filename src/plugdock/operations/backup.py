@@ -53,7 +53,7 @@ class BackupInfo:
 
 def count_rows(workspace: Workspace, tables: list[str]) -> list[TableCount]:
     """Each of ``tables`` with its row count (what an uninstall would drop)."""
-    with workspace.engine.connect() as conn:
+    with _uncached(workspace) as conn:
         reflected = _reflect(conn, tables)
         return [
             TableCount(
@@ -78,7 +78,7 @@ def write_backup(workspace: Workspace, installation: Installation) -> Path:
     described = []
     # 0600: rows are user data. Durable: the tables are dropped once this returns.
     with atomic_write(path) as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as archive:
-        with workspace.engine.connect() as conn:
+        with _uncached(workspace) as conn:
             reflected = _reflect(conn, installation.tables)
             for name in installation.tables:
                 table = reflected.get(name)
@@ -179,6 +179,13 @@ def restore_rows(conn: Connection, backup: BackupInfo, migration: Migration) -> 
             if batch:
                 conn.execute(insert(table), batch)
             _reset_identity(conn, table)
+
+
+def _uncached(workspace: Workspace) -> Connection:
+    """A connection that compiles without the engine's statement cache: statements on freshly
+    reflected tables never repeat, and each cache entry would pin its Table (about 16 KiB per
+    uninstall, up to the cache's 500 entries)."""
+    return workspace.engine.connect().execution_options(compiled_cache=None)
 
 
 def _reflect(conn: Connection, tables: list[str]) -> dict[str, Table]:

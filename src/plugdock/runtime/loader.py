@@ -106,8 +106,31 @@ def unload_modules(name: str) -> None:
 
 
 def unload(backend: LoadedBackend) -> None:
-    """Forget a plugin backend: its modules, and its tables in whatever MetaData holds them."""
+    """Forget a plugin backend: its modules, its tables in whatever MetaData holds them, and
+    FastAPI's memory of its endpoints."""
     for table in backend.tables:
         if table.metadata.tables.get(table.key) is table:
             table.metadata.remove(table)
     unload_modules(backend.module_name)
+    _forget_fastapi_callables()
+
+
+# FastAPI memoizes "is this callable a coroutine / generator" in LRU caches of 4,096 entries
+# keyed by the callable. They would keep every unloaded plugin's endpoints, and through them
+# its modules and models, alive for thousands of changes (about 25 KiB per install/uninstall).
+# Clearing all of them is the only eviction lru_cache offers; core callables are re-checked
+# once, in microseconds.
+_FASTAPI_CALLABLE_CACHES = (
+    "_is_gen_callable_cached",
+    "_is_async_gen_callable_cached",
+    "_is_coroutine_callable_cached",
+)
+
+
+def _forget_fastapi_callables() -> None:
+    from fastapi.dependencies import models
+
+    for name in _FASTAPI_CALLABLE_CACHES:
+        cached = getattr(models, name, None)
+        if cached is not None:
+            cached.cache_clear()

@@ -142,15 +142,19 @@ class PluginRuntime:
             return
         entry = None
         if backend.router is not None:
-            handlers = (list(self.app.router.on_startup), list(self.app.router.on_shutdown))
-            if self.dispatch not in self.app.router.routes:
-                self.app.router.routes.append(self.dispatch)
+            router = self.app.router
+            handlers = (list(router.on_startup), list(router.on_shutdown))
+            lifespan = router.lifespan_context
+            if self.dispatch not in router.routes:
+                router.routes.append(self.dispatch)
             self.app.include_router(backend.router)
-            entry = self.app.router.routes[-1]
+            entry = router.routes[-1]
             self.dispatch.add(entry, declared)
-            # include_router copies the plugin router's event handlers into the app; they
-            # would pin the plugin's code after unmount, and plugins use on_startup hooks.
-            self.app.router.on_startup[:], self.app.router.on_shutdown[:] = handlers
+            # include_router copies the plugin router's event handlers into the app and chains
+            # its lifespan onto the app's; both would pin the plugin's code after unmount (a
+            # chain one link longer per install), and plugins use on_startup hooks instead.
+            router.on_startup[:], router.on_shutdown[:] = handlers
+            router.lifespan_context = lifespan
         self.mounted[installation.plugin_id] = MountedPlugin(installation, backend, entry, routes)
         self.changes += 1
         self.failed.pop(installation.plugin_id, None)

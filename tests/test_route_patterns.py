@@ -37,3 +37,46 @@ def test_pattern_matches(pattern: str, path: str, expected: bool) -> None:
 def test_patterns_overlap_is_symmetric(a: str, b: str, expected: bool) -> None:
     assert patterns_overlap(a, b) is expected
     assert patterns_overlap(b, a) is expected
+
+
+def test_a_routers_own_routes_are_what_the_app_serves_once_included() -> None:
+    """router_routes reads the router itself (no scratch app); it must list exactly what an
+    app serves after include_router, for nested routers, prefixes, websockets and mounts."""
+    from fastapi import APIRouter, FastAPI
+    from starlette.routing import Mount
+
+    from plugdock.runtime.routes import router_routes, served_routes
+
+    inner = APIRouter()
+
+    @inner.get("/items/{item_id}")
+    def item(item_id: int) -> dict:
+        return {}
+
+    @inner.websocket("/live")
+    async def live(websocket: object) -> None:
+        return None
+
+    router = APIRouter(prefix="/api/v1/p")
+
+    @router.post("/ping")
+    def ping() -> dict:
+        return {}
+
+    router.include_router(inner, prefix="/inner")
+    outer = APIRouter()
+    outer.include_router(router)
+    outer.include_router(inner, prefix="/api/v1/elsewhere")  # as a sneaky plugin would
+    outer.routes.append(Mount("/api/v1/p/static", app=FastAPI()))
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.include_router(outer)
+    served = served_routes(app.router.routes)
+    assert sorted(router_routes(outer), key=repr) == sorted(served, key=repr)
+    assert {r.path for r in served} >= {
+        "/api/v1/p/ping",
+        "/api/v1/p/inner/items/{item_id}",
+        "/api/v1/p/inner/live",
+        "/api/v1/elsewhere/items/{item_id}",
+        "/api/v1/p/static",
+    }

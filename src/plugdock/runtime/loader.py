@@ -1,8 +1,8 @@
 """Import a plugin's backend package under its own module name, and forget it again.
 
-Each load gets a fresh name, ``plugdock_addons.<id>_<token>``: Python cannot truly
-unload a module (FastAPI keeps endpoint functions alive), so a reinstalled or
-upgraded plugin must never be served by the previous copy's cached modules. Nothing
+Each load gets a fresh name, ``plugdock_addons.<id>_<token>``: a module still
+referenced anywhere (a running request, a closure) outlives its ``sys.modules`` entry,
+so a reinstalled or upgraded plugin must never be served by the previous copy's modules. Nothing
 is added to ``sys.path``; relative imports inside the plugin resolve through the
 package's own ``__path__``.
 """

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
@@ -39,9 +39,9 @@ def served_routes(routes: Iterable[BaseRoute]) -> list[ServedRoute]:
 
 
 def router_routes(router: APIRouter) -> list[ServedRoute]:
-    scratch = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    scratch.include_router(router)
-    return served_routes(scratch.router.routes)
+    """What ``router`` serves once included. Read from its own routes: including it into a
+    scratch app first rebuilt every route's FastAPI context (2 ms a plugin, at each start)."""
+    return served_routes(router.routes)
 
 
 def pattern_matches(pattern: str, path: str) -> bool:

@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from plugdock import __version__
 from plugdock.cli_style import HelpStyle
-from plugdock.config import Settings, load_settings
 from plugdock.errors import PlugdockError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # each command imports what it needs when it runs (--help: none of it)
+    from plugdock.config import Settings
     from plugdock.installer import Installer
 
 app = typer.Typer(
@@ -31,6 +30,8 @@ err_console = Console(stderr=True)
 
 
 def _settings() -> Settings:
+    from plugdock.config import load_settings
+
     return load_settings()
 
 
@@ -145,6 +146,8 @@ def validate(
 @app.command()
 def available() -> None:
     """List the plugins the configured source offers (PLUGIN_LOCAL_DIR or the plugin server)."""
+    from rich.table import Table
+
     from plugdock.cli_remote import download_progress
     from plugdock.config import PluginSource
     from plugdock.errors import NotFoundError
@@ -178,6 +181,8 @@ __import__("plugdock.cli_lifecycle").cli_lifecycle.register(app)  # install, upg
 @app.command("list")
 def list_installed() -> None:
     """List installed plugins."""
+    from rich.table import Table
+
     installed = _installer().installed()
     table = Table("id", "name", "version", "state", "installed at", "by", "tables")
     for item in installed:

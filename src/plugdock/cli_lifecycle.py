@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 if TYPE_CHECKING:  # the CLI imports what a command needs when it runs
     from plugdock.installer import Installer
@@ -77,6 +76,8 @@ def install(
         if dry_run:
             if isinstance(target, Path):
                 raise typer.BadParameter("--dry-run plans installs from the source, not files")
+            from rich.table import Table  # dry runs only
+
             planned = installer.plan(*parse_requirement(target))
             table = Table("plugin", "version", "why", title="would install, in this order")
             for item in planned:
@@ -219,6 +220,8 @@ def uninstall(
 
     installer = Installer(load_settings())
     if dry_run:
+        from rich.table import Table  # dry runs only
+
         row, tables, dependents = installer.uninstall_plan(plugin_id)
         table = Table("table", "rows", title=f"uninstalling {plugin_id} {row.version} drops")
         for item in tables:

@@ -25,20 +25,13 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 from plugdock.cli_style import HelpStyle
-from plugdock.config import PluginSource, Settings, load_settings
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from plugdock.config import Settings
     from plugdock.sources import Source
 
 console = Console()
@@ -60,7 +53,23 @@ review_app = typer.Typer(
 server_app.add_typer(review_app, name="review")
 
 
+def load_settings() -> Settings:
+    """The instance's settings; pydantic-settings loads only when a command reads them."""
+    from plugdock.config import load_settings as load
+
+    return load()
+
+
 def _bar() -> Progress:
+    from rich.progress import (  # only a remote download shows a bar
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -78,6 +87,8 @@ def download_progress(settings: Settings) -> Iterator[Source | None]:
 
     Yields None in local mode (the installer then uses its usual source).
     """
+    from plugdock.config import PluginSource
+
     if settings.plugin_source is not PluginSource.REMOTE:
         yield None
         return
@@ -197,6 +208,8 @@ def trust_add(
 @trust_app.command("list")
 def trust_list() -> None:
     """List trusted publisher keys and pinned plugin servers."""
+    from rich.table import Table
+
     from plugdock.trust import TrustStore, pinned_servers
 
     settings = load_settings()
@@ -517,6 +530,7 @@ def review_list(
 ) -> None:
     """The versions waiting for review (or with another status)."""
     from rich.markup import escape
+    from rich.table import Table
 
     from plugdock.server.client import call
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from plugdock import __version__
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.package.metadata import PluginMetadata, version_in_range
-from plugdock.runtime.routes import pattern_matches, patterns_overlap
 
 
 def check_contents(meta: PluginMetadata, folder: Path) -> None:
@@ -19,6 +18,8 @@ def check_contents(meta: PluginMetadata, folder: Path) -> None:
     if backend.exists() and not (backend / "__init__.py").is_file():
         problems.append("backend/ must be a Python package with an __init__.py")
     health = meta.backend.health
+    from plugdock.runtime.routes import pattern_matches  # FastAPI: not for list/doctor
+
     if health and not any(pattern_matches(p, health) for p in meta.backend.routes):
         problems.append(f"backend.health {health} is not under a declared backend route")
     if meta.frontend.routes and not (folder / "frontend").is_dir():
@@ -60,6 +61,8 @@ def check_namespace(meta: PluginMetadata, installed: dict[str, PluginMetadata]) 
     Checked on declarations (not on the routes a router happens to serve), so the CLI,
     which has no running panel, enforces it as well as the panel does.
     """
+    from plugdock.runtime.routes import patterns_overlap  # FastAPI: not for list/doctor
+
     problems = []
     for pattern in meta.backend.routes:
         for core in CORE_ROUTES:

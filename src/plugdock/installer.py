@@ -17,38 +17,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
 from plugdock.errors import PlugdockError
 from plugdock.fsutil import make_private_dir, move, remove_tree
-from plugdock.locking import operation_lock
 from plugdock.operations import codefiles
-from plugdock.operations.backup import (
-    BackupInfo,
-    TableCount,
-    count_rows,
-    read_backup,
-    restore_rows,
-)
-from plugdock.operations.install import InstallResult
-from plugdock.operations.install import install as install_one
-from plugdock.operations.plan import PlannedInstall, plan_install
-from plugdock.operations.recovery import recover
-from plugdock.operations.toggle import set_plugin_enabled
-from plugdock.operations.uninstall import UninstallResult, installed_or_refuse
-from plugdock.operations.uninstall import uninstall as uninstall_one
-from plugdock.operations.updates import UpdatePlan, plan_upgrade
-from plugdock.operations.upgrade import Grant, UpgradeResult, upgrade
 from plugdock.operations.workspace import Workspace
-from plugdock.package.archive import extract_package
 from plugdock.package.metadata import parse_version
 from plugdock.registry import Installation
 from plugdock.runtime.hooks import BeforeCommit, check_and_run_hooks
-from plugdock.runtime.materialize import sync_code
 from plugdock.sources import Source, parse_requirement
 from plugdock.sources.local import read_zip_metadata
+
+# Each method imports the operation it runs: reads (``plugdock list``, ``doctor``, the
+# panel's listings) need neither the SQL checks (sqlglot), the signature checks
+# (cryptography) nor FastAPI, and an install no backup or upgrade code.
+if TYPE_CHECKING:
+    from plugdock.operations.backup import BackupInfo, TableCount
+    from plugdock.operations.install import InstallResult
+    from plugdock.operations.plan import PlannedInstall
+    from plugdock.operations.uninstall import UninstallResult
+    from plugdock.operations.updates import UpdatePlan
+    from plugdock.operations.upgrade import Grant, UpgradeResult
 
 __all__ = [
     "CODE_KINDS",
@@ -77,6 +70,10 @@ class Installer(Workspace):
 
         Yields what recovery did, if anything.
         """
+        from plugdock.locking import operation_lock
+        from plugdock.operations.recovery import recover
+        from plugdock.runtime.materialize import sync_code
+
         with operation_lock(self.settings.lock_path, self.engine, self.settings.lock_timeout):
             outcome = recover(self)
             # Code another replica installed, so the operation reads this machine's copy.
@@ -92,6 +89,8 @@ class Installer(Workspace):
 
     def plan(self, plugin_id: str, version: str | None = None) -> list[PlannedInstall]:
         """What installing ``plugin_id`` would install, dependencies first (nothing changes)."""
+        from plugdock.operations.plan import plan_install
+
         return plan_install(self, plugin_id, version)
 
     def install(
@@ -109,8 +108,16 @@ class Installer(Workspace):
         raising rolls that install back, and the dependencies this call installed are
         uninstalled again. ``restore`` names a backup whose rows replace the new tables'.
         """
+        from plugdock.operations.install import InstallResult
+        from plugdock.operations.plan import plan_install
+        from plugdock.operations.uninstall import uninstall as uninstall_one
+
         with self.locked():
-            backup = read_backup(restore) if restore is not None else None
+            backup = None
+            if restore is not None:
+                from plugdock.operations.backup import read_backup
+
+                backup = read_backup(restore)
             if isinstance(requirement, Path):
                 if backup is not None:  # a file is installed as it is: the backup's very version
                     meta = read_zip_metadata(requirement)
@@ -149,6 +156,8 @@ class Installer(Workspace):
                     done.append(self._install_with_backup(target, installed_by, before_commit, use))
                 upgraded = None
                 if later is not None:  # a failed upgrade takes the restored install back too
+                    from plugdock.operations.upgrade import upgrade
+
                     upgraded = upgrade(
                         self,
                         plugin_id,
@@ -194,8 +203,12 @@ class Installer(Workspace):
         before_commit: BeforeCommit | None,
         backup: BackupInfo | None,
     ) -> InstallResult:
+        from plugdock.operations.install import install as install_one
+
         after = None
         if backup is not None:
+            from plugdock.operations.backup import restore_rows
+
             after = lambda conn, migration: restore_rows(conn, backup, migration)  # noqa: E731
         return install_one(
             self,
@@ -224,6 +237,8 @@ class Installer(Workspace):
         ``"all"``.
         """
         parse_requirement(plugin_id)
+        from plugdock.operations.upgrade import upgrade
+
         requirement: str | Path = package or (f"{plugin_id}@{version}" if version else plugin_id)
         with self.locked():
             return upgrade(
@@ -237,17 +252,23 @@ class Installer(Workspace):
 
     def upgrade_plan(self, plugin_id: str, version: str | None = None) -> UpdatePlan:
         """What upgrading would do: versions, steps, changelog, and whether this core can."""
+        from plugdock.operations.updates import plan_upgrade
+
         return plan_upgrade(self, plugin_id, version)
 
     # ---------------------------------------------------------- disable/enable
 
     def disable(self, plugin_id: str, *, actor: str | None = None) -> None:
         """Stop serving a plugin everywhere; its code, tables and rows stay."""
+        from plugdock.operations.toggle import set_plugin_enabled
+
         with self.locked():
             set_plugin_enabled(self, plugin_id, False, actor=actor)
 
     def enable(self, plugin_id: str, *, actor: str | None = None) -> None:
         """Serve a disabled plugin again; no SQL runs."""
+        from plugdock.operations.toggle import set_plugin_enabled
+
         with self.locked():
             set_plugin_enabled(self, plugin_id, True, actor=actor)
 
@@ -255,6 +276,9 @@ class Installer(Workspace):
 
     def uninstall_plan(self, plugin_id: str) -> tuple[Installation, list[TableCount], list[str]]:
         """What uninstalling would drop (tables with row counts) and who depends on it."""
+        from plugdock.operations.backup import count_rows
+        from plugdock.operations.uninstall import installed_or_refuse
+
         installation = installed_or_refuse(self, plugin_id)
         dependents = sorted(
             other
@@ -277,6 +301,8 @@ class Installer(Workspace):
         runs inside the transaction (by default: the plugin's ``on_uninstall``); raising
         rolls everything back.
         """
+        from plugdock.operations.uninstall import uninstall as uninstall_one
+
         with self.locked():
             return uninstall_one(
                 self,
@@ -295,6 +321,8 @@ class Installer(Workspace):
         sha256, so a changed package on the source can never slip in this way.
         """
         import uuid
+
+        from plugdock.package.archive import extract_package
 
         staging = self.settings.staging_dir / uuid.uuid4().hex
         try:

@@ -289,23 +289,24 @@ class _Entry:
 
 
 class _Destination:
-    """Where extracted files go; every path is re-checked against the folder before writing."""
+    """Where extracted files go; every path is checked against the folder before writing.
+
+    For each entry, every folder on its path is (made and) checked to be a real folder,
+    not a symlink; the first time a folder is used it is also resolved and checked to lie
+    inside the destination (later entries reuse that, as the lstat per entry already
+    shows the folder has not been swapped for a link). The file itself is created with
+    ``O_EXCL | O_NOFOLLOW``: it cannot already exist, so it cannot be a link out.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self._inside: set[tuple[str, ...]] = set()  # folders (as parts) resolved inside root
 
     def open(self, name: str) -> BinaryIO:
-        target = self.root.joinpath(*name.split("/"))
-        self._check_inside(name, target)
-        folder = self.root
-        for part in name.split("/")[:-1]:
-            folder = folder / part
-            if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
-                raise PackageError(f"{name!r}: {folder} is not a folder")
-            if not folder.exists():
-                os.mkdir(folder, 0o755)
-                os.chmod(folder, 0o755)
-        self._check_inside(name, target)
+        parts = tuple(name.split("/"))
+        if parts[-1] in ("", ".", ".."):  # refused by the name checks already
+            raise PackageError(f"{name!r}: would be written outside the destination folder")
+        target = self._folder(name, parts[:-1]) / parts[-1]
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(target, flags, 0o644)
@@ -314,16 +315,31 @@ class _Destination:
                 f"{name!r}: collides with another entry on this filesystem"
             ) from None
         try:
-            os.chmod(target, 0o644)
+            os.fchmod(fd, 0o644)
             return os.fdopen(fd, "wb")
         except BaseException:
             os.close(fd)
             raise
 
-    def _check_inside(self, name: str, target: Path) -> None:
-        resolved = target.resolve()
-        if resolved == self.root or not resolved.is_relative_to(self.root):
-            raise PackageError(f"{name!r}: would be written outside the destination folder")
+    def _folder(self, name: str, parts: tuple[str, ...]) -> Path:
+        """``root/parts``: each folder on the way made (0o755) or checked to be a real one."""
+        folder = self.root
+        for depth in range(1, len(parts) + 1):
+            folder = folder / parts[depth - 1]
+            try:
+                mode = os.lstat(folder).st_mode
+            except FileNotFoundError:
+                os.mkdir(folder, 0o755)
+                os.chmod(folder, 0o755)
+            else:
+                if not stat.S_ISDIR(mode):  # a symlink, a file, ...
+                    raise PackageError(f"{name!r}: {folder} is not a folder")
+            if parts[:depth] not in self._inside:
+                resolved = folder.resolve()
+                if resolved != self.root and not resolved.is_relative_to(self.root):
+                    raise PackageError(f"{name!r}: would be written outside the destination folder")
+                self._inside.add(parts[:depth])
+        return folder
 
 
 class _Reader:

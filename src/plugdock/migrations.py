@@ -483,8 +483,13 @@ def _render(st: _Statement, file: _SqlFile, target: str, owned: _Owned) -> str:
     tree = st.expr  # checked already and rendered once, so rewriting it in place is safe
     if file.portable:
         _portable_fixups(tree, target, owned)
-    try:
-        sql = tree.sql(dialect=_SQLGLOT[target], comments=False, unsupported_level=ErrorLevel.RAISE)
+    try:  # copy=False: the generator may rewrite the tree, which nothing reads afterwards
+        sql = tree.sql(
+            dialect=_SQLGLOT[target],
+            copy=False,
+            comments=False,
+            unsupported_level=ErrorLevel.RAISE,
+        )
     except UnsupportedError as error:
         raise UnsafeSqlError(
             file.label, st.text, f"cannot be written for {target} ({error})"
@@ -504,8 +509,13 @@ def _portable_fixups(tree: exp.Expr, target: str, owned: _Owned) -> None:
     """Small rewrites that sqlglot's transpiler does not make, so one file fits all three."""
     for column in tree.find_all(exp.ColumnDef):
         kind = column.args.get("kind")
-        if isinstance(kind, exp.DataType) and kind.sql().upper() in _SERIAL_TYPES:
-            column.set("kind", exp.DataType.build(_SERIAL_TYPES[kind.sql().upper()]))
+        serial = (
+            _SERIAL_TYPES.get(kind.sql(copy=False).upper())
+            if isinstance(kind, exp.DataType)
+            else None
+        )
+        if serial is not None:
+            column.set("kind", exp.DataType.build(serial))
             column.append(
                 "constraints", exp.ColumnConstraint(kind=exp.AutoIncrementColumnConstraint())
             )

@@ -122,9 +122,22 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = True) -> None:
 
 def move(src: Path, dst: Path) -> None:
     """Rename ``src`` to ``dst`` (same filesystem) and make the rename durable."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(src, dst)
-    _fsync_dir(dst.parent)
+    move_all([(src, dst)])
+
+
+def move_all(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each ``src`` to its ``dst`` in order, then make all the renames durable.
+
+    Each destination folder is fsynced once, after all the renames: the first fsync
+    commits them together (one filesystem journal commit, not one per rename). Nothing
+    is durable before this returns, so a caller that needs one rename durable before
+    another starts calls this twice.
+    """
+    for src, dst in moves:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src, dst)
+    for folder in dict.fromkeys(dst.parent for _, dst in moves):
+        _fsync_dir(folder)
 
 
 def remove_tree(path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from plugdock.fsutil import move, remove_tree
+from plugdock.fsutil import move, move_all, remove_tree
 from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import CHECKSUMS_FILE, METADATA_FILE
 
@@ -47,10 +47,20 @@ def present_kinds(workspace: Workspace, plugin_id: str) -> list[str]:
 
 
 def move_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
-    """Move an unpacked package's code into the instance (the places must be free)."""
-    for kind in CODE_KINDS:
-        if (unpacked / kind).is_dir():
-            move(unpacked / kind, workspace.code_path(kind, plugin_id))
+    """Move an unpacked package's code into the instance (the places must be free).
+
+    The code folders move together and are made durable before the manifest (with the
+    package marker) moves in, so the marker is never on disk without the code.
+    """
+    moves = {
+        kind: (unpacked / kind, workspace.code_path(kind, plugin_id))
+        for kind in CODE_KINDS
+        if (unpacked / kind).is_dir()
+    }
+    manifest = moves.pop("manifest", None)
+    move_all(list(moves.values()))
+    if manifest is not None:
+        move_all([manifest])
 
 
 def move_out(workspace: Workspace, plugin_id: str, into: Path) -> None:

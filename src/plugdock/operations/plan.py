@@ -39,8 +39,9 @@ def plan_install(
     workspace: Workspace, plugin_id: str, version: str | None = None
 ) -> list[PlannedInstall]:
     """The installs ``plugin_id`` (at ``version``) needs, dependencies first, itself last."""
-    installed = {i.plugin_id: i.version for i in workspace.installed()}
-    installed_meta = workspace.installed_metadata()
+    installations = workspace.installed()
+    installed = {i.plugin_id: i.version for i in installations}
+    installed_meta = workspace.installed_metadata(installations)
     catalog = workspace.source.catalog()
     metadata_cache: dict[tuple[str, str], PluginMetadata] = {}
 

@@ -110,6 +110,7 @@ class PluginRuntime:
         self.replica: Replica | None = None  # this process's row in plugdock_replicas
         self._beaten: tuple[Any, ...] | None = None
         self._beat_at = 0.0
+        self._reporting = asyncio.Lock()
         self.dispatch = PluginDispatch()  # joins the route list after the core's, at first mount
         self.processes: PluginProcesses | None = None  # process isolation: the plugin processes
         if settings.isolation == "process":
@@ -407,20 +408,24 @@ class PluginRuntime:
         the heartbeat interval."""
         if self.replica is None:
             return
-        state = self.served_state()
-        now = time.monotonic()
-        if (
-            not force
-            and state == self._beaten
-            and now - self._beat_at < self.settings.replica_heartbeat
-        ):
-            return
-        try:
-            await run_in_threadpool(self.replica.beat, *state)
-        except Exception:  # the database may be restarting; the next tick tries again
-            log.exception("replica heartbeat failed")
-            return
-        self._beaten, self._beat_at = state, now
+        # One beat at a time, its state read inside: a heartbeat still writing the old
+        # generation from a pool thread could otherwise land after a change's forced beat
+        # and show this replica as behind (tests/test_lifecycle_api.py saw it).
+        async with self._reporting:
+            state = self.served_state()
+            now = time.monotonic()
+            if (
+                not force
+                and state == self._beaten
+                and now - self._beat_at < self.settings.replica_heartbeat
+            ):
+                return
+            try:
+                await run_in_threadpool(self.replica.beat, *state)
+            except Exception:  # the database may be restarting; the next tick tries again
+                log.exception("replica heartbeat failed")
+                return
+            self._beaten, self._beat_at = state, now
 
     def hint_changed(self) -> bool:
         """True (once) when the installer rewrote the hint file since we last looked."""

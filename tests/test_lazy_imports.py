@@ -59,3 +59,16 @@ def test_the_probe_sees_an_import(tmp_path: Path) -> None:
     folder = Path(__file__).resolve().parent.parent / "examples" / "plugins" / "ai_chatbot"
     package = pack(folder, tmp_path / "modules")
     assert "sqlglot" in imported(tmp_path, "validate", str(package), "--no-code")
+
+
+def test_trust_and_doctor_load_cryptography_only_to_check_a_key() -> None:
+    """Naming a server (trust) or opening doctor does not load cryptography; reading a key does."""
+    probe = (
+        "import sys\n"
+        "import plugdock.doctor, plugdock.trust\n"
+        "before = 'cryptography' in sys.modules\n"
+        "plugdock.trust.check_signer\n"
+        "print(before, 'cryptography' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

@@ -23,7 +23,6 @@ from plugdock.package.checksums import parse as parse_checksums
 from plugdock.package.checksums import sha256_file
 from plugdock.package.layout import CHECKSUMS_FILE
 from plugdock.registry import Installation, read_registry
-from plugdock.runtime.materialize import materialize
 from plugdock.runtime.notify import notify_change
 
 _IGNORED_DIRS = {"__pycache__"}
@@ -180,6 +179,8 @@ def repair(installer: Installer) -> list[str]:
         for installation in installations.values():
             if _code_findings(installer, installation):
                 what = f"{installation.plugin_id} {installation.version}"
+                from plugdock.runtime.materialize import materialize  # loads cryptography
+
                 try:  # the database's copy first: a replica may have no source at all
                     materialize(installer, installation)
                     actions.append(f"restored the code of {what} from the database")

@@ -39,23 +39,30 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from plugdock.config import Settings, SignaturePolicy
 from plugdock.errors import PlugdockError, SourceUnavailableError
 from plugdock.fsutil import write_json_atomic
 from plugdock.package.archive import PackageInfo
 
-# Each plugin id is bound to one publisher key (plugdock.signer_binding); the installer
-# reaches the binding functions through this module too.
-from plugdock.signer_binding import (  # noqa: F401
-    SignerMismatchError,
-    bind_signer,
-    check_signer,
-    rebind_signer,
-)
-from plugdock.signing import SignatureError, key_id, raw_public_bytes, read_signature
+# Each plugin id is bound to one publisher key (plugdock.signer_binding); its functions
+# are re-exported here, imported on first use (signer_binding loads cryptography).
+_BINDING = ("SignerMismatchError", "bind_signer", "check_signer", "rebind_signer")
+
+
+def __getattr__(name: str) -> object:
+    if name in _BINDING:
+        from plugdock import signer_binding
+
+        return getattr(signer_binding, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# cryptography (through plugdock.signing) is imported where a key or signature is handled:
+# commands that only name a server (normalize_server_url, pinned_root) do not load it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 _NAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,100}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -92,6 +99,8 @@ class TrustStore:
     def add(self, public_key: Ed25519PublicKey, name: str) -> TrustedKey:
         if not _NAME.fullmatch(name):
             raise PlugdockError(f"{name!r} is not a usable name (1-100 printable characters)")
+        from plugdock.signing import key_id, raw_public_bytes
+
         kid = key_id(public_key)
         existing = self.get(kid)
         if existing is not None:
@@ -146,6 +155,10 @@ class TrustStore:
 
 
 def _read_key(path: Path) -> TrustedKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from plugdock.signing import key_id
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         public = Ed25519PublicKey.from_public_bytes(base64.b64decode(data["public_key"]))
@@ -172,6 +185,8 @@ class SignatureVerdict:
 
 def examine(info: PackageInfo, store: TrustStore) -> SignatureVerdict:
     """Classify a package's signature against the trust store, without applying a policy."""
+    from plugdock.signing import read_signature
+
     check = read_signature(info)
     if check.status != "valid":
         return SignatureVerdict(check.status, None, check.key_id, check.detail)
@@ -200,6 +215,8 @@ def enforce(info: PackageInfo, settings: Settings) -> SignatureVerdict:
     meta = info.metadata
     if policy is SignaturePolicy.OFF:
         return SignatureVerdict("unchecked", None, None, "signature checks are off")
+    from plugdock.signing import SignatureError
+
     verdict = examine(info, TrustStore(settings.trust_dir))
     what = f"{meta.id} {meta.version}"
     if verdict.status == "trusted":

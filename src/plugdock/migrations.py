@@ -563,8 +563,18 @@ def _table_level_foreign_keys(schema: exp.Schema) -> None:
 
 def check_tables_free(conn: Connection, migration: Migration) -> None:
     """Refuse a migration that would create a table (or view) the database already has."""
-    inspector = inspect(conn)
-    existing = {n.lower() for n in inspector.get_table_names() + inspector.get_view_names()}
+    if not migration.tables:
+        return
+    if conn.dialect.name == "sqlite":  # one query; the inspector asks twice (tables, views)
+        names: list[str] = list(
+            conn.exec_driver_sql(
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+            ).scalars()
+        )
+    else:
+        inspector = inspect(conn)
+        names = inspector.get_table_names() + inspector.get_view_names()
+    existing = {n.lower() for n in names}
     taken = [t for t in migration.tables if t in existing]
     if taken:
         raise PackageError(

@@ -16,6 +16,7 @@ mismatch, and the materializer verifies the package like an install does::
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,22 +42,26 @@ def store_package(conn: Connection, path: Path, sha256: str) -> int:
     digest = hashlib.sha256()
     size = 0
     seq = 0
-    conn.execute(
-        insert(plugin_packages).values(sha256=sha256, size=0, chunks=0, stored_at=utcnow())
-    )
     with path.open("rb") as file:
+        # The row goes first (the chunks name it) with the size the file has now; what is
+        # read must match it and the sha256, or the caller's transaction rolls back.
+        expected = os.fstat(file.fileno()).st_size
+        chunks = -(-expected // CHUNK_BYTES)
+        conn.execute(
+            insert(plugin_packages).values(
+                sha256=sha256,
+                size=expected,
+                chunks=chunks,
+                stored_at=utcnow(),
+            )
+        )
         while chunk := file.read(CHUNK_BYTES):
             digest.update(chunk)
             conn.execute(insert(plugin_package_chunks).values(sha256=sha256, seq=seq, data=chunk))
             size += len(chunk)
             seq += 1
-    if digest.hexdigest() != sha256:
+    if digest.hexdigest() != sha256 or (size, seq) != (expected, chunks):
         raise PackageError(f"{path} changed after it was verified; not storing it")
-    conn.execute(
-        plugin_packages.update()
-        .where(plugin_packages.c.sha256 == sha256)
-        .values(size=size, chunks=seq)
-    )
     return size
 
 

@@ -91,7 +91,7 @@ def install(
             check_compatibility(meta, {i.plugin_id: i.version for i in installed})
             check_namespace(meta, workspace.installed_metadata(installed))
         with steps.step("check_installed"):
-            check_not_installed(workspace, meta.id)
+            check_not_installed(workspace, meta.id, installed)
         with steps.step("check_sql"):
             migration = load_migration(staged.unpacked / "migrations", workspace.dialect)
             with workspace.engine.connect() as conn:
@@ -185,8 +185,14 @@ def install(
     )
 
 
-def check_not_installed(workspace: Workspace, plugin_id: str) -> None:
-    existing = workspace.get(plugin_id)
+def check_not_installed(
+    workspace: Workspace, plugin_id: str, installed: list[Installation] | None = None
+) -> None:
+    """``installed``: the rows as read under this operation's lock, if already at hand."""
+    if installed is None:
+        existing = workspace.get(plugin_id)
+    else:
+        existing = next((i for i in installed if i.plugin_id == plugin_id), None)
     if existing is not None:
         raise AlreadyInstalledError(f"{plugin_id} {existing.version} is already installed")
     for kind in codefiles.CODE_KINDS:

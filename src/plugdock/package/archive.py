@@ -299,14 +299,15 @@ class _Destination:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        self.root = os.path.realpath(root)  # str paths: pathlib costs more than the lstat
+        self._under = os.path.join(self.root, "")  # "root/", to test a resolved folder
         self._inside: set[tuple[str, ...]] = set()  # folders (as parts) resolved inside root
 
     def open(self, name: str) -> BinaryIO:
         parts = tuple(name.split("/"))
         if parts[-1] in ("", ".", ".."):  # refused by the name checks already
             raise PackageError(f"{name!r}: would be written outside the destination folder")
-        target = self._folder(name, parts[:-1]) / parts[-1]
+        target = os.path.join(self._folder(name, parts[:-1]), parts[-1])
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(target, flags, 0o644)
@@ -321,11 +322,11 @@ class _Destination:
             os.close(fd)
             raise
 
-    def _folder(self, name: str, parts: tuple[str, ...]) -> Path:
+    def _folder(self, name: str, parts: tuple[str, ...]) -> str:
         """``root/parts``: each folder on the way made (0o755) or checked to be a real one."""
         folder = self.root
         for depth in range(1, len(parts) + 1):
-            folder = folder / parts[depth - 1]
+            folder = os.path.join(folder, parts[depth - 1])
             try:
                 mode = os.lstat(folder).st_mode
             except FileNotFoundError:
@@ -335,8 +336,8 @@ class _Destination:
                 if not stat.S_ISDIR(mode):  # a symlink, a file, ...
                     raise PackageError(f"{name!r}: {folder} is not a folder")
             if parts[:depth] not in self._inside:
-                resolved = folder.resolve()
-                if resolved != self.root and not resolved.is_relative_to(self.root):
+                resolved = os.path.realpath(folder)
+                if resolved != self.root and not resolved.startswith(self._under):
                     raise PackageError(f"{name!r}: would be written outside the destination folder")
                 self._inside.add(parts[:depth])
         return folder

@@ -467,9 +467,15 @@ def bump_generation(conn: Connection) -> int:
         "generation": plugin_state.c.generation + 1,
         "changed_at": utcnow(),
     }
-    result = conn.execute(update(plugin_state).where(plugin_state.c.id == 1).values(**values))
-    if result.rowcount == 0:  # the row was deleted by hand; start again at 1
-        conn.execute(insert(plugin_state).values(id=1, generation=1, changed_at=utcnow()))
+    statement = update(plugin_state).where(plugin_state.c.id == 1).values(**values)
+    if conn.dialect.update_returning:  # SQLite, PostgreSQL: the new value in the same trip
+        bumped = conn.execute(statement.returning(plugin_state.c.generation)).scalar()
+        if bumped is not None:
+            return int(bumped)
+    elif conn.execute(statement).rowcount:
+        return current_generation(conn)
+    # the row was deleted by hand; start again at 1
+    conn.execute(insert(plugin_state).values(id=1, generation=1, changed_at=utcnow()))
     return current_generation(conn)
 
 

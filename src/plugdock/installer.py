@@ -38,7 +38,7 @@ from plugdock.sources.local import read_zip_metadata
 if TYPE_CHECKING:
     from plugdock.operations.backup import BackupInfo, TableCount
     from plugdock.operations.install import InstallResult
-    from plugdock.operations.plan import PlannedInstall
+    from plugdock.operations.plan import Installed, PlannedInstall
     from plugdock.operations.uninstall import UninstallResult
     from plugdock.operations.updates import UpdatePlan
     from plugdock.operations.upgrade import Grant, UpgradeResult
@@ -109,7 +109,7 @@ class Installer(Workspace):
         uninstalled again. ``restore`` names a backup whose rows replace the new tables'.
         """
         from plugdock.operations.install import InstallResult
-        from plugdock.operations.plan import plan_install
+        from plugdock.operations.plan import plan_install, read_installed
         from plugdock.operations.uninstall import uninstall as uninstall_one
 
         with self.locked():
@@ -147,13 +147,18 @@ class Installer(Workspace):
                 if version and version != backup.version:
                     later = version
                 version = backup.version
-            planned = plan_install(self, plugin_id, version)
+            known = read_installed(self)  # the first install sees what the plan saw
+            planned = plan_install(self, plugin_id, version, known)
             done: list[InstallResult] = []
             try:
                 for item in planned:
                     target = f"{item.plugin_id}@{item.version}"
                     use = backup if item.plugin_id == plugin_id else None
-                    done.append(self._install_with_backup(target, installed_by, before_commit, use))
+                    done.append(
+                        self._install_with_backup(
+                            target, installed_by, before_commit, use, None if done else known
+                        )
+                    )
                 upgraded = None
                 if later is not None:  # a failed upgrade takes the restored install back too
                     from plugdock.operations.upgrade import upgrade
@@ -202,6 +207,7 @@ class Installer(Workspace):
         installed_by: str | None,
         before_commit: BeforeCommit | None,
         backup: BackupInfo | None,
+        known: Installed | None = None,
     ) -> InstallResult:
         from plugdock.operations.install import install as install_one
 
@@ -216,6 +222,7 @@ class Installer(Workspace):
             installed_by=installed_by,
             before_commit=before_commit,
             after_hooks=after,
+            known=known,
         )
 
     # ----------------------------------------------------------------- upgrade

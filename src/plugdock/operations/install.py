@@ -31,6 +31,7 @@ from plugdock.migrations import (
     load_migration,
 )
 from plugdock.operations import codefiles
+from plugdock.operations.plan import Installed, read_installed
 from plugdock.operations.runner import (
     Change,
     Steps,
@@ -75,8 +76,12 @@ def install(
     installed_by: str | None,
     before_commit: BeforeCommit | None,
     after_hooks: AfterHooks | None = None,
+    known: Installed | None = None,
 ) -> InstallResult:
-    """Install ``id``, ``id@version`` or a package file (no dependencies); hold the lock."""
+    """Install ``id``, ``id@version`` or a package file (no dependencies); hold the lock.
+
+    ``known``: the installations and their metadata as read under this lock, if at hand.
+    """
     started = time.perf_counter()
     steps = Steps("install")
     operation_id = uuid.uuid4().hex
@@ -87,9 +92,9 @@ def install(
         staged = stage(workspace, requirement, steps, staging)
         meta = staged.meta
         with steps.step("validate"):
-            installed = workspace.installed()  # read once for both checks
+            installed, installed_meta = known or read_installed(workspace)
             check_compatibility(meta, {i.plugin_id: i.version for i in installed})
-            check_namespace(meta, workspace.installed_metadata(installed))
+            check_namespace(meta, installed_meta)
         with steps.step("check_installed"):
             check_not_installed(workspace, meta.id, installed)
         with steps.step("check_sql"):

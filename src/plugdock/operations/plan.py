@@ -17,6 +17,7 @@ from plugdock import __version__
 from plugdock.errors import PackageError
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PluginMetadata, version_in_range
+from plugdock.registry import Installation
 from plugdock.sources.base import Catalog, means_newest
 from plugdock.sources.local import read_zip_metadata
 
@@ -31,17 +32,31 @@ class PlannedInstall:
     permissions: tuple[str, ...] = ()  # what its package asks for: granted by installing
 
 
+# The installed plugins' rows and their metadata.json, as one operation reads them once.
+Installed = tuple[list[Installation], dict[str, PluginMetadata]]
+
+
+def read_installed(workspace: Workspace) -> Installed:
+    installations = workspace.installed()
+    return installations, workspace.installed_metadata(installations)
+
+
 class PlanError(PackageError):
     """No set of versions satisfies the request (a cycle, or ranges nothing meets)."""
 
 
 def plan_install(
-    workspace: Workspace, plugin_id: str, version: str | None = None
+    workspace: Workspace,
+    plugin_id: str,
+    version: str | None = None,
+    known: Installed | None = None,
 ) -> list[PlannedInstall]:
-    """The installs ``plugin_id`` (at ``version``) needs, dependencies first, itself last."""
-    installations = workspace.installed()
+    """The installs ``plugin_id`` (at ``version``) needs, dependencies first, itself last.
+
+    ``known``: the installations and their metadata, if the caller read them already.
+    """
+    installations, installed_meta = known or read_installed(workspace)
     installed = {i.plugin_id: i.version for i in installations}
-    installed_meta = workspace.installed_metadata(installations)
     catalog = workspace.source.catalog()
     metadata_cache: dict[tuple[str, str], PluginMetadata] = {}
 
@@ -50,7 +65,7 @@ def plan_install(
             return installed_meta[pid]
         if (pid, ver) not in metadata_cache:
             fetched = workspace.source.fetch(pid, ver)
-            metadata_cache[(pid, ver)] = read_zip_metadata(fetched.path)
+            metadata_cache[(pid, ver)] = fetched.metadata or read_zip_metadata(fetched.path)
         return metadata_cache[(pid, ver)]
 
     # plugin id → [(range, who asked, at which version of who)]

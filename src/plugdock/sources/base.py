@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from plugdock.errors import NotFoundError, PlugdockError
-from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, PluginMetadata, parse_version
 
 _ID = re.compile(PLUGIN_ID_PATTERN)
 
@@ -65,6 +65,9 @@ class FetchedPackage:
     #: The fingerprint of the key the source's signed index says signed the package (the
     #: remote source has checked the package names it). None when there is no such record.
     signer_key_id: str | None = None
+    #: Its metadata.json as the source already read it (the local folder's scan), for
+    #: planning only: an install reads the metadata again from the verified package.
+    metadata: PluginMetadata | None = None
 
 
 class Source(Protocol):

@@ -99,9 +99,8 @@ class LocalSource:
     def fetch(self, plugin_id: str, version: str | None = None) -> FetchedPackage:
         found, broken = self._scan()
         resolved = self._catalog(found, broken).resolve(plugin_id, version)
-        return FetchedPackage(
-            path=found[(plugin_id, resolved)][0], plugin_id=plugin_id, version=resolved
-        )
+        path, meta = found[(plugin_id, resolved)]
+        return FetchedPackage(path=path, plugin_id=plugin_id, version=resolved, metadata=meta)
 
 
 @dataclass(frozen=True)

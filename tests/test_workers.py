@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -278,3 +280,57 @@ def test_workers_recycle_after_many_changes_without_failing_requests(
         assert failures == []
     finally:
         panel.stop()
+
+
+def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    """An upgrade swaps the code on disk before it commits. A worker starting in between (a
+    recycled one, under load) must not serve that half-done state (code that does not match
+    the committed row): it waits for the operation (start-up recovery takes the operation
+    lock), then serves the new version."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the window is on this machine's disk; one database shows it")
+    routes = "from fastapi import APIRouter\n\nrouter = APIRouter(prefix='/api/v1/halfway')\n"
+    for version in ("1.0.0", "1.1.0"):
+        ping = f"\n\n@router.get('/ping')\ndef ping() -> dict:\n    return {{'v': '{version}'}}\n"
+        folder = make_plugin(
+            tmp_path / "src", "halfway", version, extra_files={"backend/routes.py": routes + ping}
+        )
+        pack_into(folder, tmp_path / "modules")
+    release = tmp_path / "release"
+    first = start_panel(tmp_path, database_url, extra_env=INPROCESS)
+    try:
+        assert first.cli("install", "halfway@1.0.0").returncode == 0
+        env = first.env | {"PLUGDOCK_FAILPOINTS": f"upgrade.record=wait:{release}"}
+        upgrade = subprocess.Popen(
+            [sys.executable, "-m", "plugdock", "upgrade", "halfway"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        swapped = tmp_path / "instance" / "addons" / "backend" / "halfway" / "routes.py"
+        deadline = time.monotonic() + 60
+        while "1.1.0" not in swapped.read_text():  # the new code is in place, not committed
+            assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
+            time.sleep(0.02)
+        started: list[Panel] = []
+        starting = threading.Thread(
+            target=lambda: started.append(start_panel(tmp_path, database_url, extra_env=INPROCESS))
+        )
+        starting.start()
+        starting.join(timeout=4)  # long past a panel's start: it is waiting, not serving 404
+        assert not started, "a worker started mid-upgrade and served the half-done state"
+        release.touch()
+        assert upgrade.wait(timeout=60) == 0, upgrade.stdout.read() if upgrade.stdout else ""
+        starting.join(timeout=60)
+        second = started[0]
+        try:
+            answer = httpx.get(f"{second.url}/api/v1/halfway/ping")
+            assert answer.status_code == 200 and answer.json() == {"v": "1.1.0"}, answer.text
+        finally:
+            second.stop()
+    finally:
+        release.touch()
+        first.stop()

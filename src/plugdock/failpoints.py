@@ -3,12 +3,16 @@
 Off unless ``PLUGDOCK_FAILPOINTS`` is set, e.g. ``install.migrate=raise`` or
 ``install.registry=kill,uninstall.cleanup=raise``. ``kill`` sends SIGKILL to the
 process itself: the honest way to test crash recovery, since nothing gets to clean up.
+``wait:<file>`` holds the operation there until that file exists (at most a minute), so a
+test can act while an operation is half done.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 
 class InjectedFailure(RuntimeError):
@@ -26,4 +30,11 @@ def failpoint(name: str) -> None:
             continue
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if action.startswith("wait:"):
+            deadline = time.monotonic() + 60
+            while not Path(action[5:]).exists():
+                if time.monotonic() > deadline:
+                    raise InjectedFailure(f"{name}: {action[5:]} never appeared")
+                time.sleep(0.02)
+            continue
         raise InjectedFailure(f"injected failure at {name}")

@@ -334,3 +334,55 @@ def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
     finally:
         release.touch()
         first.stop()
+
+
+def test_a_worker_catching_up_during_an_upgrade_waits_instead_of_404(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A worker that has not yet served an install (it catches up on its next request) may
+    first look while the next upgrade has swapped the code but not committed: the row says
+    1.0.0, the disk holds 1.1.0. It used to answer 404 for the installed plugin (bench/load.py,
+    3-4 a minute); now the request waits for the operation and gets the new version."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the window is on this machine's disk; one database shows it")
+    routes = "from fastapi import APIRouter\n\nrouter = APIRouter(prefix='/api/v1/lagging')\n"
+    for version in ("1.0.0", "1.1.0"):
+        ping = f"\n\n@router.get('/ping')\ndef ping() -> dict:\n    return {{'v': '{version}'}}\n"
+        folder = make_plugin(
+            tmp_path / "src", "lagging", version, extra_files={"backend/routes.py": routes + ping}
+        )
+        pack_into(folder, tmp_path / "modules")
+    release = tmp_path / "release"
+    # No timer: the worker catches up only when a request comes.
+    panel = start_panel(
+        tmp_path, database_url, extra_env=INPROCESS | {"PLUGDOCK_SYNC_INTERVAL": "3600"}
+    )
+    try:
+        assert panel.cli("install", "lagging@1.0.0").returncode == 0
+        env = panel.env | {"PLUGDOCK_FAILPOINTS": f"upgrade.record=wait:{release}"}
+        upgrade = subprocess.Popen(
+            [sys.executable, "-m", "plugdock", "upgrade", "lagging"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        swapped = tmp_path / "instance" / "addons" / "backend" / "lagging" / "routes.py"
+        deadline = time.monotonic() + 60
+        while "1.1.0" not in swapped.read_text():  # the new code is in place, not committed
+            assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
+            time.sleep(0.02)
+        answers: list[httpx.Response] = []
+        asking = threading.Thread(
+            target=lambda: answers.append(httpx.get(f"{panel.url}/api/v1/lagging/ping", timeout=60))
+        )
+        asking.start()
+        asking.join(timeout=1)
+        assert not answers, f"answered mid-upgrade: {answers[0].status_code} {answers[0].text}"
+        release.touch()
+        assert upgrade.wait(timeout=60) == 0, upgrade.stdout.read() if upgrade.stdout else ""
+        asking.join(timeout=60)
+        assert answers[0].status_code == 200 and answers[0].json() == {"v": "1.1.0"}
+    finally:
+        release.touch()
+        panel.stop()

@@ -75,6 +75,15 @@ def operation_lock(lock_path: Path, engine: Engine, timeout: float) -> Iterator[
         ) from None
 
 
+def wait_for_operation(lock_path: Path, timeout: float) -> None:
+    """Return once no operation on this machine holds ``lock_path`` (or after ``timeout``)."""
+    try:
+        with FileLock(str(lock_path), timeout=timeout, mode=PRIVATE_FILE_MODE):
+            pass
+    except Timeout:
+        pass
+
+
 @contextmanager
 def _database_lock(engine: Engine, deadline: float) -> Iterator[None]:
     name = engine.dialect.name

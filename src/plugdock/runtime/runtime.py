@@ -38,6 +38,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugdock.config import Settings
 from plugdock.db import connect_read, current_generation
+from plugdock.journal import read_journal
+from plugdock.locking import wait_for_operation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import parse_metadata
@@ -111,6 +113,7 @@ class PluginRuntime:
         self._beaten: tuple[Any, ...] | None = None
         self._beat_at = 0.0
         self._reporting = asyncio.Lock()
+        self.settling: asyncio.Future[None] | None = None  # see _settle
         self.dispatch = PluginDispatch()  # joins the route list after the core's, at first mount
         self.processes: PluginProcesses | None = None  # process isolation: the plugin processes
         if settings.isolation == "process":
@@ -355,15 +358,41 @@ class PluginRuntime:
         installed (and removing what it uninstalled) then runs in the background, since it
         may wait for another process's operation to finish.
         """
+        if self.settling is not None:  # another request is waiting out an operation here
+            await asyncio.shield(self.settling)
+            return
         if self.lock.locked():
             self._hint_seen = None  # busy with our own operation: look again next request
             return
         if self.is_stale() or (self.pending and time.monotonic() >= self._retry_at):
             self.reconcile()
+            if self._mid_operation():
+                self.settling = asyncio.ensure_future(self._settle())
+                await asyncio.shield(self.settling)
             if self.processes is not None:  # a plugin process just installed elsewhere
                 await self.processes.settled()  # is joined before this request is routed
             if self._fetching is None or self._fetching.done():
                 self._fetching = asyncio.get_running_loop().create_task(self._fetch_and_serve())
+
+    def _mid_operation(self) -> bool:
+        """Is a plugin's code here out of step with its row because an operation on this
+        machine is changing it (an upgrade moves the new code in before it commits)?"""
+        if not self.pending:
+            return False
+        journal = read_journal(self.settings.journal_path)
+        return journal is not None and journal.plugin_id in self.pending
+
+    async def _settle(self) -> None:
+        """Wait for this machine's operation to end, then serve what it committed: a worker
+        that catches up mid-operation would otherwise answer 404 for an installed plugin
+        (bench/load.py saw it when a lagging worker met an upgrade's window)."""
+        try:
+            await run_in_threadpool(
+                wait_for_operation, self.settings.lock_path, self.settings.lock_timeout
+            )
+            self.reconcile()
+        finally:
+            self.settling = None
 
     async def _fetch_and_serve(self) -> None:
         try:
@@ -628,7 +657,7 @@ class PluginSyncMiddleware:
         runtime: PluginRuntime | None = None
         if scope["type"] == "http":
             runtime = self.runtime_of()
-            if runtime is not None and runtime.hint_changed():
+            if runtime is not None and (runtime.settling is not None or runtime.hint_changed()):
                 await runtime.refresh()
         if runtime is None:
             await self.app(scope, receive, send)

@@ -282,6 +282,43 @@ def test_workers_recycle_after_many_changes_without_failing_requests(
         panel.stop()
 
 
+def _two_versions(tmp_path: Path, plugin_id: str) -> None:
+    """``plugin_id`` 1.0.0 and 1.1.0 in the source; /ping answers its version."""
+    routes = f"from fastapi import APIRouter\n\nrouter = APIRouter(prefix='/api/v1/{plugin_id}')\n"
+    for version in ("1.0.0", "1.1.0"):
+        ping = f"\n\n@router.get('/ping')\ndef ping() -> dict:\n    return {{'v': '{version}'}}\n"
+        folder = make_plugin(
+            tmp_path / "src", plugin_id, version, extra_files={"backend/routes.py": routes + ping}
+        )
+        pack_into(folder, tmp_path / "modules")
+
+
+def _upgrade_held_halfway(
+    tmp_path: Path, panel: Panel, plugin_id: str, release: Path
+) -> subprocess.Popen:
+    """A CLI upgrade held after it swapped the code in and before it commits, until
+    ``release`` exists."""
+    env = panel.env | {"PLUGDOCK_FAILPOINTS": f"upgrade.record=wait:{release}"}
+    upgrade = subprocess.Popen(
+        [sys.executable, "-m", "plugdock", "upgrade", plugin_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    swapped = tmp_path / "instance" / "addons" / "backend" / plugin_id / "routes.py"
+    deadline = time.monotonic() + 60
+    while "1.1.0" not in swapped.read_text():
+        assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
+        time.sleep(0.02)
+    return upgrade
+
+
+def _finish(upgrade: subprocess.Popen, release: Path) -> None:
+    release.touch()
+    assert upgrade.wait(timeout=60) == 0, upgrade.stdout.read() if upgrade.stdout else ""
+
+
 def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -291,30 +328,12 @@ def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
     lock), then serves the new version."""
     if not database_url.startswith("sqlite"):
         pytest.skip("the window is on this machine's disk; one database shows it")
-    routes = "from fastapi import APIRouter\n\nrouter = APIRouter(prefix='/api/v1/halfway')\n"
-    for version in ("1.0.0", "1.1.0"):
-        ping = f"\n\n@router.get('/ping')\ndef ping() -> dict:\n    return {{'v': '{version}'}}\n"
-        folder = make_plugin(
-            tmp_path / "src", "halfway", version, extra_files={"backend/routes.py": routes + ping}
-        )
-        pack_into(folder, tmp_path / "modules")
+    _two_versions(tmp_path, "halfway")
     release = tmp_path / "release"
     first = start_panel(tmp_path, database_url, extra_env=INPROCESS)
     try:
         assert first.cli("install", "halfway@1.0.0").returncode == 0
-        env = first.env | {"PLUGDOCK_FAILPOINTS": f"upgrade.record=wait:{release}"}
-        upgrade = subprocess.Popen(
-            [sys.executable, "-m", "plugdock", "upgrade", "halfway"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        swapped = tmp_path / "instance" / "addons" / "backend" / "halfway" / "routes.py"
-        deadline = time.monotonic() + 60
-        while "1.1.0" not in swapped.read_text():  # the new code is in place, not committed
-            assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
-            time.sleep(0.02)
+        upgrade = _upgrade_held_halfway(tmp_path, first, "halfway", release)
         started: list[Panel] = []
         starting = threading.Thread(
             target=lambda: started.append(start_panel(tmp_path, database_url, extra_env=INPROCESS))
@@ -322,8 +341,7 @@ def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
         starting.start()
         starting.join(timeout=4)  # long past a panel's start: it is waiting, not serving 404
         assert not started, "a worker started mid-upgrade and served the half-done state"
-        release.touch()
-        assert upgrade.wait(timeout=60) == 0, upgrade.stdout.read() if upgrade.stdout else ""
+        _finish(upgrade, release)
         starting.join(timeout=60)
         second = started[0]
         try:
@@ -345,13 +363,7 @@ def test_a_worker_catching_up_during_an_upgrade_waits_instead_of_404(
     3-4 a minute); now the request waits for the operation and gets the new version."""
     if not database_url.startswith("sqlite"):
         pytest.skip("the window is on this machine's disk; one database shows it")
-    routes = "from fastapi import APIRouter\n\nrouter = APIRouter(prefix='/api/v1/lagging')\n"
-    for version in ("1.0.0", "1.1.0"):
-        ping = f"\n\n@router.get('/ping')\ndef ping() -> dict:\n    return {{'v': '{version}'}}\n"
-        folder = make_plugin(
-            tmp_path / "src", "lagging", version, extra_files={"backend/routes.py": routes + ping}
-        )
-        pack_into(folder, tmp_path / "modules")
+    _two_versions(tmp_path, "lagging")
     release = tmp_path / "release"
     # No timer: the worker catches up only when a request comes.
     panel = start_panel(
@@ -359,19 +371,7 @@ def test_a_worker_catching_up_during_an_upgrade_waits_instead_of_404(
     )
     try:
         assert panel.cli("install", "lagging@1.0.0").returncode == 0
-        env = panel.env | {"PLUGDOCK_FAILPOINTS": f"upgrade.record=wait:{release}"}
-        upgrade = subprocess.Popen(
-            [sys.executable, "-m", "plugdock", "upgrade", "lagging"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        swapped = tmp_path / "instance" / "addons" / "backend" / "lagging" / "routes.py"
-        deadline = time.monotonic() + 60
-        while "1.1.0" not in swapped.read_text():  # the new code is in place, not committed
-            assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
-            time.sleep(0.02)
+        upgrade = _upgrade_held_halfway(tmp_path, panel, "lagging", release)
         answers: list[httpx.Response] = []
         asking = threading.Thread(
             target=lambda: answers.append(httpx.get(f"{panel.url}/api/v1/lagging/ping", timeout=60))
@@ -379,8 +379,7 @@ def test_a_worker_catching_up_during_an_upgrade_waits_instead_of_404(
         asking.start()
         asking.join(timeout=1)
         assert not answers, f"answered mid-upgrade: {answers[0].status_code} {answers[0].text}"
-        release.touch()
-        assert upgrade.wait(timeout=60) == 0, upgrade.stdout.read() if upgrade.stdout else ""
+        _finish(upgrade, release)
         asking.join(timeout=60)
         assert answers[0].status_code == 200 and answers[0].json() == {"v": "1.1.0"}
     finally:

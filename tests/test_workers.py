@@ -308,7 +308,12 @@ def _upgrade_held_halfway(
     )
     swapped = tmp_path / "instance" / "addons" / "backend" / plugin_id / "routes.py"
     deadline = time.monotonic() + 60
-    while "1.1.0" not in swapped.read_text():
+    while True:
+        try:
+            if "1.1.0" in swapped.read_text():
+                break
+        except FileNotFoundError:  # mid-swap: the old folder moved out, the new one not in
+            pass
         assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
         time.sleep(0.02)
     return upgrade

@@ -61,13 +61,9 @@ class ThreadAndFileLock:
 @contextmanager
 def operation_lock(lock_path: Path, engine: Engine, timeout: float) -> Iterator[None]:
     """Hold both locks for the duration of one install/uninstall/repair."""
-    make_private_dir(lock_path.parent)
     deadline = time.monotonic() + timeout
     try:
-        with (
-            FileLock(str(lock_path), timeout=timeout, mode=PRIVATE_FILE_MODE),
-            _database_lock(engine, deadline),
-        ):
+        with local_operation_lock(lock_path, timeout), _database_lock(engine, deadline):
             yield
     except Timeout:
         raise LockTimeoutError(
@@ -75,10 +71,16 @@ def operation_lock(lock_path: Path, engine: Engine, timeout: float) -> Iterator[
         ) from None
 
 
+def local_operation_lock(lock_path: Path, timeout: float) -> FileLock:
+    """The file lock operations on this machine hold (raises filelock's Timeout)."""
+    make_private_dir(lock_path.parent)
+    return FileLock(str(lock_path), timeout=timeout, mode=PRIVATE_FILE_MODE)
+
+
 def wait_for_operation(lock_path: Path, timeout: float) -> None:
     """Return once no operation on this machine holds ``lock_path`` (or after ``timeout``)."""
     try:
-        with FileLock(str(lock_path), timeout=timeout, mode=PRIVATE_FILE_MODE):
+        with local_operation_lock(lock_path, timeout):
             pass
     except Timeout:
         pass

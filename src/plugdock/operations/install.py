@@ -191,13 +191,10 @@ def install(
 
 
 def check_not_installed(
-    workspace: Workspace, plugin_id: str, installed: list[Installation] | None = None
+    workspace: Workspace, plugin_id: str, installed: list[Installation]
 ) -> None:
-    """``installed``: the rows as read under this operation's lock, if already at hand."""
-    if installed is None:
-        existing = workspace.get(plugin_id)
-    else:
-        existing = next((i for i in installed if i.plugin_id == plugin_id), None)
+    """``installed``: the rows as read under this operation's lock."""
+    existing = next((i for i in installed if i.plugin_id == plugin_id), None)
     if existing is not None:
         raise AlreadyInstalledError(f"{plugin_id} {existing.version} is already installed")
     for kind in codefiles.CODE_KINDS:

@@ -22,13 +22,14 @@ import logging
 import uuid
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from plugdock.db import connect_read
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.failpoints import failpoint
-from plugdock.fsutil import PRIVATE_FILE_MODE, make_private_dir, move, remove_tree
+from plugdock.fsutil import make_private_dir, move, remove_tree
 from plugdock.journal import read_journal
+from plugdock.locking import local_operation_lock
 from plugdock.operations import codefiles
 from plugdock.operations.runner import Steps
 from plugdock.operations.staging import stage
@@ -92,10 +93,8 @@ def sync_code(
         return _sync_locked(workspace, remove_orphans)
     # A short wait: a local operation holding the lock finishes first, and the caller's
     # next tick tries again (its plugins stay pending meanwhile).
-    lock = FileLock(str(workspace.settings.lock_path), timeout=1.0, mode=PRIVATE_FILE_MODE)
-    make_private_dir(workspace.settings.lock_path.parent)
     try:
-        with lock:
+        with local_operation_lock(workspace.settings.lock_path, timeout=1.0):
             return _sync_locked(workspace, remove_orphans)
     except Timeout:
         return {}

@@ -20,6 +20,7 @@ from panel import Panel, start_panel
 from plugdock.db import make_engine
 from plugdock.errors import StepError
 from plugdock.installer import Installer
+from plugdock.operations.codefiles import LEAVING_ORDER
 from plugdock.runtime.notify import ChangeListener
 from support import CHATBOT, instance_settings, make_plugin, pack_into
 
@@ -294,11 +295,11 @@ def _two_versions(tmp_path: Path, plugin_id: str) -> None:
 
 
 def _upgrade_held_halfway(
-    tmp_path: Path, panel: Panel, plugin_id: str, release: Path
+    panel: Panel, plugin_id: str, release: Path, point: str = "upgrade.record"
 ) -> subprocess.Popen:
-    """A CLI upgrade held after it swapped the code in and before it commits, until
-    ``release`` exists."""
-    env = panel.env | {"PLUGDOCK_FAILPOINTS": f"upgrade.record=wait:{release}"}
+    """A CLI upgrade held at failpoint ``point`` (by default: after it swapped the code in,
+    before it commits) until ``release`` exists."""
+    env = panel.env | {"PLUGDOCK_FAILPOINTS": f"{point}=wait:{release}"}
     upgrade = subprocess.Popen(
         [sys.executable, "-m", "plugdock", "upgrade", plugin_id],
         env=env,
@@ -306,14 +307,9 @@ def _upgrade_held_halfway(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    swapped = tmp_path / "instance" / "addons" / "backend" / plugin_id / "routes.py"
+    reached = Path(f"{release}.reached")
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            if "1.1.0" in swapped.read_text():
-                break
-        except FileNotFoundError:  # mid-swap: the old folder moved out, the new one not in
-            pass
+    while not reached.exists():
         assert upgrade.poll() is None and time.monotonic() < deadline, upgrade.stdout
         time.sleep(0.02)
     return upgrade
@@ -324,21 +320,18 @@ def _finish(upgrade: subprocess.Popen, release: Path) -> None:
     assert upgrade.wait(timeout=60) == 0, upgrade.stdout.read() if upgrade.stdout else ""
 
 
-def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
-    tmp_path: Path, database_url: str
-) -> None:
+def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(tmp_path: Path) -> None:
     """An upgrade swaps the code on disk before it commits. A worker starting in between (a
     recycled one, under load) must not serve that half-done state (code that does not match
     the committed row): it waits for the operation (start-up recovery takes the operation
     lock), then serves the new version."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the window is on this machine's disk; one database shows it")
+    database_url = f"sqlite:///{tmp_path / 'scratch.db'}"  # the window is on this machine's disk
     _two_versions(tmp_path, "halfway")
     release = tmp_path / "release"
     first = start_panel(tmp_path, database_url, extra_env=INPROCESS)
     try:
         assert first.cli("install", "halfway@1.0.0").returncode == 0
-        upgrade = _upgrade_held_halfway(tmp_path, first, "halfway", release)
+        upgrade = _upgrade_held_halfway(first, "halfway", release)
         started: list[Panel] = []
         starting = threading.Thread(
             target=lambda: started.append(start_panel(tmp_path, database_url, extra_env=INPROCESS))
@@ -359,15 +352,22 @@ def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(
         first.stop()
 
 
+# Every point of an upgrade's code swap: after each kind of the old code moved out, and
+# after the new code moved in.
+SWAP_POINTS = [f"code.moved_out.{kind}" for kind in LEAVING_ORDER] + ["upgrade.record"]
+
+
+@pytest.mark.parametrize("point", SWAP_POINTS)
 def test_a_worker_catching_up_during_an_upgrade_waits_instead_of_404(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, point: str
 ) -> None:
     """A worker that has not yet served an install (it catches up on its next request) may
-    first look while the next upgrade has swapped the code but not committed: the row says
-    1.0.0, the disk holds 1.1.0. It used to answer 404 for the installed plugin (bench/load.py,
-    3-4 a minute); now the request waits for the operation and gets the new version."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the window is on this machine's disk; one database shows it")
+    first look while the next upgrade is swapping the code, before it commits: the row says
+    1.0.0, the disk holds part or all of 1.1.0. It used to answer 404 for the installed
+    plugin (bench/load.py, a few a minute): once with the new code in, and once with the
+    old backend moved out beside its manifest. Now the request waits for the operation and
+    gets the new version, wherever the swap is."""
+    database_url = f"sqlite:///{tmp_path / 'scratch.db'}"  # the window is on this machine's disk
     _two_versions(tmp_path, "lagging")
     release = tmp_path / "release"
     # No timer: the worker catches up only when a request comes.
@@ -376,7 +376,7 @@ def test_a_worker_catching_up_during_an_upgrade_waits_instead_of_404(
     )
     try:
         assert panel.cli("install", "lagging@1.0.0").returncode == 0
-        upgrade = _upgrade_held_halfway(tmp_path, panel, "lagging", release)
+        upgrade = _upgrade_held_halfway(panel, "lagging", release, point)
         answers: list[httpx.Response] = []
         asking = threading.Thread(
             target=lambda: answers.append(httpx.get(f"{panel.url}/api/v1/lagging/ping", timeout=60))

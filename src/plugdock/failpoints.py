@@ -4,7 +4,8 @@ Off unless ``PLUGDOCK_FAILPOINTS`` is set, e.g. ``install.migrate=raise`` or
 ``install.registry=kill,uninstall.cleanup=raise``. ``kill`` sends SIGKILL to the
 process itself: the honest way to test crash recovery, since nothing gets to clean up.
 ``wait:<file>`` holds the operation there until that file exists (at most a minute), so a
-test can act while an operation is half done.
+test can act while an operation is half done; it creates ``<file>.reached`` on arriving, so
+the test knows when.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def failpoint(name: str) -> None:
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         if action.startswith("wait:"):
+            Path(action[5:] + ".reached").touch()
             deadline = time.monotonic() + 60
             while not Path(action[5:]).exists():
                 if time.monotonic() > deadline:

@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from plugdock.failpoints import failpoint
 from plugdock.fsutil import move, move_all, remove_tree
 from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import CHECKSUMS_FILE, METADATA_FILE
 
 CODE_KINDS = ("backend", "frontend", "migrations", "manifest")  # manifest last: see below
+# The manifest (with the package marker) arrives last and leaves first: a worker that looks
+# mid-swap then finds no marker (code not current: it waits or fetches), never a marker
+# beside missing code, which it would serve as "no backend" (404).
+LEAVING_ORDER = ("manifest", *CODE_KINDS[:-1])
 #: In ``addons/manifest/<id>/``: the sha256 of the package the installed code came from.
 PACKAGE_MARKER = "package.sha256"
 
@@ -64,10 +69,11 @@ def move_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
 
 
 def move_out(workspace: Workspace, plugin_id: str, into: Path) -> None:
-    """Move a plugin's code out of the instance, into ``into/<kind>``."""
-    for kind in CODE_KINDS:
+    """Move a plugin's code out of the instance, into ``into/<kind>``, the marker first."""
+    for kind in LEAVING_ORDER:
         if workspace.code_path(kind, plugin_id).exists():
             move(workspace.code_path(kind, plugin_id), into / kind)
+            failpoint(f"code.moved_out.{kind}")
 
 
 def put_back(workspace: Workspace, plugin_id: str, stash: Path, kinds: list[str]) -> None:
@@ -87,5 +93,6 @@ def put_back(workspace: Workspace, plugin_id: str, stash: Path, kinds: list[str]
 
 
 def remove_all(workspace: Workspace, plugin_id: str) -> None:
-    for kind in CODE_KINDS:
+    """Remove every kind of a plugin's code, the marker first."""
+    for kind in LEAVING_ORDER:
         remove_tree(workspace.code_path(kind, plugin_id))

@@ -117,7 +117,7 @@ def _sync_locked(workspace: Workspace, remove_orphans: bool) -> dict[str, str]:
             failures[row.plugin_id] = str(exc)
     if journal is None and remove_orphans:
         for plugin_id in orphans(workspace, rows):
-            _remove_code(workspace, plugin_id)
+            codefiles.remove_all(workspace, plugin_id)
             log.info("removed the code of %s: it is no longer installed", plugin_id)
     if journal is None and _registry_differs(workspace.settings.registry_path, rows):
         write_registry(workspace.settings.registry_path, rows)  # the disk's view of the rows
@@ -180,15 +180,9 @@ def materialize(workspace: Workspace, row: Installation) -> None:
 
 def _swap_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
     """Replace a plugin's code: the old marker goes first, the new one arrives last."""
-    _remove_code(workspace, plugin_id)
+    codefiles.remove_all(workspace, plugin_id)
     for kind in codefiles.CODE_KINDS:
         if kind == "manifest":
             failpoint("materialize.swap")  # every other kind is in place, no marker yet
         if (unpacked / kind).is_dir():
             move(unpacked / kind, workspace.code_path(kind, plugin_id))
-
-
-def _remove_code(workspace: Workspace, plugin_id: str) -> None:
-    """Remove every kind of a plugin's code, the manifest (and so its marker) first."""
-    for kind in ("manifest", *(k for k in codefiles.CODE_KINDS if k != "manifest")):
-        remove_tree(workspace.code_path(kind, plugin_id))

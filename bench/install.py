@@ -37,52 +37,63 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def bench_library(work: Path, runs: int, *, hooks: bool) -> tuple[list[float], list[float]]:
-    """Install/uninstall through the library. ``hooks=False`` skips importing the plugin's code
-    (route check, on_install), the part the raw floor has no counterpart for."""
-    settings = load_settings(
-        home=work / f"instance-{hooks}", plugin_local_dir=work / "modules", database_url=None
-    )
-    installer = Installer(settings)
-    options = {} if hooks else {"before_commit": None}
-    installer.install("ai_chatbot", **options)  # warm-up: imports, first table, page cache
-    installer.uninstall("ai_chatbot", **options)
-    installs, uninstalls = [], []
-    for _ in range(runs):
+class LibraryRuns:
+    """Install/uninstall through the library. ``hooks=False`` skips importing the plugin's
+    code (route check, on_install), the part the raw floor has no counterpart for."""
+
+    def __init__(self, work: Path, *, hooks: bool) -> None:
+        settings = load_settings(
+            home=work / f"instance-{hooks}", plugin_local_dir=work / "modules", database_url=None
+        )
+        self.installer = Installer(settings)
+        self.options = {} if hooks else {"before_commit": None}
+        self.installs: list[float] = []
+        self.uninstalls: list[float] = []
+        self.once(record=False)  # warm-up: imports, first table, page cache
+
+    def once(self, *, record: bool = True) -> None:
         start = time.perf_counter()
-        installer.install("ai_chatbot", **options)
-        installs.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        installer.uninstall("ai_chatbot", **options)
-        uninstalls.append(time.perf_counter() - start)
-    installer.engine.dispose()
-    return installs, uninstalls
+        self.installer.install("ai_chatbot", **self.options)
+        installed = time.perf_counter()
+        self.installer.uninstall("ai_chatbot", **self.options)
+        if record:
+            self.installs.append(installed - start)
+            self.uninstalls.append(time.perf_counter() - installed)
+
+    def close(self) -> None:
+        self.installer.engine.dispose()
 
 
-def bench_raw_floor(work: Path, package: Path, runs: int) -> list[float]:
-    """The least an installer must do: unzip, move code into place, run up.sql, write a registry."""
-    up_sql = (CHATBOT / "migrations" / "up.sql").read_text()
-    down_sql = (CHATBOT / "migrations" / "down.sql").read_text()
-    root = work / "raw"
-    samples = []
-    for run in range(runs + 1):
+class RawFloor:
+    """The least an installer must do: unzip, move code into place, run up.sql, write a
+    registry."""
+
+    def __init__(self, work: Path, package: Path) -> None:
+        self.root = work / "raw"
+        self.package = package
+        self.up_sql = (CHATBOT / "migrations" / "up.sql").read_text()
+        self.down_sql = (CHATBOT / "migrations" / "down.sql").read_text()
+        self.installs: list[float] = []
+        self.once(record=False)  # warm-up: the page cache
+
+    def once(self, *, record: bool = True) -> None:
+        root = self.root
         shutil.rmtree(root, ignore_errors=True)
         (root / "addons" / "backend").mkdir(parents=True)
         (root / "addons" / "frontend").mkdir(parents=True)
         database = sqlite3.connect(root / "panel.db")
         start = time.perf_counter()
-        with zipfile.ZipFile(package) as archive:
+        with zipfile.ZipFile(self.package) as archive:
             archive.extractall(root / "staging")
         os.rename(root / "staging" / "backend", root / "addons" / "backend" / "ai_chatbot")
         os.rename(root / "staging" / "frontend", root / "addons" / "frontend" / "ai_chatbot")
-        database.executescript(up_sql)
+        database.executescript(self.up_sql)
         (root / "addons" / "addon_registry.json").write_text(json.dumps({"ai_chatbot": "1.0.0"}))
         elapsed = time.perf_counter() - start
-        database.executescript(down_sql)
+        database.executescript(self.down_sql)
         database.close()
-        if run:  # the first run warms the page cache
-            samples.append(elapsed)
-    return samples
+        if record:
+            self.installs.append(elapsed)
 
 
 def _wheel(work: Path) -> Path:
@@ -177,14 +188,26 @@ def bench_cli_vs_pip(work: Path, runs: int) -> tuple[list[float], list[float], l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="plugdock-bench-") as scratch:
         work = Path(scratch)
         package = pack(CHATBOT, work / "modules")
-        installs, uninstalls = bench_library(work, args.runs, hooks=False)
-        full_installs, full_uninstalls = bench_library(work, args.runs, hooks=True)
-        floor = bench_raw_floor(work, package, args.runs)
+        library, full, raw = (
+            LibraryRuns(work, hooks=False),
+            LibraryRuns(work, hooks=True),
+            RawFloor(work, package),
+        )
+        # Round by round, so the disk and whatever else runs weigh on all three alike.
+        for _ in range(args.runs):
+            library.once()
+            full.once()
+            raw.once()
+        library.close()
+        full.close()
+        installs, uninstalls = library.installs, library.uninstalls
+        full_installs, full_uninstalls = full.installs, full.uninstalls
+        floor = raw.installs
         cli, pip, pip_source = bench_cli_vs_pip(work, max(3, args.runs // 4))
 
     install_ms, floor_ms = median_ms(installs), median_ms(floor)

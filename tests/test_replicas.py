@@ -176,6 +176,31 @@ def test_install_upgrade_uninstall_reach_every_replica(tmp_path: Path, postgres_
                 panel.stop()
 
 
+def test_a_replica_reports_fetched_code_at_once(tmp_path: Path, postgres_db: str) -> None:
+    """A replica fetches another's install in the background after the notification; it
+    must report serving it as soon as it does, not on its next timer tick (here: never),
+    or the install's answer waits for it to the converge timeout and counts it out."""
+    modules = tmp_path / "modules"
+    pack_into(echo_plugin(tmp_path / "src", "1.0.0"), modules)
+    no_timer = {
+        "PLUGDOCK_SYNC_INTERVAL": "3600",
+        "PLUGDOCK_REPLICA_HEARTBEAT": "3600",
+        "PLUGDOCK_REPLICA_STALE_AFTER": "3600",
+        "PLUGDOCK_CONVERGE_TIMEOUT": "10",
+    }
+    a = start_replica(tmp_path / "a", postgres_db, modules=modules, extra_env=no_timer)
+    b = start_replica(tmp_path / "b", postgres_db, extra_env=no_timer)
+    try:
+        admin = a.client(a.login())
+        installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "echo"})
+        assert installed.status_code == 200, installed.text
+        assert installed.json()["replicas"] == {"converged": 2, "total": 2}
+        assert echo_version(b) == "1.0.0"
+    finally:
+        a.stop()
+        b.stop()
+
+
 def test_a_stopped_replica_leaves_the_count(tmp_path: Path, postgres_db: str) -> None:
     """A clean stop removes the replica's row; the next change waits for none but the live."""
     modules = tmp_path / "modules"

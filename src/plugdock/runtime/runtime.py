@@ -404,6 +404,9 @@ class PluginRuntime:
             self._hint_seen = None  # our own operation reconciles when it ends
         else:
             self.reconcile()
+            # Say so now: the installing replica's answer waits for this beat, and the
+            # watch loop's next one could be a whole sync interval away.
+            await self.report()
 
     def fetch_code(self) -> None:
         """Fetch the code of installations this machine lacks from the database (blocking)."""

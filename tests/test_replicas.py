@@ -107,6 +107,16 @@ def echo_version(panel: Panel) -> str | int:
     return response.json()["version"] if response.status_code == 200 else response.status_code
 
 
+def install_echo_on_both(a: Panel, b: Panel) -> httpx.Client:
+    """Install echo through A; its answer must count B as serving it. Returns A's admin."""
+    admin = a.client(a.login())
+    installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "echo"})
+    assert installed.status_code == 200, installed.text
+    assert installed.json()["replicas"] == {"converged": 2, "total": 2}
+    assert echo_version(b) == "1.0.0"
+    return admin
+
+
 def code_folders(panel: Panel, plugin_id: str) -> list[str]:
     addons = Path(panel.env["PLUGDOCK_HOME"]) / "addons"
     return sorted(
@@ -191,11 +201,7 @@ def test_a_replica_reports_fetched_code_at_once(tmp_path: Path, postgres_db: str
     a = start_replica(tmp_path / "a", postgres_db, modules=modules, extra_env=no_timer)
     b = start_replica(tmp_path / "b", postgres_db, extra_env=no_timer)
     try:
-        admin = a.client(a.login())
-        installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "echo"})
-        assert installed.status_code == 200, installed.text
-        assert installed.json()["replicas"] == {"converged": 2, "total": 2}
-        assert echo_version(b) == "1.0.0"
+        install_echo_on_both(a, b)
     finally:
         a.stop()
         b.stop()
@@ -308,11 +314,7 @@ def test_replicas_converge_on_mariadb_by_polling(tmp_path: Path, mariadb_db: str
     a = start_replica(tmp_path / "a", mariadb_db, modules=modules)
     b = start_replica(tmp_path / "b", mariadb_db)
     try:
-        admin = a.client(a.login())
-        installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "echo"})
-        assert installed.status_code == 200, installed.text
-        assert installed.json()["replicas"] == {"converged": 2, "total": 2}
-        assert echo_version(b) == "1.0.0"
+        admin = install_echo_on_both(a, b)
         removed = admin.delete("/api/v1/marketplace/uninstall/echo")
         assert removed.json()["replicas"] == {"converged": 2, "total": 2}
         assert echo_version(b) == 404

@@ -225,6 +225,12 @@ def test_doctor_finds_and_repairs_drift(tmp_path: Path, env: dict[str, str]) -> 
     assert not (home / "addons" / "backend" / "orphan").exists()
     assert plugdock(env, "doctor").returncode == 0
 
+    (home / "addons" / "addon_registry.json").write_text("")  # a crash lost its write
+    report = plugdock(env, "doctor")
+    assert report.returncode == 1 and "registry cannot be read" in report.stderr
+    assert plugdock(env, "doctor", "--repair").returncode == 0
+    assert plugdock(env, "doctor").returncode == 0
+
 
 def test_version_and_help(env: dict[str, str]) -> None:
     assert "plugdock 0.1.0" in plugdock(env, "--version").stdout

@@ -160,3 +160,21 @@ def test_concurrent_installs_are_serialized(installer: Installer, tmp_path: Path
     assert installed == {*ids, "ai_chatbot"}
     doctor = run_cli(settings, "doctor")
     assert doctor.returncode == 0, doctor.stderr
+
+
+@pytest.mark.parametrize("lost", ["emptied", "stale", "garbled"])
+def test_a_registry_write_a_crash_lost_heals_from_the_rows(installer: Installer, lost: str) -> None:
+    """addon_registry.json is written without fsync (a view of the rows): after a crash it
+    may be empty or older than the database, and the next operation (here: recovery, which
+    each operation and the panel's start run first) rewrites it."""
+    settings = installer.settings
+    installer.install("ai_chatbot")
+    written = settings.registry_path.read_text()
+    if lost == "emptied":
+        settings.registry_path.write_text("")
+    elif lost == "garbled":
+        settings.registry_path.write_text("[]")
+    else:
+        settings.registry_path.write_text('{"format": 1, "plugins": {}}\n')
+    installer.recover()
+    assert settings.registry_path.read_text() == written

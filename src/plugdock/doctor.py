@@ -80,7 +80,11 @@ def diagnose(installer: Installer) -> list[Finding]:
             Finding(f"an interrupted {journal.operation} of {journal.plugin_id} is pending", True)
         )
     installations = {i.plugin_id: i for i in installer.installed()}
-    registry = read_registry(settings.registry_path)
+    try:
+        registry = read_registry(settings.registry_path)
+    except (OSError, ValueError) as exc:  # a crash may leave it empty: it is not synced
+        findings.append(Finding(f"the registry cannot be read ({exc})", True))
+        registry = {}
     for plugin_id in sorted(installations.keys() - registry.keys()):
         findings.append(Finding(f"{plugin_id}: installed but missing from the registry", True))
     for plugin_id in sorted(registry.keys() - installations.keys()):

@@ -61,14 +61,12 @@ def orphans(workspace: Workspace, rows: list[Installation]) -> list[str]:
 
 
 def registry_is_current(workspace: Workspace, rows: list[Installation]) -> bool:
-    """Whether this machine's addon_registry.json lists the rows' plugins and versions."""
+    """Whether this machine's addon_registry.json says exactly what the rows say."""
+    wanted = json.loads(json.dumps({r.plugin_id: r.as_registry_entry() for r in rows}))
     try:
-        listed = read_registry(workspace.settings.registry_path)
-    except (OSError, ValueError):
+        return bool(read_registry(workspace.settings.registry_path) == wanted)
+    except (OSError, ValueError):  # unreadable (a crash may empty it): written anew
         return False
-    return {k: v.get("version") for k, v in listed.items()} == {
-        r.plugin_id: r.version for r in rows
-    }
 
 
 def needs_sync(workspace: Workspace, rows: list[Installation]) -> bool:
@@ -119,18 +117,9 @@ def _sync_locked(workspace: Workspace, remove_orphans: bool) -> dict[str, str]:
         for plugin_id in orphans(workspace, rows):
             codefiles.remove_all(workspace, plugin_id)
             log.info("removed the code of %s: it is no longer installed", plugin_id)
-    if journal is None and _registry_differs(workspace.settings.registry_path, rows):
+    if journal is None and not registry_is_current(workspace, rows):
         write_registry(workspace.settings.registry_path, rows)  # the disk's view of the rows
     return failures
-
-
-def _registry_differs(path: Path, rows: list[Installation]) -> bool:
-    """Rewrite only what changed elsewhere: an operation that is then refused leaves no trace."""
-    wanted = json.loads(json.dumps({r.plugin_id: r.as_registry_entry() for r in rows}))
-    try:
-        return bool(read_registry(path) != wanted)
-    except (OSError, ValueError):  # unreadable: write it anew
-        return True
 
 
 def _adopt_legacy(workspace: Workspace, row: Installation) -> bool:

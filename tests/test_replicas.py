@@ -223,7 +223,7 @@ def test_a_stopped_replica_leaves_the_count(tmp_path: Path, postgres_db: str) ->
         b.stop()
 
 
-@pytest.mark.parametrize("point", ["materialize.download", "materialize.swap"])
+@pytest.mark.parametrize("point", ["materialize.download", "code.moved_in"])
 def test_a_replica_killed_while_fetching_restarts_clean(
     tmp_path: Path, postgres_db: str, point: str
 ) -> None:

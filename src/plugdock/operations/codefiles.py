@@ -64,6 +64,7 @@ def move_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
     }
     manifest = moves.pop("manifest", None)
     move_all(list(moves.values()))
+    failpoint("code.moved_in")  # every other kind is in place, no marker yet
     if manifest is not None:
         move_all([manifest])
 

@@ -20,14 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from pathlib import Path
 
 from filelock import Timeout
 
 from plugdock.db import connect_read
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.failpoints import failpoint
-from plugdock.fsutil import make_private_dir, move, remove_tree
+from plugdock.fsutil import make_private_dir, remove_tree
 from plugdock.journal import read_journal
 from plugdock.locking import local_operation_lock
 from plugdock.operations import codefiles
@@ -161,17 +160,8 @@ def materialize(workspace: Workspace, row: Installation) -> None:
                 f"{row.plugin_id} {row.version}"
             )
         codefiles.gather_manifest(staged.unpacked, row.package_sha256)
-        _swap_in(workspace, staged.unpacked, row.plugin_id)
+        codefiles.remove_all(workspace, row.plugin_id)  # the old marker goes first
+        codefiles.move_in(workspace, staged.unpacked, row.plugin_id)  # the new one last
         log.info("fetched %s %s from the database", row.plugin_id, row.version)
     finally:
         remove_tree(staging)
-
-
-def _swap_in(workspace: Workspace, unpacked: Path, plugin_id: str) -> None:
-    """Replace a plugin's code: the old marker goes first, the new one arrives last."""
-    codefiles.remove_all(workspace, plugin_id)
-    for kind in codefiles.CODE_KINDS:
-        if kind == "manifest":
-            failpoint("materialize.swap")  # every other kind is in place, no marker yet
-        if (unpacked / kind).is_dir():
-            move(unpacked / kind, workspace.code_path(kind, plugin_id))

@@ -352,9 +352,12 @@ def test_a_worker_starting_while_an_upgrade_is_halfway_waits_for_it(tmp_path: Pa
         first.stop()
 
 
-# Every point of an upgrade's code swap: after each kind of the old code moved out, and
-# after the new code moved in.
-SWAP_POINTS = [f"code.moved_out.{kind}" for kind in LEAVING_ORDER] + ["upgrade.record"]
+# Every point of an upgrade's code swap: after each kind of the old code moved out, after
+# the new code moved in but not its marker, and after the marker too.
+SWAP_POINTS = [f"code.moved_out.{kind}" for kind in LEAVING_ORDER] + [
+    "code.moved_in",
+    "upgrade.record",
+]
 
 
 @pytest.mark.parametrize("point", SWAP_POINTS)

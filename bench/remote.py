@@ -35,9 +35,9 @@ from plugdock.installer import Installer
 from plugdock.package.pack import pack
 from plugdock.server import Storage
 from plugdock.server.client import publish
-from plugdock.signing import generate_keypair, load_private_key, load_public_key, sign_package
 from plugdock.sources.remote import RemoteSource
-from plugdock.trust import TrustStore
+from plugdock.trust.signing import generate_keypair, load_private_key, load_public_key, sign_package
+from plugdock.trust.store import TrustStore
 
 REPO = Path(__file__).resolve().parent.parent
 CHATBOT = REPO / "examples" / "plugins" / "ai_chatbot"

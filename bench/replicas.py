@@ -38,11 +38,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from plugdock.config import load_settings
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.installer import Installer
+from plugdock.operations.materialize import sync_code
 from plugdock.operations.workspace import Workspace
 from plugdock.package.pack import pack
-from plugdock.runtime.materialize import sync_code
 
 REPO = Path(__file__).resolve().parent.parent
 CHATBOT = REPO / "examples" / "plugins" / "ai_chatbot"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.installer import Installer
 from support import CHATBOT, instance_settings, pack_into
 

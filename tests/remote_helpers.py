@@ -21,8 +21,8 @@ import uvicorn
 from plugdock.config import Settings, load_settings
 from plugdock.server import Storage, create_app
 from plugdock.server.client import publish
-from plugdock.signing import generate_keypair, load_private_key, load_public_key, sign_package
-from plugdock.trust import TrustStore
+from plugdock.trust.signing import generate_keypair, load_private_key, load_public_key, sign_package
+from plugdock.trust.store import TrustStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect, select
 
 from plugdock.config import Settings, load_settings
-from plugdock.db import (
+from plugdock.core.db import (
     addon_installations,
     audit_log,
     current_generation,
@@ -102,7 +102,7 @@ def snapshot(settings: Settings, engine: Engine) -> dict[str, Any]:
         applied = [tuple(r) for r in conn.execute(select(plugin_migrations).order_by("plugin_id"))]
         audit = [tuple(r) for r in conn.execute(select(audit_log).order_by(audit_log.c.id))]
         generation = current_generation(conn)
-        packages = [  # the store other replicas fetch code from (plugdock.package_store)
+        packages = [  # the store other replicas fetch code from (plugdock.instance.package_store)
             tuple(r)
             for r in conn.execute(
                 select(

@@ -24,9 +24,9 @@ from sqlalchemy import create_engine, select, update
 
 from panel import ADMIN_PASSWORD as PANEL_PASSWORD
 from panel import start_panel
-from plugdock import audit, sdk
+from plugdock import sdk
 from plugdock.config import Settings, load_settings
-from plugdock.db import login_throttle, make_engine, users
+from plugdock.core.db import login_throttle, make_engine, users
 from plugdock.errors import PlugdockError
 from plugdock.host import throttle
 from plugdock.host import users as user_store
@@ -39,6 +39,7 @@ from plugdock.host.auth import (
     load_secret_key,
 )
 from plugdock.host.state import panel_state
+from plugdock.instance import audit
 
 ADMIN_PASSWORD = "admin-password-1"
 LOGIN = "/api/v1/auth/login"

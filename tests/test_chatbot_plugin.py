@@ -934,9 +934,9 @@ def test_upgrade_from_1_0_keeps_chats_and_counts_their_messages(
     plugin: types.SimpleNamespace, database_url: str
 ) -> None:
     """1.0.0's tables with chats in them, the 1.1.0 step, then 1.1.0's API on the same rows."""
-    from plugdock.db import dialect_name
-    from plugdock.migrations import load_migration
-    from plugdock.upgrade_steps import load_upgrade_steps
+    from plugdock.core.db import dialect_name
+    from plugdock.plugin_sql.migrations import load_migration
+    from plugdock.plugin_sql.upgrade_steps import load_upgrade_steps
 
     engine = create_engine(database_url)
     try:

@@ -298,7 +298,7 @@ def test_lifecycle_arguments_have_help() -> None:
 
 START_UP = (
     "from plugdock.config import load_settings\n"
-    "from plugdock.db import make_engine\n"
+    "from plugdock.core.db import make_engine\n"
     "from plugdock.host.core_api import start_up\n"
     "settings = load_settings()\n"
     "start_up(make_engine(settings.db_url), settings)\n"

@@ -25,10 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer
-from plugdock.isolation.db_roles import (
+from plugdock.plugin_sql.db_roles import (
     MYSQL_SOCKET_NAME,
     check_grants,
     drop_plugin_role,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from plugdock import audit
-from plugdock.db import audit_log
+from plugdock.core.db import audit_log
 from plugdock.errors import PackageError, PlugdockError, StepError
 from plugdock.installer import Installer
+from plugdock.instance import audit
 from plugdock.operations.plan import PlanError
 from support import make_plugin, pack_into, snapshot
 

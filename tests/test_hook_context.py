@@ -23,7 +23,7 @@ from sqlalchemy import text
 
 from plugdock import sdk
 from plugdock.config import Settings
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.installer import Installer
 from support import REPO, instance_settings, make_plugin, pack_into
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from plugdock import audit
+from plugdock.core.failpoints import InjectedFailure
 from plugdock.errors import (
     AlreadyInstalledError,
     NotFoundError,
@@ -19,8 +19,8 @@ from plugdock.errors import (
     StepError,
     UnsafeSqlError,
 )
-from plugdock.failpoints import InjectedFailure
 from plugdock.installer import Installer
+from plugdock.instance import audit
 from support import CHATBOT_TABLES, CHATBOT_VERSION, make_plugin, pack_into, snapshot
 
 INSTALL_STEPS = [

@@ -1,6 +1,6 @@
 """Each plugin id is bound to the publisher key that signed it (issue 9, item 3).
 
-Unit tests of plugdock.signer_binding on SQLite, PostgreSQL and MariaDB, then the attack
+Unit tests of plugdock.trust.binding on SQLite, PostgreSQL and MariaDB, then the attack
 end to end: a plugin installed signed by key A, uninstalled, and the same id signed by
 another trusted key B is refused (local source, and from a plugin server), until an admin
 rebinds the id with ``plugdock trust bind``.
@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from plugdock import audit
 from plugdock.cli import app
-from plugdock.db import connect_read, make_engine
+from plugdock.core.db import connect_read, make_engine
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer
-from plugdock.signer_binding import (
+from plugdock.instance import audit
+from plugdock.trust.binding import (
     SIGNER_REBIND,
     SignerMismatchError,
     bind_signer,
@@ -30,9 +30,9 @@ from plugdock.signer_binding import (
     rebind_signer,
     unbind_signer,
 )
-from plugdock.signing import generate_keypair, key_id, load_private_key, load_public_key
-from plugdock.signing import sign_package as sign
-from plugdock.trust import TrustStore
+from plugdock.trust.signing import generate_keypair, key_id, load_private_key, load_public_key
+from plugdock.trust.signing import sign_package as sign
+from plugdock.trust.store import TrustStore
 from remote_helpers import Remote, host_settings, start_remote, trust_alice
 from support import instance_settings, make_plugin, pack_into, snapshot
 

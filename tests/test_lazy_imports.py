@@ -65,9 +65,9 @@ def test_trust_and_doctor_load_cryptography_only_to_check_a_key() -> None:
     """Naming a server (trust) or opening doctor does not load cryptography; reading a key does."""
     probe = (
         "import sys\n"
-        "import plugdock.doctor, plugdock.trust\n"
+        "import plugdock.installer.doctor, plugdock.trust.store\n"
         "before = 'cryptography' in sys.modules\n"
-        "plugdock.trust.check_signer\n"
+        "plugdock.trust.store.check_signer\n"
         "print(before, 'cryptography' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.errors import LockTimeoutError
-from plugdock.locking import operation_lock
+from plugdock.instance.locking import operation_lock
 
 
 @pytest.mark.parametrize("server_url", [POSTGRES_URL, MARIADB_URL], ids=["postgresql", "mariadb"])

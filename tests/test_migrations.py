@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from plugdock.db import dialect_name, make_engine, plugin_migrations
+from plugdock.core.db import dialect_name, make_engine, plugin_migrations
 from plugdock.errors import PackageError, UnsafeSqlError
-from plugdock.migrations import (
+from plugdock.plugin_sql.migrations import (
     Migration,
     applied_migrations,
     apply_down,
@@ -209,7 +209,7 @@ def test_drop_created_tables_drops_newest_first(engine: Engine, tmp_path: Path) 
 
 
 def test_check_tables_free_refuses_existing_tables(engine: Engine, tmp_path: Path) -> None:
-    # ``users`` is one of the host's core tables (plugdock.db).
+    # ``users`` is one of the host's core tables (plugdock.core.db).
     up = "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, evil TEXT);"
     migration = load_migration(
         write_migrations(tmp_path, {"up.sql": up, "down.sql": "DROP TABLE users;"}), "sqlite"

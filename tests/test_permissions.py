@@ -15,9 +15,9 @@ from test_recovery import run_cli
 from panel import Panel, start_panel
 from plugdock.errors import PackageError, PermissionsNotGrantedError
 from plugdock.installer import Installer
-from plugdock.isolation.permissions import added, describe, validate_permission, wants_network
+from plugdock.instance.registry import read_registry
 from plugdock.package.metadata import parse_metadata
-from plugdock.registry import read_registry
+from plugdock.package.permissions import added, describe, validate_permission, wants_network
 from support import make_plugin, pack_into, snapshot
 
 MARKET = "/api/v1/marketplace"

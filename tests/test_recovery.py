@@ -11,7 +11,7 @@ import pytest
 
 from plugdock.errors import LockTimeoutError
 from plugdock.installer import Installer
-from plugdock.locking import operation_lock
+from plugdock.instance.locking import operation_lock
 from support import CHATBOT, CHATBOT_VERSION, instance_settings, make_plugin, pack_into, snapshot
 
 

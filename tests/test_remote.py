@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.errors import NotFoundError, SourceUnavailableError
 from plugdock.installer import Installer
 from plugdock.server import create_app
-from plugdock.signing import SignatureError, generate_keypair, load_private_key, sign_package
 from plugdock.sources.remote import IntegrityError, RedirectRefusedError, RemoteSource
-from plugdock.trust import UntrustedIndexError, pinned_root
+from plugdock.trust.signing import SignatureError, generate_keypair, load_private_key, sign_package
+from plugdock.trust.store import UntrustedIndexError, pinned_root
 from remote_helpers import (
     Chaos,
     LiveServer,
@@ -286,7 +286,7 @@ def test_a_strict_host_needs_the_server_root_pinned_first(tmp_path: Path, remote
     with pytest.raises(UntrustedIndexError, match="plugdock trust server"):
         installer.install("notes")
 
-    from plugdock.trust import pin_server_root
+    from plugdock.trust.store import pin_server_root
 
     pin_server_root(installer.settings, remote.url, remote.storage.index.root_bytes(), how="file")
     assert installer.install("notes").version == "1.0.0"
@@ -471,7 +471,7 @@ def test_first_use_pinning_over_plain_http_needs_the_admin_to_ask(
     assert snapshot(installer.settings, installer.engine) == before
 
     # Pinning explicitly (the file from the operator) keeps working over http.
-    from plugdock.trust import pin_server_root
+    from plugdock.trust.store import pin_server_root
 
     pin_server_root(installer.settings, remote.url, remote.storage.index.root_bytes(), how="file")
     assert installer.install("notes").version == "1.0.0"
@@ -531,7 +531,7 @@ def test_an_index_whose_latest_goes_backwards_is_refused(tmp_path: Path, remote:
 
     # A fresh host that never saw 1.1.0 has nothing to compare with; an admin who accepts
     # the withdrawal re-pins the server, which forgets what was seen.
-    from plugdock.trust import pin_server_root
+    from plugdock.trust.store import pin_server_root
 
     pin_server_root(installer.settings, remote.url, remote.storage.index.root_bytes(), how="file")
     assert installer.install("notes").version == "1.0.0"
@@ -554,8 +554,8 @@ def test_a_package_signed_by_another_key_than_the_index_records_is_refused(
 ) -> None:
     """The index says alice signed notes; the bytes behind it are mallory's (also trusted)."""
     from plugdock.package.checksums import sha256_file
-    from plugdock.signing import key_id, load_public_key
-    from plugdock.trust import TrustStore
+    from plugdock.trust.signing import key_id, load_public_key
+    from plugdock.trust.store import TrustStore
 
     remote.publish(_package(tmp_path))
     alice = key_id(load_public_key(remote.public_key_path))

@@ -21,7 +21,7 @@ from conftest import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 from sqlalchemy import create_engine, select, update
 
 from panel import ADMIN_PASSWORD, Panel, free_port
-from plugdock.db import plugin_package_chunks, plugin_packages
+from plugdock.core.db import plugin_package_chunks, plugin_packages
 from support import make_plugin, pack_into
 
 VERSION_ROUTES = (

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
-from plugdock.db import addon_installations, plugin_package_chunks, plugin_packages
+from plugdock.core.db import addon_installations, plugin_package_chunks, plugin_packages
 from plugdock.installer import Installer
+from plugdock.instance.package_store import CHUNK_BYTES
 from plugdock.operations import codefiles
+from plugdock.operations.materialize import code_is_current, sync_code
 from plugdock.operations.workspace import Workspace
-from plugdock.package_store import CHUNK_BYTES
-from plugdock.runtime.materialize import code_is_current, sync_code
 from support import instance_settings, make_plugin, pack_into
 
 
@@ -145,7 +145,7 @@ def test_a_changed_source_file_is_not_stored(installer: Installer, tmp_path: Pat
     """The bytes stored are the bytes verified: a zip that changes between the check and
     the commit fails the install instead of storing something else."""
     from plugdock.errors import PackageError
-    from plugdock.package_store import store_package
+    from plugdock.instance.package_store import store_package
 
     package = pack_into(make_plugin(tmp_path / "src", "notes"), tmp_path / "m")
     with installer.engine.begin() as conn, pytest.raises(PackageError, match="changed"):
@@ -155,7 +155,7 @@ def test_a_changed_source_file_is_not_stored(installer: Installer, tmp_path: Pat
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_doctor_repairs_a_replica_from_the_database(installer: Installer, tmp_path: Path) -> None:
     """A replica has no source: a damaged code folder is put back from the stored package."""
-    from plugdock import doctor
+    from plugdock.installer import doctor
 
     pack_into(make_plugin(tmp_path / "src", "notes"), installer.settings.plugin_local_dir)
     installer.install("notes")

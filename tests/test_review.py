@@ -22,7 +22,7 @@ from plugdock.errors import NotFoundError
 from plugdock.installer import Installer
 from plugdock.package.checksums import render, sha256_bytes
 from plugdock.server import Storage, create_app, startup_warnings
-from plugdock.signing import generate_keypair, load_private_key, sign_package
+from plugdock.trust.signing import generate_keypair, load_private_key, sign_package
 from remote_helpers import host_settings, start_remote, trust_alice
 from support import make_plugin, pack_into
 

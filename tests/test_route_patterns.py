@@ -1,10 +1,10 @@
-"""Route patterns have one matcher (plugdock.runtime.routes), used by install checks and compat."""
+"""Route patterns have one matcher (plugdock.plugin_code.routes), for install checks and compat."""
 
 from __future__ import annotations
 
 import pytest
 
-from plugdock.runtime.routes import pattern_matches, patterns_overlap
+from plugdock.plugin_code.routes import pattern_matches, patterns_overlap
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_a_routers_own_routes_are_what_the_app_serves_once_included() -> None:
     from fastapi import APIRouter, FastAPI
     from starlette.routing import Mount
 
-    from plugdock.runtime.routes import router_routes, served_routes
+    from plugdock.plugin_code.routes import router_routes, served_routes
 
     inner = APIRouter()
 

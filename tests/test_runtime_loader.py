@@ -11,8 +11,8 @@ from sqlalchemy import Integer
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from plugdock.errors import PackageError
-from plugdock.runtime.loader import load_backend, unload
-from plugdock.runtime.routes import check_declared, router_routes
+from plugdock.plugin_code.loader import load_backend, unload
+from plugdock.plugin_code.routes import check_declared, router_routes
 
 
 def write_backend(folder: Path, files: dict[str, str]) -> Path:

@@ -1,6 +1,6 @@
 """The core schema under Alembic, on SQLite, PostgreSQL and MariaDB.
 
-A fresh database reaches the head revision with exactly the tables of ``plugdock.db``;
+A fresh database reaches the head revision with exactly the tables of ``plugdock.core.db``;
 an up-to-date one costs one query and never imports Alembic; processes starting together
 migrate once; the plugin-state generation counts in the caller's transaction.
 """
@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from plugdock.db import (
+from plugdock.core.db import (
     SCHEMA_BASELINE,
     SCHEMA_HEAD,
     addon_installations,
@@ -83,7 +83,7 @@ def test_fresh_database_gets_the_whole_schema(database_url: str) -> None:
         assert schema_revision(engine) == SCHEMA_HEAD
         assert {t.lower() for t in inspect(engine).get_table_names()} >= CORE_TABLES
         with engine.connect() as conn:
-            # The migrations create exactly what plugdock.db describes: no drift.
+            # The migrations create exactly what plugdock.core.db describes: no drift.
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, core_metadata) == []
             assert current_generation(conn) == 0
@@ -105,7 +105,7 @@ def test_fresh_database_gets_the_whole_schema(database_url: str) -> None:
 def test_up_to_date_database_costs_one_query_and_no_alembic(database_url: str) -> None:
     probe = f"""
         import sys, time
-        from plugdock.db import ensure_schema, make_engine
+        from plugdock.core.db import ensure_schema, make_engine
         engine = make_engine({database_url!r}, upgrade=False)
         started = time.perf_counter()
         migrated = ensure_schema(engine)
@@ -127,7 +127,7 @@ def test_processes_starting_together_migrate_once(database_url: str) -> None:
     start_at = time.time() + 1.5  # all start importing now, then race for the same instant
     code = f"""
         import time
-        from plugdock.db import ensure_schema, make_engine
+        from plugdock.core.db import ensure_schema, make_engine
         engine = make_engine({database_url!r}, upgrade=False)
         with engine.connect():
             pass  # connect (and on SQLite switch to WAL) before the race

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from plugdock.package.checksums import render, sha256_bytes
 from plugdock.server import Storage, create_app
-from plugdock.signing import generate_keypair, load_private_key, sign_package
+from plugdock.trust.signing import generate_keypair, load_private_key, sign_package
 from support import make_plugin, pack_into
 
 

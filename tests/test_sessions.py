@@ -18,13 +18,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from plugdock import audit
 from plugdock.config import Settings, load_settings
-from plugdock.db import auth_sessions, make_engine
+from plugdock.core.db import auth_sessions, make_engine
 from plugdock.host import users as user_store
 from plugdock.host.app import create_app
 from plugdock.host.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from plugdock.host.state import panel_state
+from plugdock.instance import audit
 
 ADMIN_PASSWORD = "admin-password-1"
 LOGIN = "/api/v1/auth/login"

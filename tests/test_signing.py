@@ -16,7 +16,7 @@ from plugdock.config import load_settings
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer
 from plugdock.package.archive import inspect_package
-from plugdock.signing import (
+from plugdock.trust.signing import (
     SignatureError,
     generate_keypair,
     key_id,
@@ -25,7 +25,7 @@ from plugdock.signing import (
     read_signature,
     sign_package,
 )
-from plugdock.trust import TrustStore, enforce
+from plugdock.trust.store import TrustStore, enforce
 from support import instance_settings, make_plugin, pack_into, snapshot
 
 

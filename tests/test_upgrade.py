@@ -10,9 +10,9 @@ from conftest import DATABASES
 from sqlalchemy import inspect, text
 from test_recovery import run_cli
 
-from plugdock import audit
 from plugdock.errors import AlreadyInstalledError, NotInstalledError, PackageError, StepError
 from plugdock.installer import Installer
+from plugdock.instance import audit
 from plugdock.operations.upgrade import DowngradeError
 from support import CHATBOT, CHATBOT_1_0, CHATBOT_1_0_TABLES, make_plugin, pack_into, snapshot
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, inspect, select, text
 
-from plugdock.db import dialect_name, make_engine, plugin_migrations
+from plugdock.checks.validate import validate_package
+from plugdock.core.db import dialect_name, make_engine, plugin_migrations
 from plugdock.errors import PackageError, UnsafeSqlError
-from plugdock.migrations import apply_up, load_migration, transactional_ddl
 from plugdock.package.archive import Limits, inspect_package
 from plugdock.package.changelog import MAX_CHANGELOG_BYTES, TRUNCATED_NOTE, read_changelog
 from plugdock.package.pack import pack
-from plugdock.upgrade_steps import (
+from plugdock.plugin_sql.migrations import apply_up, load_migration, transactional_ddl
+from plugdock.plugin_sql.upgrade_steps import (
     STEP_NAME,
     UpgradeStepError,
     applied_upgrade_steps,
@@ -29,7 +30,6 @@ from plugdock.upgrade_steps import (
     resulting_tables,
     step_versions,
 )
-from plugdock.validate import validate_package
 from support import make_plugin
 
 REPO = Path(__file__).resolve().parents[1]

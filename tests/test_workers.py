@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from panel import Panel, start_panel
-from plugdock.db import make_engine
+from plugdock.core.db import make_engine
 from plugdock.errors import StepError
 from plugdock.installer import Installer
+from plugdock.instance.notify import ChangeListener
 from plugdock.operations.codefiles import LEAVING_ORDER
-from plugdock.runtime.notify import ChangeListener
 from support import CHATBOT, instance_settings, make_plugin, pack_into
 
 PID_ROUTES = (

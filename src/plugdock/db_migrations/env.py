@@ -1,6 +1,7 @@
-"""Alembic environment for plugdock's core tables, configured by ``plugdock.db.alembic_config``.
+"""Alembic environment for plugdock's core tables, configured by
+``plugdock.core.db.alembic_config``.
 
-There is no ``alembic.ini``: :func:`plugdock.db.upgrade_schema` builds the configuration
+There is no ``alembic.ini``: :func:`plugdock.core.db.upgrade_schema` builds the configuration
 and passes its connection in ``config.attributes["connection"]``, already inside the
 transaction (and lock) it wants the migration to run in. Offline mode (``--sql``) renders
 the SQL for the URL in the ``sqlalchemy.url`` option instead.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from plugdock.db import core_metadata
+from plugdock.core.db import core_metadata
 
 config = context.config
 
@@ -26,7 +27,7 @@ else:
     connection = config.attributes.get("connection")
     if connection is None:
         raise RuntimeError(
-            "plugdock's core migrations run through plugdock.db.upgrade_schema(engine)"
+            "plugdock's core migrations run through plugdock.core.db.upgrade_schema(engine)"
         )
     context.configure(
         connection=connection,

@@ -16,14 +16,22 @@ from fastapi.concurrency import run_in_threadpool
 
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
-from plugdock.db import make_engine
-from plugdock.host import auth, core_api, frontend, marketplace, marketplace_changes, readiness
+from plugdock.core.db import make_engine
+from plugdock.host import (
+    accounts,
+    auth,
+    core_api,
+    frontend,
+    marketplace,
+    marketplace_changes,
+    readiness,
+)
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
-from plugdock.instance import prepare_home
+from plugdock.instance.privacy import prepare_home
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
 from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
 
@@ -68,7 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_docs(app)
     installer = Installer(settings, engine=engine)
-    runtime = PluginRuntime(app, settings, engine)
+    runtime = PluginRuntime(
+        app,
+        settings,
+        engine,
+        undo_install=lambda plugin_id: installer.uninstall(plugin_id, before_commit=None),
+    )
     app.state.plugdock = PanelState(
         engine=engine,
         authenticate=auth.authenticate,  # sdk.current_user and friends: the panel's tokens
@@ -78,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime=runtime,
     )
     core_api.install(app)
+    app.include_router(accounts.router)  # the user admin routes, on core_api's models
     app.include_router(marketplace.router)
     app.include_router(marketplace_changes.router)
     app.include_router(readiness.router)

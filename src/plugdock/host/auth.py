@@ -40,7 +40,6 @@ import logging
 import secrets
 import stat
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,14 +49,15 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, update
 
-from plugdock import audit, sdk
+from plugdock import sdk
 from plugdock.config import Settings
-from plugdock.db import connect_read, make_engine, stored_secret, users
+from plugdock.core.db import connect_read, make_engine, stored_secret, users
 from plugdock.errors import PlugdockError
 from plugdock.host import sessions, throttle
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password, needs_rehash, verify_dummy, verify_password
-from plugdock.host.state import panel_state
+from plugdock.host.state import AuthConfig, panel_state
+from plugdock.instance import audit
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +189,6 @@ def csrf_token(session_id: str, secret: str) -> str:
 
 
 # -- per-app state -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuthConfig:
-    secret: str
-    token_minutes: float
-    cookie_secure: bool | None = None
 
 
 _config_lock = threading.Lock()

@@ -17,11 +17,12 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select, text
 
-from plugdock import audit, sdk
-from plugdock.db import addon_installations, connect_read, current_generation
+from plugdock import sdk
+from plugdock.core.db import addon_installations, connect_read, current_generation
 from plugdock.host import auth as auth_module
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password
+from plugdock.instance import audit
 
 log = logging.getLogger(__name__)
 
@@ -264,10 +265,7 @@ def plugin_users(request: Request) -> list[sdk.User]:
 def install(app: Any) -> None:
     """Include the core routes (``PanelState.authenticate`` makes ``sdk.current_user`` use
     the tokens they hand out)."""
-    from plugdock.host import accounts  # it uses this module's models
-
     app.include_router(router)
-    app.include_router(accounts.router)
 
 
 def start_up(engine: Engine, settings: Any) -> None:

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from plugdock.core.validation_errors import answer_validation_error
 from plugdock.errors import (
     AlreadyInstalledError,
     LockTimeoutError,
@@ -17,8 +18,7 @@ from plugdock.errors import (
     SourceUnavailableError,
     StepError,
 )
-from plugdock.isolation.permissions import describe
-from plugdock.validation_errors import answer_validation_error
+from plugdock.package.permissions import describe
 
 _STATUS: list[tuple[type[PlugdockError], int]] = [
     (NotFoundError, 404),

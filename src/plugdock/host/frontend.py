@@ -34,8 +34,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from plugdock.host.headers import policy, shell_policy
 from plugdock.host.state import panel_state
+from plugdock.instance.registry import Installation
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
-from plugdock.registry import Installation
 
 #: Where ``make web`` puts the built shell.
 STATIC_DIR = Path(__file__).resolve().parent / "static"

@@ -15,14 +15,14 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from plugdock import sdk
-from plugdock.db import connect_read, current_generation
+from plugdock.core.db import connect_read, current_generation
 from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.host.state import panel_state
 from plugdock.installer import Installer
-from plugdock.isolation.permissions import describe
+from plugdock.instance.registry import Installation
 from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
-from plugdock.registry import Installation
+from plugdock.package.permissions import describe
 from plugdock.runtime.replicas import ReplicaInfo, list_replicas
 from plugdock.runtime.runtime import PluginRuntime, PluginStatus
 from plugdock.sources.base import Catalog

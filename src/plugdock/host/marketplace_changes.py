@@ -16,12 +16,12 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from plugdock import sdk
-from plugdock.fsutil import make_private_dir, remove_tree
+from plugdock.core.fsutil import make_private_dir, remove_tree
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
-from plugdock.isolation.permissions import normalize as normalize_permissions
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
+from plugdock.package.permissions import normalize as normalize_permissions
 from plugdock.runtime.replicas import wait_converged
 from plugdock.sources.local import read_zip_metadata
 

@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from plugdock.db import connect_read, current_generation
+from plugdock.core.db import connect_read, current_generation
 from plugdock.host.state import panel_state
 
 router = APIRouter(tags=["health"])

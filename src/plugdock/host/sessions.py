@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select
 
-from plugdock.db import auth_sessions, users, utcnow
+from plugdock.core.db import auth_sessions, users, utcnow
 
 
 def create_session(conn: Connection, user_id: int, *, minutes: float) -> str:

@@ -19,9 +19,17 @@ from plugdock.host import throttle
 
 if TYPE_CHECKING:
     from plugdock.config import Settings
-    from plugdock.host.auth import AuthConfig
     from plugdock.installer import Installer
     from plugdock.runtime.runtime import PluginRuntime
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """The signing key, token lifetime and cookie policy, read once per app."""
+
+    secret: str
+    token_minutes: float
+    cookie_secure: bool | None = None
 
 
 @dataclass(kw_only=True)

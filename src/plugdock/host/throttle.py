@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from plugdock.db import login_throttle, utcnow
+from plugdock.core.db import login_throttle, utcnow
 
 log = logging.getLogger(__name__)
 

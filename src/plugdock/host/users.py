@@ -22,12 +22,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from plugdock import audit, sdk
+from plugdock import sdk
 from plugdock.config import Settings
-from plugdock.db import connect_read, users, utcnow
+from plugdock.core.db import connect_read, users, utcnow
 from plugdock.errors import PlugdockError
 from plugdock.host.passwords import hash_password
 from plugdock.host.sessions import end_user_sessions
+from plugdock.instance import audit
 
 log = logging.getLogger(__name__)
 

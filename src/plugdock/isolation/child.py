@@ -49,7 +49,7 @@ def _engine(url: str | None) -> Any:
         return None
     from sqlalchemy import create_engine
 
-    from plugdock.db import make_engine
+    from plugdock.core.db import make_engine
 
     if url.startswith("sqlite"):
         return make_engine(url, upgrade=False)
@@ -119,7 +119,7 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     from fastapi.exceptions import RequestValidationError
 
     from plugdock import sdk
-    from plugdock.validation_errors import answer_validation_error
+    from plugdock.core.validation_errors import answer_validation_error
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plugdock = sdk.HostState(
@@ -178,8 +178,8 @@ def main() -> None:
     order = json.loads(sys.argv[1])
     plugin_id: str = order["plugin_id"]
     logging.basicConfig(level=logging.INFO, format=f"[{plugin_id}] %(levelname)s %(message)s")
-    from plugdock.runtime.loader import load_backend
-    from plugdock.runtime.routes import router_routes
+    from plugdock.plugin_code.loader import load_backend
+    from plugdock.plugin_code.routes import router_routes
 
     try:
         backend = load_backend(plugin_id, Path(BACKEND), order["token"])

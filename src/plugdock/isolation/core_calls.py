@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from plugdock.db import connect_read, users
+from plugdock.core.db import connect_read, users
 
 SOCKET_NAME = "core.sock"
 USERS_PERMISSION = "core:users:read"

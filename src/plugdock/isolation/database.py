@@ -1,7 +1,7 @@
 """How a plugin process reaches the database: as its own role, through a relay socket.
 
 On PostgreSQL and MariaDB each plugin has a role of its own
-(:mod:`plugdock.isolation.db_roles`) with rights on its own tables only, and its process
+(:mod:`plugdock.plugin_sql.db_roles`) with rights on its own tables only, and its process
 connects through a :class:`~plugdock.isolation.dbrelay.DatabaseRelay` in its run folder, so
 it needs no network. The relays run on one event loop in a thread of their own, so they
 serve the installer's hooks (a thread of the panel, or the CLI) as well as the panel.
@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from plugdock.config import Settings
-from plugdock.db import stored_secret
+from plugdock.core.db import stored_secret
 from plugdock.isolation.dbrelay import DatabaseRelay
 from plugdock.isolation.sandbox import RUN
 
@@ -56,7 +56,7 @@ class PluginDatabase:
         return [p for p in candidates if p.exists()]
 
     def _password(self, plugin_id: str) -> str:
-        from plugdock.isolation import db_roles
+        from plugdock.plugin_sql import db_roles
 
         if self._key is None:
             import secrets
@@ -73,7 +73,7 @@ class PluginDatabase:
         """The URL the plugin process connects with; starts its relay (blocking)."""
         if not self.enforced:
             return self.settings.db_url
-        from plugdock.isolation import db_roles
+        from plugdock.plugin_sql import db_roles
 
         # Rights stay as they are (an upgrade's old process goes on serving with them);
         # grant() gives the new tables after the commit.
@@ -95,14 +95,14 @@ class PluginDatabase:
     def grant(self, plugin_id: str, tables: list[str]) -> None:
         """Rights on exactly these tables (blocking; the tables must be committed)."""
         if self.enforced:
-            from plugdock.isolation import db_roles
+            from plugdock.plugin_sql import db_roles
 
             db_roles.ensure_plugin_role(self.engine, plugin_id, tables, self._password(plugin_id))
 
     def drop(self, plugin_id: str) -> None:
         """The plugin is uninstalled: its role goes."""
         if self.enforced:
-            from plugdock.isolation import db_roles
+            from plugdock.plugin_sql import db_roles
 
             db_roles.drop_plugin_role(self.engine, plugin_id)
 

@@ -4,7 +4,7 @@ A plugin process without the ``network`` permission has no network at all; it re
 PostgreSQL or MariaDB through this relay, which the panel runs: each connection to the
 socket is piped to the database's TCP address. The relay reads the login the plugin sends
 and lets it through only for the plugin's own role and database
-(:mod:`plugdock.isolation.db_roles`): a database server that trusts local connections (or
+(:mod:`plugdock.plugin_sql.db_roles`): a database server that trusts local connections (or
 a password the plugin guessed) must not let a plugin log in as the panel. For the same
 reason it refuses TLS upgrades (it could not read the login any more) and, on MariaDB,
 ``COM_CHANGE_USER`` later in the session.

@@ -1,7 +1,7 @@
 """An install, upgrade or uninstall in process mode: the plugin's code runs only in its sandbox.
 
 In-process, the installer imports the plugin, checks its routes and runs its hook inside
-the operation's transaction (:mod:`plugdock.runtime.hooks`). In process mode the plugin's
+the operation's transaction (:mod:`plugdock.plugin_code.hooks`). In process mode the plugin's
 code never runs in the panel or the CLI:
 
 - inside the transaction (:meth:`SandboxedHooks.before_commit`), a plugin process imports
@@ -25,13 +25,13 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
-from plugdock.db import connect_read
+from plugdock.core.db import connect_read
+from plugdock.instance.registry import Installation, list_installations
 from plugdock.isolation.control import ChildProcess, PluginProcessError
 from plugdock.isolation.supervisor import PluginProcesses
-from plugdock.registry import Installation, list_installations
-from plugdock.runtime.hooks import BeforeCommit, OperationContext
-from plugdock.runtime.loader import module_token
-from plugdock.runtime.routes import ServedRoute, check_collisions, check_declared
+from plugdock.plugin_code.hooks import BeforeCommit, OperationContext
+from plugdock.plugin_code.loader import module_token
+from plugdock.plugin_code.routes import ServedRoute, check_collisions, check_declared
 
 T = TypeVar("T")
 

@@ -39,7 +39,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
-from plugdock.fsutil import make_private_dir
+from plugdock.core.fsutil import make_private_dir
 from plugdock.isolation import protocol
 from plugdock.isolation.control import ChildProcess, PluginProcessError
 from plugdock.isolation.database import PluginDatabase
@@ -130,8 +130,8 @@ class PluginProcesses:
         Raises PluginProcessError when another worker owns this installation's process.
         ``purpose`` other than "serve" (an uninstall's hook) gets a folder of its own.
         """
-        from plugdock.isolation.permissions import wants_network
-        from plugdock.runtime.loader import module_token
+        from plugdock.package.permissions import wants_network
+        from plugdock.plugin_code.loader import module_token
 
         installation = operation_id if purpose == "serve" else f"{operation_id}/{purpose}"
         run_dir = self.run_dir(plugin_id, installation)
@@ -178,8 +178,8 @@ class PluginProcesses:
             raise
 
     def _installed_ids(self) -> list[str]:
-        from plugdock.db import connect_read
-        from plugdock.registry import list_installations
+        from plugdock.core.db import connect_read
+        from plugdock.instance.registry import list_installations
 
         with connect_read(self.engine) as conn:
             return [i.plugin_id for i in list_installations(conn)]
@@ -424,7 +424,7 @@ class PluginProcesses:
 
 
 def _declared(served: ServedPlugin, path: str) -> bool:
-    from plugdock.runtime.routes import pattern_matches
+    from plugdock.plugin_code.routes import pattern_matches
 
     return any(pattern_matches(pattern, path) for pattern in served.declared)
 

@@ -25,12 +25,12 @@ from typing import Any
 from sqlalchemy import Connection, MetaData, Table, delete, func, insert, select
 from sqlalchemy import types as satypes
 
+from plugdock.core.fsutil import atomic_write, make_private_dir
 from plugdock.errors import PlugdockError
-from plugdock.fsutil import atomic_write, make_private_dir
-from plugdock.migrations import Migration
+from plugdock.instance.registry import Installation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
-from plugdock.registry import Installation
+from plugdock.plugin_sql.migrations import Migration
 
 BACKUP_FORMAT = 1
 _MAX_MANIFEST_BYTES = 1024 * 1024

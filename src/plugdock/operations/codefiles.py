@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from plugdock.failpoints import failpoint
-from plugdock.fsutil import move, move_all, remove_tree
+from plugdock.core.failpoints import failpoint
+from plugdock.core.fsutil import move, move_all, remove_tree
 from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import CHECKSUMS_FILE, METADATA_FILE
 

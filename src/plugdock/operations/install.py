@@ -16,20 +16,14 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from plugdock import audit
-from plugdock.compat import check_compatibility, check_namespace
+from plugdock.checks.compat import check_compatibility, check_namespace
+from plugdock.core.failpoints import failpoint
+from plugdock.core.fsutil import remove_tree
 from plugdock.errors import AlreadyInstalledError
-from plugdock.failpoints import failpoint
-from plugdock.fsutil import remove_tree
-from plugdock.journal import JournalEntry, clear_journal, write_journal
-from plugdock.migrations import (
-    Migration,
-    apply_up,
-    check_tables_free,
-    drop_created_tables,
-    forget_migrations,
-    load_migration,
-)
+from plugdock.instance import audit
+from plugdock.instance.journal import JournalEntry, clear_journal, write_journal
+from plugdock.instance.package_store import store_package
+from plugdock.instance.registry import Installation, add_installation
 from plugdock.operations import codefiles
 from plugdock.operations.plan import Installed, read_installed
 from plugdock.operations.runner import (
@@ -42,10 +36,16 @@ from plugdock.operations.runner import (
 )
 from plugdock.operations.staging import stage
 from plugdock.operations.workspace import Workspace
-from plugdock.package_store import store_package
-from plugdock.registry import Installation, add_installation
-from plugdock.runtime.hooks import BeforeCommit, OperationContext
-from plugdock.signer_binding import bind_signer
+from plugdock.plugin_code.hooks import BeforeCommit, OperationContext
+from plugdock.plugin_sql.migrations import (
+    Migration,
+    apply_up,
+    check_tables_free,
+    drop_created_tables,
+    forget_migrations,
+    load_migration,
+)
+from plugdock.trust.binding import bind_signer
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from plugdock import __version__
 from plugdock.errors import PackageError
+from plugdock.instance.registry import Installation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PluginMetadata, version_in_range
-from plugdock.registry import Installation
 from plugdock.sources.base import Catalog, means_newest
 from plugdock.sources.local import read_zip_metadata
 

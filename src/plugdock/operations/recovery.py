@@ -12,16 +12,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from plugdock.db import current_generation
+from plugdock.core.db import current_generation
 from plugdock.errors import PlugdockError
-from plugdock.journal import JournalEntry, read_journal
-from plugdock.migrations import Migration, load_migration, tables_only, transactional_ddl
+from plugdock.instance.journal import JournalEntry, read_journal
 from plugdock.operations.install import undo_install
 from plugdock.operations.uninstall import finish_uninstall, undo_uninstall
 from plugdock.operations.workspace import Workspace
+from plugdock.plugin_sql.migrations import Migration, load_migration, tables_only, transactional_ddl
 
 if TYPE_CHECKING:
-    from plugdock.upgrade_steps import UpgradeStep
+    from plugdock.plugin_sql.upgrade_steps import UpgradeStep
 
 log = logging.getLogger("plugdock.installer")
 
@@ -86,7 +86,7 @@ def _journal_migration(workspace: Workspace, journal: JournalEntry) -> Migration
 
 def _journal_steps(workspace: Workspace, journal: JournalEntry) -> list[UpgradeStep]:
     """The upgrade steps an interrupted upgrade was running, to compensate them (MariaDB)."""
-    from plugdock.upgrade_steps import load_upgrade_steps
+    from plugdock.plugin_sql.upgrade_steps import load_upgrade_steps
 
     row = workspace.get(journal.plugin_id)
     owned = row.tables if row is not None else []

@@ -14,14 +14,14 @@ from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 
-from plugdock import audit
-from plugdock.db import bump_generation
+from plugdock.core.db import bump_generation
+from plugdock.core.failpoints import failpoint
 from plugdock.errors import PackageError, PlugdockError, StepError
-from plugdock.failpoints import failpoint
+from plugdock.instance import audit
+from plugdock.instance.notify import notify_change
+from plugdock.instance.package_store import sweep as sweep_packages
+from plugdock.instance.registry import list_installations, write_registry
 from plugdock.operations.workspace import Workspace
-from plugdock.package_store import sweep as sweep_packages
-from plugdock.registry import list_installations, write_registry
-from plugdock.runtime.notify import notify_change
 
 log = logging.getLogger("plugdock.installer")
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugdock.compat import check_contents
-from plugdock.db import connect_read
+from plugdock.checks.compat import check_contents
+from plugdock.core.db import connect_read
+from plugdock.core.fsutil import make_private_dir
 from plugdock.errors import PackageError, PlugdockError
-from plugdock.fsutil import make_private_dir
 from plugdock.operations.runner import Steps
 from plugdock.operations.workspace import Workspace
 from plugdock.package.archive import PackageInfo, extract_package
 from plugdock.package.metadata import PluginMetadata
-from plugdock.signer_binding import check_signer
 from plugdock.sources import parse_requirement
-from plugdock.trust import SignatureVerdict
-from plugdock.trust import enforce as enforce_signature_policy
+from plugdock.trust.binding import check_signer
+from plugdock.trust.store import SignatureVerdict
+from plugdock.trust.store import enforce as enforce_signature_policy
 
 
 @dataclass(frozen=True)

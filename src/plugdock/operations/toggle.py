@@ -6,12 +6,12 @@ generation bump, so every worker and replica follows it like an install.
 
 from __future__ import annotations
 
-from plugdock import audit
 from plugdock.errors import AlreadyInstalledError, PlugdockError
+from plugdock.instance import audit
+from plugdock.instance.registry import set_enabled
 from plugdock.operations.runner import Change, Steps, commit_change, reraise
 from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
-from plugdock.registry import set_enabled
 
 
 class AlreadyInStateError(AlreadyInstalledError):

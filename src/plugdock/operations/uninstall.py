@@ -12,24 +12,16 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plugdock import audit
-from plugdock.compat import check_no_dependents
-from plugdock.db import bump_generation
+from plugdock.checks.compat import check_no_dependents
+from plugdock.core.db import bump_generation
+from plugdock.core.failpoints import failpoint
+from plugdock.core.fsutil import move, remove_tree
 from plugdock.errors import NotInstalledError, PlugdockError
-from plugdock.failpoints import failpoint
-from plugdock.fsutil import move, remove_tree
-from plugdock.isolation.db_roles import drop_plugin_role, supports_roles
-from plugdock.journal import JournalEntry, clear_journal, write_journal
-from plugdock.migrations import (
-    Migration,
-    apply_down,
-    check_not_referenced,
-    drop_created_tables,
-    forget_migrations,
-    load_migration,
-    tables_only,
-    transactional_ddl,
-)
+from plugdock.instance import audit
+from plugdock.instance.journal import JournalEntry, clear_journal, write_journal
+from plugdock.instance.notify import notify_change
+from plugdock.instance.package_store import sweep as sweep_packages
+from plugdock.instance.registry import Installation, remove_installation
 from plugdock.operations import codefiles
 from plugdock.operations.runner import (
     Change,
@@ -40,10 +32,18 @@ from plugdock.operations.runner import (
     safely,
 )
 from plugdock.operations.workspace import Workspace
-from plugdock.package_store import sweep as sweep_packages
-from plugdock.registry import Installation, remove_installation
-from plugdock.runtime.hooks import BeforeCommit, OperationContext
-from plugdock.runtime.notify import notify_change
+from plugdock.plugin_code.hooks import BeforeCommit, OperationContext
+from plugdock.plugin_sql.db_roles import drop_plugin_role, supports_roles
+from plugdock.plugin_sql.migrations import (
+    Migration,
+    apply_down,
+    check_not_referenced,
+    drop_created_tables,
+    forget_migrations,
+    load_migration,
+    tables_only,
+    transactional_ddl,
+)
 from plugdock.sources import parse_requirement
 
 log = logging.getLogger("plugdock.installer")

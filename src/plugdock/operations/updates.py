@@ -6,13 +6,13 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plugdock.compat import check_compatibility, check_dependents
+from plugdock.checks.compat import check_compatibility, check_dependents
 from plugdock.errors import NotInstalledError, PackageError, PlugdockError
-from plugdock.isolation.permissions import added
+from plugdock.instance.registry import Installation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.changelog import read_changelog
 from plugdock.package.metadata import PluginMetadata, parse_version
-from plugdock.registry import Installation
+from plugdock.package.permissions import added
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
 
@@ -45,8 +45,8 @@ def compatibility_problem(
 ) -> str | None:
     """Why this core and the other installed plugins cannot take ``meta``, or None.
 
-    The checks an upgrade runs (:func:`~plugdock.compat.check_compatibility` and
-    :func:`~plugdock.compat.check_dependents`), with their problems as one sentence.
+    The checks an upgrade runs (:func:`~plugdock.checks.compat.check_compatibility` and
+    :func:`~plugdock.checks.compat.check_dependents`), with their problems as one sentence.
     """
     problems = []
     for check in (

@@ -21,19 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from plugdock import audit
-from plugdock.compat import check_compatibility, check_dependents, check_namespace
+from plugdock.checks.compat import check_compatibility, check_dependents, check_namespace
+from plugdock.core.failpoints import failpoint
+from plugdock.core.fsutil import remove_tree
 from plugdock.errors import (
     AlreadyInstalledError,
     PackageError,
     PermissionsNotGrantedError,
     PlugdockError,
 )
-from plugdock.failpoints import failpoint
-from plugdock.fsutil import remove_tree
-from plugdock.isolation.permissions import added, normalize
-from plugdock.journal import JournalEntry, clear_journal, write_journal
-from plugdock.migrations import check_tables_free, tables_only, transactional_ddl
+from plugdock.instance import audit
+from plugdock.instance.journal import JournalEntry, clear_journal, write_journal
+from plugdock.instance.package_store import store_package
+from plugdock.instance.registry import replace_installation
 from plugdock.operations import codefiles
 from plugdock.operations.runner import (
     Change,
@@ -43,16 +43,15 @@ from plugdock.operations.runner import (
     reraise,
     safely,
 )
-from plugdock.operations.schema_undo import record_shape, restore_shape
 from plugdock.operations.staging import stage
 from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import parse_version
-from plugdock.package_store import store_package
-from plugdock.registry import replace_installation
-from plugdock.runtime.hooks import BeforeCommit, OperationContext
-from plugdock.signer_binding import bind_signer
-from plugdock.upgrade_steps import (
+from plugdock.package.permissions import added, normalize
+from plugdock.plugin_code.hooks import BeforeCommit, OperationContext
+from plugdock.plugin_sql.migrations import check_tables_free, tables_only, transactional_ddl
+from plugdock.plugin_sql.schema_undo import record_shape, restore_shape
+from plugdock.plugin_sql.upgrade_steps import (
     UpgradeStep,
     applied_upgrade_steps,
     apply_upgrade_steps,
@@ -61,6 +60,7 @@ from plugdock.upgrade_steps import (
     load_upgrade_steps,
     resulting_tables,
 )
+from plugdock.trust.binding import bind_signer
 
 log = logging.getLogger("plugdock.installer")
 

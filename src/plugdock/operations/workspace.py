@@ -8,13 +8,18 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
-from plugdock.db import connect_read, make_engine
-from plugdock.fsutil import remove_tree, write_json_atomic
-from plugdock.journal import clear_journal
+from plugdock.core.db import connect_read, make_engine
+from plugdock.core.fsutil import remove_tree, write_json_atomic
+from plugdock.instance.journal import clear_journal
+from plugdock.instance.registry import (
+    Installation,
+    get_installation,
+    list_installations,
+    write_registry,
+)
 from plugdock.package.archive import Limits
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import PluginMetadata, parse_metadata
-from plugdock.registry import Installation, get_installation, list_installations, write_registry
 from plugdock.sources import Source, make_source
 
 log = logging.getLogger("plugdock.installer")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from plugdock.errors import PackageError
-from plugdock.isolation.permissions import normalize as normalize_permissions
+from plugdock.package.permissions import normalize as normalize_permissions
 
 PLUGIN_ID_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
 _ROUTE_PATTERN = re.compile(r"^/api/[A-Za-z0-9_\-/{}.]*\*?$")
@@ -149,7 +149,7 @@ class PluginMetadata(BaseModel):
     dependencies: dict[PluginId, str] = Field(
         default_factory=dict, description="other plugins this one needs, id → version range"
     )
-    # What the plugin may do beyond its own tables (plugdock.isolation.permissions):
+    # What the plugin may do beyond its own tables (plugdock.package.permissions):
     # stored normalised, de-duplicated and sorted, so two spellings are one grant.
     permissions: list[str] = Field(default_factory=list, max_length=50)
 

@@ -29,8 +29,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from plugdock.core.fsutil import atomic_write
 from plugdock.errors import PackageError
-from plugdock.fsutil import atomic_write
 from plugdock.package import checksums
 from plugdock.package.archive import Limits, check_names, inspect_package
 from plugdock.package.frontend_build import build_frontend

@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from plugdock.db import connect_read, plugdock_replicas, utcnow
+from plugdock.core.db import connect_read, plugdock_replicas, utcnow
 
 #: Set by ``plugdock serve`` to the host:port it listens on, shown in the replica list.
 SERVE_ADDRESS_ENV = "PLUGDOCK_SERVE_ADDRESS"

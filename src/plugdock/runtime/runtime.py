@@ -37,27 +37,27 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from plugdock.config import Settings
-from plugdock.db import connect_read, current_generation
-from plugdock.journal import read_journal
-from plugdock.locking import wait_for_operation
+from plugdock.core.db import connect_read, current_generation
+from plugdock.instance.journal import read_journal
+from plugdock.instance.locking import wait_for_operation
+from plugdock.instance.notify import ChangeListener
+from plugdock.instance.registry import Installation, list_installations
+from plugdock.operations.materialize import code_is_current, needs_sync, sync_code
 from plugdock.operations.workspace import Workspace
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import parse_metadata
-from plugdock.registry import Installation, list_installations
-from plugdock.runtime.dispatch import PluginDispatch
-from plugdock.runtime.hooks import (
+from plugdock.plugin_code.hooks import (
     BeforeCommit,
     OperationContext,
     check_and_run_hooks,
     prepare_backend,
     run_hook,
 )
-from plugdock.runtime.loader import LoadedBackend, load_backend, module_token, unload
-from plugdock.runtime.materialize import code_is_current, needs_sync, sync_code
-from plugdock.runtime.notify import ChangeListener
+from plugdock.plugin_code.loader import LoadedBackend, load_backend, module_token, unload
+from plugdock.plugin_code.routes import ServedRoute, check_declared, router_routes, served_routes
+from plugdock.runtime.dispatch import PluginDispatch
 from plugdock.runtime.recycle import drain_and_exit, take_turn
 from plugdock.runtime.replicas import Replica
-from plugdock.runtime.routes import ServedRoute, check_declared, router_routes, served_routes
 
 if TYPE_CHECKING:  # process isolation is imported only when it is on
     from plugdock.isolation.control import ChildProcess
@@ -90,8 +90,18 @@ class PluginStatus:
 class PluginRuntime:
     """Keeps one app's mounted plugins equal to what the database says is installed."""
 
-    def __init__(self, app: FastAPI, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        settings: Settings,
+        engine: Engine,
+        *,
+        undo_install: Callable[[str], object] | None = None,
+    ) -> None:
         self.app = app
+        # Process mode: how to uninstall a plugin whose on_install failed in its process after
+        # the commit. The host hands in its installer's; the runtime never imports one.
+        self.undo_install = undo_install
         self.settings = settings
         self.engine = engine
         self.mounted: dict[str, MountedPlugin] = {}
@@ -608,9 +618,9 @@ class PluginRuntime:
         return result
 
     def _undo_install(self, plugin_id: str) -> None:
-        from plugdock.installer import Installer
-
-        Installer(self.settings, engine=self.engine).uninstall(plugin_id, before_commit=None)
+        if self.undo_install is None:
+            raise RuntimeError("this runtime was given no undo_install")
+        self.undo_install(plugin_id)
         log.error("%s: on_install failed in its process; the install was undone", plugin_id)
 
     def _hook_failed(self, plugin_id: str, exc: Exception) -> None:

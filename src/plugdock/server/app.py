@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from plugdock import __version__
+from plugdock.checks.validate import validate_package
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.package.archive import Limits
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
@@ -46,9 +47,8 @@ from plugdock.server.report import build_report
 from plugdock.server.review_api import add_review_routes
 from plugdock.server.review_page import add_review_page
 from plugdock.server.storage import ConflictError, ForbiddenError, Storage, upload_limit
-from plugdock.signing import read_signature
 from plugdock.sources.base import LATEST
-from plugdock.validate import validate_package
+from plugdock.trust.signing import read_signature
 
 log = logging.getLogger("plugdock.server")
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from plugdock.errors import PlugdockError, SourceUnavailableError
-from plugdock.trust import normalize_server_url
+from plugdock.trust.store import normalize_server_url
 
 Progress = Callable[[int, int | None], None]
 _CHUNK = 256 * 1024

@@ -43,8 +43,8 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
-from plugdock.fsutil import atomic_write
-from plugdock.locking import ThreadAndFileLock
+from plugdock.core.fsutil import atomic_write
+from plugdock.instance.locking import ThreadAndFileLock
 
 ROLES = (Root.type, Targets.type, Snapshot.type, Timestamp.type)
 _SERIALIZER = JSONSerializer(compact=True)

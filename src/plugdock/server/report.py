@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plugdock.checks.validate import ValidationReport, validate_package
 from plugdock.errors import PackageError
 from plugdock.package.archive import Limits, PackageInfo, extract_package
 from plugdock.server.scan import scan_python
-from plugdock.signing import read_signature
-from plugdock.validate import ValidationReport, validate_package
+from plugdock.trust.signing import read_signature
 
 FORMAT = "plugdock-review-report-v1"
 MAX_SQL_DIFF = 64 * 1024

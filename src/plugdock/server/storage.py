@@ -38,16 +38,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plugdock.core.fsutil import write_json_atomic
 from plugdock.errors import NotFoundError, PlugdockError
-from plugdock.fsutil import write_json_atomic
-from plugdock.locking import ThreadAndFileLock
+from plugdock.instance.locking import ThreadAndFileLock
 from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
 from plugdock.server.audit import AuditTrail
 from plugdock.server.index import Lifetimes, SignedIndex
-from plugdock.signing import read_signature
 from plugdock.sources.base import LATEST, newest_first, resolve_version
+from plugdock.trust.signing import read_signature
 
 TOKEN_PREFIX = "pdt_"
 REVIEWER_TOKEN_PREFIX = "pdr_"

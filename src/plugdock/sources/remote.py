@@ -10,9 +10,9 @@ What it checks before a package reaches the installer:
 
 * **The signed index.** Unless the signature policy is ``off``, the server's TUF metadata
   (``/tuf/``) is refreshed with ``tuf.ngclient`` against the root this instance pinned
-  (:mod:`plugdock.trust`). A bad signature, an index older than one already seen
+  (:mod:`plugdock.trust.store`). A bad signature, an index older than one already seen
   (rollback), an expired one (freeze) or metadata that does not match its snapshot is
-  refused with :class:`~plugdock.trust.UntrustedIndexError`. Versions are resolved from
+  refused with :class:`~plugdock.trust.store.UntrustedIndexError`. Versions are resolved from
   the signed targets, and each package's expected length and SHA-256 come from them.
   With the policy ``off`` they come from ``manifest.json``.
 * **Where it goes.** Redirects are followed only within the server's origin (scheme, host,
@@ -44,12 +44,12 @@ from filelock import FileLock
 
 from plugdock import __version__
 from plugdock.config import Settings, SignaturePolicy
+from plugdock.core.fsutil import atomic_write, write_json_atomic
 from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
-from plugdock.fsutil import atomic_write, write_json_atomic
-from plugdock.isolation.permissions import normalize as normalize_permissions
 from plugdock.package.archive import Limits
 from plugdock.package.checksums import sha256_file
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+from plugdock.package.permissions import normalize as normalize_permissions
 from plugdock.sources.base import (
     BrokenPackage,
     Catalog,
@@ -58,7 +58,7 @@ from plugdock.sources.base import (
     newest_first,
     resolve_version,
 )
-from plugdock.trust import (
+from plugdock.trust.store import (
     HIGHEST_SEEN_FILE,
     UntrustedIndexError,
     normalize_server_url,

@@ -1,0 +1,3 @@
+"""Checks of a package against this host: core version, dependencies, routes (compat), and the
+whole package with its SQL and, on request, its code (validate).
+"""

@@ -230,8 +230,7 @@ def serve(
     import uvicorn
 
     from plugdock.host.app import log_config
-    from plugdock.runtime.recycle import KEEP_ALIVE_SECONDS
-    from plugdock.runtime.runtime import SUPERVISED_ENV
+    from plugdock.runtime.recycle import KEEP_ALIVE_SECONDS, SUPERVISED_ENV
 
     settings = _settings()
     err_console.print(

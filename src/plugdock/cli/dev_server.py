@@ -195,16 +195,16 @@ class DevPlugin:
                 if backend.router is not None:
                     routes = router_routes(backend.router)
                     check_declared(meta.id, routes, meta.backend.routes)
-                    mounted = self.runtime.mounted.get(meta.id)
+                    mounted = self.runtime.mounts.mounted.get(meta.id)
                     own = set(mounted.routes) if mounted is not None else set()
-                    others = [r for r in self.runtime.served_routes() if r not in own]
+                    others = [r for r in self.runtime.mounts.served_routes() if r not in own]
                     check_collisions(meta.id, routes, others)
             except BaseException:
                 unload(backend)
                 raise
-            self.runtime.unmount(meta.id)
-            self.runtime.mount(row, backend)
-        failed = self.runtime.failed.get(meta.id)
+            self.runtime.mounts.unmount(meta.id)
+            self.runtime.mounts.mount(row, backend)
+        failed = self.runtime.mounts.failed.get(meta.id)
         if failed is not None:
             log.error("%s is not served: %s", meta.id, failed[1])
         else:

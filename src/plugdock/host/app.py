@@ -32,8 +32,9 @@ from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddlewa
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
 from plugdock.instance.privacy import prepare_home
+from plugdock.runtime.middleware import PluginSyncMiddleware
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
-from plugdock.runtime.runtime import PluginRuntime, PluginSyncMiddleware
+from plugdock.runtime.runtime import PluginRuntime
 
 log = logging.getLogger("plugdock.host")
 
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:  # serve what the database says; installs stay refused until settled
             log.exception("could not settle an interrupted plugin operation")
         # This process is a replica: fetch code other replicas installed, mount, register.
-        replica = runtime.replica = Replica(
+        replica = runtime.heartbeat.replica = Replica(
             engine, settings.home, address=os.environ.get(SERVE_ADDRESS_ENV)
         )
         await runtime.catch_up()

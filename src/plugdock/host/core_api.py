@@ -251,7 +251,7 @@ def plugin_users(request: Request) -> list[sdk.User]:
 
     state = panel_state(request.app)
     entry = request.scope.get(SELECTED_ENTRY)
-    caller = next((m for m in state.runtime.mounted.values() if m.entry is entry), None)
+    caller = next((m for m in state.runtime.mounts.mounted.values() if m.entry is entry), None)
     if caller is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only plugin routes may list users")
     if core_calls.USERS_PERMISSION not in caller.installation.permissions:

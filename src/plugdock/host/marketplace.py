@@ -24,7 +24,8 @@ from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
 from plugdock.package.permissions import describe
 from plugdock.runtime.replicas import ReplicaInfo, list_replicas
-from plugdock.runtime.runtime import PluginRuntime, PluginStatus
+from plugdock.runtime.runtime import PluginRuntime
+from plugdock.runtime.status import PluginStatus
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
 

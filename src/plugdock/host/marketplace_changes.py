@@ -107,13 +107,14 @@ async def _converged(request: Request) -> Replicas:
     """
     runtime = runtime_of(request)
     settings = installer_of(request).settings
-    await runtime.report(force=True)  # this replica is there already
+    await runtime.heartbeat.report(force=True)  # this replica is there already
+    replica = runtime.heartbeat.replica
     found = await wait_converged(
         runtime.engine,
         runtime.generation or 0,
         timeout=settings.converge_timeout,
         stale_after=settings.replica_stale_after,
-        siblings_of=runtime.replica.instance if runtime.replica is not None else None,
+        siblings_of=replica.instance if replica is not None else None,
     )
     return Replicas(converged=found.converged, total=found.total)
 

@@ -52,7 +52,7 @@ async def readyz(request: Request) -> Any:
         generation=generation,
         serving=runtime.generation,
         pending=dict(runtime.pending),
-        failed={p: error for p, (_op, error) in runtime.failed.items()},
+        failed={p: error for p, (_op, error) in runtime.mounts.failed.items()},
     )
     if ready:
         return body

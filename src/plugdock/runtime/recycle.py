@@ -4,7 +4,7 @@ Exiting at once (SIGTERM straight away) resets connections the worker had accept
 not yet read a request from, and keep-alive clients whose next request was on its way.
 Instead a worker whose turn it is (one at a time, so the others keep accepting) closes its
 listening socket (the others share it and take every new connection), answers what is in
-flight with ``Connection: close`` (see :class:`~plugdock.runtime.runtime.PluginSyncMiddleware`),
+flight with ``Connection: close`` (see :class:`~plugdock.runtime.middleware.PluginSyncMiddleware`),
 closes connections only once they have been idle longer than clients keep an idle
 connection for reuse (:data:`IDLE_CLOSE_SECONDS`), and then asks uvicorn to shut down;
 the supervisor starts a fresh worker.
@@ -28,6 +28,38 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("plugdock.runtime")
+
+# Set by `plugdock serve --workers N` (N > 1): a worker that exits is replaced.
+SUPERVISED_ENV = "PLUGDOCK_SUPERVISED_WORKER"
+
+
+class Recycler:
+    """Restarts this worker after many plugin changes, since Python never frees them all.
+
+    Only under uvicorn's multi-worker supervisor (``serve --workers N``, N > 1), which
+    starts a fresh worker while the others keep serving; this one stops accepting and
+    drains its connections first.
+    """
+
+    def __init__(self, recycle_after: int, lock_path: Path) -> None:
+        self.recycle_after = recycle_after
+        self.lock_path = lock_path
+        self.recycling = False  # from then on every answer says Connection: close
+        self._drain: asyncio.Task[None] | None = None  # kept so the task is not collected
+
+    def if_due(self, changes: int) -> None:
+        """Start recycling when ``changes`` (mounts + unmounts) reached the limit, and it is
+        this worker's turn."""
+        if changes < self.recycle_after or not os.environ.get(SUPERVISED_ENV):
+            return
+        if not self.recycling and take_turn(self.lock_path):
+            self.recycling = True
+            log.warning("recycling worker %d after %d plugin changes", os.getpid(), changes)
+            try:
+                self._drain = asyncio.get_running_loop().create_task(drain_and_exit())
+            except RuntimeError:  # no event loop (not serving requests): nothing to drain
+                os.kill(os.getpid(), signal.SIGTERM)
+
 
 KEEP_ALIVE_SECONDS = 15  # uvicorn's timeout_keep_alive for the panel: above clients' 5 s
 IDLE_CLOSE_SECONDS = 6.0  # a draining worker closes connections idle this long

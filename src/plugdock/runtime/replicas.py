@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
+from starlette.concurrency import run_in_threadpool
 
 from plugdock.core.db import connect_read, plugdock_replicas, utcnow
 
@@ -39,6 +42,11 @@ from plugdock.core.db import connect_read, plugdock_replicas, utcnow
 SERVE_ADDRESS_ENV = "PLUGDOCK_SERVE_ADDRESS"
 #: Rows of processes gone this long are deleted by whoever registers next.
 FORGET_AFTER = timedelta(days=1)
+
+log = logging.getLogger("plugdock.runtime")
+
+#: What a process serves: the generation, whether all of it, and per plugin why not.
+ServedState = tuple[int, bool, dict[str, str]]
 
 
 def instance_key(host: str, home: Path) -> str:
@@ -125,6 +133,37 @@ class Replica:
         """Remove this process's row (a clean shutdown)."""
         with self.engine.begin() as conn:
             conn.execute(delete(plugdock_replicas).where(plugdock_replicas.c.id == self.id))
+
+
+class Heartbeat:
+    """Keeps this process's replica row current: at once when what it serves changed, else
+    every ``interval`` seconds. Without a ``replica`` (not serving) it does nothing."""
+
+    def __init__(self, interval: float, served: Callable[[], ServedState]) -> None:
+        self.interval = interval
+        self.served = served
+        self.replica: Replica | None = None  # set when the panel starts serving
+        self._beaten: ServedState | None = None
+        self._beat_at = 0.0
+        self._reporting = asyncio.Lock()
+
+    async def report(self, *, force: bool = False) -> None:
+        if self.replica is None:
+            return
+        # One beat at a time, its state read inside: a heartbeat still writing the old
+        # generation from a pool thread could otherwise land after a change's forced beat
+        # and show this replica as behind (tests/test_lifecycle_api.py saw it).
+        async with self._reporting:
+            state = self.served()
+            now = time.monotonic()
+            if not force and state == self._beaten and now - self._beat_at < self.interval:
+                return
+            try:
+                await run_in_threadpool(self.replica.beat, *state)
+            except Exception:  # the database may be restarting; the next tick tries again
+                log.exception("replica heartbeat failed")
+                return
+            self._beaten, self._beat_at = state, now
 
 
 def list_replicas(engine: Engine, stale_after: float) -> list[ReplicaInfo]:

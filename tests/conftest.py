@@ -89,7 +89,7 @@ def installer(tmp_path: Path, database_url: str) -> Iterator[Installer]:
     pack_into(CHATBOT, settings.plugin_local_dir)
     engine = make_engine(database_url)
     installer = Installer(settings, engine=engine)
-    installer.rewrite_registry()
+    installer.workspace.rewrite_registry()
     yield installer
     engine.dispose()
 

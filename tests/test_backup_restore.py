@@ -134,7 +134,7 @@ def test_backup_then_restore_gives_the_same_rows(chatbot: Installer) -> None:
             for t in TABLES_1_0
         }
     assert (manifest["plugin_id"], manifest["version"]) == ("ai_chatbot", "1.0.0")
-    assert manifest["database"] == installer.dialect
+    assert manifest["database"] == installer.workspace.dialect
     assert {t["name"]: t["rows"] for t in manifest["tables"]} == {
         "chat_sessions": 2,
         "chat_messages": 3,
@@ -227,7 +227,7 @@ def test_a_sqlite_backup_restores_into_another_database(
     side = instance_settings(tmp_path / "sqlite_side", f"sqlite:///{tmp_path / 'side.db'}")
     pack_into(CHATBOT_1_0, side.plugin_local_dir)
     source = Installer(side)
-    source.rewrite_registry()
+    source.workspace.rewrite_registry()
     source.install("ai_chatbot")
     fill(source)
     kept = rows(source)

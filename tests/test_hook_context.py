@@ -77,7 +77,7 @@ def installer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Insta
     )
     engine = make_engine(settings.db_url)
     installer = Installer(settings, engine=engine)
-    installer.rewrite_registry()
+    installer.workspace.rewrite_registry()
     SEEN.clear()
     yield installer
     SEEN.clear()

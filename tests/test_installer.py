@@ -126,7 +126,7 @@ def test_failure_at_each_uninstall_step_changes_nothing(
     before = snapshot(installer.settings, installer.engine)
     monkeypatch.setenv("PLUGDOCK_FAILPOINTS", f"uninstall.{step}=raise")
 
-    if installer.dialect == "mysql" and step in ("registry", "commit"):
+    if installer.workspace.dialect == "mysql" and step in ("registry", "commit"):
         # MariaDB has already committed down.sql's DROP TABLEs: finishing is the only
         # consistent outcome, and the caller is told.
         result = installer.uninstall("ai_chatbot")
@@ -177,7 +177,7 @@ def test_down_sql_failing_midway(installer: Installer, tmp_path: Path) -> None:
     installer.install(pack_into(folder, tmp_path / "zips"))
     installed = snapshot(installer.settings, installer.engine)
 
-    if installer.dialect == "mysql":
+    if installer.workspace.dialect == "mysql":
         result = installer.uninstall("bad_down")
         assert result.warnings
         after = snapshot(installer.settings, installer.engine)

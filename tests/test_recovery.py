@@ -91,7 +91,7 @@ def test_killed_uninstall_is_recovered(installer: Installer, step: str, finished
     # Recovery alone must settle it (doctor --repair could paper over lost code).
     listed = run_cli(settings, "list")
     assert listed.returncode == 0, listed.stderr
-    if installer.dialect == "mysql" and step in ("registry", "commit"):
+    if installer.workspace.dialect == "mysql" and step in ("registry", "commit"):
         finished = True  # MariaDB committed the DROP TABLEs already: recovery finishes it
     assert ("finished" if finished else "rolled back") in listed.stderr
     after = snapshot(settings, installer.engine)

@@ -62,9 +62,9 @@ def test_packages_are_stored_chunked_fetched_elsewhere_and_swept(
     row = there.get("bulky")
     assert row is not None and code_is_current(there, row)
     for kind in ("backend", "frontend", "migrations"):  # byte for byte what A installed
-        for path in installer.code_path(kind, "bulky").rglob("*"):
+        for path in installer.workspace.code_path(kind, "bulky").rglob("*"):
             if path.is_file():
-                relative = path.relative_to(installer.code_path(kind, "bulky"))
+                relative = path.relative_to(installer.workspace.code_path(kind, "bulky"))
                 assert (there.code_path(kind, "bulky") / relative).read_bytes() == (
                     path.read_bytes()
                 )
@@ -161,9 +161,9 @@ def test_doctor_repairs_a_replica_from_the_database(installer: Installer, tmp_pa
     installer.install("notes")
     there = Installer(instance_settings(tmp_path / "other", installer.settings.db_url))
     try:
-        assert sync_code(there) == {}
+        assert sync_code(there.workspace) == {}
         assert doctor.diagnose(there) == []
-        (there.code_path("backend", "notes") / "routes.py").write_text("import os\n")
+        (there.workspace.code_path("backend", "notes") / "routes.py").write_text("import os\n")
         assert [f.problem for f in doctor.diagnose(there)] == [
             "notes: installed file backend/routes.py was modified"
         ]

@@ -164,7 +164,7 @@ def _offers(
 ) -> dict[str, UpdateOffer]:
     """Per installed plugin: the newest update offered and whether this core can take it."""
     offers = {}
-    installed_meta = installer.installed_metadata(rows)
+    installed_meta = installer.workspace.installed_metadata(rows)
     for row in rows:
         newest = newest_update(catalog, row)
         if newest is None:

@@ -21,6 +21,7 @@ from plugdock.instance.journal import read_journal
 from plugdock.instance.notify import notify_change
 from plugdock.instance.privacy import loose_modes
 from plugdock.instance.registry import Installation, read_registry
+from plugdock.operations.repair import restore_code
 from plugdock.package.checksums import parse as parse_checksums
 from plugdock.package.checksums import sha256_file
 from plugdock.package.layout import CHECKSUMS_FILE
@@ -37,7 +38,7 @@ class Finding:
 def _installed_files(installer: Installer, plugin_id: str) -> dict[str, Path]:
     files = {}
     for kind in ("backend", "frontend", "migrations"):
-        root = installer.code_path(kind, plugin_id)
+        root = installer.workspace.code_path(kind, plugin_id)
         if not root.is_dir():
             continue
         for path in root.rglob("*"):
@@ -48,7 +49,7 @@ def _installed_files(installer: Installer, plugin_id: str) -> dict[str, Path]:
 
 def _code_findings(installer: Installer, installation: Installation) -> list[str]:
     """Every installed file is present and unmodified, and nothing was added."""
-    checksums = installer.code_path("manifest", installation.plugin_id) / CHECKSUMS_FILE
+    checksums = installer.workspace.code_path("manifest", installation.plugin_id) / CHECKSUMS_FILE
     if not checksums.is_file():
         return [f"{installation.plugin_id}: its installed manifest ({checksums}) is missing"]
     expected = {
@@ -186,20 +187,20 @@ def repair(installer: Installer) -> list[str]:
                 from plugdock.operations.materialize import materialize  # loads cryptography
 
                 try:  # the database's copy first: a replica may have no source at all
-                    materialize(installer, installation)
+                    materialize(installer.workspace, installation)
                     actions.append(f"restored the code of {what} from the database")
                     continue
                 except PlugdockError as exc:
                     stored_problem = exc
                 try:
-                    installer.restore_code(installation)
+                    restore_code(installer.workspace, installation)
                     actions.append(f"restored the code of {what}")
                 except PlugdockError as exc:
                     actions.append(
                         f"could not restore {installation.plugin_id}: {exc} "
                         f"(database: {stored_problem})"
                     )
-        installer.rewrite_registry()
+        installer.workspace.rewrite_registry()
         actions.append("rewrote addon_registry.json from the database")
         actions.extend(_repair_store(installer, list(installations.values())))
     return actions

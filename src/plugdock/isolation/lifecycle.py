@@ -74,7 +74,7 @@ class SandboxedHooks:
         if not (ctx.backend_dir / "__init__.py").is_file():
             return
         permissions = list(ctx.metadata.permissions) if ctx.metadata is not None else []
-        child = self.processes.spawn(
+        child = self.processes.spawner.spawn(
             ctx.plugin_id, ctx.operation_id, permissions, backend_dir=ctx.backend_dir
         )
         try:
@@ -98,7 +98,7 @@ class SandboxedHooks:
         """
         prepared = self.prepared.pop(plugin_id)
         try:
-            self.processes.grant(plugin_id, tables)
+            self.processes.spawner.grant(plugin_id, tables)
             prepared.child.hook(prepared.operation, prepared.version, prepared.from_version)
         except BaseException:
             prepared.child.kill()
@@ -117,9 +117,11 @@ class SandboxedHooks:
         backend = self.processes.settings.backend_dir / plugin_id
         if not (backend / "__init__.py").is_file():
             return
-        child = self.processes.spawn(plugin_id, operation_id, permissions, purpose="uninstall")
+        child = self.processes.spawner.spawn(
+            plugin_id, operation_id, permissions, purpose="uninstall"
+        )
         try:
-            self.processes.grant(plugin_id, tables)
+            self.processes.spawner.grant(plugin_id, tables)
             child.hook("uninstall", version)
         finally:
             child.stop()

@@ -6,12 +6,10 @@ declares) and the HTTP client that reaches its process. The entry exists from th
 the plugin should be served; a request that arrives while the process starts waits for it
 (up to the start timeout), and one that arrives while it is down gets 503 with the reason.
 
-**One process per installed plugin on a machine, shared by the workers.** Each installation
-has a run folder, ``/tmp/pd-<instance>/<installation>/`` (the socket path must stay short),
-so an upgrade's new process starts beside the serving one. The worker holding the folder's
-lock (``<installation>.lock`` beside it) started the process and supervises it; the others
-forward to its socket and take over when the owner is gone: its lock is free then, and
-the process ended with it (``--die-with-parent``).
+**One process per installed plugin on a machine, shared by the workers.** The worker that
+starts an installation's process (:mod:`plugdock.isolation.spawner`: run folder, lock,
+sandbox) supervises it; the others forward to its socket and take over when the owner is
+gone: its lock is free then, and the process ended with it (``--die-with-parent``).
 
 :meth:`PluginProcesses.watch` looks after them: a process that exits (a crash, the memory
 limit, a kill) or stops answering its ping (hung) is reported and started again with
@@ -22,13 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
 import json
 import logging
-import os
-import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,13 +32,11 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
-from plugdock.core.fsutil import make_private_dir
 from plugdock.isolation import protocol
 from plugdock.isolation.control import ChildProcess, PluginProcessError
-from plugdock.isolation.database import PluginDatabase
 from plugdock.isolation.forward import ForwardRoute
 from plugdock.isolation.http1 import PluginUnreachable, UnixHTTP
-from plugdock.isolation.sandbox import Sandbox
+from plugdock.isolation.spawner import OwnedElsewhere, Spawner
 
 log = logging.getLogger("plugdock.isolation")
 
@@ -55,11 +46,6 @@ PINGS_MISSED = 2  # this many unanswered pings in a row: hung, killed and restar
 BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # serving this long resets the backoff
 START_WAIT = 30.0  # how long a request waits for a starting process
-RUN_ROOT = "/tmp"
-
-
-class OwnedElsewhere(PluginProcessError):
-    """Another panel worker holds the installation's lock: it runs the process."""
 
 
 @dataclass
@@ -100,93 +86,12 @@ class PluginProcesses:
         on_gave_up: Callable[[str, str], None] = lambda plugin_id, why: None,
     ) -> None:
         self.settings = settings
-        self.engine = engine
-        instance = hashlib.sha256(str(settings.home).encode()).hexdigest()[:12]
-        self.root = Path(RUN_ROOT) / f"pd-{instance}"
-        make_private_dir(self.root)
-        self.database = PluginDatabase(settings, engine)
+        self.spawner = Spawner(settings, engine)
         self.served: dict[str, ServedPlugin] = {}
         self.on_change = on_change  # a process started serving: its routes and OpenAPI
         self.on_gave_up = on_gave_up  # its backend does not load: not retried (see _start)
 
     # -- one process ---------------------------------------------------------------------
-
-    def run_dir(self, plugin_id: str, installation: str) -> Path:
-        """The run folder of one installation's process: short, and the same for every worker."""
-        name = hashlib.sha256(f"{plugin_id}\0{installation}".encode()).hexdigest()[:16]
-        return self.root / name
-
-    def spawn(
-        self,
-        plugin_id: str,
-        operation_id: str,
-        permissions: list[str],
-        backend_dir: Path | None = None,
-        *,
-        purpose: str = "serve",
-    ) -> ChildProcess:
-        """Start a plugin process that has imported the backend (blocking; not serving yet).
-
-        Raises PluginProcessError when another worker owns this installation's process.
-        ``purpose`` other than "serve" (an uninstall's hook) gets a folder of its own.
-        """
-        from plugdock.package.permissions import wants_network
-        from plugdock.plugin_code.loader import module_token
-
-        installation = operation_id if purpose == "serve" else f"{operation_id}/{purpose}"
-        run_dir = self.run_dir(plugin_id, installation)
-        lock = _take_ownership(run_dir)
-        if lock is None:
-            raise OwnedElsewhere(f"{plugin_id}: another panel worker runs its process")
-        data_dir = self.settings.plugin_data_dir / plugin_id
-        make_private_dir(data_dir)
-        sandbox = Sandbox(
-            plugin_id=plugin_id,
-            backend_dir=backend_dir or self.settings.backend_dir / plugin_id,
-            data_dir=data_dir,
-            run_dir=run_dir,
-            hidden=self.settings.home,
-            network=wants_network(permissions),
-            memory_bytes=self.settings.plugin_memory_mb << 20,
-            extra_files=tuple(self.database.files()),
-            env=_plugin_environment(plugin_id, self._installed_ids()),
-        )
-        key = str(run_dir)
-        done = False
-
-        def cleanup() -> None:  # once: the process's end, or a failed start
-            nonlocal done
-            if done:
-                return
-            done = True
-            self.database.close_for(key)
-            shutil.rmtree(run_dir, ignore_errors=True)  # never follows a link inside
-            os.close(lock)  # the lock file stays: another worker may be waiting on it
-
-        try:
-            url = self.database.open_for(plugin_id, key, run_dir)
-            self.database.open_core_calls(plugin_id, key, run_dir, permissions)
-            return ChildProcess(
-                plugin_id,
-                sandbox,
-                self.root / "logs" / f"{plugin_id}.log",
-                {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
-                cleanup,
-            )
-        except BaseException:
-            cleanup()
-            raise
-
-    def _installed_ids(self) -> list[str]:
-        from plugdock.core.db import connect_read
-        from plugdock.instance.registry import list_installations
-
-        with connect_read(self.engine) as conn:
-            return [i.plugin_id for i in list_installations(conn)]
-
-    def grant(self, plugin_id: str, tables: list[str]) -> None:
-        """Give the plugin's database role its tables (after they are committed; blocking)."""
-        self.database.grant(plugin_id, tables)
 
     # -- serving -------------------------------------------------------------------------
 
@@ -206,7 +111,13 @@ class PluginProcesses:
         one, this worker starts one, or uses the one another worker runs.
         """
         served = ServedPlugin(
-            plugin_id, key, version, declared, permissions, tables, self.run_dir(plugin_id, key)
+            plugin_id,
+            key,
+            version,
+            declared,
+            permissions,
+            tables,
+            self.spawner.run_dir(plugin_id, key),
         )
         served.route = ForwardRoute(
             plugin_id,
@@ -238,7 +149,7 @@ class PluginProcesses:
         if child is None:
             try:
                 child = await run_in_threadpool(
-                    self.spawn, served.plugin_id, served.key, served.permissions
+                    self.spawner.spawn, served.plugin_id, served.key, served.permissions
                 )
             except OwnedElsewhere:
                 await self._join(served)
@@ -255,7 +166,7 @@ class PluginProcesses:
                 self._failed(served, str(exc))
                 return
             try:
-                await run_in_threadpool(self.grant, served.plugin_id, served.tables)
+                await run_in_threadpool(self.spawner.grant, served.plugin_id, served.tables)
             except Exception as exc:
                 await run_in_threadpool(child.kill)
                 self._failed(served, str(exc))
@@ -354,7 +265,7 @@ class PluginProcesses:
 
     def shut_down(self) -> None:
         """Close the sockets this worker serves to its plugin processes (none may be left)."""
-        self.database.close()
+        self.spawner.close()
 
     # -- watching ------------------------------------------------------------------------
 
@@ -431,42 +342,3 @@ def _declared(served: ServedPlugin, path: str) -> bool:
 
 def _client(run_dir: Path) -> UnixHTTP:
     return UnixHTTP(str(run_dir / protocol.SOCKET_NAME))
-
-
-def _take_ownership(run_dir: Path) -> int | None:
-    """The folder's lock (an open descriptor), or None when another worker holds it.
-
-    The lock file sits beside the folder, where the plugin cannot reach it (its folder is
-    mounted in its sandbox, read-only, but the lock must not depend on that).
-    """
-    make_private_dir(run_dir)
-    lock = run_dir.with_name(run_dir.name + ".lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _plugin_environment(plugin_id: str, installed: list[str]) -> dict[str, str]:
-    """The plugin's own settings (``PLUGDOCK_PLUGIN_<ID>_*``) and nothing else of the panel's.
-
-    Ids may prefix one another: plugin ``ai`` must not get ``PLUGDOCK_PLUGIN_AI_CHATBOT_*``,
-    the settings (an API key, say) of an installed plugin ``ai_chatbot``.
-    """
-    from plugdock import sdk
-
-    prefix = f"{sdk.SETTINGS_ENV_PREFIX}{plugin_id.upper()}_"
-    others = [
-        f"{sdk.SETTINGS_ENV_PREFIX}{other.upper()}_"
-        for other in installed
-        if other != plugin_id and other.startswith(f"{plugin_id}_")
-    ]
-    return {
-        name: value
-        for key, value in sdk.plugin_settings(plugin_id).items()
-        if re.fullmatch(r"[A-Za-z0-9_]+", key)
-        and not (name := f"{prefix}{key.upper()}").startswith(tuple(others))
-    }

@@ -1,0 +1,162 @@
+"""Starting one plugin process: its run folder and lock, its sandbox, database and environment.
+
+Each installation has a run folder, ``/tmp/pd-<instance>/<installation>/`` (the socket path
+must stay short), so an upgrade's new process starts beside the serving one. The worker
+holding the folder's lock (``<installation>.lock`` beside it) started the process; another
+worker asking for the same installation is told :class:`OwnedElsewhere` and joins it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from plugdock.config import Settings
+from plugdock.core.fsutil import make_private_dir
+from plugdock.isolation.control import ChildProcess, PluginProcessError
+from plugdock.isolation.database import PluginDatabase
+from plugdock.isolation.sandbox import Sandbox
+
+RUN_ROOT = "/tmp"
+
+
+class OwnedElsewhere(PluginProcessError):
+    """Another panel worker holds the installation's lock: it runs the process."""
+
+
+class Spawner:
+    """Starts the plugin processes of one instance, each with its database role and relays."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        instance = hashlib.sha256(str(settings.home).encode()).hexdigest()[:12]
+        self.root = Path(RUN_ROOT) / f"pd-{instance}"
+        make_private_dir(self.root)
+        self.database = PluginDatabase(settings, engine)
+
+    def run_dir(self, plugin_id: str, installation: str) -> Path:
+        """The run folder of one installation's process: short, and the same for every worker."""
+        name = hashlib.sha256(f"{plugin_id}\0{installation}".encode()).hexdigest()[:16]
+        return self.root / name
+
+    def spawn(
+        self,
+        plugin_id: str,
+        operation_id: str,
+        permissions: list[str],
+        backend_dir: Path | None = None,
+        *,
+        purpose: str = "serve",
+    ) -> ChildProcess:
+        """Start a plugin process that has imported the backend (blocking; not serving yet).
+
+        Raises PluginProcessError when another worker owns this installation's process.
+        ``purpose`` other than "serve" (an uninstall's hook) gets a folder of its own.
+        """
+        from plugdock.package.permissions import wants_network
+        from plugdock.plugin_code.loader import module_token
+
+        installation = operation_id if purpose == "serve" else f"{operation_id}/{purpose}"
+        run_dir = self.run_dir(plugin_id, installation)
+        lock = _take_ownership(run_dir)
+        if lock is None:
+            raise OwnedElsewhere(f"{plugin_id}: another panel worker runs its process")
+        data_dir = self.settings.plugin_data_dir / plugin_id
+        make_private_dir(data_dir)
+        sandbox = Sandbox(
+            plugin_id=plugin_id,
+            backend_dir=backend_dir or self.settings.backend_dir / plugin_id,
+            data_dir=data_dir,
+            run_dir=run_dir,
+            hidden=self.settings.home,
+            network=wants_network(permissions),
+            memory_bytes=self.settings.plugin_memory_mb << 20,
+            extra_files=tuple(self.database.files()),
+            env=_plugin_environment(plugin_id, self._installed_ids()),
+        )
+        key = str(run_dir)
+        done = False
+
+        def cleanup() -> None:  # once: the process's end, or a failed start
+            nonlocal done
+            if done:
+                return
+            done = True
+            self.database.close_for(key)
+            shutil.rmtree(run_dir, ignore_errors=True)  # never follows a link inside
+            os.close(lock)  # the lock file stays: another worker may be waiting on it
+
+        try:
+            url = self.database.open_for(plugin_id, key, run_dir)
+            self.database.open_core_calls(plugin_id, key, run_dir, permissions)
+            return ChildProcess(
+                plugin_id,
+                sandbox,
+                self.root / "logs" / f"{plugin_id}.log",
+                {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
+                cleanup,
+            )
+        except BaseException:
+            cleanup()
+            raise
+
+    def _installed_ids(self) -> list[str]:
+        from plugdock.core.db import connect_read
+        from plugdock.instance.registry import list_installations
+
+        with connect_read(self.engine) as conn:
+            return [i.plugin_id for i in list_installations(conn)]
+
+    def grant(self, plugin_id: str, tables: list[str]) -> None:
+        """Give the plugin's database role its tables (after they are committed; blocking)."""
+        self.database.grant(plugin_id, tables)
+
+    def close(self) -> None:
+        """Close the sockets this worker serves to its plugin processes (none may be left)."""
+        self.database.close()
+
+
+def _take_ownership(run_dir: Path) -> int | None:
+    """The folder's lock (an open descriptor), or None when another worker holds it.
+
+    The lock file sits beside the folder, where the plugin cannot reach it (its folder is
+    mounted in its sandbox, read-only, but the lock must not depend on that).
+    """
+    make_private_dir(run_dir)
+    lock = run_dir.with_name(run_dir.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _plugin_environment(plugin_id: str, installed: list[str]) -> dict[str, str]:
+    """The plugin's own settings (``PLUGDOCK_PLUGIN_<ID>_*``) and nothing else of the panel's.
+
+    Ids may prefix one another: plugin ``ai`` must not get ``PLUGDOCK_PLUGIN_AI_CHATBOT_*``,
+    the settings (an API key, say) of an installed plugin ``ai_chatbot``.
+    """
+    from plugdock import sdk
+
+    prefix = f"{sdk.SETTINGS_ENV_PREFIX}{plugin_id.upper()}_"
+    others = [
+        f"{sdk.SETTINGS_ENV_PREFIX}{other.upper()}_"
+        for other in installed
+        if other != plugin_id and other.startswith(f"{plugin_id}_")
+    ]
+    return {
+        name: value
+        for key, value in sdk.plugin_settings(plugin_id).items()
+        if re.fullmatch(r"[A-Za-z0-9_]+", key)
+        and not (name := f"{prefix}{key.upper()}").startswith(tuple(others))
+    }

@@ -1,8 +1,9 @@
 // The shell: signs the user in, then routes between the core pages and the plugins' pages.
 import type { PluginComponentProps } from "@plugdock/sdk";
+// The SDK's client, handed to plugin pages and widgets as props.api; the shell never calls it.
+import { api } from "@plugdock/sdk";
 import * as React from "react";
 
-import { api } from "./api";
 import { useAuth } from "./auth";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Layout } from "./components/Layout";

@@ -2,9 +2,10 @@
 // Deactivating ends the user's sessions at once; the last active admin cannot be removed.
 import * as React from "react";
 
-import { type User, accounts, errorMessage, formatDate } from "../api";
+import { type User, accounts, errorMessage } from "../api";
 import { useAuth } from "../auth";
 import { Notice, type NoticeValue } from "../components/Notice";
+import { formatDate } from "../format";
 
 export function UsersPage() {
   const { user: me } = useAuth();

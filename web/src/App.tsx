@@ -118,7 +118,7 @@ export function App() {
 
   return (
     <>
-      <Layout user={user} onLogout={logout}>
+      <Layout user={user} onLogout={() => void logout()}>
         {page}
       </Layout>
       <Widgets user={sdkUser} />

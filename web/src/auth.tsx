@@ -4,7 +4,7 @@ import * as React from "react";
 
 import { clientHooks, setCurrentUser } from "@plugdock/sdk";
 
-import { ApiError, type User, session, setSignedIn, setUnauthorizedHandler } from "./api";
+import { ApiError, type User, errorMessage, session, setSignedIn, setUnauthorizedHandler } from "./api";
 
 /** Where older shells kept the bearer token; removed on start. */
 const LEGACY_TOKEN_KEY = "plugdock_token";
@@ -70,7 +70,7 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
       .me()
       .then(setUser)
       .catch((error) => {
-        if (!(error instanceof ApiError && error.status === 401)) setReason(String(error.message));
+        if (!(error instanceof ApiError && error.status === 401)) setReason(errorMessage(error));
         setUser(null);
       });
   }, [setUser]);
@@ -90,7 +90,7 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
     try {
       await session.signOut();
     } catch (error) {
-      problem = `Signing out may not have finished: ${String((error as Error).message)}`;
+      problem = `Signing out may not have finished: ${errorMessage(error)}`;
     }
     setReason(problem);
     setUser(null);

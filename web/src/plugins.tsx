@@ -138,6 +138,7 @@ export function PluginsProvider({ children }: { children: React.ReactNode }) {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void refresh();
     // Another admin (or the CLI) may install or uninstall: catch up when the tab is used again.
     const onVisible = () => {

@@ -43,6 +43,7 @@ export function MarketplacePage() {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void load();
   }, [load]);
 

@@ -26,6 +26,7 @@ export function UsersPage() {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void load();
   }, [load]);
 
@@ -139,7 +140,7 @@ export function UsersPage() {
       <form
         className="card"
         style={{ display: "grid", gap: "0.4rem", maxWidth: "28rem", marginTop: "1.5rem" }}
-        onSubmit={create}
+        onSubmit={(event) => void create(event)}
         aria-labelledby="new-user-title"
       >
         <h2 id="new-user-title">Add a user</h2>

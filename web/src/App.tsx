@@ -1,6 +1,6 @@
 // The shell: signs the user in, then routes between the core pages and the plugins' pages.
 import type { PluginComponentProps } from "@plugdock/sdk";
-// The SDK's client, handed to plugin pages and widgets as props.api; the shell never calls it.
+// eslint-disable-next-line no-restricted-imports -- handed to plugin pages and widgets as props.api, never called here
 import { api } from "@plugdock/sdk";
 import * as React from "react";
 

@@ -71,6 +71,7 @@ lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	cd web && npm run --silent typecheck
+	cd web && npm run --silent lint
 
 # Debian's chromium for the browser tests (tests/test_browser.py).
 browser:

@@ -1,8 +1,9 @@
 // The shell: signs the user in, then routes between the core pages and the plugins' pages.
 import type { PluginComponentProps } from "@plugdock/sdk";
+// eslint-disable-next-line no-restricted-imports -- handed to plugin pages and widgets as props.api, never called here
+import { api } from "@plugdock/sdk";
 import * as React from "react";
 
-import { api } from "./api";
 import { useAuth } from "./auth";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Layout } from "./components/Layout";
@@ -117,7 +118,7 @@ export function App() {
 
   return (
     <>
-      <Layout user={user} onLogout={logout}>
+      <Layout user={user} onLogout={() => void logout()}>
         {page}
       </Layout>
       <Widgets user={sdkUser} />

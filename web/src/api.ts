@@ -1,16 +1,19 @@
-// The panel's own endpoints, typed from its OpenAPI document.
+// The shell's client of the panel's API: every call the shell makes to /api/... is a function
+// here, its request and response types named from the panel's OpenAPI document
+// (generated/openapi.ts, made by scripts/openapi_types.py, so they cannot drift from the server).
 //
-// The client itself (request, api, ApiError) is @plugdock/sdk's, the one module the shell
-// and every plugin share; the response types are generated from /openapi.json into
-// generated/openapi.ts (scripts/openapi_types.py), so they cannot drift from the server.
-import { api, request } from "@plugdock/sdk";
+// The session is an HttpOnly cookie no script can read (set by POST /api/v1/auth/session).
+// A request that changes something also sends the session's CSRF token (a readable cookie) as
+// X-CSRF-Token, which the server checks. An answer that is not 2xx rejects with ApiError, whose
+// message is FastAPI's `detail` in words; a 401 while signed in calls the handler auth.tsx sets.
+//
+// Plugin UIs have a client of their own, @plugdock/sdk's (src/sdk/client.ts): the two are kept
+// apart (web/eslint.config.js). All this module takes from the SDK is how to read the CSRF
+// token: that cookie belongs to the session the shell and every plugin page share, and its
+// name stays in one bundle, /static/sdk.js (tests/test_browser_sdk.py: app.js has no copy).
+import { CSRF_HEADER, csrfToken } from "@plugdock/sdk";
 
 import type { components } from "./generated/openapi";
-
-export { ApiError, api, errorMessage, request } from "@plugdock/sdk";
-
-/** Where older shells kept the bearer token; removed on start (see auth.tsx). */
-export const LEGACY_TOKEN_KEY = "plugdock_token";
 
 type Schemas = components["schemas"];
 
@@ -31,10 +34,115 @@ export type UploadResponse = Schemas["UploadedInstall"] | Schemas["UploadedUpgra
 /** One entry of GET /api/v1/frontend/plugins. */
 export type FrontendEntry = Schemas["FrontendPlugin"];
 
+// -- errors ----------------------------------------------------------------------------------
+
+/** An answer that is not 2xx (or no answer: `status` 0), with the server's `detail`. */
+export class ApiError extends Error {
+  /** The HTTP status; 0 when the panel could not be reached. */
+  readonly status: number;
+  /** FastAPI's `detail`: a string, a list of validation issues, or whatever the route sent. */
+  readonly detail: unknown;
+
+  constructor(status: number, detail: unknown, fallback: string) {
+    super(describeDetail(detail) ?? fallback);
+    this.name = "ApiError";
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** One issue of a FastAPI validation error (HTTP 422). */
+interface ValidationIssue {
+  loc?: (string | number)[];
+  msg?: string;
+}
+
+/** A readable line from FastAPI's `detail` (a string, or a list of validation issues), or null. */
+function describeDetail(detail: unknown): string | null {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail)) {
+    return (detail as ValidationIssue[])
+      .map((issue) => {
+        const field = issue?.loc ? String(issue.loc[issue.loc.length - 1] ?? "") : "";
+        return field ? `${field}: ${issue?.msg ?? "invalid"}` : (issue?.msg ?? "invalid");
+      })
+      .join("; ");
+  }
+  return null;
+}
+
+/** The message of anything thrown: an Error's message, or the value as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// -- the session's end ------------------------------------------------------------------------
+
+/** Whether a 401 means "the session ended" (then the handler is called). */
+let signedIn = false;
+let onUnauthorized: () => void = () => {};
+
+/** auth.tsx: true while a user is signed in, so a 401 then may mean the session ended. */
+export function setSignedIn(value: boolean): void {
+  signedIn = value;
+}
+
+/** auth.tsx: what a 401 while signed in calls (it asks whether the session really ended). */
+export function setUnauthorizedHandler(handler: () => void): void {
+  onUnauthorized = handler;
+}
+
+// -- requests --------------------------------------------------------------------------------
+
+type Method = "GET" | "POST" | "PATCH" | "DELETE";
+
+/**
+ * One call as the signed-in user: `body` is sent as JSON, a FormData as multipart. Resolves to
+ * the parsed JSON (null for an empty answer), rejects with ApiError.
+ */
+async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const csrf = method === "GET" ? null : csrfToken();
+  if (csrf) headers[CSRF_HEADER] = csrf;
+  const init: RequestInit = { method, headers, credentials: "same-origin" };
+  if (body instanceof FormData) {
+    init.body = body; // the browser sets the multipart Content-Type
+  } else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response: Response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, null, "Cannot reach the panel. Check your connection and try again.");
+  }
+  const text = await response.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = text;
+    }
+  }
+  if (!response.ok) {
+    if (response.status === 401 && signedIn) onUnauthorized();
+    const detail = data && typeof data === "object" && "detail" in data ? data.detail : data;
+    throw new ApiError(response.status, detail, `${response.status} ${response.statusText}`);
+  }
+  return data as T;
+}
+
+// -- the endpoints ---------------------------------------------------------------------------
+
 /** Sign-in for the web UI: an HttpOnly session cookie, never a token in the page. */
 export const session = {
   signIn: (username: string, password: string) =>
-    request<Schemas["SessionResponse"]>("POST", "/api/v1/auth/session", { body: { username, password } }),
+    request<Schemas["SessionResponse"]>("POST", "/api/v1/auth/session", {
+      username,
+      password,
+    } satisfies Schemas["LoginRequest"]),
   signOut: () => request<null>("POST", "/api/v1/auth/logout"),
   me: () => request<User>("GET", "/api/v1/auth/me"),
 };
@@ -43,34 +151,48 @@ export const session = {
 export const accounts = {
   list: () => request<User[]>("GET", "/api/v1/users"),
   create: (username: string, password: string, role: User["role"]) =>
-    request<User>("POST", "/api/v1/users", { body: { username, password, role } }),
-  update: (id: number, change: { role?: User["role"]; is_active?: boolean }) =>
-    request<User>("PATCH", `/api/v1/users/${id}`, { body: change }),
+    request<User>("POST", "/api/v1/users", { username, password, role } satisfies Schemas["UserCreate"]),
+  update: (id: number, change: Schemas["UserUpdate"]) => request<User>("PATCH", `/api/v1/users/${id}`, change),
 };
 
-/** The marketplace's lifecycle calls (issue 8). */
+export const dashboard = {
+  get: () => request<Dashboard>("GET", "/api/v1/dashboard"),
+};
+
+/** The installed plugins' UIs: their bundles, for the shell to import (plugins.tsx). */
+export const frontend = {
+  plugins: () => request<FrontendEntry[]>("GET", "/api/v1/frontend/plugins"),
+};
+
+/** The marketplace: the catalog, what is installed, and the lifecycle calls (issue 8). */
 export const marketplace = {
-  planInstall: (id: string) => api.get<InstallPlan>(`/api/v1/marketplace/plan/install/${encodeURIComponent(id)}`),
-  planUpgrade: (id: string) => api.get<UpgradePlan>(`/api/v1/marketplace/plan/upgrade/${encodeURIComponent(id)}`),
+  catalog: () => request<CatalogItem[]>("GET", "/api/v1/marketplace/plugins"),
+  installed: () => request<InstalledPlugin[]>("GET", "/api/v1/marketplace/installed"),
+  planInstall: (id: string) =>
+    request<InstallPlan>("GET", `/api/v1/marketplace/plan/install/${encodeURIComponent(id)}`),
+  planUpgrade: (id: string) =>
+    request<UpgradePlan>("GET", `/api/v1/marketplace/plan/upgrade/${encodeURIComponent(id)}`),
   planUninstall: (id: string) =>
-    api.get<UninstallPlan>(`/api/v1/marketplace/plan/uninstall/${encodeURIComponent(id)}`),
-  install: (id: string) => api.post<InstallResponse>("/api/v1/marketplace/install", { plugin_id: id }),
+    request<UninstallPlan>("GET", `/api/v1/marketplace/plan/uninstall/${encodeURIComponent(id)}`),
+  install: (id: string) =>
+    request<InstallResponse>("POST", "/api/v1/marketplace/install", {
+      plugin_id: id,
+    } satisfies Schemas["InstallRequest"]),
   /** `grant`: the permissions the admin confirmed beyond the current grant (else a 409 names them). */
   upgrade: (id: string, version: string | null = null, grant: string[] = []) =>
-    api.post<UpgradeResponse>("/api/v1/marketplace/upgrade", { plugin_id: id, version, grant }),
+    request<UpgradeResponse>("POST", "/api/v1/marketplace/upgrade", {
+      plugin_id: id,
+      version,
+      grant,
+    } satisfies Schemas["UpgradeRequest"]),
   uninstall: (id: string, backup: boolean) =>
-    api.delete<UninstallResponse>(`/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}`),
+    request<UninstallResponse>("DELETE", `/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}`),
   setEnabled: (id: string, enabled: boolean) =>
-    api.post<ToggleResponse>(`/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
+    request<ToggleResponse>("POST", `/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
   upload: (file: File, grant: string[] = []) => {
     const form = new FormData();
     form.append("file", file, file.name);
     for (const permission of grant) form.append("grant", permission);
-    return api.post<UploadResponse>("/api/v1/marketplace/upload", form);
+    return request<UploadResponse>("POST", "/api/v1/marketplace/upload", form);
   },
 };
-
-export function formatDate(iso: string): string {
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
-}

@@ -4,7 +4,10 @@ import * as React from "react";
 
 import { clientHooks, setCurrentUser } from "@plugdock/sdk";
 
-import { ApiError, LEGACY_TOKEN_KEY, type User, session } from "./api";
+import { ApiError, type User, errorMessage, session, setSignedIn, setUnauthorizedHandler } from "./api";
+
+/** Where older shells kept the bearer token; removed on start. */
+const LEGACY_TOKEN_KEY = "plugdock_token";
 
 interface AuthState {
   /** undefined while the session is being checked; null when signed out. */
@@ -31,7 +34,8 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
   const [reason, setReason] = React.useState<string | null>(null);
 
   const setUser = React.useCallback((next: User | null) => {
-    setCurrentUser(next); // what plugins read with the SDK's currentUser()/useUser()
+    setSignedIn(next !== null); // whether a 401 to the shell's calls may mean the session ended
+    setCurrentUser(next); // for plugins: the SDK's currentUser()/useUser(), and its client's 401s
     setUserState(next);
   }, []);
 
@@ -43,8 +47,9 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
     }
     // A 401 from a plugin's own route (its own token, say) must not sign the user out:
     // ask the panel whether the session really ended. While asking, further 401s wait.
+    // Both clients call it on a 401 while signed in: the shell's (./api) and plugins' (the SDK's).
     let checking = false;
-    clientHooks.setUnauthorizedHandler(() => {
+    const sessionMayHaveEnded = () => {
       if (checking) return;
       checking = true;
       session
@@ -58,12 +63,14 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
         .finally(() => {
           checking = false;
         });
-    });
+    };
+    setUnauthorizedHandler(sessionMayHaveEnded);
+    clientHooks.setUnauthorizedHandler(sessionMayHaveEnded);
     session
       .me()
       .then(setUser)
       .catch((error) => {
-        if (!(error instanceof ApiError && error.status === 401)) setReason(String(error.message));
+        if (!(error instanceof ApiError && error.status === 401)) setReason(errorMessage(error));
         setUser(null);
       });
   }, [setUser]);
@@ -83,7 +90,7 @@ export function AuthProvider({ children }: { children: React.ReactNode }) {
     try {
       await session.signOut();
     } catch (error) {
-      problem = `Signing out may not have finished: ${String((error as Error).message)}`;
+      problem = `Signing out may not have finished: ${errorMessage(error)}`;
     }
     setReason(problem);
     setUser(null);

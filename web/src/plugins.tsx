@@ -4,7 +4,7 @@ import * as React from "react";
 
 import type { AddonConfig, NavItem, RouteDef } from "@plugdock/sdk";
 
-import { type FrontendEntry, errorMessage, request } from "./api";
+import { type FrontendEntry, errorMessage, frontend } from "./api";
 
 export interface LoadedPlugin {
   id: string;
@@ -125,7 +125,7 @@ export function PluginsProvider({ children }: { children: React.ReactNode }) {
   const refresh = React.useCallback(async () => {
     const call = ++latest.current;
     try {
-      const manifest = await request<FrontendEntry[]>("GET", "/api/v1/frontend/plugins");
+      const manifest = await frontend.plugins();
       const loaded = await Promise.all(manifest.map(load));
       if (call !== latest.current) return; // a newer refresh is under way
       rememberPages(loaded);
@@ -138,6 +138,7 @@ export function PluginsProvider({ children }: { children: React.ReactNode }) {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void refresh();
     // Another admin (or the CLI) may install or uninstall: catch up when the tab is used again.
     const onVisible = () => {

@@ -31,7 +31,12 @@ export function Layout({ user, onLogout, children }: { user: User; onLogout: () 
   const [menuOpen, setMenuOpen] = React.useState(false);
   const isAdmin = user.role === "admin";
 
-  React.useEffect(() => setMenuOpen(false), [path]);
+  // Another page closes the menu (while rendering: an effect would paint it open once more).
+  const [menuPath, setMenuPath] = React.useState(path);
+  if (menuPath !== path) {
+    setMenuPath(path);
+    setMenuOpen(false);
+  }
 
   const pluginNav = plugins.flatMap((plugin) =>
     (plugin.config?.nav ?? [])

@@ -3,7 +3,7 @@
 // the server for its plan when it opens; the server stays the judge of what may run.
 import * as React from "react";
 
-import { type InstallPlan, type UninstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
+import { type InstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { Markdown } from "./Markdown";
 import { PermissionList } from "./Permissions";
@@ -16,21 +16,22 @@ export interface Target {
 type Loaded<T> = { plan: T | null; error: string | null };
 
 /** Fetch a plan while `target` is set; forget it when the dialog closes. */
-function usePlan<T>(target: Target | null, fetch: (id: string) => Promise<T>): Loaded<T> {
-  const [state, setState] = React.useState<Loaded<T>>({ plan: null, error: null });
+function usePlan<T>(target: Target | null, load: (id: string) => Promise<T>): Loaded<T> {
   const id = target?.id ?? null;
+  const [state, setState] = React.useState<Loaded<T> & { id: string | null }>({ id, plan: null, error: null });
+  // Another target, or none: forget the last plan while rendering (an effect would show it once more).
+  if (state.id !== id) setState({ id, plan: null, error: null });
   React.useEffect(() => {
-    setState({ plan: null, error: null });
     if (id === null) return;
     let cancelled = false;
-    fetch(id).then(
-      (plan) => !cancelled && setState({ plan, error: null }),
-      (error: unknown) => !cancelled && setState({ plan: null, error: errorMessage(error) }),
+    load(id).then(
+      (plan) => !cancelled && setState({ id, plan, error: null }),
+      (error: unknown) => !cancelled && setState({ id, plan: null, error: errorMessage(error) }),
     );
     return () => {
       cancelled = true;
     };
-  }, [id, fetch]);
+  }, [id, load]);
   return state;
 }
 
@@ -170,7 +171,12 @@ export function UninstallDialog({
   const { plan, error } = usePlan(target, marketplace.planUninstall);
   const [backup, setBackup] = React.useState(true);
   const checkboxId = React.useId();
-  React.useEffect(() => setBackup(true), [target?.id]); // the safe choice, every time it opens
+  // The safe choice, every time it opens (set while rendering, not in an effect after it).
+  const [backupFor, setBackupFor] = React.useState(target?.id);
+  if (backupFor !== target?.id) {
+    setBackupFor(target?.id);
+    setBackup(true);
+  }
   const dependents = plan?.dependents ?? [];
   const hasRows = (plan?.tables ?? []).some((t) => t.rows > 0);
   return (

@@ -1,8 +1,6 @@
 // What a plugin may do beyond its own tables (metadata.json's `permissions`), in plain words:
 // what it asks for before an install, what it was granted once installed, and what an
 // update adds. The server words each permission (permission_descriptions), the UI lists them.
-import * as React from "react";
-
 export interface PermissionsInfo {
   permissions?: string[];
   permission_descriptions?: string[];

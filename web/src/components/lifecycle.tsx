@@ -66,7 +66,7 @@ export function useLifecycle(reload: () => Promise<void>) {
   /** Install at once, or first show the plan when dependencies come along. */
   const install = async (target: Target) => {
     setBusy({ id: target.id, action: "install" });
-    let plan: InstallPlan | null = null;
+    let plan: InstallPlan | null;
     try {
       plan = await marketplace.planInstall(target.id);
     } catch {

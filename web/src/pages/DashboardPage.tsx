@@ -1,7 +1,8 @@
 import * as React from "react";
 
-import { type Dashboard, api, errorMessage, formatDate } from "../api";
+import { type Dashboard, dashboard, errorMessage } from "../api";
 import { Notice } from "../components/Notice";
+import { formatDate } from "../format";
 import { usePlugins } from "../plugins";
 import { Link } from "../router";
 
@@ -21,7 +22,7 @@ export function DashboardPage() {
   const { plugins } = usePlugins();
 
   React.useEffect(() => {
-    api.get<Dashboard>("/api/v1/dashboard").then(setData, (e) => setError(errorMessage(e)));
+    dashboard.get().then(setData, (e) => setError(errorMessage(e)));
   }, []);
 
   return (

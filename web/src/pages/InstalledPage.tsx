@@ -2,11 +2,12 @@
 // disable/enable them here.
 import * as React from "react";
 
-import { type InstalledPlugin, api, errorMessage, formatDate } from "../api";
+import { type InstalledPlugin, errorMessage, marketplace } from "../api";
 import { useAuth } from "../auth";
 import { PermissionsNote } from "../components/Permissions";
 import { Notice } from "../components/Notice";
 import { EnabledSwitch, offeredUpdate, useLifecycle } from "../components/lifecycle";
+import { formatDate } from "../format";
 import { usePlugins } from "../plugins";
 import { Link } from "../router";
 
@@ -26,7 +27,7 @@ export function InstalledPage() {
 
   const load = React.useCallback(async () => {
     try {
-      setRows(await api.get<InstalledPlugin[]>("/api/v1/marketplace/installed"));
+      setRows(await marketplace.installed());
       setError(null);
     } catch (e) {
       setError(errorMessage(e));
@@ -34,6 +35,7 @@ export function InstalledPage() {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void load();
   }, [load]);
 

@@ -29,7 +29,12 @@ export function LoginPage() {
 
   return (
     <main className="login" id="main">
-      <form className="card login-card" onSubmit={submit} aria-labelledby="login-title" aria-busy={busy}>
+      <form
+        className="card login-card"
+        onSubmit={(event) => void submit(event)}
+        aria-labelledby="login-title"
+        aria-busy={busy}
+      >
         <p className="brand brand-large">
           <span aria-hidden="true">🔌</span> plugdock
         </p>

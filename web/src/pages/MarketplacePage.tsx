@@ -3,7 +3,7 @@
 // disappear without a reload.
 import * as React from "react";
 
-import { type CatalogItem, api, errorMessage } from "../api";
+import { type CatalogItem, errorMessage, marketplace } from "../api";
 import { useAuth } from "../auth";
 import { Notice } from "../components/Notice";
 import { PermissionsNote } from "../components/Permissions";
@@ -35,7 +35,7 @@ export function MarketplacePage() {
 
   const load = React.useCallback(async () => {
     try {
-      setItems(await api.get<CatalogItem[]>("/api/v1/marketplace/plugins"));
+      setItems(await marketplace.catalog());
       setLoadError(null);
     } catch (e) {
       setLoadError(errorMessage(e));
@@ -43,6 +43,7 @@ export function MarketplacePage() {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void load();
   }, [load]);
 

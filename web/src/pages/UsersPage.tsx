@@ -2,9 +2,10 @@
 // Deactivating ends the user's sessions at once; the last active admin cannot be removed.
 import * as React from "react";
 
-import { type User, accounts, errorMessage, formatDate } from "../api";
+import { type User, accounts, errorMessage } from "../api";
 import { useAuth } from "../auth";
 import { Notice, type NoticeValue } from "../components/Notice";
+import { formatDate } from "../format";
 
 export function UsersPage() {
   const { user: me } = useAuth();
@@ -25,6 +26,7 @@ export function UsersPage() {
   }, []);
 
   React.useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
     void load();
   }, [load]);
 
@@ -138,7 +140,7 @@ export function UsersPage() {
       <form
         className="card"
         style={{ display: "grid", gap: "0.4rem", maxWidth: "28rem", marginTop: "1.5rem" }}
-        onSubmit={create}
+        onSubmit={(event) => void create(event)}
         aria-labelledby="new-user-title"
       >
         <h2 id="new-user-title">Add a user</h2>

@@ -1,5 +1,5 @@
-// The panel's JSON API for the shell and for plugins: fetch with the session cookie,
-// the CSRF header on changes, errors as ApiError.
+// The panel's JSON API for plugin UIs: fetch with the session cookie, the CSRF header on
+// changes, errors as ApiError. (The shell has its own client, web/src/api.ts.)
 //
 // The session token lives in an HttpOnly cookie that no script can read (set by
 // POST /api/v1/auth/session). Requests that change something also send the readable
@@ -77,7 +77,8 @@ let signedIn = false;
 let onUnauthorized: () => void = () => {};
 
 /**
- * The shell's hooks into the client (the shell and plugins share this one module).
+ * The shell's hooks into the plugins' client: whether a 401 may mean the session ended, and
+ * what to do then.
  * @internal
  */
 export const clientHooks = {

@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     # -- the instance folder: every path in it is named here, nowhere else -----------------
     #
     #   $PLUGDOCK_HOME/                   0700 (plugdock.instance: which files must be 0600)
-    #     panel.db (-wal, -shm)           the SQLite database, unless PLUGDOCK_DATABASE_URL
+    #     panel.db (-wal, -shm)           the SQLite database, unless DATABASE_URL
     #     addons/<kind>/<plugin id>/      installed code, kind = backend | frontend |
     #                                     migrations | manifest (plugdock.operations.codefiles)
     #     addons/addon_registry.json      what is installed, rewritten from the rows

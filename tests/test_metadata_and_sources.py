@@ -1,13 +1,16 @@
-"""metadata.json validation and the local source's catalog."""
+"""metadata.json validation, the local source's catalog, and the settings that name sources."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from plugdock.config import PluginSource, Settings, load_settings
 from plugdock.errors import NotFoundError, PackageError, PlugdockError
 from plugdock.package.metadata import parse_metadata, version_in_range
 from plugdock.sources import LocalSource, parse_requirement
@@ -127,3 +130,55 @@ def test_local_source_rereads_a_zip_replaced_in_place(tmp_path: Path) -> None:
     catalog = source.catalog()
     assert "swapped" not in catalog.plugins
     assert [b.location for b in catalog.broken] == [first.name]
+
+
+def test_settings_env_names_and_keyword_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PLUGDOCK_<FIELD> for most settings, the older fixed names for a few; keywords win."""
+    monkeypatch.setenv("PLUGDOCK_MAX_PACKAGE_BYTES", "1234")
+    monkeypatch.setenv("PLUGIN_SOURCE", "remote")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
+    monkeypatch.setenv("PLUGDOCK_HOME", str(tmp_path / "env-home"))
+    settings = load_settings()
+    assert settings.max_package_bytes == 1234
+    assert settings.plugin_source is PluginSource.REMOTE
+    assert settings.db_url == "sqlite:///from-env.db"
+    assert settings.home == tmp_path / "env-home"
+
+    overridden = load_settings(max_package_bytes=99, plugin_source="local", database_url=None)
+    assert overridden.max_package_bytes == 99
+    assert overridden.plugin_source is PluginSource.LOCAL
+    assert overridden.db_url == f"sqlite:///{tmp_path / 'env-home' / 'panel.db'}"
+    assert Settings(home=tmp_path / "kw-home").home == tmp_path / "kw-home"
+
+
+def test_settings_config_file_is_below_env_and_keywords(tmp_path: Path) -> None:
+    """The file named by PLUGDOCK_CONFIG (read at import, hence a fresh interpreter)."""
+    config = tmp_path / "plugdock.env"
+    config.write_text(
+        "PLUGIN_SOURCE=remote\n"
+        "DATABASE_URL=sqlite:///from-file.db\n"
+        "PLUGDOCK_LOCK_TIMEOUT=7\n"
+        "PLUGDOCK_MAX_PACKAGE_FILES=11\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "PLUGDOCK_CONFIG": str(config),
+        "PLUGDOCK_HOME": str(tmp_path / "instance"),
+        "PLUGDOCK_LOCK_TIMEOUT": "8",
+        "PLUGDOCK_MAX_PACKAGE_FILES": "12",
+    }
+    script = (
+        "import json\n"
+        "from plugdock.config import load_settings\n"
+        "s = load_settings(max_package_files=13)\n"
+        "print(json.dumps([s.plugin_source, s.db_url, s.lock_timeout, s.max_package_files]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    # file only; file only (a fixed name); env over file; keyword over env and file
+    assert json.loads(done.stdout) == ["remote", "sqlite:///from-file.db", 8.0, 13]

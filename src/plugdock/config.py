@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasGenerator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,9 +36,21 @@ class SignaturePolicy(StrEnum):
     OFF = "off"
 
 
+def _env_name(field_name: str) -> str:
+    return f"PLUGDOCK_{field_name.upper()}"
+
+
 class Settings(BaseSettings):
+    # A setting's env var is PLUGDOCK_<FIELD NAME> (any case) unless its Field names another;
+    # those few names are public (README) and must not change. populate_by_name keeps the
+    # field names usable as keyword arguments (``load_settings(max_package_bytes=...)``), and
+    # makes pydantic-settings also read the bare field name from the environment after the
+    # named one: MAX_PACKAGE_BYTES, and HOME for ``home`` when PLUGDOCK_HOME is unset.
     model_config = SettingsConfigDict(
-        env_file=os.environ.get("PLUGDOCK_CONFIG"), extra="ignore", populate_by_name=True
+        env_file=os.environ.get("PLUGDOCK_CONFIG"),
+        extra="ignore",
+        populate_by_name=True,
+        alias_generator=AliasGenerator(validation_alias=_env_name),
     )
 
     plugin_source: PluginSource = Field(PluginSource.LOCAL, validation_alias="PLUGIN_SOURCE")
@@ -48,117 +60,64 @@ class Settings(BaseSettings):
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
 
     # Limits for reading an untrusted package.
-    max_package_bytes: int = Field(
-        100 * 1024 * 1024,
-        validation_alias=AliasChoices("PLUGDOCK_MAX_PACKAGE_BYTES", "max_package_bytes"),
-    )
-    max_package_files: int = Field(
-        2000, validation_alias=AliasChoices("PLUGDOCK_MAX_PACKAGE_FILES", "max_package_files")
-    )
-    max_compression_ratio: float = Field(
-        100.0,
-        validation_alias=AliasChoices("PLUGDOCK_MAX_COMPRESSION_RATIO", "max_compression_ratio"),
-    )
+    max_package_bytes: int = 100 * 1024 * 1024
+    max_package_files: int = 2000
+    max_compression_ratio: float = 100.0
     max_request_bytes: int = Field(
         1024 * 1024,
         gt=0,
-        validation_alias=AliasChoices("PLUGDOCK_MAX_REQUEST_BYTES", "max_request_bytes"),
         description="largest request body the panel reads (the package upload gets "
         "max_package_bytes); larger ones are answered 413",
     )
     recycle_after: int = Field(
-        1000,
-        validation_alias=AliasChoices("PLUGDOCK_RECYCLE_AFTER", "recycle_after"),
-        description="plugin mounts/unmounts after which a supervised worker restarts itself",
+        1000, description="plugin mounts/unmounts after which a supervised worker restarts itself"
     )
     sync_interval: float = Field(
-        0.5,
-        validation_alias=AliasChoices("PLUGDOCK_SYNC_INTERVAL", "sync_interval"),
-        description="seconds between a worker's checks for plugin changes made elsewhere",
+        0.5, description="seconds between a worker's checks for plugin changes made elsewhere"
     )
     # Replicas sharing one database (see docs/deploy.md and plugdock.runtime.replicas).
     converge_timeout: float = Field(
-        5.0,
-        ge=0,
-        validation_alias=AliasChoices("PLUGDOCK_CONVERGE_TIMEOUT", "converge_timeout"),
-        description="seconds a change's answer waits for every live replica to serve it",
+        5.0, ge=0, description="seconds a change's answer waits for every live replica to serve it"
     )
     replica_heartbeat: float = Field(
-        2.0,
-        gt=0,
-        validation_alias=AliasChoices("PLUGDOCK_REPLICA_HEARTBEAT", "replica_heartbeat"),
-        description="seconds between a serving process's heartbeats in plugdock_replicas",
+        2.0, gt=0, description="seconds between a serving process's heartbeats in plugdock_replicas"
     )
     replica_stale_after: float = Field(
-        10.0,
-        gt=0,
-        validation_alias=AliasChoices("PLUGDOCK_REPLICA_STALE_AFTER", "replica_stale_after"),
-        description="a replica without a heartbeat for this long counts as gone",
+        10.0, gt=0, description="a replica without a heartbeat for this long counts as gone"
     )
-    lock_timeout: float = Field(
-        60.0, validation_alias=AliasChoices("PLUGDOCK_LOCK_TIMEOUT", "lock_timeout")
-    )
+    lock_timeout: float = 60.0
 
     # Remote source and trust (see docs/publishing.md).
-    signature_policy: SignaturePolicy | None = Field(
-        None, validation_alias=AliasChoices("PLUGDOCK_SIGNATURE_POLICY", "signature_policy")
-    )
-    download_timeout: float = Field(
-        30.0, validation_alias=AliasChoices("PLUGDOCK_DOWNLOAD_TIMEOUT", "download_timeout")
-    )
-    download_retries: int = Field(
-        3, ge=1, validation_alias=AliasChoices("PLUGDOCK_DOWNLOAD_RETRIES", "download_retries")
-    )
-    trust_on_first_use: bool = Field(
-        True,
-        validation_alias=AliasChoices("PLUGDOCK_TRUST_ON_FIRST_USE", "trust_on_first_use"),
-    )
+    signature_policy: SignaturePolicy | None = None
+    download_timeout: float = 30.0
+    download_retries: int = Field(3, ge=1)
+    trust_on_first_use: bool = True
     # First-use pinning over plain http lets anyone on the path choose the root: opt-in only.
-    allow_http_pin: bool = Field(
-        False, validation_alias=AliasChoices("PLUGDOCK_ALLOW_HTTP_PIN", "allow_http_pin")
-    )
+    allow_http_pin: bool = False
 
     # Panel users and tokens (see plugdock.host.auth).
-    admin_password: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("PLUGDOCK_ADMIN_PASSWORD", "admin_password")
-    )
-    secret_key: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("PLUGDOCK_SECRET_KEY", "secret_key")
-    )
-    token_minutes: float = Field(
-        60.0, gt=0, validation_alias=AliasChoices("PLUGDOCK_TOKEN_MINUTES", "token_minutes")
-    )
+    admin_password: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    token_minutes: float = Field(60.0, gt=0)
     # Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed; empty: none, the peer's address is the client's.
-    trusted_proxies: str = Field(
-        "", validation_alias=AliasChoices("PLUGDOCK_TRUSTED_PROXIES", "trusted_proxies")
-    )
+    trusted_proxies: str = ""
     # The web UI's session cookie: Secure when true; unset: Secure when the request is https.
-    cookie_secure: bool | None = Field(
-        None, validation_alias=AliasChoices("PLUGDOCK_COOKIE_SECURE", "cookie_secure")
-    )
+    cookie_secure: bool | None = None
 
     # Where plugin backends run (plugdock.isolation): each in a confined process of its own,
     # or inside the panel (development, and plugins the operator trusts with everything).
-    isolation: Literal["process", "inprocess"] = Field(
-        "inprocess", validation_alias=AliasChoices("PLUGDOCK_ISOLATION", "isolation")
-    )
+    isolation: Literal["process", "inprocess"] = "inprocess"
     plugin_memory_mb: int = Field(
         512,
         ge=64,
-        validation_alias=AliasChoices("PLUGDOCK_PLUGIN_MEMORY_MB", "plugin_memory_mb"),
         description="address space a plugin process may use (MiB); past it, allocations fail",
     )
     plugin_timeout: float = Field(
-        30.0,
-        gt=0,
-        validation_alias=AliasChoices("PLUGDOCK_PLUGIN_TIMEOUT", "plugin_timeout"),
-        description="seconds a plugin process may take to answer a request (then 504)",
+        30.0, gt=0, description="seconds a plugin process may take to answer a request (then 504)"
     )
     # How long a plugin's declared health path may take to answer during install/upgrade.
-    health_timeout: float = Field(
-        5.0, gt=0, validation_alias=AliasChoices("PLUGDOCK_HEALTH_TIMEOUT", "health_timeout")
-    )
+    health_timeout: float = Field(5.0, gt=0)
 
     @field_validator("plugin_local_dir", "home")
     @classmethod
@@ -168,7 +127,7 @@ class Settings(BaseSettings):
     # -- the instance folder: every path in it is named here, nowhere else -----------------
     #
     #   $PLUGDOCK_HOME/                   0700 (plugdock.instance.privacy: which files must be 0600)
-    #     panel.db (-wal, -shm)           the SQLite database, unless PLUGDOCK_DATABASE_URL
+    #     panel.db (-wal, -shm)           the SQLite database, unless DATABASE_URL
     #     addons/<kind>/<plugin id>/      installed code, kind = backend | frontend |
     #                                     migrations | manifest (plugdock.operations.codefiles)
     #     addons/addon_registry.json      what is installed, rewritten from the rows

@@ -8,12 +8,11 @@ It offers the same two calls as the local source::
 
 What it checks before a package reaches the installer:
 
-* **The signed index.** Unless the signature policy is ``off``, the server's TUF metadata
-  (``/tuf/``) is refreshed with ``tuf.ngclient`` against the root this instance pinned
-  (:mod:`plugdock.trust.store`). A bad signature, an index older than one already seen
-  (rollback), an expired one (freeze) or metadata that does not match its snapshot is
-  refused with :class:`~plugdock.trust.store.UntrustedIndexError`. Versions are resolved from
-  the signed targets, and each package's expected length and SHA-256 come from them.
+* **The signed index** (:mod:`plugdock.sources.signed_index`). Unless the signature
+  policy is ``off``, the server's TUF metadata is refreshed and verified against the root
+  this instance pinned; a bad, replayed, expired or downgraded index is refused with
+  :class:`~plugdock.trust.store.UntrustedIndexError`. Versions are resolved from the
+  signed targets, and each package's expected length and SHA-256 come from them.
   With the policy ``off`` they come from ``manifest.json``.
 * **Where it goes** (:mod:`plugdock.sources.connection`). Redirects are followed only
   within the server's origin; one to another origin, or from https to http, is refused
@@ -33,16 +32,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO
 
 import httpx
-from filelock import FileLock
 
 from plugdock.config import Settings, SignaturePolicy
-from plugdock.core.fsutil import atomic_write, write_json_atomic
+from plugdock.core.fsutil import atomic_write
 from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
 from plugdock.package.archive import Limits
 from plugdock.package.checksums import sha256_file
@@ -56,20 +53,9 @@ from plugdock.sources.base import (
     newest_first,
     resolve_version,
 )
-from plugdock.sources.connection import (
-    ServerConnection,
-    Transient,
-    check_status,
-    without_credentials,
-)
-from plugdock.trust.store import (
-    HIGHEST_SEEN_FILE,
-    UntrustedIndexError,
-    normalize_server_url,
-    pin_server_root,
-    pinned_root,
-    server_dir,
-)
+from plugdock.sources.connection import ServerConnection, Transient, check_status
+from plugdock.sources.signed_index import SignedIndexClient, Target, by_plugin, target_path
+from plugdock.trust.store import normalize_server_url
 
 log = logging.getLogger("plugdock.sources.remote")
 
@@ -78,16 +64,7 @@ Progress = Callable[[int, int | None], None]
 _ID = re.compile(PLUGIN_ID_PATTERN)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_MAX_METADATA_BYTES = 16 * 1024 * 1024
 _MAX_SIGNATURE_BYTES = 64 * 1024
-
-
-class _Target(NamedTuple):
-    """What the index says about one package."""
-
-    length: int
-    sha256: str
-    signer_key_id: str | None = None  # the key that signed it, when the index records one
 
 
 class IntegrityError(SourceUnavailableError):
@@ -119,8 +96,8 @@ class RemoteSource:
             timeout=settings.download_timeout,
             client=client,
         )
+        self.index = SignedIndexClient(settings, self.server, warn or log.warning)
         self.progress = progress
-        self.warn = warn or log.warning
         self.limits = Limits.from_settings(settings)
 
     def close(self) -> None:
@@ -142,13 +119,13 @@ class RemoteSource:
     def catalog(self) -> Catalog:
         """Every plugin the server offers; with index checks on, only versions it vouches for."""
         manifest, broken = self._manifest()
-        signed = self._signed_targets() if self.verifies_index else None
+        signed = self.index.targets() if self.verifies_index else None
         plugins: dict[str, CatalogEntry] = {}
         for plugin_id, (summary, versions) in sorted(manifest.items()):
             kept = []
             for version, record in versions.items():
                 if signed is not None:
-                    target = signed.get(_target(plugin_id, version))
+                    target = signed.get(target_path(plugin_id, version))
                     if target is None or target[1] != record["sha256"]:
                         broken.append(
                             BrokenPackage(
@@ -178,14 +155,14 @@ class RemoteSource:
         if not _ID.fullmatch(plugin_id):
             raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
         if self.verifies_index:
-            signed = self._signed_targets()
+            signed = self.index.targets()
             offered = {
-                v: target for (pid, v), target in _by_plugin(signed).items() if pid == plugin_id
+                v: target for (pid, v), target in by_plugin(signed).items() if pid == plugin_id
             }
         else:
             manifest, _broken = self._manifest()
             versions = manifest.get(plugin_id, ({}, {}))[1]
-            offered = {v: _Target(rec["size"], rec["sha256"]) for v, rec in versions.items()}
+            offered = {v: Target(rec["size"], rec["sha256"]) for v, rec in versions.items()}
         if not offered:
             raise NotFoundError(
                 f"plugin {plugin_id!r} is not on the plugin server {self.server.addr}"
@@ -305,141 +282,6 @@ class RemoteSource:
                 found[plugin_id] = (entry, versions)
         return found, broken
 
-    # ----------------------------------------------------------- signed index
-
-    def _signed_targets(self) -> dict[str, _Target]:
-        """``{target path: _Target}`` from the server's verified TUF metadata."""
-        from tuf.api import exceptions as tuf_errors
-        from tuf.api.metadata import Metadata
-        from tuf.ngclient import Updater
-
-        url, addr = self.server.url, self.server.addr
-        root = pinned_root(self.settings, url) or self._pin_on_first_use()
-        folder = server_dir(self.settings, url)
-        metadata_dir = folder / "metadata"
-        metadata_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with FileLock(str(folder / ".lock"), timeout=self.settings.lock_timeout):
-                updater = Updater(
-                    str(metadata_dir),
-                    f"{url}/tuf/",
-                    fetcher=_fetcher(self.server),
-                    bootstrap=root,
-                )
-                updater.refresh()
-                targets = Metadata.from_file(str(metadata_dir / "targets.json")).signed
-                found = _vouched(targets)
-                self._refuse_downgrades(folder / HIGHEST_SEEN_FILE, found)
-        except tuf_errors.ExpiredMetadataError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {addr}: its signed index has expired ({exc}); this is what "
-                "a freeze attack looks like (or the server stopped re-signing); refusing it"
-            ) from None
-        except tuf_errors.BadVersionNumberError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {addr}: its signed index is older than one already seen "
-                f"({exc}); this is what a rollback attack looks like; refusing it"
-            ) from None
-        except tuf_errors.UnsignedMetadataError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {addr}: a signature on its index does not verify ({exc}); "
-                "refusing it"
-            ) from None
-        except tuf_errors.RepositoryError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {addr}: its signed index failed verification "
-                f"({type(exc).__name__}: {exc}); refusing it"
-            ) from None
-        except tuf_errors.DownloadError as exc:
-            cause = exc.__cause__ or exc
-            if isinstance(cause, SourceUnavailableError):
-                raise cause from None
-            raise SourceUnavailableError(
-                f"plugin server {addr}: cannot get its signed index ({cause})"
-            ) from None
-        return found
-
-    def _refuse_downgrades(self, path: Path, signed: dict[str, _Target]) -> None:
-        """Refuse an index whose newest version of a plugin is older than one seen before.
-
-        TUF stops a replayed *old* index, but not a *new* one, signed with the server's own
-        keys, that lists fewer versions: that would silently make an older (say, vulnerable)
-        version "latest". So the host remembers the highest version it has seen per plugin
-        from this server (``highest_seen.json`` beside the pinned root; re-pinning the server
-        forgets it) and refuses the whole index when any plugin's newest version goes back.
-        Called under the server folder's lock.
-        """
-        latest: dict[str, str] = {}
-        for plugin_id, version in _by_plugin(signed):
-            if plugin_id not in latest or _newer(version, latest[plugin_id]):
-                latest[plugin_id] = version
-        seen = _read_highest_seen(path)
-        backwards = [
-            f"{plugin_id} {latest[plugin_id]} (this host has seen {seen[plugin_id]})"
-            for plugin_id in sorted(latest)
-            if plugin_id in seen and _newer(seen[plugin_id], latest[plugin_id])
-        ]
-        if backwards:
-            addr = self.server.addr
-            raise UntrustedIndexError(
-                f"plugin server {addr}: its signed index now offers an older newest "
-                f"version than before: {', '.join(backwards)}; this is what a downgrade attack "
-                "looks like (a server signing away newer versions); refusing it. If the "
-                "operator really withdrew them, re-pin the server: plugdock trust server "
-                f"{addr} --root root.json"
-            )
-        highest = dict(seen)
-        for plugin_id, version in latest.items():
-            if plugin_id not in highest or _newer(version, highest[plugin_id]):
-                highest[plugin_id] = version
-        if highest != seen:
-            write_json_atomic(path, {"format": "plugdock-highest-seen-v1", "plugins": highest})
-
-    def _pin_on_first_use(self) -> bytes:
-        url, addr = self.server.url, self.server.addr
-        if not self.settings.trust_on_first_use:
-            raise UntrustedIndexError(
-                f"this instance does not trust the plugin server {addr} yet: run "
-                f"'plugdock trust server {addr} --root root.json' with the server's root "
-                "metadata (or allow first-use pinning: PLUGDOCK_TRUST_ON_FIRST_USE=true)"
-            )
-        if urlsplit(url).scheme != "https" and not self.settings.allow_http_pin:
-            # Over plain http anyone on the network path could hand over their own root, and
-            # every later check would then be against the attacker's keys.
-            raise UntrustedIndexError(
-                f"this instance does not trust the plugin server {addr} yet, and will not "
-                "pin its index root on first use over plain http: pin it explicitly with "
-                f"'plugdock trust server {addr} --root root.json' (the file from the "
-                "server's operator), use https, or allow it: PLUGDOCK_ALLOW_HTTP_PIN=true"
-            )
-        root = self.server.get_bytes("/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES)
-        try:
-            key_ids = pin_server_root(self.settings, url, root, how="first-use")
-        except PlugdockError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {addr}: its root metadata is not usable ({exc})"
-            ) from None
-        self.warn(
-            f"trusting plugin server {addr} on first use: pinned its index root keys "
-            f"{', '.join(k[:16] for k in key_ids)}; compare them with what 'plugdock server' "
-            f"printed (or pin explicitly: plugdock trust server {addr} --root root.json)"
-        )
-        return root
-
-
-def _vouched(targets: Any) -> dict[str, _Target]:
-    """The well-formed targets, with the signer key the index records (custom data)."""
-    found = {}
-    for path, target in targets.targets.items():
-        sha = target.hashes.get("sha256", "")
-        if isinstance(target.length, int) and _HEX64.fullmatch(sha):
-            custom = target.unrecognized_fields.get("custom")
-            signer = custom.get("signer_key_id") if isinstance(custom, dict) else None
-            if signer is not None and not (isinstance(signer, str) and _HEX64.fullmatch(signer)):
-                continue  # a record this host cannot hold the package to: not offered
-            found[path] = _Target(target.length, sha, signer)
-    return found
-
 
 def _check_index_signer(path: Path, what: str, expected: str) -> None:
     """Refuse a package not signed by the key the signed index records for it.
@@ -470,80 +312,6 @@ def _check_index_signer(path: Path, what: str, expected: str) -> None:
             f"the plugin server's signed index says {what} is signed by the key with "
             f"fingerprint {expected}, but the package is signed by {signed_by}; refusing it"
         )
-
-
-def _newer(version: str, than: str) -> bool:
-    return bool(parse_version(version) > parse_version(than))
-
-
-def _read_highest_seen(path: Path) -> dict[str, str]:
-    import json
-
-    damaged = f"{path} is damaged; re-pin the plugin server (plugdock trust server)"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        raise PlugdockError(damaged) from None
-    plugins = data.get("plugins") if isinstance(data, dict) else None
-    if not isinstance(plugins, dict):
-        raise PlugdockError(damaged)
-    for version in plugins.values():
-        try:
-            parse_version(version)
-        except ValueError:
-            raise PlugdockError(damaged) from None
-    return {str(k): str(v) for k, v in plugins.items()}
-
-
-def _fetcher(server: ServerConnection) -> Any:
-    """TUF's fetcher interface over the server's client, with the same retries and limits."""
-    from tuf.api import exceptions as tuf_errors
-    from tuf.ngclient.fetcher import FetcherInterface
-
-    class Fetcher(FetcherInterface):
-        def _fetch(self, url: str) -> Iterator[bytes]:
-            def once() -> bytes:
-                with server.client.stream("GET", url) as response:
-                    if response.status_code in (403, 404):  # "no newer root" for ngclient
-                        raise tuf_errors.DownloadHTTPError(
-                            f"{without_credentials(url)}: HTTP {response.status_code}",
-                            response.status_code,
-                        )
-                    check_status(response, url.rsplit("/", 1)[-1])
-                    chunks, size = [], 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > _MAX_METADATA_BYTES:
-                            raise tuf_errors.DownloadLengthMismatchError(
-                                f"{without_credentials(url)} is too large"
-                            )
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-
-            return iter([server.retrying(url.rsplit("/", 1)[-1], once)])
-
-    return Fetcher()
-
-
-def _target(plugin_id: str, version: str) -> str:
-    return f"{plugin_id}/{version}.zip"
-
-
-def _by_plugin(signed: dict[str, _Target]) -> dict[tuple[str, str], _Target]:
-    found = {}
-    for path, target in signed.items():
-        plugin_id, slash, name = path.partition("/")
-        if not slash or not name.endswith(".zip") or not _ID.fullmatch(plugin_id):
-            continue
-        version = name[: -len(".zip")]
-        try:
-            parse_version(version)
-        except ValueError:
-            continue
-        found[(plugin_id, version)] = target
-    return found
 
 
 def _record_problem(version: object, record: object) -> str | None:

@@ -7,14 +7,13 @@
     ├── catalog.json                        every plugin: owner, and per version its record
     ├── publishers.json                     publisher names with the SHA-256 of their token
     ├── reviewers.json                      reviewer names with the SHA-256 of their token
+    │                                       (both: plugdock.server.accounts)
     ├── reviews/<id>/<version>.json         the automated report of each version (review on)
     ├── audit.jsonl                         every publish, approval and rejection
     ├── keys/, tuf/                         the signed index (plugdock.server.index)
     └── incoming/                           uploads being checked
 
-Tokens are 256-bit random strings shown once at creation; only their SHA-256 is kept
-(a fast hash is enough for secrets that cannot be guessed), and they are compared in
-constant time. A plugin id belongs to the publisher who first published it.
+A plugin id belongs to the publisher who first published it.
 
 With review on, a published version is stored with ``"status": "pending"``: it takes its
 version number, but is not in the manifest, not downloadable and not in the signed index
@@ -26,14 +25,10 @@ and are listed, as before.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
-import re
-import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,17 +39,14 @@ from plugdock.instance.locking import ThreadAndFileLock
 from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
+from plugdock.server.accounts import Accounts, Publisher, Reviewer
 from plugdock.server.audit import AuditTrail
 from plugdock.server.index import Lifetimes, SignedIndex
 from plugdock.sources.base import LATEST, newest_first, resolve_version
 from plugdock.trust.signing import read_signature
 
-TOKEN_PREFIX = "pdt_"
-REVIEWER_TOKEN_PREFIX = "pdr_"
-ROLES = ("publisher", "reviewer")
 PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 MAX_REASON = 2000
-_PUBLISHER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ConflictError(PlugdockError):
@@ -63,16 +55,6 @@ class ConflictError(PlugdockError):
 
 class ForbiddenError(PlugdockError):
     """The publisher may not publish this plugin id."""
-
-
-@dataclass(frozen=True)
-class Publisher:
-    name: str
-
-
-@dataclass(frozen=True)
-class Reviewer:
-    name: str
 
 
 def listed(record: dict[str, Any]) -> bool:
@@ -105,6 +87,7 @@ class Storage:
         self.index = SignedIndex(self.data_dir, lifetimes)
         self._lock = ThreadAndFileLock(self.data_dir / ".storage.lock")
         self._catalog_cache: tuple[int, dict[str, Any]] | None = None
+        self.accounts = Accounts(self.publishers_path, self.reviewers_path, self._lock)
 
     def ensure(self) -> Storage:
         """Create the folder layout and the signed index if missing."""
@@ -113,58 +96,17 @@ class Storage:
         self.index.ensure()
         return self
 
-    # --------------------------------------------------------------- publishers
-
-    def _tokens_path(self, role: str) -> Path:
-        if role not in ROLES:
-            raise PlugdockError(f"unknown role {role!r} (publisher or reviewer)")
-        return self.publishers_path if role == "publisher" else self.reviewers_path
-
-    def _holders(self, role: str) -> dict[str, Any]:
-        path = self._tokens_path(role)
-        if not path.exists():
-            return {}
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-
-    def _publishers(self) -> dict[str, Any]:
-        return self._holders("publisher")
+    # ---------------------------------------------------------------- accounts
+    # What the routes (app.py, review_api.py), the CLI and the tests ask of the storage.
 
     def create_token(self, name: str, role: str = "publisher") -> str:
-        """Create (or replace) the token of ``name`` in ``role``; returns the token, shown once.
-
-        Publishers and reviewers are kept in separate files with differently prefixed
-        tokens: a publisher's token never authenticates a reviewer, whatever the names.
-        """
-        path = self._tokens_path(role)
-        if not _PUBLISHER.fullmatch(name):
-            raise PlugdockError(f"{name!r} is not a usable {role} name (letters, digits, _ . -)")
-        prefix = TOKEN_PREFIX if role == "publisher" else REVIEWER_TOKEN_PREFIX
-        token = prefix + secrets.token_urlsafe(32)
-        with self._lock:
-            holders = self._holders(role)
-            holders[name] = {"token_sha256": _token_hash(token), "created": _now()}
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, holders)
-            path.chmod(0o600)
-        return token
-
-    def _match(self, token: str, role: str) -> str | None:
-        presented = _token_hash(token)
-        found = None
-        for name, entry in self._holders(role).items():
-            if hmac.compare_digest(presented, str(entry.get("token_sha256", ""))):
-                found = name
-        return found
+        return self.accounts.create_token(name, role)
 
     def authenticate(self, token: str) -> Publisher | None:
-        """The publisher whose token this is, or None."""
-        name = self._match(token, "publisher")
-        return Publisher(name) if name is not None else None
+        return self.accounts.authenticate(token)
 
     def authenticate_reviewer(self, token: str) -> Reviewer | None:
-        """The reviewer whose token this is, or None (publisher tokens never match)."""
-        name = self._match(token, "reviewer")
-        return Reviewer(name) if name is not None else None
+        return self.accounts.authenticate_reviewer(token)
 
     # ----------------------------------------------------------------- catalog
 
@@ -457,10 +399,6 @@ class Storage:
         catalog[plugin_id] = entry
         write_json_atomic(self.catalog_path, catalog)
         self._catalog_cache = None
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def upload_limit(limits: Limits) -> int:

@@ -5,6 +5,7 @@
     DATA/
     ├── packages/<id>/<id>_v<version>.zip   published packages (immutable)
     ├── catalog.json                        every plugin: owner, and per version its record
+    │                                       (plugdock.server.catalog)
     ├── publishers.json                     publisher names with the SHA-256 of their token
     ├── reviewers.json                      reviewer names with the SHA-256 of their token
     │                                       (both: plugdock.server.accounts)
@@ -13,7 +14,10 @@
     ├── keys/, tuf/                         the signed index (plugdock.server.index)
     └── incoming/                           uploads being checked
 
-A plugin id belongs to the publisher who first published it.
+:class:`Storage` is what the server's routes hold: it changes the folder (publish, approve,
+reject) under one lock, keeping packages, catalog, signed index and audit trail in step, and
+answers from the catalog and the accounts. A plugin id belongs to the publisher who first
+published it.
 
 With review on, a published version is stored with ``"status": "pending"``: it takes its
 version number, but is not in the manifest, not downloadable and not in the signed index
@@ -29,7 +33,6 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +44,10 @@ from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
 from plugdock.server.accounts import Accounts, Publisher, Reviewer
 from plugdock.server.audit import AuditTrail
+from plugdock.server.catalog import APPROVED, PENDING, REJECTED, CatalogFile, now
 from plugdock.server.index import Lifetimes, SignedIndex
-from plugdock.sources.base import LATEST, newest_first, resolve_version
 from plugdock.trust.signing import read_signature
 
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 MAX_REASON = 2000
 
 
@@ -55,15 +57,6 @@ class ConflictError(PlugdockError):
 
 class ForbiddenError(PlugdockError):
     """The publisher may not publish this plugin id."""
-
-
-def listed(record: dict[str, Any]) -> bool:
-    """Whether hosts may see this version: approved, or published with review off."""
-    return record.get("status") in (None, APPROVED)
-
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 class Storage:
@@ -86,7 +79,7 @@ class Storage:
         self.audit = AuditTrail(self.data_dir / "audit.jsonl")
         self.index = SignedIndex(self.data_dir, lifetimes)
         self._lock = ThreadAndFileLock(self.data_dir / ".storage.lock")
-        self._catalog_cache: tuple[int, dict[str, Any]] | None = None
+        self.catalog = CatalogFile(self.catalog_path)
         self.accounts = Accounts(self.publishers_path, self.reviewers_path, self._lock)
 
     def ensure(self) -> Storage:
@@ -96,8 +89,8 @@ class Storage:
         self.index.ensure()
         return self
 
-    # ---------------------------------------------------------------- accounts
-    # What the routes (app.py, review_api.py), the CLI and the tests ask of the storage.
+    # What the routes (app.py, review_api.py), the CLI and the tests ask of the storage;
+    # the accounts and the catalog answer.
 
     def create_token(self, name: str, role: str = "publisher") -> str:
         return self.accounts.create_token(name, role)
@@ -108,59 +101,24 @@ class Storage:
     def authenticate_reviewer(self, token: str) -> Reviewer | None:
         return self.accounts.authenticate_reviewer(token)
 
-    # ----------------------------------------------------------------- catalog
-
-    def catalog(self, *, fresh: bool = False) -> dict[str, Any]:
-        """``{plugin id: {"owner", "versions": {version: record}}}`` (cached until it changes).
-
-        ``fresh=True`` always reads the file: under the lock a decision (ownership, immutable
-        versions) must not rest on a cache a coarse file timestamp could leave stale.
-        """
-        try:
-            mtime = self.catalog_path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if fresh or self._catalog_cache is None or self._catalog_cache[0] != mtime:
-            data = json.loads(self.catalog_path.read_text(encoding="utf-8"))
-            self._catalog_cache = (mtime, data)
-        return self._catalog_cache[1]
-
     def record(
         self, plugin_id: str, version: str, *, unlisted: bool = False
     ) -> dict[str, Any] | None:
-        """A listed version's record (``latest``: the highest listed); ``unlisted=True`` also
-        returns pending and rejected versions (for reviewers and their publisher)."""
-        entry = self.catalog().get(plugin_id)
-        if entry is None:
-            return None
-        if version == LATEST:
-            versions = [v for v, r in entry["versions"].items() if listed(r)]
-            if not versions:
-                return None
-            version = resolve_version(plugin_id, LATEST, versions)
-        record = entry["versions"].get(version)
-        if record is None or (not unlisted and not listed(record)):
-            return None
-        return record  # type: ignore[no-any-return]
+        return self.catalog.record(plugin_id, version, unlisted=unlisted)
+
+    def manifest(self) -> dict[str, Any]:
+        return self.catalog.manifest()
+
+    def versions(
+        self, *, status: str | None = None, publisher: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.catalog.versions(status=status, publisher=publisher)
+
+    def last_approved(self, plugin_id: str, *, below: str | None = None) -> str | None:
+        return self.catalog.last_approved(plugin_id, below=below)
 
     def package_path(self, plugin_id: str, version: str) -> Path:
         return self.packages_dir / plugin_id / package_filename(plugin_id, version)
-
-    def manifest(self) -> dict[str, Any]:
-        """The public catalog served as ``/manifest.json``."""
-        plugins: dict[str, Any] = {}
-        for plugin_id, entry in sorted(self.catalog().items()):
-            versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
-            if not versions:
-                continue
-            latest = entry["versions"][versions[0]]
-            plugins[plugin_id] = {
-                **latest["summary"],
-                "id": plugin_id,
-                "latest": versions[0],
-                "versions": {v: entry["versions"][v] for v in versions},
-            }
-        return {"format": "plugdock-manifest-v1", "generated": _now(), "plugins": plugins}
 
     # ----------------------------------------------------------------- publish
 
@@ -190,14 +148,14 @@ class Storage:
         parse_version(meta.version)
         check = read_signature(info)
         with self._lock:
-            catalog = dict(self.catalog(fresh=True))
+            catalog = dict(self.catalog.read(fresh=True))
             entry = catalog.get(meta.id)
             self.check_can_publish(meta.id, meta.version, publisher, catalog)
             record = {
                 "version": meta.version,
                 "sha256": info.sha256,
                 "size": info.size,
-                "published": _now(),
+                "published": now(),
                 "publisher": publisher.name,
                 "signed": check.status == "valid",
                 "signer": check.signer if check.status == "valid" else None,
@@ -232,8 +190,7 @@ class Storage:
             versions = dict(entry["versions"]) if entry else {}
             versions[meta.version] = record
             catalog[meta.id] = {"owner": publisher.name, "versions": versions}
-            write_json_atomic(self.catalog_path, catalog)
-            self._catalog_cache = None
+            self.catalog.write(catalog)
             self.audit.append(
                 "publish",
                 who=publisher.name,
@@ -256,7 +213,7 @@ class Storage:
 
         Called early (before a costly review report) and again under the lock by publish.
         """
-        entry = (catalog if catalog is not None else self.catalog()).get(plugin_id)
+        entry = (catalog if catalog is not None else self.catalog.read()).get(plugin_id)
         if entry is not None and entry["owner"] != publisher.name:
             raise ForbiddenError(
                 f"plugin {plugin_id!r} belongs to another publisher; {publisher.name!r} "
@@ -287,32 +244,6 @@ class Storage:
             return None
         return dict(json.loads(path.read_text(encoding="utf-8")))
 
-    def versions(
-        self, *, status: str | None = None, publisher: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Every version (``id`` added), newest published first, filtered by status/publisher."""
-        found = []
-        for plugin_id, entry in self.catalog().items():
-            for record in entry["versions"].values():
-                if status is not None and record.get("status", APPROVED) != status:
-                    continue
-                if publisher is not None and record.get("publisher") != publisher:
-                    continue
-                found.append({"id": plugin_id, **record})
-        found.sort(key=lambda r: (str(r.get("published", "")), r["id"]), reverse=True)
-        return found
-
-    def last_approved(self, plugin_id: str, *, below: str | None = None) -> str | None:
-        """The highest listed version of ``plugin_id`` (below ``below`` when one is)."""
-        entry = self.catalog().get(plugin_id)
-        if entry is None:
-            return None
-        versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
-        if below is not None:
-            lower = tuple(v for v in versions if parse_version(v) < parse_version(below))
-            versions = lower or versions
-        return versions[0] if versions else None
-
     def _pending(self, catalog: dict[str, Any], plugin_id: str, version: str) -> dict[str, Any]:
         record = catalog.get(plugin_id, {}).get("versions", {}).get(version)
         if record is None:
@@ -329,7 +260,7 @@ class Storage:
         published it). The stored bytes are hashed again: what is signed is what was reviewed.
         """
         with self._lock:
-            catalog = dict(self.catalog(fresh=True))
+            catalog = dict(self.catalog.read(fresh=True))
             record = self._pending(catalog, plugin_id, version)
             if record.get("publisher") == reviewer.name:
                 raise ForbiddenError(
@@ -340,7 +271,7 @@ class Storage:
                 raise PlugdockError(
                     f"the stored package of {plugin_id} {version} no longer matches its sha256"
                 )
-            when = _now()
+            when = now()
             record.update(status=APPROVED, approved_by=reviewer.name, approved=when)
             self.index.add_target(
                 plugin_id,
@@ -374,11 +305,9 @@ class Storage:
         if len(reason) > MAX_REASON:
             raise PlugdockError(f"the reason is longer than {MAX_REASON} characters")
         with self._lock:
-            catalog = dict(self.catalog(fresh=True))
+            catalog = dict(self.catalog.read(fresh=True))
             record = self._pending(catalog, plugin_id, version)
-            record.update(
-                status=REJECTED, rejected_by=reviewer.name, rejected=_now(), reason=reason
-            )
+            record.update(status=REJECTED, rejected_by=reviewer.name, rejected=now(), reason=reason)
             self._store(catalog, plugin_id, version, record)
             self.audit.append(
                 "reject",
@@ -397,8 +326,7 @@ class Storage:
         entry = dict(catalog[plugin_id])
         entry["versions"] = {**entry["versions"], version: record}
         catalog[plugin_id] = entry
-        write_json_atomic(self.catalog_path, catalog)
-        self._catalog_cache = None
+        self.catalog.write(catalog)
 
 
 def upload_limit(limits: Limits) -> int:
@@ -415,6 +343,5 @@ __all__ = [
     "Publisher",
     "Reviewer",
     "Storage",
-    "listed",
     "upload_limit",
 ]

@@ -20,7 +20,8 @@ from plugdock.core.db import make_engine
 from plugdock.errors import NotFoundError, SourceUnavailableError
 from plugdock.installer import Installer
 from plugdock.server import create_app
-from plugdock.sources.remote import IntegrityError, RedirectRefusedError, RemoteSource
+from plugdock.sources.connection import RedirectRefusedError
+from plugdock.sources.remote import IntegrityError, RemoteSource
 from plugdock.trust.signing import SignatureError, generate_keypair, load_private_key, sign_package
 from plugdock.trust.store import UntrustedIndexError, pinned_root
 from remote_helpers import (

@@ -1,7 +1,8 @@
 """The plugin server: publishers upload packages, hosts in remote mode install from it.
 
 * :mod:`plugdock.server.storage` keeps packages, their records and publisher tokens
-  in a folder;
+  in a folder (the records: :mod:`~plugdock.server.catalog`; the tokens:
+  :mod:`~plugdock.server.accounts`);
 * :mod:`plugdock.server.index` signs the index of packages with TUF metadata;
 * :mod:`plugdock.server.app` is the FastAPI app (``plugdock server`` runs it);
 * :mod:`plugdock.server.client` publishes a package (``plugdock publish``);

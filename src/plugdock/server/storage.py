@@ -5,16 +5,19 @@
     DATA/
     ├── packages/<id>/<id>_v<version>.zip   published packages (immutable)
     ├── catalog.json                        every plugin: owner, and per version its record
+    │                                       (plugdock.server.catalog)
     ├── publishers.json                     publisher names with the SHA-256 of their token
     ├── reviewers.json                      reviewer names with the SHA-256 of their token
+    │                                       (both: plugdock.server.accounts)
     ├── reviews/<id>/<version>.json         the automated report of each version (review on)
     ├── audit.jsonl                         every publish, approval and rejection
     ├── keys/, tuf/                         the signed index (plugdock.server.index)
     └── incoming/                           uploads being checked
 
-Tokens are 256-bit random strings shown once at creation; only their SHA-256 is kept
-(a fast hash is enough for secrets that cannot be guessed), and they are compared in
-constant time. A plugin id belongs to the publisher who first published it.
+:class:`Storage` is what the server's routes hold: it changes the folder (publish, approve,
+reject) under one lock, keeping packages, catalog, signed index and audit trail in step, and
+answers from the catalog and the accounts. A plugin id belongs to the publisher who first
+published it.
 
 With review on, a published version is stored with ``"status": "pending"``: it takes its
 version number, but is not in the manifest, not downloadable and not in the signed index
@@ -26,15 +29,10 @@ and are listed, as before.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
-import re
-import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +42,13 @@ from plugdock.instance.locking import ThreadAndFileLock
 from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
+from plugdock.server.accounts import Accounts, Publisher, Reviewer
 from plugdock.server.audit import AuditTrail
+from plugdock.server.catalog import APPROVED, PENDING, REJECTED, CatalogFile, now
 from plugdock.server.index import Lifetimes, SignedIndex
-from plugdock.sources.base import LATEST, newest_first, resolve_version
 from plugdock.trust.signing import read_signature
 
-TOKEN_PREFIX = "pdt_"
-REVIEWER_TOKEN_PREFIX = "pdr_"
-ROLES = ("publisher", "reviewer")
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
 MAX_REASON = 2000
-_PUBLISHER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class ConflictError(PlugdockError):
@@ -63,25 +57,6 @@ class ConflictError(PlugdockError):
 
 class ForbiddenError(PlugdockError):
     """The publisher may not publish this plugin id."""
-
-
-@dataclass(frozen=True)
-class Publisher:
-    name: str
-
-
-@dataclass(frozen=True)
-class Reviewer:
-    name: str
-
-
-def listed(record: dict[str, Any]) -> bool:
-    """Whether hosts may see this version: approved, or published with review off."""
-    return record.get("status") in (None, APPROVED)
-
-
-def _now() -> str:
-    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 class Storage:
@@ -104,7 +79,8 @@ class Storage:
         self.audit = AuditTrail(self.data_dir / "audit.jsonl")
         self.index = SignedIndex(self.data_dir, lifetimes)
         self._lock = ThreadAndFileLock(self.data_dir / ".storage.lock")
-        self._catalog_cache: tuple[int, dict[str, Any]] | None = None
+        self.catalog = CatalogFile(self.catalog_path)
+        self.accounts = Accounts(self.publishers_path, self.reviewers_path, self._lock)
 
     def ensure(self) -> Storage:
         """Create the folder layout and the signed index if missing."""
@@ -113,112 +89,36 @@ class Storage:
         self.index.ensure()
         return self
 
-    # --------------------------------------------------------------- publishers
-
-    def _tokens_path(self, role: str) -> Path:
-        if role not in ROLES:
-            raise PlugdockError(f"unknown role {role!r} (publisher or reviewer)")
-        return self.publishers_path if role == "publisher" else self.reviewers_path
-
-    def _holders(self, role: str) -> dict[str, Any]:
-        path = self._tokens_path(role)
-        if not path.exists():
-            return {}
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-
-    def _publishers(self) -> dict[str, Any]:
-        return self._holders("publisher")
+    # What the routes (app.py, review_api.py), the CLI and the tests ask of the storage;
+    # the accounts and the catalog answer.
 
     def create_token(self, name: str, role: str = "publisher") -> str:
-        """Create (or replace) the token of ``name`` in ``role``; returns the token, shown once.
-
-        Publishers and reviewers are kept in separate files with differently prefixed
-        tokens: a publisher's token never authenticates a reviewer, whatever the names.
-        """
-        path = self._tokens_path(role)
-        if not _PUBLISHER.fullmatch(name):
-            raise PlugdockError(f"{name!r} is not a usable {role} name (letters, digits, _ . -)")
-        prefix = TOKEN_PREFIX if role == "publisher" else REVIEWER_TOKEN_PREFIX
-        token = prefix + secrets.token_urlsafe(32)
-        with self._lock:
-            holders = self._holders(role)
-            holders[name] = {"token_sha256": _token_hash(token), "created": _now()}
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, holders)
-            path.chmod(0o600)
-        return token
-
-    def _match(self, token: str, role: str) -> str | None:
-        presented = _token_hash(token)
-        found = None
-        for name, entry in self._holders(role).items():
-            if hmac.compare_digest(presented, str(entry.get("token_sha256", ""))):
-                found = name
-        return found
+        return self.accounts.create_token(name, role)
 
     def authenticate(self, token: str) -> Publisher | None:
-        """The publisher whose token this is, or None."""
-        name = self._match(token, "publisher")
-        return Publisher(name) if name is not None else None
+        return self.accounts.authenticate(token)
 
     def authenticate_reviewer(self, token: str) -> Reviewer | None:
-        """The reviewer whose token this is, or None (publisher tokens never match)."""
-        name = self._match(token, "reviewer")
-        return Reviewer(name) if name is not None else None
-
-    # ----------------------------------------------------------------- catalog
-
-    def catalog(self, *, fresh: bool = False) -> dict[str, Any]:
-        """``{plugin id: {"owner", "versions": {version: record}}}`` (cached until it changes).
-
-        ``fresh=True`` always reads the file: under the lock a decision (ownership, immutable
-        versions) must not rest on a cache a coarse file timestamp could leave stale.
-        """
-        try:
-            mtime = self.catalog_path.stat().st_mtime_ns
-        except FileNotFoundError:
-            return {}
-        if fresh or self._catalog_cache is None or self._catalog_cache[0] != mtime:
-            data = json.loads(self.catalog_path.read_text(encoding="utf-8"))
-            self._catalog_cache = (mtime, data)
-        return self._catalog_cache[1]
+        return self.accounts.authenticate_reviewer(token)
 
     def record(
         self, plugin_id: str, version: str, *, unlisted: bool = False
     ) -> dict[str, Any] | None:
-        """A listed version's record (``latest``: the highest listed); ``unlisted=True`` also
-        returns pending and rejected versions (for reviewers and their publisher)."""
-        entry = self.catalog().get(plugin_id)
-        if entry is None:
-            return None
-        if version == LATEST:
-            versions = [v for v, r in entry["versions"].items() if listed(r)]
-            if not versions:
-                return None
-            version = resolve_version(plugin_id, LATEST, versions)
-        record = entry["versions"].get(version)
-        if record is None or (not unlisted and not listed(record)):
-            return None
-        return record  # type: ignore[no-any-return]
+        return self.catalog.record(plugin_id, version, unlisted=unlisted)
+
+    def manifest(self) -> dict[str, Any]:
+        return self.catalog.manifest()
+
+    def versions(
+        self, *, status: str | None = None, publisher: str | None = None
+    ) -> list[dict[str, Any]]:
+        return self.catalog.versions(status=status, publisher=publisher)
+
+    def last_approved(self, plugin_id: str, *, below: str | None = None) -> str | None:
+        return self.catalog.last_approved(plugin_id, below=below)
 
     def package_path(self, plugin_id: str, version: str) -> Path:
         return self.packages_dir / plugin_id / package_filename(plugin_id, version)
-
-    def manifest(self) -> dict[str, Any]:
-        """The public catalog served as ``/manifest.json``."""
-        plugins: dict[str, Any] = {}
-        for plugin_id, entry in sorted(self.catalog().items()):
-            versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
-            if not versions:
-                continue
-            latest = entry["versions"][versions[0]]
-            plugins[plugin_id] = {
-                **latest["summary"],
-                "id": plugin_id,
-                "latest": versions[0],
-                "versions": {v: entry["versions"][v] for v in versions},
-            }
-        return {"format": "plugdock-manifest-v1", "generated": _now(), "plugins": plugins}
 
     # ----------------------------------------------------------------- publish
 
@@ -248,14 +148,14 @@ class Storage:
         parse_version(meta.version)
         check = read_signature(info)
         with self._lock:
-            catalog = dict(self.catalog(fresh=True))
+            catalog = dict(self.catalog.read(fresh=True))
             entry = catalog.get(meta.id)
             self.check_can_publish(meta.id, meta.version, publisher, catalog)
             record = {
                 "version": meta.version,
                 "sha256": info.sha256,
                 "size": info.size,
-                "published": _now(),
+                "published": now(),
                 "publisher": publisher.name,
                 "signed": check.status == "valid",
                 "signer": check.signer if check.status == "valid" else None,
@@ -290,8 +190,7 @@ class Storage:
             versions = dict(entry["versions"]) if entry else {}
             versions[meta.version] = record
             catalog[meta.id] = {"owner": publisher.name, "versions": versions}
-            write_json_atomic(self.catalog_path, catalog)
-            self._catalog_cache = None
+            self.catalog.write(catalog)
             self.audit.append(
                 "publish",
                 who=publisher.name,
@@ -314,7 +213,7 @@ class Storage:
 
         Called early (before a costly review report) and again under the lock by publish.
         """
-        entry = (catalog if catalog is not None else self.catalog()).get(plugin_id)
+        entry = (catalog if catalog is not None else self.catalog.read()).get(plugin_id)
         if entry is not None and entry["owner"] != publisher.name:
             raise ForbiddenError(
                 f"plugin {plugin_id!r} belongs to another publisher; {publisher.name!r} "
@@ -345,32 +244,6 @@ class Storage:
             return None
         return dict(json.loads(path.read_text(encoding="utf-8")))
 
-    def versions(
-        self, *, status: str | None = None, publisher: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Every version (``id`` added), newest published first, filtered by status/publisher."""
-        found = []
-        for plugin_id, entry in self.catalog().items():
-            for record in entry["versions"].values():
-                if status is not None and record.get("status", APPROVED) != status:
-                    continue
-                if publisher is not None and record.get("publisher") != publisher:
-                    continue
-                found.append({"id": plugin_id, **record})
-        found.sort(key=lambda r: (str(r.get("published", "")), r["id"]), reverse=True)
-        return found
-
-    def last_approved(self, plugin_id: str, *, below: str | None = None) -> str | None:
-        """The highest listed version of ``plugin_id`` (below ``below`` when one is)."""
-        entry = self.catalog().get(plugin_id)
-        if entry is None:
-            return None
-        versions = newest_first([v for v, r in entry["versions"].items() if listed(r)])
-        if below is not None:
-            lower = tuple(v for v in versions if parse_version(v) < parse_version(below))
-            versions = lower or versions
-        return versions[0] if versions else None
-
     def _pending(self, catalog: dict[str, Any], plugin_id: str, version: str) -> dict[str, Any]:
         record = catalog.get(plugin_id, {}).get("versions", {}).get(version)
         if record is None:
@@ -387,7 +260,7 @@ class Storage:
         published it). The stored bytes are hashed again: what is signed is what was reviewed.
         """
         with self._lock:
-            catalog = dict(self.catalog(fresh=True))
+            catalog = dict(self.catalog.read(fresh=True))
             record = self._pending(catalog, plugin_id, version)
             if record.get("publisher") == reviewer.name:
                 raise ForbiddenError(
@@ -398,7 +271,7 @@ class Storage:
                 raise PlugdockError(
                     f"the stored package of {plugin_id} {version} no longer matches its sha256"
                 )
-            when = _now()
+            when = now()
             record.update(status=APPROVED, approved_by=reviewer.name, approved=when)
             self.index.add_target(
                 plugin_id,
@@ -432,11 +305,9 @@ class Storage:
         if len(reason) > MAX_REASON:
             raise PlugdockError(f"the reason is longer than {MAX_REASON} characters")
         with self._lock:
-            catalog = dict(self.catalog(fresh=True))
+            catalog = dict(self.catalog.read(fresh=True))
             record = self._pending(catalog, plugin_id, version)
-            record.update(
-                status=REJECTED, rejected_by=reviewer.name, rejected=_now(), reason=reason
-            )
+            record.update(status=REJECTED, rejected_by=reviewer.name, rejected=now(), reason=reason)
             self._store(catalog, plugin_id, version, record)
             self.audit.append(
                 "reject",
@@ -455,12 +326,7 @@ class Storage:
         entry = dict(catalog[plugin_id])
         entry["versions"] = {**entry["versions"], version: record}
         catalog[plugin_id] = entry
-        write_json_atomic(self.catalog_path, catalog)
-        self._catalog_cache = None
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+        self.catalog.write(catalog)
 
 
 def upload_limit(limits: Limits) -> int:
@@ -477,6 +343,5 @@ __all__ = [
     "Publisher",
     "Reviewer",
     "Storage",
-    "listed",
     "upload_limit",
 ]

@@ -8,16 +8,15 @@ It offers the same two calls as the local source::
 
 What it checks before a package reaches the installer:
 
-* **The signed index.** Unless the signature policy is ``off``, the server's TUF metadata
-  (``/tuf/``) is refreshed with ``tuf.ngclient`` against the root this instance pinned
-  (:mod:`plugdock.trust.store`). A bad signature, an index older than one already seen
-  (rollback), an expired one (freeze) or metadata that does not match its snapshot is
-  refused with :class:`~plugdock.trust.store.UntrustedIndexError`. Versions are resolved from
-  the signed targets, and each package's expected length and SHA-256 come from them.
+* **The signed index** (:mod:`plugdock.sources.signed_index`). Unless the signature
+  policy is ``off``, the server's TUF metadata is refreshed and verified against the root
+  this instance pinned; a bad, replayed, expired or downgraded index is refused with
+  :class:`~plugdock.trust.store.UntrustedIndexError`. Versions are resolved from the
+  signed targets, and each package's expected length and SHA-256 come from them.
   With the policy ``off`` they come from ``manifest.json``.
-* **Where it goes.** Redirects are followed only within the server's origin (scheme, host,
-  port); one to another origin, or from https to http, is refused
-  (:class:`RedirectRefusedError`).
+* **Where it goes** (:mod:`plugdock.sources.connection`). Redirects are followed only
+  within the server's origin; one to another origin, or from https to http, is refused
+  (:class:`~plugdock.sources.connection.RedirectRefusedError`).
 * **The bytes.** The download streams into the cache with the expected length as its
   limit, hashing as it goes; a package whose SHA-256 differs is deleted and refused
   before anything opens it. A cached package is reused when its hash still matches.
@@ -33,18 +32,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
-from urllib.parse import urlsplit
+from typing import Any, BinaryIO
 
 import httpx
-from filelock import FileLock
 
-from plugdock import __version__
 from plugdock.config import Settings, SignaturePolicy
-from plugdock.core.fsutil import atomic_write, write_json_atomic
+from plugdock.core.fsutil import atomic_write
 from plugdock.errors import NotFoundError, PackageError, PlugdockError, SourceUnavailableError
 from plugdock.package.archive import Limits
 from plugdock.package.checksums import sha256_file
@@ -58,14 +53,9 @@ from plugdock.sources.base import (
     newest_first,
     resolve_version,
 )
-from plugdock.trust.store import (
-    HIGHEST_SEEN_FILE,
-    UntrustedIndexError,
-    normalize_server_url,
-    pin_server_root,
-    pinned_root,
-    server_dir,
-)
+from plugdock.sources.connection import ServerConnection, Transient, check_status
+from plugdock.sources.signed_index import SignedIndexClient, Target, by_plugin, target_path
+from plugdock.trust.store import normalize_server_url
 
 log = logging.getLogger("plugdock.sources.remote")
 
@@ -74,30 +64,11 @@ Progress = Callable[[int, int | None], None]
 _ID = re.compile(PLUGIN_ID_PATTERN)
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-_MAX_METADATA_BYTES = 16 * 1024 * 1024
 _MAX_SIGNATURE_BYTES = 64 * 1024
-_BACKOFF = 0.25  # seconds before the second attempt; doubles each time
-_BACKOFF_CAP = 4.0
-
-
-class _Target(NamedTuple):
-    """What the index says about one package."""
-
-    length: int
-    sha256: str
-    signer_key_id: str | None = None  # the key that signed it, when the index records one
 
 
 class IntegrityError(SourceUnavailableError):
     """The server sent bytes that the index does not vouch for (wrong length or hash)."""
-
-
-class RedirectRefusedError(SourceUnavailableError):
-    """The server redirected to another origin, or from https to http."""
-
-
-class _Transient(Exception):
-    """A failure worth retrying (5xx, 429, a body cut short)."""
 
 
 class RemoteSource:
@@ -119,63 +90,25 @@ class RemoteSource:
         if not settings.plugin_server_url:
             raise PlugdockError("PLUGIN_SOURCE=remote needs PLUGIN_SERVER_URL (the plugin server)")
         self.settings = settings
-        self.url = normalize_server_url(settings.plugin_server_url)
-        # For messages, which reach any signed-in panel user: never credentials in a URL.
-        self.addr = _without_credentials(self.url)
-        self.progress = progress
-        self.warn = warn or log.warning
-        self.limits = Limits.from_settings(settings)
-        self.retries = settings.download_retries
-        timeout = settings.download_timeout
-        self.client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"User-Agent": f"plugdock/{__version__}"},
-            follow_redirects=True,
+        self.server = ServerConnection(
+            normalize_server_url(settings.plugin_server_url),
+            retries=settings.download_retries,
+            timeout=settings.download_timeout,
+            client=client,
         )
-        # Redirects are followed only within the server's own origin (see _check_redirect).
-        self.client.event_hooks["response"] = [
-            *self.client.event_hooks["response"],
-            self._check_redirect,
-        ]
+        self.index = SignedIndexClient(settings, self.server, warn or log.warning)
+        self.progress = progress
+        self.limits = Limits.from_settings(settings)
 
     def close(self) -> None:
         """Close the HTTP connections (the source can no longer be used)."""
-        self.client.close()
+        self.server.close()
 
     def __enter__(self) -> RemoteSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _check_redirect(self, response: httpx.Response) -> None:
-        """Refuse a redirect that leaves the server's origin, above all one from https to http.
-
-        The index and hashes would still catch altered bytes, but a redirect elsewhere sends
-        the request (and whatever the URL carries) to a host nobody configured, and a
-        downgrade to http hands the rest of the exchange to anyone on the network.
-        """
-        if not response.has_redirect_location:
-            return
-        here = response.request.url
-        try:
-            there = here.join(response.headers["location"])
-        except (httpx.InvalidURL, ValueError):
-            raise RedirectRefusedError(
-                f"plugin server {self.addr} sent a redirect to a malformed address; refusing it"
-            ) from None
-        if _origin(there) == _origin(here):
-            return
-        target = _without_credentials(f"{there.scheme}://{there.netloc.decode('ascii')}")
-        if here.scheme == "https" and there.scheme != "https":
-            raise RedirectRefusedError(
-                f"plugin server {self.addr} redirected from https to {target}; refusing a "
-                "downgrade to plain http"
-            )
-        raise RedirectRefusedError(
-            f"plugin server {self.addr} redirected to another origin ({target}); refusing it "
-            "(set PLUGIN_SERVER_URL to the server's real address)"
-        )
 
     @property
     def verifies_index(self) -> bool:
@@ -186,13 +119,13 @@ class RemoteSource:
     def catalog(self) -> Catalog:
         """Every plugin the server offers; with index checks on, only versions it vouches for."""
         manifest, broken = self._manifest()
-        signed = self._signed_targets() if self.verifies_index else None
+        signed = self.index.targets() if self.verifies_index else None
         plugins: dict[str, CatalogEntry] = {}
         for plugin_id, (summary, versions) in sorted(manifest.items()):
             kept = []
             for version, record in versions.items():
                 if signed is not None:
-                    target = signed.get(_target(plugin_id, version))
+                    target = signed.get(target_path(plugin_id, version))
                     if target is None or target[1] != record["sha256"]:
                         broken.append(
                             BrokenPackage(
@@ -222,16 +155,18 @@ class RemoteSource:
         if not _ID.fullmatch(plugin_id):
             raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
         if self.verifies_index:
-            signed = self._signed_targets()
+            signed = self.index.targets()
             offered = {
-                v: target for (pid, v), target in _by_plugin(signed).items() if pid == plugin_id
+                v: target for (pid, v), target in by_plugin(signed).items() if pid == plugin_id
             }
         else:
             manifest, _broken = self._manifest()
             versions = manifest.get(plugin_id, ({}, {}))[1]
-            offered = {v: _Target(rec["size"], rec["sha256"]) for v, rec in versions.items()}
+            offered = {v: Target(rec["size"], rec["sha256"]) for v, rec in versions.items()}
         if not offered:
-            raise NotFoundError(f"plugin {plugin_id!r} is not on the plugin server {self.addr}")
+            raise NotFoundError(
+                f"plugin {plugin_id!r} is not on the plugin server {self.server.addr}"
+            )
         resolved = resolve_version(plugin_id, version, offered)
         length, sha256, signer_key_id = offered[resolved]
         if length > self.limits.max_zip_bytes:
@@ -265,12 +200,12 @@ class RemoteSource:
     def _download(self, plugin_id: str, version: str, length: int, sha256: str) -> Path:
         cache = self.settings.cache_dir
         cache.mkdir(parents=True, exist_ok=True)
-        url = f"{self.url}/download/{plugin_id}/{version}"
+        url = f"{self.server.url}/download/{plugin_id}/{version}"
         what = f"{plugin_id} {version}"
         target = cache / f"{sha256}.zip"
         # Not fsynced: a cache entry is checked against its sha256 whenever it is used.
         with atomic_write(target, durable=False) as handle:
-            self._retrying(what, lambda: self._stream_once(url, handle, length, sha256, what))
+            self.server.retrying(what, lambda: self._stream_once(url, handle, length, sha256, what))
         return target
 
     def _stream_once(self, url: str, handle: BinaryIO, length: int, sha256: str, what: str) -> None:
@@ -279,8 +214,8 @@ class RemoteSource:
         handle.truncate()
         digest = hashlib.sha256()
         received = 0
-        with self.client.stream("GET", url) as response:
-            _check_status(response, what)
+        with self.server.client.stream("GET", url) as response:
+            check_status(response, what)
             declared = response.headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) != length:
                 raise IntegrityError(
@@ -299,51 +234,13 @@ class RemoteSource:
                 if self.progress:
                     self.progress(received, length)
         if received < length:
-            raise _Transient(f"the download stopped after {received} of {length} bytes")
+            raise Transient(f"the download stopped after {received} of {length} bytes")
         if digest.hexdigest() != sha256:
             raise IntegrityError(
                 f"{what} from the server does not match its sha256 in the index "
                 f"({digest.hexdigest()[:16]}… instead of {sha256[:16]}…): the package was "
                 "altered; refusing it"
             )
-
-    # ----------------------------------------------------------- HTTP helpers
-
-    def _retrying(self, what: str, attempt: Callable[[], Any]) -> Any:
-        """Run ``attempt`` with retries and backoff on transient failures."""
-        last: Exception | None = None
-        for number in range(self.retries):
-            if number:
-                time.sleep(min(_BACKOFF * 2 ** (number - 1), _BACKOFF_CAP))
-            try:
-                return attempt()
-            except (httpx.TransportError, _Transient) as exc:
-                last = exc
-                log.info("attempt %d for %s failed: %s", number + 1, what, exc)
-        reason = _describe(last)
-        raise SourceUnavailableError(
-            f"plugin server {self.addr} unavailable while getting {what}: {reason} "
-            f"({self.retries} attempt{'s' if self.retries != 1 else ''})"
-        )
-
-    def _get_bytes(self, path: str, what: str, limit: int) -> bytes:
-        url = f"{self.url}{path}"
-
-        def once() -> bytes:
-            chunks = []
-            size = 0
-            with self.client.stream("GET", url) as response:
-                _check_status(response, what)
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise SourceUnavailableError(
-                            f"{what} from {_without_credentials(url)} is larger than {limit}"
-                        )
-                    chunks.append(chunk)
-            return b"".join(chunks)
-
-        return self._retrying(what, once)  # type: ignore[no-any-return]
 
     # --------------------------------------------------------------- manifest
 
@@ -353,7 +250,9 @@ class RemoteSource:
         """``{id: (summary, {version: record})}`` from manifest.json, and the entries refused."""
         import json
 
-        raw = self._get_bytes("/manifest.json", "the catalog (manifest.json)", _MAX_MANIFEST_BYTES)
+        raw = self.server.get_bytes(
+            "/manifest.json", "the catalog (manifest.json)", _MAX_MANIFEST_BYTES
+        )
         try:
             data = json.loads(raw)
             plugins = data["plugins"]
@@ -361,7 +260,7 @@ class RemoteSource:
                 raise TypeError("'plugins' is not an object")
         except (ValueError, KeyError, TypeError) as exc:
             raise SourceUnavailableError(
-                f"plugin server {self.addr} sent an unreadable manifest.json ({exc})"
+                f"plugin server {self.server.addr} sent an unreadable manifest.json ({exc})"
             ) from None
         found: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
         broken: list[BrokenPackage] = []
@@ -382,138 +281,6 @@ class RemoteSource:
             if versions:
                 found[plugin_id] = (entry, versions)
         return found, broken
-
-    # ----------------------------------------------------------- signed index
-
-    def _signed_targets(self) -> dict[str, _Target]:
-        """``{target path: _Target}`` from the server's verified TUF metadata."""
-        from tuf.api import exceptions as tuf_errors
-        from tuf.api.metadata import Metadata
-        from tuf.ngclient import Updater
-
-        root = pinned_root(self.settings, self.url) or self._pin_on_first_use()
-        folder = server_dir(self.settings, self.url)
-        metadata_dir = folder / "metadata"
-        metadata_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with FileLock(str(folder / ".lock"), timeout=self.settings.lock_timeout):
-                updater = Updater(
-                    str(metadata_dir),
-                    f"{self.url}/tuf/",
-                    fetcher=_fetcher(self),
-                    bootstrap=root,
-                )
-                updater.refresh()
-                targets = Metadata.from_file(str(metadata_dir / "targets.json")).signed
-                found = _vouched(targets)
-                self._refuse_downgrades(folder / HIGHEST_SEEN_FILE, found)
-        except tuf_errors.ExpiredMetadataError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {self.addr}: its signed index has expired ({exc}); this is what "
-                "a freeze attack looks like (or the server stopped re-signing); refusing it"
-            ) from None
-        except tuf_errors.BadVersionNumberError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {self.addr}: its signed index is older than one already seen "
-                f"({exc}); this is what a rollback attack looks like; refusing it"
-            ) from None
-        except tuf_errors.UnsignedMetadataError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {self.addr}: a signature on its index does not verify ({exc}); "
-                "refusing it"
-            ) from None
-        except tuf_errors.RepositoryError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {self.addr}: its signed index failed verification "
-                f"({type(exc).__name__}: {exc}); refusing it"
-            ) from None
-        except tuf_errors.DownloadError as exc:
-            cause = exc.__cause__ or exc
-            if isinstance(cause, SourceUnavailableError):
-                raise cause from None
-            raise SourceUnavailableError(
-                f"plugin server {self.addr}: cannot get its signed index ({cause})"
-            ) from None
-        return found
-
-    def _refuse_downgrades(self, path: Path, signed: dict[str, _Target]) -> None:
-        """Refuse an index whose newest version of a plugin is older than one seen before.
-
-        TUF stops a replayed *old* index, but not a *new* one, signed with the server's own
-        keys, that lists fewer versions: that would silently make an older (say, vulnerable)
-        version "latest". So the host remembers the highest version it has seen per plugin
-        from this server (``highest_seen.json`` beside the pinned root; re-pinning the server
-        forgets it) and refuses the whole index when any plugin's newest version goes back.
-        Called under the server folder's lock.
-        """
-        latest: dict[str, str] = {}
-        for plugin_id, version in _by_plugin(signed):
-            if plugin_id not in latest or _newer(version, latest[plugin_id]):
-                latest[plugin_id] = version
-        seen = _read_highest_seen(path)
-        backwards = [
-            f"{plugin_id} {latest[plugin_id]} (this host has seen {seen[plugin_id]})"
-            for plugin_id in sorted(latest)
-            if plugin_id in seen and _newer(seen[plugin_id], latest[plugin_id])
-        ]
-        if backwards:
-            raise UntrustedIndexError(
-                f"plugin server {self.addr}: its signed index now offers an older newest "
-                f"version than before: {', '.join(backwards)}; this is what a downgrade attack "
-                "looks like (a server signing away newer versions); refusing it. If the "
-                "operator really withdrew them, re-pin the server: plugdock trust server "
-                f"{self.addr} --root root.json"
-            )
-        highest = dict(seen)
-        for plugin_id, version in latest.items():
-            if plugin_id not in highest or _newer(version, highest[plugin_id]):
-                highest[plugin_id] = version
-        if highest != seen:
-            write_json_atomic(path, {"format": "plugdock-highest-seen-v1", "plugins": highest})
-
-    def _pin_on_first_use(self) -> bytes:
-        if not self.settings.trust_on_first_use:
-            raise UntrustedIndexError(
-                f"this instance does not trust the plugin server {self.addr} yet: run "
-                f"'plugdock trust server {self.addr} --root root.json' with the server's root "
-                "metadata (or allow first-use pinning: PLUGDOCK_TRUST_ON_FIRST_USE=true)"
-            )
-        if urlsplit(self.url).scheme != "https" and not self.settings.allow_http_pin:
-            # Over plain http anyone on the network path could hand over their own root, and
-            # every later check would then be against the attacker's keys.
-            raise UntrustedIndexError(
-                f"this instance does not trust the plugin server {self.addr} yet, and will not "
-                "pin its index root on first use over plain http: pin it explicitly with "
-                f"'plugdock trust server {self.addr} --root root.json' (the file from the "
-                "server's operator), use https, or allow it: PLUGDOCK_ALLOW_HTTP_PIN=true"
-            )
-        root = self._get_bytes("/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES)
-        try:
-            key_ids = pin_server_root(self.settings, self.url, root, how="first-use")
-        except PlugdockError as exc:
-            raise UntrustedIndexError(
-                f"plugin server {self.addr}: its root metadata is not usable ({exc})"
-            ) from None
-        self.warn(
-            f"trusting plugin server {self.addr} on first use: pinned its index root keys "
-            f"{', '.join(k[:16] for k in key_ids)}; compare them with what 'plugdock server' "
-            f"printed (or pin explicitly: plugdock trust server {self.addr} --root root.json)"
-        )
-        return root
-
-
-def _vouched(targets: Any) -> dict[str, _Target]:
-    """The well-formed targets, with the signer key the index records (custom data)."""
-    found = {}
-    for path, target in targets.targets.items():
-        sha = target.hashes.get("sha256", "")
-        if isinstance(target.length, int) and _HEX64.fullmatch(sha):
-            custom = target.unrecognized_fields.get("custom")
-            signer = custom.get("signer_key_id") if isinstance(custom, dict) else None
-            if signer is not None and not (isinstance(signer, str) and _HEX64.fullmatch(signer)):
-                continue  # a record this host cannot hold the package to: not offered
-            found[path] = _Target(target.length, sha, signer)
-    return found
 
 
 def _check_index_signer(path: Path, what: str, expected: str) -> None:
@@ -545,108 +312,6 @@ def _check_index_signer(path: Path, what: str, expected: str) -> None:
             f"the plugin server's signed index says {what} is signed by the key with "
             f"fingerprint {expected}, but the package is signed by {signed_by}; refusing it"
         )
-
-
-def _newer(version: str, than: str) -> bool:
-    return bool(parse_version(version) > parse_version(than))
-
-
-def _read_highest_seen(path: Path) -> dict[str, str]:
-    import json
-
-    damaged = f"{path} is damaged; re-pin the plugin server (plugdock trust server)"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
-        raise PlugdockError(damaged) from None
-    plugins = data.get("plugins") if isinstance(data, dict) else None
-    if not isinstance(plugins, dict):
-        raise PlugdockError(damaged)
-    for version in plugins.values():
-        try:
-            parse_version(version)
-        except ValueError:
-            raise PlugdockError(damaged) from None
-    return {str(k): str(v) for k, v in plugins.items()}
-
-
-def _fetcher(source: RemoteSource) -> Any:
-    """TUF's fetcher interface over the source's client, with the same retries and limits."""
-    from tuf.api import exceptions as tuf_errors
-    from tuf.ngclient.fetcher import FetcherInterface
-
-    class Fetcher(FetcherInterface):
-        def _fetch(self, url: str) -> Iterator[bytes]:
-            def once() -> bytes:
-                with source.client.stream("GET", url) as response:
-                    if response.status_code in (403, 404):  # "no newer root" for ngclient
-                        raise tuf_errors.DownloadHTTPError(
-                            f"{_without_credentials(url)}: HTTP {response.status_code}",
-                            response.status_code,
-                        )
-                    _check_status(response, url.rsplit("/", 1)[-1])
-                    chunks, size = [], 0
-                    for chunk in response.iter_bytes():
-                        size += len(chunk)
-                        if size > _MAX_METADATA_BYTES:
-                            raise tuf_errors.DownloadLengthMismatchError(
-                                f"{_without_credentials(url)} is too large"
-                            )
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-
-            return iter([source._retrying(url.rsplit("/", 1)[-1], once)])
-
-    return Fetcher()
-
-
-def _check_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if status == 200:
-        return
-    if status >= 500 or status == 429:
-        raise _Transient(f"HTTP {status}")
-    if status == 404:
-        raise NotFoundError(f"the plugin server has no {what} (404)")
-    raise SourceUnavailableError(f"the plugin server answered HTTP {status} for {what}")
-
-
-def _describe(exc: Exception | None) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "cannot connect"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the connection broke off mid-transfer"
-    if isinstance(exc, httpx.TransportError):
-        return f"network error ({type(exc).__name__})"
-    return str(exc) if exc else "unknown error"
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return url.scheme, url.host.lower(), url.port or default
-
-
-def _target(plugin_id: str, version: str) -> str:
-    return f"{plugin_id}/{version}.zip"
-
-
-def _by_plugin(signed: dict[str, _Target]) -> dict[tuple[str, str], _Target]:
-    found = {}
-    for path, target in signed.items():
-        plugin_id, slash, name = path.partition("/")
-        if not slash or not name.endswith(".zip") or not _ID.fullmatch(plugin_id):
-            continue
-        version = name[: -len(".zip")]
-        try:
-            parse_version(version)
-        except ValueError:
-            continue
-        found[(plugin_id, version)] = target
-    return found
 
 
 def _record_problem(version: object, record: object) -> str | None:
@@ -682,11 +347,3 @@ def _price(value: object) -> float:
     except (TypeError, ValueError):
         return 0.0
     return price if price >= 0 else 0.0
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if not (parts.username or parts.password):
-        return url
-    host = parts.hostname or ""
-    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()

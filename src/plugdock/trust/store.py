@@ -238,7 +238,8 @@ def enforce(info: PackageInfo, settings: Settings) -> SignatureVerdict:
 
 
 #: Per server: the highest version of each plugin its signed index has listed (see
-#: ``RemoteSource._refuse_downgrades``); pinning a root again forgets it.
+#: ``sources.signed_index.SignedIndexClient._refuse_downgrades``); pinning a root again
+#: forgets it.
 HIGHEST_SEEN_FILE = "highest_seen.json"
 
 

@@ -323,6 +323,24 @@ def test_unknown_top_level_folder_entry(tmp_path: Path) -> None:
     refused(path, "'evil/'", "outside the allowed folders")
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "backend/__pycache__/routes.cpython-311.pyc",
+        "backend/__pycache__/",  # the folder alone: Python reads bytecode from it
+        "backend/helpers.pyc",
+        "backend/_native.abi3.so",
+        "migrations/lib.so.1",
+    ],
+)
+def test_compiled_and_native_code_is_refused(tmp_path: Path, name: str) -> None:
+    code = {k: v for k, v in SOURCE_FILES.items() if k != "metadata.json"}
+    mode = stat.S_IFDIR | 0o755 if name.endswith("/") else None
+    files = [*code.items(), (entry(name, mode=mode), b"" if mode else b"\x7fELF")]
+    error = refused(make_zip(tmp_path / "p.zip", files), "compiled or native code")
+    assert len(error.problems) == 1 and error.problems[0].startswith(f"{name!r}: is compiled")
+
+
 def test_duplicate_names(tmp_path: Path) -> None:
     path = make_zip(tmp_path / "p.zip", [("backend/a.py", b"one"), ("backend/a.py", b"two")])
     refused(path, "'backend/a.py': appears more than once")

@@ -235,6 +235,29 @@ def test_unsafe_file_names_are_refused(plugin: Path) -> None:
     assert "backslash" in str(error.value) and "U+0001" in str(error.value)
 
 
+def test_native_libraries_are_refused_while_bytecode_is_skipped(
+    tmp_path: Path, plugin: Path
+) -> None:
+    """Python writes __pycache__ while the author runs the plugin: skipped. A native library
+    is code no reviewer can read, which no package may hold: refused, naming it."""
+    write(
+        plugin,
+        {
+            "backend/__pycache__/routes.cpython-311.pyc": b"\xa7\r\r\n",
+            "backend/_fast.cpython-311-x86_64-linux-gnu.so": b"\x7fELF",
+            "backend/lib/helper.dll": b"MZ",
+        },
+    )
+    with pytest.raises(PackageError) as error:
+        pack(plugin, tmp_path / "out")
+    assert len(error.value.problems) == 2
+    text = str(error.value)
+    assert "'backend/_fast.cpython-311-x86_64-linux-gnu.so': is compiled or native code" in text
+    assert "'backend/lib/helper.dll': is compiled or native code" in text
+    assert "__pycache__" not in text
+    assert not (tmp_path / "out").exists()
+
+
 def test_case_collision_is_refused(plugin: Path) -> None:
     write(plugin, {"backend/Models.py": b"", "backend/models.py": b""})
     with pytest.raises(PackageError, match="differ only by letter case"):

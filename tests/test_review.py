@@ -22,6 +22,7 @@ from plugdock.errors import NotFoundError
 from plugdock.installer import Installer
 from plugdock.package.checksums import render, sha256_bytes
 from plugdock.server import Storage, create_app, startup_warnings
+from plugdock.server.scan import scan_python
 from plugdock.trust.signing import generate_keypair, load_private_key, sign_package
 from remote_helpers import host_settings, start_remote, trust_alice
 from support import make_plugin, pack_into
@@ -503,6 +504,39 @@ def test_a_scan_that_runs_too_long_is_reported_not_fatal(tmp_path: Path, storage
         assert _post(client, _package(tmp_path), alice).status_code == 201
     scan = storage.report("notes", "1.0.0")["scan"]
     assert scan["status"] == "timeout" and "took over" in scan["detail"]
+
+
+def test_the_scan_reports_files_it_cannot_read(tmp_path: Path) -> None:
+    """Never "no findings" for code the reviewer cannot see (the package reader refuses
+    compiled code before a report is made; the scan does not rely on it)."""
+    unpacked = make_plugin(tmp_path, "notes")
+    (unpacked / "backend" / "__pycache__").mkdir()
+    (unpacked / "backend" / "__pycache__" / "routes.cpython-311.pyc").write_bytes(b"\xa7\r\r\n")
+    (unpacked / "backend" / "_fast.so").write_bytes(b"\x7fELF\x02\x01\x01\x00")
+    (unpacked / "backend" / "model.pkl").write_bytes(b"\x80\x04\x95\x00cos\nsystem\n")
+    (unpacked / "frontend" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    scan = scan_python(unpacked)
+    assert scan["status"] == "ok"
+    found = {f["file"]: f for f in scan["findings"]}
+    assert set(found) == {
+        "backend/__pycache__/routes.cpython-311.pyc",
+        "backend/_fast.so",
+        "backend/model.pkl",
+    }
+    compiled = found["backend/_fast.so"]
+    assert (compiled["test_id"], compiled["severity"], compiled["at_import"]) == (
+        "PD001",
+        "HIGH",
+        True,
+    )
+    assert "compiled or native code" in compiled["text"]
+    assert found["backend/model.pkl"]["test_id"] == "PD002"
+    assert found["backend/model.pkl"]["severity"] == "MEDIUM"
+    assert scan["counts"]["HIGH"] == 2 and scan["counts"]["MEDIUM"] == 1
+    # Also with no Python source at all (bandit has nothing to read).
+    (unpacked / "backend" / "routes.py").unlink()
+    (unpacked / "backend" / "__init__.py").unlink()
+    assert {f["file"] for f in scan_python(unpacked)["findings"]} == set(found)
 
 
 def test_plugdock_server_requires_review_by_default(tmp_path: Path) -> None:

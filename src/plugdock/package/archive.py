@@ -25,6 +25,8 @@ What is refused:
 * anything outside ``metadata.json``, ``CHECKSUMS.sha256``, ``SIGNATURE.json``,
   ``README.md``, ``LICENSE``, ``CHANGELOG.md`` and the folders ``backend/``,
   ``frontend/``, ``migrations/``;
+* compiled or native code anywhere: ``__pycache__/`` folders, ``*.pyc``/``*.pyo`` bytecode,
+  ``*.so``/``*.pyd``/``*.dylib``/``*.dll`` libraries (see :func:`compiled_code_problem`);
 * more entries, more (declared or real) bytes, or a higher compression ratio than
   :class:`Limits` allow, and entries that unpack to a size other than the declared one;
 * a missing ``CHECKSUMS.sha256``, a file it does not list, a listed file that is absent,
@@ -79,6 +81,8 @@ ALLOWED_TOP_LEVEL = "allowed: " + ", ".join([*TOP_LEVEL_FILES, *(f"{d}/" for d i
 _CHUNK = 1024 * 1024
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 _DRIVE = re.compile(r"^[A-Za-z]:")
+#: Bytecode and native libraries (``libx.so.1`` too): code a reviewer cannot read.
+_COMPILED = re.compile(r"\.(pyc|pyo|pyd|dylib|dll|so(\.[0-9]+)*)$", re.IGNORECASE)
 _SPECIAL_KINDS = {
     stat.S_IFCHR: "a character device",
     stat.S_IFBLK: "a block device",
@@ -203,19 +207,48 @@ def path_problems(path: str) -> list[str]:
     return problems
 
 
+def compiled_code_problem(path: str) -> str | None:
+    """Why ``path`` is compiled or native code, which no package may hold (None: it is not).
+
+    A package is reviewed, and trusted, as the source it shows. Python runs what it finds
+    instead of that source: an unchecked hash-based ``.pyc`` in ``__pycache__/`` (PEP 552)
+    is loaded in place of the ``.py`` beside it without comparing the two, a sourceless
+    ``x.pyc`` or an extension ``x.so`` is imported as ``x``. So bytecode, the folder Python
+    keeps it in, and native libraries are refused wherever they appear.
+
+    >>> compiled_code_problem("backend/__pycache__/routes.cpython-311.pyc")[:58]
+    'is compiled or native code (inside a __pycache__ folder): '
+    >>> compiled_code_problem("backend/routes.py") is None
+    True
+    """
+    parts = path.split("/")
+    if any(p.casefold() == "__pycache__" for p in parts):
+        what = "inside a __pycache__ folder"
+    else:
+        found = _COMPILED.search(parts[-1])
+        if found is None:
+            return None
+        what = f"a {found.group(0).lower()} file"
+    return (
+        f"is compiled or native code ({what}): a package holds only source a reviewer can "
+        "read, and Python would run this instead of it"
+    )
+
+
 def check_names(files: Iterable[str], folders: Iterable[str] = ()) -> list[str]:
     """Every problem with a package's file paths (and explicit folder paths), each naming its path.
 
-    Checks :func:`path_problems`, the allowed top level, duplicates (also by letter case
-    and Unicode normalization, which collide on some filesystems), and files that other
-    entries use as folders.
+    Checks :func:`path_problems`, the allowed top level, compiled or native code
+    (:func:`compiled_code_problem`), duplicates (also by letter case and Unicode
+    normalization, which collide on some filesystems), and files that other entries use as
+    folders.
     """
     problems: list[str] = []
     seen: dict[str, str] = {}  # collision key -> name
     for name in files:
-        reasons = path_problems(name)
+        reasons = path_problems(name) or _top_level_problems(name, is_folder=False)
         if not reasons:
-            reasons = _top_level_problems(name, is_folder=False)
+            reasons = _compiled_code_problems(name)
         if reasons:
             problems += [f"{name!r}: {reason}" for reason in reasons]
             continue
@@ -238,7 +271,11 @@ def check_names(files: Iterable[str], folders: Iterable[str] = ()) -> list[str]:
             )
     used_as_folder: set[str] = set()
     for name in folders:
-        reasons = path_problems(name) or _top_level_problems(name, is_folder=True)
+        reasons = (
+            path_problems(name)
+            or _top_level_problems(name, is_folder=True)
+            or _compiled_code_problems(name)
+        )
         problems += [f"{name + '/'!r}: {reason}" for reason in reasons]
         if not reasons:
             used_as_folder.add(_collision_key(name))
@@ -267,6 +304,11 @@ def _top_level_problems(path: str, *, is_folder: bool) -> list[str]:
     if len(parts) == 1 and top in TOP_LEVEL_FILES:
         return [f"must be a file, not a folder ({ALLOWED_TOP_LEVEL})"]
     return [f"is outside the allowed folders ({ALLOWED_TOP_LEVEL})"]
+
+
+def _compiled_code_problems(path: str) -> list[str]:
+    problem = compiled_code_problem(path)
+    return [] if problem is None else [problem]
 
 
 def _collision_key(name: str) -> str:

@@ -13,7 +13,10 @@ the new zip is read back with the same checks an installer uses, so ``pack`` nev
 produces a package that ``install`` would refuse. The zip appears atomically.
 
 Junk is skipped silently: dotfiles and dot-folders (``.git/``, ``.DS_Store``, ``.env``,
-...), ``__pycache__/``, ``node_modules/``, ``*.pyc`` and ``*.pyo``. A ``CHECKSUMS.sha256``
+...), ``__pycache__/``, ``node_modules/``, ``*.pyc`` and ``*.pyo`` (Python writes the
+bytecode while the author runs the plugin; no package may hold it). A native library
+(``*.so``, ``*.pyd``, ``*.dylib``, ``*.dll``) is not junk but code no reviewer can read: it
+is refused, as the package reader refuses it. A ``CHECKSUMS.sha256``
 or ``SIGNATURE.json`` in the folder is skipped too: pack writes fresh checksums, and its
 output is unsigned (signing is a separate step). So are the npm project files at the top
 level (``package.json``, ``package-lock.json``, ``tsconfig.json``): they serve the author's

@@ -5,13 +5,19 @@ referenced anywhere (a running request, a closure) outlives its ``sys.modules`` 
 so a reinstalled or upgraded plugin must never be served by the previous copy's modules. Nothing
 is added to ``sys.path``; relative imports inside the plugin resolve through the
 package's own ``__path__``.
+
+Plugin code is imported from its ``.py`` source only, compiled afresh on every load: no
+``.pyc`` is read or written and no native extension is loaded (:class:`_SourceOnlyFinder`).
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +52,62 @@ def module_token(operation_id: str) -> str:
     return operation_id[:12]
 
 
+# Why plugin code never comes from bytecode: Python's default machinery runs, in place of the
+# reviewed .py, an unchecked hash-based .pyc in __pycache__/ (PEP 552, never compared with the
+# source), a sourceless x.pyc, or an extension x.so (tried before x.py). The package reader
+# refuses such files, but some could reach an installed folder another way (an older install,
+# a restored backup). Never looking is simpler and surer than checking: a finder that knows
+# only .py files, a loader that compiles them itself. A compile per load costs milliseconds,
+# and nothing is written into the plugin's folder.
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the ``.py`` file on every load; never reads nor writes a ``.pyc``."""
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        return compile(self.get_data(path), path, "exec", dont_inherit=True)
+
+
+class _SourceOnlyFinder(importlib.abc.MetaPathFinder):
+    """Finds modules under ``plugdock_addons.`` as ``.py`` files (or folders) and nothing else.
+
+    It comes first in ``sys.meta_path``. A name it cannot find as source is an error right
+    here: returning None would hand it to the default path finder, which also loads
+    bytecode and extension modules.
+    """
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(NAMESPACE + "."):
+            return None
+        portions: list[str] = []  # folders without __init__.py: a namespace package
+        for entry in path or ():
+            finder = importlib.machinery.FileFinder(
+                entry, (_SourceOnlyLoader, importlib.machinery.SOURCE_SUFFIXES)
+            )
+            spec = finder.find_spec(fullname, target)
+            if spec is not None and spec.loader is not None:
+                return spec
+            if spec is not None:
+                portions += spec.submodule_search_locations or []
+        if portions:
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = portions
+            return spec
+        raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+
+
+_FINDER = _SourceOnlyFinder()
+
+
 def _namespace() -> types.ModuleType:
+    if _FINDER not in sys.meta_path:
+        sys.meta_path.insert(0, _FINDER)
     module = sys.modules.get(NAMESPACE)
     if module is None:
         module = types.ModuleType(NAMESPACE, "Plugin backends loaded by plugdock.")
@@ -67,7 +128,10 @@ def load_backend(plugin_id: str, backend_dir: Path, token: str) -> LoadedBackend
     _namespace()
     name = f"{NAMESPACE}.{plugin_id}_{token}"
     spec = importlib.util.spec_from_file_location(
-        name, init, submodule_search_locations=[str(backend_dir)]
+        name,
+        init,
+        loader=_SourceOnlyLoader(name, str(init)),
+        submodule_search_locations=[str(backend_dir)],
     )
     if spec is None or spec.loader is None:  # pragma: no cover - a file location always has one
         raise PackageError(f"{plugin_id}: cannot import {init}")

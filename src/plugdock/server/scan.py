@@ -10,6 +10,12 @@ reads the syntax tree.
 Each finding also says whether its line runs *at import* (module or class level, outside
 any function): such code runs the moment a host loads the plugin, before any request.
 
+Files the scan cannot read are findings too, so a package with code the reviewer cannot see
+never shows "no findings": compiled or native code anywhere (``__pycache__/``, ``.pyc``,
+``.so``, ...: HIGH, though the package reader refuses it before a report is made) and any
+other file outside ``frontend/`` that is not UTF-8 text (MEDIUM: data a plugin could unpickle,
+a library it could load with ctypes). Frontend assets (images, fonts) may be binary.
+
 >>> scan_python(Path("unpacked/backend"))  # doctest: +SKIP
 {'status': 'ok', 'tool': 'bandit 1.9.4', 'findings': [...], 'errors': [], ...}
 """
@@ -17,6 +23,7 @@ any function): such code runs the moment a host loads the plugin, before any req
 from __future__ import annotations
 
 import ast
+import codecs
 import json
 import shutil
 import subprocess
@@ -24,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from plugdock.package.archive import compiled_code_problem
 
 MAX_FINDINGS = 300
 SEVERITIES = ("HIGH", "MEDIUM", "LOW", "UNDEFINED")
@@ -42,14 +51,17 @@ def _bandit_version() -> str:
 def scan_python(folder: Path, *, timeout: float = 60.0) -> dict[str, Any]:
     """Scan every ``.py`` file under ``folder``; a report dict (never raises for the code)."""
     sources = sorted(p for p in folder.rglob("*.py") if p.is_file() and not p.is_symlink())
+    unreadable = _unreadable_files(folder)
     result: dict[str, Any] = {
         "tool": _bandit_version(),
         "files": len(sources),
-        "findings": [],
+        "findings": unreadable,
         "errors": [],
         "counts": dict.fromkeys(SEVERITIES, 0),
         "truncated": False,
     }
+    for finding in unreadable:
+        result["counts"][finding["severity"]] += 1
     if not sources:
         return {**result, "status": "ok"}
     with tempfile.TemporaryDirectory(prefix="plugdock-scan-") as scratch:
@@ -87,7 +99,7 @@ def scan_python(folder: Path, *, timeout: float = 60.0) -> dict[str, Any]:
             tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
             return {**result, "status": "failed", "detail": " ".join(tail)[:500]}
         at_import = {p.relative_to(folder).as_posix(): _import_time_lines(p) for p in sources}
-        findings: list[dict[str, Any]] = []
+        findings: list[dict[str, Any]] = list(unreadable)
         for item in data.get("results", []):
             name = _relative(str(item.get("filename", "")))
             line = int(item.get("line_number") or 0)
@@ -123,6 +135,53 @@ def scan_python(folder: Path, *, timeout: float = 60.0) -> dict[str, Any]:
             for e in data.get("errors", [])[:50]
         ]
         return {**result, "status": "ok"}
+
+
+def _unreadable_files(folder: Path) -> list[dict[str, Any]]:
+    """Findings for the files bandit cannot read: compiled or native code, binary files."""
+    findings = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path.suffix == ".py":
+            continue
+        name = path.relative_to(folder).as_posix()
+        problem = compiled_code_problem(name)
+        if problem is not None:  # Python would run it, at import
+            test_id, test, severity, at_import = "PD001", "compiled_code", "HIGH", True
+            text = problem
+        elif not name.startswith("frontend/") and not _is_text(path):
+            test_id, test, severity, at_import = "PD002", "binary_file", "MEDIUM", None
+            text = "is not UTF-8 text: neither the scan nor a reviewer can read it"
+        else:
+            continue
+        findings.append(
+            {
+                "test_id": test_id,
+                "test_name": test,
+                "severity": severity,
+                "confidence": "HIGH",
+                "file": name,
+                "line": 0,
+                "text": text,
+                "code": "",
+                "at_import": at_import,
+            }
+        )
+    return findings
+
+
+def _is_text(path: Path) -> bool:
+    """Whether a file is UTF-8 text without NUL bytes (read in chunks: it may be large)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as file:
+            while chunk := file.read(1024 * 1024):
+                if b"\0" in chunk:
+                    return False
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _relative(name: str) -> str:

@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from plugdock.config import PluginSource, Settings, load_settings
 from plugdock.errors import NotFoundError, PackageError, PlugdockError
@@ -137,12 +139,20 @@ def test_settings_env_names_and_keyword_overrides(
 ) -> None:
     """PLUGDOCK_<FIELD> for most settings, the older fixed names for a few; keywords win."""
     monkeypatch.setenv("PLUGDOCK_MAX_PACKAGE_BYTES", "1234")
+    monkeypatch.setenv("PLUGDOCK_ISOLATION", "process")
+    monkeypatch.setenv("PLUGDOCK_SECRET_KEY", "k" * 32)
     monkeypatch.setenv("PLUGIN_SOURCE", "remote")
+    monkeypatch.setenv("PLUGIN_SERVER_URL", "https://plugins.example.test")
+    monkeypatch.setenv("PLUGIN_LOCAL_DIR", str(tmp_path / "env-modules"))
     monkeypatch.setenv("DATABASE_URL", "sqlite:///from-env.db")
     monkeypatch.setenv("PLUGDOCK_HOME", str(tmp_path / "env-home"))
     settings = load_settings()
     assert settings.max_package_bytes == 1234
+    assert settings.isolation == "process"
+    assert settings.secret_key is not None and settings.secret_key.get_secret_value() == "k" * 32
     assert settings.plugin_source is PluginSource.REMOTE
+    assert settings.plugin_server_url == "https://plugins.example.test"
+    assert settings.plugin_local_dir == tmp_path / "env-modules"
     assert settings.db_url == "sqlite:///from-env.db"
     assert settings.home == tmp_path / "env-home"
 
@@ -151,6 +161,71 @@ def test_settings_env_names_and_keyword_overrides(
     assert overridden.plugin_source is PluginSource.LOCAL
     assert overridden.db_url == f"sqlite:///{tmp_path / 'env-home' / 'panel.db'}"
     assert Settings(home=tmp_path / "kw-home").home == tmp_path / "kw-home"
+    # A keyword may also be the env name itself.
+    assert Settings(PLUGDOCK_HOME=tmp_path / "alias-home").home == tmp_path / "alias-home"
+    assert Settings(PLUGDOCK_LOCK_TIMEOUT=3).lock_timeout == 3
+
+    # A bad value is reported under the variable the operator has to fix.
+    monkeypatch.setenv("PLUGDOCK_MAX_REQUEST_BYTES", "0")
+    with pytest.raises(ValidationError) as error:
+        load_settings()
+    assert [e["loc"] for e in error.value.errors()] == [("PLUGDOCK_MAX_REQUEST_BYTES",)]
+
+
+# Settings named by their bare field name, each unlike its default: none may be read.
+BARE_NAMES = {
+    "SECRET_KEY": "a-key-meant-for-another-app",
+    "ISOLATION": "process",
+    "LOCK_TIMEOUT": "1",
+    "MAX_PACKAGE_BYTES": "5",
+    "max_package_files": "3",  # names match in any case
+}
+
+
+def _documented_defaults(cwd: Path) -> dict[str, Any]:
+    """What BARE_NAMES and HOME must leave as it is (as in ``Settings.model_dump_json``)."""
+    return {
+        "home": str((cwd / "instance").resolve()),
+        "secret_key": None,
+        "isolation": "inprocess",
+        "lock_timeout": 60.0,
+        "max_package_bytes": 100 * 1024 * 1024,
+        "max_package_files": 2000,
+    }
+
+
+def _dumped(settings_json: str, keys: dict[str, Any]) -> dict[str, Any]:
+    dumped = json.loads(settings_json)
+    return {key: dumped[key] for key in keys}
+
+
+def test_settings_ignore_bare_field_names_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the documented names configure plugdock: not HOME (the user's home directory
+    would become the instance), nor a SECRET_KEY or ISOLATION meant for something else."""
+    monkeypatch.delenv("PLUGDOCK_HOME", raising=False)
+    for name, value in BARE_NAMES.items():
+        monkeypatch.delenv(f"PLUGDOCK_{name.upper()}", raising=False)
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOME", str(tmp_path / "somewhere"))
+    monkeypatch.chdir(tmp_path)
+    expected = _documented_defaults(tmp_path)
+    assert _dumped(load_settings().model_dump_json(), expected) == expected
+
+
+def _settings_in_fresh_interpreter(env: dict[str, str], script: str, cwd: Path) -> Any:
+    """Run ``script`` (prints JSON) where the PLUGDOCK_CONFIG file is read: at import."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_settings_config_file_is_below_env_and_keywords(tmp_path: Path) -> None:
@@ -163,7 +238,6 @@ def test_settings_config_file_is_below_env_and_keywords(tmp_path: Path) -> None:
         "PLUGDOCK_MAX_PACKAGE_FILES=11\n"
     )
     env = {
-        "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
         "PLUGDOCK_CONFIG": str(config),
         "PLUGDOCK_HOME": str(tmp_path / "instance"),
@@ -176,9 +250,25 @@ def test_settings_config_file_is_below_env_and_keywords(tmp_path: Path) -> None:
         "s = load_settings(max_package_files=13)\n"
         "print(json.dumps([s.plugin_source, s.db_url, s.lock_timeout, s.max_package_files]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
     # file only; file only (a fixed name); env over file; keyword over env and file
-    assert json.loads(done.stdout) == ["remote", "sqlite:///from-file.db", 8.0, 13]
+    assert _settings_in_fresh_interpreter(env, script, tmp_path) == [
+        "remote",
+        "sqlite:///from-file.db",
+        8.0,
+        13,
+    ]
+
+
+def test_settings_config_file_ignores_bare_field_names(tmp_path: Path) -> None:
+    """The PLUGDOCK_CONFIG file is read by the documented names only, as the environment is."""
+    config = tmp_path / "plugdock.env"
+    config.write_text("".join(f"{name}={value}\n" for name, value in BARE_NAMES.items()))
+    env = {"HOME": str(tmp_path / "somewhere"), "PLUGDOCK_CONFIG": str(config)}
+    script = (
+        "import json\n"
+        "from plugdock.config import load_settings\n"
+        "print(json.dumps(load_settings().model_dump_json()))\n"
+    )
+    expected = _documented_defaults(tmp_path)
+    dumped = _settings_in_fresh_interpreter(env, script, tmp_path)
+    assert _dumped(dumped, expected) == expected

@@ -1,9 +1,9 @@
 """Settings for one plugdock instance, from the environment or a config file.
 
-Every field reads its env var (``PLUGIN_SOURCE``, ``PLUGDOCK_HOME``, ...); the same
-names may also be set in a dotenv-style file named by ``PLUGDOCK_CONFIG``. Paths are
-resolved against the working directory once, so a process that changes directory
-keeps pointing at the same instance.
+Every field reads its env var (``PLUGIN_SOURCE``, ``PLUGDOCK_HOME``, ...) and no other
+name; the same names may also be set in a dotenv-style file named by ``PLUGDOCK_CONFIG``.
+Paths are resolved against the working directory once, so a process that changes
+directory keeps pointing at the same instance.
 """
 
 from __future__ import annotations
@@ -42,14 +42,15 @@ def _env_name(field_name: str) -> str:
 
 class Settings(BaseSettings):
     # A setting's env var is PLUGDOCK_<FIELD NAME> (any case) unless its Field names another;
-    # those few names are public (README) and must not change. populate_by_name keeps the
-    # field names usable as keyword arguments (``load_settings(max_package_bytes=...)``), and
-    # makes pydantic-settings also read the bare field name from the environment after the
-    # named one: MAX_PACKAGE_BYTES, and HOME for ``home`` when PLUGDOCK_HOME is unset.
+    # those few names are public (README) and must not change. The environment and the
+    # PLUGDOCK_CONFIG file are read by these names only. Hence no populate_by_name (nor
+    # validate_by_name): with it, pydantic-settings also reads the bare field name, so HOME
+    # became ``home`` whenever PLUGDOCK_HOME was unset and any SECRET_KEY or ISOLATION on the
+    # host configured plugdock. Keyword arguments may still name the field
+    # (``load_settings(max_package_bytes=...)``): __init__ renames them to the env names.
     model_config = SettingsConfigDict(
         env_file=os.environ.get("PLUGDOCK_CONFIG"),
         extra="ignore",
-        populate_by_name=True,
         alias_generator=AliasGenerator(validation_alias=_env_name),
     )
 
@@ -118,6 +119,10 @@ class Settings(BaseSettings):
     )
     # How long a plugin's declared health path may take to answer during install/upgrade.
     health_timeout: float = Field(5.0, gt=0)
+
+    def __init__(self, **values: Any) -> None:
+        """Keywords may name a field (``home=``) or its env var (``PLUGDOCK_HOME=``)."""
+        super().__init__(**{_ENV_NAMES.get(key, key): value for key, value in values.items()})
 
     @field_validator("plugin_local_dir", "home")
     @classmethod
@@ -227,6 +232,14 @@ class Settings(BaseSettings):
         if self.plugin_source is PluginSource.REMOTE:
             return SignaturePolicy.REQUIRE
         return SignaturePolicy.WARN
+
+
+# Each field's name -> the one env var it is read from (what keyword arguments are renamed to).
+_ENV_NAMES = {
+    name: field.validation_alias
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, str)
+}
 
 
 def load_settings(**overrides: Any) -> Settings:

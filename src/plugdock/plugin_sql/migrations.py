@@ -60,7 +60,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from sqlalchemy import Connection, Engine, delete, inspect, select
 from sqlglot import exp
@@ -444,15 +444,19 @@ def _check_alter(st: _Statement, file: str, owned: _Owned) -> None:
             _refuse(file, st, f"ALTER TABLE action {action.sql()!r} is not allowed")
 
 
-def _check_target(st: _Statement, file: str, target: exp.Expr, owned: _Owned, verb: str) -> None:
+def _check_target(
+    st: _Statement,
+    file: str,
+    target: Any,
+    owned: _Owned,
+    verb: str,
+    rule: str = "the plugin may only change tables its up.sql creates",
+) -> None:
+    """The table a statement changes must be one of ``owned``; else refused, naming ``rule``."""
     table = target.this if isinstance(target, exp.Schema) else target
     if not isinstance(table, exp.Table) or _name(table) not in owned.tables:
         what = table.sql() if isinstance(table, exp.Expr) else "?"
-        _refuse(
-            file,
-            st,
-            f"{verb} '{what}' is not allowed: the plugin may only change tables its up.sql creates",
-        )
+        _refuse(file, st, f"{verb} '{what}' is not allowed: {rule}")
 
 
 def _check_table_references(st: _Statement, file: str, allowed: set[str]) -> None:

@@ -56,6 +56,7 @@ from plugdock.plugin_sql.migrations import (
     _check_create_table,
     _check_everywhere,
     _check_kind,
+    _check_target,
     _execute,
     _name,
     _Owned,
@@ -69,6 +70,8 @@ from plugdock.plugin_sql.migrations import (
     load_migration,
     transactional_ddl,
 )
+
+_STEP_RULE = "a step may only change the plugin's own tables"
 
 __all__ = [
     "STEP_NAME",
@@ -312,7 +315,7 @@ def _check_step_statement(
         index, table = _check_create_index(st, label, owned)
         owned.indexes[index] = table
     elif kind == "ALTER TABLE":
-        _check_own(st, label, e.this, owned, "ALTER TABLE")
+        _check_target(st, label, e.this, owned, "ALTER TABLE", _STEP_RULE)
         for action in e.args.get("actions") or []:
             if isinstance(action, exp.Drop) and action.kind in _ALTER_DROPS:
                 continue
@@ -323,7 +326,7 @@ def _check_step_statement(
                 _refuse(label, st, reason)
     elif kind in _DML:
         verb = {"INSERT": "INSERT INTO", "UPDATE": "UPDATE", "DELETE": "DELETE FROM"}[kind]
-        _check_own(st, label, e.this, owned, verb)
+        _check_target(st, label, e.this, owned, verb, _STEP_RULE)
     elif kind == "DROP TABLE":
         for table in e.args.get("tables") or []:
             name = _name(table)
@@ -352,17 +355,6 @@ def _assume_owned(e: exp.Expr, kind: str, owned: _Owned) -> None:
             continue  # an index or constraint name, not a table
         if name not in owned.tables:
             owned.tables.append(name)
-
-
-def _check_own(st: _Statement, file: str, target: Any, owned: _Owned, verb: str) -> None:
-    table = target.this if isinstance(target, exp.Schema) else target
-    if not isinstance(table, exp.Table) or _name(table) not in owned.tables:
-        what = table.sql() if isinstance(table, exp.Expr) else "?"
-        _refuse(
-            file,
-            st,
-            f"{verb} '{what}' is not allowed: a step may only change the plugin's own tables",
-        )
 
 
 def _check_drop_index(st: _Statement, file: _SqlFile, owned: _Owned) -> _Guard:

@@ -62,13 +62,16 @@ def test_the_probe_sees_an_import(tmp_path: Path) -> None:
 
 
 def test_trust_and_doctor_load_cryptography_only_to_check_a_key() -> None:
-    """Naming a server (trust) or opening doctor does not load cryptography; reading a key does."""
+    """Naming a server (trust), opening doctor or checking a signer binding does not load
+    cryptography; reading a key does."""
     probe = (
         "import sys\n"
         "import plugdock.installer.doctor, plugdock.trust.store\n"
         "before = 'cryptography' in sys.modules\n"
         "plugdock.trust.store.check_signer\n"
-        "print(before, 'cryptography' in sys.modules)\n"
+        "binding = 'cryptography' in sys.modules\n"
+        "import plugdock.trust.signing\n"
+        "print(before, binding, 'cryptography' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["False", "True"]
+    assert done.stdout.split() == ["False", "False", "True"]

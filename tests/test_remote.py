@@ -17,13 +17,18 @@ from pathlib import Path
 import pytest
 
 from plugdock.core.db import make_engine
-from plugdock.errors import NotFoundError, SourceUnavailableError
+from plugdock.errors import (
+    NotFoundError,
+    SignatureError,
+    SourceUnavailableError,
+    UntrustedIndexError,
+)
 from plugdock.installer import Installer
 from plugdock.server import create_app
 from plugdock.sources.connection import RedirectRefusedError
 from plugdock.sources.remote import IntegrityError, RemoteSource
-from plugdock.trust.signing import SignatureError, generate_keypair, load_private_key, sign_package
-from plugdock.trust.store import UntrustedIndexError, pinned_root
+from plugdock.trust.signing import generate_keypair, load_private_key, sign_package
+from plugdock.trust.store import pinned_root
 from remote_helpers import (
     Chaos,
     LiveServer,

@@ -13,11 +13,10 @@ from typer.testing import CliRunner
 
 from plugdock.cli import app
 from plugdock.config import load_settings
-from plugdock.errors import PlugdockError
+from plugdock.errors import PlugdockError, SignatureError
 from plugdock.installer import Installer
 from plugdock.package.archive import inspect_package
 from plugdock.trust.signing import (
-    SignatureError,
     generate_keypair,
     key_id,
     load_private_key,

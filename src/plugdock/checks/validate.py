@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plugdock.checks.compat import check_compatibility, check_contents, check_namespace
-from plugdock.errors import PackageError
+from plugdock.errors import PackageError, ToolNotFoundError
 from plugdock.package.archive import Limits, PackageInfo, extract_package
-from plugdock.package.frontend_build import ToolNotFoundError
 from plugdock.package.metadata import PluginMetadata
 from plugdock.package.pack import pack, package_files
 from plugdock.package.ui_contract import compare, read_ui

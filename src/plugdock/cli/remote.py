@@ -163,8 +163,8 @@ def verify(package: Path = typer.Argument(..., help="The package zip.")) -> None
 
     Exits 0 when the instance's signature policy would accept the package, 1 otherwise.
     """
+    from plugdock.errors import SignatureError
     from plugdock.package.archive import Limits, inspect_package
-    from plugdock.trust.signing import SignatureError
     from plugdock.trust.store import TrustStore, enforce, examine
 
     settings = load_settings()

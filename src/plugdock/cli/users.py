@@ -40,12 +40,13 @@ def register(app: typer.Typer) -> None:
         """Create a user (asks for the password twice unless --password-stdin)."""
         from plugdock.config import load_settings
         from plugdock.core.db import make_engine
+        from plugdock.errors import UserError
         from plugdock.host import users
         from plugdock.host.passwords import hash_password
 
         name = users.normalize_username(username)
         if role not in users.ROLES:
-            raise users.UserError(f"invalid role {role!r}: one of {', '.join(users.ROLES)}")
+            raise UserError(f"invalid role {role!r}: one of {', '.join(users.ROLES)}")
         password = _read_password(password_stdin)
         users.check_password(password)
         password_hash = hash_password(password)
@@ -95,6 +96,7 @@ def register(app: typer.Typer) -> None:
     def _update(username: str, *, role: str | None = None, is_active: bool | None = None) -> str:
         from plugdock.config import load_settings
         from plugdock.core.db import make_engine
+        from plugdock.errors import UserNotFoundError
         from plugdock.host import users
 
         name = users.normalize_username(username)
@@ -103,7 +105,7 @@ def register(app: typer.Typer) -> None:
             with engine.begin() as conn:
                 record = users.get_by_username(conn, name)
                 if record is None:
-                    raise users.UserNotFoundError(f"no user {name!r}")
+                    raise UserNotFoundError(f"no user {name!r}")
                 users.update_user(conn, record.id, role=role, is_active=is_active)
         finally:
             engine.dispose()
@@ -127,10 +129,11 @@ def register(app: typer.Typer) -> None:
         new_role: str = typer.Argument(..., metavar="ROLE", help="admin or user."),
     ) -> None:
         """Change a user's role (applies to their next request)."""
+        from plugdock.errors import UserError
         from plugdock.host import users
 
         if new_role not in users.ROLES:
-            raise users.UserError(f"invalid role {new_role!r}: one of {', '.join(users.ROLES)}")
+            raise UserError(f"invalid role {new_role!r}: one of {', '.join(users.ROLES)}")
         name = _update(username, role=new_role)
         typer.echo(f"{name!r} is now {new_role}")
 

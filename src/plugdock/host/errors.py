@@ -1,4 +1,9 @@
-"""plugdock's errors as HTTP answers: the right status and a JSON ``detail``, never a bare 500."""
+"""The panel's one mapping of plugdock's errors to HTTP answers: a status and a JSON ``detail``.
+
+Routes raise the kinds of :mod:`plugdock.errors`; the handlers installed here answer them,
+never a bare 500 for a refusal. (Authentication's own answers, ``host.auth``, stay
+``HTTPException``: it is the SDK's ``authenticate`` contract, and they carry headers.)
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,28 @@ from fastapi.responses import JSONResponse
 
 from plugdock.core.validation_errors import answer_validation_error
 from plugdock.errors import (
-    AlreadyInstalledError,
+    AuthenticationError,
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
     LockTimeoutError,
     NotFoundError,
-    NotInstalledError,
     PackageError,
     PermissionsNotGrantedError,
     PlugdockError,
     SourceUnavailableError,
     StepError,
+    TooLargeError,
 )
 from plugdock.package.permissions import describe
 
 _STATUS: list[tuple[type[PlugdockError], int]] = [
+    (AuthenticationError, 401),
+    (ForbiddenError, 403),
     (NotFoundError, 404),
-    (NotInstalledError, 404),
-    (AlreadyInstalledError, 409),
-    (PermissionsNotGrantedError, 409),
+    (ConflictError, 409),
+    (TooLargeError, 413),
+    (InvalidRequestError, 422),
     (PackageError, 422),
     (SourceUnavailableError, 502),
     (LockTimeoutError, 503),
@@ -32,6 +42,7 @@ _STATUS: list[tuple[type[PlugdockError], int]] = [
 
 
 def status_of(error: PlugdockError) -> int:
+    """The status of ``error``'s kind; any other refusal is a 400."""
     if isinstance(error, StepError):
         # The plugin's own code failing in on_install/on_uninstall is the package's fault.
         return 422 if error.step == "hooks" else 500

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from plugdock import sdk
 from plugdock.config import Settings
 from plugdock.core.db import connect_read, users, utcnow
-from plugdock.errors import PlugdockError
+from plugdock.errors import LastAdminError, UserError, UserExistsError, UserNotFoundError
 from plugdock.host.passwords import hash_password
 from plugdock.host.sessions import end_user_sessions
 from plugdock.instance import audit
@@ -38,22 +38,6 @@ MAX_PASSWORD_LENGTH = 1024
 USERNAME_PATTERN = r"[a-z0-9][a-z0-9_.@-]{0,63}"
 _USERNAME = re.compile(USERNAME_PATTERN)
 FIRST_ADMIN = "admin"
-
-
-class UserError(PlugdockError):
-    """A username, password or role that cannot be used."""
-
-
-class UserExistsError(UserError):
-    pass
-
-
-class UserNotFoundError(UserError):
-    pass
-
-
-class LastAdminError(UserError):
-    """The change would leave the panel without an active admin."""
 
 
 #: Audit actions of account changes.

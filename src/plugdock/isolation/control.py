@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from plugdock.errors import PackageError
+from plugdock.errors import PluginProcessError
 from plugdock.isolation.protocol import SOCKET_NAME
 from plugdock.isolation.sandbox import Sandbox, command, limit_resources
 
@@ -32,10 +32,6 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugdock-spawn"
 
 START_TIMEOUT = 30.0  # import of the plugin's backend, on a loaded machine
 HOOK_TIMEOUT = 120.0
-
-
-class PluginProcessError(PackageError):
-    """The plugin process refused an order, failed, or stopped answering."""
 
 
 LOG_KEEP = 10 << 20  # a plugin's log is started afresh past this size

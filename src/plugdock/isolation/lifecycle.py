@@ -26,23 +26,15 @@ from sqlalchemy import Engine
 
 from plugdock.config import Settings
 from plugdock.core.db import connect_read
+from plugdock.errors import ArrivalFailed, PluginProcessError
 from plugdock.instance.registry import Installation, list_installations
-from plugdock.isolation.control import ChildProcess, PluginProcessError
+from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.supervisor import PluginProcesses
 from plugdock.plugin_code.hooks import BeforeCommit, OperationContext
 from plugdock.plugin_code.loader import module_token
 from plugdock.plugin_code.routes import ServedRoute, check_collisions, check_declared
 
 T = TypeVar("T")
-
-
-class ArrivalFailed(PluginProcessError):
-    """An arriving plugin's ``on_install``/``on_upgrade`` failed after the commit."""
-
-    def __init__(self, message: str, plugin_id: str, operation: str) -> None:
-        super().__init__(message)
-        self.plugin_id = plugin_id
-        self.operation = operation
 
 
 @dataclass

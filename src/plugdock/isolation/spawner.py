@@ -19,15 +19,12 @@ from sqlalchemy import Engine
 
 from plugdock.config import Settings
 from plugdock.core.fsutil import make_private_dir
-from plugdock.isolation.control import ChildProcess, PluginProcessError
+from plugdock.errors import OwnedElsewhere
+from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.database import PluginDatabase
 from plugdock.isolation.sandbox import Sandbox
 
 RUN_ROOT = "/tmp"
-
-
-class OwnedElsewhere(PluginProcessError):
-    """Another panel worker holds the installation's lock: it runs the process."""
 
 
 class Spawner:

@@ -32,11 +32,12 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
+from plugdock.errors import OwnedElsewhere, PluginProcessError
 from plugdock.isolation import protocol
-from plugdock.isolation.control import ChildProcess, PluginProcessError
+from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.forward import ForwardRoute
 from plugdock.isolation.http1 import PluginUnreachable, UnixHTTP
-from plugdock.isolation.spawner import OwnedElsewhere, Spawner
+from plugdock.isolation.spawner import Spawner
 
 log = logging.getLogger("plugdock.isolation")
 

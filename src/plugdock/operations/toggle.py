@@ -6,7 +6,7 @@ generation bump, so every worker and replica follows it like an install.
 
 from __future__ import annotations
 
-from plugdock.errors import AlreadyInstalledError, PlugdockError
+from plugdock.errors import ConflictError, PlugdockError
 from plugdock.instance import audit
 from plugdock.instance.registry import set_enabled
 from plugdock.operations.runner import Change, Steps, commit_change, reraise
@@ -14,7 +14,7 @@ from plugdock.operations.uninstall import installed_or_refuse
 from plugdock.operations.workspace import Workspace
 
 
-class AlreadyInStateError(AlreadyInstalledError):
+class AlreadyInStateError(ConflictError):
     """The plugin is already enabled (or disabled)."""
 
 

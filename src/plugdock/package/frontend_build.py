@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from plugdock.errors import PackageError
+from plugdock.errors import PackageError, ToolNotFoundError
 
 CONFIG_NAMES = ("addon.config.ts", "addon.config.tsx", "addon.config.js", "addon.config.json")
 BUNDLE = "frontend/dist/addon.js"
@@ -47,10 +47,6 @@ LOCAL_ESBUILD = Path("node_modules") / ".bin" / "esbuild"
 #: The repository's own esbuild (``make web``), relative to this file in a source checkout.
 REPO_ESBUILD = Path(__file__).resolve().parents[3] / "web" / "node_modules" / ".bin" / "esbuild"
 TIMEOUT_SECONDS = 120
-
-
-class ToolNotFoundError(PackageError):
-    """esbuild (or node) is not on this machine: the plugin is fine, the machine lacks a tool."""
 
 
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugdock.errors import PackageError
+from plugdock.errors import PackageError, ToolNotFoundError
 from plugdock.package import frontend_build
 from plugdock.package.metadata import FrontendSpec
 
@@ -90,7 +90,7 @@ def read_ui(folder: Path, files: Mapping[str, Path]) -> DeclaredUI | None:
     esbuild = frontend_build.find_esbuild(folder)
     node = shutil.which("node")
     if node is None:
-        raise frontend_build.ToolNotFoundError(
+        raise ToolNotFoundError(
             "node not found: comparing addon.config with metadata.json runs the config "
             "with Node.js (it comes with npm); put node on PATH",
             source=str(folder),

@@ -16,9 +16,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
+from plugdock.errors import ArrivalFailed
 from plugdock.instance.registry import Installation
 from plugdock.isolation.control import ChildProcess
-from plugdock.isolation.lifecycle import ArrivalFailed, SandboxedHooks, finish_arrivals
+from plugdock.isolation.lifecycle import SandboxedHooks, finish_arrivals
 from plugdock.isolation.supervisor import PluginProcesses
 from plugdock.plugin_code.hooks import OperationContext
 from plugdock.plugin_code.routes import ServedRoute

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from plugdock.core.fsutil import write_json_atomic
-from plugdock.errors import NotFoundError, PlugdockError
+from plugdock.errors import ConflictError, ForbiddenError, NotFoundError, PlugdockError
 from plugdock.instance.locking import ThreadAndFileLock
 from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
@@ -49,14 +49,6 @@ from plugdock.server.index import Lifetimes, SignedIndex
 from plugdock.trust.signing import read_signature
 
 MAX_REASON = 2000
-
-
-class ConflictError(PlugdockError):
-    """The version is already published (published versions are immutable)."""
-
-
-class ForbiddenError(PlugdockError):
-    """The publisher may not publish this plugin id."""
 
 
 class Storage:

@@ -11,7 +11,7 @@ What it checks before a package reaches the installer:
 * **The signed index** (:mod:`plugdock.sources.signed_index`). Unless the signature
   policy is ``off``, the server's TUF metadata is refreshed and verified against the root
   this instance pinned; a bad, replayed, expired or downgraded index is refused with
-  :class:`~plugdock.trust.store.UntrustedIndexError`. Versions are resolved from the
+  :class:`~plugdock.errors.UntrustedIndexError`. Versions are resolved from the
   signed targets, and each package's expected length and SHA-256 come from them.
   With the policy ``off`` they come from ``manifest.json``.
 * **Where it goes** (:mod:`plugdock.sources.connection`). Redirects are followed only

@@ -6,7 +6,7 @@ The server signs the index of its packages with TUF metadata (``/tuf/``,
 pinning the server's root on first use when the settings allow it. A bad signature, an
 index older than one already seen (rollback), an expired one (freeze), metadata that does
 not match its snapshot, or one whose newest version of a plugin went back (downgrade) is
-refused with :class:`~plugdock.trust.store.UntrustedIndexError`. What remains is each
+refused with :class:`~plugdock.errors.UntrustedIndexError`. What remains is each
 package's expected length and SHA-256, and the key the index records as its signer.
 """
 
@@ -22,12 +22,11 @@ from filelock import FileLock
 
 from plugdock.config import Settings
 from plugdock.core.fsutil import write_json_atomic
-from plugdock.errors import PlugdockError, SourceUnavailableError
+from plugdock.errors import PlugdockError, SourceUnavailableError, UntrustedIndexError
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
 from plugdock.sources.connection import ServerConnection, check_status, without_credentials
 from plugdock.trust.store import (
     HIGHEST_SEEN_FILE,
-    UntrustedIndexError,
     pin_server_root,
     pinned_root,
     server_dir,

@@ -31,10 +31,9 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, delete, insert, select, update
 
 from plugdock.core.db import plugin_signers, utcnow
-from plugdock.errors import PlugdockError
+from plugdock.errors import PlugdockError, SignerMismatchError
 from plugdock.instance import audit
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
-from plugdock.trust.signing import SignatureError
 
 _ID = re.compile(PLUGIN_ID_PATTERN)
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
@@ -42,10 +41,6 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 #: Audit actions written by the explicit admin operations.
 SIGNER_REBIND = "signer_rebind"
 SIGNER_UNBIND = "signer_unbind"
-
-
-class SignerMismatchError(SignatureError):
-    """A package of a plugin id is signed by another key than the one the id is bound to."""
 
 
 @dataclass(frozen=True)

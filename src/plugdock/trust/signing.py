@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plugdock.core.fsutil import atomic_write
-from plugdock.errors import PackageError, PlugdockError
+from plugdock.errors import PlugdockError
 from plugdock.package.archive import Limits, PackageInfo, extract_package
 from plugdock.package.layout import CHECKSUMS_FILE, SIGNATURE_FILE
 from plugdock.package.pack import (
@@ -58,10 +58,6 @@ SIGNATURE_FORMAT = "plugdock-signature-v1"
 _DOMAIN = SIGNATURE_FORMAT.encode() + b"\n"
 _HEX64 = r"^[0-9a-f]{64}$"
 _SIGNER = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
-
-
-class SignatureError(PackageError):
-    """A package's signature is missing where required, invalid, or by an untrusted key."""
 
 
 # ------------------------------------------------------------------------------- keys

@@ -43,11 +43,11 @@ from typing import TYPE_CHECKING
 
 from plugdock.config import Settings, SignaturePolicy
 from plugdock.core.fsutil import write_json_atomic
-from plugdock.errors import PlugdockError, SourceUnavailableError
+from plugdock.errors import PlugdockError, SignatureError
 from plugdock.package.archive import PackageInfo
 
 # Each plugin id is bound to one publisher key (plugdock.trust.binding); its functions
-# are re-exported here, imported on first use (signer_binding loads cryptography).
+# are re-exported here, imported on first use (signer_binding needs the database).
 _BINDING = ("SignerMismatchError", "bind_signer", "check_signer", "rebind_signer")
 
 
@@ -66,10 +66,6 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,100}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{64}$")
-
-
-class UntrustedIndexError(SourceUnavailableError):
-    """The plugin server's signed index (TUF metadata) failed verification."""
 
 
 @dataclass(frozen=True)
@@ -209,13 +205,12 @@ def enforce(info: PackageInfo, settings: Settings) -> SignatureVerdict:
     """Apply the instance's signature policy to a verified package.
 
     Returns the verdict (``signer`` is the trusted key's label, for the install record);
-    raises :class:`~plugdock.trust.signing.SignatureError` when the policy refuses the package.
+    raises :class:`~plugdock.errors.SignatureError` when the policy refuses the package.
     """
     policy = settings.effective_signature_policy
     meta = info.metadata
     if policy is SignaturePolicy.OFF:
         return SignatureVerdict("unchecked", None, None, "signature checks are off")
-    from plugdock.trust.signing import SignatureError
 
     verdict = examine(info, TrustStore(settings.trust_dir))
     what = f"{meta.id} {meta.version}"

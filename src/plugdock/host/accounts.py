@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict
 
 from plugdock import sdk
@@ -48,13 +48,8 @@ def update_user(
     user_id: int = Path(..., ge=1, le=2**31 - 1),
 ) -> UserOut:
     engine = sdk.host_state(request.app).engine
-    try:
-        with engine.begin() as conn:
-            record = user_store.update_user(
-                conn, user_id, role=body.role, is_active=body.is_active, actor=admin.username
-            )
-    except user_store.UserNotFoundError as error:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
-    except user_store.LastAdminError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    with engine.begin() as conn:  # UserNotFoundError: 404, LastAdminError: 409
+        record = user_store.update_user(
+            conn, user_id, role=body.role, is_active=body.is_active, actor=admin.username
+        )
     return UserOut.of(record)

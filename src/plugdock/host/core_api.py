@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select, text
 
 from plugdock import sdk
 from plugdock.core.db import addon_installations, connect_read, current_generation
+from plugdock.errors import AuthenticationError, ForbiddenError
 from plugdock.host import auth as auth_module
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password
@@ -121,7 +122,7 @@ def _load_user(request: Request, user: sdk.User) -> user_store.UserRecord:
     with connect_read(_engine(request)) as conn:
         record = user_store.get_by_id(conn, int(user.id))
     if record is None:  # deleted after authenticate looked it up
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "User not found or inactive")
+        raise AuthenticationError("User not found or inactive")
     return record
 
 
@@ -167,7 +168,7 @@ def dashboard(request: Request, user: sdk.CurrentUser) -> DashboardOut:
     with connect_read(_engine(request)) as conn:
         record = user_store.get_by_id(conn, int(user.id))
         if record is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "User not found or inactive")
+            raise AuthenticationError("User not found or inactive")
         installed = conn.execute(select(func.count()).select_from(addon_installations))
         return DashboardOut(
             user=UserOut.of(record),
@@ -195,23 +196,17 @@ def list_users(request: Request, _admin: sdk.AdminUser) -> list[UserOut]:
     responses={409: {"description": "The username is taken"}},
 )
 def create_user(body: UserCreate, request: Request, admin: sdk.AdminUser) -> UserOut:
-    try:
-        name = user_store.normalize_username(body.username)
-    except user_store.UserError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    name = user_store.normalize_username(body.username)  # UserError: 422
     password_hash = hash_password(body.password)  # outside the transaction: ~0.1 s
-    try:
-        with _engine(request).begin() as conn:
-            record = user_store.create_user(
-                conn,
-                name,
-                body.password,
-                role=body.role,
-                actor=admin.username,
-                password_hash=password_hash,
-            )
-    except user_store.UserExistsError as error:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    with _engine(request).begin() as conn:
+        record = user_store.create_user(  # UserExistsError: 409
+            conn,
+            name,
+            body.password,
+            role=body.role,
+            actor=admin.username,
+            password_hash=password_hash,
+        )
     return UserOut.of(record)
 
 
@@ -253,11 +248,10 @@ def plugin_users(request: Request) -> list[sdk.User]:
     entry = request.scope.get(SELECTED_ENTRY)
     caller = next((m for m in state.runtime.mounts.mounted.values() if m.entry is entry), None)
     if caller is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only plugin routes may list users")
+        raise ForbiddenError("only plugin routes may list users")
     if core_calls.USERS_PERMISSION not in caller.installation.permissions:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{caller.installation.plugin_id} was not granted {core_calls.USERS_PERMISSION}",
+        raise ForbiddenError(
+            f"{caller.installation.plugin_id} was not granted {core_calls.USERS_PERMISSION}"
         )
     return [sdk.User(**user) for user in core_calls.read_users(state.engine)]
 

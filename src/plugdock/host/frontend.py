@@ -25,13 +25,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plugdock.errors import NotFoundError
 from plugdock.host.headers import policy, shell_policy
 from plugdock.host.state import panel_state
 from plugdock.instance.registry import Installation
@@ -135,7 +136,7 @@ def plugin_bundle(plugin_id: str, operation_id: str, request: Request) -> FileRe
                     media_type="application/javascript",
                     headers={"Cache-Control": "public, max-age=31536000, immutable"},
                 )
-    raise HTTPException(404, f"no UI bundle for {plugin_id!r} at this address")
+    raise NotFoundError(f"no UI bundle for {plugin_id!r} at this address")
 
 
 router.add_api_route(  # HEAD too (link checkers, caches); one entry in the OpenAPI schema

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from plugdock import sdk
 from plugdock.core.fsutil import make_private_dir, remove_tree
+from plugdock.errors import InvalidRequestError, TooLargeError
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
@@ -284,11 +285,11 @@ async def upload(request: Request, admin: sdk.AdminUser) -> UploadedInstall | Up
     async with request.form(max_files=1, max_fields=10) as form:
         file = form.get("file")
         if not isinstance(file, StarletteUploadFile):
-            raise HTTPException(422, "send the package zip as the multipart field 'file'")
+            raise InvalidRequestError("send the package zip as the multipart field 'file'")
         try:
             grant = normalize_permissions(str(g) for g in form.getlist("grant"))
         except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise InvalidRequestError(str(exc)) from None
         return await _install_upload(request, admin, file, grant)
 
 
@@ -307,8 +308,8 @@ async def _install_upload(
             while chunk := await file.read(_UPLOAD_CHUNK):
                 size += len(chunk)
                 if size > limit:  # the body limit allows multipart framing on top
-                    raise HTTPException(
-                        413, f"the upload is larger than the package limit ({limit} bytes)"
+                    raise TooLargeError(
+                        f"the upload is larger than the package limit ({limit} bytes)"
                     )
                 out.write(chunk)
         meta = await run_in_threadpool(read_zip_metadata, path)

@@ -22,199 +22,161 @@ import json
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from plugdock.errors import NotFoundError, PlugdockError
-from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
-from plugdock.server.storage import (
-    APPROVED,
-    PENDING,
-    REJECTED,
+from plugdock.errors import (
     ConflictError,
     ForbiddenError,
-    Publisher,
-    Reviewer,
-    Storage,
+    InvalidRequestError,
+    NotFoundError,
+    PlugdockError,
+    TooLargeError,
 )
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+from plugdock.server.access import signed_in_publisher, signed_in_reviewer
+from plugdock.server.state import server_state
+from plugdock.server.storage import APPROVED, PENDING, REJECTED, Reviewer
 
 _ID = re.compile(PLUGIN_ID_PATTERN)
 _MAX_DECISION_BODY = 16 * 1024
 _STATUSES = (PENDING, APPROVED, REJECTED, "all")
 
-
-def _error(status: int, detail: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+router = APIRouter()
 
 
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _params(plugin_id: str, version: str) -> JSONResponse | None:
+def _check_params(plugin_id: str, version: str) -> None:
     if not _ID.fullmatch(plugin_id):
-        return _error(422, f"{plugin_id[:80]!r} is not a valid plugin id")
+        raise InvalidRequestError(f"{plugin_id[:80]!r} is not a valid plugin id")
     try:
         parse_version(version)
     except ValueError as exc:
-        return _error(422, str(exc)[:200])
-    return None
+        raise InvalidRequestError(str(exc)[:200]) from None
 
 
-def add_review_routes(app: FastAPI, storage: Storage) -> None:
-    """Mount the review and publisher-status routes on ``app``."""
+def reviewer_of(request: Request, plugin_id: str, version: str) -> Reviewer:
+    """The signed-in reviewer, once the path names a plausible plugin version."""
+    who = signed_in_reviewer(request)
+    _check_params(plugin_id, version)
+    return who
 
-    def reviewer(request: Request) -> Reviewer | JSONResponse:
-        token = _bearer(request)
-        if token is None:
-            return _error(401, "a reviewer token is required (Authorization: Bearer <token>)")
-        found = storage.authenticate_reviewer(token)
-        if found is None:
-            return _error(403, "this is not a reviewer token")
-        return found
 
-    def publisher(request: Request) -> Publisher | JSONResponse:
-        token = _bearer(request)
-        if token is None:
-            return _error(401, "a publisher token is required (Authorization: Bearer <token>)")
-        found = storage.authenticate(token)
-        if found is None:
-            return _error(403, "the publisher token is not valid")
-        return found
+def stored(request: Request, plugin_id: str, version: str) -> dict[str, Any]:
+    """The record of any version (pending and rejected too); NotFoundError when none."""
+    record = server_state(request.app).storage.record(plugin_id, version, unlisted=True)
+    if record is None:
+        raise NotFoundError(f"{plugin_id} {version} is not published here")
+    return record
 
-    @app.get("/api/v1/review/whoami", response_model=None)
-    def whoami(request: Request) -> JSONResponse:
-        """Who this reviewer token belongs to (the review page signs in with it)."""
-        who = reviewer(request)
-        if isinstance(who, JSONResponse):
-            return who
-        return JSONResponse({"name": who.name, "role": "reviewer"})
 
-    def reviewer_of(request: Request, plugin_id: str, version: str) -> Reviewer | JSONResponse:
-        """The signed-in reviewer, once the path names a plausible plugin version."""
-        who = reviewer(request)
-        if isinstance(who, JSONResponse):
-            return who
-        return _params(plugin_id, version) or who
+@router.get("/api/v1/review/whoami", response_model=None)
+def whoami(request: Request) -> JSONResponse:
+    """Who this reviewer token belongs to (the review page signs in with it)."""
+    who = signed_in_reviewer(request)
+    return JSONResponse({"name": who.name, "role": "reviewer"})
 
-    def stored(plugin_id: str, version: str) -> dict[str, Any] | JSONResponse:
-        record = storage.record(plugin_id, version, unlisted=True)
-        if record is None:
-            return _error(404, f"{plugin_id} {version} is not published here")
-        return record
 
-    @app.get("/api/v1/review/versions", response_model=None)
-    def queue(request: Request, status: str = PENDING) -> JSONResponse:
-        """Versions by review status, newest upload first."""
-        who = reviewer(request)
-        if isinstance(who, JSONResponse):
-            return who
-        if status not in _STATUSES:
-            return _error(422, f"status must be one of {', '.join(_STATUSES)}")
-        versions = storage.versions(status=None if status == "all" else status)
-        return JSONResponse({"status": status, "versions": versions})
+@router.get("/api/v1/review/versions", response_model=None)
+def queue(request: Request, status: str = PENDING) -> JSONResponse:
+    """Versions by review status, newest upload first."""
+    signed_in_reviewer(request)
+    if status not in _STATUSES:
+        raise InvalidRequestError(f"status must be one of {', '.join(_STATUSES)}")
+    storage = server_state(request.app).storage
+    versions = storage.versions(status=None if status == "all" else status)
+    return JSONResponse({"status": status, "versions": versions})
 
-    @app.get("/api/v1/review/versions/{plugin_id}/{version}", response_model=None)
-    def show(request: Request, plugin_id: str, version: str) -> JSONResponse:
-        """One version: its record, its automated report, its audit entries."""
-        who = reviewer_of(request, plugin_id, version)
-        if isinstance(who, JSONResponse):
-            return who
-        record = stored(plugin_id, version)
-        if isinstance(record, JSONResponse):
-            return record
-        return JSONResponse(
-            {
-                "id": plugin_id,
-                "record": record,
-                "report": storage.report(plugin_id, version),
-                "audit": storage.audit.entries(plugin_id, version),
-            }
-        )
 
-    @app.get("/api/v1/review/versions/{plugin_id}/{version}/package", response_model=None)
-    def package(request: Request, plugin_id: str, version: str) -> Response:
-        """The ZIP itself, for a reviewer who wants to read every line."""
-        who = reviewer_of(request, plugin_id, version)
-        if isinstance(who, JSONResponse):
-            return who
-        record = stored(plugin_id, version)
-        if isinstance(record, JSONResponse):
-            return record
-        path = storage.package_path(plugin_id, version)
-        return FileResponse(
-            path,
-            media_type="application/zip",
-            filename=path.name,
-            headers={"X-Plugdock-Sha256": record["sha256"], "Cache-Control": "no-store"},
-        )
+@router.get("/api/v1/review/versions/{plugin_id}/{version}", response_model=None)
+def show(request: Request, plugin_id: str, version: str) -> JSONResponse:
+    """One version: its record, its automated report, its audit entries."""
+    reviewer_of(request, plugin_id, version)
+    record = stored(request, plugin_id, version)
+    storage = server_state(request.app).storage
+    return JSONResponse(
+        {
+            "id": plugin_id,
+            "record": record,
+            "report": storage.report(plugin_id, version),
+            "audit": storage.audit.entries(plugin_id, version),
+        }
+    )
 
-    async def decide(request: Request, plugin_id: str, version: str, verdict: str) -> JSONResponse:
-        who = reviewer_of(request, plugin_id, version)
-        if isinstance(who, JSONResponse):
-            return who
-        reason = ""
-        if verdict == "reject":
-            body = await request.body()
-            if len(body) > _MAX_DECISION_BODY:
-                return _error(413, "the request body is too large")
-            try:
-                data: Any = json.loads(body or b"{}")
-            except ValueError:
-                return _error(422, 'send JSON: {"reason": "..."}')
-            given = data.get("reason") if isinstance(data, dict) else None
-            if not isinstance(given, str) or not given.strip():
-                return _error(422, "a rejection needs a reason (the publisher sees it)")
-            reason = given
+
+@router.get("/api/v1/review/versions/{plugin_id}/{version}/package", response_model=None)
+def package(request: Request, plugin_id: str, version: str) -> Response:
+    """The ZIP itself, for a reviewer who wants to read every line."""
+    reviewer_of(request, plugin_id, version)
+    record = stored(request, plugin_id, version)
+    path = server_state(request.app).storage.package_path(plugin_id, version)
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=path.name,
+        headers={"X-Plugdock-Sha256": record["sha256"], "Cache-Control": "no-store"},
+    )
+
+
+async def decide(request: Request, plugin_id: str, version: str, verdict: str) -> JSONResponse:
+    who = reviewer_of(request, plugin_id, version)
+    reason = ""
+    if verdict == "reject":
+        body = await request.body()
+        if len(body) > _MAX_DECISION_BODY:
+            raise TooLargeError("the request body is too large")
         try:
-            if verdict == "approve":
-                record = await run_in_threadpool(storage.approve, plugin_id, version, who)
-            else:
-                record = await run_in_threadpool(storage.reject, plugin_id, version, who, reason)
-        except NotFoundError as exc:
-            return _error(404, str(exc))
-        except ForbiddenError as exc:
-            return _error(403, str(exc))
-        except ConflictError as exc:
-            return _error(409, str(exc))
-        except PlugdockError as exc:
-            return _error(422, str(exc).replace(str(storage.data_dir), "<server data>"))
-        return JSONResponse({"id": plugin_id, **record})
-
-    @app.post("/api/v1/review/versions/{plugin_id}/{version}/approve", response_model=None)
-    async def approve(request: Request, plugin_id: str, version: str) -> JSONResponse:
-        """Approve a pending version: it is signed into the index and listed."""
-        return await decide(request, plugin_id, version, "approve")
-
-    @app.post("/api/v1/review/versions/{plugin_id}/{version}/reject", response_model=None)
-    async def reject(request: Request, plugin_id: str, version: str) -> JSONResponse:
-        """Reject a pending version with a reason; it is never listed, its number stays taken."""
-        return await decide(request, plugin_id, version, "reject")
-
-    @app.get("/api/v1/publisher/versions", response_model=None)
-    def my_versions(request: Request, plugin: str | None = None) -> JSONResponse:
-        """The calling publisher's versions with their review status (and rejection reason)."""
-        who = publisher(request)
-        if isinstance(who, JSONResponse):
-            return who
-        if plugin is not None and not _ID.fullmatch(plugin):
-            return _error(422, f"{plugin[:80]!r} is not a valid plugin id")
-        versions = [
-            {
-                "id": r["id"],
-                "version": r["version"],
-                "status": r.get("status", "published"),
-                "published": r.get("published"),
-                "sha256": r["sha256"],
-                **{k: r[k] for k in ("approved_by", "approved", "rejected", "reason") if k in r},
-            }
-            for r in storage.versions(publisher=who.name)
-            if plugin is None or r["id"] == plugin
-        ]
-        return JSONResponse({"publisher": who.name, "versions": versions})
+            data: Any = json.loads(body or b"{}")
+        except ValueError:
+            raise InvalidRequestError('send JSON: {"reason": "..."}') from None
+        given = data.get("reason") if isinstance(data, dict) else None
+        if not isinstance(given, str) or not given.strip():
+            raise InvalidRequestError("a rejection needs a reason (the publisher sees it)")
+        reason = given
+    storage = server_state(request.app).storage
+    try:
+        if verdict == "approve":
+            record = await run_in_threadpool(storage.approve, plugin_id, version, who)
+        else:
+            record = await run_in_threadpool(storage.reject, plugin_id, version, who, reason)
+    except (NotFoundError, ForbiddenError, ConflictError):
+        raise
+    except PlugdockError as exc:  # a reason too long, a stored package that changed: 422
+        raise InvalidRequestError(str(exc)) from exc
+    return JSONResponse({"id": plugin_id, **record})
 
 
-__all__ = ["add_review_routes"]
+@router.post("/api/v1/review/versions/{plugin_id}/{version}/approve", response_model=None)
+async def approve(request: Request, plugin_id: str, version: str) -> JSONResponse:
+    """Approve a pending version: it is signed into the index and listed."""
+    return await decide(request, plugin_id, version, "approve")
+
+
+@router.post("/api/v1/review/versions/{plugin_id}/{version}/reject", response_model=None)
+async def reject(request: Request, plugin_id: str, version: str) -> JSONResponse:
+    """Reject a pending version with a reason; it is never listed, its number stays taken."""
+    return await decide(request, plugin_id, version, "reject")
+
+
+@router.get("/api/v1/publisher/versions", response_model=None)
+def my_versions(request: Request, plugin: str | None = None) -> JSONResponse:
+    """The calling publisher's versions with their review status (and rejection reason)."""
+    who = signed_in_publisher(request)
+    if plugin is not None and not _ID.fullmatch(plugin):
+        raise InvalidRequestError(f"{plugin[:80]!r} is not a valid plugin id")
+    versions = [
+        {
+            "id": r["id"],
+            "version": r["version"],
+            "status": r.get("status", "published"),
+            "published": r.get("published"),
+            "sha256": r["sha256"],
+            **{k: r[k] for k in ("approved_by", "approved", "rejected", "reason") if k in r},
+        }
+        for r in server_state(request.app).storage.versions(publisher=who.name)
+        if plugin is None or r["id"] == plugin
+    ]
+    return JSONResponse({"publisher": who.name, "versions": versions})
+
+
+__all__ = ["router"]

@@ -12,7 +12,7 @@ package's text is shown as text, never run.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 CSP = (
@@ -322,20 +322,23 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-def add_review_page(app: FastAPI) -> None:
-    """Serve the review page and its script and style (static: the data comes from the API)."""
-
-    @app.get("/review", response_class=HTMLResponse, include_in_schema=False)
-    def review_page() -> HTMLResponse:
-        return HTMLResponse(PAGE, headers=_HEADERS)
-
-    @app.get("/review/app.js", include_in_schema=False)
-    def review_script() -> Response:
-        return Response(JS, media_type="text/javascript", headers=_HEADERS)
-
-    @app.get("/review/app.css", include_in_schema=False)
-    def review_style() -> Response:
-        return Response(CSS, media_type="text/css", headers=_HEADERS)
+# Static: the data comes from the API (plugdock.server.review_api).
+router = APIRouter(include_in_schema=False)
 
 
-__all__ = ["CSP", "add_review_page"]
+@router.get("/review", response_class=HTMLResponse)
+def review_page() -> HTMLResponse:
+    return HTMLResponse(PAGE, headers=_HEADERS)
+
+
+@router.get("/review/app.js")
+def review_script() -> Response:
+    return Response(JS, media_type="text/javascript", headers=_HEADERS)
+
+
+@router.get("/review/app.css")
+def review_style() -> Response:
+    return Response(CSS, media_type="text/css", headers=_HEADERS)
+
+
+__all__ = ["CSP", "router"]

@@ -3,7 +3,7 @@
 ``LiveServer`` runs uvicorn in a thread on a free port of 127.0.0.1 (over TLS with a
 certificate from ``self_signed_cert``). ``Chaos`` is a pure-ASGI wrapper that can play a
 broken network or a malicious mirror: cut a download off halfway, answer 500, serve other
-bytes for a path, or redirect every request elsewhere.
+bytes for a path, answer 404 for some paths, or redirect every request elsewhere.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class Chaos:
     fail_downloads: int = 0  # how many download requests answer 500
     replace: dict[str, bytes] = field(default_factory=dict)  # path -> bytes to serve instead
     redirect_to: str | None = None  # a base URL: every request answers 302 to it + its path
+    missing: tuple[str, ...] = ()  # path prefixes answered 404 (a server without them)
     hits: Counter[str] = field(default_factory=Counter)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -56,6 +57,10 @@ class Chaos:
                 {"type": "http.response.start", "status": 302, "headers": [(b"location", location)]}
             )
             await send({"type": "http.response.body", "body": b""})
+            return
+        if path.startswith(self.missing) and self.missing:
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b"not found"})
             return
         if path in self.replace:
             body = self.replace[path]

@@ -12,6 +12,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -596,3 +597,88 @@ def test_a_package_signed_by_another_key_than_the_index_records_is_refused(
         installer.install("notes")
     assert alice in str(e.value) and key_id(load_public_key(mallory_pub)) in str(e.value)
     assert snapshot(installer.settings, installer.engine) == before
+
+
+def _manifest_without(remote: Remote, plugin_id: str, version: str) -> None:
+    """Someone between host and server (a proxy, a CDN) serves manifest.json without a
+    version: the rest of it as the server wrote it, ``latest`` and the summary moved back."""
+    manifest = remote.storage.catalog.manifest()
+    entry = manifest["plugins"][plugin_id]
+    del entry["versions"][version]
+    entry["latest"] = max(entry["versions"], key=lambda v: tuple(map(int, v.split("."))))
+    entry |= entry["versions"][entry["latest"]]["summary"]
+    remote.chaos.replace["/manifest.json"] = json.dumps(manifest).encode()
+
+
+def test_a_manifest_hiding_the_newest_version_changes_no_version_choice(
+    tmp_path: Path, remote: Remote
+) -> None:
+    """install-latest, the catalog, the update offer and upgrade all follow the signed index."""
+    from plugdock.host.marketplace import _offers
+    from plugdock.operations.updates import newest_update
+
+    remote.publish(_package(tmp_path, version="1.0.0"))
+    remote.publish(_package(tmp_path / "b", version="2.0.0"))
+    _manifest_without(remote, "notes", "2.0.0")
+    installer = _installer(tmp_path, remote)
+
+    catalog = installer.source.catalog()
+    assert catalog.plugins["notes"].versions == ("2.0.0", "1.0.0")
+    assert [(b.location, "manifest.json does not" in b.error) for b in catalog.broken] == [
+        ("notes 2.0.0", True)
+    ]
+    assert installer.install("notes").version == "2.0.0"  # not the 1.0.0 the manifest names
+    installer.uninstall("notes")
+
+    assert installer.install("notes@1.0.0").version == "1.0.0"
+    row = installer.get("notes")
+    assert row is not None
+    assert newest_update(installer.source.catalog(), row) == "2.0.0"
+    offer = _offers(installer, installer.source.catalog(), [row])["notes"]
+    assert offer.update_available == "2.0.0" and offer.update_compatible
+    assert installer.upgrade_plan("notes").version == "2.0.0"
+    assert installer.upgrade("notes").version == "2.0.0"
+
+
+def test_a_manifest_record_that_disagrees_with_the_index_is_ignored_and_reported(
+    tmp_path: Path, remote: Remote
+) -> None:
+    remote.publish(_package(tmp_path, version="1.0.0"))
+    manifest = remote.storage.catalog.manifest()
+    record = manifest["plugins"]["notes"]["versions"]["1.0.0"]
+    record |= {"sha256": "0" * 64, "size": record["size"] + 1}
+    remote.chaos.replace["/manifest.json"] = json.dumps(manifest).encode()
+    warnings: list[str] = []
+    settings = host_settings(tmp_path, remote.url)
+    trust_alice(settings, remote)
+    source = RemoteSource(settings, warn=warnings.append)
+    installer = Installer(settings, source=source)
+
+    catalog = source.catalog()
+    assert catalog.plugins["notes"].versions == ("1.0.0",)
+    assert [b.location for b in catalog.broken] == ["notes 1.0.0"]
+    assert "another sha256 and size than the signed index" in catalog.broken[0].error
+    source.catalog()  # reported once per source, not on every look
+    assert [w for w in warnings if "notes 1.0.0" in w] == [
+        f"plugin server {remote.url}: notes 1.0.0: {catalog.broken[0].error}"
+    ]
+    assert installer.install("notes").version == "1.0.0"  # the index's sha256 is checked
+
+
+def test_remote_mode_without_a_signed_index_is_refused(tmp_path: Path, remote: Remote) -> None:
+    """A server (or a proxy) that serves manifest.json and packages but no index."""
+    remote.publish(_package(tmp_path))
+    pinned = _installer(tmp_path / "pinned", remote)
+    assert pinned.source.catalog().plugins["notes"].versions == ("1.0.0",)
+    remote.chaos.missing = ("/tuf/",)
+    fresh = _installer(tmp_path, remote)
+    for installer in (fresh, pinned):
+        before = snapshot(installer.settings, installer.engine)
+        for attempt in (installer.source.catalog, partial(installer.install, "notes")):
+            with pytest.raises((UntrustedIndexError, SourceUnavailableError)) as caught:
+                attempt()
+            assert "signed index" in str(caught.value)
+        assert snapshot(installer.settings, installer.engine) == before
+    with pytest.raises(UntrustedIndexError, match="serves no signed index"):
+        fresh.source.catalog()
+

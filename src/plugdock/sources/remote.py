@@ -3,7 +3,7 @@
 It offers the same two calls as the local source::
 
     source = RemoteSource(settings, progress=lambda done, total: ...)
-    source.catalog()                          # from GET /manifest.json
+    source.catalog()                          # the signed index's versions (+ manifest.json)
     source.fetch("ai_chatbot", "1.0.0")       # → FetchedPackage(path in PLUGDOCK_HOME/cache/)
 
 What it checks before a package reaches the installer:
@@ -11,9 +11,12 @@ What it checks before a package reaches the installer:
 * **The signed index** (:mod:`plugdock.sources.signed_index`). Unless the signature
   policy is ``off``, the server's TUF metadata is refreshed and verified against the root
   this instance pinned; a bad, replayed, expired or downgraded index is refused with
-  :class:`~plugdock.errors.UntrustedIndexError`. Versions are resolved from the
-  signed targets, and each package's expected length and SHA-256 come from them.
-  With the policy ``off`` they come from ``manifest.json``.
+  :class:`~plugdock.errors.UntrustedIndexError`. The signed targets are the only list
+  of versions (the catalog, install's and upgrade's "newest", update offers), and each
+  package's expected length and SHA-256 come from them; the unsigned ``manifest.json``
+  only adds display fields, and where it disagrees it is ignored and reported. Only with
+  the policy ``off``, which an operator sets on purpose and is warned about, do versions
+  come from ``manifest.json``.
 * **Where it goes** (:mod:`plugdock.sources.connection`). Redirects are followed only
   within the server's origin; one to another origin, or from https to http, is refused
   (:class:`~plugdock.sources.connection.RedirectRefusedError`).
@@ -54,7 +57,7 @@ from plugdock.sources.base import (
     resolve_version,
 )
 from plugdock.sources.connection import ServerConnection, Transient, check_status
-from plugdock.sources.signed_index import SignedIndexClient, Target, by_plugin, target_path
+from plugdock.sources.signed_index import SignedIndexClient, Target, plugin_versions
 from plugdock.trust.store import normalize_server_url
 
 log = logging.getLogger("plugdock.sources.remote")
@@ -96,9 +99,11 @@ class RemoteSource:
             timeout=settings.download_timeout,
             client=client,
         )
-        self.index = SignedIndexClient(settings, self.server, warn or log.warning)
+        self.warn = warn or log.warning
+        self.index = SignedIndexClient(settings, self.server, self.warn)
         self.progress = progress
         self.limits = Limits.from_settings(settings)
+        self._reported: set[str] = set()
 
     def close(self) -> None:
         """Close the HTTP connections (the source can no longer be used)."""
@@ -117,36 +122,81 @@ class RemoteSource:
     # ---------------------------------------------------------------- catalog
 
     def catalog(self) -> Catalog:
-        """Every plugin the server offers; with index checks on, only versions it vouches for."""
+        """Every plugin the server offers: the versions its signed index lists, and no other.
+
+        The signed index alone decides which versions exist (so which is the newest, what
+        install and upgrade pick, what an update offer names); ``manifest.json`` only adds
+        display fields (name, description, …) to them. Where the two disagree the manifest
+        is not believed, and the disagreement is reported (``broken`` and ``warn``): a
+        version only the manifest lists is not offered; one the index lists but the
+        manifest leaves out (or describes with another sha256, size or signer) is offered
+        as the index says. With the signature policy ``off`` (no index) the manifest is all
+        there is.
+        """
         manifest, broken = self._manifest()
-        signed = self.index.targets() if self.verifies_index else None
+        if not self.verifies_index:
+            return self._unsigned_catalog(manifest, broken)
+        signed = plugin_versions(self.index.targets())
         plugins: dict[str, CatalogEntry] = {}
-        for plugin_id, (summary, versions) in sorted(manifest.items()):
-            kept = []
-            for version, record in versions.items():
-                if signed is not None:
-                    target = signed.get(target_path(plugin_id, version))
-                    if target is None or target[1] != record["sha256"]:
-                        broken.append(
-                            BrokenPackage(
-                                f"{plugin_id} {version}", "not vouched for by the signed index"
-                            )
-                        )
-                        continue
-                kept.append(version)
-            if kept:
-                plugins[plugin_id] = CatalogEntry(
-                    id=plugin_id,
-                    name=str(summary.get("name") or plugin_id),
-                    description=str(summary.get("description") or ""),
-                    author=str(summary.get("author") or ""),
-                    category=str(summary.get("category") or ""),
-                    price=_price(summary.get("price")),
-                    icon=str(summary.get("icon") or ""),
-                    versions=newest_first(kept),
-                    permissions=_permissions(summary.get("permissions")),
+        for plugin_id in sorted(set(signed) | set(manifest)):
+            summary, listed = manifest.get(plugin_id, ({}, {}))
+            vouched = signed.get(plugin_id, {})
+            for version in newest_first(set(listed) - set(vouched)):
+                broken.append(
+                    BrokenPackage(
+                        f"{plugin_id} {version}",
+                        "manifest.json lists it, the signed index does not: not offered",
+                    )
                 )
+            if not vouched:
+                continue
+            versions = newest_first(vouched)
+            disagreements = {
+                version: problem
+                for version in versions
+                if (problem := _disagreement(listed.get(version), vouched[version]))
+            }
+            broken += [
+                BrokenPackage(f"{plugin_id} {version}", problem)
+                for version, problem in disagreements.items()
+            ]
+            newest = listed.get(versions[0])
+            display = summary
+            permissions: tuple[str, ...] = ()
+            if newest is not None and versions[0] not in disagreements:
+                # Display fields of the newest signed version, as its own record gives them.
+                if isinstance(newest.get("summary"), dict):
+                    display = newest["summary"]
+                if display is newest.get("summary") or summary.get("latest") == versions[0]:
+                    permissions = _permissions(display.get("permissions"))
+            plugins[plugin_id] = _entry(plugin_id, display, versions, permissions)
+        self._report(broken)
         return Catalog(plugins=plugins, broken=tuple(broken))
+
+    def _unsigned_catalog(
+        self,
+        manifest: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]],
+        broken: list[BrokenPackage],
+    ) -> Catalog:
+        """The catalog as the unsigned manifest.json says (signature policy ``off`` only)."""
+        plugins = {
+            plugin_id: _entry(
+                plugin_id,
+                summary,
+                newest_first(versions),
+                _permissions(summary.get("permissions")),
+            )
+            for plugin_id, (summary, versions) in sorted(manifest.items())
+        }
+        return Catalog(plugins=plugins, broken=tuple(broken))
+
+    def _report(self, broken: list[BrokenPackage]) -> None:
+        """Warn about each disagreement with the signed index once per source."""
+        for item in broken:
+            message = f"plugin server {self.server.addr}: {item.location}: {item.error}"
+            if message not in self._reported:
+                self._reported.add(message)
+                self.warn(message)
 
     # ------------------------------------------------------------------ fetch
 
@@ -155,10 +205,7 @@ class RemoteSource:
         if not _ID.fullmatch(plugin_id):
             raise PlugdockError(f"{plugin_id!r} is not a valid plugin id")
         if self.verifies_index:
-            signed = self.index.targets()
-            offered = {
-                v: target for (pid, v), target in by_plugin(signed).items() if pid == plugin_id
-            }
+            offered = plugin_versions(self.index.targets()).get(plugin_id, {})
         else:
             manifest, _broken = self._manifest()
             versions = manifest.get(plugin_id, ({}, {}))[1]
@@ -168,7 +215,7 @@ class RemoteSource:
                 f"plugin {plugin_id!r} is not on the plugin server {self.server.addr}"
             )
         resolved = resolve_version(plugin_id, version, offered)
-        length, sha256, signer_key_id = offered[resolved]
+        length, sha256, signer_key_id = offered[resolved][:3]
         if length > self.limits.max_zip_bytes:
             raise PackageError(
                 f"{plugin_id} {resolved} is {length} bytes, more than the limit of "
@@ -312,6 +359,43 @@ def _check_index_signer(path: Path, what: str, expected: str) -> None:
             f"the plugin server's signed index says {what} is signed by the key with "
             f"fingerprint {expected}, but the package is signed by {signed_by}; refusing it"
         )
+
+
+def _disagreement(record: dict[str, Any] | None, target: Target) -> str | None:
+    """How manifest.json's record of a signed version differs from the index, or None."""
+    if record is None:
+        return "the signed index lists it, manifest.json does not; offered as the signed index says"
+    differs = [
+        name
+        for name, theirs, ours in (
+            ("sha256", record.get("sha256"), target.sha256),
+            ("size", record.get("size"), target.length),
+            ("signer", record.get("signer_key_id"), target.signer_key_id),
+        )
+        if theirs is not None and ours is not None and theirs != ours
+    ]
+    if differs:
+        return (
+            f"manifest.json gives another {' and '.join(differs)} than the signed index; "
+            "its record is ignored, the signed index decides"
+        )
+    return None
+
+
+def _entry(
+    plugin_id: str, summary: dict[str, Any], versions: tuple[str, ...], permissions: tuple[str, ...]
+) -> CatalogEntry:
+    return CatalogEntry(
+        id=plugin_id,
+        name=str(summary.get("name") or plugin_id),
+        description=str(summary.get("description") or ""),
+        author=str(summary.get("author") or ""),
+        category=str(summary.get("category") or ""),
+        price=_price(summary.get("price")),
+        icon=str(summary.get("icon") or ""),
+        versions=versions,
+        permissions=permissions,
+    )
 
 
 def _record_problem(version: object, record: object) -> str | None:

@@ -13,8 +13,9 @@ package's expected length and SHA-256, and the key the index records as its sign
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -22,7 +23,12 @@ from filelock import FileLock
 
 from plugdock.config import Settings
 from plugdock.core.fsutil import write_json_atomic
-from plugdock.errors import PlugdockError, SourceUnavailableError, UntrustedIndexError
+from plugdock.errors import (
+    NotFoundError,
+    PlugdockError,
+    SourceUnavailableError,
+    UntrustedIndexError,
+)
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
 from plugdock.sources.connection import ServerConnection, check_status, without_credentials
 from plugdock.trust.store import (
@@ -38,11 +44,19 @@ _MAX_METADATA_BYTES = 16 * 1024 * 1024
 
 
 class Target(NamedTuple):
-    """What the index says about one package."""
+    """What the index says about one package (one version of one plugin).
+
+    Everything a host decides about a version comes from here, never from the unsigned
+    ``manifest.json``: that it exists (so which one is the newest), its length and sha256,
+    the key that signed it, and whatever else the server signs per version in the target's
+    ``custom`` object (``signer_key_id`` today; advisories and licences go there too, read
+    from ``custom`` by whoever needs them, so the index's shape does not change).
+    """
 
     length: int
     sha256: str
     signer_key_id: str | None = None  # the key that signed it, when the index records one
+    custom: Mapping[str, Any] = MappingProxyType({})  # the target's signed custom data
 
 
 class SignedIndexClient:
@@ -163,7 +177,16 @@ class SignedIndexClient:
                 f"'plugdock trust server {addr} --root root.json' (the file from the "
                 "server's operator), use https, or allow it: PLUGDOCK_ALLOW_HTTP_PIN=true"
             )
-        root = self.server.get_bytes("/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES)
+        try:
+            root = self.server.get_bytes(
+                "/tuf/root.json", "the signed index root", _MAX_METADATA_BYTES
+            )
+        except NotFoundError:
+            raise UntrustedIndexError(
+                f"plugin server {addr} serves no signed index (no /tuf/root.json); remote "
+                "mode installs only what a signed index lists, so it is refused (only "
+                "PLUGDOCK_SIGNATURE_POLICY=off, for air-gapped development, goes without)"
+            ) from None
         try:
             key_ids = pin_server_root(self.settings, url, root, how="first-use")
         except PlugdockError as exc:
@@ -199,6 +222,14 @@ def by_plugin(signed: dict[str, Target]) -> dict[tuple[str, str], Target]:
     return found
 
 
+def plugin_versions(signed: dict[str, Target]) -> dict[str, dict[str, Target]]:
+    """``{plugin id: {version: Target}}``: the only list of versions a host chooses from."""
+    found: dict[str, dict[str, Target]] = {}
+    for (plugin_id, version), target in by_plugin(signed).items():
+        found.setdefault(plugin_id, {})[version] = target
+    return found
+
+
 def _vouched(targets: Any) -> dict[str, Target]:
     """The well-formed targets, with the signer key the index records (custom data)."""
     found = {}
@@ -209,7 +240,8 @@ def _vouched(targets: Any) -> dict[str, Target]:
             signer = custom.get("signer_key_id") if isinstance(custom, dict) else None
             if signer is not None and not (isinstance(signer, str) and _HEX64.fullmatch(signer)):
                 continue  # a record this host cannot hold the package to: not offered
-            found[path] = Target(target.length, sha, signer)
+            data = MappingProxyType(dict(custom)) if isinstance(custom, dict) else None
+            found[path] = Target(target.length, sha, signer, data or MappingProxyType({}))
     return found
 
 

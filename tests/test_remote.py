@@ -682,3 +682,35 @@ def test_remote_mode_without_a_signed_index_is_refused(tmp_path: Path, remote: R
     with pytest.raises(UntrustedIndexError, match="serves no signed index"):
         fresh.source.catalog()
 
+
+def test_signature_policy_off_in_remote_mode_warns_on_every_command(
+    tmp_path: Path, remote: Remote
+) -> None:
+    remote.publish(_package(tmp_path), sign=False)
+    env = {
+        **os.environ,
+        "PLUGIN_SOURCE": "remote",
+        "PLUGIN_SERVER_URL": remote.url,
+        "PLUGDOCK_HOME": str(tmp_path / "cli-instance"),
+        "PLUGDOCK_SIGNATURE_POLICY": "off",
+    }
+    for command in (["available"], ["install", "notes"], ["list"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "plugdock", *command],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        said = " ".join(done.stderr.split())  # the console wraps long lines
+        assert said.count("warning: PLUGDOCK_SIGNATURE_POLICY=off in remote mode") == 1, said
+        assert "versions come from its unsigned manifest.json" in said
+    quiet = subprocess.run(
+        [sys.executable, "-m", "plugdock", "list"],
+        capture_output=True,
+        text=True,
+        env=env | {"PLUGDOCK_SIGNATURE_POLICY": "require"},
+        timeout=60,
+    )
+    assert "SIGNATURE_POLICY" not in quiet.stderr

@@ -233,6 +233,20 @@ class Settings(BaseSettings):
             return SignaturePolicy.REQUIRE
         return SignaturePolicy.WARN
 
+    def trust_off_warning(self) -> str | None:
+        """The warning for remote mode with the policy ``off`` (said on every CLI command)."""
+        if (
+            self.plugin_source is not PluginSource.REMOTE
+            or self.effective_signature_policy is not SignaturePolicy.OFF
+        ):
+            return None
+        return (
+            "PLUGDOCK_SIGNATURE_POLICY=off in remote mode: the plugin server's signed index and "
+            "package signatures are not checked, and versions come from its unsigned "
+            "manifest.json (anyone between this host and the server can change what installs); "
+            "for air-gapped development only"
+        )
+
 
 # Each field's name -> the one env var it is read from (what keyword arguments are renamed to).
 _ENV_NAMES = {

@@ -61,6 +61,9 @@ def _startup(
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
     settings = _settings()
+    trust_off = settings.trust_off_warning()
+    if trust_off:  # said on every command, so nobody forgets the checks are off
+        err_console.print(f"[yellow]warning:[/] {trust_off}", highlight=False)
     if settings.journal_path.exists():  # the last operation died midway: settle it first
         try:
             outcome = _installer().recover()

@@ -104,6 +104,9 @@ class RemoteSource:
         self.progress = progress
         self.limits = Limits.from_settings(settings)
         self._reported: set[str] = set()
+        if not self.verifies_index:
+            # The CLI says it on every command (cli._startup); a panel says it at start.
+            log.warning("%s", settings.trust_off_warning())
 
     def close(self) -> None:
         """Close the HTTP connections (the source can no longer be used)."""

@@ -9,7 +9,9 @@ Inside the sandbox a plugin sees:
   ``/dev/shm``, private tmpfs that disappear with it, ``/tmp`` as large as the memory
   limit, ``/dev/shm`` 64 MiB; everything else is read-only);
 - ``/run/plugdock``: the Unix sockets it serves on and reaches the database through;
-- on SQLite only, the database file (SQLite has no rights of its own to give).
+- on SQLite only, the database file (SQLite has no rights of its own to give);
+- ``/proc`` of its own PID namespace, read-only: ``/proc/sys`` and ``/proc/sysrq-trigger``
+  cannot be written, whoever it is.
 
 It does not see the instance folder (no ``secret.key``, no other plugin's code or data),
 the panel's environment (no ``DATABASE_URL``, no ``PLUGDOCK_SECRET_KEY``), other processes
@@ -174,6 +176,12 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         DATA,
         "--remount-ro",
         "/dev",
+        # The kernel's settings and triggers (/proc/sys, /proc/sysrq-trigger, ...) are
+        # files in /proc: read-only for everyone inside, root or not. (bubblewrap covers
+        # /proc/sys only when the folder looks writable to it, and it never does, even to
+        # root: as root, vm.swappiness and kernel.core_pattern were writable inside.)
+        "--remount-ro",
+        "/proc",
         "--remount-ro",
         "/",
     ]

@@ -20,6 +20,8 @@ socket in its run folder) and ask the panel for the users over the core-calls so
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,23 @@ def db_rows(db: sdk.DbSession) -> dict:
 @router.get('/users')
 def users(found: sdk.Users) -> list:
     return [user.username for user in found]
+
+
+@router.post('/processes')
+def processes(n: int) -> dict:
+    import subprocess
+
+    started, error = [], None
+    try:
+        for _ in range(n):
+            started.append(subprocess.Popen(['/bin/sleep', '30']))
+    except OSError as exc:
+        error = str(exc)
+    finally:
+        for child in started:
+            child.kill()
+            child.wait()
+    return {'started': len(started), 'error': error}
 """
 
 
@@ -200,5 +219,68 @@ def test_plugin_process_is_not_host_root_and_cannot_change_kernel_settings(
     rows = admin.get("/api/v1/kernel/db").json()
     assert rows == {"ok": True, "result": ["hello", "written"]}, rows
     assert admin.get("/api/v1/kernel/users").json() == ["admin"]
+    # Its own user is not root, so the kernel applies its process limit (64 more than it
+    # runs), even for a panel running as root.
+    spawned = admin.post("/api/v1/kernel/processes", params={"n": 200}).json()
+    assert spawned["started"] < 64 and "Resource temporarily unavailable" in spawned["error"], (
+        spawned
+    )
     assert installed(admin)["kernel"]["state"] == "mounted"
     assert_panel_serves(admin)
+
+
+# -- the host side of it -----------------------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="what a panel running as root does")
+
+
+@needs_root
+def test_a_root_panel_never_starts_a_plugin_process_as_root(tmp_path: Path) -> None:
+    from plugdock.isolation.sandbox import Sandbox, SandboxUnavailable, launch
+
+    sandbox = Sandbox("x", tmp_path / "b", tmp_path / "d", tmp_path / "run", tmp_path / "i")
+
+    with pytest.raises(SandboxUnavailable, match="never as root"):
+        launch(sandbox, ["true"])
+
+
+@needs_root
+def test_handing_over_the_data_folder_never_follows_a_link(tmp_path: Path) -> None:
+    """An older panel ran plugins as root, so their data folders hold root's files: the
+    first start as the plugin's own user hands the whole folder over, and a link the
+    plugin left there must not hand over what it points to."""
+    from plugdock.isolation.sandbox import HostUser, Sandbox
+    from plugdock.isolation.spawner import _hand_over
+
+    victim_file = tmp_path / "victim.txt"
+    victim_file.write_text("root's")
+    victim_folder = tmp_path / "victim"
+    victim_folder.mkdir()
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "note.txt").write_text("old")
+    (data / "file-link").symlink_to(victim_file)
+    (data / "sub" / "folder-link").symlink_to(victim_folder)
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(run / "core.sock"))
+        os.chmod(run / "core.sock", 0o600)
+        user = HostUser(212345, 212345)
+        sandbox = Sandbox("x", tmp_path / "backend", data, run, tmp_path / "instance")
+
+        _hand_over(sandbox, user, 200000)
+
+        for path in (data, data / "sub", data / "sub" / "note.txt", data / "file-link"):
+            info = path.lstat()
+            assert (info.st_uid, info.st_gid) == (212345, 212345), path
+        assert (data.stat().st_mode & 0o777) == 0o700
+        for path in (victim_file, victim_folder):
+            assert (path.stat().st_uid, path.stat().st_gid) == (0, 0), path
+        assert (run.stat().st_uid, run.stat().st_gid, run.stat().st_mode & 0o777) == (
+            0,
+            212345,
+            0o750,
+        )
+        sock = (run / "core.sock").stat()
+        assert (sock.st_uid, sock.st_gid, sock.st_mode & 0o777) == (0, 212345, 0o660)

@@ -136,7 +136,7 @@ def isolation_notes(installer: Installer) -> list[str]:
             "plugins run inside the panel with all of its rights (PLUGDOCK_ISOLATION=inprocess); "
             "set PLUGDOCK_ISOLATION=process for plugins you do not trust (docs/isolation.md)"
         ]
-    from plugdock.isolation.sandbox import SandboxUnavailable, bwrap, process_limit_enforced
+    from plugdock.isolation.sandbox import SandboxUnavailable, bwrap
 
     notes = []
     try:
@@ -148,11 +148,6 @@ def isolation_notes(installer: Installer) -> list[str]:
             "SQLite cannot give a plugin rights of its own: every plugin process can read and "
             "write every table, the users' password hashes and the token-signing key included. "
             "Use PostgreSQL (or MariaDB) for plugins you do not trust"
-        )
-    if not process_limit_enforced():
-        notes.append(
-            "the panel runs as root, and the kernel does not apply a process limit to root: "
-            "run it as an ordinary user so each plugin may start at most a few processes"
         )
     return notes
 

@@ -227,6 +227,10 @@ def test_plugin_process_is_not_host_root_and_cannot_change_kernel_settings(
     )
     assert installed(admin)["kernel"]["state"] == "mounted"
     assert_panel_serves(admin)
+    # On SQLite a root panel shares the database file with plugin processes through a group
+    # only they hold (0660): that is not reported as a loose mode.
+    doctor = panel.cli("doctor")
+    assert "panel.db" not in doctor.stderr and "scratch.db" not in doctor.stderr, doctor.stderr
 
 
 # -- the host side of it -----------------------------------------------------------------------

@@ -101,7 +101,7 @@ def plugin_user(home: Path, plugin_id: str, base: int, *, database_group: bool) 
     id (no /etc/passwd entry, no state to keep; two instances on a host most likely differ).
     Two plugins of an instance share one only if their hashes meet (about 1 in 65,535 per
     pair): they still see nothing of each other (namespaces, folders of their own), but
-    count against one process limit.
+    count against one process limit. ``plugdock doctor`` names such a pair.
     """
     digest = hashlib.sha256(f"{home}\0{plugin_id}".encode()).digest()
     uid = base + 1 + int.from_bytes(digest[:8], "big") % (UID_SPAN - 1)
@@ -390,3 +390,66 @@ def _processes_of(uid: int) -> int:
             except OSError:
                 continue
     return count
+
+
+def plugin_ids_taken(base: int) -> list[str]:
+    """Host users, groups and subordinate id ranges that use a root panel's plugin ids.
+
+    A host user with a plugin's uid could signal or trace its process and read its data
+    folder; members of a group with one of these gids could open what it opens (on SQLite,
+    the database file). None may exist: pick another ``PLUGDOCK_PLUGIN_UID_BASE``.
+    """
+    ids = range(base, base + UID_SPAN)
+    taken = []
+    for table, what in (("/etc/passwd", "user"), ("/etc/group", "group")):
+        for line in _lines(table):
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2].isdigit() and int(fields[2]) in ids:
+                taken.append(f"{what} {fields[0]} ({what[0]}id {fields[2]}, {table})")
+    for table in ("/etc/subuid", "/etc/subgid"):
+        for line in _lines(table):
+            fields = line.split(":")
+            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                first, count = int(fields[1]), int(fields[2])
+                if first < ids.stop and ids.start < first + count:
+                    taken.append(f"{fields[0]}'s ids {first}..{first + count - 1} ({table})")
+    return taken
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return [line for line in Path(path).read_text().splitlines() if line and line[0] != "#"]
+    except OSError:
+        return []
+
+
+def user_namespaces_refused() -> str | None:
+    """Why this kernel would refuse bubblewrap's namespaces to an unprivileged user, if it does.
+
+    bubblewrap runs unprivileged for every panel (a root panel's plugin processes start as
+    their own users), so it needs unprivileged user namespaces.
+    """
+    knobs = {
+        "/proc/sys/kernel/unprivileged_userns_clone": (
+            "0",
+            "sysctl kernel.unprivileged_userns_clone=1",
+        ),
+        "/proc/sys/user/max_user_namespaces": ("0", "sysctl user.max_user_namespaces=15000"),
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns": (
+            "1",
+            "an AppArmor profile that allows bwrap user namespaces, or "
+            "sysctl kernel.apparmor_restrict_unprivileged_userns=0",
+        ),
+    }
+    for path, (refusing, remedy) in knobs.items():
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value == refusing:
+            name = path.removeprefix("/proc/sys/").replace("/", ".")
+            return (
+                f"{name} is {value}: the kernel may refuse bubblewrap's namespaces to an "
+                f"unprivileged user, and plugin processes then fail to start ({remedy})"
+            )
+    return None

@@ -6,6 +6,7 @@ ever move the instance toward its database rows, the record of what is installed
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from plugdock.instance import package_store
 from plugdock.instance.journal import read_journal
 from plugdock.instance.notify import notify_change
 from plugdock.instance.privacy import loose_modes
-from plugdock.instance.registry import Installation, read_registry
+from plugdock.instance.registry import Installation, list_installations, read_registry
 from plugdock.operations.repair import restore_code
 from plugdock.package.checksums import parse as parse_checksums
 from plugdock.package.checksums import sha256_file
@@ -136,24 +137,50 @@ def isolation_notes(installer: Installer) -> list[str]:
             "plugins run inside the panel with all of its rights (PLUGDOCK_ISOLATION=inprocess); "
             "set PLUGDOCK_ISOLATION=process for plugins you do not trust (docs/isolation.md)"
         ]
-    from plugdock.isolation.sandbox import SandboxUnavailable, bwrap, process_limit_enforced
+    from plugdock.isolation import sandbox
 
     notes = []
     try:
-        bwrap()
-    except SandboxUnavailable as exc:
+        sandbox.bwrap()
+    except sandbox.SandboxUnavailable as exc:
         notes.append(str(exc))
+    refused = sandbox.user_namespaces_refused()
+    if refused is not None:
+        notes.append(refused)
     if installer.engine.dialect.name == "sqlite":
         notes.append(
             "SQLite cannot give a plugin rights of its own: every plugin process can read and "
             "write every table, the users' password hashes and the token-signing key included. "
             "Use PostgreSQL (or MariaDB) for plugins you do not trust"
         )
-    if not process_limit_enforced():
-        notes.append(
-            "the panel runs as root, and the kernel does not apply a process limit to root: "
-            "run it as an ordinary user so each plugin may start at most a few processes"
-        )
+    if os.geteuid() == 0:
+        notes.extend(_plugin_user_notes(installer))
+    return notes
+
+
+def _plugin_user_notes(installer: Installer) -> list[str]:
+    """A root panel runs each plugin process as a host uid of its own: ids no one else uses."""
+    from plugdock.isolation.sandbox import UID_SPAN, plugin_ids_taken, plugin_user
+
+    base = installer.settings.plugin_uid_base
+    notes = [
+        f"{taken} uses an id plugin processes run as ({base}..{base + UID_SPAN - 1}, "
+        "PLUGDOCK_PLUGIN_UID_BASE): whoever has it can reach them; choose another range"
+        for taken in plugin_ids_taken(base)
+    ]
+    by_uid: dict[int, list[str]] = {}
+    with connect_read(installer.engine) as conn:
+        for installation in list_installations(conn):
+            user = plugin_user(
+                installer.settings.home, installation.plugin_id, base, database_group=False
+            )
+            by_uid.setdefault(user.uid, []).append(installation.plugin_id)
+    notes += [
+        f"plugins {' and '.join(ids)} run as the same host uid {uid}: they share one process "
+        "limit (nothing else)"
+        for uid, ids in by_uid.items()
+        if len(ids) > 1
+    ]
     return notes
 
 

@@ -53,7 +53,22 @@ def private_files(settings: Settings) -> list[Path]:
 
 def loose_modes(settings: Settings) -> list[str]:
     """One line for the instance folder and each private file other users may read."""
-    return _loose_modes([settings.home], private_files(settings))
+    files = [f for f in private_files(settings) if not _opened_by_plugin_processes(settings, f)]
+    return _loose_modes([settings.home], files)
+
+
+def _opened_by_plugin_processes(settings: Settings, path: Path) -> bool:
+    """A SQLite file a root panel shares with its plugin processes: 0660, group
+    ``PLUGDOCK_PLUGIN_UID_BASE`` (plugdock.isolation.sandbox.database_gid), which only they
+    hold. No other user may read it, as with 0600; ``plugdock doctor`` names a host user or
+    group that has one of those ids."""
+    if path not in sqlite_files(settings.db_url):
+        return False
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return False
+    return info.st_gid == settings.plugin_uid_base and info.st_mode & 0o777 == 0o660
 
 
 def prepare_home(settings: Settings) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from plugdock.errors import PluginProcessError
 from plugdock.isolation.protocol import SOCKET_NAME
-from plugdock.isolation.sandbox import Sandbox, command, limit_resources
+from plugdock.isolation.sandbox import Sandbox, launch
 
 # bubblewrap's --die-with-parent ends the plugin process when the *thread* that started it
 # ends, and the event loop's worker threads end when idle: every plugin process is started
@@ -74,13 +74,14 @@ class ChildProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _keep_log_small(log_path)
         with open(log_path, "ab") as log, listener:
+            start = launch(sandbox, argv)
             self.process = _SPAWNER.submit(
                 subprocess.Popen,
-                command(sandbox, argv),
+                start.args,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=log,
-                preexec_fn=limit_resources(sandbox.memory_bytes),
+                preexec_fn=start.preexec,
                 close_fds=True,
                 pass_fds=(listener.fileno(),),
             ).result()

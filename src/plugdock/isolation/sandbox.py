@@ -9,26 +9,46 @@ Inside the sandbox a plugin sees:
   ``/dev/shm``, private tmpfs that disappear with it, ``/tmp`` as large as the memory
   limit, ``/dev/shm`` 64 MiB; everything else is read-only);
 - ``/run/plugdock``: the Unix sockets it serves on and reaches the database through;
-- on SQLite only, the database file (SQLite has no rights of its own to give).
+- on SQLite only, the database file (SQLite has no rights of its own to give);
+- ``/proc`` of its own PID namespace, read-only: ``/proc/sys`` and ``/proc/sysrq-trigger``
+  cannot be written, whoever it is (bubblewrap covers ``/proc/sys`` only when it looks
+  writable to it, and its top folder never does, even to root).
 
 It does not see the instance folder (no ``secret.key``, no other plugin's code or data),
 the panel's environment (no ``DATABASE_URL``, no ``PLUGDOCK_SECRET_KEY``), other processes
 (its own PID namespace), nor any network unless its metadata asks for ``network``: it then
 shares the host's network and gets the resolver's files.
 
-It holds no capabilities, even as root in its own user namespace (``--cap-drop ALL``).
+**It is never host root.** A panel that is not root starts bubblewrap as itself: the plugin
+runs as the panel's own (unprivileged) user. A panel running as root does not start it as
+root (bubblewrap would map the sandbox's uid 0 to the host's, and the kernel checks the
+host uid for ``/proc/sys``; no capability set changes that): the process that executes
+bubblewrap first becomes the plugin's own host user (:func:`plugin_user`: a uid/gid in
+``PLUGDOCK_PLUGIN_UID_BASE`` + 1 .. + 65535, no supplementary groups but, on SQLite, the
+database's group), and bubblewrap makes its namespaces as that user. An unprivileged
+bubblewrap must reach every folder it binds by path, and the instance folder, the run
+folders and perhaps Python (``/root/...``) are closed to that user; so before it becomes
+that user, the starting process (still root) makes a mount namespace of its own and binds
+each folder to ``<run root>/<n>`` on a tmpfs there (:func:`_stage`), and bubblewrap binds
+those. Nothing changes on the host's folders for this; what the plugin itself must open
+is made its own (its data folder) or its group's (its run folder and sockets, the SQLite
+file) by :mod:`plugdock.isolation.spawner`.
+
+It holds no capabilities (``--cap-drop ALL``), not even in its own user namespace.
 
 Limits (``setrlimit``, inherited through bubblewrap): address space
-(``PLUGDOCK_PLUGIN_MEMORY_MB``), open files, file size and, for a panel that does not run as
-root, processes. The kernel does not apply the process limit to root, so a panel running as
-root relies on the PID namespace and ``--die-with-parent`` instead (``plugdock doctor`` says so).
+(``PLUGDOCK_PLUGIN_MEMORY_MB``), open files, file size and processes: at most 64 more than
+its host user already runs (the panel's user, or the plugin's own when the panel is root).
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import os
 import resource
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,7 +61,8 @@ RUN = "/run/plugdock"
 OPEN_FILES = 256
 FILE_SIZE = 1 << 30  # one file written by a plugin: at most 1 GiB
 SHM_SIZE = 64 << 20  # /dev/shm (RAM); /tmp gets the memory limit's size
-PROCESSES = 64  # beyond what the panel's user already runs (not enforced for root)
+PROCESSES = 64  # beyond what its host user already runs
+UID_SPAN = 1 << 16  # PLUGDOCK_PLUGIN_UID_BASE: the database group, then +1 .. +65535 plugin uids
 
 # Read-only system folders a Python process needs; /etc is given file by file.
 _SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
@@ -61,6 +82,38 @@ class SandboxUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class HostUser:
+    """Who a plugin process is on the host when the panel runs as root: never root.
+
+    ``groups`` are its only supplementary groups: on SQLite, the group that may open the
+    database file (:func:`database_gid`); otherwise none.
+    """
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+def plugin_user(home: Path, plugin_id: str, base: int, *, database_group: bool) -> HostUser:
+    """The host uid/gid of a plugin of the instance at ``home``: the same at every start.
+
+    One of ``base + 1 .. base + 65535``, from a hash of the instance folder and the plugin
+    id (no /etc/passwd entry, no state to keep; two instances on a host most likely differ).
+    Two plugins of an instance share one only if their hashes meet (about 1 in 65,535 per
+    pair): they still see nothing of each other (namespaces, folders of their own), but
+    count against one process limit. ``plugdock doctor`` names such a pair.
+    """
+    digest = hashlib.sha256(f"{home}\0{plugin_id}".encode()).digest()
+    uid = base + 1 + int.from_bytes(digest[:8], "big") % (UID_SPAN - 1)
+    return HostUser(uid, uid, (database_gid(base),) if database_group else ())
+
+
+def database_gid(base: int) -> int:
+    """The group of a SQLite database file plugin processes open (a root panel's only)."""
+    return base
+
+
+@dataclass(frozen=True)
 class Sandbox:
     """Where one plugin process's folders are, and what it may do."""
 
@@ -73,6 +126,8 @@ class Sandbox:
     memory_bytes: int = 512 << 20
     extra_files: tuple[Path, ...] = ()  # e.g. the SQLite database and its -wal/-shm
     env: dict[str, str] = field(default_factory=dict)
+    # The host user it runs as; None: the panel's own, which must not be root (launch()).
+    user: HostUser | None = None
 
 
 def bwrap() -> str:
@@ -103,16 +158,54 @@ def _outermost(paths: Iterable[Path]) -> list[Path]:
     return kept
 
 
+@dataclass(frozen=True)
+class Launch:
+    """How to start a sandboxed process: bubblewrap's command line and the ``preexec_fn``
+    that prepares the process that executes it (staging, host user, limits)."""
+
+    args: list[str]
+    preexec: Callable[[], None]
+
+
 def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
-    """The bubblewrap command line that runs ``argv`` inside ``sandbox``."""
+    """The bubblewrap command line that runs ``argv`` inside ``sandbox`` (as :func:`launch`)."""
+    return _command(sandbox, argv, [] if sandbox.user is not None else None)
+
+
+def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
+    """The command line and ``preexec_fn`` that start ``argv`` in ``sandbox`` (Popen)."""
+    user = sandbox.user
+    if (user is None and os.geteuid() == 0) or (
+        user is not None and 0 in (user.uid, user.gid, *user.groups)
+    ):
+        raise SandboxUnavailable(
+            f"{sandbox.plugin_id}: a panel running as root starts a plugin process only as "
+            "a host user of its own, never as root"
+        )
+    sources: list[str] = []
+    args = _command(sandbox, argv, sources if sandbox.user is not None else None)
+    return Launch(args, _prepare(sandbox, sources))
+
+
+def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> list[str]:
+    """bubblewrap's command line; with ``staged``, each bound path is named by where
+    :func:`_stage` binds it (``<run root>/<n>``) and appended to ``staged``."""
+    stage = sandbox.run_dir.parent
+
+    def source(path: str | Path) -> str:
+        if staged is None:
+            return str(path)
+        staged.append(str(path))
+        return str(stage / str(len(staged) - 1))
+
     args = [
         bwrap(),
         "--die-with-parent",  # the panel gone: so is every plugin process
         "--new-session",  # no TIOCSTI into the panel's terminal
         "--unshare-all",  # user, PID, IPC, UTS, cgroup and network namespaces
-        # bwrap keeps every capability when the panel runs as root; in its own user
-        # namespace that still lets the plugin remount a read-only bind writable (and so
-        # write the host's /usr, the venv or its own code). It needs none.
+        # A root bwrap keeps every capability; in its own user namespace that still lets the
+        # plugin remount a read-only bind writable (and so write the host's /usr, the venv or
+        # its own code). It needs none (and a root panel does not start it as root anyway).
         "--cap-drop",
         "ALL",
         "--hostname",
@@ -141,13 +234,13 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
         if os.path.islink(folder):
             args += ["--symlink", os.readlink(folder), folder]
         elif os.path.isdir(folder):
-            args += ["--ro-bind", folder, folder]
+            args += ["--ro-bind", source(folder), folder]
     etc = _ETC_ALWAYS + (_ETC_NETWORK if sandbox.network else ())
     for name in etc:
         if os.path.exists(name):
-            args += ["--ro-bind", name, name]
+            args += ["--ro-bind", source(name), name]
     for python in python_paths():
-        args += ["--ro-bind", str(python), str(python)]
+        args += ["--ro-bind", source(python), str(python)]
     # Whatever was bound above (Python's folders, or the system's: an instance in
     # /usr/local/...), the instance folder stays out of sight: an empty stand-in, made
     # read-only at the end (on SQLite, only the database files are bound into it).
@@ -157,23 +250,29 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
     if hide:
         args += ["--tmpfs", str(hidden)]
     for extra in sandbox.extra_files:
-        args += ["--bind", str(extra), str(extra)]
+        args += ["--bind", source(extra), str(extra)]
     args += [
         "--ro-bind",
-        str(sandbox.backend_dir),
+        source(sandbox.backend_dir),
         BACKEND,
         "--bind",
-        str(sandbox.data_dir),
+        source(sandbox.data_dir),
         DATA,
         # Read-only: the panel made every socket in it (the plugin's own listening one
         # included, passed as a descriptor), so a plugin cannot swap one for a link.
         "--ro-bind",
-        str(sandbox.run_dir),
+        source(sandbox.run_dir),
         RUN,
         "--chdir",
         DATA,
         "--remount-ro",
         "/dev",
+        # The kernel's settings and triggers (/proc/sys, /proc/sysrq-trigger, ...) are
+        # files in /proc: read-only for everyone inside, root or not. (bubblewrap covers
+        # /proc/sys only when the folder looks writable to it, and it never does, even to
+        # root: as root, vm.swappiness and kernel.core_pattern were writable inside.)
+        "--remount-ro",
+        "/proc",
         "--remount-ro",
         "/",
     ]
@@ -194,24 +293,94 @@ def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
     return [*args, "--", *argv]
 
 
-def limit_resources(memory_bytes: int) -> Callable[[], None]:
-    """A ``preexec_fn`` that sets the plugin process's rlimits (kept across bwrap's exec)."""
-    processes = None if os.geteuid() == 0 else _processes_of_user() + PROCESSES
+# mount(2) and unshare(2) flags (linux/mount.h, linux/sched.h)
+_MS_NOSUID = 0x2
+_MS_NODEV = 0x4
+_MS_NOEXEC = 0x8
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_PRIVATE = 0x40000
+_CLONE_NEWNS = 0x20000
+
+
+def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
+    """A ``preexec_fn``: staging and the host user (root panel only), then the rlimits.
+
+    It runs in the forked child, before bubblewrap; a failure is written to the plugin's
+    log (its stderr by then) and ends the child, so the panel reports it as the process's end.
+    """
+    user = sandbox.user
+    memory = sandbox.memory_bytes
+    uid = user.uid if user is not None else os.getuid()
+    processes = _processes_of(uid) + PROCESSES
+    libc = ctypes.CDLL(None, use_errno=True) if user is not None else None  # before the fork
 
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE, FILE_SIZE))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if processes is not None:
+        try:
+            if user is not None and libc is not None:
+                _stage(libc, str(sandbox.run_dir.parent), sources)
+                # The order matters: groups and gid while still root, then the uid (after
+                # which none of them can change again).
+                os.setgroups(list(user.groups))
+                os.setresgid(user.gid, user.gid, user.gid)
+                os.setresuid(user.uid, user.uid, user.uid)
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE, FILE_SIZE))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+        except BaseException as exc:
+            os.write(2, f"plugdock: cannot start the sandbox: {exc}\n".encode())
+            os._exit(126)
 
     return apply
 
 
-def _processes_of_user() -> int:
+def _stage(libc: ctypes.CDLL, stage: str, sources: list[str]) -> None:
+    """Bind each of ``sources`` to ``<stage>/<n>`` in a mount namespace of this process's own.
+
+    Runs as root in the child that is about to become the plugin's user and execute
+    bubblewrap. That user cannot reach the instance folder, the run root or perhaps Python
+    (closed folders on the way); these binds, on a tmpfs it may cross (0711) over the run
+    root, let bubblewrap reach them without opening any folder on the host. The mount
+    namespace is private: nothing here is seen outside this process and its sandbox.
+    """
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"{what}: {os.strerror(error)}")
+
+    check(libc.unshare(_CLONE_NEWNS), "unshare")
+    check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
+    # Opened in this namespace (a bind's source must be in it) before the tmpfs covers the
+    # run root, where the run folder itself is.
+    opened = [os.open(path, os.O_PATH | os.O_CLOEXEC) for path in sources]
+    check(
+        libc.mount(
+            b"tmpfs",
+            stage.encode(),
+            b"tmpfs",
+            _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+            b"mode=0711,size=64k",
+        ),
+        f"tmpfs on {stage}",
+    )
+    for index, (path, fd) in enumerate(zip(sources, opened, strict=True)):
+        target = f"{stage}/{index}"
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.mkdir(target, 0o700)
+        else:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        bound = libc.mount(
+            f"/proc/self/fd/{fd}".encode(), target.encode(), None, _MS_BIND | _MS_REC, None
+        )
+        check(bound, f"binding {path}")
+        os.close(fd)
+
+
+def _processes_of(uid: int) -> int:
     """How many processes (threads count too) this user runs now."""
-    uid = os.getuid()
     count = 0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -223,6 +392,64 @@ def _processes_of_user() -> int:
     return count
 
 
-def process_limit_enforced() -> bool:
-    """False when the panel runs as root: the kernel exempts root from RLIMIT_NPROC."""
-    return os.geteuid() != 0
+def plugin_ids_taken(base: int) -> list[str]:
+    """Host users, groups and subordinate id ranges that use a root panel's plugin ids.
+
+    A host user with a plugin's uid could signal or trace its process and read its data
+    folder; members of a group with one of these gids could open what it opens (on SQLite,
+    the database file). None may exist: pick another ``PLUGDOCK_PLUGIN_UID_BASE``.
+    """
+    ids = range(base, base + UID_SPAN)
+    taken = []
+    for table, what in (("/etc/passwd", "user"), ("/etc/group", "group")):
+        for line in _lines(table):
+            fields = line.split(":")
+            if len(fields) > 2 and fields[2].isdigit() and int(fields[2]) in ids:
+                taken.append(f"{what} {fields[0]} ({what[0]}id {fields[2]}, {table})")
+    for table in ("/etc/subuid", "/etc/subgid"):
+        for line in _lines(table):
+            fields = line.split(":")
+            if len(fields) == 3 and fields[1].isdigit() and fields[2].isdigit():
+                first, count = int(fields[1]), int(fields[2])
+                if first < ids.stop and ids.start < first + count:
+                    taken.append(f"{fields[0]}'s ids {first}..{first + count - 1} ({table})")
+    return taken
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return [line for line in Path(path).read_text().splitlines() if line and line[0] != "#"]
+    except OSError:
+        return []
+
+
+def user_namespaces_refused() -> str | None:
+    """Why this kernel would refuse bubblewrap's namespaces to an unprivileged user, if it does.
+
+    bubblewrap runs unprivileged for every panel (a root panel's plugin processes start as
+    their own users), so it needs unprivileged user namespaces.
+    """
+    knobs = {
+        "/proc/sys/kernel/unprivileged_userns_clone": (
+            "0",
+            "sysctl kernel.unprivileged_userns_clone=1",
+        ),
+        "/proc/sys/user/max_user_namespaces": ("0", "sysctl user.max_user_namespaces=15000"),
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns": (
+            "1",
+            "an AppArmor profile that allows bwrap user namespaces, or "
+            "sysctl kernel.apparmor_restrict_unprivileged_userns=0",
+        ),
+    }
+    for path, (refusing, remedy) in knobs.items():
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value == refusing:
+            name = path.removeprefix("/proc/sys/").replace("/", ".")
+            return (
+                f"{name} is {value}: the kernel may refuse bubblewrap's namespaces to an "
+                f"unprivileged user, and plugin processes then fail to start ({remedy})"
+            )
+    return None

@@ -4,15 +4,24 @@ Each installation has a run folder, ``/tmp/pd-<instance>/<installation>/`` (the 
 must stay short), so an upgrade's new process starts beside the serving one. The worker
 holding the folder's lock (``<installation>.lock`` beside it) started the process; another
 worker asking for the same installation is told :class:`OwnedElsewhere` and joins it.
+
+A panel running as root runs the process as the plugin's own host user
+(:func:`plugdock.isolation.sandbox.plugin_user`), and hands it what it must open
+(:func:`_hand_over`): its data folder becomes that user's (0700); its run folder (0750) and
+the sockets in it (0660) get that user's group, so it can connect to the database relay and
+the core calls but change nothing there; on SQLite, the database files get the group all
+plugin processes share (0660). The instance folder and the run root stay root's, 0700.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -22,7 +31,7 @@ from plugdock.core.fsutil import make_private_dir
 from plugdock.errors import OwnedElsewhere
 from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.database import PluginDatabase
-from plugdock.isolation.sandbox import Sandbox
+from plugdock.isolation.sandbox import HostUser, Sandbox, database_gid, plugin_user
 
 RUN_ROOT = "/tmp"
 
@@ -67,6 +76,15 @@ class Spawner:
             raise OwnedElsewhere(f"{plugin_id}: another panel worker runs its process")
         data_dir = self.settings.plugin_data_dir / plugin_id
         make_private_dir(data_dir)
+        extra_files = tuple(self.database.files())
+        user = None
+        if os.geteuid() == 0:  # never root inside: the plugin's own host user
+            user = plugin_user(
+                self.settings.home,
+                plugin_id,
+                self.settings.plugin_uid_base,
+                database_group=bool(extra_files),
+            )
         sandbox = Sandbox(
             plugin_id=plugin_id,
             backend_dir=backend_dir or self.settings.backend_dir / plugin_id,
@@ -75,8 +93,9 @@ class Spawner:
             hidden=self.settings.home,
             network=wants_network(permissions),
             memory_bytes=self.settings.plugin_memory_mb << 20,
-            extra_files=tuple(self.database.files()),
+            extra_files=extra_files,
             env=_plugin_environment(plugin_id, self._installed_ids()),
+            user=user,
         )
         key = str(run_dir)
         done = False
@@ -93,6 +112,8 @@ class Spawner:
         try:
             url = self.database.open_for(plugin_id, key, run_dir)
             self.database.open_core_calls(plugin_id, key, run_dir, permissions)
+            if user is not None:
+                _hand_over(sandbox, user, database_gid(self.settings.plugin_uid_base))
             return ChildProcess(
                 plugin_id,
                 sandbox,
@@ -135,6 +156,37 @@ def _take_ownership(run_dir: Path) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _hand_over(sandbox: Sandbox, user: HostUser, database_group: int) -> None:
+    """What a plugin process running as ``user`` must open, made openable by it (root panel).
+
+    - its data folder: its own, 0700, and so is everything in it the first time (an older
+      panel, or another uid range, made it). The walk never follows a link;
+    - its run folder: root's, with its group, 0750; the sockets in it 0660. It connects to
+      them but, the folder being root's (and read-only inside), renames or adds nothing;
+    - on SQLite, the database files: the group of every plugin process, 0660 (every plugin
+      process could already read and write them: docs/isolation.md).
+    """
+    data = sandbox.data_dir
+    owner = os.lstat(data)
+    if (owner.st_uid, owner.st_gid) != (user.uid, user.gid):
+        for _folder, folders, files, fd in os.fwalk(data, follow_symlinks=False):
+            for name in folders + files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(name, user.uid, user.gid, dir_fd=fd, follow_symlinks=False)
+        os.chown(data, user.uid, user.gid, follow_symlinks=False)
+    os.chmod(data, 0o700)  # the panel made it, in a folder only root may change
+    run = sandbox.run_dir
+    os.chown(run, -1, user.gid, follow_symlinks=False)
+    os.chmod(run, 0o750)
+    for entry in os.scandir(run):
+        if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+            os.chown(entry.path, -1, user.gid, follow_symlinks=False)
+            os.chmod(entry.path, 0o660)
+    for path in sandbox.extra_files:
+        os.chown(path, -1, database_group)
+        os.chmod(path, 0o660)
 
 
 def _plugin_environment(plugin_id: str, installed: list[str]) -> dict[str, str]:

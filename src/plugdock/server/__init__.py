@@ -8,7 +8,7 @@
 * :mod:`plugdock.server.client` publishes a package (``plugdock publish``);
 * :mod:`plugdock.server.review_api`, :mod:`~plugdock.server.review_page`,
   :mod:`~plugdock.server.report`, :mod:`~plugdock.server.scan` and
-  :mod:`~plugdock.server.audit`: the review queue (``--review required``, the default).
+  :mod:`~plugdock.server.audit_trail`: the review queue (``--review required``, the default).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from plugdock.package.archive import Limits, PackageInfo
 from plugdock.package.layout import package_filename
 from plugdock.package.metadata import parse_version
 from plugdock.server.accounts import Accounts, Publisher, Reviewer
-from plugdock.server.audit import AuditTrail
+from plugdock.server.audit_trail import AuditTrail
 from plugdock.server.catalog import APPROVED, PENDING, REJECTED, CatalogFile, now
 from plugdock.server.index import Lifetimes, SignedIndex
 from plugdock.trust.signing import read_signature

@@ -12,7 +12,15 @@ import pytest
 from plugdock.errors import LockTimeoutError
 from plugdock.installer import Installer
 from plugdock.instance.locking import operation_lock
-from support import CHATBOT, CHATBOT_VERSION, instance_settings, make_plugin, pack_into, snapshot
+from support import (
+    CHATBOT,
+    CHATBOT_1_0,
+    CHATBOT_VERSION,
+    instance_settings,
+    make_plugin,
+    pack_into,
+    snapshot,
+)
 
 
 def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -104,6 +112,46 @@ def test_killed_uninstall_is_recovered(installer: Installer, step: str, finished
     else:
         assert after == installed
     assert run_cli(settings, "doctor").returncode == 0
+
+
+# Killed after its staging folder exists and before the journal names it: nothing to undo,
+# but the folder is left. The next command, even a read-only one, removes it under the lock.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # only files: any database
+@pytest.mark.parametrize(
+    "point",
+    [
+        "install.staging_created",  # the folder was just made
+        "install.check_sql",  # the last step before the journal
+        "upgrade.staging_created",
+        "upgrade.check_sql",
+    ],
+)
+@pytest.mark.parametrize("next_command", ["list", "doctor"])
+def test_a_kill_before_the_journal_leaves_no_staging_folder(
+    installer: Installer, point: str, next_command: str
+) -> None:
+    settings = installer.settings
+    operation = point.split(".")[0]
+    if operation == "upgrade":  # 1.0.0 installed, 1.1.0 offered
+        for zip_file in settings.plugin_local_dir.glob("ai_chatbot_*.zip"):
+            zip_file.unlink()
+        pack_into(CHATBOT_1_0, settings.plugin_local_dir)
+        installer.install("ai_chatbot")
+        pack_into(CHATBOT, settings.plugin_local_dir)
+    before = snapshot(settings, installer.engine)
+
+    crashed = run_cli(settings, operation, "ai_chatbot", failpoints=f"{point}=kill")
+    assert crashed.returncode == -9, crashed.stderr
+    assert not settings.journal_path.exists()
+    assert len(list(settings.staging_dir.iterdir())) == 1  # the debris this test is about
+
+    first = run_cli(settings, next_command)
+    assert first.returncode == 0, first.stderr
+    assert "removed 1 staging folder" in first.stderr
+    doctor = run_cli(settings, "doctor")
+    assert doctor.returncode == 0, doctor.stderr
+    assert snapshot(settings, installer.engine) == before  # staging empty again, nothing else
+    assert run_cli(settings, operation, "ai_chatbot").returncode == 0
 
 
 @pytest.mark.parametrize("database_url", ["postgresql", "mariadb"], indirect=True)

@@ -61,7 +61,10 @@ def _startup(
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
     settings = _settings()
-    if settings.journal_path.exists():  # the last operation died midway: settle it first
+    # The last operation died midway (or one runs now: recovery waits for its lock): settle
+    # it first. Its staging folder alone is enough to tell, when it died before the journal.
+    staging = settings.staging_dir
+    if settings.journal_path.exists() or (staging.is_dir() and any(staging.iterdir())):
         try:
             outcome = _installer().recover()
         except Exception as exc:  # report, but let read-only commands like doctor still run

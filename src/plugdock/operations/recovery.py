@@ -29,8 +29,12 @@ log = logging.getLogger("plugdock.installer")
 def recover(workspace: Workspace) -> str | None:
     """Roll back or finish an interrupted operation; call with the lock held. Says what it did."""
     journal = read_journal(workspace.settings.journal_path)
-    if journal is None:
-        workspace.remove_stale_staging()
+    if journal is None:  # a kill before the journal leaves at most a staging folder
+        if removed := workspace.remove_stale_staging():
+            plural = "s" if removed > 1 else ""
+            outcome = f"removed {removed} staging folder{plural} an interrupted operation left"
+            log.warning("%s", outcome)
+            return outcome
         return None
     row = workspace.get(journal.plugin_id)
     committed = row is not None and row.operation_id == journal.operation_id

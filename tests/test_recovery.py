@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,49 @@ def test_a_kill_before_the_journal_leaves_no_staging_folder(
     assert doctor.returncode == 0, doctor.stderr
     assert snapshot(settings, installer.engine) == before  # staging empty again, nothing else
     assert run_cli(settings, operation, "ai_chatbot").returncode == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_running_operations_staging_folder_is_not_debris(
+    installer: Installer, tmp_path: Path
+) -> None:
+    """Only the lock's holder sweeps staging, and doctor reads it only while the lock is free."""
+    from plugdock.installer.doctor import diagnose
+
+    settings = installer.settings
+    release = tmp_path / "release"
+    env = os.environ | {
+        "PLUGDOCK_HOME": str(settings.home),
+        "PLUGIN_LOCAL_DIR": str(settings.plugin_local_dir),
+        "DATABASE_URL": settings.db_url,
+        "PLUGDOCK_FAILPOINTS": f"install.staging_created=wait:{release}",
+    }
+    running = subprocess.Popen(
+        [sys.executable, "-m", "plugdock", "install", "ai_chatbot"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reached = Path(f"{release}.reached")
+        for _ in range(1500):
+            if reached.exists() or running.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert reached.exists(), running.communicate()
+        [folder] = settings.staging_dir.iterdir()
+        impatient = Installer(settings.model_copy(update={"lock_timeout": 0.5}))
+        with pytest.raises(LockTimeoutError):
+            impatient.recover()  # what every locking command does first
+        assert folder.is_dir()
+        assert diagnose(installer) == []  # not "leftover staging folders"
+    finally:
+        release.touch()
+        _out, err = running.communicate(timeout=120)
+    assert running.returncode == 0, err
+    assert [i.plugin_id for i in installer.installed()] == ["ai_chatbot"]
+    assert list(settings.staging_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize("database_url", ["postgresql", "mariadb"], indirect=True)

@@ -62,9 +62,12 @@ def _startup(
     logging.basicConfig(level=logging.INFO if verbose else logging.ERROR, format="%(message)s")
     settings = _settings()
     # The last operation died midway (or one runs now: recovery waits for its lock): settle
-    # it first. Its staging folder alone is enough to tell, when it died before the journal.
-    staging = settings.staging_dir
-    if settings.journal_path.exists() or (staging.is_dir() and any(staging.iterdir())):
+    # it first. A staging folder or upload alone is enough to tell, when it died before
+    # the journal (recovery removes only what no live process holds).
+    if settings.journal_path.exists() or any(
+        folder.is_dir() and any(folder.iterdir())
+        for folder in (settings.staging_dir, settings.uploads_dir)
+    ):
         try:
             outcome = _installer().recover()
         except Exception as exc:  # report, but let read-only commands like doctor still run

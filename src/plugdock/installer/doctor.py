@@ -17,7 +17,7 @@ from plugdock.core.db import bump_generation, connect_read
 from plugdock.core.fsutil import remove_tree
 from plugdock.errors import PlugdockError
 from plugdock.installer import CODE_KINDS, Installer
-from plugdock.instance import package_store
+from plugdock.instance import package_store, scratch
 from plugdock.instance.journal import read_journal
 from plugdock.instance.locking import unless_operation_running
 from plugdock.instance.notify import notify_change
@@ -78,6 +78,8 @@ def diagnose(installer: Installer) -> list[Finding]:
     # Not repaired: chmod-ing an operator's files is theirs to decide (the line says how).
     findings.extend(Finding(line, False) for line in loose_modes(settings))
     findings.extend(_interrupted(settings))
+    if uploads := scratch.dead(settings.uploads_dir):
+        findings.append(Finding(f"{len(uploads)} upload(s) a killed panel process left", True))
     installations = {i.plugin_id: i for i in installer.installed()}
     try:
         registry = read_registry(settings.registry_path)

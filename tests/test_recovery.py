@@ -198,6 +198,34 @@ def test_a_running_operations_staging_folder_is_not_debris(
     assert list(settings.staging_dir.iterdir()) == []
 
 
+def test_an_upload_folder_is_swept_only_once_its_process_is_gone(tmp_path: Path) -> None:
+    """instance/scratch: the panel's uploads, written without the operation lock."""
+    from plugdock.instance import scratch
+
+    uploads = tmp_path / "uploads"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; from pathlib import Path; "
+            "from plugdock.instance.scratch import owned_folder\n"
+            "with owned_folder(Path(sys.argv[1])) as folder:\n"
+            "    (folder / 'package.zip').write_bytes(b'zip')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)",
+            str(uploads),
+        ],
+        check=False,
+    )
+    assert killed.returncode == -9
+    (uploads / f"{'0' * 32}.lock").touch()  # killed between its lock file and its folder
+    with scratch.owned_folder(uploads) as live:
+        [dead] = scratch.dead(uploads)  # the killed process's, not this one's
+        assert dead != live and (dead / "package.zip").exists()
+        assert scratch.sweep(uploads) == 1
+        assert sorted(p.name for p in uploads.iterdir()) == [live.name, f"{live.name}.lock"]
+    assert list(uploads.iterdir()) == []
+
+
 @pytest.mark.parametrize("database_url", ["postgresql", "mariadb"], indirect=True)
 def test_two_instances_sharing_a_database_are_serialized(
     installer: Installer, tmp_path: Path, database_url: str

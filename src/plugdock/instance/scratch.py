@@ -37,10 +37,8 @@ def _try_lock(path: Path) -> int | None:
 def owned_folder(parent: Path) -> Iterator[Path]:
     """A new private folder under ``parent``, removed on leaving; :func:`sweep` if killed."""
     make_private_dir(parent)
-    name = uuid.uuid4().hex
+    name, fd = _new_name(parent)
     lock = parent / f"{name}{_LOCK_SUFFIX}"
-    fd = _try_lock(lock)
-    assert fd is not None  # a fresh name: nobody else holds it
     try:
         folder = parent / name
         make_private_dir(folder)
@@ -53,6 +51,22 @@ def owned_folder(parent: Path) -> Iterator[Path]:
         os.close(fd)
 
 
+def _new_name(parent: Path) -> tuple[str, int]:
+    """A fresh name whose lock file this process holds (the file still at its path)."""
+    while True:
+        name = uuid.uuid4().hex
+        lock = parent / f"{name}{_LOCK_SUFFIX}"
+        fd = _try_lock(lock)
+        if fd is None:
+            continue
+        try:  # a sweep may have taken the new file in the instant before we locked it
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return name, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 def dead(parent: Path) -> list[Path]:
     """Folders under ``parent`` whose process is gone (a snapshot; nothing is removed)."""
     return [folder for folder in _folders(parent) if _owner_gone(folder, remove=False)]
@@ -60,7 +74,14 @@ def dead(parent: Path) -> list[Path]:
 
 def sweep(parent: Path) -> int:
     """Remove the folders under ``parent`` whose process is gone; says how many."""
-    return sum(_owner_gone(folder, remove=True) for folder in _folders(parent))
+    removed = sum(_owner_gone(folder, remove=True) for folder in _folders(parent))
+    for lock in parent.glob(f"*{_LOCK_SUFFIX}") if parent.is_dir() else []:
+        if not lock.with_suffix("").exists():  # killed before making its folder
+            fd = _try_lock(lock)
+            if fd is not None:
+                lock.unlink(missing_ok=True)  # its maker, if alive, sees that and moves on
+                os.close(fd)
+    return removed
 
 
 def _folders(parent: Path) -> list[Path]:

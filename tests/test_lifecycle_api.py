@@ -3,8 +3,13 @@ tampered, oversized, not a zip), the plans, and update offers in the catalog."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import subprocess
+import sys
+import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from panel import Panel, start_panel
+from plugdock.instance import scratch
 from support import CHATBOT, CHATBOT_1_0, CHATBOT_1_0_TABLES, make_plugin, pack_into
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -249,6 +255,53 @@ def test_upload_installs_upgrades_and_refuses_bad_packages(
     assert downgrade.status_code == 422 and "downgrade" in downgrade.json()["detail"]
     assert installed(admin)["ai_chatbot"]["version"] == "1.1.0"
     assert staging_uploads(tmp_path) == []
+
+
+@SQLITE
+def test_a_worker_killed_during_an_upload_leaves_nothing_behind(
+    panel: Panel, tmp_path: Path, database_url: str
+) -> None:
+    """The upload is saved before its install takes the operation lock, outside staging; a
+    worker killed then (here: while a CLI install holds the lock) left it for good. The next
+    command removes it, and only once its process is gone; doctor is clean."""
+    admin = panel.client(panel.login())
+    package = pack_into(make_plugin(tmp_path / "src", "notes"), tmp_path / "zips")
+    uploads = tmp_path / "instance" / "uploads"
+    release = tmp_path / "release"
+    holder = subprocess.Popen(  # holds the operation lock until released
+        [sys.executable, "-m", "plugdock", "install", "ai_chatbot"],
+        env=panel.env | {"PLUGDOCK_FAILPOINTS": f"install.staging_created=wait:{release}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # no answer comes: the worker dies
+            upload(admin, package.read_bytes())
+
+    sender = threading.Thread(target=send, daemon=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{release}.reached").exists():
+            assert holder.poll() is None and time.monotonic() < deadline, holder.stdout
+            time.sleep(0.02)
+        sender.start()
+        while not list(uploads.glob("*/package.zip")):  # saved; the install waits for the lock
+            assert time.monotonic() < deadline, panel.output()
+            time.sleep(0.02)
+        assert scratch.dead(uploads) == []  # a live worker's upload is not debris
+        panel.process.kill()
+        panel.process.wait()
+        assert len(scratch.dead(uploads)) == 1
+    finally:
+        release.touch()
+        assert holder.wait(timeout=120) == 0, holder.stdout.read() if holder.stdout else ""
+
+    doctor = panel.cli("doctor")
+    assert doctor.returncode == 0, doctor.stderr
+    assert "removed 1 upload" in doctor.stderr
+    assert list(uploads.iterdir()) == []
 
 
 @SQLITE

@@ -194,7 +194,11 @@ class Settings(BaseSettings):
 
     @property
     def uploads_dir(self) -> Path:
-        """Packages being uploaded to the panel; not in staging, which recovery empties."""
+        """Packages being uploaded to the panel, each folder held by its process's lock.
+
+        Not in staging, which recovery empties: an upload is written before its operation
+        takes the lock (``plugdock.instance.scratch``: recovery removes only dead ones).
+        """
         return self.home / "uploads"
 
     @property

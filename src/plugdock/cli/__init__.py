@@ -64,7 +64,13 @@ def _startup(
     trust_off = settings.trust_off_warning()
     if trust_off:  # said on every command, so nobody forgets the checks are off
         err_console.print(f"[yellow]warning:[/] {trust_off}", highlight=False)
-    if settings.journal_path.exists():  # the last operation died midway: settle it first
+    # The last operation died midway (or one runs now: recovery waits for its lock): settle
+    # it first. A staging folder or upload alone is enough to tell, when it died before
+    # the journal (recovery removes only what no live process holds).
+    if settings.journal_path.exists() or any(
+        folder.is_dir() and any(folder.iterdir())
+        for folder in (settings.staging_dir, settings.uploads_dir)
+    ):
         try:
             outcome = _installer().recover()
         except Exception as exc:  # report, but let read-only commands like doctor still run

@@ -7,7 +7,6 @@ commit; other workers follow the generation bump (see :mod:`plugdock.runtime.run
 
 from __future__ import annotations
 
-import uuid
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -16,9 +15,9 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from plugdock import sdk
-from plugdock.core.fsutil import make_private_dir, remove_tree
 from plugdock.errors import InvalidRequestError, TooLargeError
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
+from plugdock.instance.scratch import owned_folder
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
@@ -299,10 +298,9 @@ async def _install_upload(
     installer = installer_of(request)
     limit = installer.settings.max_package_bytes
     # Not under staging/: taking the operation lock empties that of anything in flight.
-    folder = installer.settings.uploads_dir / uuid.uuid4().hex
-    make_private_dir(folder)  # the upload is untrusted and private
-    path = folder / "package.zip"
-    try:
+    # Private (the upload is untrusted); a killed worker's is removed by the next recovery.
+    with owned_folder(installer.settings.uploads_dir) as folder:
+        path = folder / "package.zip"
         size = 0
         with open(path, "wb") as out:
             while chunk := await file.read(_UPLOAD_CHUNK):
@@ -336,8 +334,6 @@ async def _install_upload(
             **_upgraded(request, upgraded).model_dump(exclude={"replicas"}),
             replicas=await _converged(request),
         )
-    finally:
-        remove_tree(folder)
 
 
 def _count(items: list[str], noun: str) -> str:

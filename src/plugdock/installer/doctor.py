@@ -13,12 +13,14 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
+from plugdock.config import Settings
 from plugdock.core.db import bump_generation, connect_read
 from plugdock.core.fsutil import remove_tree
 from plugdock.errors import PlugdockError
 from plugdock.installer import CODE_KINDS, Installer
-from plugdock.instance import package_store
+from plugdock.instance import package_store, scratch
 from plugdock.instance.journal import read_journal
+from plugdock.instance.locking import unless_operation_running
 from plugdock.instance.notify import notify_change
 from plugdock.instance.privacy import loose_modes
 from plugdock.instance.registry import Installation, list_installations, read_registry
@@ -76,11 +78,9 @@ def diagnose(installer: Installer) -> list[Finding]:
     findings: list[Finding] = []
     # Not repaired: chmod-ing an operator's files is theirs to decide (the line says how).
     findings.extend(Finding(line, False) for line in loose_modes(settings))
-    journal = read_journal(settings.journal_path)
-    if journal is not None:
-        findings.append(
-            Finding(f"an interrupted {journal.operation} of {journal.plugin_id} is pending", True)
-        )
+    findings.extend(_interrupted(settings))
+    if uploads := scratch.dead(settings.uploads_dir):
+        findings.append(Finding(f"{len(uploads)} upload(s) a killed panel process left", True))
     installations = {i.plugin_id: i for i in installer.installed()}
     try:
         registry = read_registry(settings.registry_path)
@@ -123,10 +123,25 @@ def diagnose(installer: Installer) -> list[Finding]:
                         False,
                     )
                 )
-    if settings.staging_dir.is_dir() and journal is None and any(settings.staging_dir.iterdir()):
-        findings.append(Finding("leftover staging folders from an interrupted operation", True))
     findings.extend(_store_findings(installer))
     return findings
+
+
+def _interrupted(settings: Settings) -> list[Finding]:
+    """A journal or staging folder a dead operation left; a running one's are not drift."""
+    with unless_operation_running(settings.lock_path) as idle:
+        if not idle:
+            return []
+        journal = read_journal(settings.journal_path)
+        if journal is not None:
+            return [
+                Finding(
+                    f"an interrupted {journal.operation} of {journal.plugin_id} is pending", True
+                )
+            ]
+        if settings.staging_dir.is_dir() and any(settings.staging_dir.iterdir()):
+            return [Finding("leftover staging folders from an interrupted operation", True)]
+        return []
 
 
 def isolation_notes(installer: Installer) -> list[str]:

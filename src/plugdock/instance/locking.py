@@ -77,6 +77,25 @@ def local_operation_lock(lock_path: Path, timeout: float) -> FileLock:
     return FileLock(str(lock_path), timeout=timeout, mode=PRIVATE_FILE_MODE)
 
 
+@contextmanager
+def unless_operation_running(lock_path: Path) -> Iterator[bool]:
+    """Hold this machine's operation lock if it is free (True), or not at all (False): no wait.
+
+    For a reader that must tell a running operation's journal and staging folder from
+    what a dead one left.
+    """
+    lock = local_operation_lock(lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 def wait_for_operation(lock_path: Path, timeout: float) -> None:
     """Return once no operation on this machine holds ``lock_path`` (or after ``timeout``)."""
     try:

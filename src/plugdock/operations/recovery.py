@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from plugdock.core.db import current_generation
 from plugdock.errors import PlugdockError
+from plugdock.instance import scratch
 from plugdock.instance.journal import JournalEntry, read_journal
 from plugdock.operations.install import undo_install
 from plugdock.operations.uninstall import finish_uninstall, undo_uninstall
@@ -29,9 +30,11 @@ log = logging.getLogger("plugdock.installer")
 def recover(workspace: Workspace) -> str | None:
     """Roll back or finish an interrupted operation; call with the lock held. Says what it did."""
     journal = read_journal(workspace.settings.journal_path)
-    if journal is None:
-        workspace.remove_stale_staging()
-        return None
+    if journal is None:  # a kill before the journal leaves at most a staging folder
+        outcome = remove_leftovers(workspace)
+        if outcome:
+            log.warning("%s", outcome)
+        return outcome
     row = workspace.get(journal.plugin_id)
     committed = row is not None and row.operation_id == journal.operation_id
     what = f"{journal.operation} of {journal.plugin_id} {journal.version}"
@@ -63,9 +66,23 @@ def recover(workspace: Workspace) -> str | None:
         else:
             finish_uninstall(workspace, journal, _journal_migration(workspace, journal))
             outcome = f"finished the interrupted uninstall of {journal.plugin_id}"
-    workspace.remove_stale_staging()
+    remove_leftovers(workspace)
     log.warning("%s", outcome)
     return outcome
+
+
+def remove_leftovers(workspace: Workspace) -> str | None:
+    """What dead processes left that no journal names: staging folders, panel uploads."""
+    removed = []
+    if staging := workspace.remove_stale_staging():
+        removed.append(f"{_count(staging, 'staging folder')} an interrupted operation left")
+    if uploads := scratch.sweep(workspace.settings.uploads_dir):
+        removed.append(f"{_count(uploads, 'upload')} a killed panel process left")
+    return f"removed {' and '.join(removed)}" if removed else None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _journal_migration(workspace: Workspace, journal: JournalEntry) -> Migration:

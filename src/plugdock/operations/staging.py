@@ -11,6 +11,7 @@ from pathlib import Path
 
 from plugdock.checks.compat import check_contents
 from plugdock.core.db import connect_read
+from plugdock.core.failpoints import failpoint
 from plugdock.core.fsutil import make_private_dir
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.operations.runner import Steps
@@ -62,6 +63,7 @@ def stage(
         package_path, wanted_id, wanted_version, wanted_sha256 = fetch(workspace, requirement)
     with steps.step("extract"):
         make_private_dir(staging)
+        failpoint(f"{steps.operation}.staging_created")  # the folder exists; no journal yet
         info = extract_package(package_path, staging / "package", workspace.limits)
     with steps.step("validate"):
         if wanted_sha256 is not None and info.sha256 != wanted_sha256:

@@ -89,8 +89,16 @@ class Workspace:
         except OSError as exc:  # the operation is done; a stray folder is only clutter
             log.warning("could not remove %s: %s", staging, exc)
 
-    def remove_stale_staging(self) -> None:
-        """Staging folders with no operation in flight were left by a crash before the journal."""
-        if self.settings.staging_dir.is_dir():
-            for leftover in self.settings.staging_dir.iterdir():
-                remove_tree(leftover)
+    def remove_stale_staging(self) -> int:
+        """Remove what is in ``staging/``; call with the operation lock held. Says how many.
+
+        Every folder there is made under the lock (operations, ``materialize``, repairs), so
+        one found by the lock's new holder belongs to a process that died, possibly before
+        its journal named the folder.
+        """
+        if not self.settings.staging_dir.is_dir():
+            return 0
+        leftovers = list(self.settings.staging_dir.iterdir())
+        for leftover in leftovers:
+            remove_tree(leftover)
+        return len(leftovers)

@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,6 +51,11 @@ def add_note(note: Note) -> dict:
 @router.post("/raw")
 async def raw(request: Request) -> dict:
     return {"size": len(await request.body())}
+
+
+@router.get("/crash")
+def crash() -> dict:
+    raise RuntimeError("a bug in the probe")
 """
 
 
@@ -336,6 +342,22 @@ def test_every_answer_carries_the_security_headers(panel: Panel, admin: httpx.Cl
         assert "'unsafe-eval'" not in csp, name
         if name != "docs":
             assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, (name, csp)
+
+
+def test_a_crash_is_a_json_500_with_the_security_headers(panel: Panel, admin: httpx.Client) -> None:
+    """Issue 24.4. Before: a plain-text "Internal Server Error" without any of the headers."""
+    answer = admin.get("/api/v1/echo-probe/crash", headers={"Connection": "close"})
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {"detail": "internal error"}
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["cache-control"] == "no-store"
+    deadline = time.monotonic() + 10  # logged with its traceback, just after the answer
+    while "RuntimeError: a bug in the probe" not in panel.output():
+        assert time.monotonic() < deadline, panel.output()[-2000:]
+        time.sleep(0.05)
 
 
 def test_the_shell_and_the_docs_allow_exactly_their_own_inline_scripts(panel: Panel) -> None:

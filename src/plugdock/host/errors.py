@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from plugdock.core.headers import answer_internal_error
 from plugdock.core.validation_errors import answer_validation_error
 from plugdock.errors import (
     AuthenticationError,
@@ -64,6 +65,8 @@ async def _plugdock_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """PlugdockError → its status; request validation → 422 without the submitted values."""
+    """PlugdockError → its status; request validation → 422 without the submitted values;
+    any other exception (a bug) → a JSON 500 with the security headers."""
     app.add_exception_handler(PlugdockError, _plugdock_error)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
+    app.add_exception_handler(Exception, answer_internal_error)

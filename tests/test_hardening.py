@@ -344,6 +344,17 @@ def test_every_answer_carries_the_security_headers(panel: Panel, admin: httpx.Cl
             assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, (name, csp)
 
 
+def test_audit_offsets_past_what_a_database_holds_are_422(admin: httpx.Client) -> None:
+    """Issue 24.4. Before: ``/api/v1/audit?offset=2**63`` crashed the query (a plain 500)."""
+    for offset in (2**63, 2**64, 10**30, -1):
+        answer = admin.get(f"/api/v1/audit?offset={offset}", headers={"Connection": "close"})
+        assert answer.status_code == 422, (offset, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["query", "offset"]
+    page = admin.get(f"/api/v1/audit?offset={2**63 - 1}")
+    assert page.status_code == 200 and page.json()["items"] == []
+    assert admin.get("/api/v1/audit?limit=501").status_code == 422
+
+
 def test_a_crash_is_a_json_500_with_the_security_headers(panel: Panel, admin: httpx.Client) -> None:
     """Issue 24.4. Before: a plain-text "Internal Server Error" without any of the headers."""
     answer = admin.get("/api/v1/echo-probe/crash", headers={"Connection": "close"})

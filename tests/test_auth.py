@@ -422,6 +422,24 @@ def test_bad_input_is_422_not_500(client: TestClient) -> None:
     assert client.get("/api/v1/audit", params={"limit": 0}, headers=admin).status_code == 422
 
 
+def test_booleans_are_json_booleans_only(client: TestClient) -> None:
+    """Issue 24.5. Before: ``{"is_active": 0}`` (or "no", "off", "0") deactivated with 200."""
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    body = {"username": "bob", "password": "long-enough-1"}
+    bob = client.post("/api/v1/users", json=body, headers=admin).json()
+    for value in [0, 1, "0", "1", "no", "off", "false", "true", "yes", 0.0, [], {}]:
+        answer = client.patch(
+            f"/api/v1/users/{bob['id']}", json={"is_active": value}, headers=admin
+        )
+        assert answer.status_code == 422, (value, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["body", "is_active"]
+    assert _login(client, "bob", "long-enough-1")  # still active
+    off = client.patch(f"/api/v1/users/{bob['id']}", json={"is_active": False}, headers=admin)
+    assert off.status_code == 200 and off.json()["is_active"] is False
+    unchanged = client.patch(f"/api/v1/users/{bob['id']}", json={"is_active": None}, headers=admin)
+    assert unchanged.status_code == 200 and unchanged.json()["is_active"] is False
+
+
 def _cli(args: list[str], settings: Settings, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = os.environ.copy() | {
         "PLUGDOCK_HOME": str(settings.home),

@@ -1,7 +1,8 @@
 """The panel's one mapping of plugdock's errors to HTTP answers: a status and a JSON ``detail``.
 
 Routes raise the kinds of :mod:`plugdock.errors`; the handlers installed here answer them,
-never a bare 500 for a refusal. (Authentication's own answers, ``host.auth``, stay
+never a bare 500 for a refusal, and never with a folder of this machine in the text
+(``PanelState.hide``). (Authentication's own answers, ``host.auth``, stay
 ``HTTPException``: it is the SDK's ``authenticate`` contract, and they carry headers.)
 """
 
@@ -27,6 +28,7 @@ from plugdock.errors import (
     StepError,
     TooLargeError,
 )
+from plugdock.host.state import panel_state
 from plugdock.package.permissions import describe
 
 _STATUS: list[tuple[type[PlugdockError], int]] = [
@@ -53,11 +55,12 @@ def status_of(error: PlugdockError) -> int:
     return 400
 
 
-async def _plugdock_error(_request: Request, error: Exception) -> JSONResponse:
+async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, PlugdockError)
-    body: dict[str, object] = {"detail": str(error)}
+    hide = panel_state(request.app).hide  # no folder of this machine in any answer
+    body: dict[str, object] = {"detail": hide(str(error))}
     if isinstance(error, PackageError) and len(error.problems) > 1:
-        body["problems"] = error.problems
+        body["problems"] = [hide(p) for p in error.problems]
     if isinstance(error, PermissionsNotGrantedError):  # what to confirm, then send as "grant"
         body["permissions"] = error.added
         body["permission_descriptions"] = [describe(p) for p in error.added]

@@ -432,6 +432,8 @@ def test_a_crash_is_a_json_500_with_the_security_headers(panel: Panel, admin: ht
     assert answer.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["cache-control"] == "no-store"
+    if panel.env.get("PLUGDOCK_ISOLATION") == "process":
+        return  # the plugin's process logs it, not the panel
     deadline = time.monotonic() + 10  # logged with its traceback, just after the answer
     while "RuntimeError: a bug in the probe" not in panel.output():
         assert time.monotonic() < deadline, panel.output()[-2000:]

@@ -6,6 +6,7 @@ The app runs with its lifespan (``TestClient`` as a context manager), on real da
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -420,6 +421,63 @@ def test_bad_input_is_422_not_500(client: TestClient) -> None:
         assert response.status_code == 422, body
         assert "detail" in response.json()
     assert client.get("/api/v1/audit", params={"limit": 0}, headers=admin).status_code == 422
+
+
+def test_booleans_are_json_booleans_only(client: TestClient) -> None:
+    """Issue 24.5. Before: ``{"is_active": 0}`` (or "no", "off", "0") deactivated with 200."""
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    body = {"username": "bob", "password": "long-enough-1"}
+    bob = client.post("/api/v1/users", json=body, headers=admin).json()
+    for value in [0, 1, "0", "1", "no", "off", "false", "true", "yes", 0.0, [], {}]:
+        answer = client.patch(
+            f"/api/v1/users/{bob['id']}", json={"is_active": value}, headers=admin
+        )
+        assert answer.status_code == 422, (value, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["body", "is_active"]
+    assert _login(client, "bob", "long-enough-1")  # still active
+    off = client.patch(f"/api/v1/users/{bob['id']}", json={"is_active": False}, headers=admin)
+    assert off.status_code == 200 and off.json()["is_active"] is False
+    unchanged = client.patch(f"/api/v1/users/{bob['id']}", json={"is_active": None}, headers=admin)
+    assert unchanged.status_code == 200 and unchanged.json()["is_active"] is False
+
+
+def test_private_answers_are_never_cached(client: TestClient) -> None:
+    """Issue 24.6. Before: no ``Cache-Control`` on the token, the users, the audit log…"""
+    login = client.post(LOGIN, json={"username": "admin", "password": ADMIN_PASSWORD})
+    assert login.status_code == 200 and login.headers["cache-control"] == "no-store"
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    for path in [
+        "/api/v1/auth/me",
+        "/api/v1/users",
+        "/api/v1/audit",
+        "/api/v1/dashboard",
+        "/api/v1/marketplace/installed",
+        "/api/v1/marketplace/replicas",
+        "/api/v1/frontend/plugins",
+    ]:
+        answer = client.get(path, headers=admin)
+        assert answer.status_code == 200, path
+        assert answer.headers["cache-control"] == "no-store", path
+    assert client.get("/api/v1/auth/me").headers["cache-control"] == "no-store"  # a 401 too
+    # What holds nothing private keeps its own caching (the shell is revalidated).
+    assert "no-store" not in client.get("/healthz").headers.get("cache-control", "")
+    shell = client.get("/marketplace", headers={"Accept": "text/html"})
+    assert shell.headers["cache-control"] == "no-cache"
+
+
+def test_only_admins_see_where_replicas_run(client: TestClient) -> None:
+    """Issue 24.6. Before: any signed-in user read every replica's host, address and pid."""
+    admin = _login(client, "admin", ADMIN_PASSWORD)
+    body = {"username": "bob", "password": "long-enough-1"}
+    assert client.post("/api/v1/users", json=body, headers=admin).status_code == 201
+    bob = _login(client, "bob", "long-enough-1")
+    refused = client.get("/api/v1/marketplace/replicas", headers=bob)
+    assert refused.status_code == 403
+    assert "pid" not in refused.text and socket.gethostname() not in refused.text
+    listed = client.get("/api/v1/marketplace/replicas", headers=admin)
+    assert listed.status_code == 200
+    assert listed.json()[0]["host"] == socket.gethostname()[:255]
+    assert listed.json()[0]["pid"] == os.getpid()
 
 
 def _cli(args: list[str], settings: Settings, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -401,6 +401,52 @@ def test_unknown_session_is_404(client: TestClient) -> None:
     assert client.get("/api/v1/chat/sessions/abc/messages").status_code == 422
 
 
+@pytest.mark.parametrize("release", ["1.1.0", "1.0.0"])
+def test_ids_and_offsets_past_what_a_database_holds_are_422(
+    plugin: types.SimpleNamespace, engine: Engine, release: str
+) -> None:
+    """Issue 24.4: from 2^63 up, the public and admin routes crashed in the query (a 500)."""
+    from plugdock.plugin_code.loader import load_backend, unload_modules
+
+    loaded = None
+    router = plugin.package.router
+    if release == "1.0.0":  # the frozen release has the same routes (but no rating)
+        loaded = load_backend("ai_chatbot", RELEASE_1_0 / "backend", "bounds")
+        router = loaded.router
+    app = FastAPI()
+    app.state.plugdock = sdk.HostState(engine=engine, authenticate=_authenticate)
+    app.include_router(router)
+    try:
+        with TestClient(app) as client:
+            chat = start(client)
+            token = {"X-Chat-Token": chat["token"]}
+            for huge in (2**63, 2**64 + 1, 10**30):
+                calls = [
+                    ("GET", f"/api/v1/chat/sessions/{huge}/messages", {}),  # no token needed
+                    ("POST", f"/api/v1/chat/sessions/{huge}/messages", token),
+                    ("GET", f"/api/v1/chat/sessions?offset={huge}", ADMIN),
+                    ("GET", f"/api/v1/chat/admin/sessions/{huge}", ADMIN),
+                    ("POST", f"/api/v1/chat/sessions/{huge}/close", ADMIN),
+                ]
+                if release == "1.1.0":
+                    calls.append(("POST", f"/api/v1/chat/sessions/{huge}/rating", token))
+                for method, url, headers in calls:
+                    body = {"content": "hi", "stars": 5}
+                    answer = client.request(method, url, json=body, headers=headers)
+                    assert answer.status_code == 422, (method, url, answer.text)
+                    assert isinstance(answer.json()["detail"], list)
+            largest = 2**63 - 1  # still an id: not found, no crash
+            assert (
+                client.get(f"/api/v1/chat/admin/sessions/{largest}", headers=ADMIN).status_code
+                == 404
+            )
+            page = client.get(f"/api/v1/chat/sessions?offset={largest}", headers=ADMIN)
+            assert page.status_code == 200 and page.json()["items"] == []
+    finally:
+        if loaded is not None:
+            unload_modules(loaded.module_name)
+
+
 # -- admins --------------------------------------------------------------------------------
 
 

@@ -400,3 +400,42 @@ def test_available_announces_the_first_use_pin_of_a_plugin_server(
         assert second.returncode == 0 and "trusting" not in second.stderr  # pinned once
     finally:
         live.__exit__(None, None, None)
+
+
+def test_the_scaffold_bounds_the_integers_a_client_sends(tmp_path: Path) -> None:
+    """Issue 24.4: a new plugin shows sdk.Id/Offset/Limit. Before: no item route, no bounds."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine, text
+
+    from plugdock import sdk
+    from plugdock.package.scaffold import scaffold
+    from plugdock.plugin_code.loader import load_backend, unload_modules
+
+    folder = scaffold("bounded", tmp_path)
+    engine = create_engine(f"sqlite:///{tmp_path / 'bounded.db'}")
+    with engine.begin() as conn:
+        conn.execute(text((folder / "migrations" / "up.sql").read_text()))
+        conn.execute(text("INSERT INTO bounded_items (title) VALUES ('one'), ('two')"))
+    backend = load_backend("bounded", folder / "backend", "scaffoldtest")
+    try:
+        app = FastAPI()
+        app.state.plugdock = sdk.HostState(engine=engine)
+        app.include_router(backend.router)
+        with TestClient(app) as client:
+            assert client.get("/api/v1/bounded/items/2").json() == {"id": 2, "title": "two"}
+            assert client.get("/api/v1/bounded/items/3").status_code == 404
+            page = client.get("/api/v1/bounded/items", params={"offset": 1, "limit": 1})
+            assert page.json() == [{"id": 2, "title": "two"}]
+            for path in (
+                f"/api/v1/bounded/items/{2**63}",
+                "/api/v1/bounded/items/0",
+                f"/api/v1/bounded/items?offset={2**63}",
+                f"/api/v1/bounded/items?limit={sdk.MAX_LIMIT + 1}",
+                "/api/v1/bounded/items?limit=0",
+            ):
+                assert client.get(path).status_code == 422, path
+            assert client.get(f"/api/v1/bounded/items/{2**63 - 1}").status_code == 404
+    finally:
+        unload_modules(backend.module_name)
+        engine.dispose()

@@ -16,6 +16,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,6 +51,11 @@ def add_note(note: Note) -> dict:
 @router.post("/raw")
 async def raw(request: Request) -> dict:
     return {"size": len(await request.body())}
+
+
+@router.get("/crash")
+def crash() -> dict:
+    raise RuntimeError("a bug in the probe")
 """
 
 
@@ -336,6 +342,102 @@ def test_every_answer_carries_the_security_headers(panel: Panel, admin: httpx.Cl
         assert "'unsafe-eval'" not in csp, name
         if name != "docs":
             assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp, (name, csp)
+
+
+def test_audit_offsets_past_what_a_database_holds_are_422(admin: httpx.Client) -> None:
+    """Issue 24.4. Before: ``/api/v1/audit?offset=2**63`` crashed the query (a plain 500)."""
+    for offset in (2**63, 2**64, 10**30, -1):
+        answer = admin.get(f"/api/v1/audit?offset={offset}", headers={"Connection": "close"})
+        assert answer.status_code == 422, (offset, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["query", "offset"]
+    page = admin.get(f"/api/v1/audit?offset={2**63 - 1}")
+    assert page.status_code == 200 and page.json()["items"] == []
+    assert admin.get("/api/v1/audit?limit=501").status_code == 422
+
+
+def test_no_answer_shows_where_the_panel_keeps_its_files(
+    panel: Panel, admin: httpx.Client, tmp_path: Path
+) -> None:
+    """Issue 24.6. Before: an unknown plugin's 404 named the source folder, and an upload
+    whose code fails named the file in the instance folder it was unpacked to."""
+    home = Path(panel.env["PLUGDOCK_HOME"])
+    folders = {str(home), str(home.resolve()), panel.env["PLUGIN_LOCAL_DIR"], str(home.parent)}
+    answers = {
+        "unknown plugin": admin.post("/api/v1/marketplace/install", json={"plugin_id": "nope"})
+    }
+    assert answers["unknown plugin"].status_code == 404
+    assert "PLUGIN_LOCAL_DIR" in answers["unknown plugin"].json()["detail"]
+    broken = {
+        "leak_syntax": {"backend/routes.py": "def (\n"},  # SyntaxError names the file
+        "leak_import": {"backend/routes.py": "raise RuntimeError(__file__)\n"},
+        "leak_hook": {
+            "backend/__init__.py": "from .routes import router\n\n\n"
+            "def on_install(ctx):\n    raise RuntimeError(__file__)\n"
+        },
+    }
+    for plugin_id, files in broken.items():
+        package = pack_into(make_plugin(tmp_path / "src", plugin_id, extra_files=files), tmp_path)
+        upload = {"file": (package.name, package.read_bytes(), "application/zip")}
+        answers[plugin_id] = admin.post("/api/v1/marketplace/upload", files=upload)
+        assert answers[plugin_id].status_code == 422, answers[plugin_id].text
+        # Where the file was: said, not shown (process mode: the sandbox's own /plugin/).
+        assert "<instance>" in answers[plugin_id].text or "/plugin/" in answers[plugin_id].text
+    for name, answer in answers.items():
+        for folder in folders:
+            assert folder not in answer.text, (name, answer.text)
+
+
+def test_replicas_are_named_for_admins_only() -> None:
+    """Issue 24.6: ``/installed`` problems named each replica (host and pid) to any user."""
+    from datetime import UTC, datetime
+
+    from plugdock.host.marketplace import _plugin_replicas
+    from plugdock.runtime.replicas import ReplicaInfo
+
+    now = datetime.now(UTC)
+    replica = ReplicaInfo(
+        id="db-host-7:1a2b3c4d/4242-cafe0001",
+        host="db-host-7",
+        address="10.0.0.7:8000",
+        pid=4242,
+        started_at=now,
+        last_seen=now,
+        generation=3,
+        ready=False,
+        failures={"notes": "SyntaxError in /srv/panel/instance/addons/backend/notes/x.py"},
+        live=True,
+    )
+    behind = ReplicaInfo(**(replica.__dict__ | {"id": "db-host-8:1/9-x", "failures": {}}))
+
+    def hide(text: str) -> str:
+        return text.replace("/srv/panel/instance", "<instance>")
+
+    counts = _plugin_replicas("notes", 4, [replica, behind], hide=hide, named=False)
+    assert (counts.converged, counts.total) == (0, 2)
+    assert counts.problems == [
+        "a replica: SyntaxError in <instance>/addons/backend/notes/x.py",
+        "a replica: behind (serves generation 3 of 4)",
+    ]
+    named = _plugin_replicas("notes", 4, [replica, behind], hide=hide, named=True)
+    assert named.problems[0].startswith("db-host-7:1a2b3c4d/4242-cafe0001: SyntaxError")
+
+
+def test_a_crash_is_a_json_500_with_the_security_headers(panel: Panel, admin: httpx.Client) -> None:
+    """Issue 24.4. Before: a plain-text "Internal Server Error" without any of the headers."""
+    answer = admin.get("/api/v1/echo-probe/crash", headers={"Connection": "close"})
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {"detail": "internal error"}
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["cache-control"] == "no-store"
+    if panel.env.get("PLUGDOCK_ISOLATION") == "process":
+        return  # the plugin's process logs it, not the panel
+    deadline = time.monotonic() + 10  # logged with its traceback, just after the answer
+    while "RuntimeError: a bug in the probe" not in panel.output():
+        assert time.monotonic() < deadline, panel.output()[-2000:]
+        time.sleep(0.05)
 
 
 def test_the_shell_and_the_docs_allow_exactly_their_own_inline_scripts(panel: Panel) -> None:

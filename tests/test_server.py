@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -350,3 +353,60 @@ def test_the_server_warns_while_its_root_key_is_online(tmp_path: Path) -> None:
     assert startup_warnings(storage) == []
     with TestClient(create_app(storage)) as client:
         assert client.get("/tuf/timestamp.json").status_code == 200
+
+
+def test_every_page_and_answer_carries_the_security_headers(
+    tmp_path: Path, storage: Storage, client
+) -> None:
+    """Issue 24.8. Before: ``/``, ``/docs`` and every other answer had none of them."""
+    token = storage.create_token("alice")
+    assert _post(client, _package(tmp_path).read_bytes(), token).status_code == 201
+    answers = {
+        "index": client.get("/"),
+        "docs": client.get("/docs"),
+        "redoc": client.get("/redoc"),
+        "openapi": client.get("/openapi.json"),
+        "manifest": client.get("/manifest.json"),
+        "download": client.get("/download/notes/1.0.0"),
+        "404": client.get("/download/nothing/1.0.0"),
+        "401": _post(client, b"PK", None),
+        "review": client.get("/review"),
+    }
+    for name, answer in answers.items():
+        assert answer.status_code in (200, 401, 404), (name, answer.status_code)
+        headers = answer.headers
+        assert headers["x-content-type-options"] == "nosniff", name
+        assert headers["referrer-policy"] == "no-referrer", name
+        assert headers["x-frame-options"] == "DENY", name
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], name
+        assert "'unsafe-eval'" not in headers["content-security-policy"], name
+    # The index page's one inline style is allowed by its hash, and no inline script at all.
+    index_csp = answers["index"].headers["content-security-policy"]
+    assert "script-src 'self';" in index_csp and "'unsafe-inline'" not in index_csp
+    style = re.search(r"<style>(.*?)</style>", answers["index"].text, re.S)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in index_csp
+    # Swagger UI loads (its CDN allowed there only); the token-bearing API is never cached.
+    assert "cdn.jsdelivr.net" in answers["docs"].headers["content-security-policy"]
+    assert "cdn.jsdelivr.net" not in index_csp
+    assert answers["401"].headers["cache-control"] == "no-store"
+
+
+def test_a_crash_is_a_json_500_with_the_security_headers(storage: Storage) -> None:
+    """Issue 24.4 (defence in depth). Before: a plain-text 500 without any security header."""
+    app = create_app(storage, review="off")
+
+    @app.get("/api/v1/crash")
+    def crash() -> None:
+        raise RuntimeError(f"a bug that names {storage.data_dir}")
+
+    with TestClient(app, raise_server_exceptions=False) as crashing:
+        answer = crashing.get("/api/v1/crash")
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "internal error"}
+    assert str(storage.data_dir) not in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["cache-control"] == "no-store"

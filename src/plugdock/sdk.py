@@ -12,7 +12,10 @@ A plugin's backend imports plugdock only through this module, never its internal
         return [n.text for n in db.scalars(select(Note).where(Note.owner == user.id))]
 
     @router.delete("/{note_id}")
-    def delete_note(note_id: int, db: sdk.DbSession, admin: sdk.AdminUser) -> None: ...
+    def delete_note(note_id: sdk.Id, db: sdk.DbSession, admin: sdk.AdminUser) -> None: ...
+
+Integers from a request are bounded with :data:`Id`, :data:`Offset` and :data:`Limit`: a
+bare ``int`` takes any size, and one past what the database holds (2^63) crashes the query.
 
 Lifecycle hooks receive a :class:`HookContext`, nothing more::
 
@@ -41,17 +44,23 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from pydantic import Field
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
 __all__ = [
+    "MAX_INT",
+    "MAX_LIMIT",
     "AdminUser",
     "Authenticate",
     "CurrentUser",
     "DbSession",
     "HookContext",
     "HostState",
+    "Id",
+    "Limit",
+    "Offset",
     "OptionalUser",
     "User",
     "Users",
@@ -66,6 +75,29 @@ __all__ = [
 ]
 
 SETTINGS_ENV_PREFIX = "PLUGDOCK_PLUGIN_"
+
+
+# -- bounded integers for path and query values (and body fields) --------------------------
+
+MAX_INT = 2**63 - 1
+"""The largest integer every supported database stores (BIGINT; SQLite's INTEGER)."""
+MAX_LIMIT = 1000
+"""The largest page :data:`Limit` allows."""
+
+Id = Annotated[int, Field(ge=1, le=MAX_INT)]
+"""A row id: 1 to :data:`MAX_INT`; anything else is a 422 before the route runs::
+
+    @router.get("/items/{item_id}")
+    def get_item(item_id: sdk.Id, db: sdk.DbSession) -> ItemOut: ...
+
+Add a description (or a tighter bound) with FastAPI's own marker around it:
+``Annotated[sdk.Id, Path(description="The item's id")]``.
+"""
+Offset = Annotated[int, Field(ge=0, le=MAX_INT)]
+"""How many rows a page skips: 0 to :data:`MAX_INT` (``offset: sdk.Offset = 0``)."""
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
+"""A page size: 1 to :data:`MAX_LIMIT` (``limit: sdk.Limit = 50``). A smaller cap:
+``Annotated[sdk.Limit, Query(le=100)]``."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from plugdock import sdk
 from plugdock.host import users as user_store
@@ -24,7 +24,8 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["admin", "user"] | None = None
-    is_active: bool | None = None
+    # Strict: JSON true/false only. Lax, 0, "0", "no" and "off" deactivated the user.
+    is_active: StrictBool | None = None
 
 
 router = APIRouter(

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.core.db import make_engine
+from plugdock.core.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host import (
     accounts,
     auth,
@@ -27,7 +28,6 @@ from plugdock.host import (
     readiness,
 )
 from plugdock.host.errors import install_error_handlers
-from plugdock.host.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
@@ -104,8 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default=settings.max_request_bytes,
         routes={("POST", UPLOAD_PATH): settings.max_package_bytes + MULTIPART_SLACK},
     )
-    # Outermost of ours: every answer, a 413 included, carries the security headers.
-    app.add_middleware(SecurityHeadersMiddleware)
+    # Outermost of ours: every answer, a 413 included, carries the security headers; the
+    # API's answers (tokens, users, the audit log, plugin data) are never cached.
+    app.add_middleware(SecurityHeadersMiddleware, private_prefixes=("/api/",))
     install_error_handlers(app)
     return app
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -214,8 +214,8 @@ def create_user(body: UserCreate, request: Request, admin: sdk.AdminUser) -> Use
 def audit_log(
     request: Request,
     _admin: sdk.AdminUser,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    limit: Annotated[sdk.Limit, Query(le=500)] = 50,
+    offset: sdk.Offset = 0,  # bounded: from 2^63 the query crashed (a 500)
     action: str | None = Query(None, max_length=32),
     plugin_id: str | None = Query(None, max_length=64),
 ) -> AuditPage:

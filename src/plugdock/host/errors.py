@@ -1,7 +1,8 @@
 """The panel's one mapping of plugdock's errors to HTTP answers: a status and a JSON ``detail``.
 
 Routes raise the kinds of :mod:`plugdock.errors`; the handlers installed here answer them,
-never a bare 500 for a refusal. (Authentication's own answers, ``host.auth``, stay
+never a bare 500 for a refusal, and never with a folder of this machine in the text
+(``PanelState.hide``). (Authentication's own answers, ``host.auth``, stay
 ``HTTPException``: it is the SDK's ``authenticate`` contract, and they carry headers.)
 """
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from plugdock.core.headers import answer_internal_error
 from plugdock.core.validation_errors import answer_validation_error
 from plugdock.errors import (
     AuthenticationError,
@@ -26,6 +28,7 @@ from plugdock.errors import (
     StepError,
     TooLargeError,
 )
+from plugdock.host.state import panel_state
 from plugdock.package.permissions import describe
 
 _STATUS: list[tuple[type[PlugdockError], int]] = [
@@ -52,11 +55,12 @@ def status_of(error: PlugdockError) -> int:
     return 400
 
 
-async def _plugdock_error(_request: Request, error: Exception) -> JSONResponse:
+async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, PlugdockError)
-    body: dict[str, object] = {"detail": str(error)}
+    hide = panel_state(request.app).hide  # no folder of this machine in any answer
+    body: dict[str, object] = {"detail": hide(str(error))}
     if isinstance(error, PackageError) and len(error.problems) > 1:
-        body["problems"] = error.problems
+        body["problems"] = [hide(p) for p in error.problems]
     if isinstance(error, PermissionsNotGrantedError):  # what to confirm, then send as "grant"
         body["permissions"] = error.added
         body["permission_descriptions"] = [describe(p) for p in error.added]
@@ -64,6 +68,8 @@ async def _plugdock_error(_request: Request, error: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """PlugdockError → its status; request validation → 422 without the submitted values."""
+    """PlugdockError → its status; request validation → 422 without the submitted values;
+    any other exception (a bug) → a JSON 500 with the security headers."""
     app.add_exception_handler(PlugdockError, _plugdock_error)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
+    app.add_exception_handler(Exception, answer_internal_error)

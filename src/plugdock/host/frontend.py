@@ -32,8 +32,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plugdock.core.headers import policy, shell_policy
 from plugdock.errors import NotFoundError
-from plugdock.host.headers import policy, shell_policy
 from plugdock.host.state import panel_state
 from plugdock.instance.registry import Installation
 from plugdock.package.metadata import PLUGIN_ID_PATTERN

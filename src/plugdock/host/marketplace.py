@@ -6,7 +6,7 @@ Changes (install, upgrade, uninstall, disable/enable, upload) are in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Annotated
 
@@ -234,9 +234,13 @@ async def catalog_entry(
 
 
 @router.get("/installed", response_model=list[InstalledPlugin])
-async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledPlugin]:
-    """Installed plugins, whether each is served (or why not), and updates on offer."""
+async def installed(request: Request, user: sdk.CurrentUser) -> list[InstalledPlugin]:
+    """Installed plugins, whether each is served (or why not), and updates on offer.
+
+    Replicas are named (host, pid) for admins only; others read "a replica".
+    """
     installer = installer_of(request)
+    hide = panel_state(request.app).hide
 
     def read() -> tuple[list[Installation], dict[str, UpdateOffer], int, list[ReplicaInfo]]:
         rows = installer.installed()
@@ -261,9 +265,11 @@ async def installed(request: Request, _user: sdk.CurrentUser) -> list[InstalledP
             enabled=i.enabled,
             state=_state(i, status),
             routes=list(served.routes) if served else [],
-            error=served.error if served else None,
+            error=hide(served.error) if served and served.error else None,
             **offers.get(i.plugin_id, UpdateOffer()).model_dump(),
-            replicas=_plugin_replicas(i.plugin_id, generation, replicas),
+            replicas=_plugin_replicas(
+                i.plugin_id, generation, replicas, hide=hide, named=user.is_admin
+            ),
         )
         for i in rows
         for served in [status.get(i.plugin_id) if i.enabled else None]
@@ -277,13 +283,27 @@ def _replicas(installer: Installer) -> tuple[int, list[ReplicaInfo]]:
 
 
 def _plugin_replicas(
-    plugin_id: str, generation: int, replicas: list[ReplicaInfo]
+    plugin_id: str,
+    generation: int,
+    replicas: list[ReplicaInfo],
+    *,
+    hide: Callable[[str], str],
+    named: bool,
 ) -> PluginReplicas:
-    """How many live replicas serve ``plugin_id`` as the current generation says."""
+    """How many live replicas serve ``plugin_id`` as the current generation says.
+
+    ``named``: problems start with the replica's id (its host and pid), else "a replica".
+    """
     live = [r for r in replicas if r.live]
-    problems = [f"{r.id}: {r.failures[plugin_id]}" for r in live if plugin_id in r.failures]
+
+    def name(replica: ReplicaInfo) -> str:
+        return replica.id if named else "a replica"
+
+    problems = [
+        f"{name(r)}: {hide(r.failures[plugin_id])}" for r in live if plugin_id in r.failures
+    ]
     problems += [
-        f"{r.id}: behind (serves generation {r.generation} of {generation})"
+        f"{name(r)}: behind (serves generation {r.generation} of {generation})"
         for r in live
         if r.generation < generation and plugin_id not in r.failures
     ]
@@ -292,10 +312,21 @@ def _plugin_replicas(
 
 
 @router.get("/replicas", response_model=list[ReplicaOut])
-async def replicas(request: Request, _user: sdk.CurrentUser) -> list[ReplicaOut]:
-    """Every panel process sharing the database: what it serves, and whether it caught up."""
+async def replicas(request: Request, _admin: sdk.AdminUser) -> list[ReplicaOut]:
+    """Every panel process sharing the database: what it serves, and whether it caught up.
+
+    Admins only: it names each replica's host, listen address and pid. (Everyone signed in
+    reads the counts per plugin in ``/installed``.)
+    """
     generation, found = await run_in_threadpool(_replicas, installer_of(request))
-    return [ReplicaOut(**r.__dict__, converged=r.converged(generation)) for r in found]
+    hide = panel_state(request.app).hide
+    return [
+        ReplicaOut(
+            **(r.__dict__ | {"failures": {p: hide(e) for p, e in r.failures.items()}}),
+            converged=r.converged(generation),
+        )
+        for r in found
+    ]
 
 
 @router.get("/plan/install/{plugin_id}", response_model=InstallPlan)

@@ -47,12 +47,13 @@ async def readyz(request: Request) -> Any:
     except Exception:  # any failure of the database is "unavailable"
         return JSONResponse({"status": "unavailable"}, status.HTTP_503_SERVICE_UNAVAILABLE)
     ready = runtime.generation == generation and not runtime.pending
+    hide = panel_state(request.app).hide  # public: no folder of this machine in it
     body = ReadyOut(
         status="ready" if ready else "not ready",
         generation=generation,
         serving=runtime.generation,
-        pending=dict(runtime.pending),
-        failed={p: error for p, (_op, error) in runtime.mounts.failed.items()},
+        pending={p: hide(why) for p, why in runtime.pending.items()},
+        failed={p: hide(error) for p, (_op, error) in runtime.mounts.failed.items()},
     )
     if ready:
         return body

@@ -42,6 +42,23 @@ class PanelState(sdk.HostState):
     login_limits: throttle.Limits = throttle.DEFAULT_LIMITS  # failed sign-ins allowed
     auth_config: AuthConfig | None = None  # signing key etc., read once on first use
 
+    def hide(self, text: str) -> str:
+        """``text`` without this machine's folders: the instance and the local source.
+
+        Errors name files (an upload's unpacked code, a plugin's traceback, the source
+        folder that lacks a package); answers go to clients, who learn nothing from where
+        the panel keeps them. The plugin server does the same with its data folder.
+        """
+        folders = {
+            str(self.settings.plugin_local_dir): "<PLUGIN_LOCAL_DIR>",
+            str(self.settings.plugin_local_dir.resolve()): "<PLUGIN_LOCAL_DIR>",
+            str(self.settings.home): "<instance>",
+            str(self.settings.home.resolve()): "<instance>",
+        }
+        for folder in sorted(folders, key=len, reverse=True):  # the longer (inner) one first
+            text = text.replace(folder, folders[folder])
+        return text.replace("<PLUGIN_LOCAL_DIR> (PLUGIN_LOCAL_DIR)", "PLUGIN_LOCAL_DIR")
+
 
 def panel_state(app: Any) -> PanelState:
     """The :class:`PanelState` of a panel app; RuntimeError for any other app."""

@@ -119,6 +119,7 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     from fastapi.exceptions import RequestValidationError
 
     from plugdock import sdk
+    from plugdock.core.headers import answer_internal_error
     from plugdock.core.validation_errors import answer_validation_error
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -127,6 +128,7 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     )
     # As in the panel: a 422 never repeats the submitted values.
     app.add_exception_handler(RequestValidationError, answer_validation_error)
+    app.add_exception_handler(Exception, answer_internal_error)  # a crash: a JSON 500
     if backend.router is not None:
         app.include_router(backend.router)
 

@@ -75,7 +75,7 @@ class {pascal}Item(Base):
 ''',
         "backend/routes.py": f'''"""HTTP routes of the {title} plugin, all under /api/v1/{slug}/."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -95,8 +95,21 @@ class ItemOut(ItemIn):
 
 
 @router.get("/items", response_model=list[ItemOut])
-def list_items(db: sdk.DbSession) -> list[{pascal}Item]:
-    return list(db.scalars(select({pascal}Item).order_by({pascal}Item.id)))
+def list_items(
+    db: sdk.DbSession, offset: sdk.Offset = 0, limit: sdk.Limit = 100
+) -> list[{pascal}Item]:
+    """A page of items. sdk.Offset/sdk.Limit (and sdk.Id) bound what a client may send."""
+    query = select({pascal}Item).order_by({pascal}Item.id).offset(offset).limit(limit)
+    return list(db.scalars(query))
+
+
+@router.get("/items/{{item_id}}", response_model=ItemOut)
+def get_item(item_id: sdk.Id, db: sdk.DbSession) -> {pascal}Item:
+    """sdk.Id: 1 to 2**63 - 1, so a huge id is a 422, never a crash in the database."""
+    item = db.get({pascal}Item, item_id)
+    if item is None:
+        raise HTTPException(404, "no such item")
+    return item
 
 
 @router.post("/items", response_model=ItemOut, status_code=201)

@@ -9,6 +9,7 @@
                                           ``application/zip`` body), ``Authorization: Bearer``
 ``GET  /tuf/{name}.json``                 the signed index (TUF metadata), see
                                           :mod:`plugdock.server.index`
+``GET  /docs``, ``/redoc``                the API's documentation pages
 ``/api/v1/review/...``, ``/review``       the review queue and its page (review on), see
                                           :mod:`plugdock.server.review_api`
 ========================================  =====================================================
@@ -22,7 +23,9 @@ Errors are JSON ``{"detail": ...}`` (mapped from plugdock's error kinds in one p
 :mod:`plugdock.server.errors`): 401 no token, 403 wrong token or a plugin id owned by
 another publisher, 404 unknown plugin/version, 409 version already published, 411/413
 missing or oversized body, 415 not a ZIP upload, 422 an invalid or unsafe package (with
-``problems``).
+``problems``), and a crash a 500 ``{"detail": "internal error"}``. Every answer carries the
+panel's security headers (:mod:`plugdock.core.headers`), and those under ``/api/`` also
+``Cache-Control: no-store``.
 
 >>> app = create_app(Storage(Path("server-data")).ensure())  # doctest: +SKIP
 """
@@ -42,6 +45,7 @@ from starlette.datastructures import UploadFile
 
 from plugdock import __version__
 from plugdock.checks.validate import validate_package
+from plugdock.core.headers import SecurityHeadersMiddleware, install_docs, policy, source_hash
 from plugdock.errors import (
     ConflictError,
     ForbiddenError,
@@ -97,11 +101,19 @@ def create_app(
     """
     if review not in REVIEW_MODES:
         raise PlugdockError(f"review must be one of {', '.join(REVIEW_MODES)}, not {review!r}")
-    app = FastAPI(title="plugdock plugin server", version=__version__, docs_url="/docs")
+    app = FastAPI(
+        title="plugdock plugin server",
+        version=__version__,
+        docs_url=None,  # served by install_docs, with a Content-Security-Policy that fits them
+        redoc_url=None,
+    )
+    install_docs(app)
     app.state.plugin_server = ServerState(storage, limits or Limits(), review, scan_timeout)
     app.include_router(router)
     app.include_router(review_api.router)
     app.include_router(review_page.router)
+    # The panel's headers on every answer; the API's (tokens, the review queue) not cached.
+    app.add_middleware(SecurityHeadersMiddleware, private_prefixes=("/api/",))
     install_error_handlers(app)
     return app
 
@@ -208,7 +220,8 @@ async def publish(request: Request) -> JSONResponse:
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
     """A human-readable list of the plugins."""
-    return HTMLResponse(_index_page(server_state(request.app).storage.manifest()))
+    page = _index_page(server_state(request.app).storage.manifest())
+    return HTMLResponse(page, headers={"Content-Security-Policy": _INDEX_POLICY})
 
 
 async def _receive(request: Request, target: Path, limit: int) -> None:
@@ -244,6 +257,16 @@ async def _receive(request: Request, target: Path, limit: int) -> None:
         raise InvalidRequestError("the upload is empty")
 
 
+_INDEX_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; }
+table { border-collapse: collapse; width: 100%; }
+td, th { border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; }
+code { background: #f4f4f4; padding: 0 .2rem; }
+"""
+#: The plain policy plus the page's one inline style, by its hash (no inline script at all).
+_INDEX_POLICY = policy(style_hashes=[source_hash(_INDEX_STYLE)])
+
+
 def _index_page(manifest: dict[str, Any]) -> str:
     rows = []
     for plugin_id, entry in manifest["plugins"].items():
@@ -264,12 +287,7 @@ def _index_page(manifest: dict[str, Any]) -> str:
     body = "\n".join(rows) or '<tr><td colspan="5">nothing published yet</td></tr>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>plugdock plugin server</title>
-<style>
-body {{ font: 15px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; }}
-code {{ background: #f4f4f4; padding: 0 .2rem; }}
-</style></head>
+<style>{_INDEX_STYLE}</style></head>
 <body>
 <h1>plugdock plugin server</h1>
 <p>{len(manifest["plugins"])} plugins. Catalog: <a href="/manifest.json">/manifest.json</a>;

@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from plugdock.core.headers import answer_internal_error
 from plugdock.errors import (
     AuthenticationError,
     ConflictError,
@@ -56,5 +57,6 @@ async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """PlugdockError → its status, as ``{"detail": ...}``."""
+    """PlugdockError → its status, as ``{"detail": ...}``; a crash → a JSON 500."""
     app.add_exception_handler(PlugdockError, _plugdock_error)
+    app.add_exception_handler(Exception, answer_internal_error)

@@ -195,6 +195,8 @@ export interface paths {
         /**
          * Installed
          * @description Installed plugins, whether each is served (or why not), and updates on offer.
+         *
+         *     Replicas are named (host, pid) for admins only; others read "a replica".
          */
         get: operations["installed_api_v1_marketplace_installed_get"];
         put?: never;
@@ -312,6 +314,9 @@ export interface paths {
         /**
          * Replicas
          * @description Every panel process sharing the database: what it serves, and whether it caught up.
+         *
+         *     Admins only: it names each replica's host, listen address and pid. (Everyone signed in
+         *     reads the counts per plugin in ``/installed``.)
          */
         get: operations["replicas_api_v1_marketplace_replicas_get"];
         put?: never;

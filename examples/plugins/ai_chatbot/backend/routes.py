@@ -33,7 +33,8 @@ from .schemas import (
 
 router = APIRouter(prefix="/api/v1/chat", tags=["ai_chatbot"])
 
-SessionId = Annotated[int, Path(ge=1, description="The chat session's id")]
+# Bounded (sdk.Id: 1 to 2^63-1): a larger id would crash the query instead of a 422.
+SessionId = Annotated[sdk.Id, Path(description="The chat session's id")]
 ChatToken = Annotated[
     str | None, Header(description="The token returned when the session was started")
 ]
@@ -123,8 +124,8 @@ def rate_session(
 def list_sessions(
     db: sdk.DbSession,
     _admin: sdk.AdminUser,
-    limit: Annotated[int, Query(ge=1, le=services.MAX_PAGE_SIZE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[sdk.Limit, Query(le=services.MAX_PAGE_SIZE)] = 50,
+    offset: sdk.Offset = 0,
     status: Literal["open", "closed"] | None = None,
 ) -> SessionPage:
     rows, total = services.list_sessions(db, limit=limit, offset=offset, status=status)

@@ -28,7 +28,10 @@ from .schemas import (
 
 router = APIRouter(prefix="/api/v1/chat", tags=["ai_chatbot"])
 
-SessionId = Annotated[int, Path(ge=1, description="The chat session's id")]
+# Bounded by hand, not with sdk.Id: this release must also run on cores whose SDK predates
+# it. Unbounded, an id from 2^63 crashed the query (a 500) instead of a 422.
+MAX_ID = 2**63 - 1
+SessionId = Annotated[int, Path(ge=1, le=MAX_ID, description="The chat session's id")]
 ChatToken = Annotated[
     str | None, Header(description="The token returned when the session was started")
 ]
@@ -97,7 +100,7 @@ def list_sessions(
     db: sdk.DbSession,
     _admin: sdk.AdminUser,
     limit: Annotated[int, Query(ge=1, le=services.MAX_PAGE_SIZE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     status: Literal["open", "closed"] | None = None,
 ) -> SessionPage:
     rows, total = services.list_sessions(db, limit=limit, offset=offset, status=status)

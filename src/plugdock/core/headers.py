@@ -1,6 +1,7 @@
-"""Security headers on every answer of the panel, and the Content-Security-Policy they carry.
+"""Security headers on every answer of the panel and the plugin server, and their policy.
 
-Every response gets ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
+Shared by both apps (they are independent siblings, so it lives here, below them). Every
+response gets ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
 ``X-Frame-Options: DENY`` and a ``Content-Security-Policy``. The policy lets the page run
 only scripts served by the panel itself (the shell, React from ``/static/vendor/``, the
 plugins' bundles under ``/plugins/``): an injected inline script, an ``eval``, a
@@ -9,8 +10,18 @@ may frame the panel. The one inline script of the shell, its import map, is allo
 its sha256 (browsers have no external import maps); the shell's response carries that
 policy (:func:`shell_policy`), everything else the plain one::
 
-    app.add_middleware(SecurityHeadersMiddleware)          # in create_app
+    app.add_middleware(SecurityHeadersMiddleware, private_prefixes=("/api/",))
+    app.add_exception_handler(Exception, answer_internal_error)
     policy(script_hashes=["sha256-..."])                   # the shell's policy
+
+``private_prefixes``: answers to these paths also get ``Cache-Control: no-store`` unless
+the route set its own (tokens, users, the audit log: nothing a shared cache or the
+browser's disk should keep).
+
+A request that crashes (an exception no handler maps) never reaches this middleware with
+an answer: Starlette's ``ServerErrorMiddleware``, outside every ``add_middleware`` one,
+answers it. :func:`answer_internal_error` is the handler it calls: JSON
+``{"detail": "internal error"}`` with these headers, nothing of the exception.
 
 ``/docs`` and ``/redoc`` are FastAPI's pages, which load Swagger UI / ReDoc from
 cdn.jsdelivr.net; they get their own policy (:func:`install_docs`).
@@ -27,7 +38,7 @@ import re
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,13 +74,25 @@ OTHER_HEADERS = {
 _INLINE_SCRIPT = re.compile(r"<script(?P<attrs>[^>]*)>(?P<body>.*?)</script>", re.S | re.I)
 
 
-def policy(script_hashes: list[str] | tuple[str, ...] = (), *, docs: bool = False) -> str:
-    """The Content-Security-Policy value, allowing the inline scripts with these hashes."""
+def policy(
+    script_hashes: list[str] | tuple[str, ...] = (),
+    *,
+    docs: bool = False,
+    style_hashes: list[str] | tuple[str, ...] = (),
+) -> str:
+    """The Content-Security-Policy value, allowing the inline scripts (styles) with these hashes."""
     directives = dict(_DOCS if docs else _BASE)
-    if script_hashes:
-        quoted = " ".join(f"'{h}'" for h in script_hashes)
-        directives["script-src"] = f"{directives['script-src']} {quoted}"
+    for directive, hashes in (("script-src", script_hashes), ("style-src", style_hashes)):
+        if hashes:
+            quoted = " ".join(f"'{h}'" for h in hashes)
+            directives[directive] = f"{directives[directive]} {quoted}"
     return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def source_hash(text: str) -> str:
+    """``sha256-…`` of an inline script's or style's text, as CSP names it."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
 
 
 def inline_script_hashes(html: str, *, types: tuple[str, ...] | None = None) -> list[str]:
@@ -86,8 +109,7 @@ def inline_script_hashes(html: str, *, types: tuple[str, ...] | None = None) -> 
         kind = re.search(r"""\btype\s*=\s*["']?([^"'\s>]+)""", attrs, re.I)
         if types is not None and (kind.group(1).lower() if kind else "") not in types:
             continue
-        digest = hashlib.sha256(match.group("body").encode("utf-8")).digest()
-        hashes.append("sha256-" + base64.b64encode(digest).decode("ascii"))
+        hashes.append(source_hash(match.group("body")))
     return hashes
 
 
@@ -96,17 +118,29 @@ def shell_policy(index_html: str) -> str:
     return policy(inline_script_hashes(index_html, types=("importmap",)))
 
 
-class SecurityHeadersMiddleware:
-    """Add the security headers to every HTTP answer (pure ASGI: streams pass through)."""
+def security_headers() -> dict[str, str]:
+    """The headers every answer carries (the plain policy)."""
+    return {"content-security-policy": policy()} | OTHER_HEADERS
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeadersMiddleware:
+    """Add the security headers to every HTTP answer (pure ASGI: streams pass through).
+
+    ``private_prefixes``: paths whose answers also get ``Cache-Control: no-store`` when
+    the route set no ``Cache-Control`` of its own.
+    """
+
+    def __init__(self, app: ASGIApp, private_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.default_policy = policy()
+        self.private_prefixes = private_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        private = str(scope.get("path", "")).startswith(self.private_prefixes)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -114,9 +148,22 @@ class SecurityHeadersMiddleware:
                 headers.setdefault("content-security-policy", self.default_policy)
                 for name, value in OTHER_HEADERS.items():
                     headers.setdefault(name, value)
+                if private:
+                    headers.setdefault("cache-control", "no-store")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def answer_internal_error(_request: Request, _error: Exception) -> JSONResponse:
+    """A crash's answer: a 500 in JSON with the security headers, nothing of the exception.
+
+    Install with ``app.add_exception_handler(Exception, answer_internal_error)``: Starlette
+    hands that one handler to its ``ServerErrorMiddleware``, the outermost layer, which
+    still logs the traceback after answering.
+    """
+    headers = security_headers() | {"cache-control": "no-store"}
+    return JSONResponse({"detail": "internal error"}, status_code=500, headers=headers)
 
 
 def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MARIADB_URL, POSTGRES_URL
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from db_servers import MARIADB_URL, POSTGRES_URL
 from plugdock.core.db import make_engine
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer

@@ -583,7 +583,7 @@ def test_a_disabled_plugin_upgrades_stays_disabled_and_uninstalls_with_a_backup(
 def test_disable_and_enable_reach_every_worker(tmp_path: Path, database_url: str) -> None:
     """Two workers: from the moment disable answers (API) or returns (CLI), no worker serves
     the plugin's routes or lists its page; enable brings both back everywhere."""
-    from test_workers import fresh_get, whoami_panel
+    from panel import fresh_get, whoami_panel
 
     panel = whoami_panel(tmp_path, database_url, workers=2)
     try:

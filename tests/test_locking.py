@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 
+from db_servers import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 from plugdock.core.db import make_engine
 from plugdock.errors import LockTimeoutError
 from plugdock.instance.locking import operation_lock

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 from sqlalchemy import create_engine, select, update
 
+from db_servers import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 from panel import ADMIN_PASSWORD, Panel, free_port
 from plugdock.core.db import plugin_package_chunks, plugin_packages
 from support import make_plugin, pack_into

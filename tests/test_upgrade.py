@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DATABASES
 from sqlalchemy import inspect, text
 from test_recovery import run_cli
 
+from db_servers import DATABASES
 from plugdock.errors import AlreadyInstalledError, NotInstalledError, PackageError, StepError
 from plugdock.installer import Installer
 from plugdock.instance import audit

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_workers import INPROCESS, fresh_get, wait_for_startups
 
-from panel import start_panel
+from panel import INPROCESS, fresh_get, start_panel, wait_for_startups
 from support import make_plugin, pack_into
 
 ROUTES = """import os

@@ -16,58 +16,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from panel import Panel, start_panel
+from panel import (
+    INPROCESS,
+    PID_ROUTES,
+    Panel,
+    fresh_get,
+    start_panel,
+    wait_for_startups,
+    whoami_panel,
+)
 from plugdock.core.db import make_engine
 from plugdock.errors import StepError
 from plugdock.installer import Installer
 from plugdock.instance.notify import ChangeListener
 from plugdock.operations.codefiles import LEAVING_ORDER
 from support import CHATBOT, instance_settings, make_plugin, pack_into
-
-PID_ROUTES = (
-    "import os\n\nfrom fastapi import APIRouter\n\n"
-    "router = APIRouter(prefix='/api/v1/whoami')\n\n\n"
-    "@router.get('/pid')\ndef pid() -> dict:\n    return {'pid': os.getpid()}\n"
-)
-
-
-def fresh_get(url: str) -> httpx.Response:
-    """A new connection per request, so the kernel spreads requests over the workers."""
-    with httpx.Client(timeout=10) as client:
-        return client.get(url, headers={"Connection": "close"})
-
-
-INPROCESS = {"PLUGDOCK_ISOLATION": "inprocess"}
-
-
-def whoami_panel(
-    tmp_path: Path, database_url: str, workers: int = 1, extra_env: dict[str, str] | None = None
-) -> Panel:
-    """A panel offering 'whoami', a plugin whose route answers with the worker's pid.
-
-    In-process isolation whatever the environment says: these tests tell workers apart by
-    the pid a plugin route sees, and a plugin process (shared by the workers, in a PID
-    namespace of its own) cannot see it. tests/test_isolation.py covers process mode.
-    """
-    folder = make_plugin(
-        tmp_path / "src",
-        "whoami",
-        metadata={"backend": {"routes": ["/api/v1/whoami/*"]}},
-        extra_files={"backend/routes.py": PID_ROUTES},
-    )
-    pack_into(folder, tmp_path / "modules")
-    panel = start_panel(
-        tmp_path, database_url, workers=workers, extra_env=INPROCESS | (extra_env or {})
-    )
-    wait_for_startups(panel, workers)
-    return panel
-
-
-def wait_for_startups(panel: Panel, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while panel.output().count("Application startup complete") < count:
-        assert time.monotonic() < deadline, panel.output()
-        time.sleep(0.1)
 
 
 @contextmanager

@@ -32,9 +32,10 @@ services:
 	bash scripts/ensure-services.sh
 
 # The panel-level tests once more with every plugin in its own sandboxed process
-# (PLUGDOCK_ISOLATION=process; tests/test_isolation.py runs in both passes).
-PROCESS_MODE_TESTS := tests/test_panel.py tests/test_lifecycle_api.py tests/test_chatbot_plugin.py \
-	tests/test_browser_lifecycle.py tests/test_hardening.py
+# (PLUGDOCK_ISOLATION=process; tests/isolation/test_isolation.py runs in both passes).
+PROCESS_MODE_TESTS := tests/host/test_panel.py tests/host/test_lifecycle_api.py \
+	tests/plugin_code/test_chatbot_plugin.py tests/browser/test_browser_lifecycle.py \
+	tests/host/test_hardening.py
 
 test: modules services web browser lint
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -73,7 +74,7 @@ lint: $(STAMP) $(WEB_DEPS)
 	cd web && npm run --silent typecheck
 	cd web && npm run --silent lint
 
-# Debian's chromium for the browser tests (tests/test_browser.py).
+# Debian's chromium for the browser tests (tests/browser/).
 browser:
 	bash scripts/ensure-browser.sh
 

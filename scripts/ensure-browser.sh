@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure Debian's Chromium is at /usr/bin/chromium for the browser tests
-# (tests/test_browser.py drives it with Playwright; we never run `playwright install`),
+# (tests/browser/test_browser.py drives it with Playwright; we never run `playwright install`),
 # with an emoji font so screenshots show the panel's icons.
 set -euo pipefail
 

@@ -8,7 +8,7 @@ The document comes from ``create_app(...).openapi()`` on an empty instance in a 
 folder (no server, no plugins: only the core's routes), and ``openapi-typescript`` (pinned
 in web/package.json, installed by ``make web``) turns it into ``paths``/``components``
 types. The UI names its response types from ``components["schemas"]`` (web/src/api.ts), so
-a change to a response model that is not regenerated fails tests/test_frontend_sdk.py.
+a change to a response model that is not regenerated fails tests/host/test_frontend_sdk.py.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def whoami_panel(
 
     In-process isolation whatever the environment says: these tests tell workers apart by
     the pid a plugin route sees, and a plugin process (shared by the workers, in a PID
-    namespace of its own) cannot see it. tests/test_isolation.py covers process mode.
+    namespace of its own) cannot see it. tests/isolation/test_isolation.py covers process mode.
     """
     folder = make_plugin(
         tmp_path / "src",

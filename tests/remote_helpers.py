@@ -226,7 +226,7 @@ def trust_alice(settings: Settings, remote: Remote) -> None:
 
 
 def start_remote(tmp_path: Path, *, review: str = "off") -> tuple[LiveServer, Remote]:
-    """A live server; review off unless asked (tests/test_review.py covers the queue)."""
+    """A live server; review off unless asked (tests/server/test_review.py covers the queue)."""
     storage = Storage(tmp_path / "server-data").ensure()
     token = storage.create_token("alice")
     chaos = Chaos(create_app(storage, review=review))

@@ -2,7 +2,7 @@
 // `plugdock new` copies into every new plugin (so an editor and `tsc` know the SDK).
 //
 //   node sdk-types.mjs            rewrite ../src/plugdock/scaffold_template/frontend/plugdock-sdk.d.ts
-//   node sdk-types.mjs --check    exit 1 when that file is stale (tests/test_frontend_sdk.py)
+//   node sdk-types.mjs --check    exit 1 when that file is stale (tests/host/test_frontend_sdk.py)
 //   node sdk-types.mjs --out F    write elsewhere
 //
 // The TypeScript compiler emits declarations for src/sdk/ (exports tagged @internal, the

@@ -10,7 +10,7 @@
 // Plugin UIs have a client of their own, @plugdock/sdk's (src/sdk/client.ts): the two are kept
 // apart (web/eslint.config.js). All this module takes from the SDK is how to read the CSRF
 // token: that cookie belongs to the session the shell and every plugin page share, and its
-// name stays in one bundle, /static/sdk.js (tests/test_browser_sdk.py: app.js has no copy).
+// name stays in one bundle, /static/sdk.js (tests/browser/test_browser_sdk.py: app.js has no copy).
 import { CSRF_HEADER, csrfToken } from "@plugdock/sdk";
 
 import type { components } from "./generated/openapi";

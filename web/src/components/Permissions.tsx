@@ -45,7 +45,7 @@ export function PermissionsNote({ item, granted }: { item: PermissionsInfo; gran
 /**
  * The permissions an upgrade was refused for (HTTP 409), read from the server's message
  * "<id> <version> asks for permissions it was not granted: a, b; confirm them to upgrade"
- * (the SDK's ApiError keeps only `detail`; tests/test_permissions.py pins the wording).
+ * (the SDK's ApiError keeps only `detail`; tests/operations/test_permissions.py pins the wording).
  */
 export function refusedPermissions(status: number, message: string): string[] | null {
   if (status !== 409) return null;

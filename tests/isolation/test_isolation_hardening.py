@@ -1,4 +1,4 @@
-"""Attacks a reviewer found on process isolation after tests/test_isolation.py: each fails now.
+"""Attacks a reviewer found on process isolation after test_isolation.py: each fails now.
 
 - the MariaDB relay read the user name at the 4.1 handshake's offset only, so an older
   handshake logged a plugin in as root while naming its own role where the relay looked;

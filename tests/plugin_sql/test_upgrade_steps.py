@@ -32,7 +32,7 @@ from plugdock.plugin_sql.upgrade_steps import (
 )
 from support import make_plugin
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHATBOT_NEW = REPO / "examples" / "plugins" / "ai_chatbot"
 CHATBOT_OLD = REPO / "examples" / "releases" / "ai_chatbot-1.0.0"
 DIALECTS = ["sqlite", "postgresql", "mysql"]

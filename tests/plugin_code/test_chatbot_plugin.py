@@ -29,7 +29,7 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from plugdock import sdk
 from plugdock.package.ui_contract import read_ui
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "examples" / "plugins" / "ai_chatbot"
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "ai_chatbot"
 NAMESPACE = "plugdock_addons_test"
 PACKAGE = f"{NAMESPACE}.ai_chatbot"
 ENV_PREFIX = "PLUGDOCK_PLUGIN_AI_CHATBOT_"

@@ -27,7 +27,7 @@ def storage(tmp_path: Path) -> Storage:
 
 @pytest.fixture
 def client(storage: Storage) -> Iterator[TestClient]:
-    # Review off: these tests are about publishing itself (tests/test_review.py: the queue).
+    # Review off: these tests are about publishing itself (tests/server/test_review.py: the queue).
     with TestClient(create_app(storage, review="off")) as test_client:
         yield test_client
 

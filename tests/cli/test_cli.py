@@ -14,7 +14,7 @@ import pytest
 from plugdock.package.pack import pack, package_files, write_zip
 from support import make_plugin
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_the_probe_sees_an_import(tmp_path: Path) -> None:
     """The probe itself works: a command that checks a package's SQL imports sqlglot."""
     from plugdock.package.pack import pack
 
-    folder = Path(__file__).resolve().parent.parent / "examples" / "plugins" / "ai_chatbot"
+    folder = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "ai_chatbot"
     package = pack(folder, tmp_path / "modules")
     assert "sqlglot" in imported(tmp_path, "validate", str(package), "--no-code")
 

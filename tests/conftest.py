@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import Engine
 
 from db_servers import DATABASES, MARIADB_URL, POSTGRES_URL, _scratch_server_database
 from plugdock.core.db import make_engine
 from plugdock.installer import Installer
 from support import CHATBOT, instance_settings, pack_into
+
+if TYPE_CHECKING:
+    from remote_helpers import Remote
 
 
 @pytest.fixture(params=DATABASES)
@@ -29,6 +33,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield from _scratch_server_database(POSTGRES_URL, kind)
     else:
         yield from _scratch_server_database(MARIADB_URL, kind)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the scratch database (plugdock's own tables are made on first use)."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -60,11 +72,12 @@ def page(browser: object) -> Iterator[object]:
 
 
 @pytest.fixture
-def panels() -> Iterator[list[Any]]:
-    """Panels (tests/panel.py) a test started; stopped after it, their log printed (shown
-    when it fails)."""
-    started: list[Any] = []
-    yield started
-    for panel in started:
-        panel.stop()
-        print(f"--- panel log {panel.log}:\n{panel.output()[-6000:]}")
+def remote(tmp_path: Path) -> Iterator[Remote]:
+    """A plugin server on loopback (tests/remote_helpers.py) with alice's account."""
+    from remote_helpers import start_remote  # uvicorn and the server: only where used
+
+    live, remote = start_remote(tmp_path)
+    try:
+        yield remote
+    finally:
+        live.__exit__()

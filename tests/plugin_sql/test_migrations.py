@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import DBAPIError
 
-from plugdock.core.db import dialect_name, make_engine, plugin_migrations
+from plugdock.core.db import dialect_name, plugin_migrations
 from plugdock.errors import PackageError, UnsafeSqlError
 from plugdock.plugin_sql.migrations import (
     Migration,
@@ -60,13 +59,6 @@ def write_migrations(root: Path, files: dict[str, str]) -> Path:
 
 def table_names(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 # ---------------------------------------------------------------- running on real databases

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, select, text
 
 from plugdock.checks.validate import validate_package
-from plugdock.core.db import dialect_name, make_engine, plugin_migrations
+from plugdock.core.db import dialect_name, plugin_migrations
 from plugdock.errors import PackageError, UnsafeSqlError
 from plugdock.package.archive import Limits, inspect_package
 from plugdock.package.changelog import MAX_CHANGELOG_BYTES, TRUNCATED_NOTE, read_changelog
@@ -239,13 +238,6 @@ def test_applied_steps_are_skipped_but_still_count(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- real databases
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)  # with plugdock's own tables
-    yield engine
-    engine.dispose()
 
 
 def install_chatbot_1_0(engine: Engine) -> tuple[str, ...]:

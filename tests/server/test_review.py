@@ -32,11 +32,6 @@ REJECT = "/api/v1/review/versions/{}/{}/reject"
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    return Storage(tmp_path / "data").ensure()
-
-
-@pytest.fixture
 def client(storage: Storage) -> Iterator[TestClient]:
     with TestClient(create_app(storage)) as test_client:  # the default: review required
         yield test_client

@@ -21,11 +21,6 @@ from support import make_plugin, pack_into
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> Storage:
-    return Storage(tmp_path / "data").ensure()
-
-
-@pytest.fixture
 def client(storage: Storage) -> Iterator[TestClient]:
     # Review off: these tests are about publishing itself (tests/server/test_review.py: the queue).
     with TestClient(create_app(storage, review="off")) as test_client:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -40,15 +39,6 @@ from remote_helpers import (
     trust_alice,
 )
 from support import make_plugin, pack_into, snapshot
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[Remote]:
-    live, remote = start_remote(tmp_path)
-    try:
-        yield remote
-    finally:
-        live.__exit__()
 
 
 def _package(tmp_path: Path, plugin_id: str = "notes", version: str = "1.0.0") -> Path:

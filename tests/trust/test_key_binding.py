@@ -8,7 +8,6 @@ rebinds the id with ``plugdock trust bind``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from plugdock.cli import app
-from plugdock.core.db import connect_read, make_engine
+from plugdock.core.db import connect_read
 from plugdock.errors import PlugdockError
 from plugdock.installer import Installer
 from plugdock.instance import audit
@@ -33,18 +32,11 @@ from plugdock.trust.binding import (
 from plugdock.trust.signing import generate_keypair, key_id, load_private_key, load_public_key
 from plugdock.trust.signing import sign_package as sign
 from plugdock.trust.store import TrustStore
-from remote_helpers import Remote, host_settings, start_remote, trust_alice
+from remote_helpers import Remote, host_settings, trust_alice
 from support import instance_settings, make_plugin, pack_into, snapshot
 
 A = "a" * 64
 B = "b" * 64
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 # ------------------------------------------------------------------ the functions
@@ -171,15 +163,6 @@ def test_a_reinstall_signed_by_another_trusted_key_is_refused(
     assert result.signer is not None and result.signer.startswith("bob (")
     refused_bind = runner.invoke(app, ["trust", "bind", "notes", "nobody"])
     assert refused_bind.exit_code != 0 and "no trusted key" in str(refused_bind.exception)
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Iterator[Remote]:
-    live, remote = start_remote(tmp_path)
-    try:
-        yield remote
-    finally:
-        live.__exit__()
 
 
 def test_a_plugin_server_cannot_swap_the_signer_of_an_installed_id(

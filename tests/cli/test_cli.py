@@ -379,6 +379,7 @@ def test_available_says_where_it_looks(tmp_path: Path, env: dict[str, str]) -> N
     assert f"no package of it in {tmp_path / 'modules'} (PLUGIN_LOCAL_DIR)" in installing.stderr
 
 
+@pytest.mark.server  # a plugin server on loopback
 def test_available_announces_the_first_use_pin_of_a_plugin_server(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

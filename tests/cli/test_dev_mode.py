@@ -24,6 +24,9 @@ import pytest
 
 from panel import RUNNING, Panel
 
+# Every test runs `plugdock dev` on loopback.
+pytestmark = pytest.mark.server
+
 T = TypeVar("T")
 PLUGIN_ID = "hello_dev"
 HELLO = "/api/v1/hello-dev/hello"

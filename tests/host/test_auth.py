@@ -640,6 +640,7 @@ def test_client_keys_group_ipv6_by_network() -> None:
     assert throttle.client_key(None) == "client:unknown"
 
 
+@pytest.mark.server  # a panel on loopback
 def test_thirty_parallel_wrong_guesses_evaluate_at_most_the_limit(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -665,6 +666,7 @@ def test_thirty_parallel_wrong_guesses_evaluate_at_most_the_limit(
         panel.stop()
 
 
+@pytest.mark.server  # panels on loopback
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
     tmp_path: Path, database_url: str

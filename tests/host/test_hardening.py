@@ -289,6 +289,7 @@ def test_a_new_instance_is_private(panel: Panel) -> None:
     assert not (home / "secret.key").exists()  # the signing key lives in the database
 
 
+@pytest.mark.server  # its own panels
 def test_an_open_instance_is_reported_and_warnings_reach_the_log(tmp_path: Path) -> None:
     """Before: no check at all, and ``serve`` logged only errors (failed sign-ins unseen)."""
     first = start_panel(tmp_path, f"sqlite:///{tmp_path / 'instance' / 'panel.db'}")

@@ -22,6 +22,9 @@ from panel import Panel, start_panel
 from plugdock.instance import scratch
 from support import CHATBOT, CHATBOT_1_0, CHATBOT_1_0_TABLES, make_plugin, pack_into
 
+# Every test talks to a `plugdock serve` on loopback.
+pytestmark = pytest.mark.server
+
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 MARKET = "/api/v1/marketplace"
 PACKAGE_LIMIT = 1_000_000  # PLUGDOCK_MAX_PACKAGE_BYTES of the panel under test

@@ -11,6 +11,9 @@ from sqlalchemy import create_engine, inspect
 from panel import Panel, free_port, start_panel
 from support import CHATBOT, CHATBOT_TABLES, CHATBOT_VERSION, make_plugin, pack_into
 
+# Every test talks to a `plugdock serve` on loopback.
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture
 def panel(tmp_path: Path, database_url: str) -> Iterator[Panel]:

@@ -11,6 +11,9 @@ from plugdock.core.db import make_engine
 from plugdock.errors import LockTimeoutError
 from plugdock.instance.locking import operation_lock
 
+# Two instances on one PostgreSQL or MariaDB server.
+pytestmark = pytest.mark.dbserver
+
 
 @pytest.mark.parametrize("server_url", [POSTGRES_URL, MARIADB_URL], ids=["postgresql", "mariadb"])
 def test_instances_on_one_server_do_not_block_each_other(tmp_path: Path, server_url: str) -> None:

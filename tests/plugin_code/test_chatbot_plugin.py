@@ -629,6 +629,7 @@ def use_model(monkeypatch: pytest.MonkeyPatch, base_url: str, timeout: str = "5"
     monkeypatch.setenv(f"{ENV_PREFIX}OPENAI_TIMEOUT", timeout)
 
 
+@pytest.mark.server  # FakeModelServer on loopback
 def test_openai_compatible_model_answers(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -661,6 +662,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.server  # FakeModelServer on loopback
 @pytest.mark.parametrize("mode", ["down", "error", "garbage", "empty", "slow"])
 def test_model_failure_falls_back_to_the_faq(
     client: TestClient,
@@ -682,6 +684,7 @@ def test_model_failure_falls_back_to_the_faq(
     assert [m["sender"] for m in transcript(client, chat)["messages"]] == ["bot", "guest", "bot"]
 
 
+@pytest.mark.server  # FakeModelServer on loopback
 def test_slow_model_does_not_hold_the_database(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1033,6 +1036,7 @@ def test_upgrade_from_1_0_keeps_chats_and_counts_their_messages(
 # -- 1.1.0 in a real browser: the widget rates, the Chats page shows it --------------------
 
 
+@pytest.mark.server  # a panel on loopback
 def test_visitor_rates_in_the_widget_and_admin_sees_it(page: Any, tmp_path: Path) -> None:
     from browser_support import admin_api, nav, sign_in
     from playwright.sync_api import expect

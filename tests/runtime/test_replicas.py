@@ -24,6 +24,9 @@ from panel import ADMIN_PASSWORD, Panel, free_port
 from plugdock.core.db import plugin_package_chunks, plugin_packages
 from support import make_plugin, pack_into
 
+# Every test runs replicas: `plugdock serve` on loopback.
+pytestmark = pytest.mark.server
+
 VERSION_ROUTES = (
     "from fastapi import APIRouter\n\n"
     "router = APIRouter(prefix='/api/v1/echo')\n\n\n"

@@ -12,6 +12,9 @@ import pytest
 from panel import INPROCESS, fresh_get, start_panel, wait_for_startups
 from support import make_plugin, pack_into
 
+# A 2-worker `plugdock serve` on loopback.
+pytestmark = pytest.mark.server
+
 ROUTES = """import os
 
 from fastapi import APIRouter

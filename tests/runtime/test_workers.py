@@ -32,6 +32,9 @@ from plugdock.instance.notify import ChangeListener
 from plugdock.operations.codefiles import LEAVING_ORDER
 from support import CHATBOT, instance_settings, make_plugin, pack_into
 
+# Every test runs `plugdock serve` (and CLI commands against it).
+pytestmark = pytest.mark.server
+
 
 @contextmanager
 def core_traffic(panel: Panel, *, keep_alive: bool = False) -> Iterator[list[str]]:

@@ -304,6 +304,7 @@ def _plugdock(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+@pytest.mark.server  # plugdock server
 def test_publish_review_approve_install_from_a_remote_host(tmp_path: Path) -> None:
     """The whole flow with the real CLI: publish → pending → reject/approve → host installs."""
     live, remote = start_remote(tmp_path, review="required")
@@ -370,6 +371,7 @@ def test_publish_review_approve_install_from_a_remote_host(tmp_path: Path) -> No
         live.__exit__()
 
 
+@pytest.mark.server  # LiveServer
 def test_a_reviewer_signs_in_opens_a_pending_version_and_approves_it(tmp_path: Path, page) -> None:
     """The review page in Chromium: queue, report, diff, approve; package text stays text."""
     from browser_support import ARTIFACTS
@@ -534,6 +536,7 @@ def test_the_scan_reports_files_it_cannot_read(tmp_path: Path) -> None:
     assert {f["file"] for f in scan_python(unpacked)["findings"]} == set(found)
 
 
+@pytest.mark.server  # plugdock server
 def test_plugdock_server_requires_review_by_default(tmp_path: Path) -> None:
     from test_server import _run_server
 

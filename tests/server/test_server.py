@@ -333,6 +333,7 @@ def _run_server(data: Path) -> str:
     return " ".join(stderr.split())
 
 
+@pytest.mark.server  # plugdock server
 def test_the_server_warns_while_its_root_key_is_online(tmp_path: Path) -> None:
     data = tmp_path / "data"
     Storage(data).ensure()

@@ -21,6 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 STATIC = Path("src") / "plugdock" / "host" / "static"
 
+# Wheels built from a checkout copy, a fresh venv, `npm install` from the registry.
+pytestmark = pytest.mark.slow
+
 
 def run(
     command: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300

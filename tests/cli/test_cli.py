@@ -38,6 +38,7 @@ def plugdock(
     )
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_author_flow(tmp_path: Path, env: dict[str, str]) -> None:
     made = plugdock(env, "new", "my_notes", "--dir", str(tmp_path))
     assert made.returncode == 0, made.stderr
@@ -90,6 +91,7 @@ def test_new_plugin_is_an_npm_project_showing_the_recommended_way(
     assert 'api.get<Item[]>("/api/v1/shop-items/items")' in page and "api.post" in page
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_errors_are_one_line_and_non_zero(tmp_path: Path, env: dict[str, str]) -> None:
     for args in (["install", "nothing_here"], ["uninstall", "nothing_here"], ["install", "../etc"]):
         result = plugdock(env, *args)
@@ -117,6 +119,7 @@ UNDECLARED_ROUTES = (
 )
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_validate_runs_the_route_check_install_runs(tmp_path: Path, env: dict[str, str]) -> None:
     """A router serving a path outside backend.routes: validate refuses it, as install does."""
     folder = make_plugin(tmp_path, "sneaky", extra_files={"backend/routes.py": UNDECLARED_ROUTES})
@@ -141,6 +144,7 @@ def test_validate_runs_the_route_check_install_runs(tmp_path: Path, env: dict[st
     assert "on_install and the health check" in skipped
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_validate_imports_the_backend_as_install_does(tmp_path: Path, env: dict[str, str]) -> None:
     folder = make_plugin(
         tmp_path, "broken", extra_files={"backend/routes.py": "import not_a_module_anywhere\n"}
@@ -199,6 +203,7 @@ def test_validate_without_esbuild_says_it_skipped_the_ui_check(
     assert "addon.config agrees with metadata.json (esbuild not found)" in said
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_doctor_finds_and_repairs_drift(tmp_path: Path, env: dict[str, str]) -> None:
     folder = tmp_path / "src"
     assert plugdock(env, "new", "drifty", "--dir", str(folder)).returncode == 0
@@ -232,6 +237,7 @@ def test_doctor_finds_and_repairs_drift(tmp_path: Path, env: dict[str, str]) -> 
     assert plugdock(env, "doctor").returncode == 0
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_version_and_help(env: dict[str, str]) -> None:
     assert "plugdock 0.1.0" in plugdock(env, "--version").stdout
     for verb in ("new", "pack", "validate", "install", "uninstall", "list", "available", "doctor"):
@@ -328,6 +334,7 @@ def users_of(env: dict[str, str]) -> str:
     return plugdock(env, "user", "list").stdout
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_a_user_created_before_the_first_start_does_not_prevent_the_first_admin(
     env: dict[str, str],
 ) -> None:
@@ -343,6 +350,7 @@ def test_a_user_created_before_the_first_start_does_not_prevent_the_first_admin(
     assert "created admin" not in again.stderr
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_an_admin_created_before_the_first_start_is_the_admin(env: dict[str, str]) -> None:
     made = create_user(env, "alice", "--role", "admin")
     assert made.returncode == 0 and "no admin yet" not in made.stderr, made.stderr
@@ -353,6 +361,7 @@ def test_an_admin_created_before_the_first_start_is_the_admin(env: dict[str, str
     ] == []
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_a_plain_user_named_admin_is_reported_not_made_an_admin(env: dict[str, str]) -> None:
     assert create_user(env, "admin").returncode == 0
     started = first_start(env)
@@ -361,6 +370,7 @@ def test_a_plain_user_named_admin_is_reported_not_made_an_admin(env: dict[str, s
     assert "plugdock user role admin admin" in started.stderr
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_available_says_where_it_looks(tmp_path: Path, env: dict[str, str]) -> None:
     missing = plugdock(env, "available")
     assert missing.returncode == 1

@@ -123,6 +123,7 @@ def test_up_to_date_database_costs_one_query_and_no_alembic(database_url: str) -
     assert float(seconds) < 0.5  # one SELECT (plus the connection)
 
 
+@pytest.mark.slow  # Python processes in parallel
 def test_processes_starting_together_migrate_once(database_url: str) -> None:
     start_at = time.time() + 1.5  # all start importing now, then race for the same instant
     code = f"""

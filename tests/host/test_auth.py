@@ -496,6 +496,7 @@ def _cli(args: list[str], settings: Settings, stdin: str = "") -> subprocess.Com
     )
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_user_cli_creates_lists_and_resets(tmp_path: Path, sqlite_url: str) -> None:
     settings = _settings(tmp_path, sqlite_url)
     created = _cli(
@@ -541,6 +542,7 @@ def _guess(client: TestClient, username: str, password: str) -> int:
     return client.post(LOGIN, json={"username": username, "password": password}).status_code
 
 
+@pytest.mark.slow  # many password hashes
 def test_password_guessing_is_throttled(tmp_path: Path, database_url: str) -> None:
     settings = _settings(tmp_path, database_url)
     with TestClient(create_app(settings)) as client:
@@ -554,6 +556,7 @@ def test_password_guessing_is_throttled(tmp_path: Path, database_url: str) -> No
         assert rows == {"client:testclient": 10, "user:1": 10}  # in the database, shared
 
 
+@pytest.mark.slow  # many password hashes
 def test_a_good_sign_in_of_one_account_clears_nobody_elses_failures(
     tmp_path: Path, database_url: str
 ) -> None:

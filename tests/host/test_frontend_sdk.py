@@ -18,6 +18,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from support import CHATBOT, REPO
 
 WEB = REPO / "web"
@@ -68,6 +70,7 @@ def _tsc(tmp_path: Path, include: list[Path]) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow  # node: tsc or a generator
 def test_committed_sdk_declarations_match_the_sources(tmp_path: Path) -> None:
     fresh = tmp_path / "plugdock-sdk.d.ts"
     subprocess.run(
@@ -89,6 +92,7 @@ def test_committed_sdk_declarations_match_the_sources(tmp_path: Path) -> None:
         assert public in text
 
 
+@pytest.mark.slow  # node: tsc or a generator
 def test_declarations_alone_type_check_a_plugin_and_catch_misuse(tmp_path: Path) -> None:
     good = _tsc(tmp_path, [CHATBOT / "frontend", SDK_DTS])
     assert good.returncode == 0, good.stdout + good.stderr
@@ -107,6 +111,7 @@ def test_declarations_alone_type_check_a_plugin_and_catch_misuse(tmp_path: Path)
     assert "component" in bad.stdout  # a route without its component
 
 
+@pytest.mark.slow  # node: tsc or a generator
 def test_a_new_plugins_ui_type_checks_with_the_declarations_it_ships(tmp_path: Path) -> None:
     """plugdock new copies the SDK's .d.ts into the plugin, and its page uses the SDK."""
     from plugdock.package.scaffold import scaffold
@@ -130,6 +135,7 @@ def _openapi_script():
     return module
 
 
+@pytest.mark.slow  # node: tsc or a generator
 def test_committed_openapi_types_match_the_live_document() -> None:
     fresh = _openapi_script().generate()
     assert fresh == OPENAPI_TS.read_text(encoding="utf-8"), (

@@ -256,6 +256,7 @@ def _cli(args: list[str], settings: Settings) -> subprocess.CompletedProcess[str
     )
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_user_cli_deactivates_activates_and_changes_roles(tmp_path: Path) -> None:
     settings = _settings(tmp_path, f"sqlite:///{tmp_path / 'panel.db'}")
     with TestClient(create_app(settings)) as client:

@@ -421,6 +421,7 @@ def cli(installer: Installer, database_url: str, *args: str) -> subprocess.Compl
     )
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 @SQLITE
 def test_cli_uninstall_dry_run_no_backup_and_restore(chatbot: Installer, database_url: str) -> None:
     installer = chatbot

@@ -223,6 +223,7 @@ def test_api_returns_the_grant_and_a_bigger_upgrade_answers_409_until_granted(
 # ------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_dry_run_lists_permissions_and_upgrade_needs_grant_permissions(
     installer: Installer, tmp_path: Path

@@ -43,6 +43,7 @@ def run_cli(settings, *args: str, failpoints: str | None = None) -> subprocess.C
 
 
 # Kill points before the commit roll back; those after it finish the operation.
+@pytest.mark.slow  # CLI runs in subprocesses, killed
 @pytest.mark.parametrize(
     ("step", "finished"),
     [
@@ -77,6 +78,7 @@ def test_killed_install_is_recovered(installer: Installer, step: str, finished: 
         assert after == before
 
 
+@pytest.mark.slow  # CLI runs in subprocesses, killed
 @pytest.mark.parametrize(
     ("step", "finished"),
     [
@@ -248,6 +250,7 @@ def test_two_instances_sharing_a_database_are_serialized(
         second.engine.dispose()
 
 
+@pytest.mark.slow  # CLI runs in subprocesses, killed
 def test_concurrent_installs_are_serialized(installer: Installer, tmp_path: Path) -> None:
     settings = installer.settings
     ids = ["alpha", "bravo", "charlie"]

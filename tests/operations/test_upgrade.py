@@ -259,7 +259,10 @@ HEALTH_ROUTES = (
 )
 
 
-@pytest.mark.parametrize("mode", ["fail", "hang"])
+@pytest.mark.parametrize(
+    "mode",
+    ["fail", pytest.param("hang", marks=pytest.mark.slow)],  # waits out the timeout
+)
 def test_failing_health_check_rolls_back(
     installer: Installer, tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -289,6 +292,7 @@ def test_failing_health_check_rolls_back(
 
 
 # Kill points before the commit roll back to 1.0.0; the one after it finishes on 1.1.0.
+@pytest.mark.slow  # CLI runs in subprocesses, killed
 @pytest.mark.parametrize(
     ("step", "finished"),
     [

@@ -149,6 +149,7 @@ def test_the_context_holds_nothing_of_the_host(installer: Installer, tmp_path: P
     assert SECRET not in rendered and ADMIN_PASSWORD not in rendered
 
 
+@pytest.mark.slow  # mypy, 20 s with a cold cache
 def test_the_context_type_checks(tmp_path: Path) -> None:
     """Correct use passes mypy; reaching for the host or writing to the context does not."""
     good = tmp_path / "good_hooks.py"

@@ -639,6 +639,7 @@ def test_read_changelog_is_bounded_and_verified(tmp_path: Path) -> None:
         read_changelog(folder)
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 def test_validate_command_with_upgrade_from(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -13,6 +13,7 @@ import types
 import weakref
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Table
 
@@ -37,6 +38,7 @@ def _tables(name: str) -> list[Table]:
     return [o for o in gc.get_objects() if isinstance(o, Table) and o.name == name]
 
 
+@pytest.mark.slow  # installs and full garbage collections
 def test_uninstalled_plugin_code_and_backup_tables_are_freed(tmp_path: Path) -> None:
     pack_into(make_plugin(tmp_path / "src", "keeper"), tmp_path / "modules")
     settings = load_settings(

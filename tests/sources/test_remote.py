@@ -250,6 +250,7 @@ def test_a_server_dying_mid_download_changes_nothing_and_a_later_retry_works(
     assert Installer(installer.settings).install("notes").version == "1.0.0"
 
 
+@pytest.mark.slow  # a CLI run retrying a closed port
 def test_a_server_that_is_down_is_one_clear_error(tmp_path: Path) -> None:
     url = "http://127.0.0.1:9"  # discard port: nothing listens
     settings = host_settings(tmp_path, url, download_retries=2)

@@ -1,4 +1,4 @@
-# The two commands a newcomer needs:  make run   and   make test
+# The two commands a newcomer needs:  make run   and   make test   (make test-fast: a quick subset)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ export PLUGDOCK_HOME ?= $(CURDIR)/instance
 # Two test files at a time: most tests wait on servers, databases and a browser, not the CPU.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test bench lint modules services clean web browser
+.PHONY: run test test-fast bench lint modules services clean web browser
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,15 @@ lint: $(STAMP) $(WEB_DEPS)
 	$(BIN)/lint-imports
 	cd web && npm run --silent typecheck
 	cd web && npm run --silent lint
+
+# The tests that need only the venv and web/node_modules (esbuild packs the plugins' UIs): no
+# database server, browser, plugin process or server socket, and none marked slow (the markers
+# in pyproject.toml, applied in tests/conftest.py). Under a minute on 2 cores. Spread per test,
+# not per file: with servers out, no test waits and one big file would set the pace.
+FAST_MARKERS := not (dbserver or browser or processes or server or slow)
+TEST_FAST_ARGS ?= -n 2 --dist load
+test-fast: $(STAMP) $(WEB_DEPS)
+	$(BIN)/pytest $(TEST_FAST_ARGS) -m "$(FAST_MARKERS)"
 
 # Debian's chromium for the browser tests (tests/browser/).
 browser:

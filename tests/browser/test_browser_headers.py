@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from browser_support import admin_api, sign_in
 from playwright.sync_api import Page, expect
 
+from browser_support import admin_api, sign_in
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from support import CHATBOT, pack_into
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import admin_api, card, nav, sign_in
 from playwright.sync_api import Page, expect
 
+from browser_support import admin_api, card, nav, sign_in
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from support import make_plugin, pack_into
 

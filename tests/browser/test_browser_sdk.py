@@ -15,9 +15,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser_support import admin_api, nav, sign_in
 from playwright.sync_api import Page, expect
 
+from browser_support import admin_api, nav, sign_in
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from plugdock.package import frontend_build
 from support import make_plugin, pack_into

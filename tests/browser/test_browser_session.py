@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser_support import ARTIFACTS, nav, sign_in
 from playwright.sync_api import Page, expect
 
+from browser_support import ARTIFACTS, nav, sign_in
 from panel import ADMIN_PASSWORD, Panel, start_panel
 
 SESSION_COOKIE = "plugdock_session"

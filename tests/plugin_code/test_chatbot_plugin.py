@@ -1038,9 +1038,9 @@ def test_upgrade_from_1_0_keeps_chats_and_counts_their_messages(
 
 @pytest.mark.server  # a panel on loopback
 def test_visitor_rates_in_the_widget_and_admin_sees_it(page: Any, tmp_path: Path) -> None:
-    from browser_support import admin_api, nav, sign_in
     from playwright.sync_api import expect
 
+    from browser_support import admin_api, nav, sign_in
     from panel import ADMIN_PASSWORD, start_panel
     from support import pack_into
 

@@ -374,9 +374,9 @@ def test_publish_review_approve_install_from_a_remote_host(tmp_path: Path) -> No
 @pytest.mark.server  # LiveServer
 def test_a_reviewer_signs_in_opens_a_pending_version_and_approves_it(tmp_path: Path, page) -> None:
     """The review page in Chromium: queue, report, diff, approve; package text stays text."""
-    from browser_support import ARTIFACTS
     from playwright.sync_api import expect
 
+    from browser_support import ARTIFACTS
     from remote_helpers import LiveServer
 
     storage = Storage(tmp_path / "data").ensure()

@@ -119,6 +119,7 @@ def test_killed_uninstall_is_recovered(installer: Installer, step: str, finished
 
 # Killed after its staging folder exists and before the journal names it: nothing to undo,
 # but the folder is left. The next command, even a read-only one, removes it under the lock.
+@pytest.mark.slow  # CLI runs in subprocesses, killed
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # only files: any database
 @pytest.mark.parametrize(
     "point",
@@ -157,6 +158,7 @@ def test_a_kill_before_the_journal_leaves_no_staging_folder(
     assert run_cli(settings, operation, "ai_chatbot").returncode == 0
 
 
+@pytest.mark.slow  # CLI runs in subprocesses
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_running_operations_staging_folder_is_not_debris(
     installer: Installer, tmp_path: Path

@@ -193,6 +193,7 @@ def test_the_plugin_server_refuses_the_upload_and_signing_refuses_the_package(
     assert not marker.exists()
 
 
+@pytest.mark.server  # a panel on loopback
 @SQLITE
 def test_the_panels_upload_answers_422_and_installs_nothing(
     tmp_path: Path, database_url: str

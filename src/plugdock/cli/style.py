@@ -6,7 +6,7 @@ nothing. Every ``typer.Typer`` of the command is made with ``cls=HelpStyle``, wh
 each command it hands out (and on itself): clears a flag's label, and names every
 argument and option value in upper case. Where the parameter's name is not the best
 noun, the declaration sets ``metavar`` itself: ``ID``, ``ID[@VERSION]``, ``FOLDER``,
-``PACKAGE`` (a zip), ``URL``, ``NAME`` (tests/test_cli.py checks the style).
+``PACKAGE`` (a zip), ``URL``, ``NAME`` (tests/cli/test_cli.py checks the style).
 """
 
 from __future__ import annotations

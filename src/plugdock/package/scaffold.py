@@ -31,7 +31,7 @@ def _pascal(plugin_id: str) -> str:
     return "".join(part.capitalize() for part in plugin_id.split("_"))
 
 
-#: @plugdock/sdk's declarations, generated from web/src/sdk (tests/test_frontend_sdk.py).
+#: @plugdock/sdk's declarations, generated from web/src/sdk (tests/host/test_frontend_sdk.py).
 SDK_TYPES = (
     Path(__file__).resolve().parent.parent / "scaffold_template" / "frontend" / "plugdock-sdk.d.ts"
 )

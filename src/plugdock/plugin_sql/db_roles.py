@@ -7,7 +7,7 @@ plugin's tables (plus, on PostgreSQL, the sequences behind their identity column
 no core table.
 
 What the panel's own database user needs besides owning its tables (a superuser or root
-has it all; tests/test_db_roles.py runs a panel with just this):
+has it all; tests/plugin_sql/test_db_roles.py runs a panel with just this):
 
 - PostgreSQL: CREATEROLE, and membership in ``pg_signal_backend`` to end a dropped role's
   sessions (without it they are left running, with every right revoked).

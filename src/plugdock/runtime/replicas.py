@@ -152,7 +152,7 @@ class Heartbeat:
             return
         # One beat at a time, its state read inside: a heartbeat still writing the old
         # generation from a pool thread could otherwise land after a change's forced beat
-        # and show this replica as behind (tests/test_lifecycle_api.py saw it).
+        # and show this replica as behind (tests/host/test_lifecycle_api.py saw it).
         async with self._reporting:
             state = self.served()
             now = time.monotonic()

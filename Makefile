@@ -76,10 +76,11 @@ lint: $(STAMP) $(WEB_DEPS)
 
 # The tests that need only the venv and web/node_modules (esbuild packs the plugins' UIs): no
 # database server, browser, plugin process or server socket, and none marked slow (the markers
-# in pyproject.toml, applied in tests/conftest.py). Under a minute on 2 cores. Spread per test,
-# not per file: with servers out, no test waits and one big file would set the pace.
+# in pyproject.toml, applied in tests/conftest.py). 31-39 s on this 2-core VM when it is quiet.
+# Two files at a time, as make test: one process took 48-54 s; three processes, or single
+# tests spread instead of files, were no faster.
 FAST_MARKERS := not (dbserver or browser or processes or server or slow)
-TEST_FAST_ARGS ?= -n 2 --dist load
+TEST_FAST_ARGS ?= -n 2 --dist loadfile
 test-fast: $(STAMP) $(WEB_DEPS)
 	$(BIN)/pytest $(TEST_FAST_ARGS) -m "$(FAST_MARKERS)"
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from plugdock.core.db import addon_installations
+from plugdock.core.db import addon_installations, connect_read
 from plugdock.core.fsutil import write_json_atomic
 
 REGISTRY_FORMAT = 1
@@ -75,6 +75,12 @@ def _row_to_installation(row: Any) -> Installation:
 def list_installations(conn: Connection) -> list[Installation]:
     rows = conn.execute(select(addon_installations).order_by(addon_installations.c.plugin_id))
     return [_row_to_installation(row) for row in rows]
+
+
+def installations_by_id(engine: Engine) -> dict[str, Installation]:
+    """Every installation, by plugin id, read without waiting for an operation's lock."""
+    with connect_read(engine) as conn:
+        return {i.plugin_id: i for i in list_installations(conn)}
 
 
 def get_installation(conn: Connection, plugin_id: str) -> Installation | None:

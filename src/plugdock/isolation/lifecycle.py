@@ -25,9 +25,8 @@ from typing import TypeVar
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
-from plugdock.core.db import connect_read
 from plugdock.errors import ArrivalFailed, PluginProcessError
-from plugdock.instance.registry import Installation, list_installations
+from plugdock.instance.registry import Installation, installations_by_id
 from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.supervisor import PluginProcesses
 from plugdock.plugin_code.hooks import BeforeCommit, OperationContext
@@ -125,11 +124,6 @@ class SandboxedHooks:
         self.prepared.clear()
 
 
-def installed_rows(engine: Engine) -> dict[str, Installation]:
-    with connect_read(engine) as conn:
-        return {i.plugin_id: i for i in list_installations(conn)}
-
-
 def finish_arrivals(
     hooks: SandboxedHooks, engine: Engine, undo_install: Callable[[str], object]
 ) -> dict[str, tuple[Installation, ChildProcess]]:
@@ -139,7 +133,7 @@ def finish_arrivals(
     install of the call (a dependency plan stands or falls as one, as in the panel) and
     raises; a failed ``on_upgrade`` raises (the upgrade stays).
     """
-    rows = installed_rows(engine)
+    rows = installations_by_id(engine)
     arriving = [
         (plugin_id, prepared, rows[plugin_id])
         for plugin_id, prepared in list(hooks.prepared.items())
@@ -184,7 +178,7 @@ def run_sandboxed(
     processes = PluginProcesses(settings, engine)
     hooks = SandboxedHooks(processes)
     try:
-        row = installed_rows(engine).get(leaving) if leaving is not None else None
+        row = installations_by_id(engine).get(leaving) if leaving is not None else None
         if row is not None:
             hooks.leave(
                 row.plugin_id,

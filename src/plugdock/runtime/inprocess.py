@@ -16,8 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from plugdock.config import Settings
-from plugdock.core.db import connect_read
-from plugdock.instance.registry import Installation, list_installations
+from plugdock.instance.registry import Installation, installations_by_id
 from plugdock.plugin_code.hooks import (
     OperationContext,
     check_and_run_hooks,
@@ -149,8 +148,7 @@ class InProcessOperation:
             self.prepared[ctx.plugin_id] = backend
 
     def after_commit(self) -> dict[str, tuple[Installation, Any]]:
-        with connect_read(self.runner.engine) as conn:
-            rows = {i.plugin_id: i for i in list_installations(conn)}
+        rows = installations_by_id(self.runner.engine)
         arrived: dict[str, tuple[Installation, Any]] = {}
         for plugin_id, backend in self.prepared.items():
             row = rows.get(plugin_id)

@@ -94,12 +94,15 @@ class Mounts:
         self.runner.stop(mounted)
         self.routes_changed()
 
-    def fail(self, plugin_id: str, why: str) -> None:
-        """A served plugin broke (its process gave up, a hook failed): unserved, failed."""
+    def fail(self, plugin_id: str, why: str, operation_id: str | None = None) -> None:
+        """A plugin broke (its process gave up, a hook failed after the commit): unserved,
+        and failed for ``operation_id`` (default: the installation it was served from)."""
         mounted = self.mounted.get(plugin_id)
-        if mounted is not None:
+        if operation_id is None and mounted is not None:
+            operation_id = mounted.installation.operation_id
+        if operation_id is not None:
             self.unmount(plugin_id)
-            self.failed[plugin_id] = (mounted.installation.operation_id, why)
+            self.failed[plugin_id] = (operation_id, why)
 
     def routes_changed(self) -> None:
         self.app.openapi_schema = None  # regenerated on the next /openapi.json

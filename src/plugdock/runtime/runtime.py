@@ -39,7 +39,7 @@ from plugdock.core.db import connect_read, current_generation
 from plugdock.instance.journal import read_journal
 from plugdock.instance.locking import wait_for_operation
 from plugdock.instance.notify import ChangeListener
-from plugdock.instance.registry import Installation, list_installations
+from plugdock.instance.registry import installations_by_id, list_installations
 from plugdock.operations.materialize import code_is_current, needs_sync, sync_code
 from plugdock.operations.workspace import Workspace
 from plugdock.plugin_code.hooks import BeforeCommit
@@ -260,7 +260,7 @@ class PluginRuntime:
         plugin an uninstall removes (a sandboxed ``on_uninstall`` runs before it starts).
         """
         async with self.lock:
-            row = self._installed_rows().get(leaving) if leaving is not None else None
+            row = installations_by_id(self.engine).get(leaving) if leaving is not None else None
             hooks = self.mounts.runner.operation(self.mounts.served_besides, row)
             try:
                 await run_in_threadpool(hooks.before_operation)
@@ -269,11 +269,10 @@ class PluginRuntime:
             except BaseException:
                 failures = hooks.failed_after_commit()
                 if failures:  # committed, but its hook failed: installed, not served
-                    rows = self._installed_rows()
+                    rows = installations_by_id(self.engine)
                     for plugin_id, why in failures.items():
                         if plugin_id in rows:
-                            self.mounts.unmount(plugin_id)
-                            self.mounts.failed[plugin_id] = (rows[plugin_id].operation_id, why)
+                            self.mounts.fail(plugin_id, why, rows[plugin_id].operation_id)
                     self.reconcile()
                 raise
             finally:
@@ -284,10 +283,6 @@ class PluginRuntime:
             self.reconcile()
             await self.mounts.runner.settled()  # the answer comes once they serve
         return result
-
-    def _installed_rows(self) -> dict[str, Installation]:
-        with connect_read(self.engine) as conn:
-            return {i.plugin_id: i for i in list_installations(conn)}
 
     # ------------------------------------------------------------ reporting
 

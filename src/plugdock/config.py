@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         10.0, gt=0, description="a replica without a heartbeat for this long counts as gone"
     )
     lock_timeout: float = 60.0
+    # Slow clients (plugdock.core.slow_clients): a request's headers, then its body, must
+    # arrive within these; past them the connection gets 408 and is closed.
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds from a request's first byte until its headers are in"
+    )
+    body_timeout: float = Field(
+        120.0, gt=0, description="seconds from a request's headers until its whole body is in"
+    )
 
     # Remote source and trust (see docs/publishing.md).
     signature_policy: SignaturePolicy | None = None

@@ -238,6 +238,7 @@ def serve(
     """Run the panel: core API, marketplace, and every installed plugin, live."""
     import uvicorn
 
+    from plugdock.core.slow_clients import SlowClientGuard
     from plugdock.host.app import log_config
     from plugdock.runtime.recycle import KEEP_ALIVE_SECONDS, SUPERVISED_ENV
 
@@ -263,6 +264,7 @@ def serve(
         forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         log_level="info",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,  # longer than clients keep idle connections
+        http=SlowClientGuard,  # header and body deadlines (PLUGDOCK_HEADER/BODY_TIMEOUT)
         # Root at WARNING (INFO with -v), not the CLI's ERROR: warnings must reach the log.
         log_config=log_config(min(logging.getLogger().level, logging.WARNING)),
     )

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from plugdock import __version__
 from plugdock.config import Settings, load_settings
+from plugdock.core import slow_clients
 from plugdock.core.db import make_engine
 from plugdock.core.headers import SecurityHeadersMiddleware, install_docs
 from plugdock.host import (
@@ -42,6 +43,10 @@ log = logging.getLogger("plugdock.host")
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the panel for one instance. ``uvicorn --factory plugdock.host.app:create_app``."""
     settings = settings or load_settings()
+    # Runs in every worker: uvicorn's protocol there reads the deadlines of this process.
+    slow_clients.configure(
+        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout
+    )
     prepare_home(settings)  # 0700 when new; a warning when an existing one is open to others
     engine = make_engine(settings.db_url)
 

@@ -756,6 +756,11 @@ export interface components {
         };
         /** LoginRequest */
         LoginRequest: {
+            /**
+             * Device Token
+             * @description The device_token of this client's last sign-in to the account: wrong guesses from elsewhere do not lock it out.
+             */
+            device_token?: string | null;
             /** Password */
             password: string;
             /**
@@ -933,6 +938,11 @@ export interface components {
         TokenResponse: {
             /** Access Token */
             access_token: string;
+            /**
+             * Device Token
+             * @description Send it as device_token with this account's next sign-in.
+             */
+            device_token: string;
             /**
              * Expires In
              * @description Seconds until the token expires.

@@ -287,8 +287,9 @@ def test_children_together_past_the_memory_limit_stop_the_plugin(
 
     assert entry["error"].startswith("stopped: used "), entry
     assert f"limit {MEMORY_MB} MiB" in entry["error"], entry
-    answer = admin.get("/api/v1/memhog/ping")
-    assert answer.status_code in (404, 503), answer.text
+    answer = admin.get("/api/v1/memhog/ping")  # not started again: it says why
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["detail"].startswith("memhog is not running: stopped: used"), answer.text
     assert_panel_serves(admin)
 
 

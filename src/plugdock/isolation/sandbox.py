@@ -193,7 +193,12 @@ def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
             "a host user of its own, never as root"
         )
     sources: list[str] = []
-    fd = seccomp.program_fd()
+    try:
+        fd = seccomp.program_fd()
+    except (OSError, RuntimeError) as exc:  # pyseccomp could not load libseccomp.so.2
+        raise SandboxUnavailable(
+            f"the seccomp filter cannot be built ({exc}): apt-get install libseccomp2"
+        ) from exc
     args = _command(sandbox, argv, sources if sandbox.user is not None else None, fd)
     return Launch(args, _prepare(sandbox, sources), fd)
 

@@ -123,7 +123,11 @@ def _tmpfs_used(path: str) -> int:
 
 
 def folder_bytes(folder: Path) -> int:
-    """Disk blocks taken by ``folder`` and everything in it; links are not followed."""
+    """Disk blocks taken by ``folder`` and everything in it; links are not followed.
+
+    A file counts its data blocks at most: a sparse file only what it holds, and never
+    the file system's blocks that index it, so a file as large as the quota fits it.
+    """
     total = 0
     todo = [str(folder)]
     while todo:
@@ -136,7 +140,10 @@ def folder_bytes(folder: Path) -> int:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            total += info.st_blocks * 512
+            used = info.st_blocks * 512
+            if stat.S_ISREG(info.st_mode):  # a file's data, not the file system's own blocks
+                used = min(used, -(-info.st_size // 4096) * 4096)  # (an extent tree, say)
+            total += used
             if stat.S_ISDIR(info.st_mode):
                 todo.append(entry.path)
     return total

@@ -120,7 +120,16 @@ class Settings(BaseSettings):
     plugin_memory_mb: int = Field(
         512,
         ge=64,
-        description="address space a plugin process may use (MiB); past it, allocations fail",
+        description=(
+            "memory of one plugin (MiB): each of its processes' address space, and the "
+            "watchdog's limit for its whole process tree plus its /tmp and /dev/shm"
+        ),
+    )
+    plugin_processes: int = Field(
+        64, ge=8, le=4096, description="processes (threads count) one plugin may run"
+    )
+    plugin_data_mb: int = Field(
+        1024, ge=1, description="what a plugin's data folder may hold (MiB); past it, stopped"
     )
     plugin_timeout: float = Field(
         30.0, gt=0, description="seconds a plugin process may take to answer a request (then 504)"

@@ -105,6 +105,9 @@ class InstalledPlugin(UpdateOffer, Permissions):
     state: str = Field(description="'mounted', 'failed', 'disabled' or 'no backend'")
     routes: list[str] = []
     error: str | None = None
+    limits: str | None = Field(
+        None, description="process mode: what holds the plugin to its memory, processes, data"
+    )
     replicas: PluginReplicas | None = None
 
 
@@ -266,6 +269,7 @@ async def installed(request: Request, user: sdk.CurrentUser) -> list[InstalledPl
             state=_state(i, status),
             routes=list(served.routes) if served else [],
             error=hide(served.error) if served and served.error else None,
+            limits=served.limits if served else None,
             **offers.get(i.plugin_id, UpdateOffer()).model_dump(),
             replicas=_plugin_replicas(
                 i.plugin_id, generation, replicas, hide=hide, named=user.is_admin

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from plugdock.errors import PluginProcessError
+from plugdock.isolation.plugin_log import copy_log
 from plugdock.isolation.protocol import SOCKET_NAME
 from plugdock.isolation.sandbox import Sandbox, launch
 
@@ -32,18 +33,7 @@ _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugdock-spawn"
 
 START_TIMEOUT = 30.0  # import of the plugin's backend, on a loaded machine
 HOOK_TIMEOUT = 120.0
-
-
-LOG_KEEP = 10 << 20  # a plugin's log is started afresh past this size
-
-
-def _keep_log_small(path: Path) -> None:
-    """A plugin writes its log as it likes; past ``LOG_KEEP`` it starts again (one old copy)."""
-    try:
-        if path.stat().st_size > LOG_KEEP:
-            path.replace(path.with_name(path.name + ".1"))
-    except FileNotFoundError:
-        pass
+LOG_DRAIN = 5.0  # at most this long for the log of a process that ended to be copied
 
 
 class ChildProcess:
@@ -72,19 +62,33 @@ class ChildProcess:
         order = {**order, "fd": listener.fileno()}
         argv = [sys.executable, "-m", "plugdock.isolation.child", json.dumps(order)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        _keep_log_small(log_path)
-        with open(log_path, "ab") as log, listener:
-            start = launch(sandbox, argv)
-            self.process = _SPAWNER.submit(
-                subprocess.Popen,
-                start.args,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                preexec_fn=start.preexec,
-                close_fds=True,
-                pass_fds=(listener.fileno(),),
-            ).result()
+        # Its log goes through the panel, which rotates it (plugdock.isolation.plugin_log).
+        log_read, log_write = os.pipe2(os.O_CLOEXEC)
+        with listener:
+            try:
+                start = launch(sandbox, argv)
+            except BaseException:
+                os.close(log_read)
+                os.close(log_write)
+                raise
+            try:
+                self.process = _SPAWNER.submit(
+                    subprocess.Popen,
+                    start.args,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log_write,
+                    preexec_fn=start.preexec,
+                    close_fds=True,
+                    pass_fds=(listener.fileno(), start.seccomp_fd),
+                ).result()
+            except BaseException:
+                os.close(log_read)
+                raise
+            finally:
+                os.close(start.seccomp_fd)
+                os.close(log_write)
+        self._log = copy_log(log_read, log_path)
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []
         self.openapi: dict[str, Any] = {}  # the router's OpenAPI paths and schemas
@@ -162,6 +166,8 @@ class ChildProcess:
             state = "killed by SIGKILL"
         else:
             state = f"exited with status {code}"
+        if code is not None:  # its last words may still be in the pipe: copied once all its
+            self._log.join(LOG_DRAIN)  # processes have closed it (they die with it)
         tail = self.log_tail()
         return f"the plugin process {state}" + (f": {tail}" if tail else "")
 

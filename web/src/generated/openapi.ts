@@ -706,6 +706,11 @@ export interface components {
             installed_at: string;
             /** Installed By */
             installed_by: string | null;
+            /**
+             * Limits
+             * @description process mode: what holds the plugin to its memory, processes, data
+             */
+            limits?: string | null;
             /** Name */
             name: string;
             /**

@@ -181,8 +181,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-def install(app: FastAPI) -> None:
-    """Serve the web UI from ``app``: static files, bundles, the manifest, the SPA fallback."""
+def install_plugin_assets(app: FastAPI) -> None:
+    """Serve the plugins' UI bundles and their list (any host, embedded or the panel)."""
     app.include_router(router)
+
+
+def install_shell(app: FastAPI) -> None:
+    """Serve the reference panel's web UI: static files and the SPA fallback."""
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     app.add_exception_handler(404, _not_found)

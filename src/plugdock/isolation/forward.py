@@ -206,9 +206,11 @@ async def _authenticate(scope: Scope) -> sdk.User | HTTPException | None:
     """The host's verdict on the request's credentials, computed once in the panel."""
     request = Request(scope)
     state = sdk.host_state(request.app)
-    if state.authenticate is None:
-        return None
     try:
+        if state.user_of is not None:
+            return await state.user_of(request)
+        if state.authenticate is None:
+            return None
         return await run_in_threadpool(state.authenticate, request)
     except HTTPException as refused:
         return refused

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         le=(1 << 31) - 65536,
         description="first of the 65,536 host uids/gids a root panel runs plugin processes as",
     )
+    # How long one lifecycle hook (on_install, on_upgrade, on_uninstall) may run before the
+    # operation gives up on it and fails (plugdock.plugin_code.hook_time; docs/isolation.md).
+    hook_timeout: float = Field(
+        60.0, gt=0, description="seconds a plugin's on_install/on_upgrade/on_uninstall may run"
+    )
     # How long a plugin's declared health path may take to answer during install/upgrade.
     health_timeout: float = Field(5.0, gt=0)
 

@@ -185,8 +185,11 @@ export const marketplace = {
       version,
       grant,
     } satisfies Schemas["UpgradeRequest"]),
-  uninstall: (id: string, backup: boolean) =>
-    request<UninstallResponse>("DELETE", `/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}`),
+  uninstall: (id: string, backup: boolean, force = false) =>
+    request<UninstallResponse>(
+      "DELETE",
+      `/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}&force=${force}`,
+    ),
   setEnabled: (id: string, enabled: boolean) =>
     request<ToggleResponse>("POST", `/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
   upload: (file: File, grant: string[] = []) => {

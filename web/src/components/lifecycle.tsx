@@ -89,10 +89,10 @@ export function useLifecycle(reload: () => Promise<void>) {
     });
   };
 
-  const uninstall = (target: Target, backup: boolean) => {
+  const uninstall = (target: Target, backup: boolean, force: boolean) => {
     setRemoving(null);
     return run(target, "uninstall", "uninstall", async () => {
-      const result = await marketplace.uninstall(target.id, backup);
+      const result = await marketplace.uninstall(target.id, backup, force);
       const saved = result.backup ? `; backup saved as ${result.backup}` : "";
       return withWarnings(`${result.message}${saved}`, result.warnings);
     });
@@ -158,7 +158,7 @@ export function useLifecycle(reload: () => Promise<void>) {
       <UninstallDialog
         target={removing}
         onCancel={() => setRemoving(null)}
-        onConfirm={(backup) => removing && void uninstall(removing, backup)}
+        onConfirm={(backup, force) => removing && void uninstall(removing, backup, force)}
       />
     </>
   );

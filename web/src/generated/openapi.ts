@@ -1813,6 +1813,8 @@ export interface operations {
             query?: {
                 /** @description write the plugin's rows to instance/backups first */
                 backup?: boolean;
+                /** @description run none of the plugin's code (no on_uninstall), stop waiting for a hung hook of it; audited as forced */
+                force?: boolean;
             };
             header?: never;
             path: {

@@ -85,6 +85,10 @@ def install(
             console.print(table)
             for item in planned:
                 _print_permissions(f"{item.plugin_id} {item.version}", item.permissions)
+            if settings.full_rights_notice:
+                console.print(
+                    f"[yellow]full rights:[/] {settings.full_rights_notice}", highlight=False
+                )
             return
         result = _with_hooks(
             installer,

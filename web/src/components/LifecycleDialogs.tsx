@@ -71,6 +71,7 @@ export function InstallPlanDialog({
         {target?.name} needs other plugins. They are installed first, in this order, as one operation: if one fails,
         none is installed.
       </p>
+      {plan?.full_rights && <p className="full-rights-note">{plan.full_rights}</p>}
       <ol className="plan-list" aria-label="Install plan">
         {steps.map((step) => (
           <li key={step.plugin_id}>

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import plugdock
 
 from support import make_plugin, pack_into
 
@@ -21,16 +20,6 @@ REFUSING = (
     "def on_uninstall(ctx):\n"
     "    raise RuntimeError('I refuse to leave')\n"
 )
-
-
-def plugdock(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "plugdock", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.slow  # CLI runs in subprocesses

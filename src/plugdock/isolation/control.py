@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from plugdock.errors import PluginProcessError
+from plugdock.errors import HookTimeoutError, PluginProcessError
 from plugdock.isolation.plugin_log import copy_log
 from plugdock.isolation.protocol import SOCKET_NAME
 from plugdock.isolation.sandbox import Sandbox, launch
+from plugdock.plugin_code.hook_time import abortable
 
 # bubblewrap's --die-with-parent ends the plugin process when the *thread* that started it
 # ends, and the event loop's worker threads end when idle: every plugin process is started
@@ -32,7 +34,6 @@ from plugdock.isolation.sandbox import Sandbox, launch
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugdock-spawn")
 
 START_TIMEOUT = 30.0  # import of the plugin's backend, on a loaded machine
-HOOK_TIMEOUT = 120.0
 LOG_DRAIN = 5.0  # at most this long for the log of a process that ended to be copied
 
 
@@ -137,10 +138,40 @@ class ChildProcess:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def hook(self, operation: str, version: str, from_version: str | None = None) -> None:
-        """Run ``on_<operation>`` in the plugin process; PluginProcessError if it raised."""
+    def hook(
+        self, operation: str, version: str, timeout: float, from_version: str | None = None
+    ) -> None:
+        """Run ``on_<operation>`` in the plugin process; PluginProcessError if it raised.
+
+        Past ``timeout`` seconds, or when a forced uninstall aborts the wait
+        (:mod:`plugdock.plugin_code.hook_time`), the process is killed and
+        :class:`HookTimeoutError` raised.
+        """
         self._send(cmd="hook", operation=operation, version=version, from_version=from_version)
-        answer = self._answer(HOOK_TIMEOUT, f"running on_{operation}")
+        aborted = threading.Event()
+
+        def abort() -> None:  # from another thread: a signal only, the pipes stay ours
+            aborted.set()
+            self.interrupt()
+
+        deadline = time.monotonic() + timeout
+        try:
+            with abortable(self.plugin_id, abort):
+                answer = self._answer(timeout, f"running on_{operation}")
+        except PluginProcessError as exc:
+            self.kill()
+            if aborted.is_set():
+                raise HookTimeoutError(
+                    f"{self.plugin_id}: on_{operation} did not finish: a forced uninstall "
+                    "stopped it"
+                ) from exc
+            if time.monotonic() >= deadline:  # not a crash: out of time
+                raise HookTimeoutError(
+                    f"{self.plugin_id}: on_{operation} did not finish: it ran past the hook "
+                    f"time limit of {timeout:g} s (PLUGDOCK_HOOK_TIMEOUT); its process was "
+                    "killed"
+                ) from exc
+            raise
         if answer.get("event") != "done":
             raise PluginProcessError(f"{self.plugin_id}: {answer.get('error', answer)}")
 
@@ -151,6 +182,11 @@ class ChildProcess:
         if answer.get("event") != "serving":
             self.kill()
             raise PluginProcessError(f"{self.plugin_id}: {answer.get('error', answer)}")
+
+    def interrupt(self) -> None:
+        """SIGKILL, safe from any thread: the thread waiting on its answer sees it end."""
+        if self.process.poll() is None:
+            self.process.kill()
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -207,6 +207,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/marketplace/isolation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Isolation
+         * @description Where plugin code runs here, and what that means (the upload dialog says it).
+         */
+        get: operations["isolation_api_v1_marketplace_isolation_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/marketplace/plan/install/{plugin_id}": {
         parameters: {
             query?: never;
@@ -521,6 +541,11 @@ export interface components {
              * @description null when not installed
              */
             enabled?: boolean | null;
+            /**
+             * Full Rights
+             * @description set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): in plain words, that the plugin would run with the panel's full rights
+             */
+            full_rights?: string | null;
             /** Icon */
             icon: string;
             /** Id */
@@ -626,6 +651,11 @@ export interface components {
         };
         /** InstallPlan */
         InstallPlan: {
+            /**
+             * Full Rights
+             * @description set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): in plain words, that the plugin would run with the panel's full rights
+             */
+            full_rights?: string | null;
             /** Plugin Id */
             plugin_id: string;
             /**
@@ -758,6 +788,19 @@ export interface components {
             update_problem?: string | null;
             /** Version */
             version: string;
+        };
+        /** Isolation */
+        Isolation: {
+            /**
+             * Full Rights
+             * @description set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): in plain words, that the plugin would run with the panel's full rights
+             */
+            full_rights?: string | null;
+            /**
+             * Mode
+             * @description where plugin backends run: 'inprocess' or 'process'
+             */
+            mode: string;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -1649,6 +1692,26 @@ export interface operations {
             };
         };
     };
+    isolation_api_v1_marketplace_isolation_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Isolation"];
+                };
+            };
+        };
+    };
     install_plan_api_v1_marketplace_plan_install__plugin_id__get: {
         parameters: {
             query?: {
@@ -1828,6 +1891,8 @@ export interface operations {
             query?: {
                 /** @description write the plugin's rows to instance/backups first */
                 backup?: boolean;
+                /** @description run none of the plugin's code (no on_uninstall), stop waiting for a hung hook of it; audited as forced */
+                force?: boolean;
             };
             header?: never;
             path: {

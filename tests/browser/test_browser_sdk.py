@@ -85,7 +85,7 @@ function Probe(props: PluginComponentProps) {
       } catch (error) {
         out.push(`own: ${describe(error)}`);
       }
-      await request("POST", "/api/v1/sdk-probe/echo", { body: { n: 2 } }); // after the shell's check
+      await request("POST", "/api/v1/sdk-probe/echo", { body: { n: 2 } }); // after the check
       out.push(`after 401: ${currentUser()?.username ?? "signed out"}`);
       setLines(out);
     })();

@@ -220,8 +220,7 @@ def plugin_bundle(plugin_id: str, operation_id: str, request: Request) -> FileRe
                 return FileResponse(
                     path,
                     media_type="application/javascript",
-                    headers={"Cache-Control": "public, max-age=31536000, immutable"}
-                    | _PUBLIC_CORS,
+                    headers={"Cache-Control": "public, max-age=31536000, immutable"} | _PUBLIC_CORS,
                 )
     raise NotFoundError(f"no UI bundle for {plugin_id!r} at this address")
 

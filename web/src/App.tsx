@@ -44,17 +44,17 @@ function ownPages(plugin: LoadedPlugin): string[] {
 }
 
 /** A route object that changes only when its contents do (each change is a message to the frame). */
-function useFrameRoute(index: number, path: string, params: Record<string, string>): FrameRoute {
-  const key = JSON.stringify([index, path, params]);
+function useFrameRoute(visit: number, index: number, path: string, params: Record<string, string>): FrameRoute {
+  const key = JSON.stringify([visit, index, path, params]);
   // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed by the contents, not the object
-  return React.useMemo(() => ({ index, path, params }), [key]);
+  return React.useMemo(() => ({ visit, index, path, params }), [key]);
 }
 
 /** The plugins' widgets: a frame each (or, for ui:same-origin plugins, in this page); on every page. */
 function Widgets({ user }: { user: PluginComponentProps["user"] }) {
   const { plugins } = usePlugins();
   const path = usePath();
-  const route = useFrameRoute(-1, path, {});
+  const route = useFrameRoute(0, -1, path, {});
   return (
     <div className="widgets">
       {plugins.flatMap((plugin) =>
@@ -82,18 +82,40 @@ function Widgets({ user }: { user: PluginComponentProps["user"] }) {
   );
 }
 
-interface FramedPageProps {
+/** The framed plugin page the shell shows now. */
+interface ActivePage {
   plugin: LoadedPlugin;
   index: number;
   path: string;
   params: Record<string, string>;
-  user: PluginComponentProps["user"];
   title: string;
 }
 
-/** A framed plugin's page; one frame per plugin, told about route changes within it. */
-function FramedPage({ plugin, index, path, params, user, title }: FramedPageProps) {
-  const route = useFrameRoute(index, path, params);
+interface Shown {
+  active: boolean;
+  visit: number;
+  index: number;
+  path: string;
+  params: Record<string, string>;
+}
+
+/** One plugin's page frame: told about each route change while shown, kept while hidden. */
+function FramedPage(props: { plugin: LoadedPlugin; page: ActivePage | null; user: PluginComponentProps["user"] }) {
+  const { plugin, page, user } = props;
+  const [shown, setShown] = React.useState<Shown>({ active: false, visit: 0, index: 0, path: "", params: {} });
+  let current = shown;
+  if (page) {
+    const same = shown.active && shown.index === page.index && shown.path === page.path;
+    if (!same || JSON.stringify(shown.params) !== JSON.stringify(page.params)) {
+      const visit = shown.active ? shown.visit : shown.visit + 1; // shown again: a fresh mount
+      current = { active: true, visit, index: page.index, path: page.path, params: page.params };
+      setShown(current);
+    }
+  } else if (shown.active) {
+    current = { ...shown, active: false };
+    setShown(current);
+  }
+  const route = useFrameRoute(current.visit, current.index, current.path, current.params);
   return (
     <PageFrame
       pluginName={plugin.name}
@@ -103,8 +125,41 @@ function FramedPage({ plugin, index, path, params, user, title }: FramedPageProp
       corePages={CORE_PATHS}
       user={user}
       route={route}
-      title={title}
+      title={page?.title ?? plugin.name}
+      hidden={!page}
     />
+  );
+}
+
+/** How many framed plugins keep their page frame while another page shows. */
+const KEPT_FRAMES = 4;
+
+/**
+ * The framed plugins' pages: a frame per plugin, kept (hidden) after the user leaves it, so
+ * coming back is a message to a loaded frame rather than a new document, React and bundle.
+ */
+function FramedPages({ active, user }: { active: ActivePage | null; user: PluginComponentProps["user"] }) {
+  const { plugins } = usePlugins();
+  const [kept, setKept] = React.useState<string[]>([]);
+  const url = active?.plugin.frameUrl;
+  let list = kept;
+  if (url && list[list.length - 1] !== url) {
+    list = [...list.filter((u) => u !== url), url].slice(-KEPT_FRAMES);
+    setKept(list);
+  }
+  return (
+    <>
+      {plugins
+        .filter((plugin) => list.includes(plugin.frameUrl))
+        .map((plugin) => (
+          <FramedPage
+            key={plugin.frameUrl}
+            plugin={plugin}
+            page={active?.plugin.frameUrl === plugin.frameUrl ? active : null}
+            user={user}
+          />
+        ))}
+    </>
   );
 }
 
@@ -150,6 +205,7 @@ export function App() {
   }
 
   let page: React.ReactNode;
+  let framed: ActivePage | null = null;
   if (path === "/login") {
     page = null;
   } else if (core) {
@@ -157,20 +213,13 @@ export function App() {
   } else if (found) {
     const { plugin, route, index, params } = found;
     const Page = route.component;
+    if (!Page && !(route.adminOnly && user.role !== "admin")) {
+      framed = { plugin, index, path, params, title: route.title ?? plugin.name };
+    }
     page =
       route.adminOnly && user.role !== "admin" ? (
         <NotFoundPage forbidden />
-      ) : !Page ? (
-        <FramedPage
-          key={plugin.frameUrl}
-          plugin={plugin}
-          index={index}
-          path={path}
-          params={params}
-          user={sdkUser}
-          title={route.title ?? plugin.name}
-        />
-      ) : (
+      ) : !Page ? null : (
         <ErrorBoundary key={`${plugin.url}|${route.path}`} label={`The page of ${plugin.name}`}>
           <React.Suspense fallback={<p role="status">Loading…</p>}>
             <Page api={api} user={sdkUser} navigate={navigate} pluginId={plugin.id} path={path} params={params} />
@@ -191,6 +240,7 @@ export function App() {
     <>
       <Layout user={user} onLogout={() => void logout()}>
         {page}
+        <FramedPages active={framed} user={sdkUser} />
       </Layout>
       <Widgets user={sdkUser} />
       <Toasts />

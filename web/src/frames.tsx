@@ -46,7 +46,7 @@ window.addEventListener("message", (event: MessageEvent<{ type?: unknown }>) => 
 });
 
 function frameSrc(frameUrl: string, kind: FrameKind, index = 0): string {
-  return `${frameUrl}?kind=${kind}&index=${index}`;
+  return `${frameUrl}${frameUrl.includes("?") ? "&" : "?"}kind=${kind}&index=${index}`;
 }
 
 /** Hand `source` (a frame the shell made) a new port with what it renders first. */
@@ -228,7 +228,7 @@ function useFrame(
 }
 
 /** A plugin page: a frame as wide as the page area and as tall as its content. */
-export function PageFrame(props: FrameProps & { title: string }) {
+export function PageFrame(props: FrameProps & { title: string; hidden: boolean }) {
   const iframe = React.useRef<HTMLIFrameElement>(null);
   const [height, setHeight] = React.useState(0);
   useFrame(iframe, props, { onSize: (h) => setHeight(Math.min(Math.max(0, Math.ceil(h)), 100_000)) });
@@ -239,6 +239,7 @@ export function PageFrame(props: FrameProps & { title: string }) {
       title={props.title}
       sandbox={FRAME_SANDBOX}
       src={frameSrc(props.frameUrl, "page")}
+      hidden={props.hidden}
       style={{ height }}
       data-plugin-frame={props.grant.pluginId}
     />

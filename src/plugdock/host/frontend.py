@@ -31,10 +31,11 @@ and its API routes check the user (``plugdock.sdk.require_admin``)::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -43,6 +44,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from plugdock import sdk
 from plugdock.core.headers import frame_policy, policy, shell_policy
@@ -67,6 +69,7 @@ _NOT_SHELL = ("/api/", "/static/", "/plugins/", "/plugins-ui/")
 CORE_READS = {USERS_READ: ["/api/v1/users"]}
 #: Public, immutable-by-URL files a sandboxed frame imports as module scripts (CORS).
 _PUBLIC_CORS = {"Access-Control-Allow-Origin": "*"}
+_PRELOAD_MARK = "<!-- %BUNDLE_PRELOAD% -->"
 
 _PLUGIN_ID = re.compile(PLUGIN_ID_PATTERN)
 _OPERATION_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -176,7 +179,7 @@ def frontend_plugins(request: Request, response: Response) -> list[FrontendPlugi
             version=i.version,
             operation_id=i.operation_id,
             bundle_url=BUNDLE_URL.format(plugin_id=i.plugin_id, operation_id=i.operation_id),
-            frame_url=FRAME_URL.format(plugin_id=i.plugin_id, operation_id=i.operation_id),
+            frame_url=frame_url(i.plugin_id, i.operation_id),
             same_origin=UI_SAME_ORIGIN in i.permissions,
             api_routes=_bridge_routes(request, i.plugin_id),
             core_reads=[path for p in i.permissions for path in CORE_READS.get(p, [])],
@@ -249,21 +252,49 @@ def plugin_frame(plugin_id: str, operation_id: str, request: Request) -> Respons
         html = (STATIC_DIR / "frame.html").read_text(encoding="utf-8")
     except FileNotFoundError:
         raise NotFoundError("the web UI is not built (make web)") from None
-    # Only the panel may frame it (an iframe elsewhere would be a clickjacking target).
+    # The bundle starts loading with the frame's own modules, not after them.
+    bundle = BUNDLE_URL.format(plugin_id=plugin_id, operation_id=operation_id)
+    html = html.replace(_PRELOAD_MARK, f'<link rel="modulepreload" href="{bundle}" />')
+    # Only the panel may frame it (an iframe elsewhere would be a clickjacking target). The
+    # manifest's URL names the build (?b=): that answer may be cached like the bundle.
+    fresh = request.query_params.get("b") == frame_build(html)
     headers = {
-        "Cache-Control": "no-cache",
+        "Cache-Control": "private, max-age=31536000, immutable" if fresh else "no-cache",
         "Content-Security-Policy": frame_policy(html),
         "X-Frame-Options": "SAMEORIGIN",
     }
     return HTMLResponse(html, headers=headers)
 
 
-class _PublicStatic(StaticFiles):
-    """The shell's files, readable by the plugins' sandboxed frames (opaque origin: CORS)."""
+def frame_build(html: str) -> str:
+    """A short digest of the frame document: it changes with every build of the web UI."""
+    return hashlib.sha256(html.encode("utf-8")).hexdigest()[:12]
 
-    def file_response(self, *args: Any, **kwargs: Any) -> Response:
-        response = super().file_response(*args, **kwargs)
+
+def frame_url(plugin_id: str, operation_id: str) -> str:
+    """The frame document's address for this installation and this build of the web UI."""
+    try:
+        html = (STATIC_DIR / "frame.html").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        html = ""
+    bundle = BUNDLE_URL.format(plugin_id=plugin_id, operation_id=operation_id)
+    html = html.replace(_PRELOAD_MARK, f'<link rel="modulepreload" href="{bundle}" />')
+    url = FRAME_URL.format(plugin_id=plugin_id, operation_id=operation_id)
+    return f"{url}?b={frame_build(html)}"
+
+
+class _PublicStatic(StaticFiles):
+    """The shell's files, readable by the plugins' sandboxed frames (opaque origin: CORS).
+
+    The import map and the pages name them with a content hash (``?v=``): such an answer
+    never changes, so the browser keeps it (a frame then loads without a request).
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
         response.headers.update(_PUBLIC_CORS)
+        if response.status_code == 200 and b"v=" in scope.get("query_string", b""):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         return response
 
 

@@ -132,7 +132,7 @@ function render(): void {
     if (!def) return;
     const Page = def.component;
     element = (
-      <ErrorBoundary key={def.path} label={`The page of ${name}`}>
+      <ErrorBoundary key={`${def.path}#${route.visit}`} label={`The page of ${name}`}>
         <React.Suspense fallback={<p role="status">Loading…</p>}>
           <Page {...common} path={route.path} params={route.params} />
         </React.Suspense>

@@ -13,6 +13,8 @@ export type FrameKind = "page" | "widget" | "describe";
 
 /** The route of a page frame: the index in the plugin's routes, the path and its captures. */
 export interface FrameRoute {
+  /** Raised each time the shell shows the page again: the page mounts afresh, as in the shell. */
+  visit: number;
   index: number;
   path: string;
   params: Record<string, string>;

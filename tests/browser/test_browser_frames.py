@@ -179,8 +179,7 @@ def hostile(parent: Path, plugin_id: str, permissions: list[str]) -> Path:
         plugin_id,
         metadata={
             "name": f"{word.title()} UI",
-            # The second pattern would cover core routes: the bridge must not open them.
-            "backend": {"routes": [f"/api/v1/{slug}/*", "/api/v1/marketplace/*"]},
+            "backend": {"routes": [f"/api/v1/{slug}/*"]},
             "frontend": {
                 "routes": [f"/{word}/:item"],
                 "components": ["HostilePage", "HostileWidget"],

@@ -96,7 +96,7 @@ class FrontendPlugin(BaseModel):
     )
     api_routes: list[str] = Field(
         description="Its own backend.routes a framed UI may call through the bridge "
-        "(those that would cover a core route are left out)"
+        "(never one that would cover a core route)"
     )
     core_reads: list[str] = Field(
         description="Core paths its granted permissions let a framed UI read (GET)"
@@ -152,8 +152,8 @@ def _covers(pattern: str, path: str) -> bool:
 def _bridge_routes(request: Request, plugin_id: str) -> list[str]:
     """The plugin's declared routes, minus any that would reach a core route.
 
-    Install does not forbid declaring ``/api/v1/*`` (the core answers first there, so the
-    plugin gains nothing); the bridge must not turn such a pattern into a pass to the core.
+    Install already refuses a pattern that overlaps the panel's own routes; this checks
+    again because here a mistake would hand the core's API to the plugin's UI.
     """
     path = panel_state(request.app).settings.manifest_dir / plugin_id / METADATA_FILE
     try:

@@ -630,7 +630,7 @@ export interface components {
         FrontendPlugin: {
             /**
              * Api Routes
-             * @description Its own backend.routes a framed UI may call through the bridge (those that would cover a core route are left out)
+             * @description Its own backend.routes a framed UI may call through the bridge (never one that would cover a core route)
              */
             api_routes: string[];
             /**

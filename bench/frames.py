@@ -5,10 +5,12 @@ One real panel on loopback (SQLite) with two plugins whose UI is the same code: 
 (Debian's, headless, under Playwright) signs in once. Prints:
 
 - navigation to the plugin's page until its content is visible: from the Dashboard, a click
-  on the nav link until the page's heading is visible (Playwright's wait included in both),
-  warm (after one visit: the shell keeps a framed page's frame, and the page mounts afresh
-  in it), framed and same-origin in alternating turns; median and p90, and framed /
-  same-origin (target: at most 1.5x, and framed under 300 ms warm); the first visit too
+  on the nav link until the page's first paint (measured in the page: a capturing click
+  listener in the shell and the page's first animation frame, on the wall clock both
+  share; and, for reference, until Playwright sees the page's heading), warm (after one
+  visit: the shell keeps a framed page's frame, and the page mounts afresh in it), framed
+  and same-origin in alternating turns; median and p90, and framed / same-origin (target:
+  at most 1.5x, and framed under 300 ms warm); the first visit too
 - the time of one SDK request to the plugin's own route (200 sequential ``request()`` calls,
   measured inside the page with ``performance.now()``): framed (through the bridge) and
   same-origin (a direct fetch); the p50 the bridge adds (target: at most 2 ms)
@@ -39,8 +41,19 @@ CONFIG = """\
 import { type PluginComponentProps, defineAddon, request } from "@plugdock/sdk";
 import * as React from "react";
 
+declare global {
+  interface Window {
+    __painted?: number;
+  }
+}
+
 function BenchPage(_props: PluginComponentProps) {
   const [result, setResult] = React.useState("");
+  React.useLayoutEffect(() => {
+    // The first frame painted with this page in it, on the wall clock the shell shares.
+    const stamp = () => (window.__painted = performance.timeOrigin + performance.now());
+    requestAnimationFrame(() => setTimeout(stamp));
+  }, []);
   const run = async () => {
     const n = Number(new URLSearchParams(window.location.search).get("n") ?? "200");
     const times: number[] = [];
@@ -110,13 +123,30 @@ def content(page: Page, framed: bool) -> Page | FrameLocator:
     return page.frame_locator("iframe.plugin-frame") if framed else page
 
 
-def navigation_ms(page: Page, title: str, framed: bool) -> float:
+CLICK_CLOCK = """() => document.addEventListener("click", () => {
+  window.__clicked = performance.timeOrigin + performance.now();
+}, { capture: true, once: true })"""
+
+
+def navigation_ms(page: Page, title: str, framed: bool) -> tuple[float, float]:
+    """(in the page: the click until the plugin page's first paint; as Playwright sees it)."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    page.evaluate(CLICK_CLOCK)
     started = time.perf_counter()
     page.get_by_role("navigation", name="Main").get_by_role("link", name=title).click()
     expect(content(page, framed).get_by_role("heading", name=f"{title} ready")).to_be_visible()
-    return (time.perf_counter() - started) * 1000
+    seen = (time.perf_counter() - started) * 1000
+    if framed:
+        handle = page.locator("iframe.plugin-frame:visible").element_handle()
+        target = handle.content_frame()
+        assert target is not None
+    else:
+        target = page.main_frame
+    target.wait_for_function("window.__painted !== undefined")
+    painted = target.evaluate("window.__painted")
+    target.evaluate("delete window.__painted")
+    return painted - page.evaluate("window.__clicked"), seen
 
 
 def request_times_ms(page: Page, panel_url: str, slug: str, framed: bool, n: int) -> list[float]:
@@ -156,7 +186,7 @@ def main() -> None:
                 page.get_by_label("Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign in").click()
                 expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
-                nav: dict[bool, list[float]] = {True: [], False: []}
+                nav: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
                 cold = {
                     framed: navigation_ms(page, title, framed)  # first visit: a new frame
                     for framed, (_, title) in plugins.items()
@@ -174,23 +204,23 @@ def main() -> None:
         finally:
             panel.stop()
 
-    print(f"navigation to a plugin page until its heading is visible (warm, {args.turns} turns)")
+    print(f"navigation to a plugin page, warm ({args.turns} turns): the click until the page's")
+    print("first paint, in the page (wall clock); then until Playwright sees its heading")
     for framed, label in ((True, "framed"), (False, "same-origin")):
-        samples = nav[framed]
+        inside = [m[0] for m in nav[framed]]
+        seen = [m[1] for m in nav[framed]]
         print(
-            f"  {label:12} median {statistics.median(samples):6.1f} ms   "
-            f"p90 {percentile(samples, 0.9):6.1f} ms"
+            f"  {label:12} median {statistics.median(inside):6.1f} ms   "
+            f"p90 {percentile(inside, 0.9):6.1f} ms   "
+            f"(Playwright: median {statistics.median(seen):6.1f} ms)"
         )
     print(
-        f"  first visit (a new frame; not the target): framed {cold[True]:.1f} ms, "
-        f"same-origin {cold[False]:.1f} ms"
+        f"  first visit (a new frame; not the target): framed {cold[True][0]:.1f} ms, "
+        f"same-origin {cold[False][0]:.1f} ms"
     )
-    ratio = statistics.median(nav[True]) / statistics.median(nav[False])
-    verdict = (
-        "ok"
-        if ratio <= TARGET_RATIO and statistics.median(nav[True]) < TARGET_WARM_MS
-        else "over target"
-    )
+    framed_ms = statistics.median([m[0] for m in nav[True]])
+    ratio = framed_ms / statistics.median([m[0] for m in nav[False]])
+    verdict = "ok" if ratio <= TARGET_RATIO and framed_ms < TARGET_WARM_MS else "over target"
     print(f"  framed / same-origin: {ratio:.2f}x (target <= {TARGET_RATIO}x, < 300 ms): {verdict}")
     print(f"one SDK request to the plugin's own route ({args.requests} sequential)")
     for framed, label in ((True, "framed"), (False, "same-origin")):

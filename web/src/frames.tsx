@@ -219,10 +219,11 @@ function useFrame(
     };
   }, [iframe]);
   const { user, route } = props;
-  React.useEffect(() => {
+  // Layout effects: the frame hears of a new route before the shell paints the change.
+  React.useLayoutEffect(() => {
     port.current?.postMessage({ type: "user", user } satisfies ShellMessage);
   }, [user]);
-  React.useEffect(() => {
+  React.useLayoutEffect(() => {
     port.current?.postMessage({ type: "route", route } satisfies ShellMessage);
   }, [route]);
 }
@@ -231,7 +232,12 @@ function useFrame(
 export function PageFrame(props: FrameProps & { title: string; hidden: boolean }) {
   const iframe = React.useRef<HTMLIFrameElement>(null);
   const [height, setHeight] = React.useState(0);
-  useFrame(iframe, props, { onSize: (h) => setHeight(Math.min(Math.max(0, Math.ceil(h)), 100_000)) });
+  useFrame(iframe, props, {
+    // A hidden frame has no layout to measure: it keeps its height for when it shows again.
+    onSize: (h) => {
+      if (!props.hidden) setHeight(Math.min(Math.max(0, Math.ceil(h)), 100_000));
+    },
+  });
   return (
     <iframe
       ref={iframe}

@@ -137,6 +137,26 @@ def test_the_grant_is_stored_and_an_upgrade_asking_more_changes_nothing_until_gr
     assert installer.get("weather").permissions == []  # type: ignore[union-attr]
 
 
+def test_ui_same_origin_is_said_plainly_and_an_upgrade_adding_it_waits_for_the_grant(
+    installer: Installer, tmp_path: Path
+) -> None:
+    """Issue 23: the one permission that lifts the plugin UI's frame is never taken silently."""
+    assert describe("UI:Same-Origin") == (
+        "Its pages run inside the panel with your rights: it can do anything you can"
+    )
+    modules = installer.settings.plugin_local_dir
+    offer(modules, tmp_path, "1.0.0", [])
+    installer.install("weather@1.0.0")
+    offer(modules, tmp_path, "2.0.0", ["ui:same-origin"])
+    assert installer.upgrade_plan("weather").permissions_added == ["ui:same-origin"]
+    with pytest.raises(PermissionsNotGrantedError) as refused:
+        installer.upgrade("weather")
+    assert refused.value.added == ["ui:same-origin"]
+    assert installer.get("weather").permissions == []  # type: ignore[union-attr]
+    upgraded = installer.upgrade("weather", grant=["ui:same-origin"])
+    assert upgraded.permissions == ["ui:same-origin"]
+
+
 # ------------------------------------------------------------------- the HTTP API
 
 

@@ -64,7 +64,7 @@ def nav(page: Page) -> Locator:
 
 def plugin_page(page: Page) -> FrameLocator:
     """The sandboxed frame of the plugin page the shell shows now (docs/frontend.md)."""
-    return page.frame_locator("iframe.plugin-frame")
+    return page.frame_locator("iframe.plugin-frame:not([hidden])")
 
 
 def widget(page: Page, plugin_id: str) -> FrameLocator:

@@ -306,8 +306,14 @@ def test_deep_links_history_navigation_forms_and_toasts_through_the_bridge(
     expect(plugin_page(page).get_by_text("item 7")).to_be_visible()
     page.go_forward()
     expect(plugin_page(page).get_by_text("item 2")).to_be_visible()
+    plugin_page(page).get_by_label("Note").fill("draft")
     plugin_page(page).get_by_role("button", name="Installed plugins").click()  # a core page
     expect(page.get_by_role("heading", name="Installed plugins", level=1)).to_be_visible()
+    # Back to the plugin: its kept frame shows the page mounted afresh, as in the shell.
+    page.go_back()
+    expect(plugin_page(page).get_by_text("item 2")).to_be_visible()
+    expect(plugin_page(page).get_by_label("Note")).to_have_value("")
+    expect(page.locator("iframe.plugin-frame")).to_have_count(1)
 
 
 def test_a_scaffolded_plugin_works_framed(page: Page, panel: Panel) -> None:

@@ -19,6 +19,7 @@ import {
   setNoticeSink,
 } from "@plugdock/sdk";
 import * as React from "react";
+import { flushSync } from "react-dom";
 import { createRoot } from "react-dom/client";
 
 import { ErrorBoundary } from "../components/ErrorBoundary";
@@ -165,7 +166,7 @@ function onShellMessage(event: MessageEvent<ShellMessage>): void {
     }
   } else if (message.type === "route") {
     state = { ...state, route: message.route };
-    render();
+    flushSync(render); // now, not on the next scheduler turn: the shell is showing this page
   } else if (message.type === "user") {
     setCurrentUser(message.user);
     state = { ...state, user: message.user };

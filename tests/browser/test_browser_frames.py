@@ -221,6 +221,8 @@ def server_state(panel: Panel) -> tuple[bool, list[str]]:
 def test_a_framed_plugin_ui_cannot_use_the_admins_session(page: Page, panel: Panel) -> None:
     before = server_state(panel)
     assert before[0] is True
+    console: list[tuple[str, str, str]] = []
+    page.on("console", lambda m: console.append((m.type, m.location.get("url", ""), m.text)))
     sign_in(page, panel, "admin", ADMIN_PASSWORD)
     nav(page).get_by_role("link", name="Hostile").click()
     expect(page).to_have_url(f"{panel.url}/hostile/1")
@@ -252,7 +254,12 @@ def test_a_framed_plugin_ui_cannot_use_the_admins_session(page: Page, panel: Pan
     expect(page).to_have_url(f"{panel.url}/hostile/1")
     assert len(page.context.pages) == 1
     assert server_state(panel) == before
-    # The refusals are in the panel's log, named by plugin.
+    # The plugin's console (frame.js, which runs only in frames) says why; so does the
+    # panel's log, naming the plugin.
+    assert any(
+        kind == "error" and "/static/frame.js" in where and "the panel refused POST" in text
+        for kind, where, text in console
+    ), [c for c in console if "refused" in c[2]]
     log = panel.output()
     refused = "plugin UI hostile_ui: the shell refused 'POST'"
     assert f"{refused} '/api/v1/marketplace/disable/victim'" in log

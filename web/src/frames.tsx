@@ -27,8 +27,8 @@ import { navigate } from "./router";
 export const FRAME_SANDBOX = "allow-scripts allow-forms";
 /** Where a widget may show itself: a box this large in the bottom-right corner, no more. */
 const WIDGET_BOX = { width: 480, height: 800 };
-/** Room around a widget's content for its shadow. */
-const WIDGET_MARGIN = 16;
+/** Room around a widget's content for its shadow (the chat dialog's blurs 32 px). */
+const WIDGET_MARGIN = 32;
 const NOTICE_KINDS: readonly string[] = ["success", "error", "info"];
 
 // -- the handshake -------------------------------------------------------------------------

@@ -30,6 +30,8 @@ const WIDGET_BOX = { width: 480, height: 800 };
 /** Room around a widget's content for its shadow (the chat dialog's blurs 32 px). */
 const WIDGET_MARGIN = 32;
 const NOTICE_KINDS: readonly string[] = ["success", "error", "info"];
+/** How long the shell waits for a framed plugin to say what it declares. */
+const DESCRIBE_TIMEOUT_MS = 20_000;
 
 // -- the handshake -------------------------------------------------------------------------
 
@@ -150,7 +152,14 @@ export function describeFramed(frameUrl: string, name: string, grant: BridgeGran
     iframe.hidden = true;
     iframe.title = `${name} (loading)`;
     let port: MessagePort | null = null;
+    // A frame that never answers (its bundle hangs, or does not load) must not hold up the
+    // other plugins: the manifest waits for every description.
+    const timer = window.setTimeout(() => {
+      done();
+      reject(new Error("its frame did not describe its UI in time"));
+    }, DESCRIBE_TIMEOUT_MS);
     const done = () => {
+      window.clearTimeout(timer);
       frames.delete(iframe);
       port?.close();
       iframe.remove();

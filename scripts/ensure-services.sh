@@ -40,11 +40,12 @@ ensure_nginx() {
   test -x /usr/sbin/nginx
 }
 
-# Process isolation (PLUGDOCK_ISOLATION=process) confines plugins with Debian's bubblewrap.
+# Process isolation (PLUGDOCK_ISOLATION=process) confines plugins with Debian's bubblewrap, and
+# builds their seccomp filter with libseccomp (pyseccomp loads libseccomp.so.2).
 ensure_bubblewrap() {
-  if command -v bwrap >/dev/null; then return; fi
+  if command -v bwrap >/dev/null && ldconfig -p | grep -q 'libseccomp\.so\.2 '; then return; fi
   sudo_if_needed apt-get update -qq
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap libseccomp2 >/dev/null
   command -v bwrap >/dev/null
 }
 

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         10.0, gt=0, description="a replica without a heartbeat for this long counts as gone"
     )
     lock_timeout: float = 60.0
+    # Slow clients (plugdock.core.slow_clients): a request's headers, then its body, must
+    # arrive within these; past them the connection gets 408 and is closed.
+    header_timeout: float = Field(
+        10.0, gt=0, description="seconds from a request's first byte until its headers are in"
+    )
+    body_timeout: float = Field(
+        120.0, gt=0, description="seconds from a request's headers until its whole body is in"
+    )
 
     # Remote source and trust (see docs/publishing.md).
     signature_policy: SignaturePolicy | None = None
@@ -112,7 +120,16 @@ class Settings(BaseSettings):
     plugin_memory_mb: int = Field(
         512,
         ge=64,
-        description="address space a plugin process may use (MiB); past it, allocations fail",
+        description=(
+            "memory of one plugin (MiB): each of its processes' address space, and the "
+            "watchdog's limit for its whole process tree plus its /tmp and /dev/shm"
+        ),
+    )
+    plugin_processes: int = Field(
+        64, ge=8, le=4096, description="processes (threads count) one plugin may run"
+    )
+    plugin_data_mb: int = Field(
+        1024, ge=1, description="what a plugin's data folder may hold (MiB); past it, stopped"
     )
     plugin_timeout: float = Field(
         30.0, gt=0, description="seconds a plugin process may take to answer a request (then 504)"
@@ -126,8 +143,22 @@ class Settings(BaseSettings):
         le=(1 << 31) - 65536,
         description="first of the 65,536 host uids/gids a root panel runs plugin processes as",
     )
+    # How long one lifecycle hook (on_install, on_upgrade, on_uninstall) may run before the
+    # operation gives up on it and fails (plugdock.plugin_code.hook_time; docs/isolation.md).
+    hook_timeout: float = Field(
+        60.0, gt=0, description="seconds a plugin's on_install/on_upgrade/on_uninstall may run"
+    )
     # How long a plugin's declared health path may take to answer during install/upgrade.
     health_timeout: float = Field(5.0, gt=0)
+
+    @property
+    def full_rights_notice(self) -> str | None:
+        """What ``inprocess`` means, in plain words, for the admin about to install (the
+        install plan, ``install --dry-run``, the marketplace card, the upload dialog);
+        None in process mode."""
+        if self.isolation != "inprocess":
+            return None
+        return INPROCESS_NOTICE
 
     def __init__(self, **values: Any) -> None:
         """Keywords may name a field (``home=``) or its env var (``PLUGDOCK_HOME=``)."""
@@ -260,6 +291,13 @@ class Settings(BaseSettings):
             "for air-gapped development only"
         )
 
+
+INPROCESS_NOTICE = (
+    "Runs inside the panel with the panel's full rights: its code can read and change the "
+    "whole database (users, password hashes, the token-signing key), every file the panel "
+    "can read, and the panel's secrets, whatever permissions it lists "
+    "(PLUGDOCK_ISOLATION=inprocess; PLUGDOCK_ISOLATION=process runs each plugin confined)."
+)
 
 # Each field's name -> the one env var it is read from (what keyword arguments are renamed to).
 _ENV_NAMES = {

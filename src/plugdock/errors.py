@@ -175,6 +175,11 @@ class ArrivalFailed(PluginProcessError):
         self.operation = operation
 
 
+class HookTimeoutError(PluginProcessError):
+    """A lifecycle hook ran past ``PLUGDOCK_HOOK_TIMEOUT``, or a forced uninstall stopped
+    waiting for it: the operation is rolled back."""
+
+
 class UploadRefusedError(PackageError):
     """A plugin server refused an uploaded package: its checks' findings, all of them."""
 

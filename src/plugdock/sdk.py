@@ -39,7 +39,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -134,6 +134,9 @@ class HostState:
     authenticate: Authenticate | None = None
     # The panel's active users for a plugin granted ``core:users:read`` (sdk.Users).
     users: Callable[[Request], list[User]] | None = None
+    # The user of a request outside FastAPI's routing (a plugin process's forwarded request),
+    # when ``authenticate`` cannot say: a host whose auth is a dependency of dependencies.
+    user_of: Callable[[Request], Awaitable[User | None]] | None = None
 
 
 def host_state(app: Starlette) -> HostState:
@@ -251,7 +254,7 @@ def optional_user(request: Request) -> User | None:
     return authenticate(request)
 
 
-def current_user(request: Request) -> User:
+def current_user(user: User | None = Depends(optional_user)) -> User:
     """FastAPI dependency: the signed-in user; answers 401 ``Not authenticated`` without one.
 
     ::
@@ -260,7 +263,6 @@ def current_user(request: Request) -> User:
         def me(user: sdk.CurrentUser) -> dict[str, str]:
             return {"username": user.username}
     """
-    user = optional_user(request)
     if user is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

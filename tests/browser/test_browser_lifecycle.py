@@ -11,6 +11,7 @@ Screenshots go to ``test-artifacts/``.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,6 +252,11 @@ def test_uninstall_dialog_lists_tables_with_row_counts_and_keeps_a_backup(
             )
             backup = dialog.get_by_role("checkbox", name="Keep a backup of its data")
             expect(backup).to_be_checked()
+            # Forcing (skip its on_uninstall) is offered, never the default.
+            force = dialog.get_by_role(
+                "checkbox", name="Force: skip the plugin's own uninstall code"
+            )
+            expect(force).not_to_be_checked()
             page.screenshot(path=str(ARTIFACTS / "uninstall-dialog.png"))
 
             dialog.get_by_role("button", name="Uninstall").click()
@@ -346,6 +352,15 @@ def _tampered_copy(good: Path, target: Path) -> Path:
     return target
 
 
+def _choose_upload(page: Page) -> None:
+    """Upload a package; in inprocess mode the dialog first says what that means."""
+    page.get_by_role("button", name="Upload a package").click()
+    if os.environ.get("PLUGDOCK_ISOLATION", "inprocess") == "inprocess":  # make test's 1st pass
+        dialog = page.get_by_role("dialog", name="Upload a package?")
+        expect(dialog).to_contain_text("with the panel's full rights")
+        dialog.get_by_role("button", name="Choose a package").click()
+
+
 def test_upload_installs_a_good_zip_and_refuses_a_tampered_one(
     page: Page, panel: Panel, tmp_path: Path
 ) -> None:
@@ -356,7 +371,7 @@ def test_upload_installs_a_good_zip_and_refuses_a_tampered_one(
             sign_in(page, panel, "admin", ADMIN_PASSWORD)
             open_page(page, "Marketplace")
             with page.expect_file_chooser() as chooser:
-                page.get_by_role("button", name="Upload a package").click()
+                _choose_upload(page)
             chooser.value.set_files(str(tampered))
             alert = page.get_by_role("alert")
             expect(alert).to_contain_text(
@@ -367,7 +382,7 @@ def test_upload_installs_a_good_zip_and_refuses_a_tampered_one(
             assert "upload_demo" not in installed
 
             with page.expect_file_chooser() as chooser:
-                page.get_by_role("button", name="Upload a package").click()
+                _choose_upload(page)
             chooser.value.set_files(str(good))
             expect(page.get_by_role("status").filter(has_text="installed")).to_contain_text(
                 "Upload Demo 1.0.0 installed", timeout=OPERATION_MS

@@ -29,7 +29,7 @@ from plugdock import sdk
 from plugdock.config import Settings, load_settings
 from plugdock.core.db import login_throttle, make_engine, users
 from plugdock.errors import PlugdockError
-from plugdock.host import throttle
+from plugdock.host import devices, throttle
 from plugdock.host import users as user_store
 from plugdock.host.app import create_app
 from plugdock.host.auth import (
@@ -574,6 +574,101 @@ def test_a_good_sign_in_of_one_account_clears_nobody_elses_failures(
         assert answers[10] == 401  # the 10th failure of this client
         assert set(answers[11:]) == {429}  # blocked: bob's success cleared nothing
         assert answers.count(401) == 10
+
+
+def _from(app: Any, address: str) -> TestClient:
+    """A client of ``app`` at ``address`` (the app's lifespan is run by the caller's client)."""
+    return TestClient(app, client=(address, 50000))
+
+
+def _sign_in(client: TestClient, password: str, device_token: str | None = None) -> Any:
+    body = {"username": "admin", "password": password, "device_token": device_token}
+    return client.post(LOGIN, json=body)
+
+
+@pytest.mark.slow  # password hashes
+def test_guessers_cannot_lock_out_a_device_that_signed_in_before(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Issue 24.3: wrong guesses from two addresses locked the admin out, right password too."""
+    with TestClient(create_app(_settings(tmp_path, database_url))) as first:
+        app = first.app
+        panel_state(app).login_limits = throttle.Limits(
+            client_failures=3, account_failures=4, device_failures=2
+        )
+        laptop = _from(app, "203.0.113.5")
+        signed_in = _sign_in(laptop, ADMIN_PASSWORD)
+        assert signed_in.status_code == 200
+        device_token = signed_in.json()["device_token"]
+
+        # Two guessers fill the account's budget: unknown clients are locked out...
+        guesses = [
+            _sign_in(_from(app, f"198.51.100.{n % 2}"), "guess").status_code for n in range(5)
+        ]
+        assert guesses == [401] * 4 + [429]
+        assert _sign_in(_from(app, "203.0.113.9"), ADMIN_PASSWORD).status_code == 429
+        assert _sign_in(laptop, ADMIN_PASSWORD).status_code == 429  # no token: unknown too
+        # ... the laptop that brings its device token is not, and gets it renewed.
+        again = _sign_in(laptop, ADMIN_PASSWORD, device_token)
+        assert again.status_code == 200, again.text
+        renewed = again.json()["device_token"]
+        assert devices.recognise(_secret(first), renewed, 1) == devices.recognise(
+            _secret(first), device_token, 1
+        )
+
+        # Not transferable: a tampered token, or one of another account, counts as unknown.
+        tampered = device_token[:-2] + ("AA" if not device_token.endswith("AA") else "BB")
+        assert _sign_in(laptop, ADMIN_PASSWORD, tampered).status_code == 429
+        other = devices.issue(_secret(first), 2)
+        assert _sign_in(laptop, ADMIN_PASSWORD, other).status_code == 429
+
+        # A device that guesses wrong itself is locked like an account, by its own bucket.
+        thief = _from(app, "192.0.2.44")
+        assert [_sign_in(thief, "guess", device_token).status_code for _ in range(3)] == [
+            401,
+            401,
+            429,
+        ]
+        assert _sign_in(laptop, ADMIN_PASSWORD, device_token).status_code == 429
+        with panel_state(app).engine.connect() as conn:
+            rows = {r.bucket: r.failures for r in conn.execute(select(login_throttle))}
+        device_rows = [bucket for bucket in rows if bucket.startswith("device:")]
+        assert len(device_rows) == 1 and rows[device_rows[0]] == 2
+        assert rows["user:1"] == 4  # the device's guesses never touched the account's count
+
+
+def test_the_web_ui_gets_its_device_as_an_httponly_cookie_kept_after_sign_out(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    with TestClient(create_app(_settings(tmp_path, sqlite_url))) as client:
+        body = {"username": "admin", "password": ADMIN_PASSWORD}
+        answer = client.post("/api/v1/auth/session", json=body)
+        assert answer.status_code == 200
+        cookie = next(
+            line
+            for line in answer.headers.get_list("set-cookie")
+            if line.startswith(f"{devices.DEVICE_COOKIE}=")
+        )
+        assert "HttpOnly" in cookie and "Path=/api/v1/auth" in cookie
+        assert "SameSite=strict" in cookie
+        csrf = answer.json()["csrf_token"]
+        assert client.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+        token = client.cookies.get(devices.DEVICE_COOKIE)
+        assert devices.recognise(_secret(client), token, 1) is not None  # still held
+
+
+def test_device_tokens_expire_and_name_one_account() -> None:
+    secret = "k" * 32
+    token = devices.issue(secret, 7, now=1_000_000)
+    device = devices.recognise(secret, token, 7, now=1_000_000 + 60)
+    assert device is not None
+    assert devices.recognise(secret, token, 8, now=1_000_000) is None
+    assert devices.recognise("x" * 32, token, 7, now=1_000_000) is None
+    late = 1_000_000 + devices.DEVICE_SECONDS + 1
+    assert devices.recognise(secret, token, 7, now=late) is None
+    for junk in ("", ".", "a.b.c.d", "x" * 500, token.replace(".", "", 1)):
+        assert devices.recognise(secret, junk, 7) is None
+    assert devices.recognise(secret, devices.issue(secret, 7, device=device), 7) == device
 
 
 def test_the_account_limit_holds_across_clients(database_url: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from panel import Panel, start_panel
+from plugdock.config import INPROCESS_NOTICE
 from plugdock.instance import scratch
 from support import CHATBOT, CHATBOT_1_0, CHATBOT_1_0_TABLES, make_plugin, pack_into
 
@@ -365,7 +366,9 @@ def test_plans_answer_as_the_contract_says(panel: Panel, tmp_path: Path) -> None
 
     plan = admin.get(f"{MARKET}/plan/install/needy")
     assert plan.status_code == 200, plan.text
+    inprocess = os.environ.get("PLUGDOCK_ISOLATION", "inprocess") == "inprocess"
     assert plan.json() == {
+        "full_rights": INPROCESS_NOTICE if inprocess else None,  # what inprocess means
         "plugin_id": "needy",
         "version": "1.0.0",
         "steps": [

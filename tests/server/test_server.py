@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -298,23 +305,16 @@ def test_refusals_never_show_the_server_data_path(tmp_path: Path, storage: Stora
     assert list(storage.incoming_dir.iterdir()) == []
 
 
-def _run_server(data: Path) -> str:
-    """Start ``plugdock server`` for real, wait until it answers, stop it; its stderr."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
+@contextlib.contextmanager
+def _live_server(data: Path, log: Path) -> Iterator[int]:
+    """``plugdock server`` for real (stderr to ``log``), once it answers: its port."""
     from panel import free_port
 
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "plugdock", "server", "--data", str(data), "--port", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=log.open("w"),
         env={**os.environ, "COLUMNS": "400"},
     )
     try:
@@ -327,10 +327,18 @@ def _run_server(data: Path) -> str:
                 pass
             assert process.poll() is None and time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
+        yield port
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
-    return " ".join(stderr.split())
+        process.wait(timeout=30)
+
+
+def _run_server(data: Path) -> str:
+    """Start ``plugdock server`` for real, wait until it answers, stop it; its stderr."""
+    log = data.parent / "server.log"
+    with _live_server(data, log):
+        pass
+    return " ".join(log.read_text().split())
 
 
 @pytest.mark.server  # plugdock server
@@ -406,3 +414,19 @@ def test_a_crash_is_a_json_500_with_the_security_headers(storage: Storage) -> No
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.server  # plugdock server
+def test_the_server_drops_a_client_that_never_finishes_its_headers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Storage(data).ensure()
+    with (
+        _live_server(data, tmp_path / "server.log") as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.settimeout(40)  # the server's header deadline is 10 s
+        sock.sendall(b"GET /manifest.json HTTP/1.1\r\nHost: server\r\n")
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ")

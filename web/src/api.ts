@@ -25,6 +25,7 @@ export type InstalledPlugin = Schemas["InstalledPlugin"];
 export type InstallResponse = Schemas["InstallResponse"];
 export type UninstallResponse = Schemas["UninstallResponse"];
 export type InstallPlan = Schemas["InstallPlan"];
+export type Isolation = Schemas["Isolation"];
 export type UpgradePlan = Schemas["UpgradePlan"];
 export type UninstallPlan = Schemas["UninstallPlan"];
 export type UpgradeResponse = Schemas["UpgradeResponse"];
@@ -177,6 +178,7 @@ export const frontend = {
 export const marketplace = {
   catalog: () => request<CatalogItem[]>("GET", "/api/v1/marketplace/plugins"),
   installed: () => request<InstalledPlugin[]>("GET", "/api/v1/marketplace/installed"),
+  isolation: () => request<Isolation>("GET", "/api/v1/marketplace/isolation"),
   planInstall: (id: string) =>
     request<InstallPlan>("GET", `/api/v1/marketplace/plan/install/${encodeURIComponent(id)}`),
   planUpgrade: (id: string) =>
@@ -194,8 +196,11 @@ export const marketplace = {
       version,
       grant,
     } satisfies Schemas["UpgradeRequest"]),
-  uninstall: (id: string, backup: boolean) =>
-    request<UninstallResponse>("DELETE", `/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}`),
+  uninstall: (id: string, backup: boolean, force = false) =>
+    request<UninstallResponse>(
+      "DELETE",
+      `/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}&force=${force}`,
+    ),
   setEnabled: (id: string, enabled: boolean) =>
     request<ToggleResponse>("POST", `/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
   upload: (file: File, grant: string[] = []) => {

@@ -1,24 +1,30 @@
 """``plugdock validate``: every check the installer runs, without installing anything.
 
-With ``run_code=True`` (the CLI's default) that includes the checks that run the plugin's
-code, as install does: its backend is imported (under a scratch module name, then
-forgotten) and its router must serve only the paths ``backend.routes`` declares, and its
-``addon.config`` must agree with ``metadata.json`` (:mod:`plugdock.package.ui_contract`).
-The plugin server validates uploads with ``run_code=False``: it never runs uploaded code.
-What can only be checked against an instance (or inside install's transaction) is named
-in :data:`INSTANCE_CHECKS`; the report says which checks it skipped.
+Given a :class:`CodeRunner` that includes the checks that run the plugin's code, as
+install does: its backend is imported and its router must serve only the paths
+``backend.routes`` declares, and its ``addon.config`` must agree with ``metadata.json``
+(:mod:`plugdock.package.ui_contract`). ``plugdock validate`` passes one that runs them in a
+sandbox (:mod:`plugdock.isolation.probe`), never on the host; without bubblewrap it passes
+none and the report says those checks were skipped and why. The plugin server passes
+none: it never runs uploaded code. ``plugdock dev`` (the author's own plugin, served in its
+panel anyway) passes :data:`ON_THIS_HOST`. What can only be checked against an instance
+(or inside install's transaction) is named in :data:`INSTANCE_CHECKS`; the report says
+which checks it skipped.
 """
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from plugdock.checks.compat import check_compatibility, check_contents, check_namespace
 from plugdock.errors import PackageError, ToolNotFoundError
 from plugdock.package.archive import Limits, PackageInfo, extract_package
+from plugdock.package.frontend_build import run_tool
 from plugdock.package.metadata import PluginMetadata
 from plugdock.package.pack import pack, package_files
 from plugdock.package.ui_contract import compare, read_ui
@@ -34,11 +40,44 @@ INSTANCE_CHECKS = (
     "the tables are free in the database",
     "on_install and the health check (they run inside install's transaction)",
 )
-#: The checks that run the plugin's code, skipped with ``run_code=False``.
+#: The checks that run the plugin's code, skipped without a :class:`CodeRunner`.
 CODE_CHECKS = (
     "importing the backend and the routes its router serves",
     "addon.config agrees with metadata.json",
 )
+
+
+class CodeRunner(Protocol):
+    """Where the checks that run a package's code run it."""
+
+    def routes(self, plugin_id: str, backend_dir: Path) -> list[tuple[str, list[str]]]:
+        """Import the backend in ``backend_dir``; the (path, methods) its router serves.
+        Raises PackageError when it does not import."""
+
+    def run_node(self, argv: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+        """Run node's command line, whose script is in ``folder`` (the addon.config probe)."""
+
+
+class _ThisHost:
+    """The package's code in this process and node on this host: only for code the caller
+    runs anyway (``plugdock dev``)."""
+
+    def routes(self, plugin_id: str, backend_dir: Path) -> list[tuple[str, list[str]]]:
+        from plugdock.plugin_code.loader import load_backend, unload
+        from plugdock.plugin_code.routes import router_routes
+
+        backend = load_backend(plugin_id, backend_dir, f"validate{uuid.uuid4().hex[:8]}")
+        try:
+            served = router_routes(backend.router) if backend.router is not None else []
+            return [(r.path, sorted(r.methods)) for r in served]
+        finally:
+            unload(backend)
+
+    def run_node(self, argv: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+        return run_tool(argv, None, folder, folder)
+
+
+ON_THIS_HOST: CodeRunner = _ThisHost()
 
 
 @dataclass(frozen=True)
@@ -52,13 +91,19 @@ class ValidationReport:
 
 
 def validate_package(
-    path: Path, limits: Limits, *, upgrade_from: Path | None = None, run_code: bool = False
+    path: Path,
+    limits: Limits,
+    *,
+    upgrade_from: Path | None = None,
+    code: CodeRunner | None = None,
+    no_code_because: str = "not asked to run the package's code",
 ) -> ValidationReport:
     """Check a package zip, or a plugin folder as it would be packed; raises PackageError.
 
     With ``upgrade_from`` (an older package of the same plugin, zip or folder), also check
     that its tables plus this package's upgrade steps give the schema this package installs.
-    With ``run_code``, also the checks that run the plugin's code (see the module doc).
+    With ``code``, also the checks that run the plugin's code, there (see the module doc);
+    without, they are reported skipped, ``no_code_because``.
     """
     with tempfile.TemporaryDirectory(prefix="plugdock-validate-") as scratch:
         scratch_dir = Path(scratch)
@@ -67,12 +112,11 @@ def validate_package(
         check_compatibility(info.metadata.model_copy(update={"dependencies": {}}), {})
         check_namespace(info.metadata, {})  # the panel's own API (installed plugins: install)
         skipped = list(INSTANCE_CHECKS)
-        if run_code:
-            _check_backend(info.metadata, unpacked)
-            if not path.is_dir():  # a folder was packed above, and pack compares the UI
-                _check_ui(info.metadata, unpacked, skipped)
+        if code is not None:
+            _check_backend(info.metadata, unpacked, code)
+            _check_ui(info.metadata, unpacked, skipped, code)
         else:
-            skipped += CODE_CHECKS
+            skipped += [f"{check} (skipped: {no_code_because})" for check in CODE_CHECKS]
         tables: tuple[str, ...] = ()
         for dialect in DIALECTS:
             tables = load_migration(unpacked / "migrations", dialect).tables
@@ -90,25 +134,21 @@ def validate_package(
         )
 
 
-def _check_backend(meta: PluginMetadata, unpacked: Path) -> None:
-    """Import the backend as install does and check what its router serves; forget it."""
+def _check_backend(meta: PluginMetadata, unpacked: Path, code: CodeRunner) -> None:
+    """Import the backend where ``code`` runs it and check what its router serves."""
     if not (unpacked / "backend" / "__init__.py").is_file():
         return
-    from plugdock.plugin_code.loader import load_backend, unload
-    from plugdock.plugin_code.routes import check_declared, router_routes
+    from plugdock.plugin_code.routes import ServedRoute, check_declared
 
-    backend = load_backend(meta.id, unpacked / "backend", f"validate{uuid.uuid4().hex[:8]}")
-    try:
-        if backend.router is not None:
-            check_declared(meta.id, router_routes(backend.router), meta.backend.routes)
-    finally:
-        unload(backend)
+    served = code.routes(meta.id, unpacked / "backend")
+    routes = [ServedRoute(path, frozenset(methods)) for path, methods in served]
+    check_declared(meta.id, routes, meta.backend.routes)
 
 
-def _check_ui(meta: PluginMetadata, unpacked: Path, skipped: list[str]) -> None:
+def _check_ui(meta: PluginMetadata, unpacked: Path, skipped: list[str], code: CodeRunner) -> None:
     """Compare a packed zip's addon.config with its metadata, when the tools are here."""
     try:
-        ui = read_ui(unpacked, package_files(unpacked))
+        ui = read_ui(unpacked, package_files(unpacked), run_node=code.run_node)
     except ToolNotFoundError as exc:  # the machine lacks esbuild or node: say so, go on
         skipped.append(f"{CODE_CHECKS[1]} ({exc.problems[0].split(':')[0]})")
         return
@@ -118,8 +158,8 @@ def _check_ui(meta: PluginMetadata, unpacked: Path, skipped: list[str]) -> None:
 
 
 def _open(path: Path, scratch: Path, name: str, limits: Limits) -> tuple[PackageInfo, Path]:
-    if path.is_dir():
-        path = pack(path, scratch / f"packed-{name}")
+    if path.is_dir():  # addon.config is compared on the packed copy, where code may run
+        path = pack(path, scratch / f"packed-{name}", compare_ui=False)
     unpacked = scratch / name
     return extract_package(path, unpacked, limits), unpacked
 

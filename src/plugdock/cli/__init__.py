@@ -127,16 +127,34 @@ def validate(
     no_code: bool = typer.Option(
         False,
         "--no-code",
-        help="Do not run the plugin's code (for a package you do not trust yet); "
+        help="Do not run the plugin's code, not even in a sandbox; "
         "its routes and addon.config are then not checked.",
     ),
 ) -> None:
-    """Run the installer's checks without installing; names the ones it could not run."""
-    from plugdock.checks.validate import validate_package
+    """Run the installer's checks without installing; names the ones it could not run.
+
+    The checks that run the package's code (its backend's import, its addon.config) run
+    in a sandbox (bubblewrap), never on this host; without bubblewrap they are skipped.
+    """
+    from plugdock.checks.validate import CodeRunner, validate_package
+    from plugdock.isolation.probe import SandboxedCode, sandbox_missing
     from plugdock.package.archive import Limits
 
+    settings = _settings()
+    code: CodeRunner | None = None
+    why = "--no-code"
+    if not no_code:
+        missing = sandbox_missing()
+        if missing is None:
+            code = SandboxedCode(settings)
+        else:  # never on this host instead
+            why = f"the package's code runs only in a sandbox, and {missing}"
     report = validate_package(
-        path, Limits.from_settings(_settings()), upgrade_from=upgrade_from, run_code=not no_code
+        path,
+        Limits.from_settings(settings),
+        upgrade_from=upgrade_from,
+        code=code,
+        no_code_because=why,
     )
     meta = report.info.metadata
     tables = ", ".join(report.tables) or "none"
@@ -238,6 +256,7 @@ def serve(
     """Run the panel: core API, marketplace, and every installed plugin, live."""
     import uvicorn
 
+    from plugdock.core.slow_clients import SlowClientGuard
     from plugdock.host.app import log_config
     from plugdock.runtime.recycle import KEEP_ALIVE_SECONDS, SUPERVISED_ENV
 
@@ -263,6 +282,7 @@ def serve(
         forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         log_level="info",
         timeout_keep_alive=KEEP_ALIVE_SECONDS,  # longer than clients keep idle connections
+        http=SlowClientGuard,  # header and body deadlines (PLUGDOCK_HEADER/BODY_TIMEOUT)
         # Root at WARNING (INFO with -v), not the CLI's ERROR: warnings must reach the log.
         log_config=log_config(min(logging.getLogger().level, logging.WARNING)),
     )

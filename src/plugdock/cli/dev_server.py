@@ -50,7 +50,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plugdock.checks.validate import validate_package
+from plugdock.checks.validate import ON_THIS_HOST, validate_package
 from plugdock.config import Settings, SignaturePolicy, load_settings
 from plugdock.errors import PlugdockError
 from plugdock.host.state import panel_state
@@ -147,7 +147,7 @@ class DevPlugin:
         # Every check install runs, while the old version still serves: a broken up.sql is
         # refused here, not after the uninstall has taken the working version away.
         limits = Limits.from_settings(self.installer.settings)
-        await run_in_threadpool(lambda: validate_package(package, limits, run_code=True))
+        await run_in_threadpool(lambda: validate_package(package, limits, code=ON_THIS_HOST))
         log.info("metadata.json or migrations/ changed: reinstalling %s", meta.id)
         removed = await self.runtime.apply(
             lambda hooks: self.installer.uninstall(meta.id, before_commit=hooks, backup=True),

@@ -85,6 +85,10 @@ def install(
             console.print(table)
             for item in planned:
                 _print_permissions(f"{item.plugin_id} {item.version}", item.permissions)
+            if settings.full_rights_notice:
+                console.print(
+                    f"[yellow]full rights:[/] {settings.full_rights_notice}", highlight=False
+                )
             return
         result = _with_hooks(
             installer,
@@ -213,6 +217,11 @@ def uninstall(
     no_backup: bool = typer.Option(
         False, "--no-backup", help="Do not keep the plugin's rows in instance/backups/ first."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Run none of the plugin's code (its on_uninstall is skipped); audited as forced.",
+    ),
 ) -> None:
     """Remove a plugin: its tables (down.sql), code, registry entry and row."""
     from plugdock.config import load_settings
@@ -231,17 +240,24 @@ def uninstall(
             err_console.print(f"[red]blocked:[/] needed by {', '.join(dependents)}")
         console.print("a backup of the rows is written first" if not no_backup else "no backup")
         return
-    result = _with_hooks(
-        installer,
-        lambda hooks: installer.uninstall(
-            plugin_id, uninstalled_by=by, backup=not no_backup, before_commit=hooks
-        ),
-        leaving=plugin_id,
-    )
+    if force:  # no plugin code runs, in either mode: no sandbox to start either
+        result = installer.uninstall(
+            plugin_id, uninstalled_by=by, backup=not no_backup, before_commit=None, force=True
+        )
+    else:
+        result = _with_hooks(
+            installer,
+            lambda hooks: installer.uninstall(
+                plugin_id, uninstalled_by=by, backup=not no_backup, before_commit=hooks
+            ),
+            leaving=plugin_id,
+        )
     _warn(result.warnings)
     dropped = ", ".join(result.tables_dropped) or "none"
+    forced = " (forced: its on_uninstall did not run)" if force else ""
     console.print(
-        f"[green]uninstalled[/] {result.plugin_id} {result.version}; tables dropped: {dropped}"
+        f"[green]uninstalled[/] {result.plugin_id} {result.version}{forced}; "
+        f"tables dropped: {dropped}"
     )
     if result.backup is not None:
         console.print(f"  rows kept in {result.backup} (plugdock install {plugin_id} --restore …)")

@@ -257,6 +257,25 @@ def utcnow() -> datetime:
 # -- engines -------------------------------------------------------------------------------
 
 
+_SYNC_DRIVERS = {
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "sqlite+aiosqlite": "sqlite",
+    "mysql+aiomysql": "mysql+pymysql",
+    "mysql+asyncmy": "mysql+pymysql",
+    "mariadb+aiomysql": "mariadb+pymysql",
+}
+
+
+def sync_url(url: str) -> str:
+    """``url`` with a synchronous driver: what plugdock opens beside a host's async engine."""
+    parsed = make_url(url)
+    driver = _SYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        return url
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
 def make_engine(url: str, *, upgrade: bool = True) -> Engine:
     """Create an engine for ``url`` with plugdock's connection settings.
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -150,16 +151,23 @@ class SecurityHeadersMiddleware:
     """Add the security headers to every HTTP answer (pure ASGI: streams pass through).
 
     ``private_prefixes``: paths whose answers also get ``Cache-Control: no-store`` when
-    the route set no ``Cache-Control`` of its own.
+    the route set no ``Cache-Control`` of its own. ``applies``: which requests get the
+    headers (default all; an embedding host leaves its own routes' answers alone).
     """
 
-    def __init__(self, app: ASGIApp, private_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        private_prefixes: tuple[str, ...] = (),
+        applies: Callable[[Scope], bool] | None = None,
+    ) -> None:
         self.app = app
         self.default_policy = policy()
         self.private_prefixes = private_prefixes
+        self.applies = applies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.applies is not None and not self.applies(scope)):
             await self.app(scope, receive, send)
             return
 

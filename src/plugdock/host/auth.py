@@ -42,7 +42,7 @@ import stat
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -53,7 +53,7 @@ from plugdock import sdk
 from plugdock.config import Settings
 from plugdock.core.db import connect_read, make_engine, stored_secret, users
 from plugdock.errors import PlugdockError
-from plugdock.host import sessions, throttle
+from plugdock.host import devices, sessions, throttle
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from plugdock.host.state import AuthConfig, panel_state
@@ -295,12 +295,21 @@ def authenticate(request: Request) -> sdk.User | None:
 class LoginRequest(BaseModel):
     username: str = Field(..., min_length=1, max_length=256, examples=["admin"])
     password: str = Field(..., min_length=1, max_length=user_store.MAX_PASSWORD_LENGTH)
+    device_token: str | None = Field(
+        None,
+        max_length=devices.MAX_TOKEN_LENGTH,
+        description="The device_token of this client's last sign-in to the account: "
+        "wrong guesses from elsewhere do not lock it out.",
+    )
 
 
 class TokenResponse(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int = Field(..., description="Seconds until the token expires.")
+    device_token: str = Field(
+        ..., description="Send it as device_token with this account's next sign-in."
+    )
 
 
 class SessionResponse(BaseModel):
@@ -319,20 +328,32 @@ _THROTTLED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _sign_in(body: LoginRequest, request: Request) -> tuple[str, str, AuthConfig]:
-    """Check the credentials (throttled); a new session and its token, or 401/429."""
+class _SignedIn(NamedTuple):
+    token: str
+    session_id: str
+    device_token: str
+    config: AuthConfig
+
+
+def _sign_in(body: LoginRequest, request: Request) -> _SignedIn:
+    """Check the credentials (throttled); a new session, its token and a device token."""
     engine = _engine(request)
     config = auth_config(request.app)
     client = request.client.host if request.client else None
     with connect_read(engine) as conn:
         record = user_store.get_by_username(conn, body.username)
+    device = None
+    if record is not None:  # a client that signed in to this account before: its own budget
+        presented = body.device_token or request.cookies.get(devices.DEVICE_COOKIE)
+        device = devices.recognise(config.secret, presented, record.id)
+    if device is not None:
+        account: str | None = devices.bucket(device)
+    else:
+        account = f"{throttle.ACCOUNT_PREFIX}{record.id}" if record else None
     # Reserve the attempt before any password is checked: parallel guesses cannot overtake.
     try:
         reservation = throttle.reserve(
-            engine,
-            throttle.client_key(client),
-            f"{throttle.ACCOUNT_PREFIX}{record.id}" if record else None,
-            throttle_limits(request.app),
+            engine, throttle.client_key(client), account, throttle_limits(request.app)
         )
     except throttle.Throttled as error:
         log.warning("sign-in refused for %r from %s: %s", body.username[:64], client, error)
@@ -373,11 +394,17 @@ def _sign_in(body: LoginRequest, request: Request) -> tuple[str, str, AuthConfig
                 record.id, record.username, record.role, True, record.created_at, new_hash
             )
         session_id = sessions.create_session(conn, record.id, minutes=config.token_minutes)
-        audit.record(conn, actor=record.username, action=audit.LOGIN, detail={"client": client})
+        audit.record(
+            conn,
+            actor=record.username,
+            action=audit.LOGIN,
+            detail={"client": client, "known_device": device is not None},
+        )
     token = create_access_token(
         record, config.secret, minutes=config.token_minutes, session_id=session_id
     )
-    return token, session_id, config
+    device_token = devices.issue(config.secret, record.id, device=device)
+    return _SignedIn(token, session_id, device_token, config)
 
 
 @router.post(
@@ -387,8 +414,12 @@ def _sign_in(body: LoginRequest, request: Request) -> tuple[str, str, AuthConfig
     summary="Sign in with username and password; returns a bearer token (API clients)",
 )
 def login(body: LoginRequest, request: Request) -> TokenResponse:
-    token, _, config = _sign_in(body, request)
-    return TokenResponse(access_token=token, expires_in=int(config.token_minutes * 60))
+    signed_in = _sign_in(body, request)
+    return TokenResponse(
+        access_token=signed_in.token,
+        expires_in=int(signed_in.config.token_minutes * 60),
+        device_token=signed_in.device_token,
+    )
 
 
 def _secure(request: Request, config: AuthConfig) -> bool:
@@ -406,10 +437,19 @@ def _secure(request: Request, config: AuthConfig) -> bool:
 def create_browser_session(
     body: LoginRequest, request: Request, response: Response
 ) -> SessionResponse:
-    token, session_id, config = _sign_in(body, request)
+    token, session_id, device_token, config = _sign_in(body, request)
     seconds = int(config.token_minutes * 60)
     secure = _secure(request, config)
     csrf = csrf_token(session_id, config.secret)
+    response.set_cookie(  # outlives the session and sign-out: it only says "seen before"
+        devices.DEVICE_COOKIE,
+        device_token,
+        max_age=devices.DEVICE_SECONDS,
+        path=router.prefix,  # sent to the sign-in routes only
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
     response.set_cookie(
         SESSION_COOKIE,
         token,

@@ -19,9 +19,10 @@ from sqlalchemy import Engine, func, select, text
 
 from plugdock import sdk
 from plugdock.core.db import addon_installations, connect_read, current_generation
-from plugdock.errors import AuthenticationError, ForbiddenError
+from plugdock.errors import AuthenticationError
 from plugdock.host import auth as auth_module
 from plugdock.host import users as user_store
+from plugdock.host.embedding import HostUser
 from plugdock.host.passwords import hash_password
 from plugdock.instance import audit
 
@@ -234,26 +235,16 @@ router.include_router(protected)
 # -- wiring (called by plugdock.host.app) ---------------------------------------------------
 
 
-def plugin_users(request: Request) -> list[sdk.User]:
-    """``sdk.Users`` for a plugin served inside the panel: only with ``core:users:read``.
-
-    (A plugin inside the panel could read the table itself; the check keeps the two
-    isolation modes alike, so a plugin that forgot the permission fails in development.)
-    """
-    from plugdock.host.state import panel_state
+def active_users(engine: Engine) -> list[HostUser]:
+    """The panel's active users, as ``HostAuth.users`` gives them to plugins."""
     from plugdock.isolation import core_calls
-    from plugdock.runtime.dispatch import SELECTED_ENTRY
 
-    state = panel_state(request.app)
-    entry = request.scope.get(SELECTED_ENTRY)
-    caller = next((m for m in state.runtime.mounts.mounted.values() if m.entry is entry), None)
-    if caller is None:
-        raise ForbiddenError("only plugin routes may list users")
-    if core_calls.USERS_PERMISSION not in caller.installation.permissions:
-        raise ForbiddenError(
-            f"{caller.installation.plugin_id} was not granted {core_calls.USERS_PERMISSION}"
+    return [
+        HostUser(
+            id=u["id"], username=u["username"], is_admin=u["role"] == "admin", roles=(u["role"],)
         )
-    return [sdk.User(**user) for user in core_calls.read_users(state.engine)]
+        for u in core_calls.read_users(engine)
+    ]
 
 
 def install(app: Any) -> None:

@@ -160,7 +160,7 @@ def _bridge_routes(request: Request, plugin_id: str) -> list[str]:
         declared = parse_metadata(path.read_bytes(), source=str(path)).backend.routes
     except (OSError, ValueError):
         return []
-    core: list[str] = request.app.state.plugdock_core_paths
+    core: list[str] = getattr(request.app.state, "plugdock_core_paths", [])
     return [p for p in declared if not any(_covers(p, c) for c in core)]
 
 
@@ -340,10 +340,14 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
-def install(app: FastAPI) -> None:
-    """Serve the web UI from ``app``: static files, bundles, the manifest, the SPA fallback."""
+def install_plugin_assets(app: FastAPI) -> None:
+    """Serve the plugins' UI bundles and their list (any host, embedded or the panel)."""
     app.include_router(router)
-    # The core's API as it stands before any plugin mounts: the bridge never opens it.
+    # The host's API as it stands here, before any plugin mounts: the bridge never opens it.
     app.state.plugdock_core_paths = [r.path for r in app.routes if isinstance(r, APIRoute)]
+
+
+def install_shell(app: FastAPI) -> None:
+    """Serve the reference panel's web UI: static files and the SPA fallback."""
     app.mount("/static", _PublicStatic(directory=STATIC_DIR, check_dir=False), name="static")
     app.add_exception_handler(404, _not_found)

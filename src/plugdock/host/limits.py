@@ -18,7 +18,7 @@ multipart framing::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,20 +45,30 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies larger than the limit of their route with 413."""
+    """Refuse request bodies larger than the limit of their route with 413.
+
+    ``applies``: which requests are limited (default all; an embedding host limits only
+    plugdock's and the plugins' routes).
+    """
 
     def __init__(
-        self, app: ASGIApp, *, default: int, routes: Mapping[tuple[str, str], int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        default: int,
+        routes: Mapping[tuple[str, str], int] | None = None,
+        applies: Callable[[Scope], bool] | None = None,
     ) -> None:
         self.app = app
         self.default = default
         self.routes = dict(routes or {})
+        self.applies = applies
 
     def limit_for(self, scope: Scope) -> int:
         return self.routes.get((scope.get("method", ""), scope.get("path", "")), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.applies is not None and not self.applies(scope)):
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope)

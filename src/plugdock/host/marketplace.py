@@ -57,7 +57,15 @@ class UpdateOffer(BaseModel):
     update_problem: str | None = Field(None, description="why not, when it cannot")
 
 
-class CatalogItem(UpdateOffer, Permissions):
+class FullRights(BaseModel):
+    full_rights: str | None = Field(
+        None,
+        description="set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): "
+        "in plain words, that the plugin would run with the panel's full rights",
+    )
+
+
+class CatalogItem(UpdateOffer, Permissions, FullRights):
     id: str
     name: str
     description: str
@@ -105,6 +113,9 @@ class InstalledPlugin(UpdateOffer, Permissions):
     state: str = Field(description="'mounted', 'failed', 'disabled' or 'no backend'")
     routes: list[str] = []
     error: str | None = None
+    limits: str | None = Field(
+        None, description="process mode: what holds the plugin to its memory, processes, data"
+    )
     replicas: PluginReplicas | None = None
 
 
@@ -114,7 +125,7 @@ class PlannedStep(Permissions):
     reason: str
 
 
-class InstallPlan(BaseModel):
+class InstallPlan(FullRights):
     plugin_id: str
     version: str
     steps: list[PlannedStep] = Field(description="dependencies first, the plugin last")
@@ -218,6 +229,7 @@ async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]
                 enabled=row.enabled if row else None,
                 state=_state(row, status) if row else None,
                 **(offers[entry.id].model_dump() if row else {}),
+                full_rights=installer.settings.full_rights_notice,
             )
         )
     return items
@@ -266,6 +278,7 @@ async def installed(request: Request, user: sdk.CurrentUser) -> list[InstalledPl
             state=_state(i, status),
             routes=list(served.routes) if served else [],
             error=hide(served.error) if served and served.error else None,
+            limits=served.limits if served else None,
             **offers.get(i.plugin_id, UpdateOffer()).model_dump(),
             replicas=_plugin_replicas(
                 i.plugin_id, generation, replicas, hide=hide, named=user.is_admin
@@ -329,13 +342,26 @@ async def replicas(request: Request, _admin: sdk.AdminUser) -> list[ReplicaOut]:
     ]
 
 
+class Isolation(FullRights):
+    mode: str = Field(description="where plugin backends run: 'inprocess' or 'process'")
+
+
+@router.get("/isolation", response_model=Isolation)
+async def isolation(request: Request, _admin: sdk.AdminUser) -> Isolation:
+    """Where plugin code runs here, and what that means (the upload dialog says it)."""
+    settings = installer_of(request).settings
+    return Isolation(mode=settings.isolation, full_rights=settings.full_rights_notice)
+
+
 @router.get("/plan/install/{plugin_id}", response_model=InstallPlan)
 async def install_plan(
     plugin_id: PluginId, request: Request, _admin: sdk.AdminUser, version: Version = None
 ) -> InstallPlan:
     """What installing would install: missing dependencies first (nothing changes)."""
-    planned = await run_in_threadpool(installer_of(request).plan, plugin_id, version)
+    installer = installer_of(request)
+    planned = await run_in_threadpool(installer.plan, plugin_id, version)
     return InstallPlan(
+        full_rights=installer.settings.full_rights_notice,
         plugin_id=plugin_id,
         version=planned[-1].version,
         steps=[

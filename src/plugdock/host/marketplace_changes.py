@@ -205,18 +205,29 @@ async def uninstall(
     request: Request,
     admin: sdk.AdminUser,
     backup: bool = Query(True, description="write the plugin's rows to instance/backups first"),
+    force: bool = Query(
+        False,
+        description="run none of the plugin's code (no on_uninstall), stop waiting for a hung "
+        "hook of it; audited as forced",
+    ),
 ) -> UninstallResponse:
     """Uninstall a plugin; its routes answer 404 as soon as this returns, in every worker."""
     installer = installer_of(request)
     routes = _routes(request, plugin_id)
     result = await runtime_of(request).apply(
         lambda hooks: installer.uninstall(
-            plugin_id, uninstalled_by=admin.username, before_commit=hooks, backup=backup
+            plugin_id,
+            uninstalled_by=admin.username,
+            before_commit=hooks,
+            backup=backup,
+            force=force,
         ),
         leaving=plugin_id,
+        force=force,
     )
     return UninstallResponse(
         message=f"{plugin_id} {result.version} uninstalled"
+        + (" (forced: its on_uninstall did not run)" if force else "")
         + (f"; its rows are kept in {result.backup.name}" if result.backup else ""),
         plugin_id=plugin_id,
         version=result.version,

@@ -7,7 +7,9 @@ takes the client's bucket and then the account's (always in that order: no deadl
 
 - the client bucket (``client:<address>``; IPv6 by /64, which one host usually owns) allows
   ``client_failures`` attempts per window, the account bucket (``user:<id>``, existing
-  users only) ``account_failures``;
+  users only) ``account_failures``; a client that brings a device token of the account
+  (:mod:`plugdock.host.devices`) is counted in its device's bucket (``device:<id>``,
+  ``device_failures``) instead of the account's, so guessers elsewhere cannot lock it out;
 - a bucket at its limit refuses the reservation (:class:`Throttled`, with the seconds until
   its window ends), so N parallel wrong guesses evaluate at most the limit;
 - a successful sign-in gives back only its own reservation (:func:`release`): it never
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_PREFIX = "client:"
 ACCOUNT_PREFIX = "user:"
+DEVICE_PREFIX = "device:"
 #: Where attempts from new addresses are counted while ``max_clients`` buckets are live.
 OVERFLOW_BUCKET = "client:*overflow*"
 
@@ -52,6 +55,7 @@ class Limits:
 
     client_failures: int = 10
     account_failures: int = 20
+    device_failures: int = 10
     window: int = 300
     max_clients: int = 10_000
 
@@ -104,6 +108,9 @@ def reserve(
 ) -> Reservation:
     """Reserve one attempt for ``client`` and ``account`` (None: no such user), or Throttled.
 
+    ``account`` is the account's bucket, or its device's for a client that brought a valid
+    device token (each with its own limit).
+
     Both or neither are reserved. Retried on a deadlock or serialization failure, which
     parallel sign-ins creating one bucket (InnoDB's gap locks) or the pruning of another
     transaction cause on PostgreSQL and MariaDB; after a random, growing pause, so the
@@ -131,9 +138,12 @@ def _reserve_once(
         slot, created = _take(conn, client, limits.client_failures, limits, now, client=True)
         slots = [slot]
         if account is not None:
-            slot, created_account = _take(
-                conn, account, limits.account_failures, limits, now, client=False
+            limit = (
+                limits.device_failures
+                if account.startswith(DEVICE_PREFIX)
+                else limits.account_failures
             )
+            slot, created_account = _take(conn, account, limit, limits, now, client=False)
             slots.append(slot)
             created = created or created_account
         return Reservation(tuple(slots), created)

@@ -24,6 +24,7 @@ from plugdock.config import Settings
 from plugdock.instance.registry import Installation
 from plugdock.operations import codefiles
 from plugdock.operations.workspace import Workspace
+from plugdock.plugin_code.hook_time import abort_hooks
 from plugdock.plugin_code.hooks import BeforeCommit, check_and_run_hooks
 from plugdock.sources import Source, parse_requirement
 
@@ -210,15 +211,20 @@ class Installer:
         uninstalled_by: str | None = None,
         before_commit: BeforeCommit | None = check_and_run_hooks,
         backup: bool = False,
+        force: bool = False,
     ) -> UninstallResult:
         """Run the plugin's down.sql, delete its code, registry entry and row.
 
         ``backup`` first writes its rows to ``instance/backups/``. ``before_commit(ctx)``
         runs inside the transaction (by default: the plugin's ``on_uninstall``); raising
-        rolls everything back.
+        rolls everything back. ``force`` runs no plugin code at all: it stops waiting for
+        any hook of the plugin this process runs (so it does not queue behind a hung one),
+        skips ``before_commit`` and is audited as forced.
         """
         from plugdock.operations.uninstall import uninstall as uninstall_one
 
+        if force:
+            abort_hooks(plugin_id)
         with self.locked():
             return uninstall_one(
                 self.workspace,
@@ -226,4 +232,5 @@ class Installer:
                 uninstalled_by=uninstalled_by,
                 before_commit=before_commit,
                 backup=backup,
+                force=force,
             )

@@ -162,6 +162,7 @@ def isolation_notes(installer: Installer) -> list[str]:
     refused = sandbox.user_namespaces_refused()
     if refused is not None:
         notes.append(refused)
+    notes.extend(_confinement_notes(installer))
     if installer.engine.dialect.name == "sqlite":
         notes.append(
             "SQLite cannot give a plugin rights of its own: every plugin process can read and "
@@ -170,6 +171,31 @@ def isolation_notes(installer: Installer) -> list[str]:
         )
     if os.geteuid() == 0:
         notes.extend(_plugin_user_notes(installer))
+    return notes
+
+
+def _confinement_notes(installer: Installer) -> list[str]:
+    """Which mechanisms hold plugin processes here: the seccomp filter, the resource limits."""
+    from plugdock.isolation import resources, seccomp
+
+    notes = []
+    try:
+        size = len(seccomp.bpf_program()) // 8
+        notes.append(
+            f"seccomp: a filter of {size} instructions (libseccomp) refuses mount, "
+            "ptrace, keyrings, bpf, new namespaces ... in plugin processes"
+        )
+    except (OSError, RuntimeError) as exc:  # libseccomp missing: plugin processes cannot start
+        notes.append(f"seccomp: the filter cannot be built ({exc}); apt-get install libseccomp2")
+    settings = installer.settings
+    limits = resources.Limits(
+        settings.plugin_memory_mb << 20, settings.plugin_processes, settings.plugin_data_mb << 20
+    )
+    notes.append(
+        "plugin resources: "
+        + resources.mechanism(limits, own_user=os.geteuid() == 0)
+        + f"; cgroup v2 not used: {resources.cgroup_v2_refused()}"
+    )
     return notes
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,9 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from plugdock.errors import PluginProcessError
+from plugdock.errors import HookTimeoutError, PluginProcessError
+from plugdock.isolation.plugin_log import copy_log
 from plugdock.isolation.protocol import SOCKET_NAME
 from plugdock.isolation.sandbox import Sandbox, launch
+from plugdock.plugin_code.hook_time import abortable
 
 # bubblewrap's --die-with-parent ends the plugin process when the *thread* that started it
 # ends, and the event loop's worker threads end when idle: every plugin process is started
@@ -31,19 +34,7 @@ from plugdock.isolation.sandbox import Sandbox, launch
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="plugdock-spawn")
 
 START_TIMEOUT = 30.0  # import of the plugin's backend, on a loaded machine
-HOOK_TIMEOUT = 120.0
-
-
-LOG_KEEP = 10 << 20  # a plugin's log is started afresh past this size
-
-
-def _keep_log_small(path: Path) -> None:
-    """A plugin writes its log as it likes; past ``LOG_KEEP`` it starts again (one old copy)."""
-    try:
-        if path.stat().st_size > LOG_KEEP:
-            path.replace(path.with_name(path.name + ".1"))
-    except FileNotFoundError:
-        pass
+LOG_DRAIN = 5.0  # at most this long for the log of a process that ended to be copied
 
 
 class ChildProcess:
@@ -72,19 +63,33 @@ class ChildProcess:
         order = {**order, "fd": listener.fileno()}
         argv = [sys.executable, "-m", "plugdock.isolation.child", json.dumps(order)]
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        _keep_log_small(log_path)
-        with open(log_path, "ab") as log, listener:
-            start = launch(sandbox, argv)
-            self.process = _SPAWNER.submit(
-                subprocess.Popen,
-                start.args,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                preexec_fn=start.preexec,
-                close_fds=True,
-                pass_fds=(listener.fileno(),),
-            ).result()
+        # Its log goes through the panel, which rotates it (plugdock.isolation.plugin_log).
+        log_read, log_write = os.pipe2(os.O_CLOEXEC)
+        with listener:
+            try:
+                start = launch(sandbox, argv)
+            except BaseException:
+                os.close(log_read)
+                os.close(log_write)
+                raise
+            try:
+                self.process = _SPAWNER.submit(
+                    subprocess.Popen,
+                    start.args,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log_write,
+                    preexec_fn=start.preexec,
+                    close_fds=True,
+                    pass_fds=(listener.fileno(), start.seccomp_fd),
+                ).result()
+            except BaseException:
+                os.close(log_read)
+                raise
+            finally:
+                os.close(start.seccomp_fd)
+                os.close(log_write)
+        self._log = copy_log(log_read, log_path)
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []
         self.openapi: dict[str, Any] = {}  # the router's OpenAPI paths and schemas
@@ -133,10 +138,40 @@ class ChildProcess:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
-    def hook(self, operation: str, version: str, from_version: str | None = None) -> None:
-        """Run ``on_<operation>`` in the plugin process; PluginProcessError if it raised."""
+    def hook(
+        self, operation: str, version: str, timeout: float, from_version: str | None = None
+    ) -> None:
+        """Run ``on_<operation>`` in the plugin process; PluginProcessError if it raised.
+
+        Past ``timeout`` seconds, or when a forced uninstall aborts the wait
+        (:mod:`plugdock.plugin_code.hook_time`), the process is killed and
+        :class:`HookTimeoutError` raised.
+        """
         self._send(cmd="hook", operation=operation, version=version, from_version=from_version)
-        answer = self._answer(HOOK_TIMEOUT, f"running on_{operation}")
+        aborted = threading.Event()
+
+        def abort() -> None:  # from another thread: a signal only, the pipes stay ours
+            aborted.set()
+            self.interrupt()
+
+        deadline = time.monotonic() + timeout
+        try:
+            with abortable(self.plugin_id, abort):
+                answer = self._answer(timeout, f"running on_{operation}")
+        except PluginProcessError as exc:
+            self.kill()
+            if aborted.is_set():
+                raise HookTimeoutError(
+                    f"{self.plugin_id}: on_{operation} did not finish: a forced uninstall "
+                    "stopped it"
+                ) from exc
+            if time.monotonic() >= deadline:  # not a crash: out of time
+                raise HookTimeoutError(
+                    f"{self.plugin_id}: on_{operation} did not finish: it ran past the hook "
+                    f"time limit of {timeout:g} s (PLUGDOCK_HOOK_TIMEOUT); its process was "
+                    "killed"
+                ) from exc
+            raise
         if answer.get("event") != "done":
             raise PluginProcessError(f"{self.plugin_id}: {answer.get('error', answer)}")
 
@@ -147,6 +182,11 @@ class ChildProcess:
         if answer.get("event") != "serving":
             self.kill()
             raise PluginProcessError(f"{self.plugin_id}: {answer.get('error', answer)}")
+
+    def interrupt(self) -> None:
+        """SIGKILL, safe from any thread: the thread waiting on its answer sees it end."""
+        if self.process.poll() is None:
+            self.process.kill()
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -162,6 +202,8 @@ class ChildProcess:
             state = "killed by SIGKILL"
         else:
             state = f"exited with status {code}"
+        if code is not None:  # its last words may still be in the pipe: copied once all its
+            self._log.join(LOG_DRAIN)  # processes have closed it (they die with it)
         tail = self.log_tail()
         return f"the plugin process {state}" + (f": {tail}" if tail else "")
 

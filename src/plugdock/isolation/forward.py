@@ -6,7 +6,8 @@ plugin's router reported, authenticates the request with the host's own ``authen
 and sends the request to the plugin's Unix socket (its body whole: the panel reads at most
 ``PLUGDOCK_MAX_REQUEST_BYTES``) and streams the answer back. While the
 process is down it answers 503, and 504 when the plugin takes longer than
-``PLUGDOCK_PLUGIN_TIMEOUT``, each with a JSON ``detail``.
+``PLUGDOCK_PLUGIN_TIMEOUT``, each with a JSON ``detail``. The whole answer, body included,
+must be in within that timeout: past it the connection to the client is cut mid-body.
 
 The plugin never sees the caller's credentials: the ``Authorization`` header and the
 panel's own cookies (``plugdock_*``) are dropped, as is any ``x-plugdock-*`` header the
@@ -58,6 +59,11 @@ _SANDBOX = (
     b"frame-ancestors 'none'",  # `sandbox` without allow-scripts: no script runs at all
 )
 _PANEL_COOKIE = re.compile(r"^\s*plugdock_[^=]*=")
+
+
+class AnswerCut(Exception):
+    """A plugin's answer body ran past the plugin timeout after its status was sent: raised
+    to the server, which closes the client's connection (the body is visibly incomplete)."""
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:
@@ -158,10 +164,19 @@ class ForwardRoute(BaseRoute):
             )
             # The last chunk goes with more_body=False: a whole small answer is one message.
             pending: bytes | None = None
-            async for chunk in answer.chunks():
-                if pending is not None:
-                    await send({"type": "http.response.body", "body": pending, "more_body": True})
-                pending = chunk
+            try:
+                async for chunk in answer.chunks():
+                    if pending is not None:
+                        await send(
+                            {"type": "http.response.body", "body": pending, "more_body": True}
+                        )
+                    pending = chunk
+            except TimeoutError as exc:
+                # The status went out already: the only honest end is a cut connection, so the
+                # client sees an incomplete body, never a short one that looks whole.
+                raise AnswerCut(
+                    f"{self.plugin_id}'s answer took longer than {self.timeout:g} s"
+                ) from exc
             await send({"type": "http.response.body", "body": pending or b""})
         finally:
             await answer.close()
@@ -206,9 +221,11 @@ async def _authenticate(scope: Scope) -> sdk.User | HTTPException | None:
     """The host's verdict on the request's credentials, computed once in the panel."""
     request = Request(scope)
     state = sdk.host_state(request.app)
-    if state.authenticate is None:
-        return None
     try:
+        if state.user_of is not None:
+            return await state.user_of(request)
+        if state.authenticate is None:
+            return None
         return await run_in_threadpool(state.authenticate, request)
     except HTTPException as refused:
         return refused

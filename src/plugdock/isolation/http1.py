@@ -8,6 +8,11 @@ needs (bench/isolation.py measures the difference):
   so a request on a connection the plugin process had just closed can be sent again);
 - the answer streams: its status and headers first, then the body as it arrives
   (``httptools`` parses it, as in uvicorn).
+
+A plugin's answer is bounded like a request a server reads: at most ``MAX_HEADERS``
+headers of ``MAX_HEADER_BYTES`` in all (counted in bytes, one long header included), and
+the whole answer, body included, within the request's ``timeout``: a body that drips a
+byte at a time is cut there, not only one that stops.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ class _Parsed:
     """What httptools reported so far about one answer."""
 
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    header_bytes: int = 0  # as sent: "name: value\r\n" for each
     body: list[bytes] = field(default_factory=list)
     headers_done: bool = False
     done: bool = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -60,21 +67,24 @@ class Answer:
         streams: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         parser: httptools.HttpResponseParser,
         parsed: _Parsed,
-        timeout: float,
+        deadline: float,
         bodiless: bool,
     ) -> None:
         self._pool = pool
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = streams
         self._parser = parser
         self._parsed = parsed
-        self._timeout = timeout
+        self._deadline = deadline  # loop time by which the whole answer must be in
         self.status: int = parser.get_status_code()
         self.headers = parsed.headers
         self._bodiless = bodiless
         self._reusable = parser.should_keep_alive() and not bodiless
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives (nothing for HEAD, 204 and 304)."""
+        """The body as it arrives (nothing for HEAD, 204 and 304).
+
+        ``TimeoutError`` once the request's timeout has passed, however steadily it drips.
+        """
         if self._bodiless or self.status in (204, 304):
             self._parsed.done = True
             return
@@ -83,7 +93,11 @@ class Answer:
                 yield self._parsed.body.pop(0)
             if self._parsed.done or self._streams is None:
                 return
-            data = await asyncio.wait_for(self._streams[0].read(_READ), self._timeout)
+            left = self._deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                self._reusable = False
+                raise TimeoutError("the plugin process's answer took too long")
+            data = await asyncio.wait_for(self._streams[0].read(_READ), left)
             if not data:
                 self._reusable = False
                 if not self._parsed.done:
@@ -133,11 +147,12 @@ class UnixHTTP:
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             head.append(b"content-length: %d\r\n" % len(body))
         message = b"".join([*head, b"\r\n", body])
-        async with asyncio.timeout(timeout):
+        deadline = asyncio.get_running_loop().time() + timeout
+        async with asyncio.timeout_at(deadline):
             while True:
                 streams, reused = await self._connection()
                 try:
-                    return await self._exchange(streams, message, method == "HEAD", timeout)
+                    return await self._exchange(streams, message, method == "HEAD", deadline)
                 except PluginUnreachable:
                     streams[1].close()
                     if not reused:  # a fresh connection failed: the process is not there
@@ -163,7 +178,7 @@ class UnixHTTP:
         streams: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         message: bytes,
         bodiless: bool,
-        timeout: float,
+        deadline: float,
     ) -> Answer:
         reader, writer = streams
         parsed = _Parsed()
@@ -178,8 +193,12 @@ class UnixHTTP:
                     raise PluginUnreachable("the plugin process closed the connection")
                 received += len(data)
                 parser.feed_data(data)
-                if len(parsed.headers) > MAX_HEADERS or (
-                    not parsed.headers_done and received > MAX_HEADER_BYTES
+                # Bytes received bound what httptools holds of an unfinished header; the
+                # headers' own bytes catch a long one that arrived with the rest.
+                if (
+                    len(parsed.headers) > MAX_HEADERS
+                    or parsed.header_bytes > MAX_HEADER_BYTES
+                    or (not parsed.headers_done and received > MAX_HEADER_BYTES)
                 ):
                     raise PluginUnreachable("the plugin process sent oversized headers")
             if parser.get_status_code() < 200:  # a 1xx is not an answer to forward
@@ -188,7 +207,7 @@ class UnixHTTP:
             raise
         except (ConnectionError, httptools.HttpParserError) as exc:
             raise PluginUnreachable(str(exc)) from exc
-        return Answer(self, streams, parser, parsed, timeout, bodiless)
+        return Answer(self, streams, parser, parsed, deadline, bodiless)
 
     def give_back(self, streams: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         if self._closed or len(self._idle) >= self.keep:

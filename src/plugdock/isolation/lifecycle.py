@@ -90,7 +90,12 @@ class SandboxedHooks:
         prepared = self.prepared.pop(plugin_id)
         try:
             self.processes.spawner.grant(plugin_id, tables)
-            prepared.child.hook(prepared.operation, prepared.version, prepared.from_version)
+            prepared.child.hook(
+                prepared.operation,
+                prepared.version,
+                self.processes.settings.hook_timeout,
+                prepared.from_version,
+            )
         except BaseException:
             prepared.child.kill()
             raise
@@ -113,7 +118,7 @@ class SandboxedHooks:
         )
         try:
             self.processes.spawner.grant(plugin_id, tables)
-            child.hook("uninstall", version)
+            child.hook("uninstall", version, self.processes.settings.hook_timeout)
         finally:
             child.stop()
 

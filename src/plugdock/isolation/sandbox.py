@@ -34,11 +34,15 @@ those. Nothing changes on the host's folders for this; what the plugin itself mu
 is made its own (its data folder) or its group's (its run folder and sockets, the SQLite
 file) by :mod:`plugdock.isolation.spawner`.
 
-It holds no capabilities (``--cap-drop ALL``), not even in its own user namespace.
+It holds no capabilities (``--cap-drop ALL``), not even in its own user namespace, and a
+seccomp filter (:mod:`plugdock.isolation.seccomp`) refuses the system calls a plugin never
+needs (mount, ptrace, keyrings, BPF, new namespaces, modules, ...).
 
 Limits (``setrlimit``, inherited through bubblewrap): address space
-(``PLUGDOCK_PLUGIN_MEMORY_MB``), open files, file size and processes: at most 64 more than
-its host user already runs (the panel's user, or the plugin's own when the panel is root).
+(``PLUGDOCK_PLUGIN_MEMORY_MB``), open files, file size (at most its data quota) and
+processes: at most ``PLUGDOCK_PLUGIN_PROCESSES`` more than its host user already runs (the
+panel's user, or the plugin's own when the panel is root). What its processes use together
+is the watchdog's to limit (:mod:`plugdock.isolation.resources`).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from plugdock.isolation import seccomp
 
 BACKEND = "/plugin/backend"
 DATA = "/plugin/data"
@@ -124,6 +130,8 @@ class Sandbox:
     hidden: Path  # the instance folder: never visible, even below a bound path
     network: bool = False
     memory_bytes: int = 512 << 20
+    processes: int = PROCESSES  # beyond what its host user already runs
+    file_bytes: int = FILE_SIZE  # one file it writes (its data quota, if smaller)
     extra_files: tuple[Path, ...] = ()  # e.g. the SQLite database and its -wal/-shm
     env: dict[str, str] = field(default_factory=dict)
     # The host user it runs as; None: the panel's own, which must not be root (launch()).
@@ -160,16 +168,18 @@ def _outermost(paths: Iterable[Path]) -> list[Path]:
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start a sandboxed process: bubblewrap's command line and the ``preexec_fn``
-    that prepares the process that executes it (staging, host user, limits)."""
+    """How to start a sandboxed process: bubblewrap's command line, the ``preexec_fn``
+    that prepares the process that executes it (staging, host user, limits), and the
+    descriptor of the seccomp filter it reads (pass it to the child, close it after)."""
 
     args: list[str]
     preexec: Callable[[], None]
+    seccomp_fd: int
 
 
-def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
+def command(sandbox: Sandbox, argv: list[str], seccomp_fd: int = 3) -> list[str]:
     """The bubblewrap command line that runs ``argv`` inside ``sandbox`` (as :func:`launch`)."""
-    return _command(sandbox, argv, [] if sandbox.user is not None else None)
+    return _command(sandbox, argv, [] if sandbox.user is not None else None, seccomp_fd)
 
 
 def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
@@ -183,11 +193,19 @@ def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
             "a host user of its own, never as root"
         )
     sources: list[str] = []
-    args = _command(sandbox, argv, sources if sandbox.user is not None else None)
-    return Launch(args, _prepare(sandbox, sources))
+    try:
+        fd = seccomp.program_fd()
+    except (OSError, RuntimeError) as exc:  # pyseccomp could not load libseccomp.so.2
+        raise SandboxUnavailable(
+            f"the seccomp filter cannot be built ({exc}): apt-get install libseccomp2"
+        ) from exc
+    args = _command(sandbox, argv, sources if sandbox.user is not None else None, fd)
+    return Launch(args, _prepare(sandbox, sources), fd)
 
 
-def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> list[str]:
+def _command(
+    sandbox: Sandbox, argv: list[str], staged: list[str] | None, seccomp_fd: int
+) -> list[str]:
     """bubblewrap's command line; with ``staged``, each bound path is named by where
     :func:`_stage` binds it (``<run root>/<n>``) and appended to ``staged``."""
     stage = sandbox.run_dir.parent
@@ -208,6 +226,10 @@ def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> lis
         # its own code). It needs none (and a root panel does not start it as root anyway).
         "--cap-drop",
         "ALL",
+        # Loaded last, just before the plugin's Python runs: bubblewrap's own mounts and
+        # namespaces come first (plugdock.isolation.seccomp).
+        "--seccomp",
+        str(seccomp_fd),
         "--hostname",
         "plugin",
         "--proc",
@@ -312,7 +334,8 @@ def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
     user = sandbox.user
     memory = sandbox.memory_bytes
     uid = user.uid if user is not None else os.getuid()
-    processes = _processes_of(uid) + PROCESSES
+    processes = _processes_of(uid) + sandbox.processes
+    file_bytes = sandbox.file_bytes
     libc = ctypes.CDLL(None, use_errno=True) if user is not None else None  # before the fork
 
     def apply() -> None:
@@ -326,7 +349,7 @@ def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
                 os.setresuid(user.uid, user.uid, user.uid)
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
             resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
-            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE, FILE_SIZE))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
         except BaseException as exc:

@@ -28,10 +28,11 @@ from sqlalchemy import Engine
 
 from plugdock.config import Settings
 from plugdock.core.fsutil import make_private_dir
-from plugdock.errors import OwnedElsewhere
+from plugdock.errors import OwnedElsewhere, PluginProcessError
 from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.database import PluginDatabase
-from plugdock.isolation.sandbox import HostUser, Sandbox, database_gid, plugin_user
+from plugdock.isolation.resources import Limits, data_over, folder_bytes
+from plugdock.isolation.sandbox import FILE_SIZE, HostUser, Sandbox, database_gid, plugin_user
 
 RUN_ROOT = "/tmp"
 
@@ -46,6 +47,11 @@ class Spawner:
         self.root = Path(RUN_ROOT) / f"pd-{instance}"
         make_private_dir(self.root)
         self.database = PluginDatabase(settings, engine)
+        self.limits = Limits(
+            memory_bytes=settings.plugin_memory_mb << 20,
+            processes=settings.plugin_processes,
+            data_bytes=settings.plugin_data_mb << 20,
+        )
 
     def run_dir(self, plugin_id: str, installation: str) -> Path:
         """The run folder of one installation's process: short, and the same for every worker."""
@@ -93,6 +99,8 @@ class Spawner:
             hidden=self.settings.home,
             network=wants_network(permissions),
             memory_bytes=self.settings.plugin_memory_mb << 20,
+            processes=self.settings.plugin_processes,
+            file_bytes=min(FILE_SIZE, self.limits.data_bytes),
             extra_files=extra_files,
             env=_plugin_environment(plugin_id, self._installed_ids()),
             user=user,
@@ -110,6 +118,9 @@ class Spawner:
             os.close(lock)  # the lock file stays: another worker may be waiting on it
 
         try:
+            used = folder_bytes(data_dir)
+            if used > self.limits.data_bytes:  # stopped for it before, or the quota lowered
+                raise PluginProcessError(data_over(used, self.limits.data_bytes))
             url = self.database.open_for(plugin_id, key, run_dir)
             self.database.open_core_calls(plugin_id, key, run_dir, permissions)
             if user is not None:

@@ -14,6 +14,11 @@ gone: its lock is free then, and the process ended with it (``--die-with-parent`
 :meth:`PluginProcesses.watch` looks after them: a process that exits (a crash, the memory
 limit, a kill) or stops answering its ping (hung) is reported and started again with
 exponential backoff (1 s, 2 s, 4 s … 60 s; back to 1 s after a minute of good health).
+It is also the **watchdog** of the processes this worker owns: every second it measures
+what each plugin uses, all its processes together (:mod:`plugdock.isolation.resources`),
+and stops one past its memory, process or data limit; that plugin stays stopped, with a
+status that says why ("stopped: used 700 MiB, limit 512 MiB ..."), until it is installed
+again (an upgrade) or the panel restarts (a plugin over its data quota does not start).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,7 +39,7 @@ from sqlalchemy import Engine
 
 from plugdock.config import Settings
 from plugdock.errors import OwnedElsewhere, PluginProcessError
-from plugdock.isolation import protocol
+from plugdock.isolation import protocol, resources
 from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.forward import ForwardRoute
 from plugdock.isolation.http1 import PluginUnreachable, UnixHTTP
@@ -47,6 +53,7 @@ PINGS_MISSED = 2  # this many unanswered pings in a row: hung, killed and restar
 BACKOFF_MAX = 60.0
 HEALTHY_AFTER = 60.0  # serving this long resets the backoff
 START_WAIT = 30.0  # how long a request waits for a starting process
+MEASURE_EVERY = 1.0  # seconds between the watchdog's measures of each plugin's resources
 
 
 @dataclass
@@ -238,6 +245,13 @@ class PluginProcesses:
         served.ready = asyncio.Event()
         log.error("%s: %s", served.plugin_id, served.error)
 
+    def _stopped(self, served: ServedPlugin, why: str) -> None:
+        """Stopped by the watchdog ("stopped: ..."): not started again by this worker."""
+        served.error = why
+        served.ready.set()
+        served.ready = asyncio.Event()
+        log.error("%s: %s", served.plugin_id, why)
+
     def detach(self, plugin_id: str) -> ServedPlugin | None:
         """Stop serving a plugin now (event loop); :meth:`stop` it then, in the background."""
         served = self.served.pop(plugin_id, None)
@@ -272,30 +286,42 @@ class PluginProcesses:
 
     async def watch(self) -> None:
         """Notice dead and hung processes and start them again, with backoff."""
-        last_ping = 0.0
+        last_ping = last_measure = 0.0
         while True:
             await asyncio.sleep(0.5)
             now = time.monotonic()
             ping = now - last_ping >= PING_EVERY
             if ping:
                 last_ping = now
+            measure = now - last_measure >= MEASURE_EVERY
+            if measure:
+                last_measure = now
             for served in list(self.served.values()):
                 try:
-                    await self._look_after(served, now, ping)
+                    await self._look_after(served, now, ping, measure)
                 except Exception:
                     log.exception("%s: supervising its process failed", served.plugin_id)
 
-    async def _look_after(self, served: ServedPlugin, now: float, ping: bool) -> None:
+    async def _look_after(
+        self, served: ServedPlugin, now: float, ping: bool, measure: bool = False
+    ) -> None:
         if served.starting is not None and not served.starting.done():
             return
-        if served.error is not None and served.error.startswith("failed:"):
-            return  # its backend does not load: unserved (see _start)
+        if served.error is not None and served.error.startswith(("failed:", "stopped:")):
+            return  # its backend does not load, or it passed a limit: unserved
         child = served.child
         if child is not None and not child.alive():
             why = child.why_stopped()
             await self._halt(served)
             self._failed(served, why)
             return
+        if measure and child is not None and served.client is not None:
+            usage = await run_in_threadpool(resources.measure, child.pid, child.sandbox.data_dir)
+            past = resources.over(usage, self.spawner.limits)
+            if past is not None:
+                await self._halt(served)
+                self._stopped(served, past)
+                return
         if served.client is None:
             if now >= served.retry_at:
                 served.error = "starting"
@@ -325,6 +351,10 @@ class PluginProcesses:
         """None when the plugin's process serves; else why not (starting, crashed …)."""
         served = self.served.get(plugin_id)
         return None if served is None else served.error
+
+    def limits(self) -> str:
+        """What holds each plugin to its limits on this machine (resources.mechanism)."""
+        return resources.mechanism(self.spawner.limits, own_user=os.geteuid() == 0)
 
     def openapi(self) -> list[dict[str, Any]]:
         """The OpenAPI paths and schemas of each plugin process (as far as known yet)."""

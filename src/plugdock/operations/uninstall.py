@@ -84,8 +84,15 @@ def uninstall(
     uninstalled_by: str | None,
     before_commit: BeforeCommit | None,
     backup: bool = False,
+    force: bool = False,
 ) -> UninstallResult:
-    """Remove a plugin and every trace of it; call with the lock held."""
+    """Remove a plugin and every trace of it; call with the lock held.
+
+    ``force`` runs none of the plugin's code (``before_commit`` is not called) and says so
+    in the audit entry; the rest (down.sql, code, row, role, data folder) is the same.
+    """
+    if force:
+        before_commit = None
     started = time.perf_counter()
     steps = Steps("uninstall")
     operation_id = uuid.uuid4().hex
@@ -144,7 +151,13 @@ def uninstall(
                     transaction,
                     workspace,
                     steps,
-                    Change(uninstalled_by, audit.UNINSTALL, plugin_id, installation.version),
+                    Change(
+                        uninstalled_by,
+                        audit.UNINSTALL,
+                        plugin_id,
+                        installation.version,
+                        {"forced": True} if force else {},
+                    ),
                 )
     except BaseException as exc:
         if (

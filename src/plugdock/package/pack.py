@@ -88,19 +88,22 @@ def check_folder(folder: Path, limits: Limits = Limits()) -> PluginMetadata:
     return _check(Path(folder), limits)[0]
 
 
-def pack(folder: Path, outdir: Path, limits: Limits = Limits()) -> Path:
+def pack(folder: Path, outdir: Path, limits: Limits = Limits(), *, compare_ui: bool = True) -> Path:
     """Pack ``folder`` into ``outdir/<id>_v<version>.zip`` and return that path.
 
     ``metadata.json``'s ``frontend`` must agree with ``addon.config``
-    (:mod:`plugdock.package.ui_contract`). An existing package of the same name is
+    (:mod:`plugdock.package.ui_contract`; that runs the config on this host, so
+    ``validate``, which compares them itself, passes ``compare_ui=False``). An existing
+    package of the same name is
     replaced atomically. ``outdir`` is created
     if needed; when it lies inside ``folder`` it is left out of the package.
     """
     folder, outdir = Path(folder), Path(outdir)
     metadata, files = _check(folder, limits, outputs=outdir)
-    disagreements = compare(metadata.frontend, read_ui(folder, files))
-    if disagreements:
-        raise PackageError(disagreements, source=str(folder))
+    if compare_ui:
+        disagreements = compare(metadata.frontend, read_ui(folder, files))
+        if disagreements:
+            raise PackageError(disagreements, source=str(folder))
     # Build steps map ``files`` (package path -> file on disk) to the files actually shipped:
     # frontend/addon.config.* is bundled by esbuild into frontend/dist/addon.js.
     files = build_frontend(folder, files)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,11 +79,19 @@ class DeclaredUI:
     unnamed: int = 0  # components without a name (e.g. an anonymous arrow function)
 
 
-def read_ui(folder: Path, files: Mapping[str, Path]) -> DeclaredUI | None:
+#: Runs node's command line (its script in the given folder) somewhere else, e.g. confined:
+#: ``plugdock validate`` never runs a package's addon.config on the host.
+NodeRunner = Callable[[list[str], Path], "subprocess.CompletedProcess[str]"]
+
+
+def read_ui(
+    folder: Path, files: Mapping[str, Path], run_node: NodeRunner | None = None
+) -> DeclaredUI | None:
     """Run ``folder``'s ``addon.config`` and return what it declares; None without one.
 
     Needs esbuild (found as for the build) and ``node``; raises PackageError when either
-    is missing or the config cannot run outside a browser.
+    is missing or the config cannot run outside a browser. esbuild only bundles it; the
+    config's code runs in ``node``, through ``run_node`` when given (else on this host).
     """
     config = frontend_build.find_config(files)
     if config is None:
@@ -114,12 +123,11 @@ def read_ui(folder: Path, files: Mapping[str, Path]) -> DeclaredUI | None:
         built = frontend_build.run_tool(command, entry, Path(folder) / "frontend", folder)
         if built.returncode != 0:
             raise frontend_build.build_failed(built, folder)
-        ran = frontend_build.run_tool(
-            [node, "-e", _RUNNER, str(probe), json.dumps(frontend_build.EXTERNALS)],
-            None,
-            Path(scratch),
-            folder,
-        )
+        argv = [node, "-e", _RUNNER, str(probe), json.dumps(frontend_build.EXTERNALS)]
+        if run_node is not None:
+            ran = run_node(argv, Path(scratch))
+        else:
+            ran = frontend_build.run_tool(argv, None, Path(scratch), folder)
     if ran.returncode != 0:
         lines = ran.stderr.strip().splitlines() or ["no output"]
         last = next((line for line in lines if "Error" in line), lines[-1])

@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from plugdock.config import Settings
 from plugdock.errors import PackageError
 from plugdock.package.metadata import PluginMetadata
+from plugdock.plugin_code.hook_time import run_bounded
 
 if TYPE_CHECKING:  # importing these pulls in FastAPI: the CLI pays for it only when it must
     from plugdock.plugin_code.loader import LoadedBackend
@@ -128,12 +129,19 @@ def hook_context(ctx: OperationContext) -> HookContext:
 
 
 def run_hook(backend: LoadedBackend, ctx: OperationContext) -> None:
-    """``on_install(ctx)``, ``on_uninstall(ctx)`` or ``on_upgrade(ctx, from_version)``."""
+    """``on_install(ctx)``, ``on_uninstall(ctx)`` or ``on_upgrade(ctx, from_version)``, for
+    at most ``hook_timeout`` seconds (:mod:`plugdock.plugin_code.hook_time`)."""
     hook = backend.hook(f"on_{ctx.operation}")
     if hook is None:
         return
     plugin_ctx = hook_context(ctx)
-    if ctx.operation == "upgrade":
-        hook(plugin_ctx, ctx.from_version)
-    else:
-        hook(plugin_ctx)
+    args = (plugin_ctx, ctx.from_version) if ctx.operation == "upgrade" else (plugin_ctx,)
+    # Given up on, the hook loses the operation's connection: closing it rolls the
+    # transaction back at the database, and the hook's next query fails.
+    run_bounded(
+        ctx.plugin_id,
+        f"on_{ctx.operation}",
+        lambda: hook(*args),
+        ctx.settings.hook_timeout,
+        abandon=ctx.connection.invalidate,
+    )

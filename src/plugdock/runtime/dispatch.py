@@ -82,6 +82,10 @@ class PluginDispatch(BaseRoute):
                 partial = (match, {**child_scope, SELECTED_ENTRY: entry})
         return partial or (Match.NONE, {})
 
+    def serves(self, scope: Scope) -> bool:
+        """A mounted plugin answers this request's path (for middleware of plugins' paths)."""
+        return self.matches(scope)[0] is not Match.NONE
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         await scope[SELECTED_ENTRY].handle(scope, receive, send)
 

@@ -114,6 +114,9 @@ class InProcessRunner:
     def trouble(self, mounted: MountedPlugin) -> str | None:
         return None
 
+    def limits(self) -> str | None:
+        return None
+
     async def settled(self) -> None:
         return None
 

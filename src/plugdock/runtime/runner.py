@@ -89,6 +89,10 @@ class PluginRunner(Protocol):
     def trouble(self, mounted: MountedPlugin) -> str | None:
         """None while it serves (or is starting); else why not (crashed, hung …)."""
 
+    def limits(self) -> str | None:
+        """What holds each plugin to its resource limits here, in plain words (None: nothing,
+        the plugins run inside the panel)."""
+
     async def settled(self) -> None:
         """Wait (bounded) until what is starting serves or has failed."""
 

@@ -42,6 +42,7 @@ from plugdock.instance.notify import ChangeListener
 from plugdock.instance.registry import installations_by_id, list_installations
 from plugdock.operations.materialize import code_is_current, needs_sync, sync_code
 from plugdock.operations.workspace import Workspace
+from plugdock.plugin_code.hook_time import abort_hooks
 from plugdock.plugin_code.hooks import BeforeCommit
 from plugdock.runtime.mounts import Mounts
 from plugdock.runtime.recycle import Recycler
@@ -246,7 +247,11 @@ class PluginRuntime:
     # ------------------------------------------------------------ operations
 
     async def apply(
-        self, operation: Callable[[BeforeCommit], T], *, leaving: str | None = None
+        self,
+        operation: Callable[[BeforeCommit], T],
+        *,
+        leaving: str | None = None,
+        force: bool = False,
     ) -> T:
         """Run an installer operation in a thread, then serve what it committed, at once.
 
@@ -258,12 +263,20 @@ class PluginRuntime:
         version; then the app reconciles with the database. Where the plugin's code runs
         (this process, or its sandbox) is the runner's business; ``leaving`` names the
         plugin an uninstall removes (a sandboxed ``on_uninstall`` runs before it starts).
+
+        ``force`` (a forced uninstall, which runs no plugin code): first stop waiting for any
+        hook of ``leaving`` that an operation here is running, so this one does not queue
+        behind it (that operation fails and lets go of the locks), and skip the runner's
+        ``before_operation``.
         """
+        if force and leaving is not None:
+            abort_hooks(leaving)
         async with self.lock:
             row = installations_by_id(self.engine).get(leaving) if leaving is not None else None
             hooks = self.mounts.runner.operation(self.mounts.served_besides, row)
             try:
-                await run_in_threadpool(hooks.before_operation)
+                if not force:
+                    await run_in_threadpool(hooks.before_operation)
                 result = await run_in_threadpool(operation, hooks.before_commit)
                 arrived = await run_in_threadpool(hooks.after_commit)
             except BaseException:

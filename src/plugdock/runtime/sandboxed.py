@@ -117,6 +117,9 @@ class SandboxedRunner:
         down = self.processes.status(mounted.installation.plugin_id)
         return None if down is None or down == "starting" else down
 
+    def limits(self) -> str | None:
+        return self.processes.limits()
+
     async def settled(self) -> None:
         await self.processes.settled()
 

@@ -15,6 +15,7 @@ class PluginStatus:
     state: Literal["mounted", "failed", "fetching"]
     routes: tuple[str, ...] = ()  # mounted: the paths it serves
     error: str | None = None  # failed, fetching: why it is not served
+    limits: str | None = None  # process mode: what holds it to its resource limits
 
 
 def plugin_status(
@@ -23,13 +24,14 @@ def plugin_status(
     """Per plugin id with a backend: mounted (with its served paths), failed or fetching
     (with why). A plugin without a backend has no entry."""
     report: dict[str, PluginStatus] = {}
+    limits = mounts.runner.limits()
     for plugin_id, mounted in mounts.mounted.items():
         routes = mounts.runner.paths(mounted)
         trouble = mounts.runner.trouble(mounted)  # a plugin process crashed, hung …: restarting
         if trouble is None:
-            report[plugin_id] = PluginStatus("mounted", routes=routes)
+            report[plugin_id] = PluginStatus("mounted", routes=routes, limits=limits)
         else:
-            report[plugin_id] = PluginStatus("failed", routes=routes, error=trouble)
+            report[plugin_id] = PluginStatus("failed", routes=routes, error=trouble, limits=limits)
     for plugin_id, (_operation, error) in mounts.failed.items():
         report[plugin_id] = PluginStatus("failed", error=error)
     for plugin_id, why in pending.items():

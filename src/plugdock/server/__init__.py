@@ -61,7 +61,15 @@ def serve(
     """
     import uvicorn
 
+    from plugdock.core.slow_clients import SlowClientGuard
+
     storage = Storage(data_dir).ensure()
     for message in startup_warnings(storage, review):
         (warn or log.warning)(message)
-    uvicorn.run(create_app(storage, review=review), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(storage, review=review),
+        host=host,
+        port=port,
+        log_level="info",
+        http=SlowClientGuard,  # slow_clients' default deadlines: 10 s headers, 120 s body
+    )

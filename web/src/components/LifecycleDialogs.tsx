@@ -71,6 +71,7 @@ export function InstallPlanDialog({
         {target?.name} needs other plugins. They are installed first, in this order, as one operation: if one fails,
         none is installed.
       </p>
+      {plan?.full_rights && <p className="full-rights-note">{plan.full_rights}</p>}
       <ol className="plan-list" aria-label="Install plan">
         {steps.map((step) => (
           <li key={step.plugin_id}>
@@ -165,17 +166,20 @@ export function UninstallDialog({
   onCancel,
 }: {
   target: Target | null;
-  onConfirm: (backup: boolean) => void;
+  onConfirm: (backup: boolean, force: boolean) => void;
   onCancel: () => void;
 }) {
   const { plan, error } = usePlan(target, marketplace.planUninstall);
   const [backup, setBackup] = React.useState(true);
+  const [force, setForce] = React.useState(false);
   const checkboxId = React.useId();
-  // The safe choice, every time it opens (set while rendering, not in an effect after it).
+  const forceId = React.useId();
+  // The safe choices, every time it opens (set while rendering, not in an effect after it).
   const [backupFor, setBackupFor] = React.useState(target?.id);
   if (backupFor !== target?.id) {
     setBackupFor(target?.id);
     setBackup(true);
+    setForce(false);
   }
   const dependents = plan?.dependents ?? [];
   const hasRows = (plan?.tables ?? []).some((t) => t.rows > 0);
@@ -187,7 +191,7 @@ export function UninstallDialog({
       danger
       confirmDisabled={dependents.length > 0}
       wide
-      onConfirm={() => onConfirm(backup)}
+      onConfirm={() => onConfirm(backup, force)}
       onCancel={onCancel}
     >
       <p>Its pages and API routes are removed, and its database tables are dropped.</p>
@@ -233,6 +237,16 @@ export function UninstallDialog({
             ? "Without a backup, the rows are gone for good. This cannot be undone."
             : "No backup will be written. This cannot be undone."}
       </p>
+      <p className="checkbox-row">
+        <input id={forceId} type="checkbox" checked={force} onChange={(e) => setForce(e.target.checked)} />
+        <label htmlFor={forceId}>Force: skip the plugin&apos;s own uninstall code</label>
+      </p>
+      {force && (
+        <p className="muted">
+          Its on_uninstall hook does not run (use this when it hangs or keeps failing); its tables, files and
+          settings are removed all the same, and the audit log records the uninstall as forced.
+        </p>
+      )}
     </ConfirmDialog>
   );
 }

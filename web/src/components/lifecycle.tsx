@@ -89,10 +89,10 @@ export function useLifecycle(reload: () => Promise<void>) {
     });
   };
 
-  const uninstall = (target: Target, backup: boolean) => {
+  const uninstall = (target: Target, backup: boolean, force: boolean) => {
     setRemoving(null);
     return run(target, "uninstall", "uninstall", async () => {
-      const result = await marketplace.uninstall(target.id, backup);
+      const result = await marketplace.uninstall(target.id, backup, force);
       const saved = result.backup ? `; backup saved as ${result.backup}` : "";
       return withWarnings(`${result.message}${saved}`, result.warnings);
     });
@@ -158,7 +158,7 @@ export function useLifecycle(reload: () => Promise<void>) {
       <UninstallDialog
         target={removing}
         onCancel={() => setRemoving(null)}
-        onConfirm={(backup) => removing && void uninstall(removing, backup)}
+        onConfirm={(backup, force) => removing && void uninstall(removing, backup, force)}
       />
     </>
   );
@@ -206,11 +206,33 @@ export function EnabledSwitch({
   );
 }
 
-/** "Upload a package": a plugin ZIP from disk, checked and signature-checked like any other. */
+/** "Upload a package": a plugin ZIP from disk, checked and signature-checked like any other.
+ * While plugins run inside the panel, a dialog first says what that means. */
 export function UploadButton({ busy, onFile }: { busy: boolean; onFile: (file: File) => void }) {
   const input = React.useRef<HTMLInputElement>(null);
+  const [fullRights, setFullRights] = React.useState<string | null>(null);
+  const [asking, setAsking] = React.useState(false);
+  React.useEffect(() => {
+    marketplace.isolation().then(
+      (isolation) => setFullRights(isolation.full_rights ?? null),
+      () => setFullRights(null), // the upload itself still works; the server checks it
+    );
+  }, []);
   return (
     <>
+      <ConfirmDialog
+        open={asking}
+        title="Upload a package?"
+        confirmLabel="Choose a package"
+        danger
+        onConfirm={() => {
+          setAsking(false);
+          input.current?.click();
+        }}
+        onCancel={() => setAsking(false)}
+      >
+        <p className="full-rights-note">{fullRights}</p>
+      </ConfirmDialog>
       <input
         ref={input}
         type="file"
@@ -224,7 +246,12 @@ export function UploadButton({ busy, onFile }: { busy: boolean; onFile: (file: F
           if (file) onFile(file);
         }}
       />
-      <button type="button" className="button" disabled={busy} onClick={() => input.current?.click()}>
+      <button
+        type="button"
+        className="button"
+        disabled={busy}
+        onClick={() => (fullRights ? setAsking(true) : input.current?.click())}
+      >
         {busy ? "Uploading…" : "Upload a package"}
       </button>
     </>

@@ -224,6 +224,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/marketplace/isolation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Isolation
+         * @description Where plugin code runs here, and what that means (the upload dialog says it).
+         */
+        get: operations["isolation_api_v1_marketplace_isolation_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/marketplace/plan/install/{plugin_id}": {
         parameters: {
             query?: never;
@@ -555,6 +575,11 @@ export interface components {
              * @description null when not installed
              */
             enabled?: boolean | null;
+            /**
+             * Full Rights
+             * @description set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): in plain words, that the plugin would run with the panel's full rights
+             */
+            full_rights?: string | null;
             /** Icon */
             icon: string;
             /** Id */
@@ -680,6 +705,11 @@ export interface components {
         };
         /** InstallPlan */
         InstallPlan: {
+            /**
+             * Full Rights
+             * @description set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): in plain words, that the plugin would run with the panel's full rights
+             */
+            full_rights?: string | null;
             /** Plugin Id */
             plugin_id: string;
             /**
@@ -760,6 +790,11 @@ export interface components {
             installed_at: string;
             /** Installed By */
             installed_by: string | null;
+            /**
+             * Limits
+             * @description process mode: what holds the plugin to its memory, processes, data
+             */
+            limits?: string | null;
             /** Name */
             name: string;
             /**
@@ -808,8 +843,26 @@ export interface components {
             /** Version */
             version: string;
         };
+        /** Isolation */
+        Isolation: {
+            /**
+             * Full Rights
+             * @description set while plugins run inside the panel (PLUGDOCK_ISOLATION=inprocess): in plain words, that the plugin would run with the panel's full rights
+             */
+            full_rights?: string | null;
+            /**
+             * Mode
+             * @description where plugin backends run: 'inprocess' or 'process'
+             */
+            mode: string;
+        };
         /** LoginRequest */
         LoginRequest: {
+            /**
+             * Device Token
+             * @description The device_token of this client's last sign-in to the account: wrong guesses from elsewhere do not lock it out.
+             */
+            device_token?: string | null;
             /** Password */
             password: string;
             /**
@@ -1001,6 +1054,11 @@ export interface components {
         TokenResponse: {
             /** Access Token */
             access_token: string;
+            /**
+             * Device Token
+             * @description Send it as device_token with this account's next sign-in.
+             */
+            device_token: string;
             /**
              * Expires In
              * @description Seconds until the token expires.
@@ -1733,6 +1791,26 @@ export interface operations {
             };
         };
     };
+    isolation_api_v1_marketplace_isolation_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Isolation"];
+                };
+            };
+        };
+    };
     install_plan_api_v1_marketplace_plan_install__plugin_id__get: {
         parameters: {
             query?: {
@@ -1912,6 +1990,8 @@ export interface operations {
             query?: {
                 /** @description write the plugin's rows to instance/backups first */
                 backup?: boolean;
+                /** @description run none of the plugin's code (no on_uninstall), stop waiting for a hung hook of it; audited as forced */
+                force?: boolean;
             };
             header?: never;
             path: {

@@ -105,6 +105,7 @@ export function InstalledPage() {
                       </span>
                       {row.error && <div className="error-text">{row.error}</div>}
                       {enabled && row.routes.length > 0 && <div className="muted">{row.routes.length} API routes</div>}
+                      {row.limits && <div className="muted limits-note">Limits: {row.limits}</div>}
                       <ReplicaLine replicas={row.replicas} />
                     </td>
                     <td>

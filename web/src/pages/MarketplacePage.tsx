@@ -136,6 +136,7 @@ export function MarketplacePage() {
               </div>
               <p className="plugin-description">{item.description || "No description."}</p>
               <PermissionsNote item={item} />
+              {item.full_rights && !item.installed && <p className="full-rights-note">{item.full_rights}</p>}
               {blockedUpdate && (
                 <p className="update-note muted">
                   Version {blockedUpdate} cannot be installed here: {item.update_problem ?? "this panel cannot take it"}

@@ -56,6 +56,7 @@ class ChildProcess:
         log_path: Path,
         order: dict[str, Any],
         cleanup: Callable[[], None] = lambda: None,
+        egress: Callable[[list[socket.socket]], None] | None = None,
     ):
         self.plugin_id = plugin_id
         self._cleanup: Callable[[], None] | None = cleanup  # once the process is gone
@@ -85,6 +86,12 @@ class ChildProcess:
                 close_fds=True,
                 pass_fds=(listener.fileno(),),
             ).result()
+            listeners = start.listeners()  # its egress grants' sockets, for the panel
+        if egress is not None:
+            egress(listeners)
+        else:
+            for unused in listeners:
+                unused.close()
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []
         self.openapi: dict[str, Any] = {}  # the router's OpenAPI paths and schemas

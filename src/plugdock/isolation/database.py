@@ -13,6 +13,7 @@ table. ``plugdock doctor`` and docs/isolation.md say so.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy.engine import make_url
 from plugdock.config import Settings
 from plugdock.core.db import stored_secret
 from plugdock.isolation.dbrelay import DatabaseRelay
+from plugdock.isolation.egress import EgressBroker, Route
 from plugdock.isolation.sandbox import RUN
 
 T = TypeVar("T")
@@ -40,6 +42,7 @@ class PluginDatabase:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relays: dict[str, DatabaseRelay] = {}
         self._core_servers: dict[str, asyncio.AbstractServer] = {}
+        self._egress: dict[str, EgressBroker] = {}
         self._key: bytes | None = None
 
     def files(self) -> list[Path]:
@@ -119,8 +122,26 @@ class PluginDatabase:
             )
         )
 
+    def open_egress(
+        self, plugin_id: str, key: str, routes: list[Route], listeners: list[socket.socket]
+    ) -> None:
+        """Serve the plugin's egress grants on the sockets bound in its namespace (blocking).
+
+        Fewer sockets than routes: the process failed before it started (its log says why).
+        """
+        if len(listeners) != len(routes):
+            for listener in listeners:
+                listener.close()
+            return
+        broker = EgressBroker(plugin_id, routes, listeners)
+        self._run(broker.start())
+        self._egress[key] = broker
+
     def close_for(self, key: str) -> None:
         """One plugin process ended: its sockets close (blocking)."""
+        broker = self._egress.pop(key, None)
+        if broker is not None:
+            self._run(broker.stop())
         server = self._core_servers.pop(key, None)
         if server is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(server.close)
@@ -129,7 +150,7 @@ class PluginDatabase:
             self._run(relay.stop())
 
     def close(self) -> None:
-        for key in list(self._relays) + list(self._core_servers):
+        for key in {*self._relays, *self._core_servers, *self._egress}:
             self.close_for(key)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

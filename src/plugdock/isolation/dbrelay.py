@@ -70,13 +70,13 @@ class DatabaseRelay:
                     self.host, self.port
                 )
                 upstream_writer.write(startup)
-                to_server = asyncio.create_task(_pipe(reader, upstream_writer))
+                to_server = asyncio.create_task(pipe(reader, upstream_writer))
             else:
                 upstream_reader, upstream_writer = await asyncio.open_connection(
                     self.host, self.port
                 )
                 to_server = asyncio.create_task(self._my_client_packets(reader, upstream_writer))
-            pipes = [to_server, asyncio.create_task(_pipe(upstream_reader, writer))]
+            pipes = [to_server, asyncio.create_task(pipe(upstream_reader, writer))]
             self._pipes.update(pipes)
             try:
                 await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
@@ -180,7 +180,8 @@ def _lenenc(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[1 : 1 + width], "little"), 1 + width
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until either side ends (the relays' one way of two)."""
     with contextlib.suppress(ConnectionError, asyncio.CancelledError):
         while chunk := await reader.read(_CHUNK):
             writer.write(chunk)

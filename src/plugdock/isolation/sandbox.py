@@ -16,8 +16,11 @@ Inside the sandbox a plugin sees:
 
 It does not see the instance folder (no ``secret.key``, no other plugin's code or data),
 the panel's environment (no ``DATABASE_URL``, no ``PLUGDOCK_SECRET_KEY``), other processes
-(its own PID namespace), nor any network unless its metadata asks for ``network``: it then
-shares the host's network and gets the resolver's files.
+(its own PID namespace), nor any network but what its grants name
+(:mod:`plugdock.isolation.egress`): with ``network:<host>[:<port>]`` grants, a network
+namespace that the process starting it made, holding only loopback and the panel's
+listening sockets on the granted addresses (:func:`_own_network`), with the panel's
+``/etc/hosts``; with plain ``network``, the host's network and its resolver's files.
 
 **It is never host root.** A panel that is not root starts bubblewrap as itself: the plugin
 runs as the panel's own (unprivileged) user. A panel running as root does not start it as
@@ -44,11 +47,14 @@ its host user already runs (the panel's user, or the plugin's own when the panel
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import os
 import resource
 import shutil
+import socket
 import stat
+import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -64,6 +70,13 @@ SHM_SIZE = 64 << 20  # /dev/shm (RAM); /tmp gets the memory limit's size
 PROCESSES = 64  # beyond what its host user already runs
 UID_SPAN = 1 << 16  # PLUGDOCK_PLUGIN_UID_BASE: the database group, then +1 .. +65535 plugin uids
 
+_UNSHARE_ALL_BUT_NET = (
+    "--unshare-user",
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+)
 # Read-only system folders a Python process needs; /etc is given file by file.
 _SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
 _ETC_ALWAYS = ("/etc/localtime", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
@@ -122,7 +135,11 @@ class Sandbox:
     data_dir: Path  # its writable folder
     run_dir: Path  # its sockets
     hidden: Path  # the instance folder: never visible, even below a bound path
-    network: bool = False
+    network: bool = False  # plain ``network``: the host's network, shared
+    # (address, port) pairs the panel listens on in the plugin's own network namespace
+    # (its egress grants), and the files it sees as /etc/hosts and /etc/nsswitch.conf.
+    listen: tuple[tuple[str, int], ...] = ()
+    resolver_files: tuple[tuple[Path, str], ...] = ()
     memory_bytes: int = 512 << 20
     extra_files: tuple[Path, ...] = ()  # e.g. the SQLite database and its -wal/-shm
     env: dict[str, str] = field(default_factory=dict)
@@ -165,6 +182,9 @@ class Launch:
 
     args: list[str]
     preexec: Callable[[], None]
+    # After the process started: the sockets listening in its network namespace, one per
+    # ``Sandbox.listen`` entry, for the panel's egress broker (none without grants).
+    listeners: Callable[[], list[socket.socket]] = list
 
 
 def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
@@ -184,7 +204,20 @@ def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
         )
     sources: list[str] = []
     args = _command(sandbox, argv, sources if sandbox.user is not None else None)
-    return Launch(args, _prepare(sandbox, sources))
+    if not sandbox.listen:
+        return Launch(args, _prepare(sandbox, sources, None))
+    panel_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def listeners() -> list[socket.socket]:
+        with panel_end, child_end:
+            panel_end.setblocking(False)  # sent before the exec that Popen waited for
+            try:
+                _, fds, _, _ = socket.recv_fds(panel_end, 16, len(sandbox.listen))
+            except BlockingIOError:
+                return []
+        return [socket.socket(fileno=fd) for fd in fds]
+
+    return Launch(args, _prepare(sandbox, sources, child_end), listeners)
 
 
 def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> list[str]:
@@ -202,7 +235,9 @@ def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> lis
         bwrap(),
         "--die-with-parent",  # the panel gone: so is every plugin process
         "--new-session",  # no TIOCSTI into the panel's terminal
-        "--unshare-all",  # user, PID, IPC, UTS, cgroup and network namespaces
+        # user, PID, IPC, UTS, cgroup and network namespaces; with egress grants, the network
+        # namespace is the one _own_network made (bubblewrap must not make another).
+        *(["--unshare-all"] if not sandbox.listen else _UNSHARE_ALL_BUT_NET),
         # A root bwrap keeps every capability; in its own user namespace that still lets the
         # plugin remount a read-only bind writable (and so write the host's /usr, the venv or
         # its own code). It needs none (and a root panel does not start it as root anyway).
@@ -239,6 +274,9 @@ def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> lis
     for name in etc:
         if os.path.exists(name):
             args += ["--ro-bind", source(name), name]
+    if sandbox.listen:
+        for path, target in sandbox.resolver_files:  # the panel answers its names
+            args += ["--ro-bind", source(path), target]
     for python in python_paths():
         args += ["--ro-bind", source(python), str(python)]
     # Whatever was bound above (Python's folders, or the system's: an instance in
@@ -303,8 +341,11 @@ _MS_PRIVATE = 0x40000
 _CLONE_NEWNS = 0x20000
 
 
-def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
-    """A ``preexec_fn``: staging and the host user (root panel only), then the rlimits.
+def _prepare(
+    sandbox: Sandbox, sources: list[str], channel: socket.socket | None
+) -> Callable[[], None]:
+    """A ``preexec_fn``: staging (root panel only), the network namespace of egress grants
+    (sent on ``channel``), the host user (root panel only), then the rlimits.
 
     It runs in the forked child, before bubblewrap; a failure is written to the plugin's
     log (its stderr by then) and ends the child, so the panel reports it as the process's end.
@@ -313,12 +354,16 @@ def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
     memory = sandbox.memory_bytes
     uid = user.uid if user is not None else os.getuid()
     processes = _processes_of(uid) + PROCESSES
-    libc = ctypes.CDLL(None, use_errno=True) if user is not None else None  # before the fork
+    needs_libc = user is not None or channel is not None
+    libc = ctypes.CDLL(None, use_errno=True) if needs_libc else None  # before the fork
 
     def apply() -> None:
         try:
             if user is not None and libc is not None:
                 _stage(libc, str(sandbox.run_dir.parent), sources)
+            if channel is not None and libc is not None:
+                _own_network(libc, sandbox.listen, channel, as_root=user is not None)
+            if user is not None and libc is not None:
                 # The order matters: groups and gid while still root, then the uid (after
                 # which none of them can change again).
                 os.setgroups(list(user.groups))
@@ -334,6 +379,58 @@ def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
             os._exit(126)
 
     return apply
+
+
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def _own_network(
+    libc: ctypes.CDLL, listen: tuple[tuple[str, int], ...], channel: socket.socket, *, as_root: bool
+) -> None:
+    """A network namespace holding loopback and the panel's sockets on ``listen``.
+
+    Runs in the child that is about to execute bubblewrap, before it gives up its rights:
+    as root (a root panel), or in a user namespace of its own mapping only the panel's
+    user, which owns the new network namespace. It brings loopback up, binds and listens on
+    each address (ports below 1024 too: it may, here), and sends the sockets to the panel on
+    ``channel``; it keeps none. bubblewrap then runs in this namespace, and the plugin, in
+    namespaces of its own below it, holds no right over it: it cannot add an address or a
+    route, only connect to what listens.
+    """
+
+    def check(result: int, what: str) -> None:
+        if result != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"{what}: {os.strerror(error)}")
+
+    if as_root:
+        check(libc.unshare(_CLONE_NEWNET), "unshare(net)")
+    else:
+        uid, gid = os.getuid(), os.getgid()
+        check(libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET), "unshare(user, net)")
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        request = struct.pack("16sH", b"lo", 0).ljust(40, b"\0")
+        (flags,) = struct.unpack_from("H", fcntl.ioctl(control, _SIOCGIFFLAGS, request), 16)
+        up = struct.pack("16sH", b"lo", flags | _IFF_UP).ljust(40, b"\0")
+        fcntl.ioctl(control, _SIOCSIFFLAGS, up)
+    sockets = []
+    for address, port in listen:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, port))
+        listener.listen(128)
+        sockets.append(listener)
+    socket.send_fds(channel, [b"listeners"], [s.fileno() for s in sockets])
+    for listener in sockets:
+        listener.close()
+    channel.close()
 
 
 def _stage(libc: ctypes.CDLL, stage: str, sources: list[str]) -> None:

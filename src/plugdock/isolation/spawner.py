@@ -23,6 +23,7 @@ import re
 import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -66,7 +67,8 @@ class Spawner:
         Raises PluginProcessError when another worker owns this installation's process.
         ``purpose`` other than "serve" (an uninstall's hook) gets a folder of its own.
         """
-        from plugdock.package.permissions import wants_network
+        from plugdock.isolation import egress
+        from plugdock.package.permissions import egress_grants, wants_host_network
         from plugdock.plugin_code.loader import module_token
 
         installation = operation_id if purpose == "serve" else f"{operation_id}/{purpose}"
@@ -85,13 +87,18 @@ class Spawner:
                 self.settings.plugin_uid_base,
                 database_group=bool(extra_files),
             )
+        host_network = wants_host_network(permissions)
+        routes = [] if host_network else egress.plan(egress_grants(permissions))
+        resolver_files = _resolver_files(run_dir, routes) if routes else ()
         sandbox = Sandbox(
             plugin_id=plugin_id,
             backend_dir=backend_dir or self.settings.backend_dir / plugin_id,
             data_dir=data_dir,
             run_dir=run_dir,
             hidden=self.settings.home,
-            network=wants_network(permissions),
+            network=host_network,
+            listen=tuple((route.address, route.port) for route in routes),
+            resolver_files=resolver_files,
             memory_bytes=self.settings.plugin_memory_mb << 20,
             extra_files=extra_files,
             env=_plugin_environment(plugin_id, self._installed_ids()),
@@ -120,6 +127,9 @@ class Spawner:
                 self.root / "logs" / f"{plugin_id}.log",
                 {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
                 cleanup,
+                egress=lambda listeners: self.database.open_egress(
+                    plugin_id, key, routes, listeners
+                ),
             )
         except BaseException:
             cleanup()
@@ -187,6 +197,20 @@ def _hand_over(sandbox: Sandbox, user: HostUser, database_group: int) -> None:
     for path in sandbox.extra_files:
         os.chown(path, -1, database_group)
         os.chmod(path, 0o660)
+
+
+def _resolver_files(run_dir: Path, routes: list[Any]) -> tuple[tuple[Path, str], ...]:
+    """The sandbox's /etc/hosts (each granted name, from the panel) and /etc/nsswitch.conf
+    (names from that file only), written in its run folder: read-only to it."""
+    from plugdock.isolation import egress
+
+    files = []
+    for name, text in (("hosts", egress.hosts_file(routes)), ("nsswitch.conf", egress.NSSWITCH)):
+        path = run_dir / name
+        path.write_text(text)
+        os.chmod(path, 0o644)
+        files.append((path, f"/etc/{name}"))
+    return tuple(files)
 
 
 def _plugin_environment(plugin_id: str, installed: list[str]) -> dict[str, str]:

@@ -1,0 +1,196 @@
+"""Egress that matches the words: a hostile plugin granted ``network:<host>:<port>`` reaches
+that and nothing else (docs/isolation.md, plugdock.isolation.egress).
+
+Before this, any ``network:*`` grant shared the host's whole network: a plugin that asked
+for ``network:api.example.com:443`` logged in to PostgreSQL on 127.0.0.1 as the superuser.
+Each attack here succeeded then (the shared network reached loopback, the host's resolver
+answered every name, 169.254.169.254 had a route); each must fail now, at the socket level.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_isolation import assert_panel_serves, install, isolated_panel, route_plugin, sqlite_url
+
+from panel import Panel
+
+pytestmark = pytest.mark.processes
+
+# Each route reports what happened instead of raising: the test reads the exact error.
+PROBE_ROUTES = """
+import socket
+
+
+def _report(action):
+    try:
+        return {'ok': True, 'result': action()}
+    except OSError as exc:
+        return {'ok': False, 'error': type(exc).__name__, 'errno': exc.errno,
+                'message': str(exc)}
+
+
+def _talk(host, port):
+    with socket.create_connection((host, port), timeout=10) as conn:
+        conn.sendall(b'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
+        return conn.recv(200).decode('latin-1')
+
+
+def _raw(address, port):
+    # No resolver, no library: a bare socket to an address.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect((address, port))
+        return 'connected'
+
+
+@router.get('/talk')
+def talk(host: str, port: int) -> dict:
+    return _report(lambda: _talk(host, port))
+
+
+@router.get('/raw')
+def raw(address: str, port: int) -> dict:
+    return _report(lambda: _raw(address, port))
+
+
+@router.get('/resolve')
+def resolve(name: str) -> dict:
+    return _report(lambda: sorted({a[4][0] for a in socket.getaddrinfo(name, 443)}))
+"""
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"granted service"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def service() -> Iterator[int]:
+    """A fake service on 127.0.0.1 (what a test grants explicitly): its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def egress(tmp_path: Path, panels: list[Panel], service: int) -> tuple[Panel, httpx.Client, int]:
+    """A process-mode panel serving ``prober``, granted exactly: api.example.com:443, the
+    fake service on 127.0.0.1 by its address, and ``localhost`` on the service's port (a
+    name: the panel resolves it, to loopback, which a name may not reach)."""
+    grants = [
+        "network:api.example.com:443",
+        f"network:127.0.0.1:{service}",
+        f"network:localhost:{service}",
+    ]
+    prober = route_plugin(
+        tmp_path / "src", "prober", PROBE_ROUTES, metadata={"permissions": grants}
+    )
+    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [prober])
+    panels.append(panel)
+    admin = panel.client(panel.login())
+    install(admin, "good")
+    install(admin, "prober")
+    return panel, admin, service
+
+
+def _ask(admin: httpx.Client, route: str, **params: object) -> dict:
+    answer = admin.get(f"/api/v1/prober/{route}", params=params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_the_granted_loopback_service_is_reached(egress: tuple[Panel, httpx.Client, int]) -> None:
+    _panel, admin, service = egress
+    reached = _ask(admin, "talk", host="127.0.0.1", port=service)
+    assert reached["ok"] is True and "granted service" in reached["result"], reached
+    assert_panel_serves(admin)
+
+
+@pytest.mark.parametrize("port", [5432, 3306])
+def test_database_servers_on_loopback_are_not_reached(
+    egress: tuple[Panel, httpx.Client, int], port: int
+) -> None:
+    _panel, admin, _ = egress
+    blocked = _ask(admin, "raw", address="127.0.0.1", port=port)
+    # Nothing listens there in the plugin's namespace: refused at once, never the server.
+    assert blocked["ok"] is False and blocked["errno"] == errno.ECONNREFUSED, blocked
+
+
+def test_the_panel_itself_is_not_reached(egress: tuple[Panel, httpx.Client, int]) -> None:
+    panel, admin, _ = egress
+    port = int(panel.url.rpartition(":")[2])
+    blocked = _ask(admin, "talk", host="127.0.0.1", port=port)
+    assert blocked["ok"] is False and blocked["errno"] == errno.ECONNREFUSED, blocked
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",  # cloud metadata
+        "10.0.0.1",  # a private range
+        "1.1.1.1",  # a public address nobody granted
+    ],
+)
+def test_raw_sockets_to_addresses_not_granted_have_no_route(
+    egress: tuple[Panel, httpx.Client, int], address: str
+) -> None:
+    _panel, admin, _ = egress
+    blocked = _ask(admin, "raw", address=address, port=80)
+    assert blocked["ok"] is False and blocked["errno"] == errno.ENETUNREACH, blocked
+
+
+def test_names_resolve_only_as_the_panel_answers(egress: tuple[Panel, httpx.Client, int]) -> None:
+    _panel, admin, _ = egress
+    granted = _ask(admin, "resolve", name="api.example.com")
+    assert granted == {"ok": True, "result": ["127.77.0.1"]}, granted
+    for name in ("example.org", "metadata.google.internal", "pypi.org"):
+        refused = _ask(admin, "resolve", name=name)
+        assert refused["ok"] is False and refused["error"] == "gaierror", (name, refused)
+
+
+def test_a_granted_name_that_resolves_to_loopback_is_refused_by_the_panel(
+    egress: tuple[Panel, httpx.Client, int],
+) -> None:
+    """``network:localhost:<port>`` names a host, not an address: the panel resolves it to
+    127.0.0.1, not a public address, and closes the connection instead of relaying it; the
+    same service, granted by its address, is reached (above)."""
+    _panel, admin, service = egress
+    assert _ask(admin, "resolve", name="localhost")["result"] == ["127.77.0.2"]
+    refused = _ask(admin, "talk", host="localhost", port=service)
+    assert not (refused["ok"] and "granted service" in refused["result"]), refused
+
+
+def test_broker_refuses_private_addresses_unless_named() -> None:
+    import ipaddress
+
+    from plugdock.isolation.egress import allowed, plan
+
+    refused = ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254", "100.64.0.1"]
+    refused += ["::1", "fe80::1", "fd00:ec2::254", "::ffff:169.254.169.254", "224.0.0.1"]
+    for text in refused:
+        assert not allowed(ipaddress.ip_address(text), named=False), text
+        assert allowed(ipaddress.ip_address(text), named=True), text
+    assert allowed(ipaddress.ip_address("93.184.216.34"), named=False)
+    routes = plan([("a.example", 443), ("a.example", 80), ("127.0.0.1", 5432), ("10.0.0.5", 5432)])
+    assert [(r.address, r.port, r.host) for r in routes] == [
+        ("127.0.0.1", 5432, "127.0.0.1"),
+        ("127.77.0.1", 80, "a.example"),
+        ("127.77.0.1", 443, "a.example"),
+    ]

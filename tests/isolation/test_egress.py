@@ -194,3 +194,95 @@ def test_broker_refuses_private_addresses_unless_named() -> None:
         ("127.77.0.1", 80, "a.example"),
         ("127.77.0.1", 443, "a.example"),
     ]
+
+
+NOBODY = 65534
+INSIDE = """
+import errno, socket, sys
+conn = socket.create_connection(('api.example.com', 443), timeout=10)
+assert conn.recv(16) == b'from the panel', 'the granted name did not lead to the panel'
+try:
+    socket.create_connection(('127.0.0.1', 5432), timeout=10)
+    sys.exit('reached 127.0.0.1:5432')
+except ConnectionRefusedError:
+    pass
+try:
+    socket.create_connection(('169.254.169.254', 80), timeout=10)
+    sys.exit('reached 169.254.169.254')
+except OSError as exc:
+    assert exc.errno == errno.ENETUNREACH, exc
+print('confined')
+"""
+
+LAUNCHER = """
+import json, subprocess, sys
+from pathlib import Path
+from plugdock.isolation.sandbox import Sandbox, launch
+
+root = Path(sys.argv[1])
+sandbox = Sandbox(
+    "prober", root / "backend", root / "data", root / "run", root / "hidden",
+    listen=(("127.77.0.1", 443),),
+    resolver_files=((root / "run" / "hosts", "/etc/hosts"),
+                    (root / "run" / "nsswitch.conf", "/etc/nsswitch.conf")),
+)
+start = launch(sandbox, [sys.executable, "-c", sys.argv[2]])
+process = subprocess.Popen(start.args, preexec_fn=start.preexec, stdout=subprocess.PIPE)
+(listener,) = start.listeners()
+conn, _ = listener.accept()
+conn.sendall(b"from the panel")
+out, _ = process.communicate(timeout=60)
+print(json.dumps({"code": process.returncode, "out": out.decode()}))
+"""
+
+
+def test_an_ordinary_users_panel_gets_the_same_confinement() -> None:
+    """A panel that is not root makes the plugin's network namespace in a user namespace of
+    its own (sandbox._own_network); run here as ``nobody`` with the system's Python (the
+    test's own lives where nobody may not read)."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    import plugdock
+    from plugdock.isolation.egress import NSSWITCH, hosts_file, plan
+
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None or os.geteuid() != 0:
+        pytest.skip("needs root (to become nobody) and a system python3")
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+        capture_output=True,
+        text=True,
+    )
+    if version.stdout.strip() != "True":
+        pytest.skip("the system's python3 is older than 3.11")
+    root = Path(tempfile.mkdtemp(prefix="pd-egress-", dir="/tmp"))
+    try:
+        shutil.copytree(Path(plugdock.__file__).parent, root / "lib" / "plugdock")
+        for name in ("backend", "data", "run", "hidden"):
+            (root / name).mkdir()
+        routes = plan([("api.example.com", 443)])
+        (root / "run" / "hosts").write_text(hosts_file(routes))
+        (root / "run" / "nsswitch.conf").write_text(NSSWITCH)
+        for folder, _, files in os.walk(root):
+            os.chown(folder, NOBODY, NOBODY)
+            for name in files:
+                os.chown(os.path.join(folder, name), NOBODY, NOBODY)
+        result = subprocess.run(
+            [python, "-c", LAUNCHER, str(root), INSIDE],
+            env={"PYTHONPATH": str(root / "lib"), "PATH": "/usr/bin:/bin"},
+            user=NOBODY,
+            group=NOBODY,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        assert report == {"code": 0, "out": "confined\n"}, (report, result.stderr)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

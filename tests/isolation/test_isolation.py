@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import textwrap
 import threading
 import time
@@ -592,32 +593,52 @@ def test_instance_below_a_system_folder_is_still_hidden(tmp_path: Path) -> None:
 
 
 def test_network_only_with_the_network_permission(tmp_path: Path, panels: list[Panel]) -> None:
+    """Without a grant, no network; with ``network:127.0.0.1:<port>`` (a fake service on
+    loopback, granted by its address), that service only (tests/isolation/test_egress.py
+    attacks the grants)."""
     src = tmp_path / "src"
-    offline = attack_plugin(src, "offline")
-    online = attack_plugin(src, "online", metadata={"permissions": ["network"]})
-    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [offline, online])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "offline")
-    assert install(admin, "online").json()["permissions"] == ["network"]
-    port = int(panel.url.rpartition(":")[2])
+    with socket.socket() as service:
+        service.bind(("127.0.0.1", 0))
+        service.listen()
+        service_port = service.getsockname()[1]
+        offline = attack_plugin(src, "offline")
+        online = attack_plugin(
+            src, "online", metadata={"permissions": [f"network:127.0.0.1:{service_port}"]}
+        )
+        panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [offline, online])
+        panels.append(panel)
+        admin = panel.client(panel.login())
+        install(admin, "good")
+        install(admin, "offline")
+        granted = [f"network:127.0.0.1:{service_port}"]
+        assert install(admin, "online").json()["permissions"] == granted
+        port = int(panel.url.rpartition(":")[2])
 
-    def connect(plugin: str, host: str, port: int) -> dict:
-        answer = admin.get(f"/api/v1/{plugin}/connect", params={"host": host, "port": port})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        def connect(plugin: str, host: str, port: int) -> dict:
+            answer = admin.get(f"/api/v1/{plugin}/connect", params={"host": host, "port": port})
+            assert answer.status_code == 200, answer.text
+            return answer.json()
 
-    # Without the permission the plugin has a network of its own with nothing in it: the
-    # panel's port and the database's are not there.
-    for target in (port, 5432):
-        blocked = connect("offline", "127.0.0.1", target)
-        assert blocked["ok"] is False, blocked
-        assert blocked["error"] in ("ConnectionRefusedError", "OSError", "TimeoutError"), blocked
-    # With it, the same call reaches the panel.
-    reached = connect("online", "127.0.0.1", port)
-    assert reached["ok"] is True and reached["result"].startswith("HTTP/1.1 200"), reached
-    assert installed(admin)["online"]["permissions"] == ["network"]
+        def answer_once() -> None:
+            conn, _ = service.accept()
+            with conn:
+                conn.recv(200)
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nfake service")
+
+        # Without the permission the plugin has a network of its own with nothing in it: the
+        # panel's port, the database's and the service's are not there.
+        for target in (port, 5432, service_port):
+            blocked = connect("offline", "127.0.0.1", target)
+            assert blocked["ok"] is False, blocked
+            assert blocked["error"] in ("ConnectionRefusedError", "OSError", "TimeoutError")
+        # With the grant, the granted service is reached, and the panel still is not.
+        server = threading.Thread(target=answer_once, daemon=True)
+        server.start()
+        reached = connect("online", "127.0.0.1", service_port)
+        server.join(30)
+        assert reached["ok"] is True and reached["result"].startswith("HTTP/1.0 200"), reached
+        assert connect("online", "127.0.0.1", port)["ok"] is False
+    assert installed(admin)["online"]["permissions"] == granted
     assert_panel_serves(admin)
 
 

@@ -18,6 +18,7 @@ from test_isolation import assert_panel_serves, route_plugin, serve_isolated, sq
 from panel import Panel
 
 pytestmark = pytest.mark.processes
+REFUSED = r"not authorized|authorization denied|prohibited"  # SQLite's words for a refusal
 
 THIEF_ROUTES = """
 import sqlite3
@@ -126,5 +127,5 @@ def test_authorizer_refuses_what_a_plugin_role_has_no_right_to() -> None:
     assert db.execute("SELECT body FROM mine").fetchall() == [("x",)]
     db.execute("PRAGMA table_info(mine)")
     for refused in ("SELECT * FROM users", "CREATE INDEX i ON mine (body)", "VACUUM"):
-        with pytest.raises(sqlite3.DatabaseError, match=r"not authorized|authorization denied|prohibited"):
+        with pytest.raises(sqlite3.DatabaseError, match=REFUSED):
             db.execute(refused)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import http.server
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,10 +79,25 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _host_address() -> str | None:
+    """This machine's own IPv4 address on its default route, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: only the route is chosen
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+HOST_ADDRESS = _host_address()
+
+
 @pytest.fixture
 def service() -> Iterator[int]:
-    """A fake service on 127.0.0.1 (what a test grants explicitly): its port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    """A fake service on 127.0.0.1 and this machine's own address (what a test grants
+    explicitly, by address): its port."""
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), _Hello)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
@@ -98,6 +114,7 @@ def egress(tmp_path: Path, panels: list[Panel], service: int) -> tuple[Panel, ht
         "network:api.example.com:443",
         f"network:127.0.0.1:{service}",
         f"network:localhost:{service}",
+        *([f"network:{HOST_ADDRESS}:{service}"] if HOST_ADDRESS else []),
     ]
     prober = route_plugin(
         tmp_path / "src", "prober", PROBE_ROUTES, metadata={"permissions": grants}
@@ -121,6 +138,19 @@ def test_the_granted_loopback_service_is_reached(egress: tuple[Panel, httpx.Clie
     reached = _ask(admin, "talk", host="127.0.0.1", port=service)
     assert reached["ok"] is True and "granted service" in reached["result"], reached
     assert_panel_serves(admin)
+
+
+@pytest.mark.skipif(HOST_ADDRESS is None, reason="this machine has no address of its own")
+def test_a_granted_address_outside_loopback_is_reached_by_that_address(
+    egress: tuple[Panel, httpx.Client, int],
+) -> None:
+    """``network:<this machine's address>:<port>``: a private address, named by the grant
+    itself, so the panel connects to it; another port there is not reached."""
+    _panel, admin, service = egress
+    reached = _ask(admin, "talk", host=HOST_ADDRESS, port=service)
+    assert reached["ok"] is True and "granted service" in reached["result"], reached
+    other = _ask(admin, "raw", address=HOST_ADDRESS, port=5432)
+    assert other["ok"] is False and other["errno"] == errno.ECONNREFUSED, other
 
 
 @pytest.mark.parametrize("port", [5432, 3306])
@@ -190,6 +220,7 @@ def test_broker_refuses_private_addresses_unless_named() -> None:
     assert allowed(ipaddress.ip_address("93.184.216.34"), named=False)
     routes = plan([("a.example", 443), ("a.example", 80), ("127.0.0.1", 5432), ("10.0.0.5", 5432)])
     assert [(r.address, r.port, r.host) for r in routes] == [
+        ("10.0.0.5", 5432, "10.0.0.5"),
         ("127.0.0.1", 5432, "127.0.0.1"),
         ("127.77.0.1", 80, "a.example"),
         ("127.77.0.1", 443, "a.example"),

@@ -20,9 +20,8 @@ Every client works the same (HTTP, SMTP, database drivers, raw sockets): it is t
 that is carried, not a protocol. A connection to anything else finds no route, or loopback
 with nothing listening.
 
-A grant naming an IPv4 address outside ``127.0.0.0/8`` cannot be reached by that address
-(the namespace has no route to it); name its host instead, or, for a private address, the
-limit is documented in docs/isolation.md.
+A grant naming an IPv4 address (``network:10.0.0.5:5432``) is reached by that address:
+the namespace's loopback gets it too (only it, /32), with the panel's socket on it.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 # Addresses given to granted host names inside a plugin's namespace.
 _POOL = ipaddress.ip_network("127.77.0.0/16")
-_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -67,7 +65,8 @@ def plan(grants: list[tuple[str, int]]) -> list[Route]:
     >>> [(r.address, r.port, r.host) for r in plan([("a.example", 443), ("127.0.0.1", 5432)])]
     [('127.0.0.1', 5432, '127.0.0.1'), ('127.77.0.1', 443, 'a.example')]
 
-    A literal address outside 127.0.0.0/8 has no route in the namespace: left out.
+    A literal address is reached by that address (outside 127.0.0.0/8, the process that
+    makes the namespace gives the loopback that address too).
     """
     names = sorted({host for host, _ in grants if _literal(host) is None})
     taken = {str(a) for host, _ in grants if (a := _literal(host)) is not None}
@@ -75,10 +74,9 @@ def plan(grants: list[tuple[str, int]]) -> list[Route]:
     addresses = dict(zip(names, free, strict=False))
     routes = []
     for host, port in grants:
-        literal = _literal(host)
-        if literal is None:
+        if _literal(host) is None:
             routes.append(Route(addresses[host], port, host))
-        elif literal in _LOOPBACK:
+        elif isinstance(_literal(host), ipaddress.IPv4Address):
             routes.append(Route(host, port, host))
     return sorted(routes, key=lambda r: (r.address, r.port))
 

@@ -385,6 +385,8 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
+_SIOCSIFADDR = 0x8916
+_SIOCSIFNETMASK = 0x891C
 _IFF_UP = 0x1
 
 
@@ -420,6 +422,14 @@ def _own_network(
         (flags,) = struct.unpack_from("H", fcntl.ioctl(control, _SIOCGIFFLAGS, request), 16)
         up = struct.pack("16sH", b"lo", flags | _IFF_UP).ljust(40, b"\0")
         fcntl.ioctl(control, _SIOCSIFFLAGS, up)
+        # A granted address outside 127.0.0.0/8 (network:10.0.0.5:5432): an address of the
+        # loopback here, /32, so the plugin's connection to it meets the panel's socket.
+        outside = sorted({a for a, _ in listen if not a.startswith("127.")})
+        for number, address in enumerate(outside, start=1):
+            alias = f"lo:{number}".encode().ljust(16, b"\0")
+            for request, value in ((_SIOCSIFADDR, address), (_SIOCSIFNETMASK, "255.255.255.255")):
+                inet = struct.pack("=H", socket.AF_INET) + bytes(2) + socket.inet_aton(value)
+                fcntl.ioctl(control, request, (alias + inet).ljust(40, b"\0"))
     sockets = []
     for address, port in listen:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

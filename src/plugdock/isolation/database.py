@@ -50,10 +50,6 @@ class PluginDatabase:
         self._sqlite_tables: dict[str, set[str]] = {}  # plugin id: its tables, lower case
         self._key: bytes | None = None
 
-    def files(self) -> list[Path]:
-        """Database files the plugin process must see: none (SQLite goes through a relay)."""
-        return []
-
     def _password(self, plugin_id: str) -> str:
         from plugdock.plugin_sql import db_roles
 

@@ -9,8 +9,8 @@ A panel running as root runs the process as the plugin's own host user
 (:func:`plugdock.isolation.sandbox.plugin_user`), and hands it what it must open
 (:func:`_hand_over`): its data folder becomes that user's (0700); its run folder (0750) and
 the sockets in it (0660) get that user's group, so it can connect to the database relay and
-the core calls but change nothing there; on SQLite, the database files get the group all
-plugin processes share (0660). The instance folder and the run root stay root's, 0700.
+the core calls but change nothing there. The instance folder and the run root stay root's,
+0700 (on SQLite too: the plugin's SQL goes through a socket, never the file).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class Spawner:
             raise OwnedElsewhere(f"{plugin_id}: another panel worker runs its process")
         data_dir = self.settings.plugin_data_dir / plugin_id
         make_private_dir(data_dir)
-        extra_files = tuple(self.database.files())
+        # No database file enters the sandbox (SQLite goes through the panel's relay).
+        extra_files: tuple[Path, ...] = ()
         user = None
         if os.geteuid() == 0:  # never root inside: the plugin's own host user
             user = plugin_user(

@@ -162,9 +162,9 @@ class EgressBroker:
         loop = asyncio.get_running_loop()
         found = await loop.getaddrinfo(route.host, route.port, type=socket.SOCK_STREAM)
         addresses = [
-            str(address)
+            str(sockaddr[0])
             for *_, sockaddr in found
-            if allowed(address := ipaddress.ip_address(sockaddr[0]), named=named)
+            if allowed(ipaddress.ip_address(sockaddr[0]), named=named)
         ]
         if not addresses:
             raise OSError(f"{route.host} resolves to no public address")

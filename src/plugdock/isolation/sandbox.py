@@ -427,9 +427,9 @@ def _own_network(
         outside = sorted({a for a, _ in listen if not a.startswith("127.")})
         for number, address in enumerate(outside, start=1):
             alias = f"lo:{number}".encode().ljust(16, b"\0")
-            for request, value in ((_SIOCSIFADDR, address), (_SIOCSIFNETMASK, "255.255.255.255")):
+            for code, value in ((_SIOCSIFADDR, address), (_SIOCSIFNETMASK, "255.255.255.255")):
                 inet = struct.pack("=H", socket.AF_INET) + bytes(2) + socket.inet_aton(value)
-                fcntl.ioctl(control, request, (alias + inet).ljust(40, b"\0"))
+                fcntl.ioctl(control, code, (alias + inet).ljust(40, b"\0"))
     sockets = []
     for address, port in listen:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -38,6 +38,7 @@ from plugdock.isolation.dbrelay import pipe
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+MAX_CONNECTIONS = 64  # one plugin process's connections out at once (each holds panel fds)
 # Addresses given to granted host names inside a plugin's namespace.
 _POOL = ipaddress.ip_network("127.77.0.0/16")
 
@@ -120,6 +121,7 @@ class EgressBroker:
         self._pairs = list(zip(routes, listeners, strict=True))
         self._servers: list[asyncio.AbstractServer] = []
         self._pipes: set[asyncio.Task[None]] = set()
+        self._open = 0
 
     async def start(self) -> None:
         for route, listener in self._pairs:
@@ -136,6 +138,10 @@ class EgressBroker:
         self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         upstream: asyncio.StreamWriter | None = None
+        if self._open >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._open += 1
         try:
             upstream_reader, upstream = await self._connect(route)
             pipes = [
@@ -152,6 +158,7 @@ class EgressBroker:
         except (OSError, TimeoutError) as exc:
             log.info("%s: no connection to %s:%s: %s", self.plugin_id, route.host, route.port, exc)
         finally:
+            self._open -= 1
             for stream in (writer, upstream):
                 if stream is not None:
                     stream.close()

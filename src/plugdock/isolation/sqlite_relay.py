@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SOCKET_NAME = "sqlite.sock"
 MAX_MESSAGE = 64 << 20  # one statement and its parameters, or one answer's rows
 BUSY_TIMEOUT = 30.0  # as the panel's own engine (core.db.make_engine)
+MAX_SESSIONS = 20  # a plugin's connections at once, as its role's limit elsewhere (db_roles)
 
 # PRAGMAs that only read the shape of a table the plugin owns (SQLAlchemy's reflection),
 # and the one SQLAlchemy asks at connect time.
@@ -135,6 +136,14 @@ class _Session(socketserver.BaseRequestHandler):
     server: _Server
 
     def handle(self) -> None:
+        if not self.server.sessions.acquire(blocking=False):
+            return  # over its limit: closed, as a server at max_connections would
+        try:
+            self._serve()
+        finally:
+            self.server.sessions.release()
+
+    def _serve(self) -> None:
         database = sqlite3.connect(self.server.database, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
             database.execute("PRAGMA foreign_keys=ON")
@@ -196,6 +205,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def __init__(self, path: str, database: str, tables: Callable[[], set[str]]) -> None:
         self.database = database
         self.tables = tables
+        self.sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         super().__init__(path, _Session)
 
 

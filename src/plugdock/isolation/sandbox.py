@@ -18,9 +18,9 @@ It does not see the instance folder (no ``secret.key``, no other plugin's code o
 the panel's environment (no ``DATABASE_URL``, no ``PLUGDOCK_SECRET_KEY``), other processes
 (its own PID namespace), nor any network but what its grants name
 (:mod:`plugdock.isolation.egress`): with ``network:<host>[:<port>]`` grants, a network
-namespace that the process starting it made, holding only loopback and the panel's
-listening sockets on the granted addresses (:func:`_own_network`), with the panel's
-``/etc/hosts``; with plain ``network``, the host's network and its resolver's files.
+namespace that the process starting it made (:mod:`plugdock.isolation.netns`), holding
+only loopback and the panel's listening sockets on the granted addresses, with the
+panel's ``/etc/hosts``; with plain ``network``, the host's network and its resolver's files.
 
 **It is never host root.** A panel that is not root starts bubblewrap as itself: the plugin
 runs as the panel's own (unprivileged) user. A panel running as root does not start it as
@@ -47,18 +47,18 @@ its host user already runs (the panel's user, or the plugin's own when the panel
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import hashlib
 import os
 import resource
 import shutil
 import socket
 import stat
-import struct
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from plugdock.isolation.netns import own_network
 
 BACKEND = "/plugin/backend"
 DATA = "/plugin/data"
@@ -236,7 +236,7 @@ def _command(sandbox: Sandbox, argv: list[str], staged: list[str] | None) -> lis
         "--die-with-parent",  # the panel gone: so is every plugin process
         "--new-session",  # no TIOCSTI into the panel's terminal
         # user, PID, IPC, UTS, cgroup and network namespaces; with egress grants, the network
-        # namespace is the one _own_network made (bubblewrap must not make another).
+        # namespace is the one netns.own_network made (bubblewrap must not make another).
         *(["--unshare-all"] if not sandbox.listen else _UNSHARE_ALL_BUT_NET),
         # A root bwrap keeps every capability; in its own user namespace that still lets the
         # plugin remount a read-only bind writable (and so write the host's /usr, the venv or
@@ -362,7 +362,7 @@ def _prepare(
             if user is not None and libc is not None:
                 _stage(libc, str(sandbox.run_dir.parent), sources)
             if channel is not None and libc is not None:
-                _own_network(libc, sandbox.listen, channel, as_root=user is not None)
+                own_network(libc, sandbox.listen, channel, as_root=user is not None)
             if user is not None and libc is not None:
                 # The order matters: groups and gid while still root, then the uid (after
                 # which none of them can change again).
@@ -379,68 +379,6 @@ def _prepare(
             os._exit(126)
 
     return apply
-
-
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_SIOCSIFADDR = 0x8916
-_SIOCSIFNETMASK = 0x891C
-_IFF_UP = 0x1
-
-
-def _own_network(
-    libc: ctypes.CDLL, listen: tuple[tuple[str, int], ...], channel: socket.socket, *, as_root: bool
-) -> None:
-    """A network namespace holding loopback and the panel's sockets on ``listen``.
-
-    Runs in the child that is about to execute bubblewrap, before it gives up its rights:
-    as root (a root panel), or in a user namespace of its own mapping only the panel's
-    user, which owns the new network namespace. It brings loopback up, binds and listens on
-    each address (ports below 1024 too: it may, here), and sends the sockets to the panel on
-    ``channel``; it keeps none. bubblewrap then runs in this namespace, and the plugin, in
-    namespaces of its own below it, holds no right over it: it cannot add an address or a
-    route, only connect to what listens.
-    """
-
-    def check(result: int, what: str) -> None:
-        if result != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, f"{what}: {os.strerror(error)}")
-
-    if as_root:
-        check(libc.unshare(_CLONE_NEWNET), "unshare(net)")
-    else:
-        uid, gid = os.getuid(), os.getgid()
-        check(libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET), "unshare(user, net)")
-        Path("/proc/self/setgroups").write_text("deny")
-        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
-        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
-        request = struct.pack("16sH", b"lo", 0).ljust(40, b"\0")
-        (flags,) = struct.unpack_from("H", fcntl.ioctl(control, _SIOCGIFFLAGS, request), 16)
-        up = struct.pack("16sH", b"lo", flags | _IFF_UP).ljust(40, b"\0")
-        fcntl.ioctl(control, _SIOCSIFFLAGS, up)
-        # A granted address outside 127.0.0.0/8 (network:10.0.0.5:5432): an address of the
-        # loopback here, /32, so the plugin's connection to it meets the panel's socket.
-        outside = sorted({a for a, _ in listen if not a.startswith("127.")})
-        for number, address in enumerate(outside, start=1):
-            alias = f"lo:{number}".encode().ljust(16, b"\0")
-            for code, value in ((_SIOCSIFADDR, address), (_SIOCSIFNETMASK, "255.255.255.255")):
-                inet = struct.pack("=H", socket.AF_INET) + bytes(2) + socket.inet_aton(value)
-                fcntl.ioctl(control, code, (alias + inet).ljust(40, b"\0"))
-    sockets = []
-    for address, port in listen:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((address, port))
-        listener.listen(128)
-        sockets.append(listener)
-    socket.send_fds(channel, [b"listeners"], [s.fileno() for s in sockets])
-    for listener in sockets:
-        listener.close()
-    channel.close()
 
 
 def _stage(libc: ctypes.CDLL, stage: str, sources: list[str]) -> None:

@@ -317,3 +317,20 @@ def test_an_ordinary_users_panel_gets_the_same_confinement() -> None:
         assert report == {"code": 0, "out": "confined\n"}, (report, result.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_sandbox_with_grants_is_never_started_without_its_own_network(tmp_path: Path) -> None:
+    """Its bubblewrap command makes no network namespace (launch() made one before): the
+    bare command line, without launch()'s preexec, would share the host's network."""
+    from plugdock.isolation.sandbox import Sandbox, command
+
+    granted = Sandbox(
+        "x",
+        tmp_path / "b",
+        tmp_path / "d",
+        tmp_path / "r",
+        tmp_path / "i",
+        listen=(("127.77.0.1", 443),),
+    )
+    with pytest.raises(ValueError, match="only through launch"):
+        command(granted, ["true"])

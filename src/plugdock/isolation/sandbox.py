@@ -189,6 +189,8 @@ class Launch:
 
 def command(sandbox: Sandbox, argv: list[str]) -> list[str]:
     """The bubblewrap command line that runs ``argv`` inside ``sandbox`` (as :func:`launch`)."""
+    if sandbox.listen:  # its network namespace is made by launch()'s preexec: not here
+        raise ValueError("a sandbox with egress grants starts only through launch()")
     return _command(sandbox, argv, [] if sandbox.user is not None else None)
 
 

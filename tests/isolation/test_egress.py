@@ -61,6 +61,25 @@ def raw(address: str, port: int) -> dict:
     return _report(lambda: _raw(address, port))
 
 
+@router.get('/dns')
+def dns(name: str) -> dict:
+    # A resolver of its own (not the system's): a raw DNS query to resolv.conf's server.
+    import struct
+
+    def ask():
+        server = open('/etc/resolv.conf').read().split()[1]
+        labels = b''.join(bytes([len(p)]) + p.encode() for p in name.split('.'))
+        query = struct.pack('!6H', 99, 0x0100, 1, 0, 0, 0) + labels + b'\\0' + b'\\0\\1\\0\\1'
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(5)
+            udp.sendto(query, (server, 53))
+            reply = udp.recv(512)
+        code, answers = reply[3] & 0x0F, struct.unpack('!H', reply[6:8])[0]
+        return {'rcode': code, 'address': socket.inet_ntoa(reply[-4:]) if answers else None}
+
+    return _report(ask)
+
+
 @router.get('/resolve')
 def resolve(name: str) -> dict:
     return _report(lambda: sorted({a[4][0] for a in socket.getaddrinfo(name, 443)}))
@@ -195,6 +214,19 @@ def test_names_resolve_only_as_the_panel_answers(egress: tuple[Panel, httpx.Clie
         assert refused["ok"] is False and refused["error"] == "gaierror", (name, refused)
 
 
+def test_the_panel_answers_dns_for_granted_names_only(
+    egress: tuple[Panel, httpx.Client, int],
+) -> None:
+    """A client with a resolver of its own asks the server in /etc/resolv.conf: the panel,
+    which knows the granted names and no other (NXDOMAIN, never the real DNS)."""
+    _panel, admin, _ = egress
+    granted = _ask(admin, "dns", name="api.example.com")
+    assert granted == {"ok": True, "result": {"rcode": 0, "address": "127.77.0.1"}}, granted
+    for name in ("example.org", "metadata.google.internal"):
+        refused = _ask(admin, "dns", name=name)
+        assert refused == {"ok": True, "result": {"rcode": 3, "address": None}}, refused
+
+
 def test_a_granted_name_that_resolves_to_loopback_is_refused_by_the_panel(
     egress: tuple[Panel, httpx.Client, int],
 ) -> None:
@@ -259,7 +291,7 @@ sandbox = Sandbox(
 )
 start = launch(sandbox, [sys.executable, "-c", sys.argv[2]])
 process = subprocess.Popen(start.args, preexec_fn=start.preexec, stdout=subprocess.PIPE)
-(listener,) = start.listeners()
+listener, _dns = start.listeners()
 conn, _ = listener.accept()
 conn.sendall(b"from the panel")
 out, _ = process.communicate(timeout=60)

@@ -136,9 +136,10 @@ class PluginDatabase:
     ) -> None:
         """Serve the plugin's egress grants on the sockets bound in its namespace (blocking).
 
-        Fewer sockets than routes: the process failed before it started (its log says why).
+        Fewer sockets than routes and the DNS one: the process failed before it started
+        (its log says why).
         """
-        if len(listeners) != len(routes):
+        if len(listeners) != len(routes) + 1:
             for listener in listeners:
                 listener.close()
             return

@@ -5,7 +5,9 @@ own that holds only loopback. In it:
 
 - its ``/etc/hosts`` (written by the panel, :func:`hosts_file`) maps each granted host name
   to an address of its own in ``127.77.0.0/16``, and ``/etc/nsswitch.conf`` says ``hosts:
-  files``: the panel is its only resolver, and any other name does not resolve;
+  files``; its ``/etc/resolv.conf`` names 127.0.0.1, where the panel answers DNS with the
+  same addresses (:func:`dns_answer`): the panel is its only resolver, and any other name
+  does not resolve;
 - on each granted address and port a listening socket waits: the panel's own. The process
   that starts the sandbox makes the namespace, binds these sockets there before it gives
   up its rights (:func:`plugdock.isolation.sandbox.launch`) and hands them to the panel,
@@ -31,7 +33,9 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import struct
 from dataclasses import dataclass
+from typing import Any, cast
 
 from plugdock.isolation.dbrelay import pipe
 
@@ -90,7 +94,60 @@ def hosts_file(routes: list[Route]) -> str:
     return "\n".join(lines) + "\n"
 
 
-NSSWITCH = "hosts: files\n"  # names resolve from the panel's hosts file only: no DNS
+NSSWITCH = "hosts: files\n"  # the system's resolver: the panel's hosts file only
+RESOLV_CONF = "nameserver 127.0.0.1\n"  # other resolvers: the panel's DNS answers (below)
+
+
+def dns_answer(query: bytes, names: dict[str, str]) -> bytes | None:
+    """The panel's DNS answer, inside a plugin's namespace, to one UDP query: the address of
+    a granted name (A), nothing else (NXDOMAIN for any other name); None to stay silent.
+
+    >>> import struct
+    >>> q = struct.pack("!6H", 7, 0x0100, 1, 0, 0, 0) + b"\\x01a\\x07example\\x00"
+    >>> q += struct.pack("!HH", 1, 1)  # A, IN
+    >>> dns_answer(q, {"a.example": "127.77.0.1"})[-4:] == socket.inet_aton("127.77.0.1")
+    True
+    >>> dns_answer(q, {})[3] & 0x0F  # NXDOMAIN
+    3
+    """
+    try:
+        ident, flags, questions = struct.unpack("!3H", query[:6])
+        if flags & 0x8000 or questions != 1:
+            return None  # an answer, or several questions: not a query this serves
+        position, labels = 12, []
+        while (length := query[position]) != 0:
+            if length > 63:
+                return None  # compression or garbage: a query's name has neither
+            labels.append(query[position + 1 : position + 1 + length])
+            position += 1 + length
+        qtype, qclass = struct.unpack("!HH", query[position + 1 : position + 5])
+        question = query[12 : position + 5]
+        name = b".".join(labels).decode("ascii").lower()
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+    address = names.get(name)
+    answers = b""
+    if address is not None and qtype in (1, 255) and qclass == 1:
+        answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(address)
+    code = 3 if address is None else 0  # NXDOMAIN, or the name with (maybe) no such record
+    reply_flags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | code  # QR AA RD RA
+    header = struct.pack("!6H", ident, reply_flags, 1, 1 if answers else 0, 0, 0)
+    return header + question + answers
+
+
+class _DnsServer(asyncio.DatagramProtocol):
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # A datagram endpoint's transport (not a DatagramTransport subclass on every Python).
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        reply = dns_answer(data, self.names)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
 
 
 def allowed(address: IPAddress, *, named: bool) -> bool:
@@ -114,11 +171,15 @@ class EgressBroker:
     """The panel's end of one plugin process's grants: accepts on the sockets bound in its
     namespace, connects to the granted host and port only."""
 
-    def __init__(self, plugin_id: str, routes: list[Route], listeners: list[socket.socket]):
-        if len(routes) != len(listeners):
-            raise ValueError("one listening socket per route")
+    def __init__(self, plugin_id: str, routes: list[Route], listeners: list[socket.socket]) -> None:
+        """``listeners``: one listening socket per route, then the namespace's DNS socket."""
+        if len(listeners) != len(routes) + 1:
+            raise ValueError("one listening socket per route, and the DNS socket")
         self.plugin_id = plugin_id
-        self._pairs = list(zip(routes, listeners, strict=True))
+        self._pairs = list(zip(routes, listeners, strict=False))
+        self._dns_socket = listeners[-1]
+        self._dns: asyncio.DatagramTransport | None = None
+        self._names = {r.host: r.address for r in routes if _literal(r.host) is None}
         self._servers: list[asyncio.AbstractServer] = []
         self._pipes: set[asyncio.Task[None]] = set()
         self._open = 0
@@ -133,6 +194,11 @@ class EgressBroker:
                 await self._relay(route, reader, writer)
 
             self._servers.append(await asyncio.start_server(accept, sock=listener))
+        self._dns_socket.setblocking(False)
+        loop = asyncio.get_running_loop()
+        self._dns, _ = await loop.create_datagram_endpoint(
+            lambda: _DnsServer(self._names), sock=self._dns_socket
+        )
 
     async def _relay(
         self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -194,3 +260,6 @@ class EgressBroker:
             task.cancel()
         for _, listener in self._pairs:
             listener.close()
+        if self._dns is not None:
+            self._dns.close()
+        self._dns_socket.close()

@@ -21,6 +21,7 @@ _SIOCSIFFLAGS = 0x8914
 _SIOCSIFADDR = 0x8916
 _SIOCSIFNETMASK = 0x891C
 _IFF_UP = 0x1
+DNS_ADDRESS = "127.0.0.1"  # the sandbox's resolv.conf names it; the panel answers there
 
 
 def own_network(
@@ -31,7 +32,8 @@ def own_network(
     Runs in the child that is about to execute bubblewrap, before it gives up its rights:
     as root (a root panel), or in a user namespace of its own mapping only the panel's
     user, which owns the new network namespace. It brings loopback up, binds and listens on
-    each address (ports below 1024 too: it may, here), and sends the sockets to the panel on
+    each address (ports below 1024 too: it may, here), binds a UDP socket on
+    ``DNS_ADDRESS:53`` (the last one sent), and sends the sockets to the panel on
     ``channel``; it keeps none. bubblewrap then runs in this namespace, and the plugin, in
     namespaces of its own below it, holds no right over it: it cannot add an address or a
     route, only connect to what listens.
@@ -70,6 +72,10 @@ def own_network(
         listener.bind((address, port))
         listener.listen(128)
         sockets.append(listener)
+    # Last: the namespace's DNS server address, for resolvers that do not read /etc/hosts.
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dns.bind((DNS_ADDRESS, 53))
+    sockets.append(dns)
     socket.send_fds(channel, [b"listeners"], [s.fileno() for s in sockets])
     for listener in sockets:
         listener.close()

@@ -183,7 +183,8 @@ class Launch:
     args: list[str]
     preexec: Callable[[], None]
     # After the process started: the sockets listening in its network namespace, one per
-    # ``Sandbox.listen`` entry, for the panel's egress broker (none without grants).
+    # ``Sandbox.listen`` entry and its DNS socket last, for the panel's egress broker
+    # (none without grants).
     listeners: Callable[[], list[socket.socket]] = list
 
 
@@ -214,7 +215,7 @@ def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
         with panel_end, child_end:
             panel_end.setblocking(False)  # sent before the exec that Popen waited for
             try:
-                _, fds, _, _ = socket.recv_fds(panel_end, 16, len(sandbox.listen))
+                _, fds, _, _ = socket.recv_fds(panel_end, 16, len(sandbox.listen) + 1)
             except BlockingIOError:
                 return []
         return [socket.socket(fileno=fd) for fd in fds]

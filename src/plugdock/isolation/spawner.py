@@ -201,12 +201,17 @@ def _hand_over(sandbox: Sandbox, user: HostUser, database_group: int) -> None:
 
 
 def _resolver_files(run_dir: Path, routes: list[Any]) -> tuple[tuple[Path, str], ...]:
-    """The sandbox's /etc/hosts (each granted name, from the panel) and /etc/nsswitch.conf
-    (names from that file only), written in its run folder: read-only to it."""
+    """The sandbox's /etc/hosts (each granted name, from the panel), /etc/nsswitch.conf
+    (names from that file only) and /etc/resolv.conf (the panel's DNS socket), written in
+    its run folder: read-only to it."""
     from plugdock.isolation import egress
 
     files = []
-    for name, text in (("hosts", egress.hosts_file(routes)), ("nsswitch.conf", egress.NSSWITCH)):
+    for name, text in (
+        ("hosts", egress.hosts_file(routes)),
+        ("nsswitch.conf", egress.NSSWITCH),
+        ("resolv.conf", egress.RESOLV_CONF),
+    ):
         path = run_dir / name
         path.write_text(text)
         os.chmod(path, 0o644)

@@ -40,7 +40,10 @@ def _report(action):
 def _talk(host, port):
     with socket.create_connection((host, port), timeout=10) as conn:
         conn.sendall(b'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n')
-        return conn.recv(200).decode('latin-1')
+        answer = b''
+        while chunk := conn.recv(4096):  # HTTP/1.0: the server closes after its answer
+            answer += chunk
+        return answer.decode('latin-1')
 
 
 def _raw(address, port):

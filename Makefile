@@ -49,11 +49,12 @@ bench: modules
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/replicas.py
 	$(BIN)/python bench/isolation.py
+	$(BIN)/python bench/frames.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp
 WEB_DEPS := web/node_modules/.package-lock.json
-WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs web/index.html web/package.json
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs web/index.html web/frame.html web/package.json
 
 web: $(WEB_STATIC)
 

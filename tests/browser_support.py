@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect, sync_playwright
 
 from panel import Panel
 from support import REPO
@@ -60,6 +60,16 @@ def sign_in(page: Page, panel: Panel, username: str, password: str) -> None:
 
 def nav(page: Page) -> Locator:
     return page.get_by_role("navigation", name="Main")
+
+
+def plugin_page(page: Page) -> FrameLocator:
+    """The sandboxed frame of the plugin page the shell shows now (docs/frontend.md)."""
+    return page.frame_locator("iframe.plugin-frame:not([hidden])")
+
+
+def widget(page: Page, plugin_id: str) -> FrameLocator:
+    """The sandboxed frame of a plugin's (first) widget."""
+    return page.frame_locator(f'iframe.widget-frame[data-plugin-frame="{plugin_id}"] >> nth=0')
 
 
 def admin_api(panel: Panel) -> httpx.Client:

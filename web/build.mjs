@@ -9,6 +9,8 @@
 //   vendor/react-dom.js        plugin bundle share one React instance
 //   vendor/react-dom-client.js
 //   vendor/jsx-runtime.js
+//   frame.html, frame.js       the document and runtime of a plugin's sandboxed frame (src/frame/):
+//                              the same import map, so a frame loads the same cached React and SDK
 //   sdk.js                     @plugdock/sdk (src/sdk/): the plugin contract, the API client,
 //                              the user and notices; in the import map, so the shell and every
 //                              plugin bundle share ONE instance (one signed-in user, one toast list)
@@ -138,6 +140,13 @@ async function main() {
     external: SHARED_EXTERNALS,
     loader: { ".svg": "dataurl" },
   });
+  await esbuild.build({
+    ...common,
+    entryPoints: { frame: path.join(here, "src", "frame", "main.tsx") },
+    outdir,
+    jsx: "automatic",
+    external: SHARED_EXTERNALS,
+  });
   const imports = {};
   for (const [spec, file] of Object.entries(VENDOR)) {
     imports[spec] = `/static/vendor/${file}?v=${await hashOf(path.join("vendor", file))}`;
@@ -153,6 +162,12 @@ async function main() {
     .replace("%APP_JS_HASH%", await hashOf("app.js"))
     .replace("%APP_CSS_HASH%", await hashOf("app.css"));
   await writeFile(path.join(outdir, "index.html"), html);
+  const frameTemplate = await readFile(path.join(here, "frame.html"), "utf8");
+  const frameHtml = frameTemplate
+    .replace("%IMPORT_MAP%", importMap)
+    .replace("%FRAME_JS_HASH%", await hashOf("frame.js"))
+    .replace("%APP_CSS_HASH%", await hashOf("app.css"));
+  await writeFile(path.join(outdir, "frame.html"), frameHtml);
   await writeFile(path.join(outdir, ".build-stamp"), `${new Date().toISOString()}\n`);
   console.log(`web: built into ${path.relative(process.cwd(), outdir) || "."} in ${Date.now() - started} ms`);
 }

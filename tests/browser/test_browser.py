@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_support import ARTIFACTS, admin_api, card, nav, sign_in
+from browser_support import ARTIFACTS, admin_api, card, nav, plugin_page, sign_in, widget
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from support import CHATBOT, make_plugin, pack_into
 
@@ -84,19 +84,20 @@ def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel
     expect(chatbot).to_contain_text(f"Installed v{CHATBOT_VERSION}")
     chats_link = nav(page).get_by_role("link", name="Chats")
     expect(chats_link).to_be_visible()
-    bubble = page.get_by_role("button", name="Open support chat")
+    bubble = widget(page, "ai_chatbot").get_by_role("button", name="Open support chat")
     expect(bubble).to_be_visible()
     assert page.evaluate("window.__noReload") is True
     page.screenshot(path=str(ARTIFACTS / "marketplace.png"), full_page=True)
 
     chats_link.click()
     expect(page).to_have_url(f"{panel.url}/support/chats")
-    expect(page.get_by_role("heading", name="Chats", level=1)).to_be_visible()
+    chats = plugin_page(page)  # the plugin's page, in its sandboxed frame
+    expect(chats.get_by_role("heading", name="Chats", level=1)).to_be_visible()
     expect(chats_link).to_have_attribute("aria-current", "page")
 
     # A visitor's chat through the widget: name and email, a question, the bot's reply.
     bubble.click()
-    dialog = page.get_by_role("dialog", name="Chat with us")
+    dialog = widget(page, "ai_chatbot").get_by_role("dialog", name="Chat with us")
     dialog.get_by_label("Name").fill("Ada Lovelace")
     dialog.get_by_label("Email").fill("ada@example.com")
     dialog.get_by_role("button", name="Start chat").click()
@@ -110,10 +111,10 @@ def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel
     # The admin page lists the session with the visitor's details and transcript.
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    page.get_by_role("button", name="Refresh").click()
-    expect(page.get_by_role("table")).to_contain_text("ada@example.com")
-    page.get_by_role("button", name="Open the chat with Ada Lovelace").click()
-    transcript = page.get_by_role("complementary", name="Transcript")
+    chats.get_by_role("button", name="Refresh").click()
+    expect(chats.get_by_role("table")).to_contain_text("ada@example.com")
+    chats.get_by_role("button", name="Open the chat with Ada Lovelace").click()
+    transcript = chats.get_by_role("complementary", name="Transcript")
     expect(transcript).to_contain_text("How much does it cost?")
     expect(transcript.get_by_role("listitem")).to_have_count(3)
     page.screenshot(path=str(ARTIFACTS / "chats.png"), full_page=True)
@@ -137,7 +138,7 @@ def test_admin_installs_uses_and_uninstalls_the_chatbot(page: Page, panel: Panel
     )
     expect(chatbot.get_by_role("button", name="Install AI Chatbot")).to_be_enabled()
     expect(nav(page).get_by_role("link", name="Chats")).to_have_count(0)
-    expect(page.get_by_role("button", name="Open support chat")).to_have_count(0)
+    expect(page.locator("iframe.widget-frame")).to_have_count(0)
     assert page.evaluate("window.__noReload") is True
 
     page.goto(f"{panel.url}/support/chats")
@@ -156,7 +157,8 @@ def test_non_admin_sees_no_install_buttons(page: Page, panel: Panel) -> None:
         try:
             # Widgets are on every page, the sign-in page too (a visitor may chat).
             page.goto(f"{panel.url}/")
-            expect(page.get_by_role("button", name="Open support chat")).to_be_visible()
+            bubble = widget(page, "ai_chatbot").get_by_role("button", name="Open support chat")
+            expect(bubble).to_be_visible()
             sign_in(page, panel, "bob", "bob-password")
             nav(page).get_by_role("link", name="Marketplace").click()
             chatbot = card(page, "AI Chatbot")
@@ -166,7 +168,7 @@ def test_non_admin_sees_no_install_buttons(page: Page, panel: Panel) -> None:
                 page.get_by_role("button", name=re.compile(r"^(Install|Uninstall)"))
             ).to_have_count(0)
             # The chats page is for admins: no nav item, and the URL says so.
-            expect(page.get_by_role("button", name="Open support chat")).to_be_visible()
+            expect(bubble).to_be_visible()
             expect(nav(page).get_by_role("link", name="Chats")).to_have_count(0)
             page.goto(f"{panel.url}/support/chats")
             expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
@@ -181,15 +183,15 @@ def test_a_plugin_page_that_throws_leaves_the_shell_usable(page: Page, panel: Pa
         try:
             sign_in(page, panel, "admin", ADMIN_PASSWORD)
             nav(page).get_by_role("link", name="Boom").click()
-            alert = page.get_by_role("alert")
+            alert = plugin_page(page).get_by_role("alert")
             expect(alert).to_contain_text("The page of Broken Page stopped working")
             expect(alert).to_contain_text("boom from the plugin page")
             nav(page).get_by_role("link", name="Installed plugins").click()
             expect(page.get_by_role("heading", name="Installed plugins", level=1)).to_be_visible()
             expect(page.get_by_role("table")).to_contain_text("Broken Page")
             nav(page).get_by_role("link", name="Boom").click()
-            page.get_by_role("button", name="Try again").click()
-            expect(page.get_by_role("alert")).to_contain_text("boom from the plugin page")
+            plugin_page(page).get_by_role("button", name="Try again").click()
+            expect(alert).to_contain_text("boom from the plugin page")
             nav(page).get_by_role("link", name="Marketplace").click()
             expect(card(page, "Broken Page")).to_contain_text("Installed v1.0.0")
         finally:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_support import admin_api, sign_in
+from browser_support import admin_api, sign_in, widget
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from support import CHATBOT, pack_into
 
@@ -59,8 +59,13 @@ def test_the_shell_and_a_plugin_ui_run_but_injected_scripts_do_not(
             assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
             # The shell (import map → React → app.js) and the chatbot's bundle both run.
             sign_in(page, panel, "admin", ADMIN_PASSWORD)
-            expect(page.get_by_role("button", name="Open support chat")).to_be_visible()
+            bubble = widget(page, "ai_chatbot").get_by_role("button", name="Open support chat")
+            expect(bubble).to_be_visible()
             assert page.evaluate("window.__violations") == []
+            # The chatbot's frame (its own, stricter policy) loads React, the SDK and its
+            # bundle without a violation either.
+            [frame] = [f for f in page.frames if "/plugins-ui/ai_chatbot/" in f.url]
+            assert frame.evaluate("window.__violations") == []
 
             # (Playwright's own evaluate is exempt from the policy; what it adds is not.)
             page.evaluate(INJECT)

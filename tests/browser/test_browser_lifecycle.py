@@ -20,7 +20,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_support import ARTIFACTS, admin_api, card, nav, sign_in
+from browser_support import ARTIFACTS, admin_api, card, nav, plugin_page, sign_in, widget
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from support import CHATBOT, REPO, make_plugin, pack_into
 
@@ -161,12 +161,13 @@ def test_update_badge_update_and_the_chats_kept(page: Page, panel: Panel) -> Non
 
             # The new version's page: the 1.0.0 transcript carried over, and its rating.
             open_page(page, "Chats")
-            table = page.get_by_role("table")
+            chats = plugin_page(page)
+            table = chats.get_by_role("table")
             expect(table.get_by_role("columnheader", name="Rating")).to_be_visible()
             ada = table.get_by_role("row").filter(has_text="ada@example.com")
             expect(ada.get_by_label("4 of 5 stars")).to_be_visible()
-            page.get_by_role("button", name="Open the chat with Ada Lovelace").click()
-            transcript = page.get_by_role("complementary", name="Transcript")
+            chats.get_by_role("button", name="Open the chat with Ada Lovelace").click()
+            transcript = chats.get_by_role("complementary", name="Transcript")
             expect(transcript).to_contain_text("How much does it cost?")
             expect(transcript.get_by_role("listitem")).to_have_count(3)
             expect(transcript.get_by_label("Visitor's rating")).to_contain_text("Quick and helpful")
@@ -197,7 +198,8 @@ def test_disable_hides_the_chats_page_and_enable_brings_it_back(page: Page, pane
             switch = page.get_by_role("switch", name="AI Chatbot enabled")
             expect(switch).to_be_checked()
             expect(nav(page).get_by_role("link", name="Chats")).to_be_visible()
-            expect(page.get_by_role("button", name="Open support chat")).to_be_visible()
+            bubble = widget(page, "ai_chatbot").get_by_role("button", name="Open support chat")
+            expect(bubble).to_be_visible()
 
             switch.click()
             expect(page.get_by_role("status").filter(has_text="disabled")).to_be_visible(
@@ -207,7 +209,7 @@ def test_disable_hides_the_chats_page_and_enable_brings_it_back(page: Page, pane
             row = page.get_by_role("row").filter(has_text="AI Chatbot")
             expect(row).to_contain_text("Disabled")
             expect(nav(page).get_by_role("link", name="Chats")).to_have_count(0)
-            expect(page.get_by_role("button", name="Open support chat")).to_have_count(0)
+            expect(page.locator("iframe.widget-frame")).to_have_count(0)
             assert admin.get("/api/v1/chat/sessions").status_code == 404
             page.screenshot(path=str(ARTIFACTS / "installed-disabled.png"), full_page=True)
             open_page(page, "Marketplace")
@@ -221,7 +223,7 @@ def test_disable_hides_the_chats_page_and_enable_brings_it_back(page: Page, pane
             )
             expect(switch).to_be_checked()
             open_page(page, "Chats")  # back without a reload, rows kept
-            expect(page.get_by_role("table")).to_contain_text("grace@example.com")
+            expect(plugin_page(page).get_by_role("table")).to_contain_text("grace@example.com")
             assert page.evaluate("window.__noReload") is True
         finally:
             uninstall_all(admin, "ai_chatbot")

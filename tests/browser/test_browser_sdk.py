@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from browser_support import admin_api, nav, sign_in
+from browser_support import admin_api, nav, plugin_page, sign_in
 from panel import ADMIN_PASSWORD, Panel, start_panel
 from plugdock.package import frontend_build
 from support import make_plugin, pack_into
@@ -85,7 +85,7 @@ function Probe(props: PluginComponentProps) {
       } catch (error) {
         out.push(`own: ${describe(error)}`);
       }
-      await request("GET", "/api/v1/auth/me"); // after the shell's own check of the session
+      await request("POST", "/api/v1/sdk-probe/echo", { body: { n: 2 } }); // after the check
       out.push(`after 401: ${currentUser()?.username ?? "signed out"}`);
       setLines(out);
     })();
@@ -123,7 +123,11 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     probe = make_plugin(
         tmp / "src",
         "sdk_probe",
-        metadata={"frontend": {"routes": ["/sdk-probe"], "components": ["Probe"]}},
+        metadata={
+            "frontend": {"routes": ["/sdk-probe"], "components": ["Probe"]},
+            # GET /api/v1/users through the frame's bridge (admins only, as for the shell)
+            "permissions": ["core:users:read"],
+        },
         extra_files={"backend/routes.py": ROUTES, "frontend/addon.config.tsx": PROBE_PAGE},
     )
     pack_into(probe, tmp / "modules")
@@ -140,7 +144,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
 
 
 def results(page: Page):
-    return page.get_by_role("list", name="Results")
+    return plugin_page(page).get_by_role("list", name="Results")
 
 
 def test_admin_page_calls_the_api_with_the_session_through_the_sdk(
@@ -148,9 +152,10 @@ def test_admin_page_calls_the_api_with_the_session_through_the_sdk(
 ) -> None:
     sign_in(page, panel, "admin", ADMIN_PASSWORD)
     nav(page).get_by_role("link", name="Probe").click()
-    expect(page.get_by_role("heading", name="SDK probe")).to_be_visible()
-    expect(page.get_by_text("user: admin (admin)")).to_be_visible()
-    expect(page.get_by_text("props.api is the SDK's api: true")).to_be_visible()
+    probe = plugin_page(page)  # framed: the same SDK calls, through the shell's bridge
+    expect(probe.get_by_role("heading", name="SDK probe")).to_be_visible()
+    expect(probe.get_by_text("user: admin (admin)")).to_be_visible()
+    expect(probe.get_by_text("props.api is the SDK's api: true")).to_be_visible()
     found = results(page)
     expect(found).to_contain_text(re.compile(r"users: \d+"))
     expect(found).to_contain_text('echo: admin {"n":1}')  # POST: cookie + CSRF header
@@ -158,7 +163,7 @@ def test_admin_page_calls_the_api_with_the_session_through_the_sdk(
     expect(found).to_contain_text("after 401: admin")
     expect(nav(page).get_by_role("link", name="Dashboard")).to_be_visible()  # still signed in
 
-    page.get_by_role("button", name="Notify").click()
+    probe.get_by_role("button", name="Notify").click()
     toasts = page.get_by_role("region", name="Notifications")
     expect(toasts.get_by_role("status")).to_have_text(re.compile("Hello from the probe"))
     toasts.get_by_role("button", name="Dismiss message").click()
@@ -168,12 +173,12 @@ def test_admin_page_calls_the_api_with_the_session_through_the_sdk(
 def test_non_admin_gets_the_typed_error_and_keeps_the_session(page: Page, panel: Panel) -> None:
     sign_in(page, panel, "bob", "bob-password")
     nav(page).get_by_role("link", name="Probe").click()
-    expect(page.get_by_text("user: bob (user)")).to_be_visible()
+    expect(plugin_page(page).get_by_text("user: bob (user)")).to_be_visible()
     found = results(page)
     expect(found).to_contain_text(re.compile(r"users: ApiError 403: \S"))
     expect(found).to_contain_text('echo: bob {"n":1}')
     expect(found).to_contain_text("after 401: bob")
-    expect(page.get_by_role("heading", name="SDK probe")).to_be_visible()
+    expect(plugin_page(page).get_by_role("heading", name="SDK probe")).to_be_visible()
 
 
 def test_the_sdk_is_one_import_map_module_the_plugin_bundle_imports(panel: Panel) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import textwrap
 import threading
 import time
@@ -344,10 +345,9 @@ def test_route_cannot_see_the_instance_folder(tmp_path: Path, panels: list[Panel
     assert read(good_code)["error"] == "FileNotFoundError"
     assert read(f"/proc/{panel.process.pid}/environ")["ok"] is False
     listing = admin.get("/api/v1/spy/list", params={"path": str(instance)}).json()
-    # The instance folder is an empty stand-in holding only the SQLite database (bound in:
-    # SQLite has no rights of its own), never secret.key or the plugins' folders.
-    assert listing["ok"] is True, listing
-    assert set(listing["result"]) <= {"panel.db", "panel.db-wal", "panel.db-shm"}, listing
+    # The instance folder is not there (or an empty stand-in below a bound folder): not even
+    # the SQLite database, whose SQL goes through the panel (tests/isolation/test_sqlite_relay.py).
+    assert listing["ok"] is False or listing["result"] == [], listing
     env = admin.get("/api/v1/spy/read", params={"path": "/proc/self/environ"}).json()
     assert (
         env["ok"] and "DATABASE_URL" not in env["result"] and "PLUGDOCK_HOME" not in env["result"]
@@ -403,16 +403,13 @@ def test_plugin_database_role_cannot_read_core_tables(
     own = select("snoop_notes")
     assert own == {"ok": True, "rows": [["1", "hello"]]}, own  # its own table: fine
     core = {t: select(t) for t in ("plugdock_users", "addon_installations", "plugdock_secrets")}
-    if database_url.startswith("sqlite"):
-        # SQLite has no rights to give: the plugin process has the database file itself,
-        # and reads every table (docs/isolation.md and `plugdock doctor` say so). Asserted,
-        # so this test fails the day that changes instead of silently passing.
-        assert core["plugdock_users"]["ok"] is True, core
-        assert any("admin" in row for row in core["plugdock_users"]["rows"]), core
-    else:
-        for table, answer in core.items():
-            assert answer["ok"] is False, (table, answer)
-            assert "denied" in answer["error"].lower(), (table, answer)
+    # On SQLite the panel runs the plugin's SQL and SQLite's authorizer refuses other tables.
+    refusals = (
+        ("prohibited", "not authorized") if database_url.startswith("sqlite") else ("denied",)
+    )
+    for table, answer in core.items():
+        assert answer["ok"] is False, (table, answer)
+        assert any(word in answer["error"].lower() for word in refusals), (table, answer)
     assert_panel_serves(admin)
 
 
@@ -594,32 +591,52 @@ def test_instance_below_a_system_folder_is_still_hidden(tmp_path: Path) -> None:
 
 
 def test_network_only_with_the_network_permission(tmp_path: Path, panels: list[Panel]) -> None:
+    """Without a grant, no network; with ``network:127.0.0.1:<port>`` (a fake service on
+    loopback, granted by its address), that service only (tests/isolation/test_egress.py
+    attacks the grants)."""
     src = tmp_path / "src"
-    offline = attack_plugin(src, "offline")
-    online = attack_plugin(src, "online", metadata={"permissions": ["network"]})
-    panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [offline, online])
-    panels.append(panel)
-    admin = panel.client(panel.login())
-    install(admin, "good")
-    install(admin, "offline")
-    assert install(admin, "online").json()["permissions"] == ["network"]
-    port = int(panel.url.rpartition(":")[2])
+    with socket.socket() as service:
+        service.bind(("127.0.0.1", 0))
+        service.listen()
+        service_port = service.getsockname()[1]
+        offline = attack_plugin(src, "offline")
+        online = attack_plugin(
+            src, "online", metadata={"permissions": [f"network:127.0.0.1:{service_port}"]}
+        )
+        panel = isolated_panel(tmp_path, sqlite_url(tmp_path), [offline, online])
+        panels.append(panel)
+        admin = panel.client(panel.login())
+        install(admin, "good")
+        install(admin, "offline")
+        granted = [f"network:127.0.0.1:{service_port}"]
+        assert install(admin, "online").json()["permissions"] == granted
+        port = int(panel.url.rpartition(":")[2])
 
-    def connect(plugin: str, host: str, port: int) -> dict:
-        answer = admin.get(f"/api/v1/{plugin}/connect", params={"host": host, "port": port})
-        assert answer.status_code == 200, answer.text
-        return answer.json()
+        def connect(plugin: str, host: str, port: int) -> dict:
+            answer = admin.get(f"/api/v1/{plugin}/connect", params={"host": host, "port": port})
+            assert answer.status_code == 200, answer.text
+            return answer.json()
 
-    # Without the permission the plugin has a network of its own with nothing in it: the
-    # panel's port and the database's are not there.
-    for target in (port, 5432):
-        blocked = connect("offline", "127.0.0.1", target)
-        assert blocked["ok"] is False, blocked
-        assert blocked["error"] in ("ConnectionRefusedError", "OSError", "TimeoutError"), blocked
-    # With it, the same call reaches the panel.
-    reached = connect("online", "127.0.0.1", port)
-    assert reached["ok"] is True and reached["result"].startswith("HTTP/1.1 200"), reached
-    assert installed(admin)["online"]["permissions"] == ["network"]
+        def answer_once() -> None:
+            conn, _ = service.accept()
+            with conn:
+                conn.recv(200)
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nfake service")
+
+        # Without the permission the plugin has a network of its own with nothing in it: the
+        # panel's port, the database's and the service's are not there.
+        for target in (port, 5432, service_port):
+            blocked = connect("offline", "127.0.0.1", target)
+            assert blocked["ok"] is False, blocked
+            assert blocked["error"] in ("ConnectionRefusedError", "OSError", "TimeoutError")
+        # With the grant, the granted service is reached, and the panel still is not.
+        server = threading.Thread(target=answer_once, daemon=True)
+        server.start()
+        reached = connect("online", "127.0.0.1", service_port)
+        server.join(30)
+        assert reached["ok"] is True and reached["result"].startswith("HTTP/1.0 200"), reached
+        assert connect("online", "127.0.0.1", port)["ok"] is False
+    assert installed(admin)["online"]["permissions"] == granted
     assert_panel_serves(admin)
 
 

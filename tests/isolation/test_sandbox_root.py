@@ -14,7 +14,7 @@ before and after all the same). ``/proc/sysrq-trigger`` is only opened for writi
 written.
 
 The same plugin shows what it still may do as its own host user: write its data folder,
-use the database (on SQLite, the file bound into its sandbox; on PostgreSQL, the relay
+use the database (on SQLite, the panel's SQLite relay socket; on PostgreSQL, the relay
 socket in its run folder) and ask the panel for the users over the core-calls socket.
 """
 
@@ -227,8 +227,7 @@ def test_plugin_process_is_not_host_root_and_cannot_change_kernel_settings(
     )
     assert installed(admin)["kernel"]["state"] == "mounted"
     assert_panel_serves(admin)
-    # On SQLite a root panel shares the database file with plugin processes through a group
-    # only they hold (0660): that is not reported as a loose mode.
+    # On SQLite the database file is not shared with plugin processes: no loose mode.
     doctor = panel.cli("doctor")
     assert "panel.db" not in doctor.stderr and "scratch.db" not in doctor.stderr, doctor.stderr
 

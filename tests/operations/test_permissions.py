@@ -17,11 +17,25 @@ from plugdock.errors import PackageError, PermissionsNotGrantedError
 from plugdock.installer import Installer
 from plugdock.instance.registry import read_registry
 from plugdock.package.metadata import parse_metadata
-from plugdock.package.permissions import added, describe, validate_permission, wants_network
+from plugdock.package.permissions import (
+    added,
+    describe,
+    egress_grants,
+    validate_permission,
+    wants_network,
+)
 from support import make_plugin, pack_into, snapshot
 
 MARKET = "/api/v1/marketplace"
 HOST = "network:api.example.com"
+WEATHER_WORDS = (
+    "Open network connections to api.example.com on ports 80 and 443 (HTTP and HTTPS) "
+    "(nothing else)"
+)
+ANY_HOST_WORDS = (
+    "Open network connections to any host, including services on this machine (127.0.0.1: "
+    "its databases too) and on its private network and cloud metadata"
+)
 
 
 def metadata_with(permissions: object) -> bytes:
@@ -71,10 +85,14 @@ def test_permissions_are_normalised_deduplicated_and_sorted() -> None:
 
 
 def test_descriptions_network_and_added() -> None:
-    assert describe("network") == "Open network connections to any host"
-    assert describe("network:api.openai.com") == "Open network connections to api.openai.com"
+    # The words say what process isolation enforces (tests/isolation/test_egress.py).
+    assert describe("network") == ANY_HOST_WORDS
+    assert describe("network:api.openai.com") == (
+        "Open network connections to api.openai.com on ports 80 and 443 (HTTP and HTTPS) "
+        "(nothing else)"
+    )
     assert describe("network:db.example:5432") == (
-        "Open network connections to db.example on port 5432"
+        "Open network connections to db.example on port 5432 (nothing else)"
     )
     assert describe("core:users:read") == "Read the panel's users (names and roles)"
     assert validate_permission("NETWORK") == "network"
@@ -87,6 +105,19 @@ def test_descriptions_network_and_added() -> None:
     assert added(["network"], ["network:b.example"]) == []  # 'network' covers every host
     assert added(["network:a.example"], ["network"]) == ["network"]
     assert added(["core:users:read", "network"], []) == []
+    # network:<host> is ports 80 and 443 of it: naming one of them asks for nothing new.
+    assert added(["network:a.example"], ["network:a.example:443"]) == []
+    assert added(["network:a.example"], ["network:a.example:25"]) == ["network:a.example:25"]
+    assert egress_grants(["network:a.example", "network:b.example:25", "network"]) == [
+        ("a.example", 80),
+        ("a.example", 443),
+        ("b.example", 25),
+    ]
+
+
+def test_network_setting_is_reserved_with_a_clear_error() -> None:
+    with pytest.raises(PackageError, match="reserved for a host saved in a plugin setting"):
+        parse_metadata(metadata_with(["network:setting:gateway_url"]))
 
 
 # ------------------------------------------------------------ the operation, 3 databases
@@ -137,6 +168,26 @@ def test_the_grant_is_stored_and_an_upgrade_asking_more_changes_nothing_until_gr
     assert installer.get("weather").permissions == []  # type: ignore[union-attr]
 
 
+def test_ui_same_origin_is_said_plainly_and_an_upgrade_adding_it_waits_for_the_grant(
+    installer: Installer, tmp_path: Path
+) -> None:
+    """Issue 23: the one permission that lifts the plugin UI's frame is never taken silently."""
+    assert describe("UI:Same-Origin") == (
+        "Its pages run inside the panel with your rights: it can do anything you can"
+    )
+    modules = installer.settings.plugin_local_dir
+    offer(modules, tmp_path, "1.0.0", [])
+    installer.install("weather@1.0.0")
+    offer(modules, tmp_path, "2.0.0", ["ui:same-origin"])
+    assert installer.upgrade_plan("weather").permissions_added == ["ui:same-origin"]
+    with pytest.raises(PermissionsNotGrantedError) as refused:
+        installer.upgrade("weather")
+    assert refused.value.added == ["ui:same-origin"]
+    assert installer.get("weather").permissions == []  # type: ignore[union-attr]
+    upgraded = installer.upgrade("weather", grant=["ui:same-origin"])
+    assert upgraded.permissions == ["ui:same-origin"]
+
+
 # ------------------------------------------------------------------- the HTTP API
 
 
@@ -155,9 +206,7 @@ def test_api_returns_the_grant_and_a_bigger_upgrade_answers_409_until_granted(
     admin = panel.client(panel.login())
     catalog = {p["id"]: p for p in admin.get(f"{MARKET}/plugins").json()}
     assert catalog["weather"]["permissions"] == [HOST]
-    assert catalog["weather"]["permission_descriptions"] == [
-        "Open network connections to api.example.com"
-    ]
+    assert catalog["weather"]["permission_descriptions"] == [WEATHER_WORDS]
     plan = admin.get(f"{MARKET}/plan/install/weather").json()
     assert plan["steps"][-1]["permissions"] == [HOST]
 
@@ -166,14 +215,12 @@ def test_api_returns_the_grant_and_a_bigger_upgrade_answers_409_until_granted(
     assert answer.json()["permissions"] == [HOST]
     listed = {p["id"]: p for p in admin.get(f"{MARKET}/installed").json()}
     assert listed["weather"]["permissions"] == [HOST]
-    assert listed["weather"]["permission_descriptions"] == [
-        "Open network connections to api.example.com"
-    ]
+    assert listed["weather"]["permission_descriptions"] == [WEATHER_WORDS]
 
     offer(tmp_path / "modules", tmp_path, "1.1.0", [HOST, "network"])
     plan = admin.get(f"{MARKET}/plan/upgrade/weather").json()
     assert plan["permissions_added"] == ["network"]
-    assert plan["permissions_added_descriptions"] == ["Open network connections to any host"]
+    assert plan["permissions_added_descriptions"] == [ANY_HOST_WORDS]
 
     engine = create_engine(database_url)
     try:
@@ -183,7 +230,7 @@ def test_api_returns_the_grant_and_a_bigger_upgrade_answers_409_until_granted(
         assert refused.status_code == 409, refused.text
         body = refused.json()
         assert body["permissions"] == ["network"]
-        assert body["permission_descriptions"] == ["Open network connections to any host"]
+        assert body["permission_descriptions"] == [ANY_HOST_WORDS]
         # The web UI reads the refused permissions from this sentence (Permissions.tsx).
         assert body["detail"] == (
             "weather 1.1.0 asks for permissions it was not granted: network; "

@@ -95,14 +95,18 @@ export function setUnauthorizedHandler(handler: () => void): void {
 
 // -- requests --------------------------------------------------------------------------------
 
-type Method = "GET" | "POST" | "PATCH" | "DELETE";
+type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 /**
- * One call as the signed-in user: `body` is sent as JSON, a FormData as multipart. Resolves to
- * the parsed JSON (null for an empty answer), rejects with ApiError.
+ * One call as the signed-in user: `body` is sent as JSON, a FormData as multipart; `extra`
+ * headers (a plugin's own, through the bridge) never replace the CSRF header. Resolves to the
+ * parsed JSON (null for an empty answer), rejects with ApiError.
  */
-async function request<T>(method: Method, path: string, body?: unknown): Promise<T> {
+async function request<T>(method: Method, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
+  for (const [name, value] of Object.entries(extra)) {
+    if (name.toLowerCase() !== CSRF_HEADER.toLowerCase()) headers[name] = String(value);
+  }
   const csrf = method === "GET" ? null : csrfToken();
   if (csrf) headers[CSRF_HEADER] = csrf;
   const init: RequestInit = { method, headers, credentials: "same-origin" };
@@ -163,6 +167,11 @@ export const dashboard = {
 /** The installed plugins' UIs: their bundles, for the shell to import (plugins.tsx). */
 export const frontend = {
   plugins: () => request<FrontendEntry[]>("GET", "/api/v1/frontend/plugins"),
+  /** A call a plugin's frame asked for, once bridge.ts allowed it. */
+  bridged: (method: Method, path: string, body: unknown, headers: Record<string, string>) =>
+    request<unknown>(method, path, body, headers),
+  /** The panel's log line for a bridge call the shell refused. */
+  refused: (entry: Schemas["RefusedCall"]) => request<null>("POST", "/api/v1/frontend/refused", entry),
 };
 
 /** The marketplace: the catalog, what is installed, and the lifecycle calls (issue 8). */

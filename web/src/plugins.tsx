@@ -2,16 +2,38 @@
 // versioned URL), and the nav items, routes and widgets they declare.
 import * as React from "react";
 
-import type { AddonConfig, NavItem, RouteDef } from "@plugdock/sdk";
+import type { AddonConfig, NavItem, PluginComponentProps, RouteDef } from "@plugdock/sdk";
 
 import { type FrontendEntry, errorMessage, frontend } from "./api";
+import type { BridgeGrant } from "./bridge";
+import { describeFramed } from "./frames";
+
+/** A page of a plugin: its component when the plugin runs in the shell's page, else null (framed). */
+export interface PluginRoute {
+  path: string;
+  adminOnly?: boolean;
+  title?: string;
+  component: RouteDef["component"] | null;
+}
+
+export interface PluginConfig {
+  nav: NavItem[];
+  routes: PluginRoute[];
+  /** Components (same-origin), or null for each widget of a framed plugin (its frame renders it). */
+  widgets: (React.ComponentType<PluginComponentProps> | null)[];
+}
 
 export interface LoadedPlugin {
   id: string;
   name: string;
   version: string;
   url: string;
-  config: Required<Pick<AddonConfig, "nav" | "routes" | "widgets">> | null;
+  /** The sandboxed frame document its pages and widgets run in. */
+  frameUrl: string;
+  /** Granted ui:same-origin: imported into the shell's page, no frame. */
+  sameOrigin: boolean;
+  grant: BridgeGrant;
+  config: PluginConfig | null;
   error: string | null;
 }
 
@@ -63,9 +85,13 @@ function isComponent(value: unknown): boolean {
   return typeof value === "function" || (typeof value === "object" && value !== null && "$$typeof" in value);
 }
 
-/** Check a bundle's default export against the contract; throw with every problem found. */
-export function normalizeConfig(raw: unknown): NonNullable<LoadedPlugin["config"]> {
+/**
+ * Check a bundle's default export against the contract; throw with every problem found. A framed
+ * plugin's is its frame's description: components are `true` (the frame has one) or not.
+ */
+export function normalizeConfig(raw: unknown, framed = false): PluginConfig {
   const problems: string[] = [];
+  const hasComponent = (value: unknown) => (framed ? value === true : isComponent(value));
   const config = (raw ?? {}) as AddonConfig;
   if (typeof config !== "object") throw new Error("the bundle's default export is not an object");
   const nav: NavItem[] = [];
@@ -76,23 +102,29 @@ export function normalizeConfig(raw: unknown): NonNullable<LoadedPlugin["config"
       nav.push({ label: item.label, path: item.path, adminOnly: Boolean(item.adminOnly), icon: item.icon });
     }
   }
-  const routes: RouteDef[] = [];
+  const routes: PluginRoute[] = [];
   for (const [i, route] of (config.routes ?? []).entries()) {
     if (!route || typeof route.path !== "string" || !route.path.startsWith("/")) {
       problems.push(`routes[${i}] needs a path starting with "/"`);
     } else if (RESERVED.test(route.path)) {
       problems.push(`routes[${i}]: ${route.path} is reserved for the panel`);
-    } else if (!isComponent(route.component)) {
+    } else if (!hasComponent(route.component)) {
       problems.push(`routes[${i}] (${route.path}) has no component`);
     } else {
-      routes.push(route);
+      const { path, adminOnly, title } = route;
+      routes.push({
+        path,
+        adminOnly: Boolean(adminOnly),
+        title: typeof title === "string" ? title : undefined,
+        component: framed ? null : route.component,
+      });
     }
   }
-  const widgets = (config.widgets ?? []).filter((widget, i) => {
-    if (isComponent(widget)) return true;
-    problems.push(`widgets[${i}] is not a component`);
-    return false;
-  });
+  const widgets: PluginConfig["widgets"] = [];
+  for (const [i, widget] of ((config.widgets ?? []) as unknown[]).entries()) {
+    if (!hasComponent(widget)) problems.push(`widgets[${i}] is not a component`);
+    else widgets.push(framed ? null : (widget as React.ComponentType<PluginComponentProps>));
+  }
   if (problems.length) throw new Error(problems.join("; "));
   return { nav, routes, widgets };
 }
@@ -101,15 +133,30 @@ export function normalizeConfig(raw: unknown): NonNullable<LoadedPlugin["config"
 const modules = new Map<string, Promise<unknown>>();
 
 async function load(entry: FrontendEntry): Promise<LoadedPlugin> {
-  const base = { id: entry.id, name: entry.name, version: entry.version, url: entry.bundle_url };
+  const grant: BridgeGrant = { pluginId: entry.id, apiRoutes: entry.api_routes, coreReads: entry.core_reads };
+  const base = {
+    id: entry.id,
+    name: entry.name,
+    version: entry.version,
+    url: entry.bundle_url,
+    frameUrl: entry.frame_url,
+    sameOrigin: entry.same_origin,
+    grant,
+  };
   try {
-    let module = modules.get(entry.bundle_url);
+    // Same-origin (granted): the shell imports the bundle. Framed: the plugin's code runs only
+    // in its frames; a hidden one tells the shell what the plugin declares.
+    const key = entry.same_origin ? entry.bundle_url : entry.frame_url;
+    let module = modules.get(key);
     if (!module) {
-      module = import(/* webpackIgnore: true */ entry.bundle_url);
-      modules.set(entry.bundle_url, module);
-      module.catch(() => modules.delete(entry.bundle_url)); // retry on the next refresh
+      module = entry.same_origin
+        ? import(/* webpackIgnore: true */ entry.bundle_url)
+        : describeFramed(entry.frame_url, entry.name, grant);
+      modules.set(key, module);
+      module.catch(() => modules.delete(key)); // retry on the next refresh
     }
     const loaded = (await module) as { default?: unknown };
+    if (!entry.same_origin) return { ...base, config: normalizeConfig(loaded, true), error: null };
     return { ...base, config: normalizeConfig(loaded.default ?? loaded), error: null };
   } catch (error) {
     console.error(`plugdock: the UI of ${entry.id} could not be loaded`, error);

@@ -119,6 +119,29 @@ def shell_policy(index_html: str) -> str:
     return policy(inline_script_hashes(index_html, types=("importmap",)))
 
 
+#: A plugin's frame document (``<iframe sandbox="allow-scripts allow-forms">``): scripts and
+#: styles from the panel only, no request of its own (its calls go through the shell's
+#: bridge), no form post, no nested frame, framed by the panel and nothing else.
+_FRAME = _BASE | {
+    "default-src": "'none'",
+    "connect-src": "'none'",
+    "form-action": "'none'",
+    "frame-src": "'none'",
+    "worker-src": "'none'",
+    "manifest-src": "'none'",
+    "media-src": "'self' data: https:",
+    "frame-ancestors": "'self'",
+}
+
+
+def frame_policy(frame_html: str) -> str:
+    """The frame document's policy: :data:`_FRAME` plus the hash of its import map."""
+    quoted = " ".join(f"'{h}'" for h in inline_script_hashes(frame_html, types=("importmap",)))
+    directives = dict(_FRAME)
+    directives["script-src"] = f"{directives['script-src']} {quoted}".strip()
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
 def security_headers() -> dict[str, str]:
     """The headers every answer carries (the plain policy)."""
     return {"content-security-policy": policy()} | OTHER_HEADERS

@@ -9,6 +9,15 @@
 - ``GET /plugins/{plugin_id}/{operation_id}/addon.js`` — a plugin's bundle. The URL names
   the installation (its operation id), so a browser may cache it forever: a reinstall or
   an upgrade is a new URL, and an old URL answers 404.
+- ``GET /plugins-ui/{plugin_id}/{operation_id}/frame.html`` — the frame document a plugin's
+  pages and widgets run in (``<iframe sandbox="allow-scripts allow-forms">``: an opaque
+  origin, no cookies, no storage, no reach into the shell), with a policy of its own:
+  scripts only from the panel, ``connect-src 'none'`` (every request goes through the
+  shell's bridge), no form posts, framed only by the panel itself. Its React, SDK and
+  ``frame.js`` come from ``/static/`` with ``Access-Control-Allow-Origin: *`` (a module
+  script from an opaque origin is a CORS request; these files are public anyway).
+- ``POST /api/v1/frontend/refused`` — the shell reports a bridge call it refused; the
+  panel logs it (the shell is the gate, this is its log line).
 - Any other ``GET`` that finds no route, is not under ``/api/`` and accepts ``text/html``
   gets the shell's ``index.html`` (the shell routes in the browser). This is a 404
   handler, not a catch-all route, so plugin routes mounted later are never shadowed.
@@ -22,29 +31,45 @@ and its API routes check the user (``plugdock.sdk.require_admin``)::
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
-from plugdock.core.headers import policy, shell_policy
+from plugdock import sdk
+from plugdock.core.headers import frame_policy, policy, shell_policy
 from plugdock.errors import NotFoundError
 from plugdock.host.state import panel_state
 from plugdock.instance.registry import Installation
-from plugdock.package.metadata import PLUGIN_ID_PATTERN
+from plugdock.package.layout import METADATA_FILE
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_metadata
+from plugdock.package.permissions import UI_SAME_ORIGIN, USERS_READ
+
+log = logging.getLogger(__name__)
 
 #: Where ``make web`` puts the built shell.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: A plugin's bundle inside ``$PLUGDOCK_HOME/addons/frontend/<id>/``.
 BUNDLE_PATH = ("dist", "addon.js")
 BUNDLE_URL = "/plugins/{plugin_id}/{operation_id}/addon.js"
+FRAME_URL = "/plugins-ui/{plugin_id}/{operation_id}/frame.html"
 #: Paths the SPA fallback never answers with the shell.
-_NOT_SHELL = ("/api/", "/static/", "/plugins/")
+_NOT_SHELL = ("/api/", "/static/", "/plugins/", "/plugins-ui/")
+#: The core reads a granted permission opens to a framed UI (GET only, through the bridge).
+CORE_READS = {USERS_READ: ["/api/v1/users"]}
+#: Public, immutable-by-URL files a sandboxed frame imports as module scripts (CORS).
+_PUBLIC_CORS = {"Access-Control-Allow-Origin": "*"}
+_PRELOAD_MARK = "<!-- %BUNDLE_PRELOAD% -->"
 
 _PLUGIN_ID = re.compile(PLUGIN_ID_PATTERN)
 _OPERATION_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -65,6 +90,26 @@ class FrontendPlugin(BaseModel):
     version: str
     operation_id: str = Field(description="The installation this bundle belongs to")
     bundle_url: str = Field(description="The ES module to import(); never changes its content")
+    frame_url: str = Field(description="The sandboxed frame document its pages and widgets run in")
+    same_origin: bool = Field(
+        description="Granted ui:same-origin: its UI runs in the shell's page, not in a frame"
+    )
+    api_routes: list[str] = Field(
+        description="Its own backend.routes a framed UI may call through the bridge "
+        "(never one that would cover a core route)"
+    )
+    core_reads: list[str] = Field(
+        description="Core paths its granted permissions let a framed UI read (GET)"
+    )
+
+
+class RefusedCall(BaseModel):
+    """A bridge call the shell refused, as the shell reports it."""
+
+    plugin_id: Annotated[str, StringConstraints(pattern=PLUGIN_ID_PATTERN)]
+    method: Annotated[str, StringConstraints(max_length=10)]
+    path: Annotated[str, StringConstraints(max_length=300)]
+    reason: Annotated[str, StringConstraints(max_length=300)]
 
 
 router = APIRouter(tags=["frontend"])
@@ -97,6 +142,28 @@ def _served(request: Request) -> list[Installation]:
     return served
 
 
+def _covers(pattern: str, path: str) -> bool:
+    """Whether a ``backend.routes`` pattern would take ``path`` (a core route's template)."""
+    if pattern.endswith("/*"):
+        return path.startswith(pattern[:-1]) or path == pattern[:-2]
+    return re.sub(r"\{[^}]*\}", "*", pattern) == re.sub(r"\{[^}]*\}", "*", path)
+
+
+def _bridge_routes(request: Request, plugin_id: str) -> list[str]:
+    """The plugin's declared routes, minus any that would reach a core route.
+
+    Install already refuses a pattern that overlaps the panel's own routes; this checks
+    again because here a mistake would hand the core's API to the plugin's UI.
+    """
+    path = panel_state(request.app).settings.manifest_dir / plugin_id / METADATA_FILE
+    try:
+        declared = parse_metadata(path.read_bytes(), source=str(path)).backend.routes
+    except (OSError, ValueError):
+        return []
+    core: list[str] = getattr(request.app.state, "plugdock_core_paths", [])
+    return [p for p in declared if not any(_covers(p, c) for c in core)]
+
+
 @router.get(
     "/api/v1/frontend/plugins",
     response_model=list[FrontendPlugin],
@@ -112,10 +179,32 @@ def frontend_plugins(request: Request, response: Response) -> list[FrontendPlugi
             version=i.version,
             operation_id=i.operation_id,
             bundle_url=BUNDLE_URL.format(plugin_id=i.plugin_id, operation_id=i.operation_id),
+            frame_url=frame_url(i.plugin_id, i.operation_id),
+            same_origin=UI_SAME_ORIGIN in i.permissions,
+            api_routes=_bridge_routes(request, i.plugin_id),
+            core_reads=[path for p in i.permissions for path in CORE_READS.get(p, [])],
         )
         for i in _served(request)
         if bundle_file(frontend_dir, i.plugin_id) is not None
     ]
+
+
+@router.post(
+    "/api/v1/frontend/refused",
+    status_code=204,
+    summary="Log a plugin UI's call the shell's bridge refused",
+)
+def bridge_refused(body: RefusedCall, user: sdk.OptionalUser) -> Response:
+    # %r: every field comes from the browser (ultimately from plugin code), never a raw line.
+    log.warning(
+        "plugin UI %s: the shell refused %r %r for %s: %r",
+        body.plugin_id,
+        body.method,
+        body.path,
+        user.username if user else "a visitor",
+        body.reason,
+    )
+    return Response(status_code=204)
 
 
 @router.get(
@@ -134,9 +223,79 @@ def plugin_bundle(plugin_id: str, operation_id: str, request: Request) -> FileRe
                 return FileResponse(
                     path,
                     media_type="application/javascript",
-                    headers={"Cache-Control": "public, max-age=31536000, immutable"},
+                    headers={"Cache-Control": "public, max-age=31536000, immutable"} | _PUBLIC_CORS,
                 )
     raise NotFoundError(f"no UI bundle for {plugin_id!r} at this address")
+
+
+def _installation(request: Request, plugin_id: str, operation_id: str) -> Installation | None:
+    if not (_PLUGIN_ID.fullmatch(plugin_id) and _OPERATION_ID.fullmatch(operation_id)):
+        return None
+    for installation in _served(request):
+        if (installation.plugin_id, installation.operation_id) == (plugin_id, operation_id):
+            return installation
+    return None
+
+
+@router.get(
+    "/plugins-ui/{plugin_id}/{operation_id}/frame.html",
+    response_class=HTMLResponse,
+    summary="The sandboxed frame document a plugin's pages and widgets run in",
+    responses={404: {"description": "Not installed, not served, or another installation"}},
+)
+def plugin_frame(plugin_id: str, operation_id: str, request: Request) -> Response:
+    installation = _installation(request, plugin_id, operation_id)
+    frontend_dir = panel_state(request.app).settings.frontend_dir
+    if installation is None or bundle_file(frontend_dir, plugin_id) is None:
+        raise NotFoundError(f"no UI frame for {plugin_id!r} at this address")
+    try:
+        html = (STATIC_DIR / "frame.html").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError("the web UI is not built (make web)") from None
+    # The bundle starts loading with the frame's own modules, not after them.
+    bundle = BUNDLE_URL.format(plugin_id=plugin_id, operation_id=operation_id)
+    html = html.replace(_PRELOAD_MARK, f'<link rel="modulepreload" href="{bundle}" />')
+    # Only the panel may frame it (an iframe elsewhere would be a clickjacking target). The
+    # manifest's URL names the build (?b=): that answer may be cached like the bundle.
+    fresh = request.query_params.get("b") == frame_build(html)
+    headers = {
+        "Cache-Control": "private, max-age=31536000, immutable" if fresh else "no-cache",
+        "Content-Security-Policy": frame_policy(html),
+        "X-Frame-Options": "SAMEORIGIN",
+    }
+    return HTMLResponse(html, headers=headers)
+
+
+def frame_build(html: str) -> str:
+    """A short digest of the frame document: it changes with every build of the web UI."""
+    return hashlib.sha256(html.encode("utf-8")).hexdigest()[:12]
+
+
+def frame_url(plugin_id: str, operation_id: str) -> str:
+    """The frame document's address for this installation and this build of the web UI."""
+    try:
+        html = (STATIC_DIR / "frame.html").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        html = ""
+    bundle = BUNDLE_URL.format(plugin_id=plugin_id, operation_id=operation_id)
+    html = html.replace(_PRELOAD_MARK, f'<link rel="modulepreload" href="{bundle}" />')
+    url = FRAME_URL.format(plugin_id=plugin_id, operation_id=operation_id)
+    return f"{url}?b={frame_build(html)}"
+
+
+class _PublicStatic(StaticFiles):
+    """The shell's files, readable by the plugins' sandboxed frames (opaque origin: CORS).
+
+    The import map and the pages name them with a content hash (``?v=``): such an answer
+    never changes, so the browser keeps it (a frame then loads without a request).
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(_PUBLIC_CORS)
+        if response.status_code == 200 and b"v=" in scope.get("query_string", b""):
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
 
 
 router.add_api_route(  # HEAD too (link checkers, caches); one entry in the OpenAPI schema
@@ -184,9 +343,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def install_plugin_assets(app: FastAPI) -> None:
     """Serve the plugins' UI bundles and their list (any host, embedded or the panel)."""
     app.include_router(router)
+    # The host's API as it stands here, before any plugin mounts: the bridge never opens it.
+    app.state.plugdock_core_paths = [r.path for r in app.routes if isinstance(r, APIRoute)]
 
 
 def install_shell(app: FastAPI) -> None:
     """Serve the reference panel's web UI: static files and the SPA fallback."""
-    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    app.mount("/static", _PublicStatic(directory=STATIC_DIR, check_dir=False), name="static")
     app.add_exception_handler(404, _not_found)

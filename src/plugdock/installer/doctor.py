@@ -165,9 +165,9 @@ def isolation_notes(installer: Installer) -> list[str]:
     notes.extend(_confinement_notes(installer))
     if installer.engine.dialect.name == "sqlite":
         notes.append(
-            "SQLite cannot give a plugin rights of its own: every plugin process can read and "
-            "write every table, the users' password hashes and the token-signing key included. "
-            "Use PostgreSQL (or MariaDB) for plugins you do not trust"
+            "SQLite: a plugin process never opens the database file; the panel runs its SQL "
+            "on its own tables only, on the panel's connections (a plugin holding a write "
+            "transaction delays the panel's writes, as any SQLite writer does)"
         )
     if os.geteuid() == 0:
         notes.extend(_plugin_user_notes(installer))

@@ -50,7 +50,10 @@ def _engine(url: str | None) -> Any:
     from sqlalchemy import create_engine
 
     from plugdock.core.db import make_engine
+    from plugdock.isolation import sqlite_client
 
+    if url.startswith(sqlite_client.URL_PREFIX):  # SQLite: through the panel, own tables only
+        return sqlite_client.engine(url)
     if url.startswith("sqlite"):
         return make_engine(url, upgrade=False)
     return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)

@@ -47,6 +47,7 @@ class ChildProcess:
         log_path: Path,
         order: dict[str, Any],
         cleanup: Callable[[], None] = lambda: None,
+        egress: Callable[[list[socket.socket]], None] | None = None,
     ):
         self.plugin_id = plugin_id
         self._cleanup: Callable[[], None] | None = cleanup  # once the process is gone
@@ -83,6 +84,7 @@ class ChildProcess:
                     close_fds=True,
                     pass_fds=(listener.fileno(), start.seccomp_fd),
                 ).result()
+                listeners = start.listeners()  # its egress grants' sockets, for the panel
             except BaseException:
                 os.close(log_read)
                 raise
@@ -90,6 +92,11 @@ class ChildProcess:
                 os.close(start.seccomp_fd)
                 os.close(log_write)
         self._log = copy_log(log_read, log_path)
+        if egress is not None:
+            egress(listeners)
+        else:
+            for unused in listeners:
+                unused.close()
         self._buffer = b""
         self.routes: list[tuple[str, list[str]]] = []
         self.openapi: dict[str, Any] = {}  # the router's OpenAPI paths and schemas

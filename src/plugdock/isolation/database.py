@@ -6,13 +6,15 @@ connects through a :class:`~plugdock.isolation.dbrelay.DatabaseRelay` in its run
 it needs no network. The relays run on one event loop in a thread of their own, so they
 serve the installer's hooks (a thread of the panel, or the CLI) as well as the panel.
 
-SQLite has no roles: the plugin process gets the database file itself, and with it every
-table. ``plugdock doctor`` and docs/isolation.md say so.
+SQLite has no roles, so the database file never enters the sandbox: the plugin's SQL goes
+through a :class:`~plugdock.isolation.sqlite_relay.SQLiteRelay` in its run folder and runs
+in the panel, checked by SQLite's authorizer against the plugin's own tables.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -24,7 +26,10 @@ from sqlalchemy.engine import make_url
 from plugdock.config import Settings
 from plugdock.core.db import stored_secret
 from plugdock.isolation.dbrelay import DatabaseRelay
+from plugdock.isolation.egress import EgressBroker, Route
 from plugdock.isolation.sandbox import RUN
+from plugdock.isolation.sqlite_relay import SOCKET_NAME as SQLITE_SOCKET
+from plugdock.isolation.sqlite_relay import SQLiteRelay
 
 T = TypeVar("T")
 ROLE_KEY_NAME = "plugin_role_key"  # its row in plugdock_secrets: derives the roles' passwords
@@ -40,20 +45,10 @@ class PluginDatabase:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relays: dict[str, DatabaseRelay] = {}
         self._core_servers: dict[str, asyncio.AbstractServer] = {}
+        self._egress: dict[str, EgressBroker] = {}
+        self._sqlite: dict[str, SQLiteRelay] = {}
+        self._sqlite_tables: dict[str, set[str]] = {}  # plugin id: its tables, lower case
         self._key: bytes | None = None
-
-    def files(self) -> list[Path]:
-        """On SQLite, the files the plugin process must see (the database and its WAL)."""
-        if self.enforced:
-            return []
-        database = make_url(self.settings.db_url).database
-        if not database:
-            return []
-        with self.engine.connect():  # an open connection keeps -wal and -shm in place
-            pass
-        path = Path(database).resolve()
-        candidates = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-        return [p for p in candidates if p.exists()]
 
     def _password(self, plugin_id: str) -> str:
         from plugdock.plugin_sql import db_roles
@@ -72,7 +67,7 @@ class PluginDatabase:
     def open_for(self, plugin_id: str, key: str, run_dir: Path) -> str:
         """The URL the plugin process connects with; starts its relay (blocking)."""
         if not self.enforced:
-            return self.settings.db_url
+            return self._open_sqlite(plugin_id, key, run_dir)
         from plugdock.plugin_sql import db_roles
 
         # Rights stay as they are (an upgrade's old process goes on serving with them);
@@ -92,8 +87,24 @@ class PluginDatabase:
         plugin_url = db_roles.plugin_url(url, role, self._password(plugin_id), unix_socket_dir=RUN)
         return plugin_url.render_as_string(hide_password=False)
 
+    def _open_sqlite(self, plugin_id: str, key: str, run_dir: Path) -> str:
+        from plugdock.isolation.sqlite_client import URL_PREFIX
+
+        database = make_url(self.settings.db_url).database
+        if not database or database == ":memory:":
+            raise ValueError("process isolation needs a SQLite database file")
+        tables = self._sqlite_tables.setdefault(plugin_id, set())
+        relay = SQLiteRelay(run_dir / SQLITE_SOCKET, Path(database).resolve(), lambda: tables)
+        relay.start()
+        self._sqlite[key] = relay
+        return f"{URL_PREFIX}{RUN}/{SQLITE_SOCKET}"
+
     def grant(self, plugin_id: str, tables: list[str]) -> None:
         """Rights on exactly these tables (blocking; the tables must be committed)."""
+        if not self.enforced:  # the SQLite relays read this set at each statement
+            own = self._sqlite_tables.setdefault(plugin_id, set())
+            own.clear()
+            own.update(t.lower() for t in tables)
         if self.enforced:
             from plugdock.plugin_sql import db_roles
 
@@ -101,6 +112,7 @@ class PluginDatabase:
 
     def drop(self, plugin_id: str) -> None:
         """The plugin is uninstalled: its role goes."""
+        self._sqlite_tables.pop(plugin_id, None)
         if self.enforced:
             from plugdock.plugin_sql import db_roles
 
@@ -119,8 +131,30 @@ class PluginDatabase:
             )
         )
 
+    def open_egress(
+        self, plugin_id: str, key: str, routes: list[Route], listeners: list[socket.socket]
+    ) -> None:
+        """Serve the plugin's egress grants on the sockets bound in its namespace (blocking).
+
+        Fewer sockets than routes and the DNS one: the process failed before it started
+        (its log says why).
+        """
+        if len(listeners) != len(routes) + 1:
+            for listener in listeners:
+                listener.close()
+            return
+        broker = EgressBroker(plugin_id, routes, listeners)
+        self._run(broker.start())
+        self._egress[key] = broker
+
     def close_for(self, key: str) -> None:
         """One plugin process ended: its sockets close (blocking)."""
+        broker = self._egress.pop(key, None)
+        if broker is not None:
+            self._run(broker.stop())
+        sqlite_relay = self._sqlite.pop(key, None)
+        if sqlite_relay is not None:
+            sqlite_relay.stop()
         server = self._core_servers.pop(key, None)
         if server is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(server.close)
@@ -129,7 +163,7 @@ class PluginDatabase:
             self._run(relay.stop())
 
     def close(self) -> None:
-        for key in list(self._relays) + list(self._core_servers):
+        for key in {*self._relays, *self._core_servers, *self._egress, *self._sqlite}:
             self.close_for(key)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

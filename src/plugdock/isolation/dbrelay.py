@@ -28,6 +28,7 @@ _PG_GSSENC_REQUEST = 80877104
 
 # MariaDB/MySQL client capability flags and commands.
 _MY_CLIENT_CONNECT_WITH_DB = 0x00000008
+_MY_CLIENT_LOCAL_FILES = 0x00000080
 _MY_CLIENT_COMPRESS = 0x00000020
 _MY_CLIENT_PROTOCOL_41 = 0x00000200
 _MY_CLIENT_SSL = 0x00000800
@@ -70,13 +71,13 @@ class DatabaseRelay:
                     self.host, self.port
                 )
                 upstream_writer.write(startup)
-                to_server = asyncio.create_task(_pipe(reader, upstream_writer))
+                to_server = asyncio.create_task(pipe(reader, upstream_writer))
             else:
                 upstream_reader, upstream_writer = await asyncio.open_connection(
                     self.host, self.port
                 )
                 to_server = asyncio.create_task(self._my_client_packets(reader, upstream_writer))
-            pipes = [to_server, asyncio.create_task(_pipe(upstream_reader, writer))]
+            pipes = [to_server, asyncio.create_task(pipe(upstream_reader, writer))]
             self._pipes.update(pipes)
             try:
                 await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
@@ -129,7 +130,7 @@ class DatabaseRelay:
                 length = int.from_bytes(header[:3], "little")
                 payload = await reader.readexactly(length)
                 if first:
-                    self._my_check_login(payload)
+                    payload = self._my_check_login(payload)
                     first = False
                 elif not continued and payload[:1] == bytes([_MY_COM_CHANGE_USER]):
                     raise LoginRefused("COM_CHANGE_USER")
@@ -137,7 +138,10 @@ class DatabaseRelay:
                 writer.write(header + payload)
                 await writer.drain()
 
-    def _my_check_login(self, payload: bytes) -> None:
+    def _my_check_login(self, payload: bytes) -> bytes:
+        """The handshake response to pass on, once it names the plugin's own user and
+        database: without the client's LOAD DATA LOCAL capability, so the server refuses
+        ``LOAD DATA LOCAL INFILE`` whatever the driver was told."""
         (capabilities,) = struct.unpack("<I", payload[:4])
         # Only the 4.1 layout is read here (an older one puts the user elsewhere, and the
         # server would log in someone else), and no compression (packets the relay could
@@ -161,6 +165,7 @@ class DatabaseRelay:
             database = rest.partition(b"\0")[0].decode(errors="replace")
             if database != self.database:
                 raise LoginRefused(database)
+        return struct.pack("<I", capabilities & ~_MY_CLIENT_LOCAL_FILES) + payload[4:]
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -180,7 +185,8 @@ def _lenenc(data: bytes) -> tuple[int, int]:
     return int.from_bytes(data[1 : 1 + width], "little"), 1 + width
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy ``reader`` to ``writer`` until either side ends (the relays' one way of two)."""
     with contextlib.suppress(ConnectionError, asyncio.CancelledError):
         while chunk := await reader.read(_CHUNK):
             writer.write(chunk)

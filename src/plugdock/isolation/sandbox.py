@@ -16,8 +16,11 @@ Inside the sandbox a plugin sees:
 
 It does not see the instance folder (no ``secret.key``, no other plugin's code or data),
 the panel's environment (no ``DATABASE_URL``, no ``PLUGDOCK_SECRET_KEY``), other processes
-(its own PID namespace), nor any network unless its metadata asks for ``network``: it then
-shares the host's network and gets the resolver's files.
+(its own PID namespace), nor any network but what its grants name
+(:mod:`plugdock.isolation.egress`): with ``network:<host>[:<port>]`` grants, a network
+namespace that the process starting it made (:mod:`plugdock.isolation.netns`), holding
+only loopback and the panel's listening sockets on the granted addresses, with the
+panel's ``/etc/hosts``; with plain ``network``, the host's network and its resolver's files.
 
 **It is never host root.** A panel that is not root starts bubblewrap as itself: the plugin
 runs as the panel's own (unprivileged) user. A panel running as root does not start it as
@@ -52,6 +55,7 @@ import hashlib
 import os
 import resource
 import shutil
+import socket
 import stat
 import sys
 from collections.abc import Callable, Iterable
@@ -59,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plugdock.isolation import seccomp
+from plugdock.isolation.netns import own_network
 
 BACKEND = "/plugin/backend"
 DATA = "/plugin/data"
@@ -70,6 +75,13 @@ SHM_SIZE = 64 << 20  # /dev/shm (RAM); /tmp gets the memory limit's size
 PROCESSES = 64  # beyond what its host user already runs
 UID_SPAN = 1 << 16  # PLUGDOCK_PLUGIN_UID_BASE: the database group, then +1 .. +65535 plugin uids
 
+_UNSHARE_ALL_BUT_NET = (
+    "--unshare-user",
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+)
 # Read-only system folders a Python process needs; /etc is given file by file.
 _SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
 _ETC_ALWAYS = ("/etc/localtime", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d")
@@ -128,7 +140,11 @@ class Sandbox:
     data_dir: Path  # its writable folder
     run_dir: Path  # its sockets
     hidden: Path  # the instance folder: never visible, even below a bound path
-    network: bool = False
+    network: bool = False  # plain ``network``: the host's network, shared
+    # (address, port) pairs the panel listens on in the plugin's own network namespace
+    # (its egress grants), and the files it sees as /etc/hosts and /etc/nsswitch.conf.
+    listen: tuple[tuple[str, int], ...] = ()
+    resolver_files: tuple[tuple[Path, str], ...] = ()
     memory_bytes: int = 512 << 20
     processes: int = PROCESSES  # beyond what its host user already runs
     file_bytes: int = FILE_SIZE  # one file it writes (its data quota, if smaller)
@@ -175,10 +191,16 @@ class Launch:
     args: list[str]
     preexec: Callable[[], None]
     seccomp_fd: int
+    # After the process started: the sockets listening in its network namespace, one per
+    # ``Sandbox.listen`` entry and its DNS socket last, for the panel's egress broker
+    # (none without grants).
+    listeners: Callable[[], list[socket.socket]] = list
 
 
 def command(sandbox: Sandbox, argv: list[str], seccomp_fd: int = 3) -> list[str]:
     """The bubblewrap command line that runs ``argv`` inside ``sandbox`` (as :func:`launch`)."""
+    if sandbox.listen:  # its network namespace is made by launch()'s preexec: not here
+        raise ValueError("a sandbox with egress grants starts only through launch()")
     return _command(sandbox, argv, [] if sandbox.user is not None else None, seccomp_fd)
 
 
@@ -200,7 +222,20 @@ def launch(sandbox: Sandbox, argv: list[str]) -> Launch:
             f"the seccomp filter cannot be built ({exc}): apt-get install libseccomp2"
         ) from exc
     args = _command(sandbox, argv, sources if sandbox.user is not None else None, fd)
-    return Launch(args, _prepare(sandbox, sources), fd)
+    if not sandbox.listen:
+        return Launch(args, _prepare(sandbox, sources, None), fd)
+    panel_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def listeners() -> list[socket.socket]:
+        with panel_end, child_end:
+            panel_end.setblocking(False)  # sent before the exec that Popen waited for
+            try:
+                _, fds, _, _ = socket.recv_fds(panel_end, 16, len(sandbox.listen) + 1)
+            except BlockingIOError:
+                return []
+        return [socket.socket(fileno=fd) for fd in fds]
+
+    return Launch(args, _prepare(sandbox, sources, child_end), fd, listeners)
 
 
 def _command(
@@ -220,7 +255,9 @@ def _command(
         bwrap(),
         "--die-with-parent",  # the panel gone: so is every plugin process
         "--new-session",  # no TIOCSTI into the panel's terminal
-        "--unshare-all",  # user, PID, IPC, UTS, cgroup and network namespaces
+        # user, PID, IPC, UTS, cgroup and network namespaces; with egress grants, the network
+        # namespace is the one netns.own_network made (bubblewrap must not make another).
+        *(["--unshare-all"] if not sandbox.listen else _UNSHARE_ALL_BUT_NET),
         # A root bwrap keeps every capability; in its own user namespace that still lets the
         # plugin remount a read-only bind writable (and so write the host's /usr, the venv or
         # its own code). It needs none (and a root panel does not start it as root anyway).
@@ -261,6 +298,9 @@ def _command(
     for name in etc:
         if os.path.exists(name):
             args += ["--ro-bind", source(name), name]
+    if sandbox.listen:
+        for path, target in sandbox.resolver_files:  # the panel answers its names
+            args += ["--ro-bind", source(path), target]
     for python in python_paths():
         args += ["--ro-bind", source(python), str(python)]
     # Whatever was bound above (Python's folders, or the system's: an instance in
@@ -325,8 +365,11 @@ _MS_PRIVATE = 0x40000
 _CLONE_NEWNS = 0x20000
 
 
-def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
-    """A ``preexec_fn``: staging and the host user (root panel only), then the rlimits.
+def _prepare(
+    sandbox: Sandbox, sources: list[str], channel: socket.socket | None
+) -> Callable[[], None]:
+    """A ``preexec_fn``: staging (root panel only), the network namespace of egress grants
+    (sent on ``channel``), the host user (root panel only), then the rlimits.
 
     It runs in the forked child, before bubblewrap; a failure is written to the plugin's
     log (its stderr by then) and ends the child, so the panel reports it as the process's end.
@@ -336,12 +379,16 @@ def _prepare(sandbox: Sandbox, sources: list[str]) -> Callable[[], None]:
     uid = user.uid if user is not None else os.getuid()
     processes = _processes_of(uid) + sandbox.processes
     file_bytes = sandbox.file_bytes
-    libc = ctypes.CDLL(None, use_errno=True) if user is not None else None  # before the fork
+    needs_libc = user is not None or channel is not None
+    libc = ctypes.CDLL(None, use_errno=True) if needs_libc else None  # before the fork
 
     def apply() -> None:
         try:
             if user is not None and libc is not None:
                 _stage(libc, str(sandbox.run_dir.parent), sources)
+            if channel is not None and libc is not None:
+                own_network(libc, sandbox.listen, channel, as_root=user is not None)
+            if user is not None and libc is not None:
                 # The order matters: groups and gid while still root, then the uid (after
                 # which none of them can change again).
                 os.setgroups(list(user.groups))

@@ -9,8 +9,8 @@ A panel running as root runs the process as the plugin's own host user
 (:func:`plugdock.isolation.sandbox.plugin_user`), and hands it what it must open
 (:func:`_hand_over`): its data folder becomes that user's (0700); its run folder (0750) and
 the sockets in it (0660) get that user's group, so it can connect to the database relay and
-the core calls but change nothing there; on SQLite, the database files get the group all
-plugin processes share (0660). The instance folder and the run root stay root's, 0700.
+the core calls but change nothing there. The instance folder and the run root stay root's,
+0700 (on SQLite too: the plugin's SQL goes through a socket, never the file).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import re
 import shutil
 import stat
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -72,7 +73,8 @@ class Spawner:
         Raises PluginProcessError when another worker owns this installation's process.
         ``purpose`` other than "serve" (an uninstall's hook) gets a folder of its own.
         """
-        from plugdock.package.permissions import wants_network
+        from plugdock.isolation import egress
+        from plugdock.package.permissions import egress_grants, wants_host_network
         from plugdock.plugin_code.loader import module_token
 
         installation = operation_id if purpose == "serve" else f"{operation_id}/{purpose}"
@@ -82,7 +84,8 @@ class Spawner:
             raise OwnedElsewhere(f"{plugin_id}: another panel worker runs its process")
         data_dir = self.settings.plugin_data_dir / plugin_id
         make_private_dir(data_dir)
-        extra_files = tuple(self.database.files())
+        # No database file enters the sandbox (SQLite goes through the panel's relay).
+        extra_files: tuple[Path, ...] = ()
         user = None
         if os.geteuid() == 0:  # never root inside: the plugin's own host user
             user = plugin_user(
@@ -91,13 +94,18 @@ class Spawner:
                 self.settings.plugin_uid_base,
                 database_group=bool(extra_files),
             )
+        host_network = wants_host_network(permissions)
+        routes = [] if host_network else egress.plan(egress_grants(permissions))
+        resolver_files = _resolver_files(run_dir, routes) if routes else ()
         sandbox = Sandbox(
             plugin_id=plugin_id,
             backend_dir=backend_dir or self.settings.backend_dir / plugin_id,
             data_dir=data_dir,
             run_dir=run_dir,
             hidden=self.settings.home,
-            network=wants_network(permissions),
+            network=host_network,
+            listen=tuple((route.address, route.port) for route in routes),
+            resolver_files=resolver_files,
             memory_bytes=self.settings.plugin_memory_mb << 20,
             processes=self.settings.plugin_processes,
             file_bytes=min(FILE_SIZE, self.limits.data_bytes),
@@ -131,6 +139,9 @@ class Spawner:
                 self.root / "logs" / f"{plugin_id}.log",
                 {"plugin_id": plugin_id, "token": module_token(operation_id), "db_url": url},
                 cleanup,
+                egress=lambda listeners: self.database.open_egress(
+                    plugin_id, key, routes, listeners
+                ),
             )
         except BaseException:
             cleanup()
@@ -198,6 +209,25 @@ def _hand_over(sandbox: Sandbox, user: HostUser, database_group: int) -> None:
     for path in sandbox.extra_files:
         os.chown(path, -1, database_group)
         os.chmod(path, 0o660)
+
+
+def _resolver_files(run_dir: Path, routes: list[Any]) -> tuple[tuple[Path, str], ...]:
+    """The sandbox's /etc/hosts (each granted name, from the panel), /etc/nsswitch.conf
+    (names from that file only) and /etc/resolv.conf (the panel's DNS socket), written in
+    its run folder: read-only to it."""
+    from plugdock.isolation import egress
+
+    files = []
+    for name, text in (
+        ("hosts", egress.hosts_file(routes)),
+        ("nsswitch.conf", egress.NSSWITCH),
+        ("resolv.conf", egress.RESOLV_CONF),
+    ):
+        path = run_dir / name
+        path.write_text(text)
+        os.chmod(path, 0o644)
+        files.append((path, f"/etc/{name}"))
+    return tuple(files)
 
 
 def _plugin_environment(plugin_id: str, installed: list[str]) -> dict[str, str]:

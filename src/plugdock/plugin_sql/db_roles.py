@@ -259,6 +259,12 @@ def _pg_ensure(engine: Engine, role: str, tables: list[str] | None, password: st
             text("SELECT oid FROM pg_roles WHERE rolname = :role"), {"role": role}
         ).scalar_one()
         _pg_grant_connect(conn, oid, q)
+        # Session defaults it set on itself (ALTER ROLE ... SET needs no right to withhold):
+        # gone at each start. It could SET the same in its own sessions anyway.
+        db = _quote(conn, conn.execute(text("SELECT current_database()")).scalar_one())
+        conn.exec_driver_sql(f"ALTER ROLE {q} RESET ALL")
+        conn.exec_driver_sql(f"ALTER ROLE {q} IN DATABASE {db} RESET ALL")
+        _pg_withhold_public(conn, oid)
         if tables is None:
             return
 
@@ -297,6 +303,65 @@ def _pg_ensure(engine: Engine, role: str, tables: list[str] | None, password: st
             name = f"{_quote(conn, nsp)}.{_quote(conn, seq)}"
             conn.exec_driver_sql(f"REVOKE ALL ON SEQUENCE {name} FROM {q}")
             conn.exec_driver_sql(f"GRANT USAGE, SELECT, UPDATE ON SEQUENCE {name} TO {q}")
+
+
+# What PUBLIC holds in a new database that a plugin's role must not: (what, how to check
+# the role has it, the statements that take it from PUBLIC; the panel's own user keeps it).
+_PG_LARGE_OBJECTS = (
+    "lo_create(oid)",
+    "lo_creat(integer)",
+    "lo_from_bytea(oid, bytea)",
+    "lo_import(text)",
+    "lo_import(text, oid)",
+)
+_PG_CATALOGS = (  # every database on the server, by name, and their activity
+    "pg_catalog.pg_database",
+    "pg_catalog.pg_stat_database",
+    "pg_catalog.pg_stat_database_conflicts",
+    "pg_catalog.pg_stat_activity",
+)
+
+
+def _pg_withhold_public(conn: Connection, oid: int) -> None:
+    """Take from PUBLIC, in the panel's database, what plugin roles get only through it:
+    TEMP (temporary tables and ``pg_temp`` functions), creating large objects, and reading
+    the list of the server's databases. Where the panel may (TEMP: it owns the database;
+    the catalogs and functions: it is a superuser); otherwise a warning says what to run.
+    The panel's own user keeps each (owner, or granted back below)."""
+    me = _quote(conn, conn.execute(text("SELECT current_user")).scalar_one())
+    db = _quote(conn, conn.execute(text("SELECT current_database()")).scalar_one())
+    checks: list[tuple[str, list[str]]] = []
+    if conn.execute(
+        text("SELECT has_database_privilege(CAST(:oid AS oid), current_database(), 'TEMP')"),
+        {"oid": oid},
+    ).scalar():
+        checks.append(("TEMP", [f"REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC"]))
+    for function in _PG_LARGE_OBJECTS:
+        if conn.execute(
+            text("SELECT has_function_privilege(CAST(:oid AS oid), :f, 'EXECUTE')"),
+            {"oid": oid, "f": function},
+        ).scalar():
+            revoke = f"REVOKE EXECUTE ON FUNCTION pg_catalog.{function} FROM PUBLIC"
+            checks.append((function, [revoke]))
+    for catalog in _PG_CATALOGS:
+        if conn.execute(
+            text("SELECT has_table_privilege(CAST(:oid AS oid), :t, 'SELECT')"),
+            {"oid": oid, "t": catalog},
+        ).scalar():
+            statements = [f"REVOKE SELECT ON {catalog} FROM PUBLIC"]
+            statements.append(f"GRANT SELECT ON {catalog} TO {me}")
+            checks.append((catalog, statements))
+    for what, statements in checks:
+        try:
+            with conn.begin_nested():
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+        except DBAPIError:
+            log.warning(
+                "plugin database roles can use %s through PUBLIC; as a superuser run: %s",
+                what,
+                "; ".join(statements),
+            )
 
 
 def _pg_grant_connect(conn: Connection, oid: int, q: str) -> None:
@@ -422,7 +487,21 @@ def _pg_grants(engine: Engine, role: str) -> list[str]:
         )
         for nsp, rel, column, privileges in columns:
             lines.append(f"{privileges} on column {nsp}.{rel}.{column}")
-        # Rights it has through PUBLIC too: CREATE on the schema lets it make tables.
+        # Rights it has through PUBLIC too (_pg_withhold_public takes them where it may).
+        for what, held in conn.execute(
+            text(
+                "SELECT 'TEMP on database ' || current_database(),"
+                " has_database_privilege(CAST(:oid AS oid), current_database(), 'TEMP')"
+                " UNION ALL SELECT 'EXECUTE on lo_create(oid)',"
+                " has_function_privilege(CAST(:oid AS oid), 'lo_create(oid)', 'EXECUTE')"
+                " UNION ALL SELECT 'SELECT on pg_catalog.pg_database',"
+                " has_table_privilege(CAST(:oid AS oid), 'pg_catalog.pg_database', 'SELECT')"
+            ),
+            {"oid": oid},
+        ):
+            if held:
+                lines.append(what)
+        # CREATE on the schema lets it make tables.
         for schema, create in conn.execute(
             text(
                 "SELECT current_schema(),"

@@ -125,6 +125,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/frontend/refused": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Log a plugin UI's call the shell's bridge refused */
+        post: operations["bridge_refused_api_v1_frontend_refused_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/marketplace/disable/{plugin_id}": {
         parameters: {
             query?: never;
@@ -459,6 +476,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/plugins-ui/{plugin_id}/{operation_id}/frame.html": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sandboxed frame document a plugin's pages and widgets run in */
+        get: operations["plugin_frame_plugins_ui__plugin_id___operation_id__frame_html_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/plugins/{plugin_id}/{operation_id}/addon.js": {
         parameters: {
             query?: never;
@@ -620,10 +654,25 @@ export interface components {
         /** FrontendPlugin */
         FrontendPlugin: {
             /**
+             * Api Routes
+             * @description Its own backend.routes a framed UI may call through the bridge (never one that would cover a core route)
+             */
+            api_routes: string[];
+            /**
              * Bundle Url
              * @description The ES module to import(); never changes its content
              */
             bundle_url: string;
+            /**
+             * Core Reads
+             * @description Core paths its granted permissions let a framed UI read (GET)
+             */
+            core_reads: string[];
+            /**
+             * Frame Url
+             * @description The sandboxed frame document its pages and widgets run in
+             */
+            frame_url: string;
             /** Id */
             id: string;
             /** Name */
@@ -633,6 +682,11 @@ export interface components {
              * @description The installation this bundle belongs to
              */
             operation_id: string;
+            /**
+             * Same Origin
+             * @description Granted ui:same-origin: its UI runs in the shell's page, not in a frame
+             */
+            same_origin: boolean;
             /** Version */
             version: string;
         };
@@ -890,6 +944,20 @@ export interface components {
              * @description 'ready', 'not ready' or 'unavailable' (no database)
              */
             status: string;
+        };
+        /**
+         * RefusedCall
+         * @description A bridge call the shell refused, as the shell reports it.
+         */
+        RefusedCall: {
+            /** Method */
+            method: string;
+            /** Path */
+            path: string;
+            /** Plugin Id */
+            plugin_id: string;
+            /** Reason */
+            reason: string;
         };
         /** ReplicaOut */
         ReplicaOut: {
@@ -1575,6 +1643,37 @@ export interface operations {
             };
         };
     };
+    bridge_refused_api_v1_frontend_refused_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefusedCall"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     disable_api_v1_marketplace_disable__plugin_id__post: {
         parameters: {
             query?: never;
@@ -2160,6 +2259,45 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthOut"];
+                };
+            };
+        };
+    };
+    plugin_frame_plugins_ui__plugin_id___operation_id__frame_html_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                plugin_id: string;
+                operation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Not installed, not served, or another installation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -55,7 +55,13 @@ export function errorMessage(error: unknown): string {
 /** The CSRF token of the current session (a readable cookie), or null when signed out. */
 export function csrfToken(): string | null {
   if (typeof document === "undefined") return null;
-  for (const part of document.cookie.split(";")) {
+  let cookies: string;
+  try {
+    cookies = document.cookie;
+  } catch {
+    return null; // a sandboxed frame (opaque origin): no cookies at all, by design
+  }
+  for (const part of cookies.split(";")) {
     const [name, ...value] = part.trim().split("=");
     if (name === CSRF_COOKIE) return decodeURIComponent(value.join("="));
   }
@@ -77,6 +83,14 @@ let signedIn = false;
 let onUnauthorized: () => void = () => {};
 
 /**
+ * How a request leaves a plugin's sandboxed frame: over the bridge to the shell, which sends
+ * it with the session (or refuses it). Rejects with ApiError like a direct request.
+ * @internal
+ */
+export type Transport = (method: Method, path: string, options: RequestOptions) => Promise<unknown>;
+let transport: Transport | null = null;
+
+/**
  * The shell's hooks into the plugins' client: whether a 401 may mean the session ended, and
  * what to do then.
  * @internal
@@ -88,6 +102,10 @@ export const clientHooks = {
   setUnauthorizedHandler(handler: () => void): void {
     onUnauthorized = handler;
   },
+  /** Inside a plugin's frame: send every request through the shell's bridge. */
+  setTransport(next: Transport | null): void {
+    transport = next;
+  },
 };
 
 /**
@@ -95,6 +113,7 @@ export const clientHooks = {
  * to the parsed JSON (null for an empty answer), rejects with ApiError.
  */
 export async function request<T = unknown>(method: Method, path: string, options: RequestOptions = {}): Promise<T> {
+  if (transport) return (await transport(method, path, options)) as T;
   const headers: Record<string, string> = { Accept: "application/json", ...options.headers };
   const csrf = method === "GET" ? null : csrfToken();
   if (csrf) headers[CSRF_HEADER] = csrf;

@@ -12,6 +12,7 @@ export {
   type Method,
   type PlugdockApi,
   type RequestOptions,
+  type Transport,
   type ValidationIssue,
   api,
   clientHooks,
@@ -28,6 +29,7 @@ export {
   currentNotices,
   dismissNotice,
   notify,
+  setNoticeSink,
   useNotices,
 } from "./notices";
 export { type SdkUser, currentUser, onUserChange, setCurrentUser, useUser } from "./user";

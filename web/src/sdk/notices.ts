@@ -25,9 +25,24 @@ function publish(next: readonly Notice[]): void {
   for (const listener of [...listeners]) listener();
 }
 
+/** Inside a plugin's frame, notices go to the shell, which shows them. */
+let sink: ((text: string, kind: NoticeKind) => void) | null = null;
+
+/**
+ * The frame's runtime sends the plugin's notices to the shell.
+ * @internal
+ */
+export function setNoticeSink(next: ((text: string, kind: NoticeKind) => void) | null): void {
+  sink = next;
+}
+
 /** Show a notice; returns its id (for `dismissNotice`). */
 export function notify(text: string, kind: NoticeKind = "info"): number {
   const id = nextId++;
+  if (sink) {
+    sink(String(text), kind);
+    return id;
+  }
   publish([...notices, { id, kind, text: String(text) }].slice(-MAX_NOTICES));
   if (kind !== "error" && typeof window !== "undefined") window.setTimeout(() => dismissNotice(id), NOTICE_MS);
   return id;

@@ -141,11 +141,13 @@ def test_bad_requests_get_clear_4xx(panel: Panel, tmp_path: Path) -> None:
 
     # A package that fails its checks is a 422 naming the problem.
     evil = make_plugin(
-        tmp_path / "src", "evil", up_sql="CREATE TABLE evil_t (id INTEGER);\nDROP TABLE users;\n"
+        tmp_path / "src",
+        "evil",
+        up_sql="CREATE TABLE evil_t (id INTEGER);\nDROP TABLE plugdock_users;\n",
     )
     pack_into(evil, modules)
     response = admin.post("/api/v1/marketplace/install", json={"plugin_id": "evil"})
-    assert response.status_code == 422 and "DROP TABLE users" in response.json()["detail"]
+    assert response.status_code == 422 and "DROP TABLE plugdock_users" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mariadb"], indirect=True)

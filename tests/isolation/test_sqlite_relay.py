@@ -38,7 +38,7 @@ def open_file(path: str) -> dict:
     # The database file by its host path, with Python's own sqlite3: no panel involved.
     def steal():
         conn = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
-        return [list(r) for r in conn.execute('SELECT username, password_hash FROM users')]
+        return [list(r) for r in conn.execute('SELECT username, password_hash FROM plugdock_users')]
 
     return _report(steal)
 
@@ -89,13 +89,13 @@ def test_its_own_table_works_through_the_panel(thief: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "statement",
     [
-        "SELECT username, password_hash FROM users",
+        "SELECT username, password_hash FROM plugdock_users",
         "SELECT * FROM plugdock_secrets",
         "SELECT * FROM addon_installations",
         "SELECT name, sql FROM sqlite_master",
-        "UPDATE users SET role = 'admin'",
-        "INSERT INTO thief_notes (body) SELECT password_hash FROM users",
-        "WITH u AS (SELECT password_hash FROM users) SELECT * FROM u",
+        "UPDATE plugdock_users SET role = 'admin'",
+        "INSERT INTO thief_notes (body) SELECT password_hash FROM plugdock_users",
+        "WITH u AS (SELECT password_hash FROM plugdock_users) SELECT * FROM u",
         "ATTACH DATABASE 'file:panel.db' AS stolen",
         "CREATE TABLE loot (x TEXT)",
         "CREATE TEMP TABLE loot (x TEXT)",
@@ -121,11 +121,11 @@ def test_authorizer_refuses_what_a_plugin_role_has_no_right_to() -> None:
 
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.execute("CREATE TABLE mine (id INTEGER PRIMARY KEY, body TEXT)")
-    db.execute("CREATE TABLE users (name TEXT)")
+    db.execute("CREATE TABLE plugdock_users (name TEXT)")
     db.set_authorizer(authorizer(lambda: {"mine"}))
     db.execute("INSERT INTO mine (body) VALUES ('x')")
     assert db.execute("SELECT body FROM mine").fetchall() == [("x",)]
     db.execute("PRAGMA table_info(mine)")
-    for refused in ("SELECT * FROM users", "CREATE INDEX i ON mine (body)", "VACUUM"):
+    for refused in ("SELECT * FROM plugdock_users", "CREATE INDEX i ON mine (body)", "VACUUM"):
         with pytest.raises(sqlite3.DatabaseError, match=REFUSED):
             db.execute(refused)

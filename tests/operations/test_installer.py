@@ -231,7 +231,10 @@ def test_table_that_exists_already_is_refused(installer: Installer, tmp_path: Pa
 
 
 BAD_SQL = {
-    "drop core table": ("CREATE TABLE evil_t (id INTEGER PRIMARY KEY);\nDROP TABLE users;\n", None),
+    "drop core table": (
+        "CREATE TABLE evil_t (id INTEGER PRIMARY KEY);\nDROP TABLE plugdock_users;\n",
+        None,
+    ),
     "pragma": ("PRAGMA writable_schema = 1;\n", None),
     "attach": ("ATTACH DATABASE '/tmp/x.db' AS x;\n", None),
     "grant": ("GRANT ALL ON evil_t TO public;\n", None),

@@ -192,7 +192,7 @@ def test_a_step_touching_the_core_is_refused(installer: Installer, tmp_path: Pat
     _upgradable(
         installer,
         tmp_path,
-        extra_files={"migrations/versions/1.1.0/up.sql": "DELETE FROM users;\n"},
+        extra_files={"migrations/versions/1.1.0/up.sql": "DELETE FROM plugdock_users;\n"},
     )
     before = snapshot(installer.settings, installer.engine)
     with pytest.raises(PackageError, match="users"):

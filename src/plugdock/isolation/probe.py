@@ -69,6 +69,7 @@ class SandboxedCode:
                 return subprocess.run(
                     start.args,
                     preexec_fn=start.preexec,
+                    pass_fds=(start.seccomp_fd,),  # bubblewrap reads the filter from it
                     capture_output=True,
                     text=True,
                     timeout=TIMEOUT_SECONDS,
@@ -76,6 +77,8 @@ class SandboxedCode:
                 )
             except subprocess.TimeoutExpired as exc:
                 raise PackageError(f"node could not run: {exc}") from None
+            finally:
+                os.close(start.seccomp_fd)
 
 
 @contextmanager

@@ -9,9 +9,10 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from plugdock.host.alembic_filter import skip_plugdock_tables
     from plugdock.host.embedding import HostAuth, HostUser, PluginHost
 
-__all__ = ["HostAuth", "HostUser", "PluginHost", "__version__"]
+__all__ = ["HostAuth", "HostUser", "PluginHost", "__version__", "skip_plugdock_tables"]
 
 _EMBEDDING = {"HostAuth", "HostUser", "PluginHost"}
 
@@ -22,4 +23,8 @@ def __getattr__(name: str) -> Any:
         from plugdock.host import embedding
 
         return getattr(embedding, name)
+    if name == "skip_plugdock_tables":
+        from plugdock.host import alembic_filter
+
+        return alembic_filter.skip_plugdock_tables
     raise AttributeError(f"module 'plugdock' has no attribute {name!r}")

@@ -450,3 +450,22 @@ def test_the_scaffold_bounds_the_integers_a_client_sends(tmp_path: Path) -> None
     finally:
         unload_modules(backend.module_name)
         engine.dispose()
+
+
+@pytest.mark.slow  # CLI runs in subprocesses
+def test_the_cli_refuses_a_database_that_is_not_the_instances(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """An embedding app passes its engine in code; a CLI run without its DATABASE_URL used
+    to make a fresh empty database, say "no plugins installed", and doctor saw drift."""
+    pack(make_plugin(tmp_path / "src", "notes"), tmp_path / "modules")
+    installed = plugdock(env, "install", "notes")
+    assert installed.returncode == 0, installed.stderr
+    stranger = tmp_path / "elsewhere.db"
+    for command in (("list",), ("doctor",), ("uninstall", "notes")):
+        refused = plugdock(env | {"DATABASE_URL": f"sqlite:///{stranger}"}, *command)
+        assert refused.returncode == 1, (command, refused.stdout)
+        assert "set DATABASE_URL to the database" in " ".join(refused.stderr.split())
+    assert not stranger.exists()  # nothing made beside the instance
+    listed = plugdock(env, "list")
+    assert listed.returncode == 0 and "notes" in listed.stdout

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine, inspect
+from sqlalchemy import text as text_
 
 from plugdock.installer import Installer
 from support import instance_settings, make_plugin, pack_into
@@ -95,6 +97,17 @@ def test_autogenerate_leaves_plugdock_and_plugin_tables_alone(
         assert "drop_table" not in text and "drop_index" not in text
         for table in plugdock_tables:
             assert table not in text
+        # And the revision really applies: the filter left no transaction open under
+        # Alembic's, which would have rolled the DDL and the version row back on exit.
+        command.upgrade(config, "head")
+        engine = create_engine(database_url)
+        try:
+            with engine.connect() as conn:
+                names = set(inspect(conn).get_table_names())
+                version = conn.execute(text_("SELECT version_num FROM alembic_version")).all()
+            assert "customers" in names and len(version) == 1
+        finally:
+            engine.dispose()
     else:
         for table in plugdock_tables:
             assert f"op.drop_table('{table}')" in text

@@ -42,6 +42,47 @@ def _installer() -> Installer:
     return Installer(_settings())
 
 
+def _refuse_a_database_without_the_instance(settings: Settings) -> None:
+    """The instance lists installed plugins, but DATABASE_URL's database has no plugdock.
+
+    An app that embeds plugdock and passes its engine in code has no DATABASE_URL in its
+    environment: the CLI would create a fresh empty database beside the instance, report
+    nothing installed, and ``doctor --repair`` would delete the live plugins' code.
+    """
+    from sqlalchemy import create_engine, inspect
+    from sqlalchemy.engine import make_url
+
+    from plugdock.core.db import VERSION_TABLE
+    from plugdock.instance.registry import read_registry
+
+    try:
+        listed = read_registry(settings.registry_path)
+    except (OSError, ValueError):
+        return  # doctor reports a broken registry
+    if not listed:
+        return
+    url = make_url(settings.db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        fresh = not Path(url.database).exists()
+    else:
+        engine = create_engine(url)
+        try:
+            fresh = not inspect(engine).has_table(VERSION_TABLE) and not inspect(engine).has_table(
+                "addon_installations"
+            )
+        except Exception:
+            return  # unreachable: the command itself says so
+        finally:
+            engine.dispose()
+    if fresh:
+        raise PlugdockError(
+            f"the instance {settings.home} lists installed plugins "
+            f"({', '.join(sorted(listed))}), but the database "
+            f"{url.render_as_string(hide_password=True)} has none of plugdock's tables: set "
+            "DATABASE_URL to the database the panel or your app uses"
+        )
+
+
 def _print_version(value: bool) -> None:
     if value:
         console.print(f"plugdock {__version__}")
@@ -64,6 +105,7 @@ def _startup(
     trust_off = settings.trust_off_warning()
     if trust_off:  # said on every command, so nobody forgets the checks are off
         err_console.print(f"[yellow]warning:[/] {trust_off}", highlight=False)
+    _refuse_a_database_without_the_instance(settings)
     # The last operation died midway (or one runs now: recovery waits for its lock): settle
     # it first. A staging folder or upload alone is enough to tell, when it died before
     # the journal (recovery removes only what no live process holds).

@@ -32,13 +32,22 @@ PLUGDOCK_PREFIX = "plugdock_"
 
 
 def plugdock_table_names(connection: Connection) -> set[str]:
-    """The tables of plugdock and of its installed plugins that exist now."""
-    existing = set(inspect(connection).get_table_names())
-    ours = {name for name in existing if name.startswith(PLUGDOCK_PREFIX)}
-    if addon_installations.name in existing:
-        ours.add(addon_installations.name)
-        for tables in connection.execute(select(addon_installations.c.tables)).scalars():
-            ours.update(str(table) for table in tables or ())
+    """The tables of plugdock and of its installed plugins that exist now.
+
+    Leaves ``connection`` as it found it: a transaction this read began is ended, or
+    Alembic's ``context.begin_transaction()`` would join it and never commit the revision.
+    """
+    began = not connection.in_transaction()
+    try:
+        existing = set(inspect(connection).get_table_names())
+        ours = {name for name in existing if name.startswith(PLUGDOCK_PREFIX)}
+        if addon_installations.name in existing:
+            ours.add(addon_installations.name)
+            for tables in connection.execute(select(addon_installations.c.tables)).scalars():
+                ours.update(str(table) for table in tables or ())
+    finally:
+        if began and connection.in_transaction():
+            connection.rollback()  # only read
     return ours
 
 

@@ -44,7 +44,8 @@ def test_force_removes_a_plugin_whose_on_uninstall_refuses(tmp_path: Path) -> No
     with sqlite3.connect(tmp_path / "instance" / "panel.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         (detail,) = db.execute(
-            "SELECT detail FROM audit_log WHERE action = 'uninstall' AND plugin_id = 'refuser'"
+            "SELECT detail FROM plugdock_audit_log"
+            " WHERE action = 'uninstall' AND plugin_id = 'refuser'"
         ).fetchone()
     assert "refuser_notes" not in tables
     assert '"forced": true' in detail

@@ -97,7 +97,7 @@ def test_disable_hides_routes_and_pages_keeps_rows_and_enable_runs_no_sql(
     data_sql = "SELECT id, guest_name FROM chat_sessions ORDER BY id"
     kept = query(database_url, data_sql)
     messages = query(database_url, "SELECT id, content FROM chat_messages ORDER BY id")
-    applied = query(database_url, "SELECT * FROM plugin_migrations ORDER BY version")
+    applied = query(database_url, "SELECT * FROM plugdock_plugin_migrations ORDER BY version")
     assert kept and len(messages) >= 2 and applied  # the greeting, the question, the reply
 
     off = admin.post(f"{MARKET}/disable/ai_chatbot")
@@ -132,11 +132,14 @@ def test_disable_hides_routes_and_pages_keeps_rows_and_enable_runs_no_sql(
     assert [s["id"] for s in listed.json()["items"]] == [session["session_id"]]
     assert installed(admin)["ai_chatbot"]["state"] == "mounted"
     # No SQL of the plugin ran: its migrations are as before, its old rows untouched.
-    assert query(database_url, "SELECT * FROM plugin_migrations ORDER BY version") == applied
+    assert (
+        query(database_url, "SELECT * FROM plugdock_plugin_migrations ORDER BY version") == applied
+    )
     assert query(database_url, "SELECT id, content FROM chat_messages ORDER BY id") == messages
     assert start_chat(visitor).status_code == 201
     actions = query(
-        database_url, "SELECT action FROM audit_log WHERE plugin_id = 'ai_chatbot' ORDER BY id"
+        database_url,
+        "SELECT action FROM plugdock_audit_log WHERE plugin_id = 'ai_chatbot' ORDER BY id",
     )
     assert [a for (a,) in actions][-2:] == ["disable", "enable"]
 

@@ -293,7 +293,9 @@ sandbox = Sandbox(
                     (root / "run" / "nsswitch.conf", "/etc/nsswitch.conf")),
 )
 start = launch(sandbox, [sys.executable, "-c", sys.argv[2]])
-process = subprocess.Popen(start.args, preexec_fn=start.preexec, stdout=subprocess.PIPE)
+process = subprocess.Popen(
+    start.args, preexec_fn=start.preexec, stdout=subprocess.PIPE, pass_fds=(start.seccomp_fd,)
+)
 listener, _dns = start.listeners()
 conn, _ = listener.accept()
 conn.sendall(b"from the panel")
@@ -328,6 +330,9 @@ def test_an_ordinary_users_panel_gets_the_same_confinement() -> None:
     root = Path(tempfile.mkdtemp(prefix="pd-egress-", dir="/tmp"))
     try:
         shutil.copytree(Path(plugdock.__file__).parent, root / "lib" / "plugdock")
+        import pyseccomp  # the sandbox's seccomp filter is built with it (a single module)
+
+        shutil.copy(pyseccomp.__file__, root / "lib")
         for name in ("backend", "data", "run", "hidden"):
             (root / name).mkdir()
         routes = plan([("api.example.com", 443)])

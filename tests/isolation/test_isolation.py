@@ -541,9 +541,8 @@ def test_writes_land_only_in_the_data_folder(tmp_path: Path, panels: list[Panel]
         result = write(path)
         assert result["ok"] is False and "Read-only file system" in result["message"], result
     assert write("/dev/shm/small")["ok"] is True
-    for path, mb in (("/tmp/big", 300), ("/dev/shm/big", 300)):
-        filled = admin.post("/api/v1/vandal/fill", params={"path": path, "mb": mb}).json()
-        assert filled["ok"] is False and "No space left" in filled["message"], (path, filled)
+    # Filling /tmp or /dev/shm past the memory limit stops the plugin (they count as its
+    # memory): tests/isolation/test_confinement.py. What fits is written:
     assert admin.post("/api/v1/vandal/fill", params={"path": "/tmp/ok", "mb": 100}).json() == {
         "ok": True,
         "result": 100,

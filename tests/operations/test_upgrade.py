@@ -103,7 +103,7 @@ def test_upgrade_keeps_every_row_and_back_fills(on_1_0: Installer) -> None:
     with installer.engine.connect() as conn:
         [entry] = [e for e in audit.query(conn, limit=10) if e.action == audit.UPGRADE]
         applied = conn.execute(
-            text("SELECT version, name FROM plugin_migrations ORDER BY version")
+            text("SELECT version, name FROM plugdock_plugin_migrations ORDER BY version")
         ).all()
     assert (entry.actor, entry.version, entry.detail["from"]) == ("bob", "1.1.0", "1.0.0")
     assert [tuple(a) for a in applied] == [("1.0.0", "initial"), ("1.1.0", "upgrade")]

@@ -1040,7 +1040,7 @@ def test_upgrade_from_1_0_keeps_chats_and_counts_their_messages(
 def test_visitor_rates_in_the_widget_and_admin_sees_it(page: Any, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    from browser_support import admin_api, nav, sign_in
+    from browser_support import admin_api, nav, plugin_page, sign_in, widget
     from panel import ADMIN_PASSWORD, start_panel
     from support import pack_into
 
@@ -1053,8 +1053,9 @@ def test_visitor_rates_in_the_widget_and_admin_sees_it(page: Any, tmp_path: Path
             )
             assert installed.status_code == 200, installed.text
         sign_in(page, panel, "admin", ADMIN_PASSWORD)
-        page.get_by_role("button", name="Open support chat").click()
-        dialog = page.get_by_role("dialog", name="Chat with us")
+        bubble = widget(page, "ai_chatbot")  # the widget runs in its sandboxed frame
+        bubble.get_by_role("button", name="Open support chat").click()
+        dialog = bubble.get_by_role("dialog", name="Chat with us")
         dialog.get_by_label("Name").fill("Ada Lovelace")
         dialog.get_by_label("Email").fill("ada@example.com")
         dialog.get_by_role("button", name="Start chat").click()
@@ -1067,14 +1068,15 @@ def test_visitor_rates_in_the_widget_and_admin_sees_it(page: Any, tmp_path: Path
         dialog.get_by_label("Comment (optional)").fill("Clear answer")
         dialog.get_by_role("button", name="Send rating").click()
         expect(dialog).to_contain_text("Thanks for your rating")
-        page.keyboard.press("Escape")
+        dialog.get_by_role("textbox", name="Your message").press("Escape")
 
         nav(page).get_by_role("link", name="Chats").click()
-        table = page.get_by_role("table")
+        chats = plugin_page(page)  # the plugin's page, in its frame
+        table = chats.get_by_role("table")
         expect(table.get_by_role("columnheader", name="Rating")).to_be_visible()
         expect(table.get_by_label("4 of 5 stars")).to_have_text("★★★★☆")
-        page.get_by_role("button", name="Open the chat with Ada Lovelace").click()
-        transcript = page.get_by_role("complementary", name="Transcript")
+        chats.get_by_role("button", name="Open the chat with Ada Lovelace").click()
+        transcript = chats.get_by_role("complementary", name="Transcript")
         expect(transcript.get_by_label("Visitor's rating")).to_contain_text("“Clear answer”")
     finally:
         panel.stop()

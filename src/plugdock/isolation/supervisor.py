@@ -96,6 +96,10 @@ class PluginProcesses:
         self.settings = settings
         self.spawner = Spawner(settings, engine)
         self.served: dict[str, ServedPlugin] = {}
+        # Run folders whose process this worker is stopping now: a start of the same
+        # installation (disable, then enable at once) waits for that stop, or it would find
+        # the folder's lock still held and try to join a process about to be gone.
+        self._halting: dict[Path, asyncio.Event] = {}
         self.on_change = on_change  # a process started serving: its routes and OpenAPI
         self.on_gave_up = on_gave_up  # its backend does not load: not retried (see _start)
 
@@ -154,6 +158,10 @@ class PluginProcesses:
 
     async def _start(self, served: ServedPlugin, child: ChildProcess | None) -> None:
         """Serve from ``child``, or start the process, or join the one another worker runs."""
+        halting = self._halting.get(served.run_dir)
+        if child is None and halting is not None:  # bounded: stop() itself ends in seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(halting.wait(), START_WAIT)
         if child is None:
             try:
                 child = await run_in_threadpool(
@@ -257,6 +265,8 @@ class PluginProcesses:
         served = self.served.pop(plugin_id, None)
         if served is not None and served.starting is not None and not served.starting.done():
             served.starting.cancel()
+        if served is not None and served.child is not None:  # from now on, not at stop()
+            self._halting[served.run_dir] = asyncio.Event()
         return served
 
     async def stop(self, served: ServedPlugin) -> None:
@@ -269,7 +279,13 @@ class PluginProcesses:
         if client is not None:
             await client.aclose()
         if child is not None:
-            await run_in_threadpool(child.stop)
+            done = self._halting.setdefault(served.run_dir, asyncio.Event())
+            try:
+                await run_in_threadpool(child.stop)
+            finally:
+                done.set()
+                if self._halting.get(served.run_dir) is done:
+                    del self._halting[served.run_dir]
 
     async def close(self) -> None:
         for plugin_id in list(self.served):

@@ -4,9 +4,9 @@ Install a plugin package and its code, tables, API routes and UI pages appear;
 uninstall it and every trace is gone.
 """
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
+
+from plugdock.version import __version__
 
 if TYPE_CHECKING:
     from plugdock.host.alembic_filter import skip_plugdock_tables

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plugdock import __version__
 from plugdock.errors import PackageError, PlugdockError
 from plugdock.package.metadata import PluginMetadata, version_in_range
+from plugdock.version import __version__
 
 
 def check_contents(meta: PluginMetadata, folder: Path) -> None:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from plugdock import __version__
 from plugdock.cli.style import HelpStyle
 from plugdock.errors import PlugdockError
+from plugdock.version import __version__
 
 if TYPE_CHECKING:  # each command imports what it needs when it runs (--help: none of it)
     from plugdock.config import Settings

@@ -11,12 +11,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from plugdock import __version__
 from plugdock.config import Settings, load_settings
 from plugdock.core import slow_clients
 from plugdock.core.headers import install_docs
 from plugdock.host import accounts, auth, core_api, frontend
 from plugdock.host.embedding import HostAuth, PluginHost
+from plugdock.version import __version__
 
 log = logging.getLogger("plugdock.host")
 

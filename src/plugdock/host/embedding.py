@@ -35,7 +35,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, get_type_hints
@@ -383,6 +383,3 @@ class _UserResolver:
             detail = found.get("detail") if isinstance(found, dict) else None
             raise HTTPException(answer.get("status", 500), detail, headers)
         return None if found is None else sdk.User(**found)
-
-
-UserOf = Callable[[Request], Awaitable[sdk.User | None]]

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from plugdock import __version__
 from plugdock.errors import PackageError
 from plugdock.instance.registry import Installation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PluginMetadata, version_in_range
 from plugdock.sources.base import Catalog, means_newest
 from plugdock.sources.local import read_zip_metadata
+from plugdock.version import __version__
 
 _MAX_ROUNDS = 50
 

@@ -43,7 +43,6 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from plugdock import __version__
 from plugdock.checks.validate import validate_package
 from plugdock.core.headers import SecurityHeadersMiddleware, install_docs, policy, source_hash
 from plugdock.errors import (
@@ -67,6 +66,7 @@ from plugdock.server.state import ServerState, server_state
 from plugdock.server.storage import Storage, upload_limit
 from plugdock.sources.base import LATEST
 from plugdock.trust.signing import read_signature
+from plugdock.version import __version__
 
 log = logging.getLogger("plugdock.server")
 

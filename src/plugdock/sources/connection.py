@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from plugdock import __version__
 from plugdock.errors import NotFoundError, SourceUnavailableError
+from plugdock.version import __version__
 
 # The remote source's logger: its retries are logged under the name they always had.
 log = logging.getLogger("plugdock.sources.remote")

@@ -135,8 +135,8 @@ class Settings(BaseSettings):
         30.0, gt=0, description="seconds a plugin process may take to answer a request (then 504)"
     )
     # A panel running as root runs each plugin process as a host uid/gid of its own in
-    # base+1 .. base+65535 (the group ``base`` may open the SQLite file); never root, and no
-    # host user may have one of these ids (plugdock.isolation.sandbox.plugin_user).
+    # base+1 .. base+65535; never root, and no host user may have one of these ids
+    # (plugdock.isolation.sandbox.plugin_user).
     plugin_uid_base: int = Field(
         200000,
         ge=65536,  # above the 16-bit ids: never ``nobody`` (65534) or a system account

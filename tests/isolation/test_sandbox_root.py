@@ -272,7 +272,7 @@ def test_handing_over_the_data_folder_never_follows_a_link(tmp_path: Path) -> No
         user = HostUser(212345, 212345)
         sandbox = Sandbox("x", tmp_path / "backend", data, run, tmp_path / "instance")
 
-        _hand_over(sandbox, user, 200000)
+        _hand_over(sandbox, user)
 
         for path in (data, data / "sub", data / "sub" / "note.txt", data / "file-link"):
             info = path.lstat()

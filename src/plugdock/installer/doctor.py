@@ -212,9 +212,7 @@ def _plugin_user_notes(installer: Installer) -> list[str]:
     by_uid: dict[int, list[str]] = {}
     with connect_read(installer.engine) as conn:
         for installation in list_installations(conn):
-            user = plugin_user(
-                installer.settings.home, installation.plugin_id, base, database_group=False
-            )
+            user = plugin_user(installer.settings.home, installation.plugin_id, base)
             by_uid.setdefault(user.uid, []).append(installation.plugin_id)
     notes += [
         f"plugins {' and '.join(ids)} run as the same host uid {uid}: they share one process "

@@ -58,10 +58,10 @@ def loose_modes(settings: Settings) -> list[str]:
 
 
 def _opened_by_plugin_processes(settings: Settings, path: Path) -> bool:
-    """A SQLite file a root panel shares with its plugin processes: 0660, group
-    ``PLUGDOCK_PLUGIN_UID_BASE`` (plugdock.isolation.sandbox.database_gid), which only they
-    hold. No other user may read it, as with 0600; ``plugdock doctor`` names a host user or
-    group that has one of those ids."""
+    """A SQLite file a root panel shared with its plugin processes before SQLite went
+    through the panel: 0660, group ``PLUGDOCK_PLUGIN_UID_BASE``, which only they hold. No
+    other user may read it, as with 0600; ``plugdock doctor`` names a host user or group
+    that has one of those ids."""
     if path not in sqlite_files(settings.db_url):
         return False
     try:

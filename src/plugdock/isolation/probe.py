@@ -28,7 +28,6 @@ from plugdock.isolation.sandbox import (
     Sandbox,
     SandboxUnavailable,
     bwrap,
-    database_gid,
     launch,
     plugin_user,
 )
@@ -109,7 +108,7 @@ def confined(settings: Settings, plugin_id: str, code: Path, scratch: Path, memo
     make_private_dir(run_dir)
     user = None
     if os.geteuid() == 0:  # never root inside, as for an installed plugin
-        user = plugin_user(scratch, plugin_id, settings.plugin_uid_base, database_group=False)
+        user = plugin_user(scratch, plugin_id, settings.plugin_uid_base)
     sandbox = Sandbox(
         plugin_id=plugin_id,
         backend_dir=code,
@@ -121,7 +120,7 @@ def confined(settings: Settings, plugin_id: str, code: Path, scratch: Path, memo
         user=user,
     )
     if user is not None:
-        _hand_over(sandbox, user, database_gid(settings.plugin_uid_base))
+        _hand_over(sandbox, user)
     return sandbox
 
 

@@ -103,8 +103,7 @@ class SandboxUnavailable(RuntimeError):
 class HostUser:
     """Who a plugin process is on the host when the panel runs as root: never root.
 
-    ``groups`` are its only supplementary groups: on SQLite, the group that may open the
-    database file (:func:`database_gid`); otherwise none.
+    ``groups`` are its only supplementary groups (none: SQLite goes through the panel).
     """
 
     uid: int
@@ -112,7 +111,7 @@ class HostUser:
     groups: tuple[int, ...] = ()
 
 
-def plugin_user(home: Path, plugin_id: str, base: int, *, database_group: bool) -> HostUser:
+def plugin_user(home: Path, plugin_id: str, base: int) -> HostUser:
     """The host uid/gid of a plugin of the instance at ``home``: the same at every start.
 
     One of ``base + 1 .. base + 65535``, from a hash of the instance folder and the plugin
@@ -123,12 +122,7 @@ def plugin_user(home: Path, plugin_id: str, base: int, *, database_group: bool) 
     """
     digest = hashlib.sha256(f"{home}\0{plugin_id}".encode()).digest()
     uid = base + 1 + int.from_bytes(digest[:8], "big") % (UID_SPAN - 1)
-    return HostUser(uid, uid, (database_gid(base),) if database_group else ())
-
-
-def database_gid(base: int) -> int:
-    """The group of a SQLite database file plugin processes open (a root panel's only)."""
-    return base
+    return HostUser(uid, uid)
 
 
 @dataclass(frozen=True)
@@ -148,7 +142,6 @@ class Sandbox:
     memory_bytes: int = 512 << 20
     processes: int = PROCESSES  # beyond what its host user already runs
     file_bytes: int = FILE_SIZE  # one file it writes (its data quota, if smaller)
-    extra_files: tuple[Path, ...] = ()  # e.g. the SQLite database and its -wal/-shm
     env: dict[str, str] = field(default_factory=dict)
     # The host user it runs as; None: the panel's own, which must not be root (launch()).
     user: HostUser | None = None
@@ -305,14 +298,12 @@ def _command(
         args += ["--ro-bind", source(python), str(python)]
     # Whatever was bound above (Python's folders, or the system's: an instance in
     # /usr/local/...), the instance folder stays out of sight: an empty stand-in, made
-    # read-only at the end (on SQLite, only the database files are bound into it).
+    # read-only at the end.
     hidden = sandbox.hidden.resolve()
     system = [Path(f).resolve() for f in _SYSTEM if os.path.isdir(f)]
     hide = any(hidden.is_relative_to(p) for p in [*system, *python_paths()])
     if hide:
         args += ["--tmpfs", str(hidden)]
-    for extra in sandbox.extra_files:
-        args += ["--bind", source(extra), str(extra)]
     args += [
         "--ro-bind",
         source(sandbox.backend_dir),

@@ -33,7 +33,7 @@ from plugdock.errors import OwnedElsewhere, PluginProcessError
 from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.database import PluginDatabase
 from plugdock.isolation.resources import Limits, data_over, folder_bytes
-from plugdock.isolation.sandbox import FILE_SIZE, HostUser, Sandbox, database_gid, plugin_user
+from plugdock.isolation.sandbox import FILE_SIZE, HostUser, Sandbox, plugin_user
 
 RUN_ROOT = "/tmp"
 
@@ -85,15 +85,9 @@ class Spawner:
         data_dir = self.settings.plugin_data_dir / plugin_id
         make_private_dir(data_dir)
         # No database file enters the sandbox (SQLite goes through the panel's relay).
-        extra_files: tuple[Path, ...] = ()
         user = None
         if os.geteuid() == 0:  # never root inside: the plugin's own host user
-            user = plugin_user(
-                self.settings.home,
-                plugin_id,
-                self.settings.plugin_uid_base,
-                database_group=bool(extra_files),
-            )
+            user = plugin_user(self.settings.home, plugin_id, self.settings.plugin_uid_base)
         host_network = wants_host_network(permissions)
         routes = [] if host_network else egress.plan(egress_grants(permissions))
         resolver_files = _resolver_files(run_dir, routes) if routes else ()
@@ -109,7 +103,6 @@ class Spawner:
             memory_bytes=self.settings.plugin_memory_mb << 20,
             processes=self.settings.plugin_processes,
             file_bytes=min(FILE_SIZE, self.limits.data_bytes),
-            extra_files=extra_files,
             env=_plugin_environment(plugin_id, self._installed_ids()),
             user=user,
         )
@@ -132,7 +125,7 @@ class Spawner:
             url = self.database.open_for(plugin_id, key, run_dir)
             self.database.open_core_calls(plugin_id, key, run_dir, permissions)
             if user is not None:
-                _hand_over(sandbox, user, database_gid(self.settings.plugin_uid_base))
+                _hand_over(sandbox, user)
             return ChildProcess(
                 plugin_id,
                 sandbox,
@@ -180,15 +173,13 @@ def _take_ownership(run_dir: Path) -> int | None:
     return fd
 
 
-def _hand_over(sandbox: Sandbox, user: HostUser, database_group: int) -> None:
+def _hand_over(sandbox: Sandbox, user: HostUser) -> None:
     """What a plugin process running as ``user`` must open, made openable by it (root panel).
 
     - its data folder: its own, 0700, and so is everything in it the first time (an older
       panel, or another uid range, made it). The walk never follows a link;
     - its run folder: root's, with its group, 0750; the sockets in it 0660. It connects to
-      them but, the folder being root's (and read-only inside), renames or adds nothing;
-    - on SQLite, the database files: the group of every plugin process, 0660 (every plugin
-      process could already read and write them: docs/isolation.md).
+      them but, the folder being root's (and read-only inside), renames or adds nothing.
     """
     data = sandbox.data_dir
     owner = os.lstat(data)
@@ -206,9 +197,6 @@ def _hand_over(sandbox: Sandbox, user: HostUser, database_group: int) -> None:
         if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
             os.chown(entry.path, -1, user.gid, follow_symlinks=False)
             os.chmod(entry.path, 0o660)
-    for path in sandbox.extra_files:
-        os.chown(path, -1, database_group)
-        os.chmod(path, 0o660)
 
 
 def _resolver_files(run_dir: Path, routes: list[Any]) -> tuple[tuple[Path, str], ...]:

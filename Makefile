@@ -11,13 +11,35 @@ export PLUGDOCK_HOME ?= $(CURDIR)/instance
 # Two test files at a time: most tests wait on servers, databases and a browser, not the CPU.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test test-fast bench lint modules services clean web browser
+.PHONY: run test test-fast test-lowest lock bench lint modules services clean web browser
 
-$(STAMP): pyproject.toml
+# pyproject.toml declares ranges; constraints.txt pins the exact versions installed here.
+$(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]" -c constraints.txt
 	touch $(STAMP)
+
+# The lower end of the ranges: every direct dependency at its oldest declared version
+# (constraints-lowest.txt) in a venv of its own, running the quick tests.
+LOWEST := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed-stamp
+$(LOWEST_STAMP): pyproject.toml constraints-lowest.txt
+	test -d $(LOWEST) || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/pip install --quiet --upgrade pip==26.3
+	$(LOWEST)/bin/pip install --quiet -e ".[dev]" -c constraints-lowest.txt
+	touch $@
+
+test-lowest: $(LOWEST_STAMP) $(WEB_DEPS)
+	$(LOWEST)/bin/pytest $(TEST_FAST_ARGS) -m "$(FAST_MARKERS)" -p no:cacheprovider
+
+# Re-pin constraints.txt to the newest versions the ranges allow (then run make test).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip==26.3
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	{ sed -n '1,/^$$/p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .venv-lock
 
 # Pack every example plugin (and its frozen older releases) into the local source folder.
 modules: $(STAMP) web
@@ -37,7 +59,7 @@ PROCESS_MODE_TESTS := tests/host/test_panel.py tests/host/test_lifecycle_api.py 
 	tests/plugin_code/test_chatbot_plugin.py tests/browser/test_browser_lifecycle.py \
 	tests/host/test_hardening.py
 
-test: modules services web browser lint
+test: modules services web browser lint test-lowest
 	$(BIN)/pytest $(PYTEST_ARGS)
 	PLUGDOCK_ISOLATION=process $(BIN)/pytest $(PYTEST_ARGS) $(PROCESS_MODE_TESTS)
 
@@ -90,4 +112,4 @@ browser:
 	bash scripts/ensure-browser.sh
 
 clean:
-	rm -rf $(VENV) modules instance build web/node_modules src/plugdock/host/static
+	rm -rf $(VENV) $(LOWEST) modules instance build web/node_modules src/plugdock/host/static

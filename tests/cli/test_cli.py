@@ -159,6 +159,7 @@ def test_validate_imports_the_backend_as_install_does(tmp_path: Path, env: dict[
     assert "importing the backend" not in ok.stdout  # it ran, so it is not listed as skipped
 
 
+@pytest.mark.processes  # bubblewrap: validate runs the backend in the sandbox
 def test_validate_compares_a_zips_addon_config_with_its_metadata(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -190,6 +191,7 @@ def test_validate_compares_a_zips_addon_config_with_its_metadata(
     assert "addon.config has no route /ghost" in result.stderr
 
 
+@pytest.mark.processes  # bubblewrap: validate runs the backend in the sandbox
 def test_validate_without_esbuild_says_it_skipped_the_ui_check(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -569,6 +569,7 @@ def test_writes_land_only_in_the_data_folder(tmp_path: Path, panels: list[Panel]
     assert_panel_serves(admin)
 
 
+@pytest.mark.processes  # builds bubblewrap's command line, which needs bwrap on PATH
 def test_instance_below_a_system_folder_is_still_hidden(tmp_path: Path) -> None:
     """An instance folder inside a folder the sandbox binds read-only (here /usr, as for an
     instance in /usr/local/...) is covered by an empty, read-only stand-in. Checked on the

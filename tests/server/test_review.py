@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from plugdock.errors import NotFoundError
+from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.installer import Installer
 from plugdock.package.checksums import render, sha256_bytes
 from plugdock.server import Storage, create_app, startup_warnings
@@ -543,3 +543,17 @@ def test_plugdock_server_requires_review_by_default(tmp_path: Path) -> None:
     stderr = _run_server(tmp_path / "data")
     assert "review required" in stderr and "/review" in stderr
     assert "there is no reviewer" in stderr
+
+
+def test_a_server_with_review_refuses_to_start_without_its_scanner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bandit comes with the ``server`` extra: a panel-only install lacks it, and a reviewing
+    server must not start and publish versions whose code nobody scanned."""
+    storage = Storage(tmp_path / "store")
+    storage.ensure()
+    monkeypatch.setitem(sys.modules, "bandit", None)  # as if `pip install plugdock` alone
+
+    with pytest.raises(PlugdockError, match=r"pip install 'plugdock\[server\]'"):
+        create_app(storage, review="required")
+    create_app(storage, review="off")  # without review there is nothing to scan

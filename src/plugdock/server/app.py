@@ -62,6 +62,7 @@ from plugdock.server import review_api, review_page
 from plugdock.server.access import signed_in_publisher
 from plugdock.server.errors import install_error_handlers
 from plugdock.server.report import build_report
+from plugdock.server.scan import scanner_missing
 from plugdock.server.state import ServerState, server_state
 from plugdock.server.storage import Storage, upload_limit
 from plugdock.sources.base import LATEST
@@ -101,6 +102,8 @@ def create_app(
     """
     if review not in REVIEW_MODES:
         raise PlugdockError(f"review must be one of {', '.join(REVIEW_MODES)}, not {review!r}")
+    if review == "required" and (missing := scanner_missing()):
+        raise PlugdockError(missing)
     app = FastAPI(
         title="plugdock plugin server",
         version=__version__,

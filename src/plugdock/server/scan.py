@@ -48,6 +48,15 @@ def _bandit_version() -> str:
         return "bandit (not installed)"
 
 
+def scanner_missing() -> str | None:
+    """Why the review scan cannot run here, or None: bandit comes with ``plugdock[server]``."""
+    from importlib.util import find_spec
+
+    if find_spec("bandit") is None:
+        return "the review scan needs bandit: pip install 'plugdock[server]'"
+    return None
+
+
 def scan_python(folder: Path, *, timeout: float = 60.0) -> dict[str, Any]:
     """Scan every ``.py`` file under ``folder``; a report dict (never raises for the code)."""
     sources = sorted(p for p in folder.rglob("*.py") if p.is_file() and not p.is_symlink())
@@ -210,4 +219,4 @@ def _import_time_lines(path: Path) -> set[int] | None:
     return inside
 
 
-__all__ = ["scan_python"]
+__all__ = ["scan_python", "scanner_missing"]

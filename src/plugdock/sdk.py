@@ -134,6 +134,9 @@ class HostState:
     authenticate: Authenticate | None = None
     # The panel's active users for a plugin granted ``core:users:read`` (sdk.Users).
     users: Callable[[Request], list[User]] | None = None
+    # The same users for plugins in processes of their own, asked without a request: the
+    # process's core socket checks the grant (plugdock.isolation.core_calls).
+    host_users: Callable[[], list[User]] | None = None
     # The user of a request outside FastAPI's routing (a plugin process's forwarded request),
     # when ``authenticate`` cannot say: a host whose auth is a dependency of dependencies.
     user_of: Callable[[Request], Awaitable[User | None]] | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,10 @@ WHOAMI = (
 
 
 def build_host(
-    tmp_path: Path, database_url: str, events: list[str], **host_options: Any
+    tmp_path: Path,
+    database_url: str,
+    events: list[str],
+    users: Callable[[], list[HostUser]] | None = None,
 ) -> FastAPI:
     """A small app with its own auth, as a team would have written it before plugdock."""
     engine = create_engine(database_url)
@@ -106,7 +109,9 @@ def build_host(
 
     settings = load_settings(home=tmp_path / "instance", plugin_local_dir=tmp_path / "modules")
     host = PluginHost(
-        HostAuth(current_user=current_user), settings=settings, database_url=database_url
+        HostAuth(current_user=current_user, users=users),
+        settings=settings,
+        database_url=database_url,
     )
     host.mount(app)
     return app
@@ -249,3 +254,51 @@ def test_a_host_user_must_be_a_host_user(tmp_path: Path) -> None:
         answer = client.get("/api/v1/marketplace/installed")
         assert answer.status_code == 500
         assert json.loads(answer.text) == {"detail": "internal error"}
+
+
+STAFF = (
+    "from fastapi import APIRouter\n\nfrom plugdock import sdk\n\n"
+    "router = APIRouter(prefix='/api/v1/staff')\n\n\n"
+    "@router.get('/names')\ndef names(users: sdk.Users, user: sdk.CurrentUser) -> list:\n"
+    "    return [[u.username, u.role] for u in users]\n"
+)
+
+
+@pytest.mark.parametrize(
+    "isolation", ["inprocess", pytest.param("process", marks=pytest.mark.processes)]
+)
+@pytest.mark.parametrize("shares_users", [True, False], ids=["shared", "not-shared"])
+def test_sdk_users_are_the_hosts_users_in_either_isolation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str, shares_users: bool
+) -> None:
+    """``sdk.Users`` lists what ``HostAuth.users`` gives, in the panel and in a plugin's own
+    process alike (never plugdock's own users table, empty in a host); 501 when the host
+    shares no users."""
+    monkeypatch.setenv("PLUGDOCK_ISOLATION", isolation)
+    folder = make_plugin(
+        tmp_path / "src",
+        "staff",
+        extra_files={"backend/routes.py": STAFF},
+        metadata={"backend": {"routes": ["/api/v1/staff/*"]}, "permissions": ["core:users:read"]},
+    )
+    pack_into(folder, tmp_path / "modules")
+    url = f"sqlite:///{tmp_path / 'host.db'}"
+    engine = create_engine(url)
+
+    def host_users() -> list[HostUser]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(accounts).order_by(accounts.c.id)).all()
+        return [HostUser(id=r.id, username=r.name, is_admin=r.is_admin) for r in rows]
+
+    app = build_host(tmp_path, url, [], users=host_users if shares_users else None)
+    with TestClient(app) as client:
+        install = {"plugin_id": "staff", "version": None}
+        installed = client.post("/api/v1/marketplace/install", json=install, headers=_as("alice"))
+        assert installed.status_code == 200, installed.text
+        names = client.get("/api/v1/staff/names", headers=_as("bob"))
+        if shares_users:
+            assert names.status_code == 200, names.text
+            assert names.json() == [["alice", "admin"], ["bob", "user"]]
+        else:
+            assert names.status_code == 501, names.text
+            assert "does not share its users" in names.json()["detail"]

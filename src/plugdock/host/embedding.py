@@ -180,6 +180,7 @@ class PluginHost:
             engine=engine,
             authenticate=self._direct_authenticate() if direct else None,
             users=self._plugin_users if self.auth.users is not None else None,
+            host_users=self._host_users if self.auth.users is not None else None,
             settings=settings,
             installer=installer,
             runtime=runtime,
@@ -196,6 +197,10 @@ class PluginHost:
         install_error_handlers(app)
         _compose_lifespan(app, self._lifespan(installer, runtime))
 
+    def _host_users(self) -> list[sdk.User]:
+        assert self.auth.users is not None
+        return [user.as_sdk_user() for user in self.auth.users()]
+
     def _plugin_users(self, request: Request) -> list[sdk.User]:
         """``sdk.Users`` for a plugin served in this app: only with ``core:users:read``."""
         from plugdock.isolation.core_calls import USERS_PERMISSION
@@ -211,7 +216,7 @@ class PluginHost:
             raise ForbiddenError(
                 f"{caller.installation.plugin_id} was not granted {USERS_PERMISSION}"
             )
-        return [user.as_sdk_user() for user in self.auth.users()]
+        return self._host_users()
 
     # -- auth ------------------------------------------------------------------------------
 

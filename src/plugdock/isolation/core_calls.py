@@ -5,8 +5,9 @@ so the few core facts a plugin may need are asked of the panel, over a Unix sock
 run folder (``/run/plugdock/core.sock`` inside the sandbox): one JSON line asked, one JSON
 line answered. Each call needs a permission the admin granted at install:
 
-- ``{"call": "users"}`` needs ``core:users:read``: ids, user names and roles of active
-  users, never password hashes.
+- ``{"call": "users"}`` needs ``core:users:read``: ids, user names and roles of the host's
+  active users (``HostAuth.users`` in an embedding app), never password hashes; 501 when the
+  host does not share its users.
 
 Plugin code uses :data:`plugdock.sdk.Users`, the same in both isolation modes.
 """
@@ -27,7 +28,10 @@ from plugdock.core.db import connect_read, users
 
 SOCKET_NAME = "core.sock"
 USERS_PERMISSION = "core:users:read"
+NOT_SHARED = "this host does not share its users with plugins"
 _MAX_LINE = 4096
+UsersOf = Callable[[], list[dict[str, Any]] | None]
+"""The host's users for a plugin process; None when the host does not share them."""
 
 
 def read_users(engine: Engine) -> list[dict[str, Any]]:
@@ -42,7 +46,7 @@ def read_users(engine: Engine) -> list[dict[str, Any]]:
 
 
 async def serve(
-    path: Path, plugin_id: str, granted: list[str], users_of: Callable[[], list[dict[str, Any]]]
+    path: Path, plugin_id: str, granted: list[str], users_of: UsersOf
 ) -> asyncio.AbstractServer:
     """Answer one plugin's core calls on ``path`` (run on the panel's relay loop)."""
 
@@ -65,7 +69,7 @@ async def _reply(
     line: bytes,
     plugin_id: str,
     granted: list[str],
-    users_of: Callable[[], list[dict[str, Any]]],
+    users_of: UsersOf,
 ) -> dict[str, Any]:
     try:
         call = json.loads(line).get("call")
@@ -74,7 +78,10 @@ async def _reply(
     if call == "users":
         if USERS_PERMISSION not in granted:
             return {"error": f"{plugin_id} was not granted {USERS_PERMISSION}", "status": 403}
-        return {"users": await asyncio.to_thread(users_of)}
+        found = await asyncio.to_thread(users_of)
+        if found is None:
+            return {"error": NOT_SHARED, "status": 501}
+        return {"users": found}
     return {"error": f"unknown call {call!r}"}
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from plugdock.config import Settings
 from plugdock.core.db import stored_secret
+from plugdock.isolation import core_calls
 from plugdock.isolation.dbrelay import DatabaseRelay
 from plugdock.isolation.egress import EgressBroker, Route
 from plugdock.isolation.sandbox import RUN
@@ -38,9 +39,14 @@ ROLE_KEY_NAME = "plugin_role_key"  # its row in plugdock_secrets: derives the ro
 class PluginDatabase:
     """The database side of every plugin process of one panel process (or CLI run)."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, users_of: core_calls.UsersOf | None = None
+    ) -> None:
+        """``users_of``: the host's users for ``sdk.Users`` (the panel's own table when
+        None: the CLI, whose hooks run outside any host app)."""
         self.settings = settings
         self.engine = engine
+        self.users_of = users_of or (lambda: core_calls.read_users(engine))
         self.enforced = engine.dialect.name in ("postgresql", "mysql")  # roles of their own
         self._loop: asyncio.AbstractEventLoop | None = None
         self._relays: dict[str, DatabaseRelay] = {}
@@ -120,15 +126,8 @@ class PluginDatabase:
 
     def open_core_calls(self, plugin_id: str, key: str, run_dir: Path, granted: list[str]) -> None:
         """Answer the plugin's ``sdk.Users`` calls on its run folder's core socket."""
-        from plugdock.isolation import core_calls
-
         self._core_servers[key] = self._run(
-            core_calls.serve(
-                run_dir / core_calls.SOCKET_NAME,
-                plugin_id,
-                granted,
-                lambda: core_calls.read_users(self.engine),
-            )
+            core_calls.serve(run_dir / core_calls.SOCKET_NAME, plugin_id, granted, self.users_of)
         )
 
     def open_egress(

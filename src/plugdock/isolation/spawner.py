@@ -31,6 +31,7 @@ from plugdock.config import Settings
 from plugdock.core.fsutil import make_private_dir
 from plugdock.errors import OwnedElsewhere, PluginProcessError
 from plugdock.isolation.control import ChildProcess
+from plugdock.isolation.core_calls import UsersOf
 from plugdock.isolation.database import PluginDatabase
 from plugdock.isolation.resources import Limits, data_over, folder_bytes
 from plugdock.isolation.sandbox import FILE_SIZE, HostUser, Sandbox, plugin_user
@@ -41,13 +42,15 @@ RUN_ROOT = "/tmp"
 class Spawner:
     """Starts the plugin processes of one instance, each with its database role and relays."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, users_of: UsersOf | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         instance = hashlib.sha256(str(settings.home).encode()).hexdigest()[:12]
         self.root = Path(RUN_ROOT) / f"pd-{instance}"
         make_private_dir(self.root)
-        self.database = PluginDatabase(settings, engine)
+        self.database = PluginDatabase(settings, engine, users_of=users_of)
         self.limits = Limits(
             memory_bytes=settings.plugin_memory_mb << 20,
             processes=settings.plugin_processes,

@@ -41,6 +41,7 @@ from plugdock.config import Settings
 from plugdock.errors import OwnedElsewhere, PluginProcessError
 from plugdock.isolation import protocol, resources
 from plugdock.isolation.control import ChildProcess
+from plugdock.isolation.core_calls import UsersOf
 from plugdock.isolation.forward import ForwardRoute
 from plugdock.isolation.http1 import PluginUnreachable, UnixHTTP
 from plugdock.isolation.spawner import Spawner
@@ -92,9 +93,11 @@ class PluginProcesses:
         *,
         on_change: Callable[[], None] = lambda: None,
         on_gave_up: Callable[[str, str], None] = lambda plugin_id, why: None,
+        users_of: UsersOf | None = None,
     ) -> None:
+        """``users_of``: the host's users for ``sdk.Users`` (see :class:`PluginDatabase`)."""
         self.settings = settings
-        self.spawner = Spawner(settings, engine)
+        self.spawner = Spawner(settings, engine, users_of=users_of)
         self.served: dict[str, ServedPlugin] = {}
         # Run folders whose process this worker is stopping now: a start of the same
         # installation (disable, then enable at once) waits for that stop, or it would find

@@ -8,6 +8,7 @@ An operation's hooks run in the sandbox (:mod:`plugdock.isolation.lifecycle`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from plugdock import sdk
 from plugdock.config import Settings
 from plugdock.errors import ArrivalFailed
 from plugdock.instance.registry import Installation
@@ -47,11 +49,18 @@ class SandboxedRunner:
         self.declared_of = declared_of
         self.undo_install = undo_install
         self.processes = PluginProcesses(
-            settings, engine, on_change=on_change, on_gave_up=on_gave_up
+            settings, engine, on_change=on_change, on_gave_up=on_gave_up, users_of=self._host_users
         )
         self._stopping: set[asyncio.Task[None]] = set()  # plugin processes being stopped
         self._own_openapi = app.openapi
         app.openapi = self._openapi  # type: ignore[method-assign]  # plugins' paths too
+
+    def _host_users(self) -> list[dict[str, Any]] | None:
+        """``sdk.Users`` in a plugin process: the host's own users (``HostAuth.users``)."""
+        listed = sdk.host_state(self.app).host_users
+        if listed is None:
+            return None
+        return [dataclasses.asdict(user) for user in listed()]
 
     def _openapi(self) -> dict[str, Any]:
         """The app's OpenAPI document with each plugin process's paths and schemas."""

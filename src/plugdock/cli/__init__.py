@@ -298,17 +298,14 @@ def serve(
     """Run the panel: core API, marketplace, and every installed plugin, live."""
     import uvicorn
 
-    from plugdock.core.slow_clients import SlowClientGuard
     from plugdock.host.app import log_config
-    from plugdock.runtime.recycle import KEEP_ALIVE_SECONDS, SUPERVISED_ENV
+    from plugdock.host.serving import uvicorn_options
 
     settings = _settings()
     err_console.print(
         f"plugdock panel on http://{host}:{port}/  (instance {settings.home}, "
         f"source {settings.plugin_source}, {workers} worker(s))"
     )
-    if workers > 1 and not reload:
-        os.environ[SUPERVISED_ENV] = "1"  # workers may recycle themselves (see runtime)
     os.environ["PLUGDOCK_SERVE_ADDRESS"] = f"{host}:{port}"  # named in the replica list
     uvicorn.run(
         "plugdock.host.app:create_app",
@@ -318,13 +315,10 @@ def serve(
         workers=workers if not reload else None,
         reload=reload,
         reload_dirs=[str(Path(__file__).parents[1])] if reload else None,
-        # X-Forwarded-* only from the configured proxies: uvicorn's default trusts loopback,
-        # which lets any local client pick the address the sign-in throttle and audit see.
-        proxy_headers=bool(settings.trusted_proxies.strip()),
-        forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         log_level="info",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,  # longer than clients keep idle connections
-        http=SlowClientGuard,  # header and body deadlines (PLUGDOCK_HEADER/BODY_TIMEOUT)
+        # The same options any host gets from PluginHost.uvicorn_options (slow clients,
+        # keep-alive, trusted proxies; workers may recycle themselves).
+        **uvicorn_options(settings, workers=1 if reload else workers),
         # Root at WARNING (INFO with -v), not the CLI's ERROR: warnings must reach the log.
         log_config=log_config(min(logging.getLogger().level, logging.WARNING)),
     )

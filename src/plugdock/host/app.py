@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from plugdock.config import Settings, load_settings
-from plugdock.core import slow_clients
 from plugdock.core.headers import install_docs
 from plugdock.host import accounts, auth, core_api, frontend
 from plugdock.host.embedding import HostAuth, PluginHost
@@ -28,10 +27,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sign-in (tokens and session cookies with their own CSRF token), users page and shell.
     """
     settings = settings or load_settings()
-    # Runs in every worker: uvicorn's protocol there reads the deadlines of this process.
-    slow_clients.configure(
-        header_timeout=settings.header_timeout, body_timeout=settings.body_timeout
-    )
     host = PluginHost(
         HostAuth(
             current_user=auth.authenticate,  # bearer token or session cookie

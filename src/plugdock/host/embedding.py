@@ -48,10 +48,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plugdock import sdk
 from plugdock.config import Settings, load_settings
+from plugdock.core import slow_clients
 from plugdock.core.db import make_engine, sync_url
 from plugdock.core.headers import SecurityHeadersMiddleware
 from plugdock.errors import ForbiddenError
-from plugdock.host import frontend, marketplace, marketplace_changes, readiness
+from plugdock.host import frontend, marketplace, marketplace_changes, readiness, serving
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.host.state import PanelState
@@ -168,6 +169,11 @@ class PluginHost:
         plugdock's. Call it once, before the app starts.
         """
         settings, engine = self.settings, self.engine
+        # Runs in every worker (each imports the app): uvicorn's protocol there
+        # (uvicorn_options' SlowClientGuard) reads this process's deadlines.
+        slow_clients.configure(
+            header_timeout=settings.header_timeout, body_timeout=settings.body_timeout
+        )
         installer = Installer(settings, engine=engine)
         runtime = self.runtime = PluginRuntime(
             app,
@@ -196,6 +202,12 @@ class PluginHost:
         self._add_middleware(app, runtime)
         install_error_handlers(app)
         _compose_lifespan(app, self._lifespan(installer, runtime))
+
+    def uvicorn_options(self, *, workers: int = 1) -> dict[str, Any]:
+        """Keyword arguments for ``uvicorn.run`` that ``plugdock serve`` uses for its panel:
+        slow clients dropped, keep-alive, trusted proxies, worker recycling. See
+        :func:`plugdock.host.serving.uvicorn_options`."""
+        return serving.uvicorn_options(self.settings, workers=workers)
 
     def _host_users(self) -> list[sdk.User]:
         assert self.auth.users is not None

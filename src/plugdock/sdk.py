@@ -35,13 +35,15 @@ The reference panel stores a :class:`~plugdock.host.state.PanelState`, which is 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from pydantic import Field
@@ -56,6 +58,7 @@ __all__ = [
     "Authenticate",
     "CurrentUser",
     "DbSession",
+    "Event",
     "HookContext",
     "HostState",
     "Id",
@@ -72,6 +75,7 @@ __all__ = [
     "optional_user",
     "plugin_settings",
     "require_admin",
+    "session",
 ]
 
 SETTINGS_ENV_PREFIX = "PLUGDOCK_PLUGIN_"
@@ -115,6 +119,25 @@ class User:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One host event delivered to a plugin's handler (``"events"`` in metadata.json).
+
+    ``delivery_id`` is the same on every attempt of this delivery (an event is delivered at
+    least once: a handler that records it can skip a repeat); ``version`` is the version of
+    the payload's model the host declared when it emitted the event::
+
+        def on_paid(event: sdk.Event) -> None:       # "invoice.paid": "handlers:on_paid"
+            send_receipt(event.payload["invoice_id"])
+    """
+
+    delivery_id: int
+    name: str
+    version: int
+    key: str | None
+    payload: dict[str, Any]
 
 
 Authenticate = Callable[[Request], User | None]
@@ -231,6 +254,31 @@ def db_session(request: Request) -> Iterator[Session]:
             session.commit()
         except BaseException:
             session.rollback()
+            raise
+
+
+#: The database an event handler (or, later, a job) works in, set by whoever runs it.
+handler_engine: contextvars.ContextVar[Engine] = contextvars.ContextVar("plugdock_handler_engine")
+
+
+@contextlib.contextmanager
+def session() -> Iterator[Session]:
+    """A database session inside an event handler (no request to take ``DbSession`` from);
+    committed when the block ends, rolled back if it raises::
+
+        def on_paid(event: sdk.Event) -> None:
+            with sdk.session() as db:
+                db.add(Receipt(invoice_id=event.payload["invoice_id"]))
+    """
+    engine = handler_engine.get(None)
+    if engine is None:
+        raise RuntimeError("sdk.session() is for event handlers; routes take sdk.DbSession")
+    with _sessionmaker_for(engine)() as db:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
             raise
 
 

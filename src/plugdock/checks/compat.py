@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from plugdock.errors import PackageError, PlugdockError
@@ -41,6 +42,16 @@ def check_compatibility(meta: PluginMetadata, installed: dict[str, str]) -> None
             problems.append(f"needs plugin {dep_id} {spec}, but {have} is installed")
     if problems:
         raise PackageError(problems, source=f"{meta.id} {meta.version}")
+
+
+def check_subscriptions(meta: PluginMetadata, declared: Iterable[str]) -> None:
+    """Every event the plugin handles is one the host declared (recorded in the database)."""
+    unknown = sorted(set(meta.events) - set(declared))
+    if unknown:
+        raise PackageError(
+            [f"handles event {name!r}, which this host does not declare" for name in unknown],
+            source=f"{meta.id} {meta.version}",
+        )
 
 
 # The panel's own API namespace; plugins declare routes elsewhere.

@@ -47,6 +47,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     insert,
     inspect,
     select,
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "db_migrations"
@@ -254,6 +255,57 @@ plugin_state = Table(
     Column("generation", BigInteger, nullable=False, server_default=text("0")),
     Column("changed_at", DateTime(), nullable=False),  # naive UTC
     CheckConstraint("id = 1", name="ck_plugdock_plugin_state_single_row"),
+)
+
+
+# -- what the host declares, and the events it emits (plugdock.instance.outbox) ------------
+
+# Points a host declared at start (events; later filters, services, slots, roles): in the
+# database, so the CLI, other replicas and the install plan see what the running host has.
+extension_points = Table(
+    "plugdock_extension_points",
+    core_metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("payload_schema", JSON, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("declared_at", DateTime(), nullable=False),  # naive UTC
+)
+
+# The outbox: one row per emitted event, written in the emitter's own transaction.
+event_outbox = Table(
+    "plugdock_events",
+    core_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event_key", String(200), nullable=True),  # order holds per key (an invoice id)
+    Column("payload", JSON, nullable=False),
+    Column("emitted_at", DateTime(), nullable=False),
+    # False until a worker has made one delivery per subscriber of the moment.
+    Column("fanned_out", Boolean(), nullable=False, server_default=false()),
+    Index("ix_plugdock_events_fanned_out", "fanned_out", "id"),
+)
+
+# One row per (event, subscribing plugin): its attempts, claim and outcome.
+event_deliveries = Table(
+    "plugdock_event_deliveries",
+    core_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("plugin_id", String(64), nullable=False),
+    Column("handler", String(200), nullable=False),
+    Column("event_key", String(200), nullable=True),
+    Column("status", String(16), nullable=False),  # pending, running, done, dead
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_at", DateTime(), nullable=False),  # not before (backoff)
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", DateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("finished_at", DateTime(), nullable=True),
+    Index("ix_plugdock_event_deliveries_due", "status", "next_at"),
+    Index("ix_plugdock_event_deliveries_order", "plugin_id", "event_key", "id"),
 )
 
 

@@ -52,12 +52,22 @@ from plugdock.core import slow_clients
 from plugdock.core.db import make_engine, sync_url
 from plugdock.core.headers import SecurityHeadersMiddleware
 from plugdock.errors import ForbiddenError
-from plugdock.host import frontend, marketplace, marketplace_changes, readiness, serving
+from plugdock.host import (
+    events,
+    frontend,
+    marketplace,
+    marketplace_changes,
+    readiness,
+    serving,
+)
 from plugdock.host.errors import install_error_handlers
+from plugdock.host.events import HostEvents
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
+from plugdock.instance import outbox
 from plugdock.instance.privacy import prepare_home
+from plugdock.runtime.deliveries import EventDeliverer
 from plugdock.runtime.middleware import PluginSyncMiddleware
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
 from plugdock.runtime.runtime import PluginRuntime
@@ -66,7 +76,15 @@ log = logging.getLogger("plugdock.host")
 
 CSRF_HEADER = "X-Plugdock-CSRF"
 #: Paths plugdock itself serves in a host (plugins' declared paths come on top).
-PLUGDOCK_PREFIXES = ("/api/v1/marketplace/", "/api/v1/frontend/", "/plugins/", "/readyz")
+PLUGDOCK_PREFIXES = (
+    "/api/v1/marketplace/",
+    "/api/v1/frontend/",
+    "/api/v1/extension-points",
+    "/plugins/",
+    "/readyz",
+)
+#: How often each worker looks for events to deliver (seconds), when nothing wakes it.
+DELIVERY_INTERVAL = 0.25
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -152,6 +170,8 @@ class PluginHost:
         self.secure_host_routes = secure_host_routes
         self._engine: Engine | None = None
         self.runtime: PluginRuntime | None = None
+        #: The events this host declares and emits (plugdock.host.events).
+        self.events = HostEvents()
 
     @property
     def engine(self) -> Engine:
@@ -198,6 +218,7 @@ class PluginHost:
         app.include_router(marketplace.router)
         app.include_router(marketplace_changes.router)
         app.include_router(readiness.router)
+        app.include_router(events.router)
         frontend.install_plugin_assets(app)
         self._add_middleware(app, runtime)
         install_error_handlers(app)
@@ -298,9 +319,15 @@ class PluginHost:
             )
             await runtime.catch_up()
             watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
+            await run_in_threadpool(outbox.record_points, engine, self.events.points())
+            deliverer = EventDeliverer(
+                engine, runtime.mounts, handler_timeout=settings.hook_timeout
+            )
+            delivering = asyncio.create_task(deliverer.run(DELIVERY_INTERVAL))
             try:
                 yield
             finally:
+                delivering.cancel()
                 watcher.cancel()
                 with contextlib.suppress(Exception):  # gone either way once its heartbeat stops
                     await run_in_threadpool(replica.leave)

@@ -143,6 +143,21 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     async def describe() -> dict[str, Any]:  # for the panel's workers that did not start it
         return described
 
+    @app.post(protocol.EVENT_PATH, include_in_schema=False)
+    async def event(order: dict[str, Any]) -> Any:  # the panel delivers an event
+        from fastapi.responses import JSONResponse
+
+        from plugdock.plugin_code import handlers
+
+        sdk.handler_engine.set(engine)  # this request's own context: sdk.session()
+        try:
+            function = handlers.resolve(backend.module_name, order["handler"])
+            await handlers.call(function, sdk.Event(**order["event"]))
+        except Exception as exc:  # the handler's failure, for the delivery's record
+            error = f"{type(exc).__name__}: {exc}"
+            return JSONResponse({"error": error[:2000]}, status_code=500)
+        return {"ok": True}
+
     hook = backend.hook("on_startup")
     if hook is not None:
         hook(app)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
 
@@ -218,6 +220,16 @@ class UnixHTTP:
     async def get(self, path: str, timeout: float) -> tuple[int, bytes]:
         """A whole GET (the panel's own questions: ping, describe)."""
         answer = await self.request("GET", path.encode(), [], timeout=timeout)
+        return await self._whole(answer, timeout)
+
+    async def post_json(self, path: str, payload: Any, timeout: float) -> tuple[int, bytes]:
+        """A whole POST of a JSON body (the panel's own orders: run an event handler)."""
+        headers = [(b"content-type", b"application/json")]
+        body = json.dumps(payload).encode()
+        answer = await self.request("POST", path.encode(), headers, body, timeout=timeout)
+        return await self._whole(answer, timeout)
+
+    async def _whole(self, answer: Answer, timeout: float) -> tuple[int, bytes]:
         try:
             async with asyncio.timeout(timeout):
                 body = b""

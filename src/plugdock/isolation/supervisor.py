@@ -146,6 +146,30 @@ class PluginProcesses:
         served.starting = asyncio.get_running_loop().create_task(self._start(served, child))
         return served.route
 
+    async def deliver(
+        self, plugin_id: str, handler: str, event: dict[str, Any], timeout: float
+    ) -> None:
+        """Run an event handler in the plugin's process; PluginProcessError if it failed."""
+        served = self.served.get(plugin_id)
+        if served is None:
+            raise PluginProcessError(f"{plugin_id} is not served by this worker")
+        client = await self._client_of(served)
+        if isinstance(client, str):
+            raise PluginProcessError(f"{plugin_id}: {client}")
+        order = {"handler": handler, "event": event}
+        try:
+            status, body = await client.post_json(protocol.EVENT_PATH, order, timeout)
+        except TimeoutError:
+            raise PluginProcessError(f"{handler} ran over its {timeout:g} s") from None
+        except PluginUnreachable as exc:
+            raise PluginProcessError(f"{plugin_id}: {exc}") from exc
+        if status != 200:
+            try:
+                error = str(json.loads(body)["error"])
+            except (ValueError, KeyError, TypeError):
+                error = body.decode("utf-8", "replace")
+            raise PluginProcessError(error[:2000])
+
     async def settled(self, timeout: float = START_WAIT) -> None:
         """Wait (bounded) until every process being started serves or has failed."""
         starting = [s.starting for s in self.served.values() if s.starting is not None]

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from plugdock.checks.compat import check_compatibility, check_namespace
+from plugdock.checks.compat import check_compatibility, check_namespace, check_subscriptions
+from plugdock.core.db import connect_read
 from plugdock.core.failpoints import failpoint
 from plugdock.core.fsutil import remove_tree
 from plugdock.errors import AlreadyInstalledError
-from plugdock.instance import audit
+from plugdock.instance import audit, outbox
 from plugdock.instance.journal import JournalEntry, clear_journal, write_journal
 from plugdock.instance.package_store import store_package
 from plugdock.instance.registry import Installation, add_installation
@@ -95,6 +96,8 @@ def install(
             installed, installed_meta = known or read_installed(workspace)
             check_compatibility(meta, {i.plugin_id: i.version for i in installed})
             check_namespace(meta, installed_meta)
+            with connect_read(workspace.engine) as conn:
+                check_subscriptions(meta, outbox.declared_points(conn))
         with steps.step("check_installed"):
             check_not_installed(workspace, meta.id, installed)
         with steps.step("check_sql"):

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from plugdock.checks.compat import check_compatibility, check_dependents, check_namespace
+from plugdock.checks.compat import (
+    check_compatibility,
+    check_dependents,
+    check_namespace,
+    check_subscriptions,
+)
+from plugdock.core.db import connect_read
 from plugdock.core.failpoints import failpoint
 from plugdock.core.fsutil import remove_tree
 from plugdock.errors import (
@@ -30,7 +36,7 @@ from plugdock.errors import (
     PermissionsNotGrantedError,
     PlugdockError,
 )
-from plugdock.instance import audit
+from plugdock.instance import audit, outbox
 from plugdock.instance.journal import JournalEntry, clear_journal, write_journal
 from plugdock.instance.package_store import store_package
 from plugdock.instance.registry import replace_installation
@@ -155,6 +161,8 @@ def upgrade(
             )
             check_dependents(plugin_id, meta.version, installed_meta)
             check_namespace(meta, installed_meta)
+            with connect_read(workspace.engine) as conn:
+                check_subscriptions(meta, outbox.declared_points(conn))
         with steps.step("check_sql"):
             with workspace.engine.connect() as conn:
                 applied = applied_upgrade_steps(conn, plugin_id)

@@ -130,6 +130,12 @@ class FrontendSpec(BaseModel):
         return components
 
 
+#: A host's extension point: dotted lowercase words, e.g. ``invoice.paid``.
+POINT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+#: A handler inside the plugin's backend package: ``module:function`` (``handlers:on_paid``).
+HANDLER_REF = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
+
+
 class PluginMetadata(BaseModel):
     """The contents of ``metadata.json``. Only ``id``, ``name`` and ``version`` are required."""
 
@@ -152,6 +158,8 @@ class PluginMetadata(BaseModel):
     # What the plugin may do beyond its own tables (plugdock.package.permissions):
     # stored normalised, de-duplicated and sorted, so two spellings are one grant.
     permissions: list[str] = Field(default_factory=list, max_length=50)
+    # The host's events this plugin handles: point name → "module:function" in its backend.
+    events: dict[str, str] = Field(default_factory=dict, max_length=50)
 
     @field_validator("version")
     @classmethod
@@ -178,6 +186,18 @@ class PluginMetadata(BaseModel):
     @classmethod
     def _permissions(cls, value: list[str]) -> list[str]:
         return normalize_permissions(value)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: dict[str, str]) -> dict[str, str]:
+        for point, handler in value.items():
+            if len(point) > 100 or not POINT_NAME.fullmatch(point):
+                raise ValueError(f"{point!r} is not an event name (dotted words: invoice.paid)")
+            if len(handler) > 200 or not HANDLER_REF.fullmatch(handler):
+                raise ValueError(
+                    f"handler {handler!r} of {point} must be 'module:function' in the backend"
+                )
+        return value
 
     @property
     def semver(self) -> semver.Version:

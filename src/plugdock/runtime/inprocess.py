@@ -8,6 +8,7 @@ app; Python cannot free an imported plugin completely, so unloading clears what 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
+from plugdock import sdk
 from plugdock.config import Settings
 from plugdock.instance.registry import Installation, installations_by_id
+from plugdock.plugin_code import handlers
 from plugdock.plugin_code.hooks import (
     OperationContext,
     check_and_run_hooks,
@@ -104,6 +107,19 @@ class InProcessRunner:
         self, served_besides: ServedBesides, leaving: Installation | None
     ) -> InProcessOperation:
         return InProcessOperation(self, served_besides)
+
+    async def deliver(
+        self, mounted: MountedPlugin, handler: str, event: sdk.Event, timeout: float
+    ) -> None:
+        assert mounted.backend is not None
+        function = handlers.resolve(mounted.backend.module_name, handler)
+        # An async handler is cancelled at the bound; a sync one cannot be stopped (it is
+        # Python code in a thread): its delivery is failed at the bound all the same.
+        token = sdk.handler_engine.set(self.engine)  # sdk.session(): the task's own context
+        try:
+            await asyncio.wait_for(handlers.call(function, event), timeout)
+        finally:
+            sdk.handler_engine.reset(token)
 
     def served_routes(self, mounted: MountedPlugin) -> list[ServedRoute]:
         return mounted.routes

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from plugdock.config import Settings
 from plugdock.instance.registry import Installation
 from plugdock.package.layout import METADATA_FILE
-from plugdock.package.metadata import parse_metadata
+from plugdock.package.metadata import PluginMetadata, parse_metadata
 from plugdock.plugin_code.routes import ServedRoute, served_routes
 from plugdock.runtime.dispatch import PluginDispatch
 from plugdock.runtime.inprocess import InProcessRunner
@@ -60,10 +60,14 @@ class Mounts:
         else:
             self.runner = InProcessRunner(app, settings, engine, self.mounted, self.declared)
 
+    def metadata(self, plugin_id: str) -> PluginMetadata:
+        """The installed plugin's metadata.json."""
+        path = self.settings.manifest_dir / plugin_id / METADATA_FILE
+        return parse_metadata(path.read_bytes(), source=str(path))
+
     def declared(self, plugin_id: str) -> list[str]:
         """The paths the installed plugin's metadata declares (``backend.routes``)."""
-        path = self.settings.manifest_dir / plugin_id / METADATA_FILE
-        return parse_metadata(path.read_bytes(), source=str(path)).backend.routes
+        return self.metadata(plugin_id).backend.routes
 
     def mount(self, installation: Installation, arrival: Any = None) -> None:
         """Serve a plugin now: what an operation prepared (``arrival``), or its installed code."""

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from plugdock import sdk
 from plugdock.instance.registry import Installation
 from plugdock.plugin_code.hooks import OperationContext
 from plugdock.plugin_code.loader import LoadedBackend
@@ -79,6 +80,12 @@ class PluginRunner(Protocol):
         self, served_besides: ServedBesides, leaving: Installation | None
     ) -> OperationHooks:
         """The hooks for one operation; ``leaving`` is the plugin an uninstall removes."""
+
+    async def deliver(
+        self, mounted: MountedPlugin, handler: str, event: sdk.Event, timeout: float
+    ) -> None:
+        """Run the plugin's event ``handler`` (``module:function``) with ``event``, bounded
+        by ``timeout``; raises whatever made it fail."""
 
     def served_routes(self, mounted: MountedPlugin) -> list[ServedRoute]:
         """What the plugin serves now, as far as known."""

@@ -55,6 +55,12 @@ class SandboxedRunner:
         self._own_openapi = app.openapi
         app.openapi = self._openapi  # type: ignore[method-assign]  # plugins' paths too
 
+    async def deliver(
+        self, mounted: MountedPlugin, handler: str, event: sdk.Event, timeout: float
+    ) -> None:
+        plugin_id = mounted.installation.plugin_id
+        await self.processes.deliver(plugin_id, handler, dataclasses.asdict(event), timeout)
+
     def _host_users(self) -> list[dict[str, Any]] | None:
         """``sdk.Users`` in a plugin process: the host's own users (``HostAuth.users``)."""
         listed = sdk.host_state(self.app).host_users

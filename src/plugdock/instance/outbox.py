@@ -1,0 +1,312 @@
+"""Host events in the database: declared points, the outbox, and each subscriber's delivery.
+
+- :func:`emit` inserts the event in the emitter's own transaction: rolled back, it never
+  happened; committed, it is delivered (at least once) even if the process dies next.
+- :func:`fan_out` turns new events into one delivery per plugin subscribed at that moment
+  (the event's flag and its deliveries in one transaction: a crash redoes both or neither).
+- :func:`claim` hands due deliveries to one worker with a conditional ``UPDATE`` per row, so
+  workers and replicas never take the same one and never wait on each other's locks; a
+  claim is a lease: a worker that dies leaves it to be claimed again when it runs out.
+- Per subscriber and event key, order holds: a delivery waits while an earlier one for the
+  same plugin and key is not done (retrying or dead), so "paid" never overtakes "created".
+- A failure is retried with backoff, :data:`MAX_ATTEMPTS` times, then dead (an admin
+  retries it). A disabled plugin's deliveries wait; an uninstalled plugin's are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, exists, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from plugdock.core.db import (
+    addon_installations,
+    connect_read,
+    event_deliveries,
+    event_outbox,
+    extension_points,
+    utcnow,
+)
+
+MAX_ATTEMPTS = 8
+BACKOFF_CAP_SECONDS = 300
+FAN_OUT_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Point:
+    """An extension point a host declared (kind ``event`` for now)."""
+
+    kind: str
+    name: str
+    version: int
+    payload_schema: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one plugin's handler, as a worker claimed it."""
+
+    id: int
+    plugin_id: str
+    handler: str
+    name: str
+    version: int
+    key: str | None
+    payload: dict[str, Any]
+    attempts: int  # this one included
+
+
+# -- declared points --------------------------------------------------------------------------
+
+
+def record_points(engine: Engine, points: Iterable[Point]) -> None:
+    """Record what the host declares at start (insert or update; others stay listed)."""
+    now = utcnow()
+    with engine.begin() as conn:
+        for point in points:
+            values = {
+                "version": point.version,
+                "payload_schema": point.payload_schema,
+                "description": point.description,
+                "declared_at": now,
+            }
+            key = (extension_points.c.kind == point.kind) & (extension_points.c.name == point.name)
+            if conn.execute(update(extension_points).where(key).values(values)).rowcount == 0:
+                conn.execute(
+                    insert(extension_points).values(kind=point.kind, name=point.name, **values)
+                )
+
+
+def declared_points(conn: Connection, kind: str = "event") -> dict[str, Point]:
+    rows = conn.execute(
+        select(extension_points).where(extension_points.c.kind == kind).order_by("name")
+    ).all()
+    return {r.name: Point(r.kind, r.name, r.version, r.payload_schema, r.description) for r in rows}
+
+
+# -- emitting ---------------------------------------------------------------------------------
+
+
+def emit(
+    conn: Connection, name: str, version: int, payload: dict[str, Any], key: str | None
+) -> None:
+    """Write one event into the outbox, in ``conn``'s transaction (the caller commits)."""
+    conn.execute(
+        insert(event_outbox).values(
+            name=name,
+            version=version,
+            event_key=key,
+            payload=payload,
+            emitted_at=utcnow(),
+            fanned_out=False,
+        )
+    )
+
+
+# -- delivering -------------------------------------------------------------------------------
+
+
+def fan_out(engine: Engine, subscribers: Mapping[str, list[tuple[str, str]]]) -> int:
+    """One delivery per subscriber (point name → [(plugin id, handler)]) of each new event."""
+    made = 0
+    with engine.begin() as conn:
+        new = conn.execute(
+            select(event_outbox.c.id, event_outbox.c.name, event_outbox.c.event_key)
+            .where(event_outbox.c.fanned_out == False)  # noqa: E712 - SQL, not Python
+            .order_by(event_outbox.c.id)
+            .limit(FAN_OUT_BATCH)
+        ).all()
+        now = utcnow()
+        for event in new:
+            taken = conn.execute(
+                update(event_outbox)
+                .where(event_outbox.c.id == event.id, event_outbox.c.fanned_out == False)  # noqa: E712
+                .values(fanned_out=True)
+            )
+            if taken.rowcount != 1:  # another worker fanned it out meanwhile
+                continue
+            rows = [
+                {
+                    "event_id": event.id,
+                    "plugin_id": plugin_id,
+                    "handler": handler,
+                    "event_key": event.event_key,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_at": now,
+                }
+                for plugin_id, handler in subscribers.get(event.name, [])
+            ]
+            if rows:
+                conn.execute(insert(event_deliveries), rows)
+                made += len(rows)
+        # An uninstalled plugin's deliveries go with it.
+        installed = select(addon_installations.c.plugin_id)
+        conn.execute(
+            delete(event_deliveries).where(
+                event_deliveries.c.plugin_id.not_in(installed),
+                event_deliveries.c.status != "done",
+            )
+        )
+    return made
+
+
+def _due(now: datetime) -> Any:
+    """Deliveries a worker may take now: pending and due, or claimed by a lease run out."""
+    d = event_deliveries.c
+    earlier = aliased(event_deliveries)
+    held = exists().where(
+        earlier.c.plugin_id == d.plugin_id,
+        earlier.c.event_key == d.event_key,
+        earlier.c.id < d.id,
+        earlier.c.status != "done",
+    )
+    enabled = exists().where(
+        addon_installations.c.plugin_id == d.plugin_id, addon_installations.c.enabled
+    )
+    return and_(
+        or_(
+            and_(d.status == "pending", d.next_at <= now),
+            and_(d.status == "running", d.claimed_until < now),
+        ),
+        or_(d.event_key.is_(None), ~held),
+        enabled,
+    )
+
+
+def claim(
+    engine: Engine,
+    worker: str,
+    *,
+    limit: int,
+    lease: timedelta,
+    plugins: Iterable[str] | None = None,
+) -> list[Delivery]:
+    """Up to ``limit`` due deliveries for ``worker`` (of ``plugins`` only, if given: those it
+    serves), each held until its lease runs out."""
+    now = utcnow()
+    d = event_deliveries.c
+    query = select(d.id).where(_due(now)).order_by(d.id).limit(limit * 2)
+    if plugins is not None:
+        query = query.where(d.plugin_id.in_(sorted(plugins)))
+    with connect_read(engine) as conn:
+        candidates = conn.execute(query).scalars().all()
+    claimed: list[int] = []
+    with engine.begin() as conn:
+        for delivery_id in candidates:
+            if len(claimed) == limit:
+                break
+            taken = conn.execute(
+                update(event_deliveries)
+                .where(d.id == delivery_id, _due(now))
+                .values(
+                    status="running",
+                    claimed_by=worker,
+                    claimed_until=now + lease,
+                    attempts=d.attempts + 1,
+                )
+            )
+            if taken.rowcount == 1:
+                claimed.append(delivery_id)
+    if not claimed:
+        return []
+    with connect_read(engine) as conn:
+        rows = conn.execute(
+            select(
+                d.id,
+                d.plugin_id,
+                d.handler,
+                d.event_key,
+                d.attempts,
+                event_outbox.c.name,
+                event_outbox.c.version,
+                event_outbox.c.payload,
+            )
+            .join(event_outbox, event_outbox.c.id == d.event_id)
+            .where(d.id.in_(claimed))
+            .order_by(d.id)
+        ).all()
+    return [
+        Delivery(
+            r.id, r.plugin_id, r.handler, r.name, r.version, r.event_key, r.payload, r.attempts
+        )
+        for r in rows
+    ]
+
+
+def finish(engine: Engine, delivery: Delivery, worker: str) -> None:
+    """The handler returned: done (only if this worker still holds it)."""
+    d = event_deliveries.c
+    with engine.begin() as conn:
+        conn.execute(
+            update(event_deliveries)
+            .where(d.id == delivery.id, d.claimed_by == worker, d.status == "running")
+            .values(status="done", finished_at=utcnow(), last_error=None, claimed_until=None)
+        )
+
+
+def fail(engine: Engine, delivery: Delivery, worker: str, error: str) -> str:
+    """The handler failed: retried after a backoff, or dead after :data:`MAX_ATTEMPTS`."""
+    d = event_deliveries.c
+    now = utcnow()
+    dead = delivery.attempts >= MAX_ATTEMPTS
+    backoff = timedelta(seconds=min(2 ** (delivery.attempts - 1), BACKOFF_CAP_SECONDS))
+    with engine.begin() as conn:
+        conn.execute(
+            update(event_deliveries)
+            .where(d.id == delivery.id, d.claimed_by == worker, d.status == "running")
+            .values(
+                status="dead" if dead else "pending",
+                next_at=now if dead else now + backoff,
+                last_error=error[:2000],
+                claimed_until=None,
+                finished_at=now if dead else None,
+            )
+        )
+    return "dead" if dead else "pending"
+
+
+def retry(engine: Engine, delivery_id: int) -> bool:
+    """An admin retries a dead delivery: pending again, its attempts counted afresh."""
+    d = event_deliveries.c
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(event_deliveries)
+            .where(d.id == delivery_id, d.status == "dead")
+            .values(status="pending", attempts=0, next_at=utcnow(), finished_at=None)
+        )
+    return done.rowcount == 1
+
+
+def list_deliveries(
+    conn: Connection, *, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The newest deliveries (optionally of one status), with their event's name and key."""
+    d = event_deliveries.c
+    query = (
+        select(
+            d.id,
+            d.plugin_id,
+            d.handler,
+            d.status,
+            d.attempts,
+            d.event_key,
+            d.last_error,
+            d.next_at,
+            d.finished_at,
+            event_outbox.c.name,
+            event_outbox.c.emitted_at,
+        )
+        .join(event_outbox, event_outbox.c.id == d.event_id)
+        .order_by(d.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(d.status == status)
+    return [dict(row._mapping) for row in conn.execute(query)]

@@ -143,7 +143,16 @@ def test_a_committed_event_reaches_the_plugin_and_a_rolled_back_one_never(
 
         points = client.get("/api/v1/extension-points", headers=ALICE)
         assert points.status_code == 200, points.text
-        [paid] = points.json()
+        by_name = {point["name"]: point for point in points.json()}
+        assert set(by_name) == {
+            "invoice.paid",
+            "plugin.installed",
+            "plugin.upgraded",
+            "plugin.uninstalled",
+            "plugin.enabled",
+            "plugin.disabled",
+        }
+        paid = by_name["invoice.paid"]
         assert (
             paid["name"] == "invoice.paid" and paid["description"] == "An invoice was paid in full."
         )
@@ -214,3 +223,43 @@ def test_emit_checks_what_it_is_given(tmp_path: Path) -> None:
         host.events.declare("invoice.paid", InvoicePaid)
     with pytest.raises(PlugdockError, match="not an event name"):
         host.events.declare("Invoice Paid", InvoicePaid)
+
+
+WATCHER = (
+    "from sqlalchemy import text\n\nfrom plugdock import sdk\n\n\n"
+    "def on_installed(event: sdk.Event) -> None:\n"
+    "    with sdk.session() as db:\n"
+    "        db.execute(text('INSERT INTO watcher_seen (plugin, version, actor) "
+    "VALUES (:plugin_id, :version, :actor)'), event.payload)\n"
+)
+
+
+def test_plugdock_tells_plugins_what_was_installed(tmp_path: Path) -> None:
+    """plugin.installed & co. are plugdock's own events, in every host, emitted in the
+    operation's own transaction."""
+    watcher = make_plugin(
+        tmp_path / "src",
+        "watcher",
+        up_sql="CREATE TABLE watcher_seen (plugin TEXT, version TEXT, actor TEXT);\n",
+        down_sql="DROP TABLE watcher_seen;\n",
+        extra_files={"backend/handlers.py": WATCHER},
+        metadata={"events": {"plugin.installed": "handlers:on_installed"}},
+    )
+    pack_into(watcher, tmp_path / "modules")
+    pack_into(make_plugin(tmp_path / "src", "other"), tmp_path / "modules")
+    url = f"sqlite:///{tmp_path / 'host.db'}"
+    app, _host = build(tmp_path, url)
+    with TestClient(app) as client:
+        for plugin_id in ("watcher", "other"):
+            done = client.post(
+                "/api/v1/marketplace/install", json={"plugin_id": plugin_id}, headers=ALICE
+            )
+            assert done.status_code == 200, done.text
+
+        def seen() -> list[tuple[str, str, str]]:
+            with create_engine(url).connect() as conn:
+                rows = conn.execute(text("SELECT plugin, version, actor FROM watcher_seen"))
+                return sorted(tuple(r) for r in rows)
+
+        # Its own install committed with the event, before it was served to handle it.
+        wait_for(lambda: seen() == [("other", "1.0.0", "alice"), ("watcher", "1.0.0", "alice")])

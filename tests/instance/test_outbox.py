@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from plugdock.core.db import event_deliveries, utcnow
 from plugdock.installer import Installer
@@ -20,13 +20,21 @@ from plugdock.instance import outbox
 from support import make_plugin, pack_into
 
 LEASE = timedelta(seconds=60)
-SUBSCRIBERS = {"invoice.paid": [("alpha", "handlers:paid"), ("beta", "handlers:paid")]}
+PAID = outbox.Point("event", "invoice.paid", 1, {"type": "object"}, "An invoice was paid")
 
 
 @pytest.fixture
 def two_plugins(installer: Installer, tmp_path: Path) -> Installer:
+    """alpha and beta, both handling invoice.paid (their installs record it)."""
+    outbox.record_points(installer.engine, [PAID])
     for plugin_id in ("alpha", "beta"):
-        pack_into(make_plugin(tmp_path / "src", plugin_id), installer.settings.plugin_local_dir)
+        folder = make_plugin(
+            tmp_path / "src",
+            plugin_id,
+            extra_files={"backend/handlers.py": "def paid(event):\n    pass\n"},
+            metadata={"events": {"invoice.paid": "handlers:paid"}},
+        )
+        pack_into(folder, installer.settings.plugin_local_dir)
         installer.install(plugin_id)
     return installer
 
@@ -51,10 +59,10 @@ def make_due(installer: Installer) -> None:
 def test_only_committed_events_are_delivered_once_per_subscriber(two_plugins: Installer) -> None:
     engine = two_plugins.engine
     emit(two_plugins, commit=False)
-    assert outbox.fan_out(engine, SUBSCRIBERS) == 0
+    assert outbox.fan_out(engine) == 0
     emit(two_plugins)
-    assert outbox.fan_out(engine, SUBSCRIBERS) == 2
-    assert outbox.fan_out(engine, SUBSCRIBERS) == 0  # fanned out once
+    assert outbox.fan_out(engine) == 2
+    assert outbox.fan_out(engine) == 0  # fanned out once
 
     first = outbox.claim(engine, "worker-1", limit=10, lease=LEASE)
     second = outbox.claim(engine, "worker-2", limit=10, lease=LEASE)
@@ -71,67 +79,70 @@ def test_a_key_is_delivered_in_order_and_a_failure_holds_the_later_ones(
     two_plugins: Installer,
 ) -> None:
     engine = two_plugins.engine
-    only_alpha = {"invoice.paid": [("alpha", "handlers:paid")]}
+    alpha = {"alpha"}  # beta has its own deliveries, claimed by nobody here
     emit(two_plugins, key="invoice:7")
     emit(two_plugins, key="invoice:7")
     emit(two_plugins, key="invoice:8")
-    outbox.fan_out(engine, only_alpha)
+    outbox.fan_out(engine)
 
-    batch = outbox.claim(engine, "w", limit=10, lease=LEASE)
+    batch = outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha)
     assert [d.key for d in batch] == ["invoice:7", "invoice:8"]  # the second 7 waits
     seven, eight = batch
     outbox.finish(engine, eight, "w")
     assert outbox.fail(engine, seven, "w", "gateway down") == "pending"
     make_due(two_plugins)
-    again = outbox.claim(engine, "w", limit=10, lease=LEASE)
+    again = outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha)
     assert [(d.id, d.attempts) for d in again] == [(seven.id, 2)]  # still before the next 7
 
     for _ in range(outbox.MAX_ATTEMPTS - 2):
         outbox.fail(engine, again[0], "w", "gateway down")
         make_due(two_plugins)
-        again = outbox.claim(engine, "w", limit=10, lease=LEASE)
+        again = outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha)
         assert [d.id for d in again] == [seven.id]
     assert outbox.fail(engine, again[0], "w", "gateway down") == "dead"
     make_due(two_plugins)
-    assert outbox.claim(engine, "w", limit=10, lease=LEASE) == []  # dead holds its key
+    # dead holds its key
+    assert outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha) == []
     with engine.connect() as conn:
         dead = outbox.list_deliveries(conn, status="dead")
     assert [(d["id"], d["last_error"]) for d in dead] == [(seven.id, "gateway down")]
 
     assert outbox.retry(engine, seven.id)
     assert not outbox.retry(engine, seven.id)  # only a dead one
-    retried = outbox.claim(engine, "w", limit=10, lease=LEASE)
+    retried = outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha)
     assert [(d.id, d.attempts) for d in retried] == [(seven.id, 1)]
     outbox.finish(engine, retried[0], "w")
-    later = outbox.claim(engine, "w", limit=10, lease=LEASE)
+    later = outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha)
     assert [d.key for d in later] == ["invoice:7"]  # the held one, at last
 
 
 def test_a_lease_that_runs_out_is_claimed_again(two_plugins: Installer) -> None:
     engine = two_plugins.engine
+    alpha = {"alpha"}
     emit(two_plugins)
-    outbox.fan_out(engine, {"invoice.paid": [("alpha", "handlers:paid")]})
-    taken = outbox.claim(engine, "dies", limit=10, lease=timedelta(seconds=-1))
+    outbox.fan_out(engine)
+    taken = outbox.claim(engine, "dies", limit=10, lease=timedelta(seconds=-1), plugins=alpha)
     assert len(taken) == 1
-    again = outbox.claim(engine, "lives", limit=10, lease=LEASE)
+    again = outbox.claim(engine, "lives", limit=10, lease=LEASE, plugins=alpha)
     assert [(d.id, d.attempts) for d in again] == [(taken[0].id, 2)]
     outbox.finish(engine, taken[0], "dies")  # the dead worker's late word changes nothing
     with engine.connect() as conn:
-        assert outbox.list_deliveries(conn)[0]["status"] == "running"
+        [mine] = [d for d in outbox.list_deliveries(conn) if d["id"] == taken[0].id]
+    assert mine["status"] == "running"
 
 
 def test_disabled_plugins_wait_and_uninstalled_ones_are_dropped(two_plugins: Installer) -> None:
     engine = two_plugins.engine
     two_plugins.disable("alpha")
     emit(two_plugins)
-    outbox.fan_out(engine, SUBSCRIBERS)
+    outbox.fan_out(engine)
     assert [d.plugin_id for d in outbox.claim(engine, "w", limit=10, lease=LEASE)] == ["beta"]
     two_plugins.enable("alpha")
     assert [d.plugin_id for d in outbox.claim(engine, "w", limit=10, lease=LEASE)] == ["alpha"]
 
     emit(two_plugins)
     two_plugins.uninstall("beta")
-    outbox.fan_out(engine, SUBSCRIBERS)  # beta's new delivery is made, then swept
+    outbox.fan_out(engine)  # beta's new delivery is made, then swept
     with engine.connect() as conn:
         pending = [d for d in outbox.list_deliveries(conn) if d["status"] == "pending"]
     assert [d["plugin_id"] for d in pending] == ["alpha"]
@@ -148,3 +159,30 @@ def test_declared_points_are_recorded_and_updated(engine: object) -> None:
         points = outbox.declared_points(conn)
     assert list(points) == ["invoice.paid"]
     assert (points["invoice.paid"].version, points["invoice.paid"].description) == (2, "v2")
+
+
+def test_old_deliveries_are_swept_but_dead_ones_stay(two_plugins: Installer) -> None:
+    from plugdock.core.db import event_outbox
+
+    engine = two_plugins.engine
+    alpha = {"alpha"}
+    two_plugins.uninstall("beta")
+    emit(two_plugins)
+    emit(two_plugins)
+    outbox.fan_out(engine)
+    done, dead = outbox.claim(engine, "w", limit=10, lease=LEASE, plugins=alpha)
+    outbox.finish(engine, done, "w")
+    with engine.begin() as conn:
+        conn.execute(
+            update(event_deliveries)
+            .where(event_deliveries.c.id == dead.id)
+            .values(status="dead", finished_at=utcnow())
+        )
+        old = utcnow() - outbox.RETENTION - timedelta(days=1)
+        conn.execute(update(event_deliveries).values(finished_at=old))
+        conn.execute(update(event_outbox).values(emitted_at=old))
+    outbox.sweep(engine)
+    with engine.connect() as conn:
+        assert [(d["id"], d["status"]) for d in outbox.list_deliveries(conn)] == [(dead.id, "dead")]
+        events_left = conn.execute(select(event_outbox.c.id)).scalars().all()
+    assert len(events_left) == 1  # the dead delivery's event; the delivered one is gone

@@ -288,6 +288,17 @@ event_outbox = Table(
     Index("ix_plugdock_events_fanned_out", "fanned_out", "id"),
 )
 
+# Which installed plugin handles which event (metadata.json's "events"), written in its
+# operation's transaction: fan-out reads it, so a plugin installed on another replica gets
+# every event committed after its install, whether or not this worker serves it yet.
+event_subscriptions = Table(
+    "plugdock_event_subscriptions",
+    core_metadata,
+    Column("plugin_id", String(64), primary_key=True),
+    Column("event_name", String(100), primary_key=True),
+    Column("handler", String(200), nullable=False),
+)
+
 # One row per (event, subscribing plugin): its attempts, claim and outcome.
 event_deliveries = Table(
     "plugdock_event_deliveries",

@@ -40,12 +40,22 @@ from plugdock.host.state import panel_state
 from plugdock.instance import outbox
 from plugdock.package.metadata import POINT_NAME
 
+_PAST = {
+    "install": "installed",
+    "upgrade": "upgraded",
+    "uninstall": "uninstalled",
+    "enable": "enabled",
+    "disable": "disabled",
+}
+
 
 class HostEvents:
     """The events one host declares (:meth:`declare`) and emits (:meth:`emit`)."""
 
     def __init__(self) -> None:
         self._models: dict[str, tuple[type[BaseModel], int, str]] = {}
+        for action, name in outbox.PLUGIN_EVENTS.items():  # plugdock's own, in every host
+            self._models[name] = (outbox.PluginChanged, 1, f"A plugin was {_PAST[action]}.")
 
     def declare(
         self,

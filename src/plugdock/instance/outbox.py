@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine, and_, delete, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
@@ -28,6 +29,7 @@ from plugdock.core.db import (
     connect_read,
     event_deliveries,
     event_outbox,
+    event_subscriptions,
     extension_points,
     utcnow,
 )
@@ -35,6 +37,27 @@ from plugdock.core.db import (
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
 FAN_OUT_BATCH = 200
+#: Delivered events and their deliveries are kept this long (the deliveries page), then go.
+RETENTION = timedelta(days=7)
+
+
+class PluginChanged(BaseModel):
+    """A plugin was installed, upgraded, uninstalled, enabled or disabled."""
+
+    plugin_id: str
+    version: str
+    actor: str | None = Field(None, description="who did it; null for plugdock itself")
+
+
+#: What plugdock emits in every host, in the operation's own transaction (audit action →
+#: event name); a host declares them all (plugdock.host.events).
+PLUGIN_EVENTS = {
+    "install": "plugin.installed",
+    "upgrade": "plugin.upgraded",
+    "uninstall": "plugin.uninstalled",
+    "enable": "plugin.enabled",
+    "disable": "plugin.disabled",
+}
 
 
 @dataclass(frozen=True)
@@ -112,10 +135,40 @@ def emit(
 # -- delivering -------------------------------------------------------------------------------
 
 
-def fan_out(engine: Engine, subscribers: Mapping[str, list[tuple[str, str]]]) -> int:
-    """One delivery per subscriber (point name → [(plugin id, handler)]) of each new event."""
+def set_subscriptions(conn: Connection, plugin_id: str, handlers: Mapping[str, str]) -> None:
+    """What ``plugin_id`` handles from now on (event name → handler), in the caller's
+    transaction: the install, upgrade or uninstall (nothing) that changes it."""
+    s = event_subscriptions.c
+    conn.execute(delete(event_subscriptions).where(s.plugin_id == plugin_id))
+    if handlers:
+        conn.execute(
+            insert(event_subscriptions),
+            [
+                {"plugin_id": plugin_id, "event_name": name, "handler": handler}
+                for name, handler in sorted(handlers.items())
+            ],
+        )
+
+
+def subscribers(conn: Connection) -> dict[str, list[tuple[str, str]]]:
+    """Event name → [(plugin id, handler)] of the installed plugins, enabled or not."""
+    s = event_subscriptions.c
+    rows = conn.execute(
+        select(s.event_name, s.plugin_id, s.handler)
+        .join(addon_installations, addon_installations.c.plugin_id == s.plugin_id)
+        .order_by(s.event_name, s.plugin_id)
+    ).all()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for row in rows:
+        found.setdefault(row.event_name, []).append((row.plugin_id, row.handler))
+    return found
+
+
+def fan_out(engine: Engine) -> int:
+    """One delivery per plugin subscribed now (:func:`subscribers`) to each new event."""
     made = 0
     with engine.begin() as conn:
+        handlers = subscribers(conn)
         new = conn.execute(
             select(event_outbox.c.id, event_outbox.c.name, event_outbox.c.event_key)
             .where(event_outbox.c.fanned_out == False)  # noqa: E712 - SQL, not Python
@@ -141,7 +194,7 @@ def fan_out(engine: Engine, subscribers: Mapping[str, list[tuple[str, str]]]) ->
                     "attempts": 0,
                     "next_at": now,
                 }
-                for plugin_id, handler in subscribers.get(event.name, [])
+                for plugin_id, handler in handlers.get(event.name, [])
             ]
             if rows:
                 conn.execute(insert(event_deliveries), rows)
@@ -155,6 +208,22 @@ def fan_out(engine: Engine, subscribers: Mapping[str, list[tuple[str, str]]]) ->
             )
         )
     return made
+
+
+def sweep(engine: Engine) -> None:
+    """Forget what was delivered more than :data:`RETENTION` ago (dead ones stay)."""
+    before = utcnow() - RETENTION
+    d = event_deliveries.c
+    with engine.begin() as conn:
+        conn.execute(delete(event_deliveries).where(d.status == "done", d.finished_at < before))
+        undone = exists().where(d.event_id == event_outbox.c.id)
+        conn.execute(
+            delete(event_outbox).where(
+                event_outbox.c.fanned_out == True,  # noqa: E712 - SQL
+                event_outbox.c.emitted_at < before,
+                ~undone,
+            )
+        )
 
 
 def _due(now: datetime) -> Any:

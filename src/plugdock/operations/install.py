@@ -168,6 +168,7 @@ def install(
                     meta.id,
                     meta.version,
                     {"tables": list(migration.tables), "sha256": staged.info.sha256},
+                    events=meta.events,
                 ),
             )
     except BaseException as exc:

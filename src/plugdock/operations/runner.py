@@ -7,7 +7,7 @@ an operation happens: before it every effect is undone, after it only clean-up r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from plugdock.core.db import bump_generation
 from plugdock.core.failpoints import failpoint
 from plugdock.errors import PackageError, PlugdockError, StepError
-from plugdock.instance import audit
+from plugdock.instance import audit, outbox
 from plugdock.instance.notify import notify_change
 from plugdock.instance.package_store import sweep as sweep_packages
 from plugdock.instance.registry import list_installations, write_registry
@@ -49,6 +49,8 @@ class Change:
     plugin_id: str
     version: str
     detail: dict[str, Any] = field(default_factory=dict)
+    # The events the plugin handles from now on (metadata.json's "events"); None: unchanged.
+    events: Mapping[str, str] | None = None
 
 
 def commit_change(
@@ -66,6 +68,15 @@ def commit_change(
         plugin_id=change.plugin_id,
         version=change.version,
         detail=change.detail or None,
+    )
+    if change.events is not None:
+        outbox.set_subscriptions(conn, change.plugin_id, change.events)
+    outbox.emit(  # for plugins that handle plugin.installed & co., with this very commit
+        conn,
+        outbox.PLUGIN_EVENTS[change.action],
+        1,
+        {"plugin_id": change.plugin_id, "version": change.version, "actor": change.actor},
+        f"plugin:{change.plugin_id}",
     )
     sweep_packages(conn)  # packages no row names any more (an upgrade's or uninstall's old one)
     generation = bump_generation(conn)

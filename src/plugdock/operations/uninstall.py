@@ -157,6 +157,7 @@ def uninstall(
                         plugin_id,
                         installation.version,
                         {"forced": True} if force else {},
+                        events={},
                     ),
                 )
     except BaseException as exc:

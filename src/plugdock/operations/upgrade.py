@@ -254,6 +254,7 @@ def upgrade(
                         "steps": [s.version for s in upgrade_steps],
                         "sha256": staged.info.sha256,
                     },
+                    events=meta.events,
                 ),
             )
     except BaseException as exc:

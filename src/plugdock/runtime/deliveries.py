@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import uuid
 from datetime import timedelta
 
@@ -27,6 +28,7 @@ from plugdock.runtime.mounts import Mounts
 log = logging.getLogger("plugdock.runtime")
 
 CLAIM_BATCH = 20
+SWEEP_EVERY = 3600.0  # seconds between a worker's sweeps of old deliveries
 
 
 class EventDeliverer:
@@ -40,18 +42,7 @@ class EventDeliverer:
         self.lease = timedelta(seconds=handler_timeout + 30)
         self.worker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.wakeup = asyncio.Event()
-
-    def subscribers(self) -> dict[str, list[tuple[str, str]]]:
-        """Event name → [(plugin id, handler)] of the plugins this worker serves."""
-        found: dict[str, list[tuple[str, str]]] = {}
-        for plugin_id in sorted(self.mounts.mounted):
-            try:
-                meta = self.mounts.metadata(plugin_id)
-            except Exception:  # unreadable: the runtime reports that plugin elsewhere
-                continue
-            for name, handler in meta.events.items():
-                found.setdefault(name, []).append((plugin_id, handler))
-        return found
+        self._next_sweep = 0.0
 
     async def run(self, interval: float) -> None:
         """Deliver until cancelled: at once when woken, else every ``interval`` seconds."""
@@ -67,8 +58,10 @@ class EventDeliverer:
 
     async def once(self) -> bool:
         """Fan out, claim and deliver one batch; True when the batch was full."""
-        subscribers = self.subscribers()
-        await run_in_threadpool(outbox.fan_out, self.engine, subscribers)
+        await run_in_threadpool(outbox.fan_out, self.engine)
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + SWEEP_EVERY
+            await run_in_threadpool(outbox.sweep, self.engine)
         served = set(self.mounts.mounted)
         if not served:
             return False

@@ -39,6 +39,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_plugdock_events_fanned_out", "plugdock_events", ["fanned_out", "id"])
     op.create_table(
+        "plugdock_event_subscriptions",
+        sa.Column("plugin_id", sa.String(64), primary_key=True),
+        sa.Column("event_name", sa.String(100), primary_key=True),
+        sa.Column("handler", sa.String(200), nullable=False),
+    )
+    op.create_table(
         "plugdock_event_deliveries",
         sa.Column("id", _ID, primary_key=True),
         sa.Column("event_id", _ID, nullable=False),
@@ -65,5 +71,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("plugdock_event_deliveries")
+    op.drop_table("plugdock_event_subscriptions")
     op.drop_table("plugdock_events")
     op.drop_table("plugdock_extension_points")

@@ -263,3 +263,60 @@ def test_plugdock_tells_plugins_what_was_installed(tmp_path: Path) -> None:
 
         # Its own install committed with the event, before it was served to handle it.
         wait_for(lambda: seen() == [("other", "1.0.0", "alice"), ("watcher", "1.0.0", "alice")])
+
+
+AUDITOR = (
+    "from sqlalchemy import text\n\nfrom plugdock import sdk\n\n\n"
+    "def on_user(event: sdk.Event) -> None:\n"
+    "    with sdk.session() as db:\n"
+    "        db.execute(text('INSERT INTO auditor_seen (event, username) VALUES (:e, :u)'),"
+    " {'e': event.name, 'u': event.payload['username']})\n"
+)
+
+
+def test_the_panel_emits_its_users_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference panel is a host that declares user.created and user.signed_in."""
+    from plugdock.host.app import create_app
+    from support import instance_settings
+
+    monkeypatch.setenv("PLUGDOCK_ADMIN_PASSWORD", "admin-pass-for-tests")
+    auditor = make_plugin(
+        tmp_path / "src",
+        "auditor",
+        up_sql="CREATE TABLE auditor_seen (event TEXT, username TEXT);\n",
+        down_sql="DROP TABLE auditor_seen;\n",
+        extra_files={"backend/handlers.py": AUDITOR},
+        metadata={
+            "events": {"user.created": "handlers:on_user", "user.signed_in": "handlers:on_user"}
+        },
+    )
+    pack_into(auditor, tmp_path / "modules")
+    url = f"sqlite:///{tmp_path / 'panel.db'}"
+    with TestClient(create_app(instance_settings(tmp_path, url))) as client:
+        login = {"username": "admin", "password": "admin-pass-for-tests"}
+        token = client.post("/api/v1/auth/login", json=login).json()["access_token"]
+        admin = {"Authorization": f"Bearer {token}"}
+        done = client.post(
+            "/api/v1/marketplace/install", json={"plugin_id": "auditor"}, headers=admin
+        )
+        assert done.status_code == 200, done.text
+        made = client.post(
+            "/api/v1/users",
+            json={"username": "carol", "password": "carol-password-1", "role": "user"},
+            headers=admin,
+        )
+        assert made.status_code in (200, 201), made.text
+        signed_in = client.post(
+            "/api/v1/auth/login", json={"username": "carol", "password": "carol-password-1"}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+
+        def seen() -> list[tuple[str, str]]:
+            with create_engine(url).connect() as conn:
+                rows = conn.execute(text("SELECT event, username FROM auditor_seen"))
+                return sorted(tuple(r) for r in rows)
+
+        # (The admin's sign-in, a moment before the install, may reach it too: an event goes
+        # to the plugins installed when a worker fans it out, a moment after its commit.)
+        carol = [("user.created", "carol"), ("user.signed_in", "carol")]
+        wait_for(lambda: [row for row in seen() if row[1] == "carol"] == carol)

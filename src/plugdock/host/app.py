@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from plugdock.config import Settings, load_settings
 from plugdock.core.headers import install_docs
-from plugdock.host import accounts, auth, core_api, frontend
+from plugdock.host import accounts, auth, core_api, frontend, users
 from plugdock.host.embedding import HostAuth, PluginHost
 from plugdock.version import __version__
 
@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secure_host_routes=True,  # every answer of the panel gets the limits and headers
     )
     engine = host.engine
+    for name in (users.USER_CREATED, users.USER_SIGNED_IN):
+        host.events.declare(name, users.UserEvent)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -57,7 +57,7 @@ from plugdock.host import devices, sessions, throttle
 from plugdock.host import users as user_store
 from plugdock.host.passwords import hash_password, needs_rehash, verify_dummy, verify_password
 from plugdock.host.state import AuthConfig, panel_state
-from plugdock.instance import audit
+from plugdock.instance import audit, outbox
 
 log = logging.getLogger(__name__)
 
@@ -399,6 +399,15 @@ def _sign_in(body: LoginRequest, request: Request) -> _SignedIn:
             actor=record.username,
             action=audit.LOGIN,
             detail={"client": client, "known_device": device is not None},
+        )
+        outbox.emit(
+            conn,
+            user_store.USER_SIGNED_IN,
+            1,
+            user_store.UserEvent(
+                user_id=record.id, username=record.username, role=record.role
+            ).model_dump(),
+            f"user:{record.id}",
         )
     token = create_access_token(
         record, config.secret, minutes=config.token_minutes, session_id=session_id

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
@@ -28,7 +29,7 @@ from plugdock.core.db import connect_read, users, utcnow
 from plugdock.errors import LastAdminError, UserError, UserExistsError, UserNotFoundError
 from plugdock.host.passwords import hash_password
 from plugdock.host.sessions import end_user_sessions
-from plugdock.instance import audit
+from plugdock.instance import audit, outbox
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,19 @@ class UserRecord:
 
     def as_sdk_user(self) -> sdk.User:
         return sdk.User(id=self.id, username=self.username, role=self.role)
+
+
+#: The panel's own events (declared by plugdock.host.app, emitted with the change).
+USER_CREATED = "user.created"
+USER_SIGNED_IN = "user.signed_in"
+
+
+class UserEvent(BaseModel):
+    """A panel user was created, or signed in."""
+
+    user_id: int
+    username: str
+    role: str
 
 
 def normalize_username(username: str) -> str:
@@ -140,6 +154,13 @@ def create_user(
     )
     record = get_by_username(conn, name)
     assert record is not None
+    outbox.emit(  # the panel declares it (plugdock.host.app); in the same transaction
+        conn,
+        USER_CREATED,
+        1,
+        UserEvent(user_id=record.id, username=name, role=role).model_dump(),
+        f"user:{record.id}",
+    )
     return record
 
 

@@ -65,7 +65,13 @@ log = logging.getLogger("plugdock.host")
 
 CSRF_HEADER = "X-Plugdock-CSRF"
 #: Paths plugdock itself serves in a host (plugins' declared paths come on top).
-PLUGDOCK_PREFIXES = ("/api/v1/marketplace/", "/api/v1/frontend/", "/plugins/", "/readyz")
+PLUGDOCK_PREFIXES = (
+    "/api/v1/marketplace/",
+    "/api/v1/frontend/",
+    "/plugins/",
+    "/plugins-ui/",
+    "/readyz",
+)
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

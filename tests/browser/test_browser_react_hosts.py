@@ -1,0 +1,332 @@
+"""@plugdock/react in host apps that are not plugdock's: a Vite + React app and a Next.js app.
+
+Each host is built for real from its committed template (tests/browser/hosts/<name>/, exact
+versions in package.json and package-lock.json) with @plugdock/react unpacked from the
+``npm pack`` tarball of packages/react, and served by a small FastAPI app of its own: its own
+accounts and cookie sign-in (``HostAuth(current_user=...)``), ``PluginHost(...).mount(app)``,
+a SQLite file, real uvicorn on loopback. No ``/static/`` anywhere: plugin frames load their
+runtime from plugdock's ``/plugins-ui/_/``.
+
+The hosts' node_modules are cached in tests/browser/hosts/.cache/ (gitignored), keyed by
+each template's package.json and lock file, so only the first run installs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import Cookie, FastAPI, Form, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from playwright.sync_api import Browser, FrameLocator, Page, expect
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from browser_support import ARTIFACTS, TIMEOUT_MS
+from plugdock import HostAuth, HostUser, PluginHost
+from plugdock.config import load_settings
+from support import CHATBOT, CHATBOT_VERSION, REPO, pack_into
+
+PACKAGE = REPO / "packages" / "react"
+HOSTS = Path(__file__).resolve().parent / "hosts"
+CACHE = HOSTS / ".cache"
+#: npm and a build may take a while on a fresh machine (the whole module stays under 3 min).
+NPM_TIMEOUT_S = 150
+OPERATION_MS = 60_000
+#: The host's accounts: session cookie value → (id, name, admin).
+ACCOUNTS = {"alice-session": (1, "alice", True), "bob-session": (2, "bob", False)}
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> None:
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=NPM_TIMEOUT_S,
+        env={**os.environ, **env, "NEXT_TELEMETRY_DISABLED": "1"},
+    )
+    assert done.returncode == 0, f"{' '.join(args)} in {cwd}:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.fixture(scope="module")
+def package_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``npm pack`` of packages/react (its prepack builds dist/), as a host would install it."""
+    if not (PACKAGE / "node_modules" / ".package-lock.json").is_file():
+        _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], PACKAGE)
+    out = tmp_path_factory.mktemp("package")
+    _run(["npm", "pack", "--pack-destination", str(out), "--loglevel=error"], PACKAGE)
+    (tarball,) = out.glob("plugdock-react-*.tgz")
+    with tarfile.open(tarball) as packed:
+        names = set(packed.getnames())
+    # What `files` and `exports` promise: the module, its types, the stylesheet; no sources.
+    expected = {"package/dist/index.js", "package/dist/types/index.d.ts", "package/dist/styles.css"}
+    assert expected <= names and "package/README.md" in names
+    assert not any(name.startswith("package/src/") for name in names)
+    return tarball
+
+
+def build_host(name: str, tarball: Path, out: Path) -> Path:
+    """Build the host template ``name`` with the package; returns the folder of its built site."""
+    template = HOSTS / name
+    key = hashlib.sha256(
+        (template / "package.json").read_bytes() + (template / "package-lock.json").read_bytes()
+    ).hexdigest()[:16]
+    project = CACHE / f"{name}-{key}"
+    if not (project / "node_modules" / ".package-lock.json").is_file():
+        shutil.rmtree(project, ignore_errors=True)
+        project.mkdir(parents=True)
+        for manifest in ("package.json", "package-lock.json"):
+            shutil.copy2(template / manifest, project / manifest)
+        _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], project)
+    # The sources afresh each run (the cache holds node_modules, not a stale app).
+    for entry in template.iterdir():
+        if entry.name in ("package.json", "package-lock.json", "node_modules", ".cache"):
+            continue
+        target = project / entry.name
+        if entry.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(entry, target)
+        else:
+            shutil.copy2(entry, target)
+    # @plugdock/react as `npm install <tarball>` lays it out (it has no dependencies).
+    installed = project / "node_modules" / "@plugdock" / "react"
+    shutil.rmtree(installed, ignore_errors=True)
+    unpacked = out / "unpacked"
+    with tarfile.open(tarball) as packed:
+        packed.extractall(unpacked, filter="data")
+    installed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(unpacked / "package", installed)
+    site = out / "site"
+    _run(["npm", "run", "--silent", "build"], project, HOST_OUT_DIR=str(site))
+    if not site.is_dir():  # Next.js exports into the project's out/
+        shutil.copytree(project / "out", site)
+    return site
+
+
+# -- the host's backend ------------------------------------------------------------------------
+
+
+def host_app(tmp: Path, site: Path) -> FastAPI:
+    """A host app with its own sign-in, serving its built frontend and plugdock."""
+
+    def current_user(host_session: str | None = Cookie(None)) -> HostUser | None:
+        if host_session is None:
+            return None
+        if host_session not in ACCOUNTS:
+            raise HTTPException(401, "unknown session")
+        uid, name, admin = ACCOUNTS[host_session]
+        return HostUser(id=uid, username=name, is_admin=admin)
+
+    app = FastAPI()
+
+    @app.post("/host/login")
+    def login(username: str = Form(...)) -> Response:
+        session = f"{username}-session"
+        if session not in ACCOUNTS:
+            raise HTTPException(401, "no such account")
+        answer = RedirectResponse("/", status_code=303)
+        answer.set_cookie("host_session", session, httponly=True, samesite="lax")
+        return answer
+
+    @app.get("/host/me")
+    def me(host_session: str | None = Cookie(None)) -> JSONResponse:
+        user = current_user(host_session)
+        if user is None:
+            raise HTTPException(401, "signed out")
+        return JSONResponse(user.model_dump(mode="json"))
+
+    modules = tmp / "modules"
+    pack_into(CHATBOT, modules)
+    settings = load_settings(home=tmp / "instance", plugin_local_dir=modules)
+    PluginHost(
+        HostAuth(current_user=current_user),
+        settings=settings,
+        database_url=f"sqlite:///{tmp / 'host.db'}",
+    ).mount(app)
+
+    # The built site: its asset folders, and for any other page the HTML the build made for it
+    # (Next.js: one file per route) or the app's index.html (a client-side router). A 404
+    # handler, not a catch-all route: plugin routes mounted later must not be shadowed.
+    for folder in site.iterdir():
+        if folder.is_dir():
+            app.mount(f"/{folder.name}", StaticFiles(directory=folder), name=f"site-{folder.name}")
+
+    async def page_or_404(request: Request, exc: Exception) -> Response:
+        path = request.url.path
+        if request.method == "GET" and not path.startswith(("/api/", "/plugins")):
+            for candidate in (site / f"{path.strip('/')}.html", site / "index.html"):
+                if candidate.is_file() and candidate.resolve().is_relative_to(site.resolve()):
+                    return FileResponse(candidate, headers={"Cache-Control": "no-cache"})
+        assert isinstance(exc, StarletteHTTPException)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    app.add_exception_handler(404, page_or_404)
+    return app
+
+
+@dataclass
+class Host:
+    url: str
+
+
+@pytest.fixture
+def serve() -> Iterator[object]:
+    """Start a host app with real uvicorn on a free loopback port, in a thread."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: FastAPI) -> Host:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "the host did not start"
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        return Host(f"http://127.0.0.1:{port}")
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+# -- what a user does in the host ----------------------------------------------------------------
+
+
+def sign_in(page: Page, host: Host, account: str) -> None:
+    page.goto(f"{host.url}/")
+    page.get_by_label("Account").fill(account)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"Signed in to Acme as {account}")).to_be_visible()
+
+
+def widget(page: Page) -> FrameLocator:
+    return page.frame_locator('iframe.widget-frame[data-plugin-frame="ai_chatbot"] >> nth=0')
+
+
+def plugin_page(page: Page) -> FrameLocator:
+    return page.frame_locator("iframe.plugin-frame")
+
+
+def chatbot_lifecycle(page: Page, browser: Browser, host: Host, name: str) -> None:
+    """Install, use and uninstall the chatbot in the host's own UI; bob may not install."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    nav = page.get_by_role("navigation", name="Acme")
+    sign_in(page, host, "alice")
+    page.evaluate("window.__noReload = true")  # the plugin must appear without a reload
+    nav.get_by_role("link", name="Plugins").click()
+    expect(page.get_by_role("heading", name="Marketplace", level=1)).to_be_visible()
+    chatbot = page.get_by_role("listitem").filter(
+        has=page.get_by_role("heading", name="AI Chatbot")
+    )
+    expect(chatbot).to_contain_text(f"v{CHATBOT_VERSION}")
+    expect(nav.get_by_role("link", name="Chats")).to_have_count(0)
+
+    # A cross-site form cannot send plugdock's header: with the host's cookie alone, refused.
+    forged = page.request.post(
+        f"{host.url}/api/v1/marketplace/install", data={"plugin_id": "ai_chatbot"}
+    )
+    assert forged.status == 403 and "X-Plugdock-CSRF" in forged.text()
+
+    chatbot.get_by_role("button", name="Install AI Chatbot").click()
+    installed = page.get_by_role("status").filter(has_text="installed")
+    expect(installed).to_contain_text(
+        f"AI Chatbot {CHATBOT_VERSION} installed", timeout=OPERATION_MS
+    )
+    expect(chatbot).to_contain_text(f"Installed v{CHATBOT_VERSION}")
+    chats_link = nav.get_by_role("link", name="Chats")  # usePluginNav, in the host's own nav
+    expect(chats_link).to_be_visible()
+    bubble = widget(page).get_by_role("button", name="Open support chat")
+    expect(bubble).to_be_visible()
+    assert page.evaluate("window.__noReload") is True
+    page.screenshot(path=str(ARTIFACTS / f"host-{name}-marketplace.png"), full_page=True)
+
+    # The plugin's page in the host's UI: framed, its requests through the host's fetch.
+    chats_link.click()
+    expect(page).to_have_url(re.compile(r"/support/chats|path=%2Fsupport%2Fchats"))
+    chats = plugin_page(page)
+    expect(chats.get_by_role("heading", name="Chats", level=1)).to_be_visible()
+    frame = page.locator("iframe.plugin-frame")
+    expect(frame).to_have_attribute("sandbox", "allow-scripts allow-forms")
+
+    # A visitor's chat through the bubble: its POSTs go through the host's bridge.
+    bubble.click()
+    dialog = widget(page).get_by_role("dialog", name="Chat with us")
+    dialog.get_by_label("Name").fill("Ada Lovelace")
+    dialog.get_by_label("Email").fill("ada@example.com")
+    dialog.get_by_role("button", name="Start chat").click()
+    log = dialog.get_by_role("log", name="Conversation")
+    expect(log).to_contain_text("Assistant said:")
+    dialog.get_by_label("Your message").fill("How much does it cost?")
+    dialog.get_by_role("button", name="Send").click()
+    expect(log).to_contain_text("You said: How much does it cost?")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    chats.get_by_role("button", name="Refresh").click()
+    expect(chats.get_by_role("table")).to_contain_text("ada@example.com")
+    page.screenshot(path=str(ARTIFACTS / f"host-{name}-chats.png"), full_page=True)
+
+    nav.get_by_role("link", name="Installed").click()
+    expect(page.get_by_role("heading", name="Installed plugins", level=1)).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="AI Chatbot")).to_contain_text("Running")
+
+    # bob is no admin to the host: no install or uninstall buttons, and the API says no.
+    other = browser.new_context()
+    other.set_default_timeout(TIMEOUT_MS)
+    try:
+        bob = other.new_page()
+        sign_in(bob, host, "bob")
+        bob.get_by_role("navigation", name="Acme").get_by_role("link", name="Plugins").click()
+        expect(bob.get_by_text("Only administrators can install")).to_be_visible()
+        expect(bob.get_by_role("button", name=re.compile(r"^(Install|Uninstall)"))).to_have_count(0)
+        # The chats page is for admins: usePluginNav leaves it out for bob.
+        bob_nav = bob.get_by_role("navigation", name="Acme")
+        expect(bob_nav.get_by_role("link", name="Plugins")).to_be_visible()
+        expect(bob_nav.get_by_role("link", name="Chats")).to_have_count(0)
+        refused = bob.request.delete(
+            f"{host.url}/api/v1/marketplace/uninstall/ai_chatbot",
+            headers={"X-Plugdock-CSRF": "1"},
+        )
+        assert refused.status == 403, refused.text()
+    finally:
+        other.close()
+
+    # Uninstall with its confirm dialog: the nav item, the page and the bubble go.
+    nav.get_by_role("link", name="Plugins").click()
+    chatbot.get_by_role("button", name="Uninstall AI Chatbot").click()
+    confirm = page.get_by_role("dialog", name="Uninstall AI Chatbot?")
+    expect(confirm).to_be_visible()
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    chatbot.get_by_role("button", name="Uninstall AI Chatbot").click()
+    confirm.get_by_role("button", name="Uninstall").click()
+    removed = page.get_by_role("status").filter(has_text="uninstalled")
+    expect(removed).to_contain_text(
+        f"ai_chatbot {CHATBOT_VERSION} uninstalled", timeout=OPERATION_MS
+    )
+    expect(nav.get_by_role("link", name="Chats")).to_have_count(0)
+    expect(page.locator("iframe.widget-frame")).to_have_count(0)
+    assert page.evaluate("window.__noReload") is True
+
+
+def test_a_vite_react_host_installs_uses_and_uninstalls_the_chatbot(
+    page: Page, browser: Browser, serve, package_tarball: Path, tmp_path: Path
+) -> None:
+    site = build_host("vite", package_tarball, tmp_path / "build")
+    assert not (site / "static").exists()  # nothing of the panel's: the host's own assets
+    host = serve(host_app(tmp_path, site))
+    chatbot_lifecycle(page, browser, host, "vite")

@@ -26,6 +26,8 @@ await esbuild.build({
   // The host's React: never a second copy (react/jsx-runtime, react-dom/client included).
   external: ["react", "react/*", "react-dom", "react-dom/*"],
   legalComments: "none",
+  // Hooks and components only: a client module where React Server Components draw the line.
+  banner: { js: '"use client";' },
   logLevel: "warning",
 });
 await copyFile(path.join(here, "src", "styles.css"), path.join(dist, "styles.css"));

@@ -29,7 +29,6 @@ import pytest
 import uvicorn
 from fastapi import Cookie, FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, FrameLocator, Page, expect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -156,18 +155,16 @@ def host_app(tmp: Path, site: Path) -> FastAPI:
         database_url=f"sqlite:///{tmp / 'host.db'}",
     ).mount(app)
 
-    # The built site: its asset folders, and for any other page the HTML the build made for it
-    # (Next.js: one file per route) or the app's index.html (a client-side router). A 404
-    # handler, not a catch-all route: plugin routes mounted later must not be shadowed.
-    for folder in site.iterdir():
-        if folder.is_dir():
-            app.mount(f"/{folder.name}", StaticFiles(directory=folder), name=f"site-{folder.name}")
+    # The built site: any file of it, else the HTML the build made for the path (Next.js: one
+    # file per route), else the app's index.html (a client-side router). A 404 handler, not a
+    # catch-all route or mount: plugin routes mounted later must not be shadowed.
+    root = site.resolve()
 
     async def page_or_404(request: Request, exc: Exception) -> Response:
-        path = request.url.path
-        if request.method == "GET" and not path.startswith(("/api/", "/plugins")):
-            for candidate in (site / f"{path.strip('/')}.html", site / "index.html"):
-                if candidate.is_file() and candidate.resolve().is_relative_to(site.resolve()):
+        path = request.url.path.strip("/")
+        if request.method == "GET" and not path.startswith(("api/", "plugins")):
+            for candidate in (site / path, site / f"{path}.html", site / "index.html"):
+                if candidate.is_file() and candidate.resolve().is_relative_to(root):
                     return FileResponse(candidate, headers={"Cache-Control": "no-cache"})
         assert isinstance(exc, StarletteHTTPException)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
@@ -330,3 +327,15 @@ def test_a_vite_react_host_installs_uses_and_uninstalls_the_chatbot(
     assert not (site / "static").exists()  # nothing of the panel's: the host's own assets
     host = serve(host_app(tmp_path, site))
     chatbot_lifecycle(page, browser, host, "vite")
+
+
+def test_a_nextjs_app_router_host_installs_uses_and_uninstalls_the_chatbot(
+    page: Page, browser: Browser, serve, package_tarball: Path, tmp_path: Path
+) -> None:
+    """The same in a Next.js app (app router, static export): plugin pages at /ext?path=."""
+    site = build_host("next", package_tarball, tmp_path / "build")
+    assert (
+        site / "admin" / "plugins.html"
+    ).is_file()  # prerendered: the package renders on a server
+    host = serve(host_app(tmp_path, site))
+    chatbot_lifecycle(page, browser, host, "next")

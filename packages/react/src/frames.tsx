@@ -54,16 +54,27 @@ const DESCRIBE_TIMEOUT_MS = 20_000;
 // -- the handshake -------------------------------------------------------------------------
 
 const frames = new Map<HTMLIFrameElement, (source: Window) => void>();
+let listening = false;
 
-window.addEventListener("message", (event: MessageEvent<{ type?: unknown }>) => {
+function onHello(event: MessageEvent<{ type?: unknown }>): void {
   if (event.data?.type !== HELLO || !event.source) return;
-  for (const [iframe, onHello] of frames) {
+  for (const [iframe, hello] of frames) {
     if (iframe.contentWindow === event.source) {
-      onHello(event.source);
+      hello(event.source);
       return;
     }
   }
-});
+}
+
+/** Expect a hello from `iframe`. The listener starts with the first frame, never at import
+ * (a server render, Next.js's prerender say, has no window). */
+function register(iframe: HTMLIFrameElement, hello: (source: Window) => void): void {
+  if (!listening) {
+    window.addEventListener("message", onHello);
+    listening = true;
+  }
+  frames.set(iframe, hello);
+}
 
 function frameSrc(host: FrameHost, frameUrl: string, kind: FrameKind, index = 0): string {
   return `${host.baseUrl}${frameUrl}${frameUrl.includes("?") ? "&" : "?"}kind=${kind}&index=${index}`;
@@ -190,7 +201,7 @@ export function describeFramed(host: FrameHost, frameUrl: string, name: string, 
       port?.close();
       iframe.remove();
     };
-    frames.set(iframe, (source) => {
+    register(iframe, (source) => {
       port?.close();
       port = connect(source, { name, user: null, route: null }, (message) => {
         if (!port) return;
@@ -239,7 +250,7 @@ function useFrame(
   React.useLayoutEffect(() => {
     const element = iframe.current;
     if (!element) return;
-    frames.set(element, (source) => {
+    register(element, (source) => {
       port.current?.close(); // the frame reloaded (or navigated itself): a new port
       const { props: p } = latest.current;
       const own = connect(source, { name: p.pluginName, user: p.user, route: p.route }, (message) => {

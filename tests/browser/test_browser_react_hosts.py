@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from browser_support import ARTIFACTS, TIMEOUT_MS
 from plugdock import HostAuth, HostUser, PluginHost
 from plugdock.config import load_settings
-from support import CHATBOT, CHATBOT_VERSION, REPO, pack_into
+from support import CHATBOT, CHATBOT_VERSION, REPO, make_plugin, pack_into
 
 PACKAGE = REPO / "packages" / "react"
 HOSTS = Path(__file__).resolve().parent / "hosts"
@@ -117,8 +117,11 @@ def build_host(name: str, tarball: Path, out: Path) -> Path:
 # -- the host's backend ------------------------------------------------------------------------
 
 
-def host_app(tmp: Path, site: Path) -> FastAPI:
-    """A host app with its own sign-in, serving its built frontend and plugdock."""
+def host_app(tmp: Path, site: Path, plugins: tuple[Path, ...] = ()) -> FastAPI:
+    """A host app with its own sign-in, serving its built frontend and plugdock.
+
+    Its source offers the chatbot and ``plugins`` (plugin folders, packed here).
+    """
 
     def current_user(host_session: str | None = Cookie(None)) -> HostUser | None:
         if host_session is None:
@@ -147,7 +150,8 @@ def host_app(tmp: Path, site: Path) -> FastAPI:
         return JSONResponse(user.model_dump(mode="json"))
 
     modules = tmp / "modules"
-    pack_into(CHATBOT, modules)
+    for folder in (CHATBOT, *plugins):
+        pack_into(folder, modules)
     settings = load_settings(home=tmp / "instance", plugin_local_dir=modules)
     PluginHost(
         HostAuth(current_user=current_user),
@@ -320,13 +324,71 @@ def chatbot_lifecycle(page: Page, browser: Browser, host: Host, name: str) -> No
     assert page.evaluate("window.__noReload") is True
 
 
-def test_a_vite_react_host_installs_uses_and_uninstalls_the_chatbot(
-    page: Page, browser: Browser, serve, package_tarball: Path, tmp_path: Path
-) -> None:
-    site = build_host("vite", package_tarball, tmp_path / "build")
+@pytest.fixture(scope="module")
+def vite_site(package_tarball: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = build_host("vite", package_tarball, tmp_path_factory.mktemp("vite"))
     assert not (site / "static").exists()  # nothing of the panel's: the host's own assets
-    host = serve(host_app(tmp_path, site))
+    return site
+
+
+def test_a_vite_react_host_installs_uses_and_uninstalls_the_chatbot(
+    page: Page, browser: Browser, serve, vite_site: Path, tmp_path: Path
+) -> None:
+    host = serve(host_app(tmp_path, vite_site))
     chatbot_lifecycle(page, browser, host, "vite")
+
+
+def test_a_framed_plugin_cannot_use_the_host_users_session(
+    page: Page, serve, vite_site: Path, tmp_path: Path
+) -> None:
+    """test_browser_frames.py's hostile plugin, in the host's frontend: the package's bridge
+    sends its own routes with the host's cookie and refuses everything else."""
+    from test_browser_frames import hostile
+
+    src = tmp_path / "src"
+    host = serve(
+        host_app(tmp_path, vite_site, (make_plugin(src, "victim"), hostile(src, "hostile_ui", [])))
+    )
+    sign_in(page, host, "alice")
+    admin = {"X-Plugdock-CSRF": "1"}  # alice's cookie comes with page.request
+    for plugin_id in ("victim", "hostile_ui"):
+        done = page.request.post(
+            f"{host.url}/api/v1/marketplace/install",
+            data={"plugin_id": plugin_id},
+            headers=admin,
+            timeout=OPERATION_MS,
+        )
+        assert done.status == 200, done.text()
+
+    def victim_enabled() -> bool:
+        listed = page.request.get(f"{host.url}/api/v1/marketplace/installed").json()
+        return {p["id"]: p["enabled"] for p in listed}["victim"]
+
+    assert victim_enabled()
+    page.reload()
+    page.get_by_role("navigation", name="Acme").get_by_role("link", name="Hostile").click()
+    expect(page).to_have_url(f"{host.url}/hostile/1")
+    for attacks in (
+        plugin_page(page).get_by_role("list", name="Attacks from the page"),
+        page.frame_locator(
+            'iframe.widget-frame[data-plugin-frame="hostile_ui"] >> nth=0'
+        ).get_by_role("list", name="Attacks from the widget"),
+    ):
+        expect(attacks).to_contain_text("own route: done")  # its own route, with alice's cookie
+        for attack in ("disable victim", "read users", "dot-dot", "encoded", "fetch", "cookie"):
+            expect(attacks.get_by_text(f"{attack}: refused")).to_have_count(1)
+        for attack in ("storage", "parent DOM", "popup", "top navigation"):
+            expect(attacks.get_by_text(f"{attack}: refused")).to_have_count(1)
+    # The form posts through the bridge as alice; the host's page stayed where it was.
+    plugin_page(page).get_by_label("Note").fill("hello")
+    plugin_page(page).get_by_role("button", name="Save").click()
+    expect(plugin_page(page).get_by_text("sent hello by alice")).to_be_visible()
+    expect(page.get_by_role("region", name="Notifications")).to_contain_text("Saved hello by alice")
+    plugin_page(page).get_by_role("button", name="Next item").click()  # the host's navigate
+    expect(page).to_have_url(f"{host.url}/hostile/2")
+    expect(plugin_page(page).get_by_text("item 2")).to_be_visible()
+    assert len(page.context.pages) == 1
+    assert victim_enabled()
 
 
 def test_a_nextjs_app_router_host_installs_uses_and_uninstalls_the_chatbot(

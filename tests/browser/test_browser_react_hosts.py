@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from fastapi import Cookie, FastAPI, Form, HTTPException, Request
+from fastapi import Cookie, FastAPI, Form, Header, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from playwright.sync_api import Browser, FrameLocator, Page, expect
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -117,13 +117,21 @@ def build_host(name: str, tarball: Path, out: Path) -> Path:
 # -- the host's backend ------------------------------------------------------------------------
 
 
-def host_app(tmp: Path, site: Path, plugins: tuple[Path, ...] = ()) -> FastAPI:
+def host_app(
+    tmp: Path, site: Path, plugins: tuple[Path, ...] = (), *, bearer: bool = False
+) -> FastAPI:
     """A host app with its own sign-in, serving its built frontend and plugdock.
 
-    Its source offers the chatbot and ``plugins`` (plugin folders, packed here).
+    Its source offers the chatbot and ``plugins`` (plugin folders, packed here). ``bearer``:
+    the session cookie is sent to ``/host/`` only, and the frontend calls plugdock with the
+    bearer token ``/host/me`` gives it (through PlugdockProvider's ``fetch``).
     """
 
-    def current_user(host_session: str | None = Cookie(None)) -> HostUser | None:
+    def current_user(
+        host_session: str | None = Cookie(None), authorization: str | None = Header(None)
+    ) -> HostUser | None:
+        if authorization and authorization.startswith("Bearer "):
+            host_session = authorization.removeprefix("Bearer ")
         if host_session is None:
             return None
         if host_session not in ACCOUNTS:
@@ -139,15 +147,17 @@ def host_app(tmp: Path, site: Path, plugins: tuple[Path, ...] = ()) -> FastAPI:
         if session not in ACCOUNTS:
             raise HTTPException(401, "no such account")
         answer = RedirectResponse("/", status_code=303)
-        answer.set_cookie("host_session", session, httponly=True, samesite="lax")
+        path = "/host" if bearer else "/"
+        answer.set_cookie("host_session", session, httponly=True, samesite="lax", path=path)
         return answer
 
     @app.get("/host/me")
     def me(host_session: str | None = Cookie(None)) -> JSONResponse:
-        user = current_user(host_session)
+        user = current_user(host_session, None)
         if user is None:
             raise HTTPException(401, "signed out")
-        return JSONResponse(user.model_dump(mode="json"))
+        token = {"token": host_session} if bearer else {}
+        return JSONResponse(user.model_dump(mode="json") | token)
 
     modules = tmp / "modules"
     for folder in (CHATBOT, *plugins):
@@ -223,8 +233,13 @@ def plugin_page(page: Page) -> FrameLocator:
     return page.frame_locator("iframe.plugin-frame")
 
 
-def chatbot_lifecycle(page: Page, browser: Browser, host: Host, name: str) -> None:
-    """Install, use and uninstall the chatbot in the host's own UI; bob may not install."""
+def chatbot_lifecycle(
+    page: Page, browser: Browser, host: Host, name: str, *, bearer: bool = False
+) -> None:
+    """Install, use and uninstall the chatbot in the host's own UI; bob may not install.
+
+    ``bearer``: the host's frontend calls plugdock with a bearer token, not the cookie.
+    """
     ARTIFACTS.mkdir(exist_ok=True)
     nav = page.get_by_role("navigation", name="Acme")
     sign_in(page, host, "alice")
@@ -241,7 +256,10 @@ def chatbot_lifecycle(page: Page, browser: Browser, host: Host, name: str) -> No
     forged = page.request.post(
         f"{host.url}/api/v1/marketplace/install", data={"plugin_id": "ai_chatbot"}
     )
-    assert forged.status == 403 and "X-Plugdock-CSRF" in forged.text()
+    if bearer:  # the cookie never reaches plugdock's paths: only the token signs in
+        assert forged.status == 401, forged.text()
+    else:
+        assert forged.status == 403 and "X-Plugdock-CSRF" in forged.text()
 
     chatbot.get_by_role("button", name="Install AI Chatbot").click()
     installed = page.get_by_role("status").filter(has_text="installed")
@@ -300,7 +318,8 @@ def chatbot_lifecycle(page: Page, browser: Browser, host: Host, name: str) -> No
         expect(bob_nav.get_by_role("link", name="Chats")).to_have_count(0)
         refused = bob.request.delete(
             f"{host.url}/api/v1/marketplace/uninstall/ai_chatbot",
-            headers={"X-Plugdock-CSRF": "1"},
+            headers={"X-Plugdock-CSRF": "1"}
+            | ({"Authorization": "Bearer bob-session"} if bearer else {}),
         )
         assert refused.status == 403, refused.text()
     finally:
@@ -394,10 +413,11 @@ def test_a_framed_plugin_cannot_use_the_host_users_session(
 def test_a_nextjs_app_router_host_installs_uses_and_uninstalls_the_chatbot(
     page: Page, browser: Browser, serve, package_tarball: Path, tmp_path: Path
 ) -> None:
-    """The same in a Next.js app (app router, static export): plugin pages at /ext?path=."""
+    """The same in a Next.js app (app router, static export): plugin pages at /ext?path=, and
+    every call to plugdock (the bridge's too) with a bearer token through the provider's fetch."""
     site = build_host("next", package_tarball, tmp_path / "build")
     assert (
         site / "admin" / "plugins.html"
     ).is_file()  # prerendered: the package renders on a server
-    host = serve(host_app(tmp_path, site))
-    chatbot_lifecycle(page, browser, host, "next")
+    host = serve(host_app(tmp_path, site, bearer=True))
+    chatbot_lifecycle(page, browser, host, "next", bearer=True)

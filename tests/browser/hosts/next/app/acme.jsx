@@ -56,8 +56,11 @@ export function Acme({ children }) {
     );
   }
   const user = { id: me.id, username: me.username, role: me.is_admin ? "admin" : "user" };
+  // The session cookie stays on /host/: plugdock's calls carry the token this host gave.
+  const withToken = (url, init) =>
+    fetch(url, { ...init, credentials: "omit", headers: { ...init.headers, Authorization: `Bearer ${me.token}` } });
   return (
-    <PlugdockProvider user={user} navigate={navigate} corePages={HOST_PAGES}>
+    <PlugdockProvider user={user} navigate={navigate} corePages={HOST_PAGES} fetch={withToken}>
       <p>Signed in to Acme as {me.username}</p>
       <Nav />
       <Slot name="acme.header" />

@@ -421,3 +421,31 @@ def test_a_nextjs_app_router_host_installs_uses_and_uninstalls_the_chatbot(
     ).is_file()  # prerendered: the package renders on a server
     host = serve(host_app(tmp_path, site, bearer=True))
     chatbot_lifecycle(page, browser, host, "next", bearer=True)
+
+
+SERVER_RENDER = """
+import { createElement as h } from "react";
+import { renderToString } from "react-dom/server";
+import * as plugdock from "./dist/index.js";
+
+const tree = h(plugdock.PlugdockProvider, { user: null },
+  h(plugdock.PluginWidgets),
+  h(plugdock.PluginPage, { plugin: "ai_chatbot", path: "/support/chats" }),
+  h(plugdock.Marketplace), h(plugdock.InstalledPlugins), h(plugdock.Slot, { name: "a.b" }),
+  h(plugdock.PlugdockNotices));
+console.log(renderToString(tree));
+"""
+
+
+def test_the_package_renders_on_a_server(package_tarball: Path) -> None:
+    """A server render (Next.js, Remix) of every component: no window, no fetch, no error."""
+    assert package_tarball.is_file()  # its prepack built packages/react/dist
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", SERVER_RENDER],
+        cwd=PACKAGE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'aria-labelledby="market-title"' in done.stdout and "Loading" in done.stdout

@@ -8,13 +8,15 @@ import type { FrameRoute } from "./protocol";
 import { usePlugdock } from "./provider";
 
 export interface PluginWidgetsProps {
-  /** The host's current path, told to widgets (default: the address bar's, when rendered). */
+  /** The host's current path, told to widgets (default: the address bar's when rendered; pass
+   * your router's so widgets hear of every navigation). */
   path?: string;
 }
 
 export function PluginWidgets({ path }: PluginWidgetsProps) {
   const { plugins, user, corePages, navigate, pluginApi } = usePlugdock();
-  const current = path ?? window.location.pathname;
+  // (No window in a server render: the widgets are framed in the browser anyway.)
+  const current = path ?? (typeof window === "undefined" ? "/" : window.location.pathname);
   const route = React.useMemo<FrameRoute>(() => ({ visit: 0, index: -1, path: current, params: {} }), [current]);
   return (
     <div className="plugdock-widgets">

@@ -29,7 +29,7 @@ import pytest
 import uvicorn
 from fastapi import Cookie, FastAPI, Form, Header, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from playwright.sync_api import Browser, FrameLocator, Page, expect
+from playwright.sync_api import Browser, FrameLocator, Locator, Page, expect
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from browser_support import ARTIFACTS, TIMEOUT_MS
@@ -421,6 +421,87 @@ def test_a_nextjs_app_router_host_installs_uses_and_uninstalls_the_chatbot(
     ).is_file()  # prerendered: the package renders on a server
     host = serve(host_app(tmp_path, site, bearer=True))
     chatbot_lifecycle(page, browser, host, "next", bearer=True)
+
+
+def test_the_lifecycle_dialogs_work_in_a_host(
+    page: Page, serve, vite_site: Path, tmp_path: Path
+) -> None:
+    """<Marketplace /> and <InstalledPlugins /> in the Vite host: the install plan, the update
+    granting a new permission, the disable/enable switch, uninstall with force."""
+    src = tmp_path / "src"
+    asks = {"permissions": ["network:api.example.com"]}
+    more = {"permissions": ["network:api.example.com", "core:users:read"]}
+    plugins = (
+        make_plugin(src, "billing"),
+        make_plugin(src, "invoices", metadata={"dependencies": {"billing": ">=1.0.0,<2"}}),
+        make_plugin(src / "old", "weather", "1.0.0", metadata=asks),
+        make_plugin(src / "new", "weather", "1.1.0", metadata=more),
+    )
+    host = serve(host_app(tmp_path, vite_site, plugins))
+    sign_in(page, host, "alice")
+    nav = page.get_by_role("navigation", name="Acme")
+    nav.get_by_role("link", name="Plugins").click()
+
+    def card(name: str) -> Locator:
+        return page.get_by_role("listitem").filter(has=page.get_by_role("heading", name=name))
+
+    # The install plan: invoices brings billing along.
+    card("Invoices").get_by_role("button", name="Install Invoices").click()
+    plan = page.get_by_role("dialog", name="Install Invoices?")
+    steps = plan.get_by_role("list", name="Install plan").get_by_role("listitem")
+    expect(steps).to_have_count(2)
+    expect(steps.nth(0)).to_contain_text("needed by invoices")
+    plan.get_by_role("button", name="Install 2 plugins").click()
+    expect(card("Billing")).to_contain_text("Installed v1.0.0", timeout=OPERATION_MS)
+    expect(card("Invoices")).to_contain_text("Installed v1.0.0")
+
+    # An update asking for more: the dialog lists it, the button grants it.
+    weather = card("Weather")
+    expect(weather.get_by_role("list", name="Permissions it asks for")).to_contain_text(
+        "network:api.example.com"
+    )
+    done = page.request.post(
+        f"{host.url}/api/v1/marketplace/install",
+        data={"plugin_id": "weather", "version": "1.0.0"},
+        headers={"X-Plugdock-CSRF": "1"},
+        timeout=OPERATION_MS,
+    )
+    assert done.status == 200, done.text()
+    nav.get_by_role("link", name="Installed").click()
+    row = page.get_by_role("row").filter(has_text="Weather")
+    row.get_by_role("button", name="Update Weather").click()
+    update = page.get_by_role("dialog", name="Update Weather?")
+    adds = update.get_by_role("list", name="Permissions the update adds")
+    expect(adds).to_contain_text("core:users:read")
+    update.get_by_role("button", name="Grant and update to 1.1.0").click()
+    expect(page.get_by_role("status").or_(page.get_by_role("alert")).first).to_contain_text(
+        "upgraded from 1.0.0 to 1.1.0", timeout=OPERATION_MS
+    )
+    granted = page.get_by_role("row").filter(has_text="Weather")
+    expect(granted.get_by_role("list", name="Granted permissions")).to_contain_text(
+        "core:users:read"
+    )
+
+    # Disable and enable again.
+    switch = page.get_by_role("switch", name="Weather enabled")
+    switch.click()
+    expect(switch).not_to_be_checked(timeout=OPERATION_MS)
+    expect(page.get_by_role("row").filter(has_text="Weather")).to_contain_text("Disabled")
+    switch.click()
+    expect(switch).to_be_checked(timeout=OPERATION_MS)
+
+    # Uninstall, forced, without a backup.
+    nav.get_by_role("link", name="Plugins").click()
+    card("Weather").get_by_role("button", name="Uninstall Weather").click()
+    remove = page.get_by_role("dialog", name="Uninstall Weather?")
+    remove.get_by_role("checkbox", name="Keep a backup of its data").uncheck()
+    remove.get_by_role("checkbox", name="Force: skip the plugin's own uninstall code").check()
+    remove.get_by_role("button", name="Uninstall").click()
+    expect(card("Weather").get_by_role("button", name="Install Weather")).to_be_enabled(
+        timeout=OPERATION_MS
+    )
+    listed = page.request.get(f"{host.url}/api/v1/marketplace/installed").json()
+    assert sorted(p["id"] for p in listed) == ["billing", "invoices"]
 
 
 SERVER_RENDER = """

@@ -1,4 +1,4 @@
-// What a plugin's sandboxed frame may ask the shell to do (docs/frontend.md, "The bridge").
+// What a plugin's sandboxed frame may ask the host's page to do (docs/frontend.md, "The bridge").
 //
 // The frame has no session of its own: the host's page sends its requests with the signed-in
 // user's credentials (PlugdockProvider's fetch). So the page is the gate, and this is its rule: a frame may call its
@@ -59,7 +59,7 @@ export function checkCall(
   return { ok: false, reason: "not one of its own routes, nor a core read its permissions grant" };
 }
 
-/** Whether a frame may send the shell to `to`: one of its own pages, or a core page. */
+/** Whether a frame may send the host's page to `to`: one of its own pages, or a core page. */
 export function checkNavigation(to: unknown, ownPages: string[], corePages: string[]): string | null {
   if (typeof to !== "string" || !to.startsWith("/") || to.startsWith("//") || to.includes("\\")) return null;
   let url: URL;

@@ -48,7 +48,7 @@ const WIDGET_BOX = { width: 480, height: 800 };
 /** Room around a widget's content for its shadow (the chat dialog's blurs 32 px). */
 const WIDGET_MARGIN = 32;
 const NOTICE_KINDS: readonly string[] = ["success", "error", "info"];
-/** How long the shell waits for a framed plugin to say what it declares. */
+/** How long the host's page waits for a framed plugin to say what it declares. */
 const DESCRIBE_TIMEOUT_MS = 20_000;
 
 // -- the handshake -------------------------------------------------------------------------
@@ -80,7 +80,7 @@ function frameSrc(host: FrameHost, frameUrl: string, kind: FrameKind, index = 0)
   return `${host.baseUrl}${frameUrl}${frameUrl.includes("?") ? "&" : "?"}kind=${kind}&index=${index}`;
 }
 
-/** Hand `source` (a frame the shell made) a new port with what it renders first. */
+/** Hand `source` (a frame the host's page made) a new port with what it renders first. */
 function connect(source: Window, message: Omit<ConnectMessage, "type">, onMessage: (m: FrameMessage) => void) {
   const channel = new MessageChannel();
   channel.port1.onmessage = (event: MessageEvent<FrameMessage>) => onMessage(event.data);
@@ -228,14 +228,14 @@ interface FrameProps {
   pluginName: string;
   frameUrl: string;
   grant: BridgeGrant;
-  /** The plugin's page patterns and the core's pages: where the frame may send the shell. */
+  /** The plugin's page patterns and the core's pages: where the frame may send the host's page. */
   ownPages: string[];
   corePages: string[];
   user: PlugdockUser | null;
   route: FrameRoute;
 }
 
-/** Connect an iframe the shell renders; keep its route and user current over the port. */
+/** Connect an iframe the host's page renders; keep its route and user current over the port. */
 function useFrame(
   iframe: React.RefObject<HTMLIFrameElement | null>,
   props: FrameProps,
@@ -266,7 +266,7 @@ function useFrame(
     };
   }, [iframe]);
   const { user, route } = props;
-  // Layout effects: the frame hears of a new route before the shell paints the change.
+  // Layout effects: the frame hears of a new route before the host's page paints the change.
   React.useLayoutEffect(() => {
     port.current?.postMessage({ type: "user", user } satisfies ShellMessage);
   }, [user]);

@@ -163,8 +163,8 @@ export async function load(host: FrameHost, entry: FrontendEntry, importBundle?:
     grant,
   };
   try {
-    // Same-origin (granted): the shell imports the bundle. Framed: the plugin's code runs only
-    // in its frames; a hidden one tells the shell what the plugin declares.
+    // Same-origin (granted): the host's page imports the bundle. Framed: the plugin's code runs only
+    // in its frames; a hidden one tells the host's page what the plugin declares.
     const key = sameOrigin ? entry.bundle_url : entry.frame_url;
     let module = modules.get(key);
     if (!module) {

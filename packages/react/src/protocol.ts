@@ -1,6 +1,6 @@
-// The messages between the shell and a plugin's sandboxed frame (docs/frontend.md, "The bridge").
+// The messages between the host's page and a plugin's sandboxed frame (docs/frontend.md, "The bridge").
 //
-// The frame says hello to window.parent with postMessage; the shell answers only a frame it
+// The frame says hello to window.parent with postMessage; the host's page answers only a frame it
 // made (event.source is that iframe's contentWindow) with a MessagePort. Everything after
 // that goes over the port: nothing else in the page can listen or speak on it.
 import type { Method } from "./client";
@@ -23,7 +23,7 @@ export type FrameKind = "page" | "widget" | "describe";
 
 /** The route of a page frame: the index in the plugin's routes, the path and its captures. */
 export interface FrameRoute {
-  /** Raised each time the shell shows the page again: the page mounts afresh, as in the shell. */
+  /** Raised each time the host shows the page again: the plugin's page mounts afresh. */
   visit: number;
   index: number;
   path: string;

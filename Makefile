@@ -76,7 +76,10 @@ bench: modules
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp
 WEB_DEPS := web/node_modules/.package-lock.json
-WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/build.mjs web/index.html web/frame.html web/package.json
+# The shell bundles @plugdock/react's sources (packages/react/src, through web/tsconfig.json's paths).
+WEB_SOURCES := $(shell find web/src packages/react/src -type f 2>/dev/null) web/build.mjs web/index.html web/frame.html web/package.json
+# @plugdock/react's own tools (its typecheck, lint and npm build; the shell does not need them).
+REACT_DEPS := packages/react/node_modules/.package-lock.json
 
 web: $(WEB_STATIC)
 
@@ -87,15 +90,21 @@ $(WEB_DEPS): web/package.json web/package-lock.json
 $(WEB_STATIC): $(WEB_DEPS) $(WEB_SOURCES)
 	cd web && node build.mjs
 
+$(REACT_DEPS): packages/react/package.json packages/react/package-lock.json
+	cd packages/react && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 # The static checks `make test` runs first (a few seconds each; see docs/architecture.md).
 # After WEB_DEPS: prerequisites are expanded where the rule is read.
-lint: $(STAMP) $(WEB_DEPS)
+lint: $(STAMP) $(WEB_DEPS) $(REACT_DEPS)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	cd web && npm run --silent typecheck
 	cd web && npm run --silent lint
+	cd packages/react && npm run --silent typecheck
+	cd packages/react && npm run --silent lint
 
 # The tests that need only the venv and web/node_modules (esbuild packs the plugins' UIs): no
 # database server, browser, plugin process or server socket, and none marked slow (the markers
@@ -112,4 +121,5 @@ browser:
 	bash scripts/ensure-browser.sh
 
 clean:
-	rm -rf $(VENV) $(LOWEST) modules instance build web/node_modules src/plugdock/host/static
+	rm -rf $(VENV) $(LOWEST) modules instance build web/node_modules src/plugdock/host/static \
+		packages/react/node_modules packages/react/dist tests/browser/hosts/.cache

@@ -10,7 +10,8 @@
 //   vendor/react-dom-client.js
 //   vendor/jsx-runtime.js
 //   frame.html, frame.js       the document and runtime of a plugin's sandboxed frame (src/frame/):
-//                              the same import map, so a frame loads the same cached React and SDK
+//                              the same files, from /plugins-ui/_/ (served by every host, the
+//                              panel or an app embedding plugdock), not the panel's /static/
 //   sdk.js                     @plugdock/sdk (src/sdk/): the plugin contract, the API client,
 //                              the user and notices; in the import map, so the shell and every
 //                              plugin bundle share ONE instance (one signed-in user, one toast list)
@@ -53,6 +54,8 @@ const VENDOR_EXTERNALS = {
 /** The SDK's specifier and file (under /static/); the shell imports it like a plugin does. */
 const SDK = { specifier: "@plugdock/sdk", file: "sdk.js", entry: path.join(here, "src", "sdk", "index.ts") };
 /** The externals of the shell, and of every plugin bundle (plugdock/package/frontend_build.py). */
+/** Where every host serves the frame's runtime (plugdock/host/frontend.py, RUNTIME_PREFIX). */
+const FRAME_RUNTIME = "/plugins-ui/_";
 export const SHARED_EXTERNALS = [...Object.keys(VENDOR), SDK.specifier];
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -147,15 +150,20 @@ async function main() {
     jsx: "automatic",
     external: SHARED_EXTERNALS,
   });
-  const imports = {};
-  for (const [spec, file] of Object.entries(VENDOR)) {
-    imports[spec] = `/static/vendor/${file}?v=${await hashOf(path.join("vendor", file))}`;
-  }
-  imports[SDK.specifier] = `/static/${SDK.file}?v=${await hashOf(SDK.file)}`;
-  const importMap = JSON.stringify({ imports }, null, 2)
-    .split("\n")
-    .map((line) => `      ${line}`)
-    .join("\n");
+  // The shell's import map names /static/ (the panel's); a frame's names the runtime path
+  // every host serves (plugdock/host/frontend.py, RUNTIME_PREFIX), so frames load anywhere.
+  const importMapAt = async (prefix) => {
+    const imports = {};
+    for (const [spec, file] of Object.entries(VENDOR)) {
+      imports[spec] = `${prefix}/vendor/${file}?v=${await hashOf(path.join("vendor", file))}`;
+    }
+    imports[SDK.specifier] = `${prefix}/${SDK.file}?v=${await hashOf(SDK.file)}`;
+    return JSON.stringify({ imports }, null, 2)
+      .split("\n")
+      .map((line) => `      ${line}`)
+      .join("\n");
+  };
+  const importMap = await importMapAt("/static");
   const template = await readFile(path.join(here, "index.html"), "utf8");
   const html = template
     .replace("%IMPORT_MAP%", importMap)
@@ -164,7 +172,8 @@ async function main() {
   await writeFile(path.join(outdir, "index.html"), html);
   const frameTemplate = await readFile(path.join(here, "frame.html"), "utf8");
   const frameHtml = frameTemplate
-    .replace("%IMPORT_MAP%", importMap)
+    .replaceAll("%RUNTIME%", FRAME_RUNTIME)
+    .replace("%IMPORT_MAP%", await importMapAt(FRAME_RUNTIME))
     .replace("%FRAME_JS_HASH%", await hashOf("frame.js"))
     .replace("%APP_CSS_HASH%", await hashOf("app.css"));
   await writeFile(path.join(outdir, "frame.html"), frameHtml);

@@ -257,7 +257,7 @@ def test_a_framed_plugin_ui_cannot_use_the_admins_session(page: Page, panel: Pan
     # The plugin's console (frame.js, which runs only in frames) says why; so does the
     # panel's log, naming the plugin.
     assert any(
-        kind == "error" and "/static/frame.js" in where and "the panel refused POST" in text
+        kind == "error" and "/plugins-ui/_/frame.js" in where and "the panel refused POST" in text
         for kind, where, text in console
     ), [c for c in console if "refused" in c[2]]
     log = panel.output()

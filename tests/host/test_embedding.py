@@ -302,3 +302,25 @@ def test_sdk_users_are_the_hosts_users_in_either_isolation(
         else:
             assert names.status_code == 501, names.text
             assert "does not share its users" in names.json()["detail"]
+
+
+def test_a_host_serves_the_frame_runtime_under_its_own_path_only(tmp_path: Path) -> None:
+    """A plugin frame loads in any host: its runtime is under /plugins-ui/_/, not /static/."""
+    from plugdock.host.frontend import STATIC_DIR
+
+    if not (STATIC_DIR / "frame.html").is_file():
+        pytest.skip("the web UI is not built (make web)")
+    app = build_host(tmp_path, f"sqlite:///{tmp_path / 'host.db'}", [])
+    frame_html = (STATIC_DIR / "frame.html").read_text(encoding="utf-8")
+    assert "/static/" not in frame_html  # the host's /static/ is the host's
+    with TestClient(app) as client:
+        for name in ("frame.js", "sdk.js", "app.css", "vendor/react.js", "vendor/jsx-runtime.js"):
+            answer = client.get(f"/plugins-ui/_/{name}?v=1")
+            assert answer.status_code == 200, name
+            assert answer.headers["access-control-allow-origin"] == "*"
+            assert "immutable" in answer.headers["cache-control"]
+            assert f"/plugins-ui/_/{name.split('/')[-1]}" in frame_html or "vendor" in name
+        # Only the frame's runtime: not the shell's page, app nor a path out of the folder.
+        for name in ("index.html", "app.js", ".build-stamp", "../frontend.py", "%2e%2e/app.py"):
+            assert client.get(f"/plugins-ui/_/{name}").status_code == 404, name
+        assert client.get("/static/frame.js").status_code == 404  # nothing on the host's path

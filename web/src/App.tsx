@@ -5,29 +5,34 @@ import { api } from "@plugdock/sdk";
 import * as React from "react";
 
 import { useAuth } from "./auth";
-import { ErrorBoundary } from "./components/ErrorBoundary";
+import {
+  ErrorBoundary,
+  type FrameRoute,
+  InstalledPlugins,
+  type LoadedPlugin,
+  Marketplace,
+  PageFrame,
+  WidgetFrame,
+  usePlugins,
+} from "@plugdock/react";
+
 import { Layout } from "./components/Layout";
 import { Toasts } from "./components/Toasts";
-import type { FrameRoute } from "./frame/protocol";
-import { PageFrame, WidgetFrame } from "./frames";
 import { DashboardPage } from "./pages/DashboardPage";
-import { InstalledPage } from "./pages/InstalledPage";
 import { LoginPage } from "./pages/LoginPage";
-import { MarketplacePage } from "./pages/MarketplacePage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { UsersPage } from "./pages/UsersPage";
-import { type LoadedPlugin, usePlugins } from "./plugins";
 import { matchPath, navigate, usePath } from "./router";
 
 const CORE_PAGES: Record<string, { title: string; render: () => React.ReactNode }> = {
   "/": { title: "Dashboard", render: () => <DashboardPage /> },
-  "/marketplace": { title: "Marketplace", render: () => <MarketplacePage /> },
-  "/installed": { title: "Installed plugins", render: () => <InstalledPage /> },
+  "/marketplace": { title: "Marketplace", render: () => <Marketplace /> },
+  "/installed": { title: "Installed plugins", render: () => <InstalledPlugins /> },
   "/users": { title: "Users", render: () => <UsersPage /> },
 };
 
 /** Where a framed plugin may send the shell besides its own pages. */
-const CORE_PATHS = [...Object.keys(CORE_PAGES), "/login"];
+export const CORE_PATHS = [...Object.keys(CORE_PAGES), "/login"];
 
 function findPluginRoute(plugins: LoadedPlugin[], path: string) {
   for (const plugin of plugins) {

@@ -20,20 +20,6 @@ type Schemas = components["schemas"];
 export type User = Schemas["UserOut"];
 export type AuditEntry = Schemas["AuditEntryOut"];
 export type Dashboard = Schemas["DashboardOut"];
-export type CatalogItem = Schemas["CatalogItem"];
-export type InstalledPlugin = Schemas["InstalledPlugin"];
-export type InstallResponse = Schemas["InstallResponse"];
-export type UninstallResponse = Schemas["UninstallResponse"];
-export type InstallPlan = Schemas["InstallPlan"];
-export type Isolation = Schemas["Isolation"];
-export type UpgradePlan = Schemas["UpgradePlan"];
-export type UninstallPlan = Schemas["UninstallPlan"];
-export type UpgradeResponse = Schemas["UpgradeResponse"];
-export type ToggleResponse = Schemas["ToggleResponse"];
-/** POST /upload: the install or upgrade response, and which of the two it was. */
-export type UploadResponse = Schemas["UploadedInstall"] | Schemas["UploadedUpgrade"];
-/** One entry of GET /api/v1/frontend/plugins. */
-export type FrontendEntry = Schemas["FrontendPlugin"];
 
 // -- errors ----------------------------------------------------------------------------------
 
@@ -164,49 +150,17 @@ export const dashboard = {
   get: () => request<Dashboard>("GET", "/api/v1/dashboard"),
 };
 
-/** The installed plugins' UIs: their bundles, for the shell to import (plugins.tsx). */
-export const frontend = {
-  plugins: () => request<FrontendEntry[]>("GET", "/api/v1/frontend/plugins"),
-  /** A call a plugin's frame asked for, once bridge.ts allowed it. */
-  bridged: (method: Method, path: string, body: unknown, headers: Record<string, string>) =>
-    request<unknown>(method, path, body, headers),
-  /** The panel's log line for a bridge call the shell refused. */
-  refused: (entry: Schemas["RefusedCall"]) => request<null>("POST", "/api/v1/frontend/refused", entry),
-};
-
-/** The marketplace: the catalog, what is installed, and the lifecycle calls (issue 8). */
-export const marketplace = {
-  catalog: () => request<CatalogItem[]>("GET", "/api/v1/marketplace/plugins"),
-  installed: () => request<InstalledPlugin[]>("GET", "/api/v1/marketplace/installed"),
-  isolation: () => request<Isolation>("GET", "/api/v1/marketplace/isolation"),
-  planInstall: (id: string) =>
-    request<InstallPlan>("GET", `/api/v1/marketplace/plan/install/${encodeURIComponent(id)}`),
-  planUpgrade: (id: string) =>
-    request<UpgradePlan>("GET", `/api/v1/marketplace/plan/upgrade/${encodeURIComponent(id)}`),
-  planUninstall: (id: string) =>
-    request<UninstallPlan>("GET", `/api/v1/marketplace/plan/uninstall/${encodeURIComponent(id)}`),
-  install: (id: string) =>
-    request<InstallResponse>("POST", "/api/v1/marketplace/install", {
-      plugin_id: id,
-    } satisfies Schemas["InstallRequest"]),
-  /** `grant`: the permissions the admin confirmed beyond the current grant (else a 409 names them). */
-  upgrade: (id: string, version: string | null = null, grant: string[] = []) =>
-    request<UpgradeResponse>("POST", "/api/v1/marketplace/upgrade", {
-      plugin_id: id,
-      version,
-      grant,
-    } satisfies Schemas["UpgradeRequest"]),
-  uninstall: (id: string, backup: boolean, force = false) =>
-    request<UninstallResponse>(
-      "DELETE",
-      `/api/v1/marketplace/uninstall/${encodeURIComponent(id)}?backup=${backup}&force=${force}`,
-    ),
-  setEnabled: (id: string, enabled: boolean) =>
-    request<ToggleResponse>("POST", `/api/v1/marketplace/${enabled ? "enable" : "disable"}/${encodeURIComponent(id)}`),
-  upload: (file: File, grant: string[] = []) => {
-    const form = new FormData();
-    form.append("file", file, file.name);
-    for (const permission of grant) form.append("grant", permission);
-    return request<UploadResponse>("POST", "/api/v1/marketplace/upload", form);
-  },
-};
+/**
+ * The fetch @plugdock/react calls the panel with (its marketplace screens, plugin manifest and
+ * the frames' bridged requests): the session cookie, the session's CSRF token on every change
+ * (never one a plugin's own headers name), and the shell's handling of a 401 while signed in.
+ */
+export async function panelFetch(url: string, init: RequestInit): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.delete(CSRF_HEADER);
+  const csrf = (init.method ?? "GET").toUpperCase() === "GET" ? null : csrfToken();
+  if (csrf) headers.set(CSRF_HEADER, csrf);
+  const response = await fetch(url, { ...init, headers, credentials: "same-origin" });
+  if (response.status === 401 && signedIn) onUnauthorized();
+  return response;
+}

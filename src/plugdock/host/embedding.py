@@ -81,6 +81,7 @@ PLUGDOCK_PREFIXES = (
     "/api/v1/frontend/",
     "/api/v1/extension-points",
     "/plugins/",
+    "/plugins-ui/",
     "/readyz",
 )
 #: How often each worker looks for events to deliver (seconds), when nothing wakes it.

@@ -13,9 +13,12 @@
   pages and widgets run in (``<iframe sandbox="allow-scripts allow-forms">``: an opaque
   origin, no cookies, no storage, no reach into the shell), with a policy of its own:
   scripts only from the panel, ``connect-src 'none'`` (every request goes through the
-  shell's bridge), no form posts, framed only by the panel itself. Its React, SDK and
-  ``frame.js`` come from ``/static/`` with ``Access-Control-Allow-Origin: *`` (a module
-  script from an opaque origin is a CORS request; these files are public anyway).
+  shell's bridge), no form posts, framed only by the panel itself.
+- ``GET /plugins-ui/_/...`` — the frame's runtime: ``frame.js``, React (``vendor/``), the
+  SDK (``sdk.js``) and the stylesheet (``app.css``), from the built web UI. plugdock's own
+  path in any host (``/static/`` is the host's), served by every ``PluginHost.mount``, with
+  ``Access-Control-Allow-Origin: *`` (a module script from an opaque origin is a CORS
+  request; these files are public anyway). No plugin id starts with ``_``.
 - ``POST /api/v1/frontend/refused`` — the shell reports a bridge call it refused; the
   panel logs it (the shell is the gate, this is its log line).
 - Any other ``GET`` that finds no route, is not under ``/api/`` and accepts ``text/html``
@@ -63,6 +66,10 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 BUNDLE_PATH = ("dist", "addon.js")
 BUNDLE_URL = "/plugins/{plugin_id}/{operation_id}/addon.js"
 FRAME_URL = "/plugins-ui/{plugin_id}/{operation_id}/frame.html"
+#: The frame's runtime in any host (web/build.mjs writes the frame's import map with it).
+RUNTIME_PREFIX = "/plugins-ui/_"
+#: The built files a frame loads from :data:`RUNTIME_PREFIX` (nothing else of the shell).
+RUNTIME_FILES = re.compile(r"^(frame\.js|sdk\.js|app\.css|vendor/[a-z-]+\.js)$")
 #: Paths the SPA fallback never answers with the shell.
 _NOT_SHELL = ("/api/", "/static/", "/plugins/", "/plugins-ui/")
 #: The core reads a granted permission opens to a framed UI (GET only, through the bridge).
@@ -340,9 +347,21 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+class _FrameRuntime(_PublicStatic):
+    """:data:`RUNTIME_FILES` of the built web UI, and only those."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if not RUNTIME_FILES.fullmatch(path.replace("\\", "/")):
+            return Response(status_code=404)
+        return await super().get_response(path, scope)
+
+
 def install_plugin_assets(app: FastAPI) -> None:
-    """Serve the plugins' UI bundles and their list (any host, embedded or the panel)."""
+    """Serve the plugins' UI bundles, their list and their frames' runtime (any host)."""
     app.include_router(router)
+    app.mount(
+        RUNTIME_PREFIX, _FrameRuntime(directory=STATIC_DIR, check_dir=False), name="plugdock-ui"
+    )
     # The host's API as it stands here, before any plugin mounts: the bridge never opens it.
     app.state.plugdock_core_paths = [r.path for r in app.routes if isinstance(r, APIRoute)]
 

@@ -3,7 +3,7 @@
 import * as React from "react";
 
 import type { User } from "../api";
-import { usePlugins } from "../plugins";
+import { usePlugins } from "@plugdock/react";
 import { Link, usePath } from "../router";
 
 interface NavLink {

@@ -1,7 +1,7 @@
 // The notices plugins (and the shell) raise with the SDK's notify(), in a corner of every page.
 import { dismissNotice, useNotices } from "@plugdock/sdk";
 
-import { Notice } from "./Notice";
+import { Notice } from "@plugdock/react";
 
 export function Toasts() {
   const notices = useNotices();

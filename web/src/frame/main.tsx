@@ -6,7 +6,7 @@
 //
 // The frame has an opaque origin (sandbox without allow-same-origin): no cookies, no storage,
 // no access to the shell's DOM, and its policy (connect-src 'none') forbids requests of its
-// own. Nothing here is a security boundary: the shell's checks are (../bridge.ts).
+// own. Nothing here is a security boundary: the shell's checks are (packages/react/src/bridge.ts).
 import {
   type AddonConfig,
   ApiError,
@@ -22,7 +22,8 @@ import * as React from "react";
 import { flushSync } from "react-dom";
 import { createRoot } from "react-dom/client";
 
-import { ErrorBoundary } from "../components/ErrorBoundary";
+// From the package's sources (not its index): the frame bundles only what it uses.
+import { ErrorBoundary } from "@plugdock/react/src/ErrorBoundary";
 import {
   CONNECT,
   type ConnectMessage,
@@ -30,9 +31,13 @@ import {
   type FrameMessage,
   type FrameRoute,
   HELLO,
+  type PlugdockUser,
   type ShellMessage,
   type WireBody,
-} from "./protocol";
+} from "@plugdock/react/src/protocol";
+
+/** The SDK's user type says a numeric id; a host's HostUser may have a text one: passed as given. */
+const sdkUser = (user: PlugdockUser | null) => user as SdkUser | null;
 
 // /plugins-ui/<id>/<operation>/frame.html?kind=page|widget&index=N
 const [, , pluginId = "", operationId = ""] = window.location.pathname.split("/");
@@ -168,8 +173,8 @@ function onShellMessage(event: MessageEvent<ShellMessage>): void {
     state = { ...state, route: message.route };
     flushSync(render); // now, not on the next scheduler turn: the shell is showing this page
   } else if (message.type === "user") {
-    setCurrentUser(message.user);
-    state = { ...state, user: message.user };
+    setCurrentUser(sdkUser(message.user));
+    state = { ...state, user: sdkUser(message.user) };
     render();
   }
 }
@@ -218,8 +223,8 @@ window.addEventListener("message", (event: MessageEvent<ConnectMessage>) => {
   if (port || event.source !== window.parent || event.data?.type !== CONNECT || !event.ports[0]) return;
   port = event.ports[0];
   port.onmessage = onShellMessage;
-  setCurrentUser(event.data.user);
-  state = { ...state, name: event.data.name, user: event.data.user, route: event.data.route };
+  setCurrentUser(sdkUser(event.data.user));
+  state = { ...state, name: event.data.name, user: sdkUser(event.data.user), route: event.data.route };
   if (kind !== "describe") observeSize();
   render();
 });

@@ -1,9 +1,9 @@
 import * as React from "react";
 
 import { type Dashboard, dashboard, errorMessage } from "../api";
-import { Notice } from "../components/Notice";
+import { Notice } from "@plugdock/react";
 import { formatDate } from "../format";
-import { usePlugins } from "../plugins";
+import { usePlugins } from "@plugdock/react";
 import { Link } from "../router";
 
 const ACTIONS: Record<string, string> = {

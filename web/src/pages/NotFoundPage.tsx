@@ -1,4 +1,4 @@
-import { knownPluginPage } from "../plugins";
+import { knownPluginPage } from "@plugdock/react";
 import { Link, usePath } from "../router";
 
 export function NotFoundPage({ forbidden = false }: { forbidden?: boolean }) {

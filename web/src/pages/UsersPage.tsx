@@ -4,7 +4,7 @@ import * as React from "react";
 
 import { type User, accounts, errorMessage } from "../api";
 import { useAuth } from "../auth";
-import { Notice, type NoticeValue } from "../components/Notice";
+import { Notice, type NoticeValue } from "@plugdock/react";
 import { formatDate } from "../format";
 
 export function UsersPage() {

@@ -3,11 +3,11 @@
 // disappear without a reload.
 import * as React from "react";
 
-import { type CatalogItem, errorMessage, marketplace } from "../api";
-import { useAuth } from "../auth";
-import { Notice } from "../components/Notice";
-import { PermissionsNote } from "../components/Permissions";
-import { EnabledSwitch, UploadButton, offeredUpdate, useLifecycle } from "../components/lifecycle";
+import { type CatalogItem, errorMessage } from "../client";
+import { Notice } from "../Notice";
+import { usePlugdock } from "../provider";
+import { PermissionsNote } from "./Permissions";
+import { EnabledSwitch, UploadButton, offeredUpdate, useLifecycle } from "./lifecycle";
 
 export function formatPrice(price: number): string {
   if (!price) return "Free";
@@ -25,8 +25,9 @@ function PluginIcon({ icon, name }: { icon: string; name: string }) {
   );
 }
 
-export function MarketplacePage() {
-  const { user } = useAuth();
+/** plugdock's marketplace screen, for the host to mount under a route of its choice. */
+export function Marketplace() {
+  const { user, marketplace } = usePlugdock();
   const isAdmin = user?.role === "admin";
   const [items, setItems] = React.useState<CatalogItem[] | null>(null);
   const [loadError, setLoadError] = React.useState<string | null>(null);
@@ -40,7 +41,7 @@ export function MarketplacePage() {
     } catch (e) {
       setLoadError(errorMessage(e));
     }
-  }, []);
+  }, [marketplace]);
 
   React.useEffect(() => {
     // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
@@ -59,7 +60,7 @@ export function MarketplacePage() {
   );
 
   return (
-    <section aria-labelledby="market-title">
+    <section className="plugdock" aria-labelledby="market-title">
       <div className="page-header">
         <h1 id="market-title">Marketplace</h1>
         <div className="header-actions">

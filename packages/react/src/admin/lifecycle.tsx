@@ -4,11 +4,11 @@
 // appear, change or disappear without a reload.
 import * as React from "react";
 
-import { ApiError, type InstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
+import { ApiError, type InstallPlan, type UpgradePlan, errorMessage } from "../client";
+import type { NoticeValue } from "../Notice";
+import { usePlugdock } from "../provider";
 import { ConfirmDialog } from "./ConfirmDialog";
-import { usePlugins } from "../plugins";
 import { InstallPlanDialog, type Target, UninstallDialog, UpdateDialog } from "./LifecycleDialogs";
-import type { NoticeValue } from "./Notice";
 import { refusedPermissions } from "./Permissions";
 
 export type Action = "install" | "update" | "uninstall" | "enable" | "disable" | "upload";
@@ -30,7 +30,7 @@ function withWarnings(message: string, warnings: string[] | undefined): string {
 }
 
 export function useLifecycle(reload: () => Promise<void>) {
-  const { refresh: refreshPlugins } = usePlugins();
+  const { refresh: refreshPlugins, marketplace } = usePlugdock();
   const [busy, setBusy] = React.useState<Busy>(null);
   const [notice, setNotice] = React.useState<NoticeValue | null>(null);
   const [installing, setInstalling] = React.useState<{ target: Target; plan: InstallPlan } | null>(null);
@@ -212,12 +212,13 @@ export function UploadButton({ busy, onFile }: { busy: boolean; onFile: (file: F
   const input = React.useRef<HTMLInputElement>(null);
   const [fullRights, setFullRights] = React.useState<string | null>(null);
   const [asking, setAsking] = React.useState(false);
+  const { marketplace } = usePlugdock();
   React.useEffect(() => {
     marketplace.isolation().then(
       (isolation) => setFullRights(isolation.full_rights ?? null),
       () => setFullRights(null), // the upload itself still works; the server checks it
     );
-  }, []);
+  }, [marketplace]);
   return (
     <>
       <ConfirmDialog

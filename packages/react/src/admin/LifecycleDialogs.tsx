@@ -3,7 +3,8 @@
 // the server for its plan when it opens; the server stays the judge of what may run.
 import * as React from "react";
 
-import { type InstallPlan, type UpgradePlan, errorMessage, marketplace } from "../api";
+import { type InstallPlan, type UpgradePlan, errorMessage } from "../client";
+import { usePlugdock } from "../provider";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { Markdown } from "./Markdown";
 import { PermissionList } from "./Permissions";
@@ -95,6 +96,7 @@ export function UpdateDialog({
   onConfirm: (plan: UpgradePlan) => void;
   onCancel: () => void;
 }) {
+  const { marketplace } = usePlugdock();
   const { plan, error } = usePlan(target, marketplace.planUpgrade);
   const blocked = !plan || !plan.compatible;
   const more = plan?.permissions_added ?? [];
@@ -169,6 +171,7 @@ export function UninstallDialog({
   onConfirm: (backup: boolean, force: boolean) => void;
   onCancel: () => void;
 }) {
+  const { marketplace } = usePlugdock();
   const { plan, error } = usePlan(target, marketplace.planUninstall);
   const [backup, setBackup] = React.useState(true);
   const [force, setForce] = React.useState(false);

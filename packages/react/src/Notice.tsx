@@ -1,5 +1,5 @@
 // A success or error message, announced to screen readers, that the user can dismiss.
-import type { NoticeKind } from "@plugdock/sdk";
+import type { NoticeKind } from "./protocol";
 
 export interface NoticeValue {
   kind: NoticeKind;

@@ -1,9 +1,19 @@
-// The messages between the shell and a plugin's sandboxed frame (docs/frontend.md, "The bridge").
+// The messages between the host's page and a plugin's sandboxed frame (docs/frontend.md, "The bridge").
 //
-// The frame says hello to window.parent with postMessage; the shell answers only a frame it
+// The frame says hello to window.parent with postMessage; the host's page answers only a frame it
 // made (event.source is that iframe's contentWindow) with a MessagePort. Everything after
 // that goes over the port: nothing else in the page can listen or speak on it.
-import type { Method, NoticeKind, SdkUser } from "@plugdock/sdk";
+import type { Method } from "./client";
+
+/** A notice's kind, as @plugdock/sdk's notify() takes it. */
+export type NoticeKind = "success" | "error" | "info";
+
+/** The signed-in user, as the host tells PlugdockProvider and frames tell plugins (PlugdockUser). */
+export interface PlugdockUser {
+  id: number | string;
+  username: string;
+  role: "admin" | "user";
+}
 
 export const HELLO = "plugdock:frame-hello";
 export const CONNECT = "plugdock:frame-connect";
@@ -13,7 +23,7 @@ export type FrameKind = "page" | "widget" | "describe";
 
 /** The route of a page frame: the index in the plugin's routes, the path and its captures. */
 export interface FrameRoute {
-  /** Raised each time the shell shows the page again: the page mounts afresh, as in the shell. */
+  /** Raised each time the host shows the page again: the plugin's page mounts afresh. */
   visit: number;
   index: number;
   path: string;
@@ -25,7 +35,7 @@ export interface ConnectMessage {
   type: typeof CONNECT;
   /** The plugin's name, for messages ("The page of AI Chatbot stopped working"). */
   name: string;
-  user: SdkUser | null;
+  user: PlugdockUser | null;
   route: FrameRoute | null;
 }
 
@@ -47,4 +57,4 @@ export type ShellMessage =
   | { type: "reply"; id: number; ok: true; data: unknown }
   | { type: "reply"; id: number; ok: false; status: number; detail: unknown; message: string }
   | { type: "route"; route: FrameRoute }
-  | { type: "user"; user: SdkUser | null };
+  | { type: "user"; user: PlugdockUser | null };

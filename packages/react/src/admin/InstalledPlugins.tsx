@@ -2,14 +2,25 @@
 // disable/enable them here.
 import * as React from "react";
 
-import { type InstalledPlugin, errorMessage, marketplace } from "../api";
-import { useAuth } from "../auth";
-import { PermissionsNote } from "../components/Permissions";
-import { Notice } from "../components/Notice";
-import { EnabledSwitch, offeredUpdate, useLifecycle } from "../components/lifecycle";
-import { formatDate } from "../format";
-import { usePlugins } from "../plugins";
-import { Link } from "../router";
+import { type InstalledPlugin, errorMessage } from "../client";
+import { Link } from "../Link";
+import { Notice } from "../Notice";
+import { usePlugdock } from "../provider";
+import { PermissionsNote } from "./Permissions";
+import { EnabledSwitch, offeredUpdate, useLifecycle } from "./lifecycle";
+
+/** An ISO timestamp in the browser's locale; the text itself when it does not parse. */
+function formatDate(iso: string): string {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+export interface InstalledPluginsProps {
+  /** Where the host mounted <Marketplace /> (the empty list links to it). */
+  marketplacePath?: string;
+  /** The host's path of a plugin page (default: the page's own path, as the panel mounts them). */
+  pagePath?: (path: string) => string;
+}
 
 const STATE_LABELS: Record<string, string> = {
   mounted: "Running",
@@ -18,12 +29,12 @@ const STATE_LABELS: Record<string, string> = {
   disabled: "Disabled",
 };
 
-export function InstalledPage() {
-  const { user } = useAuth();
+/** plugdock's installed-plugins screen, for the host to mount under a route of its choice. */
+export function InstalledPlugins({ marketplacePath = "/marketplace", pagePath = (path) => path }: InstalledPluginsProps) {
+  const { user, marketplace, plugins } = usePlugdock();
   const isAdmin = user?.role === "admin";
   const [rows, setRows] = React.useState<InstalledPlugin[] | null>(null);
   const [error, setError] = React.useState<string | null>(null);
-  const { plugins } = usePlugins();
 
   const load = React.useCallback(async () => {
     try {
@@ -32,7 +43,7 @@ export function InstalledPage() {
     } catch (e) {
       setError(errorMessage(e));
     }
-  }, []);
+  }, [marketplace]);
 
   React.useEffect(() => {
     // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
@@ -44,7 +55,7 @@ export function InstalledPage() {
   const ui = new Map(plugins.map((p) => [p.id, p]));
 
   return (
-    <section aria-labelledby="installed-title">
+    <section className="plugdock" aria-labelledby="installed-title">
       <h1 id="installed-title">Installed plugins</h1>
       {notice && <Notice notice={notice} onDismiss={() => life.setNotice(null)} />}
       {error && <Notice notice={{ kind: "error", text: `Could not load the installed plugins: ${error}` }} />}
@@ -55,7 +66,7 @@ export function InstalledPage() {
       )}
       {rows && rows.length === 0 && (
         <p className="empty-state">
-          Nothing is installed yet. <Link to="/marketplace">Open the marketplace</Link>.
+          Nothing is installed yet. <Link to={marketplacePath}>Open the marketplace</Link>.
         </p>
       )}
       {rows && rows.length > 0 && (
@@ -120,7 +131,7 @@ export function InstalledPage() {
                               {route.path.includes(":") || route.path.includes("*") ? (
                                 <code>{route.path}</code>
                               ) : (
-                                <Link to={route.path}>{route.path}</Link>
+                                <Link to={pagePath(route.path)}>{route.path}</Link>
                               )}
                             </li>
                           ))}

@@ -29,7 +29,7 @@ export class ErrorBoundary extends React.Component<Props, State> {
     if (!error) return this.props.children;
     if (this.props.quiet) return null;
     return (
-      <div className="notice notice-error plugin-error" role="alert">
+      <div className="plugdock notice notice-error plugin-error" role="alert">
         <h2>{this.props.label} stopped working</h2>
         <p>
           The plugin raised an error: <code>{error.message || error.name}</code>. The rest of the panel

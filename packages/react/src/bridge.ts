@@ -1,13 +1,13 @@
-// What a plugin's sandboxed frame may ask the shell to do (docs/frontend.md, "The bridge").
+// What a plugin's sandboxed frame may ask the host's page to do (docs/frontend.md, "The bridge").
 //
-// The frame has no session of its own: the shell sends its requests with the signed-in user's
-// cookie and CSRF token. So the shell is the gate, and this is its rule: a frame may call its
+// The frame has no session of its own: the host's page sends its requests with the signed-in
+// user's credentials (PlugdockProvider's fetch). So the page is the gate, and this is its rule: a frame may call its
 // plugin's own backend routes (metadata backend.routes, minus any that would cover a core
 // route: the server leaves those out of `api_routes`), GET the core reads its granted
 // permissions allow (`core_reads`), and navigate to its own pages or the core's. Everything
 // else is refused, with a reason for the plugin's console and the panel's log.
 
-import { matchPath } from "./router";
+import { matchPath } from "./paths";
 
 export interface BridgeGrant {
   pluginId: string;
@@ -45,6 +45,7 @@ export function checkCall(
   } catch {
     return { ok: false, reason: "not a path" };
   }
+  // (window.location's origin only parses the path: the client prefixes the base URL.)
   // After parsing, the path must be exactly what was written: no "..", no encoded "/" or ".".
   if (url.origin !== window.location.origin || url.pathname !== raw || AMBIGUOUS.test(raw)) {
     return { ok: false, reason: "the path is not in its plain form" };
@@ -58,7 +59,7 @@ export function checkCall(
   return { ok: false, reason: "not one of its own routes, nor a core read its permissions grant" };
 }
 
-/** Whether a frame may send the shell to `to`: one of its own pages, or a core page. */
+/** Whether a frame may send the host's page to `to`: one of its own pages, or a core page. */
 export function checkNavigation(to: unknown, ownPages: string[], corePages: string[]): string | null {
   if (typeof to !== "string" || !to.startsWith("/") || to.startsWith("//") || to.includes("\\")) return null;
   let url: URL;

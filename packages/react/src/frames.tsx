@@ -1,16 +1,15 @@
-// Plugin UIs in sandboxed frames: the shell's side of the bridge (docs/frontend.md).
+// Plugin UIs in sandboxed frames: the page's side of the bridge (docs/frontend.md).
 //
-// Every frame is `<iframe sandbox="allow-scripts allow-forms">` on the panel's frame document
+// Every frame is `<iframe sandbox="allow-scripts allow-forms">` on plugdock's frame document
 // (/plugins-ui/<id>/<operation>/frame.html): an opaque origin, so the plugin's code cannot
-// read the shell's cookies or storage, reach its DOM, navigate the top window or open popups.
-// It says hello with postMessage; the shell answers only an iframe it made (event.source is
+// read the page's cookies or storage, reach its DOM, navigate the top window or open popups.
+// It says hello with postMessage; the page answers only an iframe it made (event.source is
 // that iframe's contentWindow) with a MessagePort, and serves the frame's requests over it
-// after bridge.ts allows them.
-import { type SdkUser, notify } from "@plugdock/sdk";
+// (with the provider's fetch) after bridge.ts allows them.
 import * as React from "react";
 
-import { ApiError, errorMessage, frontend } from "./api";
 import { type BridgeGrant, checkCall, checkNavigation, refusal } from "./bridge";
+import { ApiError, type FrontendApi, errorMessage } from "./client";
 import {
   CONNECT,
   type ConnectMessage,
@@ -18,10 +17,29 @@ import {
   type FrameMessage,
   type FrameRoute,
   HELLO,
+  type NoticeKind,
+  type PlugdockUser,
   type ShellMessage,
   type WireBody,
-} from "./frame/protocol";
-import { navigate } from "./router";
+} from "./protocol";
+
+/** What the frames need of the page they are in (PlugdockProvider gives it). */
+export interface FrameHost {
+  /** Where plugdock is mounted ("" for the page's own origin). */
+  baseUrl: string;
+  frontend: FrontendApi;
+  notify: (text: string, kind: NoticeKind) => void;
+  navigate: (to: string) => void;
+}
+
+/** The FrameHost of the nearest PlugdockProvider. */
+export const FrameHostContext = React.createContext<FrameHost | null>(null);
+
+function useFrameHost(): FrameHost {
+  const host = React.useContext(FrameHostContext);
+  if (!host) throw new Error("plugdock: a plugin frame outside <PlugdockProvider>");
+  return host;
+}
 
 /** The sandbox of every plugin frame: scripts and forms, nothing that reaches past the frame. */
 export const FRAME_SANDBOX = "allow-scripts allow-forms";
@@ -30,28 +48,39 @@ const WIDGET_BOX = { width: 480, height: 800 };
 /** Room around a widget's content for its shadow (the chat dialog's blurs 32 px). */
 const WIDGET_MARGIN = 32;
 const NOTICE_KINDS: readonly string[] = ["success", "error", "info"];
-/** How long the shell waits for a framed plugin to say what it declares. */
+/** How long the host's page waits for a framed plugin to say what it declares. */
 const DESCRIBE_TIMEOUT_MS = 20_000;
 
 // -- the handshake -------------------------------------------------------------------------
 
 const frames = new Map<HTMLIFrameElement, (source: Window) => void>();
+let listening = false;
 
-window.addEventListener("message", (event: MessageEvent<{ type?: unknown }>) => {
+function onHello(event: MessageEvent<{ type?: unknown }>): void {
   if (event.data?.type !== HELLO || !event.source) return;
-  for (const [iframe, onHello] of frames) {
+  for (const [iframe, hello] of frames) {
     if (iframe.contentWindow === event.source) {
-      onHello(event.source);
+      hello(event.source);
       return;
     }
   }
-});
-
-function frameSrc(frameUrl: string, kind: FrameKind, index = 0): string {
-  return `${frameUrl}${frameUrl.includes("?") ? "&" : "?"}kind=${kind}&index=${index}`;
 }
 
-/** Hand `source` (a frame the shell made) a new port with what it renders first. */
+/** Expect a hello from `iframe`. The listener starts with the first frame, never at import
+ * (a server render, Next.js's prerender say, has no window). */
+function register(iframe: HTMLIFrameElement, hello: (source: Window) => void): void {
+  if (!listening) {
+    window.addEventListener("message", onHello);
+    listening = true;
+  }
+  frames.set(iframe, hello);
+}
+
+function frameSrc(host: FrameHost, frameUrl: string, kind: FrameKind, index = 0): string {
+  return `${host.baseUrl}${frameUrl}${frameUrl.includes("?") ? "&" : "?"}kind=${kind}&index=${index}`;
+}
+
+/** Hand `source` (a frame the host's page made) a new port with what it renders first. */
 function connect(source: Window, message: Omit<ConnectMessage, "type">, onMessage: (m: FrameMessage) => void) {
   const channel = new MessageChannel();
   channel.port1.onmessage = (event: MessageEvent<FrameMessage>) => onMessage(event.data);
@@ -75,13 +104,21 @@ function unwire(body: WireBody | undefined): unknown {
   return "json" in body ? body.json : undefined;
 }
 
-function refuse(port: MessagePort, grant: BridgeGrant, id: number, method: unknown, path: unknown, reason: string) {
+function refuse(
+  host: FrameHost,
+  port: MessagePort,
+  grant: BridgeGrant,
+  id: number,
+  method: unknown,
+  path: unknown,
+  reason: string,
+) {
   const detail = refusal(grant.pluginId, method, path, reason);
   port.postMessage({ type: "reply", id, ok: false, status: 403, detail, message: detail } satisfies ShellMessage);
   console.warn(detail);
-  frontend
+  host.frontend
     .refused({ plugin_id: grant.pluginId, method: String(method).slice(0, 10), path: String(path).slice(0, 300), reason })
-    .catch(() => {}); // the panel's log line is best effort; the refusal itself is not
+    .catch(() => {}); // plugdock's log line is best effort; the refusal itself is not
 }
 
 interface Handlers {
@@ -93,7 +130,7 @@ interface Handlers {
   onDescribe?: (config: unknown, error: string | null) => void;
 }
 
-function serve(port: MessagePort, message: FrameMessage, handlers: Handlers): void {
+function serve(host: FrameHost, port: MessagePort, message: FrameMessage, handlers: Handlers): void {
   const { grant } = handlers;
   switch (message?.type) {
     case "request": {
@@ -101,12 +138,12 @@ function serve(port: MessagePort, message: FrameMessage, handlers: Handlers): vo
       if (typeof id !== "number") return;
       const allowed = checkCall(grant, method, path);
       if (!allowed.ok) {
-        refuse(port, grant, id, method, path, allowed.reason);
+        refuse(host, port, grant, id, method, path, allowed.reason);
         return;
       }
       const headers: Record<string, string> = {};
       for (const [name, value] of Object.entries(message.headers ?? {})) headers[String(name)] = String(value);
-      frontend.bridged(method, allowed.target, unwire(message.body), headers).then(
+      host.frontend.bridged(method, allowed.target, unwire(message.body), headers).then(
         (data) => port.postMessage({ type: "reply", id, ok: true, data } satisfies ShellMessage),
         (error: unknown) => {
           const status = error instanceof ApiError ? error.status : 0;
@@ -118,13 +155,13 @@ function serve(port: MessagePort, message: FrameMessage, handlers: Handlers): vo
     }
     case "notify": {
       const kind = NOTICE_KINDS.includes(message.kind) ? message.kind : "info";
-      notify(String(message.text).slice(0, 500), kind);
+      host.notify(String(message.text).slice(0, 500), kind);
       return;
     }
     case "navigate": {
       const to = checkNavigation(message.to, handlers.ownPages, handlers.corePages);
-      if (to) navigate(to);
-      else refuse(port, grant, -1, "NAVIGATE", message.to, "only its own pages and the panel's pages");
+      if (to) host.navigate(to);
+      else refuse(host, port, grant, -1, "NAVIGATE", message.to, "only its own pages and the panel's pages");
       return;
     }
     case "size":
@@ -145,7 +182,7 @@ function serve(port: MessagePort, message: FrameMessage, handlers: Handlers): vo
 // -- what a framed plugin declares -----------------------------------------------------------
 
 /** Run the plugin's bundle in a hidden frame and return what it declares (data, no code). */
-export function describeFramed(frameUrl: string, name: string, grant: BridgeGrant): Promise<unknown> {
+export function describeFramed(host: FrameHost, frameUrl: string, name: string, grant: BridgeGrant): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const iframe = document.createElement("iframe");
     iframe.setAttribute("sandbox", FRAME_SANDBOX);
@@ -164,11 +201,11 @@ export function describeFramed(frameUrl: string, name: string, grant: BridgeGran
       port?.close();
       iframe.remove();
     };
-    frames.set(iframe, (source) => {
+    register(iframe, (source) => {
       port?.close();
       port = connect(source, { name, user: null, route: null }, (message) => {
         if (!port) return;
-        serve(port, message, {
+        serve(host, port, message, {
           grant,
           ownPages: [],
           corePages: [],
@@ -180,7 +217,7 @@ export function describeFramed(frameUrl: string, name: string, grant: BridgeGran
         });
       });
     });
-    iframe.src = frameSrc(frameUrl, "describe");
+    iframe.src = frameSrc(host, frameUrl, "describe");
     document.body.append(iframe);
   });
 }
@@ -191,33 +228,34 @@ interface FrameProps {
   pluginName: string;
   frameUrl: string;
   grant: BridgeGrant;
-  /** The plugin's page patterns and the core's pages: where the frame may send the shell. */
+  /** The plugin's page patterns and the core's pages: where the frame may send the host's page. */
   ownPages: string[];
   corePages: string[];
-  user: SdkUser | null;
+  user: PlugdockUser | null;
   route: FrameRoute;
 }
 
-/** Connect an iframe the shell renders; keep its route and user current over the port. */
+/** Connect an iframe the host's page renders; keep its route and user current over the port. */
 function useFrame(
   iframe: React.RefObject<HTMLIFrameElement | null>,
   props: FrameProps,
   extra: Pick<Handlers, "onSize" | "onRegion">,
 ): void {
-  const latest = React.useRef({ props, extra });
+  const host = useFrameHost();
+  const latest = React.useRef({ props, extra, host });
   const port = React.useRef<MessagePort | null>(null);
   React.useLayoutEffect(() => {
-    latest.current = { props, extra };
+    latest.current = { props, extra, host };
   });
   React.useLayoutEffect(() => {
     const element = iframe.current;
     if (!element) return;
-    frames.set(element, (source) => {
+    register(element, (source) => {
       port.current?.close(); // the frame reloaded (or navigated itself): a new port
       const { props: p } = latest.current;
       const own = connect(source, { name: p.pluginName, user: p.user, route: p.route }, (message) => {
-        const { props: now, extra: more } = latest.current;
-        serve(own, message, { grant: now.grant, ownPages: now.ownPages, corePages: now.corePages, ...more });
+        const { props: now, extra: more, host: page } = latest.current;
+        serve(page, own, message, { grant: now.grant, ownPages: now.ownPages, corePages: now.corePages, ...more });
       });
       port.current = own;
     });
@@ -228,7 +266,7 @@ function useFrame(
     };
   }, [iframe]);
   const { user, route } = props;
-  // Layout effects: the frame hears of a new route before the shell paints the change.
+  // Layout effects: the frame hears of a new route before the host's page paints the change.
   React.useLayoutEffect(() => {
     port.current?.postMessage({ type: "user", user } satisfies ShellMessage);
   }, [user]);
@@ -240,6 +278,7 @@ function useFrame(
 /** A plugin page: a frame as wide as the page area and as tall as its content. */
 export function PageFrame(props: FrameProps & { title: string; hidden: boolean }) {
   const iframe = React.useRef<HTMLIFrameElement>(null);
+  const host = useFrameHost();
   const [height, setHeight] = React.useState(0);
   useFrame(iframe, props, {
     // A hidden frame has no layout to measure: it keeps its height for when it shows again.
@@ -253,7 +292,7 @@ export function PageFrame(props: FrameProps & { title: string; hidden: boolean }
       className="plugin-frame"
       title={props.title}
       sandbox={FRAME_SANDBOX}
-      src={frameSrc(props.frameUrl, "page")}
+      src={frameSrc(host, props.frameUrl, "page")}
       hidden={props.hidden}
       style={{ height }}
       data-plugin-frame={props.grant.pluginId}
@@ -264,6 +303,7 @@ export function PageFrame(props: FrameProps & { title: string; hidden: boolean }
 /** A widget: a transparent frame over the window, clipped to what the widget shows. */
 export function WidgetFrame(props: FrameProps & { index: number }) {
   const iframe = React.useRef<HTMLIFrameElement>(null);
+  const host = useFrameHost();
   const [clip, setClip] = React.useState("inset(50%)");
   useFrame(iframe, props, {
     onRegion: ({ left, top, right, bottom }) => {
@@ -288,7 +328,7 @@ export function WidgetFrame(props: FrameProps & { index: number }) {
       className="widget-frame"
       title={`${props.pluginName} widget`}
       sandbox={FRAME_SANDBOX}
-      src={frameSrc(props.frameUrl, "widget", props.index)}
+      src={frameSrc(host, props.frameUrl, "widget", props.index)}
       style={{ clipPath: clip }}
       data-plugin-frame={props.grant.pluginId}
     />

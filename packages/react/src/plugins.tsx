@@ -1,19 +1,50 @@
-// The installed plugins' UIs: the frontend manifest, each bundle imported once (lazily, by its
-// versioned URL), and the nav items, routes and widgets they declare.
-import * as React from "react";
+// The installed plugins' UIs: the frontend manifest's entries, each described once (by a
+// hidden frame, or by importing its bundle when the host runs ui:same-origin plugins in its
+// page), and the nav items, routes and widgets they declare.
+import type * as React from "react";
 
-import type { AddonConfig, NavItem, PluginComponentProps, RouteDef } from "@plugdock/sdk";
-
-import { type FrontendEntry, errorMessage, frontend } from "./api";
 import type { BridgeGrant } from "./bridge";
-import { describeFramed } from "./frames";
+import { type FrontendEntry, errorMessage } from "./client";
+import { type FrameHost, describeFramed } from "./frames";
+import type { PlugdockUser } from "./protocol";
 
-/** A page of a plugin: its component when the plugin runs in the shell's page, else null (framed). */
+/** What a plugin's page and widget components receive (@plugdock/sdk's PluginComponentProps). */
+export interface PluginComponentProps {
+  /** The host's API object for plugins (the reference panel's: @plugdock/sdk's `api`). */
+  api: unknown;
+  user: PlugdockUser | null;
+  navigate: (to: string) => void;
+  pluginId: string;
+  path: string;
+  params: Record<string, string>;
+}
+
+/** A nav item a plugin declares: the host maps it to its own navigation (usePluginNav). */
+export interface NavItem {
+  label: string;
+  path: string;
+  /** Shown only to admins (the plugin's API must still check: this only hides the link). */
+  adminOnly?: boolean;
+  /** An emoji or short text shown before the label. */
+  icon?: string;
+}
+
+/** A plugin bundle's default export (@plugdock/sdk's AddonConfig), as far as it is read here. */
+interface AddonConfig {
+  nav?: NavItem[];
+  routes?: { path: string; component: unknown; adminOnly?: boolean; title?: string }[];
+  widgets?: unknown[];
+}
+
+/** Imports a ui:same-origin plugin's bundle into the page (the reference panel's import map). */
+export type ImportBundle = (url: string) => Promise<unknown>;
+
+/** A page of a plugin: its component when the plugin runs in the host's page, else null (framed). */
 export interface PluginRoute {
   path: string;
   adminOnly?: boolean;
   title?: string;
-  component: RouteDef["component"] | null;
+  component: React.ComponentType<PluginComponentProps> | null;
 }
 
 export interface PluginConfig {
@@ -30,29 +61,11 @@ export interface LoadedPlugin {
   url: string;
   /** The sandboxed frame document its pages and widgets run in. */
   frameUrl: string;
-  /** Granted ui:same-origin: imported into the shell's page, no frame. */
+  /** Granted ui:same-origin and imported into the host's page (no frame); else framed. */
   sameOrigin: boolean;
   grant: BridgeGrant;
   config: PluginConfig | null;
   error: string | null;
-}
-
-interface PluginsState {
-  plugins: LoadedPlugin[];
-  /** False until the first manifest has been loaded (and its bundles imported). */
-  ready: boolean;
-  /** Refetch the manifest, import new bundles, drop uninstalled ones. */
-  refresh: () => Promise<void>;
-}
-
-const PluginsContext = React.createContext<PluginsState>({
-  plugins: [],
-  ready: false,
-  refresh: async () => {},
-});
-
-export function usePlugins(): PluginsState {
-  return React.useContext(PluginsContext);
 }
 
 const KNOWN_PAGES_KEY = "plugdock_known_plugin_pages";
@@ -67,7 +80,7 @@ export function knownPluginPage(path: string): string | null {
   }
 }
 
-function rememberPages(plugins: LoadedPlugin[]): void {
+export function rememberPages(plugins: LoadedPlugin[]): void {
   try {
     const known = JSON.parse(localStorage.getItem(KNOWN_PAGES_KEY) ?? "{}") as Record<string, string>;
     for (const plugin of plugins) {
@@ -116,12 +129,12 @@ export function normalizeConfig(raw: unknown, framed = false): PluginConfig {
         path,
         adminOnly: Boolean(adminOnly),
         title: typeof title === "string" ? title : undefined,
-        component: framed ? null : route.component,
+        component: framed ? null : (route.component as React.ComponentType<PluginComponentProps>),
       });
     }
   }
   const widgets: PluginConfig["widgets"] = [];
-  for (const [i, widget] of ((config.widgets ?? []) as unknown[]).entries()) {
+  for (const [i, widget] of ((config.widgets ?? [])).entries()) {
     if (!hasComponent(widget)) problems.push(`widgets[${i}] is not a component`);
     else widgets.push(framed ? null : (widget as React.ComponentType<PluginComponentProps>));
   }
@@ -132,7 +145,13 @@ export function normalizeConfig(raw: unknown, framed = false): PluginConfig {
 /** Bundles imported so far, by URL: each URL is imported once per page load. */
 const modules = new Map<string, Promise<unknown>>();
 
-async function load(entry: FrontendEntry): Promise<LoadedPlugin> {
+/**
+ * Describe one manifest entry. A ui:same-origin plugin is imported into the page only when the
+ * host can (`importBundle`: the reference panel's import map gives its bundle React and the
+ * SDK); in any other host it is framed like every plugin, its pages and widgets working the same.
+ */
+export async function load(host: FrameHost, entry: FrontendEntry, importBundle?: ImportBundle): Promise<LoadedPlugin> {
+  const sameOrigin = entry.same_origin && importBundle !== undefined;
   const grant: BridgeGrant = { pluginId: entry.id, apiRoutes: entry.api_routes, coreReads: entry.core_reads };
   const base = {
     id: entry.id,
@@ -140,65 +159,26 @@ async function load(entry: FrontendEntry): Promise<LoadedPlugin> {
     version: entry.version,
     url: entry.bundle_url,
     frameUrl: entry.frame_url,
-    sameOrigin: entry.same_origin,
+    sameOrigin,
     grant,
   };
   try {
-    // Same-origin (granted): the shell imports the bundle. Framed: the plugin's code runs only
-    // in its frames; a hidden one tells the shell what the plugin declares.
-    const key = entry.same_origin ? entry.bundle_url : entry.frame_url;
+    // Same-origin (granted): the host's page imports the bundle. Framed: the plugin's code runs only
+    // in its frames; a hidden one tells the host's page what the plugin declares.
+    const key = sameOrigin ? entry.bundle_url : entry.frame_url;
     let module = modules.get(key);
     if (!module) {
-      module = entry.same_origin
-        ? import(/* webpackIgnore: true */ entry.bundle_url)
-        : describeFramed(entry.frame_url, entry.name, grant);
+      module = sameOrigin && importBundle
+        ? importBundle(host.baseUrl + entry.bundle_url)
+        : describeFramed(host, entry.frame_url, entry.name, grant);
       modules.set(key, module);
       module.catch(() => modules.delete(key)); // retry on the next refresh
     }
     const loaded = (await module) as { default?: unknown };
-    if (!entry.same_origin) return { ...base, config: normalizeConfig(loaded, true), error: null };
+    if (!sameOrigin) return { ...base, config: normalizeConfig(loaded, true), error: null };
     return { ...base, config: normalizeConfig(loaded.default ?? loaded), error: null };
   } catch (error) {
     console.error(`plugdock: the UI of ${entry.id} could not be loaded`, error);
     return { ...base, config: null, error: errorMessage(error) };
   }
-}
-
-export function PluginsProvider({ children }: { children: React.ReactNode }) {
-  const [plugins, setPlugins] = React.useState<LoadedPlugin[]>([]);
-  const [ready, setReady] = React.useState(false);
-  const latest = React.useRef(0);
-
-  const refresh = React.useCallback(async () => {
-    const call = ++latest.current;
-    try {
-      const manifest = await frontend.plugins();
-      const loaded = await Promise.all(manifest.map(load));
-      if (call !== latest.current) return; // a newer refresh is under way
-      rememberPages(loaded);
-      setPlugins(loaded);
-    } catch (error) {
-      console.error("plugdock: cannot load the plugin manifest", error);
-    } finally {
-      if (call === latest.current) setReady(true);
-    }
-  }, []);
-
-  React.useEffect(() => {
-    // eslint-disable-next-line react-hooks/set-state-in-effect -- state is set only after an await (a known false positive: React issue 34905)
-    void refresh();
-    // Another admin (or the CLI) may install or uninstall: catch up when the tab is used again.
-    const onVisible = () => {
-      if (document.visibilityState === "visible") void refresh();
-    };
-    document.addEventListener("visibilitychange", onVisible);
-    window.addEventListener("focus", onVisible);
-    return () => {
-      document.removeEventListener("visibilitychange", onVisible);
-      window.removeEventListener("focus", onVisible);
-    };
-  }, [refresh]);
-
-  const value = React.useMemo(() => ({ plugins, ready, refresh }), [plugins, ready, refresh]);
-  return <PluginsContext.Provider value={value}>{children}</PluginsContext.Provider>;
 }

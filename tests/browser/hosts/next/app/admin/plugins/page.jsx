@@ -1,0 +1,6 @@
+"use client";
+import { Marketplace } from "@plugdock/react";
+
+export default function PluginsPage() {
+  return <Marketplace />;
+}

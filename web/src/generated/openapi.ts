@@ -108,6 +108,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/extension-points": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Extension Points
+         * @description What the host declares for plugins, and which installed plugins handle each point.
+         */
+        get: operations["extension_points_api_v1_extension_points_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/frontend/plugins": {
         parameters: {
             query?: never;
@@ -651,6 +671,26 @@ export interface components {
              */
             users: number;
         };
+        /** ExtensionPoint */
+        ExtensionPoint: {
+            /** Description */
+            description: string;
+            /**
+             * Kind
+             * @description 'event' (filters, services and slots come later)
+             */
+            kind: string;
+            /** Name */
+            name: string;
+            /** Payload Schema */
+            payload_schema: {
+                [key: string]: unknown;
+            };
+            /** Subscribers */
+            subscribers: components["schemas"]["Subscriber"][];
+            /** Version */
+            version: number;
+        };
         /** FrontendPlugin */
         FrontendPlugin: {
             /**
@@ -1032,6 +1072,13 @@ export interface components {
              * @description Seconds until the session expires.
              */
             expires_in: number;
+        };
+        /** Subscriber */
+        Subscriber: {
+            /** Handler */
+            handler: string;
+            /** Plugin Id */
+            plugin_id: string;
         };
         /** TableRows */
         TableRows: {
@@ -1620,6 +1667,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    extension_points_api_v1_extension_points_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExtensionPoint"][];
+                };
             };
         };
     };

@@ -4,6 +4,7 @@ handled by a plugin in the panel or in its own sandboxed process.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -171,6 +172,21 @@ def test_a_committed_event_reaches_the_plugin_and_a_rolled_back_one_never(
             failing = [d for d in outbox.list_deliveries(conn) if d["status"] != "done"]
         assert len(failing) == 1 and "unlucky invoice" in (failing[0]["last_error"] or "")
 
+        # The API the deliveries page reads: admins only; a retry only of a dead one.
+        listed = client.get("/api/v1/events/deliveries", headers=ALICE)
+        assert listed.status_code == 200, listed.text
+        by_id = {d["id"]: d for d in listed.json()}
+        unlucky = by_id[failing[0]["id"]]
+        assert unlucky["event"] == "invoice.paid" and unlucky["status"] in ("pending", "running")
+        assert unlucky["emitted_at"].endswith(("Z", "+00:00"))  # said as UTC
+        done_only = client.get("/api/v1/events/deliveries?status=done", headers=ALICE).json()
+        assert {d["status"] for d in done_only} == {"done"} and len(done_only) == 2
+        bob = {"Authorization": "Bearer bob-token"}
+        assert client.get("/api/v1/events/deliveries", headers=bob).status_code == 403
+        not_dead = client.post(f"/api/v1/events/deliveries/{unlucky['id']}/retry", headers=ALICE)
+        assert not_dead.status_code == 404
+        assert client.get("/api/v1/events/deliveries?status=lost", headers=ALICE).status_code == 422
+
         # The CLI sees what the running host declared, and an admin retries a dead delivery.
         env = os.environ | {
             "PLUGDOCK_HOME": str(tmp_path / "instance"),
@@ -189,6 +205,13 @@ def test_a_committed_event_reaches_the_plugin_and_a_rolled_back_one_never(
         dead = plugdock(env, "events", "deliveries", "--dead")
         assert "unlucky invoice" in dead.stdout and str(failing[0]["id"]) in dead.stdout
         assert plugdock(env, "events", "retry", str(failing[0]["id"])).returncode == 0
+        with engine.connect() as conn:  # the audit log says who retried what (the CLI: nobody)
+            audited = conn.execute(
+                text("SELECT actor, detail FROM plugdock_audit_log WHERE action = 'event_retry'")
+            ).all()
+        assert [(actor, json.loads(detail)) for actor, detail in audited] == [
+            (None, {"delivery": failing[0]["id"]})
+        ]
         unknown = plugdock(env, "events", "retry", "999999")
         assert unknown.returncode == 1 and "no dead delivery" in unknown.stderr
 

@@ -7,6 +7,7 @@ import * as React from "react";
 import { useAuth } from "./auth";
 import {
   ErrorBoundary,
+  EventDeliveries,
   type FrameRoute,
   InstalledPlugins,
   type LoadedPlugin,
@@ -29,6 +30,7 @@ const CORE_PAGES: Record<string, { title: string; render: () => React.ReactNode 
   "/marketplace": { title: "Marketplace", render: () => <Marketplace /> },
   "/installed": { title: "Installed plugins", render: () => <InstalledPlugins /> },
   "/users": { title: "Users", render: () => <UsersPage /> },
+  "/events": { title: "Event deliveries", render: () => <EventDeliveries /> },
 };
 
 /** Where a framed plugin may send the shell besides its own pages. */

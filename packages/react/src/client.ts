@@ -23,6 +23,8 @@ export type UploadResponse = Schemas["UploadedInstall"] | Schemas["UploadedUpgra
 /** One entry of GET /api/v1/frontend/plugins. */
 export type FrontendEntry = Schemas["FrontendPlugin"];
 export type RefusedCall = Schemas["RefusedCall"];
+export type Delivery = Schemas["DeliveryOut"];
+export type DeliveryStatus = Delivery["status"];
 
 /** The header plugdock asks of cookie-carrying state changes (embedding.py, CSRF_HEADER). */
 export const CSRF_HEADER = "X-Plugdock-CSRF";
@@ -175,5 +177,16 @@ export function marketplaceApi(client: PlugdockClient) {
   };
 }
 
+/** Host events delivered to plugins: the deliveries page and its retry. */
+export function eventsApi(client: PlugdockClient) {
+  const { request } = client;
+  return {
+    deliveries: (status: DeliveryStatus | null = null) =>
+      request<Delivery[]>("GET", `/api/v1/events/deliveries${status ? `?status=${status}` : ""}`),
+    retry: (id: number) => request<Schemas["RetryOut"]>("POST", `/api/v1/events/deliveries/${id}/retry`),
+  };
+}
+
 export type MarketplaceApi = ReturnType<typeof marketplaceApi>;
+export type EventsApi = ReturnType<typeof eventsApi>;
 export type FrontendApi = ReturnType<typeof frontendApi>;

@@ -3,6 +3,7 @@ export {
   ApiError,
   CSRF_HEADER,
   type CatalogItem,
+  type Delivery,
   type FetchLike,
   type FrontendEntry,
   type InstalledPlugin,
@@ -32,5 +33,6 @@ export { PluginWidgets, type PluginWidgetsProps } from "./PluginWidgets";
 export type { FrameRoute, NoticeKind, PlugdockUser } from "./protocol";
 export { type PlugdockProviderProps, type PlugdockState, PlugdockProvider, usePlugdock } from "./provider";
 export { Slot, type SlotProps } from "./Slot";
+export { EventDeliveries } from "./admin/EventDeliveries";
 export { InstalledPlugins, type InstalledPluginsProps } from "./admin/InstalledPlugins";
 export { Marketplace } from "./admin/Marketplace";

@@ -5,11 +5,13 @@ import * as React from "react";
 import {
   type FetchLike,
   type FrontendApi,
+  type EventsApi,
   type MarketplaceApi,
   type PlugdockClient,
   createClient,
   defaultFetch,
   frontendApi,
+  eventsApi,
   marketplaceApi,
 } from "./client";
 import { type FrameHost, FrameHostContext } from "./frames";
@@ -49,6 +51,7 @@ export interface PlugdockState {
   client: PlugdockClient;
   frontend: FrontendApi;
   marketplace: MarketplaceApi;
+  events: EventsApi;
   user: PlugdockUser | null;
   navigate: (to: string) => void;
   notify: (text: string, kind: NoticeKind) => void;
@@ -150,6 +153,7 @@ export function PlugdockProvider(props: PlugdockProviderProps) {
       client,
       frontend: frameHost.frontend,
       marketplace: marketplaceApi(client),
+      events: eventsApi(client),
       user: stableUser,
       navigate: frameHost.navigate,
       notify: frameHost.notify,

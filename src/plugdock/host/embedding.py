@@ -80,6 +80,7 @@ PLUGDOCK_PREFIXES = (
     "/api/v1/marketplace/",
     "/api/v1/frontend/",
     "/api/v1/extension-points",
+    "/api/v1/events/",
     "/plugins/",
     "/plugins-ui/",
     "/readyz",

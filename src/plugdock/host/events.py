@@ -26,7 +26,8 @@ installer (which refuses a subscription to an undeclared point) see them.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from plugdock import sdk
 from plugdock.core.db import connect_read
-from plugdock.errors import PlugdockError
+from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.host.state import panel_state
 from plugdock.instance import outbox
 from plugdock.package.metadata import POINT_NAME
@@ -156,3 +157,70 @@ def extension_points(request: Request, _admin: sdk.AdminUser) -> list[ExtensionP
         )
         for p in points.values()
     ]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event: str
+    event_key: str | None
+    plugin_id: str
+    handler: str
+    status: str = Field(description="pending, running, done or dead")
+    attempts: int
+    last_error: str | None
+    emitted_at: datetime
+    next_at: datetime = Field(description="a pending delivery is not tried before this")
+    finished_at: datetime | None
+    held: bool = Field(description="waiting for an earlier delivery of the same key")
+
+
+DeliveryStatus = Literal["pending", "running", "done", "dead"]
+
+
+@router.get("/events/deliveries", response_model=list[DeliveryOut])
+def deliveries(
+    request: Request,
+    _admin: sdk.AdminUser,
+    status: DeliveryStatus | None = None,
+    limit: sdk.Limit = 100,
+) -> list[DeliveryOut]:
+    """The newest deliveries of host events to plugins (optionally of one status)."""
+    state = panel_state(request.app)
+    with connect_read(state.engine) as conn:
+        rows = outbox.list_deliveries(conn, status=status, limit=limit)
+    return [
+        DeliveryOut(
+            id=r["id"],
+            event=r["name"],
+            event_key=r["event_key"],
+            plugin_id=r["plugin_id"],
+            handler=r["handler"],
+            status=r["status"],
+            attempts=r["attempts"],
+            last_error=r["last_error"],
+            emitted_at=_utc(r["emitted_at"]),
+            next_at=_utc(r["next_at"]),
+            finished_at=_utc(r["finished_at"]) if r["finished_at"] else None,
+            held=r["held"],
+        )
+        for r in rows
+    ]
+
+
+class RetryOut(BaseModel):
+    id: int
+    message: str
+
+
+@router.post("/events/deliveries/{delivery_id}/retry", response_model=RetryOut)
+def retry_delivery(delivery_id: sdk.Id, request: Request, admin: sdk.AdminUser) -> RetryOut:
+    """Deliver a dead delivery again, its attempts counted afresh."""
+    state = panel_state(request.app)
+    if not outbox.retry(state.engine, delivery_id, actor=admin.username):
+        raise NotFoundError(f"no dead delivery {delivery_id}")
+    return RetryOut(id=delivery_id, message=f"delivery {delivery_id} will be delivered again")
+
+
+def _utc(value: datetime) -> datetime:
+    """The database's naive UTC, said as UTC."""
+    return value.replace(tzinfo=UTC)

@@ -33,6 +33,7 @@ from plugdock.core.db import (
     extension_points,
     utcnow,
 )
+from plugdock.instance import audit
 
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
@@ -341,8 +342,9 @@ def fail(engine: Engine, delivery: Delivery, worker: str, error: str) -> str:
     return "dead" if dead else "pending"
 
 
-def retry(engine: Engine, delivery_id: int) -> bool:
-    """An admin retries a dead delivery: pending again, its attempts counted afresh."""
+def retry(engine: Engine, delivery_id: int, *, actor: str | None = None) -> bool:
+    """An admin retries a dead delivery: pending again, its attempts counted afresh (and an
+    audit entry, in the same transaction). False when there is no such dead delivery."""
     d = event_deliveries.c
     with engine.begin() as conn:
         done = conn.execute(
@@ -350,16 +352,32 @@ def retry(engine: Engine, delivery_id: int) -> bool:
             .where(d.id == delivery_id, d.status == "dead")
             .values(status="pending", attempts=0, next_at=utcnow(), finished_at=None)
         )
-    return done.rowcount == 1
+        if done.rowcount != 1:
+            return False
+        audit.record(conn, actor=actor, action=audit.EVENT_RETRY, detail={"delivery": delivery_id})
+    return True
 
 
 def list_deliveries(
     conn: Connection, *, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """The newest deliveries (optionally of one status), with their event's name and key."""
+    """The newest deliveries (optionally of one status), with their event's name and key,
+    and whether an earlier undone delivery of the same key holds them (``held``)."""
     d = event_deliveries.c
+    earlier = aliased(event_deliveries)
+    held = (
+        exists()
+        .where(
+            earlier.c.plugin_id == d.plugin_id,
+            earlier.c.event_key == d.event_key,
+            earlier.c.id < d.id,
+            earlier.c.status != "done",
+        )
+        .label("held")
+    )
     query = (
         select(
+            held,
             d.id,
             d.plugin_id,
             d.handler,

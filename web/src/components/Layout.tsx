@@ -18,7 +18,11 @@ const CORE_NAV: NavLink[] = [
   { label: "Installed plugins", path: "/installed", icon: "🧩" },
 ];
 
-const USERS_NAV: NavLink = { label: "Users", path: "/users", icon: "👥" };
+// For admins: the panel's users, and host events delivered to plugins (dead ones to retry).
+const ADMIN_NAV: NavLink[] = [
+  { label: "Users", path: "/users", icon: "👥" },
+  { label: "Event deliveries", path: "/events", icon: "📨" },
+];
 
 function isActive(linkPath: string, path: string): boolean {
   if (linkPath === "/") return path === "/";
@@ -89,7 +93,7 @@ export function Layout({ user, onLogout, children }: { user: User; onLogout: () 
       </header>
       <div className="frame">
         <nav id="main-nav" className={menuOpen ? "sidebar open" : "sidebar"} aria-label="Main">
-          <ul className="nav-list">{(isAdmin ? [...CORE_NAV, USERS_NAV] : CORE_NAV).map(renderLink)}</ul>
+          <ul className="nav-list">{(isAdmin ? [...CORE_NAV, ...ADMIN_NAV] : CORE_NAV).map(renderLink)}</ul>
           {pluginNav.length > 0 && (
             <>
               <h2 className="nav-heading" id="plugin-nav-heading">

@@ -108,6 +108,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deliveries
+         * @description The newest deliveries of host events to plugins (optionally of one status).
+         */
+        get: operations["deliveries_api_v1_events_deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Delivery
+         * @description Deliver a dead delivery again, its attempts counted afresh.
+         */
+        post: operations["retry_delivery_api_v1_events_deliveries__delivery_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/extension-points": {
         parameters: {
             query?: never;
@@ -671,6 +711,46 @@ export interface components {
              */
             users: number;
         };
+        /** DeliveryOut */
+        DeliveryOut: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Emitted At
+             * Format: date-time
+             */
+            emitted_at: string;
+            /** Event */
+            event: string;
+            /** Event Key */
+            event_key: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Handler */
+            handler: string;
+            /**
+             * Held
+             * @description waiting for an earlier delivery of the same key
+             */
+            held: boolean;
+            /** Id */
+            id: number;
+            /** Last Error */
+            last_error: string | null;
+            /**
+             * Next At
+             * Format: date-time
+             * @description a pending delivery is not tried before this
+             */
+            next_at: string;
+            /** Plugin Id */
+            plugin_id: string;
+            /**
+             * Status
+             * @description pending, running, done or dead
+             */
+            status: string;
+        };
         /** ExtensionPoint */
         ExtensionPoint: {
             /** Description */
@@ -1059,6 +1139,13 @@ export interface components {
              * @description live replicas (panel processes sharing the database)
              */
             total: number;
+        };
+        /** RetryOut */
+        RetryOut: {
+            /** Id */
+            id: number;
+            /** Message */
+            message: string;
         };
         /** SessionResponse */
         SessionResponse: {
@@ -1667,6 +1754,69 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    deliveries_api_v1_events_deliveries_get: {
+        parameters: {
+            query?: {
+                status?: ("pending" | "running" | "done" | "dead") | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_delivery_api_v1_events_deliveries__delivery_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };

@@ -28,7 +28,7 @@ from panel import (
 from plugdock.core.db import make_engine
 from plugdock.errors import StepError
 from plugdock.installer import Installer
-from plugdock.instance.notify import ChangeListener
+from plugdock.instance.notify import CHANNEL, EVENTS_CHANNEL, ChangeListener
 from plugdock.operations.codefiles import LEAVING_ORDER
 from support import CHATBOT, instance_settings, make_plugin, pack_into
 
@@ -121,11 +121,26 @@ def test_postgres_notifies_committed_changes_only(
     pack_into(CHATBOT, settings.plugin_local_dir)
     engine = make_engine(database_url)
     woke = threading.Event()
-    listener = ChangeListener(engine, woke.set)
+    events = threading.Event()
+    listener = ChangeListener(engine, {CHANNEL: woke.set, EVENTS_CHANNEL: events.set})
     listener.start()
     try:
         assert woke.wait(10)  # it wakes once on connecting, to catch up
+        assert events.wait(10)
         woke.clear()
+        events.clear()
+
+        # An emitted event wakes the deliverers at its commit, and only then.
+        from plugdock.instance import outbox
+
+        with engine.connect() as conn, conn.begin() as transaction:
+            outbox.emit(conn, "invoice.paid", 1, {}, None)
+            transaction.rollback()
+        assert not events.wait(1.5)
+        with engine.begin() as conn:
+            outbox.emit(conn, "invoice.paid", 1, {}, None)
+        assert events.wait(5)
+        assert not woke.is_set()  # a plugin change is another channel
         installer = Installer(settings, engine=engine)
 
         monkeypatch.setenv("PLUGDOCK_FAILPOINTS", "install.commit=raise")

@@ -323,7 +323,10 @@ class PluginHost:
             watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
             await run_in_threadpool(outbox.record_points, engine, self.events.points())
             deliverer = EventDeliverer(
-                engine, runtime.mounts, handler_timeout=settings.hook_timeout
+                engine,
+                runtime.mounts,
+                handler_timeout=settings.hook_timeout,
+                wakeup=runtime.events_wakeup,
             )
             delivering = asyncio.create_task(deliverer.run(DELIVERY_INTERVAL))
             try:

@@ -34,6 +34,7 @@ from plugdock.core.db import (
     utcnow,
 )
 from plugdock.instance import audit
+from plugdock.instance.notify import EVENTS_CHANNEL, notify_change
 
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
@@ -131,6 +132,7 @@ def emit(
             fanned_out=False,
         )
     )
+    notify_change(conn, EVENTS_CHANNEL)  # PostgreSQL: every worker looks at the commit
 
 
 # -- delivering -------------------------------------------------------------------------------

@@ -34,14 +34,22 @@ SWEEP_EVERY = 3600.0  # seconds between a worker's sweeps of old deliveries
 class EventDeliverer:
     """One worker's side of event delivery."""
 
-    def __init__(self, engine: Engine, mounts: Mounts, *, handler_timeout: float) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        mounts: Mounts,
+        *,
+        handler_timeout: float,
+        wakeup: asyncio.Event | None = None,
+    ) -> None:
+        """``wakeup``: set when an event was emitted (PostgreSQL's notification)."""
         self.engine = engine
         self.mounts = mounts
         self.handler_timeout = handler_timeout
         # The lease outlasts the bound, so a live worker's delivery is never taken from it.
         self.lease = timedelta(seconds=handler_timeout + 30)
         self.worker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self.wakeup = asyncio.Event()
+        self.wakeup = wakeup or asyncio.Event()
         self._next_sweep = 0.0
 
     async def run(self, interval: float) -> None:

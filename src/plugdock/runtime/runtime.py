@@ -38,7 +38,7 @@ from plugdock.config import Settings
 from plugdock.core.db import connect_read, current_generation
 from plugdock.instance.journal import read_journal
 from plugdock.instance.locking import wait_for_operation
-from plugdock.instance.notify import ChangeListener
+from plugdock.instance.notify import CHANNEL, EVENTS_CHANNEL, ChangeListener
 from plugdock.instance.registry import installations_by_id, list_installations
 from plugdock.operations.materialize import code_is_current, needs_sync, sync_code
 from plugdock.operations.workspace import Workspace
@@ -75,6 +75,7 @@ class PluginRuntime:
         self.lock = asyncio.Lock()  # one change of the plugin set at a time, per process
         self._hint_seen: tuple[int, int] | None = None
         self.wakeup = asyncio.Event()  # set by the PostgreSQL listener: look now
+        self.events_wakeup = asyncio.Event()  # an event was emitted: deliver now
         self.recycler = Recycler(settings.recycle_after, settings.recycle_lock_path)
         # Replicas: code fetched from the database's package store (see materialize.py).
         self.workspace = Workspace(settings, engine=engine)
@@ -217,7 +218,11 @@ class PluginRuntime:
         if self.engine.dialect.name == "postgresql":
             loop = asyncio.get_running_loop()
             listener = ChangeListener(
-                self.engine, lambda: loop.call_soon_threadsafe(self.wakeup.set)
+                self.engine,
+                {
+                    CHANNEL: lambda: loop.call_soon_threadsafe(self.wakeup.set),
+                    EVENTS_CHANNEL: lambda: loop.call_soon_threadsafe(self.events_wakeup.set),
+                },
             )
             listener.start()
         supervising = asyncio.get_running_loop().create_task(self.mounts.runner.watch())

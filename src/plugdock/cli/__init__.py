@@ -331,6 +331,7 @@ def serve(
 
 
 import_module("plugdock.cli.users").register(app)  # plugdock user ...
+import_module("plugdock.cli.config").register(app)  # plugdock config ID [KEY [VALUE]]
 import_module("plugdock.cli.dev").register(app)  # plugdock dev FOLDER
 import_module("plugdock.cli.remote").register(app)  # keygen, sign, trust, server ...
 

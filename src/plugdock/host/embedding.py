@@ -51,11 +51,18 @@ from plugdock.config import Settings, load_settings
 from plugdock.core.db import make_engine, sync_url
 from plugdock.core.headers import SecurityHeadersMiddleware
 from plugdock.errors import ForbiddenError
-from plugdock.host import frontend, marketplace, marketplace_changes, readiness
+from plugdock.host import (
+    frontend,
+    marketplace,
+    marketplace_changes,
+    plugin_settings_api,
+    readiness,
+)
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
+from plugdock.instance.plugin_settings import current_settings
 from plugdock.instance.privacy import prepare_home
 from plugdock.runtime.middleware import PluginSyncMiddleware
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
@@ -180,6 +187,7 @@ class PluginHost:
             engine=engine,
             authenticate=self._direct_authenticate() if direct else None,
             users=self._plugin_users if self.auth.users is not None else None,
+            settings_of=self._plugin_settings,
             settings=settings,
             installer=installer,
             runtime=runtime,
@@ -190,6 +198,7 @@ class PluginHost:
             app.state.plugdock.user_of = _UserResolver(app).user_of
         app.include_router(marketplace.router)
         app.include_router(marketplace_changes.router)
+        app.include_router(plugin_settings_api.router)
         app.include_router(readiness.router)
         frontend.install_plugin_assets(app)
         self._add_middleware(app, runtime)
@@ -212,6 +221,18 @@ class PluginHost:
                 f"{caller.installation.plugin_id} was not granted {USERS_PERMISSION}"
             )
         return [user.as_sdk_user() for user in self.auth.users()]
+
+    def _plugin_settings(self, request: Request) -> dict[str, Any]:
+        """``sdk.PluginSettings`` for a plugin served in this app: its own values only."""
+        from plugdock.runtime.dispatch import SELECTED_ENTRY
+
+        assert self.runtime is not None
+        entry = request.scope.get(SELECTED_ENTRY)
+        mounted = self.runtime.mounts.mounted.values()
+        caller = next((m for m in mounted if m.entry is entry), None)
+        if caller is None:
+            raise ForbiddenError("only plugin routes have plugin settings")
+        return current_settings(self.settings, self.engine, caller.installation.plugin_id)
 
     # -- auth ------------------------------------------------------------------------------
 

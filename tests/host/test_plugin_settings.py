@@ -49,10 +49,19 @@ def values(config: sdk.PluginSettings) -> dict:
     return {"pid": os.getpid(), "config": config}
 
 
+HOOKED = []
+
+
+@router.get("/hooked")
+def hooked() -> list:
+    return HOOKED
+
+
 def on_settings_changed(settings):
-    # one line per serving process and change: the test counts them
-    with open(os.environ["CFG_HOOK_LOG"], "a") as log:
-        log.write(f"{os.getpid()} {settings.get('sender')}\\n")
+    HOOKED.append(settings.get("sender"))
+    if "CFG_HOOK_LOG" in os.environ:  # one line per serving process and change: counted
+        with open(os.environ["CFG_HOOK_LOG"], "a") as log:
+            log.write(f"{os.getpid()} {settings.get('sender')}\\n")
 """
 
 
@@ -402,3 +411,41 @@ def test_an_upgrade_keeps_values_adds_defaults_and_a_stricter_schema_waits(
     finally:
         engine.dispose()
     assert rows == 0
+
+
+@SQLITE
+@pytest.mark.processes
+def test_a_plugin_process_reads_its_own_settings_through_the_panel(
+    tmp_path: Path, database_url: str
+) -> None:
+    pack_into(cfg_plugin(tmp_path / "src"), tmp_path / "modules")
+    panel = start_panel(tmp_path, database_url, extra_env={"PLUGDOCK_ISOLATION": "process"})
+    try:
+        admin = panel.client(panel.login())
+        installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "cfg"})
+        assert installed.status_code == 200, installed.text
+        assert admin.get("/api/v1/cfg/values").status_code == 503
+        admin.put(
+            "/api/v1/plugins/cfg/settings",
+            json={"values": {"gateway_url": "https://gw.example/", "api_key": SECRET}},
+        ).raise_for_status()
+        answer = admin.get("/api/v1/cfg/values")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["config"] == {
+            "gateway_url": "https://gw.example/",
+            "api_key": SECRET,
+            "sender": "plugdock",
+            "retries": 1,
+        }
+        # on_settings_changed runs in the plugin's process, once per change (the first
+        # configuration may or may not have been seen as a change: the process started
+        # then, and its first look may have come after it).
+        admin.put("/api/v1/plugins/cfg/settings", json={"values": {"sender": "ACME"}})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "ACME" not in admin.get("/api/v1/cfg/hooked").json():
+            time.sleep(0.1)
+        time.sleep(1.0)  # a second run for the same change would show by now
+        hooked = admin.get("/api/v1/cfg/hooked").json()
+        assert hooked[-1] == "ACME" and hooked.count("ACME") == 1, hooked
+    finally:
+        panel.stop()

@@ -7,8 +7,12 @@ line answered. Each call needs a permission the admin granted at install:
 
 - ``{"call": "users"}`` needs ``core:users:read``: ids, user names and roles of active
   users, never password hashes.
+- ``{"call": "settings"}`` needs nothing: the current values of the plugin's own declared
+  settings, secrets decrypted (the socket is the plugin's, so it names the plugin; the key
+  and other plugins' values never leave the panel).
 
-Plugin code uses :data:`plugdock.sdk.Users`, the same in both isolation modes.
+Plugin code uses :data:`plugdock.sdk.Users` and :data:`plugdock.sdk.PluginSettings`, the
+same in both isolation modes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from plugdock.core.db import connect_read, users
+from plugdock.errors import PlugdockError
 
 SOCKET_NAME = "core.sock"
 USERS_PERMISSION = "core:users:read"
@@ -42,14 +47,18 @@ def read_users(engine: Engine) -> list[dict[str, Any]]:
 
 
 async def serve(
-    path: Path, plugin_id: str, granted: list[str], users_of: Callable[[], list[dict[str, Any]]]
+    path: Path,
+    plugin_id: str,
+    granted: list[str],
+    users_of: Callable[[], list[dict[str, Any]]],
+    settings_of: Callable[[], dict[str, Any]] | None = None,
 ) -> asyncio.AbstractServer:
     """Answer one plugin's core calls on ``path`` (run on the panel's relay loop)."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
-            reply = await _reply(line[:_MAX_LINE], plugin_id, granted, users_of)
+            reply = await _reply(line[:_MAX_LINE], plugin_id, granted, users_of, settings_of)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         finally:
@@ -66,6 +75,7 @@ async def _reply(
     plugin_id: str,
     granted: list[str],
     users_of: Callable[[], list[dict[str, Any]]],
+    settings_of: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     try:
         call = json.loads(line).get("call")
@@ -75,6 +85,11 @@ async def _reply(
         if USERS_PERMISSION not in granted:
             return {"error": f"{plugin_id} was not granted {USERS_PERMISSION}", "status": 403}
         return {"users": await asyncio.to_thread(users_of)}
+    if call == "settings" and settings_of is not None:
+        try:
+            return {"settings": await asyncio.to_thread(settings_of)}
+        except PlugdockError as exc:  # a secret that does not open: the plugin waits anyway
+            return {"error": str(exc), "status": 503}
     return {"error": f"unknown call {call!r}"}
 
 

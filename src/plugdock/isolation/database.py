@@ -119,7 +119,9 @@ class PluginDatabase:
             db_roles.drop_plugin_role(self.engine, plugin_id)
 
     def open_core_calls(self, plugin_id: str, key: str, run_dir: Path, granted: list[str]) -> None:
-        """Answer the plugin's ``sdk.Users`` calls on its run folder's core socket."""
+        """Answer the plugin's ``sdk.Users`` and ``sdk.PluginSettings`` calls on its run
+        folder's core socket."""
+        from plugdock.instance.plugin_settings import current_settings
         from plugdock.isolation import core_calls
 
         self._core_servers[key] = self._run(
@@ -128,6 +130,7 @@ class PluginDatabase:
                 plugin_id,
                 granted,
                 lambda: core_calls.read_users(self.engine),
+                lambda: current_settings(self.settings, self.engine, plugin_id),
             )
         )
 

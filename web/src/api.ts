@@ -164,6 +164,11 @@ export const dashboard = {
   get: () => request<Dashboard>("GET", "/api/v1/dashboard"),
 };
 
+/** A plugin's declared settings: the call components/PluginSettings.tsx is handed. */
+export function settingsCall<T>(method: "GET" | "PUT", path: string, body?: unknown): Promise<T> {
+  return request<T>(method, path, body);
+}
+
 /** The installed plugins' UIs: their bundles, for the shell to import (plugins.tsx). */
 export const frontend = {
   plugins: () => request<FrontendEntry[]>("GET", "/api/v1/frontend/plugins"),

@@ -2,9 +2,10 @@
 // disable/enable them here.
 import * as React from "react";
 
-import { type InstalledPlugin, errorMessage, marketplace } from "../api";
+import { type InstalledPlugin, errorMessage, marketplace, settingsCall } from "../api";
 import { useAuth } from "../auth";
 import { PermissionsNote } from "../components/Permissions";
+import { PluginSettings } from "../components/PluginSettings";
 import { Notice } from "../components/Notice";
 import { EnabledSwitch, offeredUpdate, useLifecycle } from "../components/lifecycle";
 import { formatDate } from "../format";
@@ -24,6 +25,7 @@ export function InstalledPage() {
   const [rows, setRows] = React.useState<InstalledPlugin[] | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   const { plugins } = usePlugins();
+  const [settingsOf, setSettingsOf] = React.useState<string | null>(null);
 
   const load = React.useCallback(async () => {
     try {
@@ -104,6 +106,7 @@ export function InstalledPage() {
                         {STATE_LABELS[row.state] ?? row.state}
                       </span>
                       {row.error && <div className="error-text">{row.error}</div>}
+                      {row.needs_configuration && <div className="error-text">Needs configuration</div>}
                       {enabled && row.routes.length > 0 && <div className="muted">{row.routes.length} API routes</div>}
                       {row.limits && <div className="muted limits-note">Limits: {row.limits}</div>}
                       <ReplicaLine replicas={row.replicas} />
@@ -143,6 +146,11 @@ export function InstalledPage() {
                             disabled={busy !== null}
                             onChange={(on) => void life.setEnabled(row, on)}
                           />
+                          {row.has_settings && (
+                            <button type="button" className="button button-small" onClick={() => setSettingsOf(row.id)}>
+                              Settings<span className="visually-hidden"> of {row.name}</span>
+                            </button>
+                          )}
                           {update && (
                             <button
                               type="button"
@@ -162,6 +170,17 @@ export function InstalledPage() {
               })}
             </tbody>
           </table>
+        </div>
+      )}
+      {settingsOf && (
+        <div className="card">
+          <PluginSettings
+            key={settingsOf}
+            pluginId={settingsOf}
+            call={settingsCall}
+            onClose={() => setSettingsOf(null)}
+            onSaved={() => void load()}
+          />
         </div>
       )}
       {life.dialogs}

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from panel import INPROCESS, Panel, fresh_get, start_panel, wait_for_startups
+from panel import ADMIN_PASSWORD, INPROCESS, Panel, fresh_get, start_panel, wait_for_startups
 from plugdock.errors import PackageError, SecretKeyError
 from plugdock.instance.secret_box import SecretBox, new_key, parse_key
 from plugdock.package.pack import pack
@@ -275,6 +275,19 @@ def test_settings_round_trip_over_the_api_on_every_worker(
         bob.put("/api/v1/plugins/cfg/settings", json={"values": {"sender": "x"}}).status_code == 403
     )
     assert httpx.get(f"{panel.url}/api/v1/plugins/cfg/settings").status_code == 401
+
+    # The web UI's cookie session: a change needs the session's CSRF token, as the marketplace.
+    with httpx.Client(base_url=panel.url) as browser:
+        signed = browser.post(
+            "/api/v1/auth/session", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+        assert signed.status_code == 200, signed.text
+        change = {"values": {"sender": "Cookie"}}
+        forged = browser.put("/api/v1/plugins/cfg/settings", json=change)
+        assert forged.status_code == 403, forged.text
+        csrf = {"X-CSRF-Token": signed.json()["csrf_token"]}
+        fine = browser.put("/api/v1/plugins/cfg/settings", json=change, headers=csrf)
+        assert fine.status_code == 200, fine.text
     assert admin.get("/api/v1/plugins/nothere/settings").status_code == 404
 
 

@@ -59,12 +59,26 @@ class SettingState:
         return self.source != "unset"
 
 
+# metadata.json path → (its inode, ctime and size, the schema): sdk.PluginSettings asks at
+# every request, and parsing and checking the metadata each time would cost more than the
+# query. ctime, not mtime: packages carry fixed mtimes, but moving a new file in changes ctime.
+_schemas: dict[str, tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+
+
 def installed_schema(settings: Settings, plugin_id: str) -> dict[str, Any] | None:
     """The settings schema of the installed version (None: it declares none)."""
     path = settings.manifest_dir / plugin_id / METADATA_FILE
-    if not path.is_file():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return None
-    return parse_metadata(path.read_bytes(), source=str(path)).settings
+    seen = (stat.st_ino, stat.st_ctime_ns, stat.st_size)
+    cached = _schemas.get(str(path))
+    if cached is not None and cached[0] == seen:
+        return cached[1]
+    schema = parse_metadata(path.read_bytes(), source=str(path)).settings
+    _schemas[str(path)] = (seen, schema)
+    return schema
 
 
 def env_name(plugin_id: str, name: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -415,8 +416,14 @@ def test_an_upgrade_keeps_values_adds_defaults_and_a_stricter_schema_waits(
     config = admin.get("/api/v1/cfg/values").json()["config"]
     assert config["api_key"] == SECRET and config["region"] == "eu" and config["sender"] == "ACME"
 
-    # Uninstall removes the values.
-    assert admin.delete("/api/v1/marketplace/uninstall/cfg").status_code == 200
+    # Uninstall removes the values; its backup keeps them, the secret still sealed.
+    gone = admin.delete("/api/v1/marketplace/uninstall/cfg")
+    assert gone.status_code == 200, gone.text
+    backup = tmp_path / "instance" / "backups" / gone.json()["backup"]
+    with zipfile.ZipFile(backup) as archive:
+        kept = {r["name"]: r for r in json.loads(archive.read("settings.json"))}
+        assert SECRET not in archive.read("settings.json").decode()
+    assert kept["api_key"]["secret"] is True and json.loads(kept["sender"]["value"]) == "ACME"
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -424,6 +431,18 @@ def test_an_upgrade_keeps_values_adds_defaults_and_a_stricter_schema_waits(
     finally:
         engine.dispose()
     assert rows == 0
+
+    # install --restore puts the values back: the sealed key opens again.
+    restored = panel.cli("install", "cfg", "--restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        answer = admin.get("/api/v1/cfg/values")
+        if answer.status_code == 200:
+            break
+        time.sleep(0.05)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["config"]["api_key"] == SECRET
 
 
 @SQLITE

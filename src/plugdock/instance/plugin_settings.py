@@ -315,6 +315,43 @@ def forget(conn: Connection, plugin_id: str) -> None:
     conn.execute(delete(plugin_settings).where(plugin_settings.c.plugin_id == plugin_id))
 
 
+def export_rows(conn: Connection, plugin_id: str) -> list[dict[str, Any]]:
+    """The plugin's stored values as they are stored (secrets still sealed): for a backup."""
+    rows = conn.execute(
+        select(plugin_settings.c.name, plugin_settings.c.value, plugin_settings.c.secret)
+        .where(plugin_settings.c.plugin_id == plugin_id)
+        .order_by(plugin_settings.c.name)
+    ).all()
+    return [{"name": r.name, "value": r.value, "secret": bool(r.secret)} for r in rows]
+
+
+def import_rows(conn: Connection, plugin_id: str, rows: Any, *, actor: str | None) -> None:
+    """Replace the plugin's stored values with a backup's :func:`export_rows` (a sealed secret
+    opens again only with the key and for the plugin and name it was sealed for)."""
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("name"), str)
+        and settings_schema.is_setting_name(r["name"])
+        and isinstance(r.get("value"), str)
+        and isinstance(r.get("secret"), bool)
+        for r in rows
+    ):
+        raise SettingsInvalidError(plugin_id, {"": "the backup's settings.json is not readable"})
+    forget(conn, plugin_id)
+    now = utcnow()
+    for row in rows:
+        conn.execute(
+            insert(plugin_settings).values(
+                plugin_id=plugin_id,
+                name=row["name"],
+                value=row["value"],
+                secret=row["secret"],
+                updated_at=now,
+                updated_by=actor[:64] if actor else None,
+            )
+        )
+
+
 def digests(conn: Connection) -> dict[str, str]:
     """Per plugin with stored values, a digest that changes whenever one of them does."""
     rows = conn.execute(

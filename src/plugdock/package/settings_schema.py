@@ -70,6 +70,11 @@ def _is_email(value: object) -> bool:
     return bool(at and local and "." in domain and " " not in value)
 
 
+def is_setting_name(name: str) -> bool:
+    """A setting's name: 1-64 of a-z, 0-9 and '_', starting with a letter."""
+    return bool(_KEY.fullmatch(name))
+
+
 def check_schema(schema: Any) -> None:
     """ValueError with every problem when ``schema`` is outside the supported subset."""
     problems = schema_problems(schema)

@@ -445,7 +445,7 @@ def test_an_upgrade_keeps_values_adds_defaults_and_a_stricter_schema_waits(
     assert answer.json()["config"]["api_key"] == SECRET
 
 
-@SQLITE
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 @pytest.mark.processes
 def test_a_plugin_process_reads_its_own_settings_through_the_panel(
     tmp_path: Path, database_url: str

@@ -32,9 +32,21 @@ log = logging.getLogger("plugdock.runtime")
 HOOK = "on_settings_changed"
 
 
+def _short(message: str) -> str:
+    # Anyone calling the plugin's routes reads the 503, so it names settings but never
+    # repeats a value; the admin's GET .../settings has the whole message.
+    if message == "required":
+        return message
+    if "does not open with this key" in message:
+        return "its stored secret does not open with this key"
+    return "its value is not valid"
+
+
 def needs_configuration(plugin_id: str, problems: dict[str, str]) -> str:
     """The 503's words: which settings to set, and where."""
-    listed = "; ".join(f"{k}: {v}" if k else v for k, v in problems.items())
+    listed = "; ".join(
+        f"{k}: {_short(v)}" if k else "no usable settings key" for k, v in problems.items()
+    )
     return (
         f"{plugin_id} needs configuration: an admin must set its settings "
         f"(Installed plugins → Settings, or plugdock config {plugin_id}): {listed}"

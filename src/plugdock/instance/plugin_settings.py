@@ -26,7 +26,13 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from plugdock.config import Settings
-from plugdock.core.db import bump_generation, connect_read, plugin_settings, utcnow
+from plugdock.core.db import (
+    bump_generation,
+    connect_read,
+    current_generation,
+    plugin_settings,
+    utcnow,
+)
 from plugdock.core.fsutil import write_json_atomic
 from plugdock.errors import SecretKeyError, SettingsInvalidError
 from plugdock.instance import audit
@@ -229,6 +235,8 @@ def save(
     a default or nothing applies again), audit them without secret values, and tell every
     worker; the new generation. SettingsInvalidError lists a message per setting; nothing is
     stored then."""
+    if not changes:  # nothing to store, audit or announce
+        return current_generation(conn)
     declared = settings_schema.properties(schema)
     unknown = {k: "not a setting of this plugin" for k in changes if k not in declared}
     if unknown:

@@ -50,9 +50,15 @@ class Panel:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return self.cli_env({}, *args, stdin=stdin)
+
+    def cli_env(
+        self, extra_env: dict[str, str], *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """``plugdock ARGS`` with the panel's environment plus ``extra_env``."""
         return subprocess.run(
             [sys.executable, "-m", "plugdock", *args],
-            env=self.env,
+            env=self.env | extra_env,
             input=stdin,
             capture_output=True,
             text=True,

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Panel users and tokens (see plugdock.host.auth).
     admin_password: SecretStr | None = None
     secret_key: SecretStr | None = None
+    # Encrypts plugin secrets at rest (plugdock.instance.secret_box): base64 of 32 bytes;
+    # unset: the key file settings_key_path, created on first need. Replicas share one.
+    settings_key: SecretStr | None = None
     token_minutes: float = Field(60.0, gt=0)
     # Addresses (IPs or CIDRs, comma-separated) of reverse proxies whose X-Forwarded-For and
     # X-Forwarded-Proto are believed; empty: none, the peer's address is the client's.
@@ -245,6 +248,12 @@ class Settings(BaseSettings):
     def secret_key_path(self) -> Path:
         """The token-signing key, generated on first use when ``PLUGDOCK_SECRET_KEY`` is unset."""
         return self.home / "secret.key"
+
+    @property
+    def settings_key_path(self) -> Path:
+        """The plugin secrets' key, created 0600 on first need when ``PLUGDOCK_SETTINGS_KEY``
+        is unset (plugdock.instance.secret_box)."""
+        return self.home / "settings.key"
 
     @property
     def lock_path(self) -> Path:

@@ -91,6 +91,19 @@ class UserError(InvalidRequestError):
 # -- not found -----------------------------------------------------------------------------
 
 
+class SettingsInvalidError(InvalidRequestError):
+    """Plugin settings that break the plugin's schema; ``problems``: setting → message."""
+
+    def __init__(self, plugin_id: str, problems: dict[str, str]) -> None:
+        self.problems = problems
+        listed = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        super().__init__(f"{plugin_id}: invalid settings: {listed}")
+
+
+class SecretKeyError(PlugdockError):
+    """The plugin settings key is malformed or missing, or a secret does not open with it."""
+
+
 class NotInstalledError(NotFoundError):
     """The plugin is not installed here."""
 

@@ -65,6 +65,7 @@ __all__ = [
     "Limit",
     "Offset",
     "OptionalUser",
+    "PluginSettings",
     "User",
     "Users",
     "current_user",
@@ -73,6 +74,7 @@ __all__ = [
     "host_state",
     "list_users",
     "optional_user",
+    "plugin_config",
     "plugin_settings",
     "require_admin",
     "session",
@@ -163,6 +165,9 @@ class HostState:
     # The user of a request outside FastAPI's routing (a plugin process's forwarded request),
     # when ``authenticate`` cannot say: a host whose auth is a dependency of dependencies.
     user_of: Callable[[Request], Awaitable[User | None]] | None = None
+    # The current values of the declared settings of the plugin serving a request
+    # (sdk.PluginSettings): only that plugin's own, secrets decrypted.
+    settings_of: Callable[[Request], Mapping[str, Any]] | None = None
 
 
 def host_state(app: Starlette) -> HostState:
@@ -385,6 +390,35 @@ def plugin_settings(plugin_id: str) -> dict[str, str]:
         for name, value in os.environ.items()
         if name.startswith(prefix) and len(name) > len(prefix)
     }
+
+
+def plugin_config(request: Request) -> dict[str, Any]:
+    """FastAPI dependency: the current values of the calling plugin's declared settings.
+
+    Read from the host at each request, so a value an admin saves is used from the next
+    request on, in every worker and replica, without a restart. A secret (``writeOnly``)
+    arrives decrypted; a plugin only ever gets its own. Prefer the :data:`PluginSettings`
+    annotation::
+
+        @router.post("/send")
+        def send(body: SmsIn, config: sdk.PluginSettings) -> SmsOut:
+            bearer = {"Authorization": f"Bearer {config['api_key']}"}
+            httpx.post(config["gateway_url"], headers=bearer, json=...)
+
+    A setting without a value (no default, never set) is absent from the mapping; while a
+    required one is missing the host answers 503 before any route of the plugin runs.
+    """
+    reader = host_state(request.app).settings_of
+    if reader is None:
+        raise HTTPException(
+            status_code=status.HTTP_501_NOT_IMPLEMENTED,
+            detail="this host keeps no plugin settings",
+        )
+    return dict(reader(request))
+
+
+PluginSettings = Annotated[dict[str, Any], Depends(plugin_config)]
+"""Route parameter annotation: ``config: sdk.PluginSettings`` (see :func:`plugin_config`)."""
 
 
 def get_logger(plugin_id: str) -> logging.Logger:

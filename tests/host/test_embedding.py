@@ -324,3 +324,45 @@ def test_a_host_serves_the_frame_runtime_under_its_own_path_only(tmp_path: Path)
         for name in ("index.html", "app.js", ".build-stamp", "../frontend.py", "%2e%2e/app.py"):
             assert client.get(f"/plugins-ui/_/{name}").status_code == 404, name
         assert client.get("/static/frame.js").status_code == 404  # nothing on the host's path
+
+
+SETTINGS_ROUTES = (
+    "from fastapi import APIRouter\n\nfrom plugdock import sdk\n\n"
+    "router = APIRouter(prefix='/api/v1/greeter')\n\n\n"
+    "@router.get('/hello')\ndef hello(config: sdk.PluginSettings) -> dict:\n"
+    "    return {'greeting': config['greeting'], 'key': config['key']}\n"
+)
+
+
+def test_declared_settings_work_in_a_host_app(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "required": ["key"],
+        "properties": {
+            "greeting": {"type": "string", "default": "hello"},
+            "key": {"type": "string", "writeOnly": True},
+        },
+    }
+    folder = make_plugin(
+        tmp_path / "src",
+        "greeter",
+        extra_files={"backend/routes.py": SETTINGS_ROUTES},
+        metadata={"backend": {"routes": ["/api/v1/greeter/*"]}, "settings": schema},
+    )
+    pack_into(folder, tmp_path / "modules")
+    app = build_host(tmp_path, f"sqlite:///{tmp_path / 'host.db'}", [])
+    with TestClient(app) as client:
+        installed = client.post(
+            "/api/v1/marketplace/install", json={"plugin_id": "greeter"}, headers=_as("alice")
+        )
+        assert installed.status_code == 200, installed.text
+        waiting = client.get("/api/v1/greeter/hello", headers=_as("bob"))
+        assert waiting.status_code == 503 and "key: required" in waiting.json()["detail"]
+        path = "/api/v1/plugins/greeter/settings"
+        change = {"values": {"key": "host-secret", "greeting": "hi"}}
+        assert client.put(path, json=change, headers=_as("bob")).status_code == 403
+        saved = client.put(path, json=change, headers=_as("alice"))
+        assert saved.status_code == 200, saved.text
+        assert "host-secret" not in saved.text
+        hello = client.get("/api/v1/greeter/hello", headers=_as("bob"))
+        assert hello.json() == {"greeting": "hi", "key": "host-secret"}

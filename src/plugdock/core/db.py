@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0009"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "db_migrations"
@@ -246,6 +246,19 @@ plugdock_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("created_at", DateTime(), nullable=False),  # naive UTC
+)
+
+# The values an admin set for each plugin's declared settings (plugdock.instance.plugin_settings):
+# plain ones as JSON text, secrets sealed with AES-GCM (plugdock.instance.secret_box).
+plugin_settings = Table(
+    "plugdock_plugin_settings",
+    core_metadata,
+    Column("plugin_id", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("secret", Boolean(), nullable=False),
+    Column("updated_at", DateTime(), nullable=False),  # naive UTC
+    Column("updated_by", String(64), nullable=True),
 )
 
 plugin_state = Table(

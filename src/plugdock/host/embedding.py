@@ -57,6 +57,7 @@ from plugdock.host import (
     frontend,
     marketplace,
     marketplace_changes,
+    plugin_settings_api,
     readiness,
     serving,
 )
@@ -66,6 +67,7 @@ from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddlewa
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
 from plugdock.instance import outbox
+from plugdock.instance.plugin_settings import current_settings
 from plugdock.instance.privacy import prepare_home
 from plugdock.runtime.deliveries import EventDeliverer
 from plugdock.runtime.middleware import PluginSyncMiddleware
@@ -209,6 +211,7 @@ class PluginHost:
             authenticate=self._direct_authenticate() if direct else None,
             users=self._plugin_users if self.auth.users is not None else None,
             host_users=self._host_users if self.auth.users is not None else None,
+            settings_of=self._plugin_settings,
             settings=settings,
             installer=installer,
             runtime=runtime,
@@ -219,6 +222,7 @@ class PluginHost:
             app.state.plugdock.user_of = _UserResolver(app).user_of
         app.include_router(marketplace.router)
         app.include_router(marketplace_changes.router)
+        app.include_router(plugin_settings_api.router)
         app.include_router(readiness.router)
         app.include_router(events.router)
         frontend.install_plugin_assets(app)
@@ -252,6 +256,18 @@ class PluginHost:
                 f"{caller.installation.plugin_id} was not granted {USERS_PERMISSION}"
             )
         return self._host_users()
+
+    def _plugin_settings(self, request: Request) -> dict[str, Any]:
+        """``sdk.PluginSettings`` for a plugin served in this app: its own values only."""
+        from plugdock.runtime.dispatch import SELECTED_ENTRY
+
+        assert self.runtime is not None
+        entry = request.scope.get(SELECTED_ENTRY)
+        mounted = self.runtime.mounts.mounted.values()
+        caller = next((m for m in mounted if m.entry is entry), None)
+        if caller is None:
+            raise ForbiddenError("only plugin routes have plugin settings")
+        return current_settings(self.settings, self.engine, caller.installation.plugin_id)
 
     # -- auth ------------------------------------------------------------------------------
 

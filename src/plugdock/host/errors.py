@@ -24,6 +24,7 @@ from plugdock.errors import (
     PackageError,
     PermissionsNotGrantedError,
     PlugdockError,
+    SettingsInvalidError,
     SourceUnavailableError,
     StepError,
     TooLargeError,
@@ -59,6 +60,11 @@ async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, PlugdockError)
     hide = panel_state(request.app).hide  # no folder of this machine in any answer
     body: dict[str, object] = {"detail": hide(str(error))}
+    if isinstance(error, SettingsInvalidError):  # a message per field, as FastAPI's own 422
+        body["detail"] = [
+            {"loc": ["body", "values", name], "msg": message, "type": "value_error"}
+            for name, message in error.problems.items()
+        ]
     if isinstance(error, PackageError) and len(error.problems) > 1:
         body["problems"] = [hide(p) for p in error.problems]
     if isinstance(error, PermissionsNotGrantedError):  # what to confirm, then send as "grant"

@@ -108,6 +108,9 @@ class FrontendPlugin(BaseModel):
     core_reads: list[str] = Field(
         description="Core paths its granted permissions let a framed UI read (GET)"
     )
+    needs_configuration: str | None = Field(
+        None, description="Why its routes answer 503 until an admin sets its settings"
+    )
 
 
 class RefusedCall(BaseModel):
@@ -178,7 +181,9 @@ def _bridge_routes(request: Request, plugin_id: str) -> list[str]:
 )
 def frontend_plugins(request: Request, response: Response) -> list[FrontendPlugin]:
     response.headers["Cache-Control"] = "no-store"
-    frontend_dir = panel_state(request.app).settings.frontend_dir
+    state = panel_state(request.app)
+    frontend_dir = state.settings.frontend_dir
+    unconfigured = state.runtime.configured.unconfigured
     return [
         FrontendPlugin(
             id=i.plugin_id,
@@ -190,6 +195,7 @@ def frontend_plugins(request: Request, response: Response) -> list[FrontendPlugi
             same_origin=UI_SAME_ORIGIN in i.permissions,
             api_routes=_bridge_routes(request, i.plugin_id),
             core_reads=[path for p in i.permissions for path in CORE_READS.get(p, [])],
+            needs_configuration=unconfigured.get(i.plugin_id),
         )
         for i in _served(request)
         if bundle_file(frontend_dir, i.plugin_id) is not None

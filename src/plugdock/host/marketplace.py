@@ -19,6 +19,7 @@ from plugdock.core.db import connect_read, current_generation
 from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.host.state import panel_state
 from plugdock.installer import Installer
+from plugdock.instance.plugin_settings import installed_schema
 from plugdock.instance.registry import Installation
 from plugdock.operations.updates import compatibility_problem, newest_update
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
@@ -117,6 +118,10 @@ class InstalledPlugin(UpdateOffer, Permissions):
         None, description="process mode: what holds the plugin to its memory, processes, data"
     )
     replicas: PluginReplicas | None = None
+    needs_configuration: str | None = Field(
+        None, description="why its routes answer 503 until an admin sets its settings"
+    )
+    has_settings: bool = Field(False, description="it declares settings (a Settings form)")
 
 
 class PlannedStep(Permissions):
@@ -264,6 +269,7 @@ async def installed(request: Request, user: sdk.CurrentUser) -> list[InstalledPl
 
     rows, offers, generation, replicas = await run_in_threadpool(read)  # one thread hop
     status = runtime_of(request).status()
+    unconfigured = runtime_of(request).configured.unconfigured
     return [
         InstalledPlugin(
             id=i.plugin_id,
@@ -283,6 +289,8 @@ async def installed(request: Request, user: sdk.CurrentUser) -> list[InstalledPl
             replicas=_plugin_replicas(
                 i.plugin_id, generation, replicas, hide=hide, named=user.is_admin
             ),
+            needs_configuration=unconfigured.get(i.plugin_id),
+            has_settings=bool(installed_schema(installer.settings, i.plugin_id)),
         )
         for i in rows
         for served in [status.get(i.plugin_id) if i.enabled else None]

@@ -44,6 +44,7 @@ def private_files(settings: Settings) -> list[Path]:
     return [
         *sqlite_files(settings.db_url),
         settings.secret_key_path,
+        settings.settings_key_path,
         settings.registry_path,
         settings.journal_path,
         settings.generation_hint_path,

@@ -97,6 +97,43 @@ def _users_from_panel(request: Any) -> list[Any]:
     return [sdk.User(**user) for user in answer["users"]]
 
 
+def _settings_from_panel(request: Any = None) -> dict[str, Any]:
+    """``sdk.PluginSettings`` here: the panel answers with this plugin's own values."""
+    from fastapi import HTTPException
+
+    from plugdock.isolation import core_calls
+
+    answer = core_calls.ask(f"{RUN}/{core_calls.SOCKET_NAME}", "settings")
+    if "error" in answer:
+        raise HTTPException(answer.get("status", 502), answer["error"])
+    settings: dict[str, Any] = answer["settings"]
+    return settings
+
+
+def _follow_settings(hook: Any, interval: float = 0.5) -> None:
+    """Run the plugin's ``on_settings_changed`` in this process when its values change:
+    a thread asks the panel twice a second (only for a plugin that has the hook)."""
+    import threading
+    import time
+
+    def follow() -> None:
+        last: Any = None
+        while True:
+            try:
+                now = _settings_from_panel()
+            except Exception:  # the panel restarting, or a secret that does not open
+                now = last
+            if last is not None and now != last:
+                try:
+                    hook(now)
+                except Exception:
+                    traceback.print_exc()
+            last = now
+            time.sleep(interval)
+
+    threading.Thread(target=follow, name="plugdock-settings", daemon=True).start()
+
+
 def _client_from_panel(app: Any) -> Any:
     """``request.client`` as the panel saw it, as in-process (per-visitor rate limits).
 
@@ -127,7 +164,10 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.state.plugdock = sdk.HostState(
-        engine=engine, authenticate=protocol.user_from_headers, users=_users_from_panel
+        engine=engine,
+        authenticate=protocol.user_from_headers,
+        users=_users_from_panel,
+        settings_of=_settings_from_panel,
     )
     # As in the panel: a 422 never repeats the submitted values.
     app.add_exception_handler(RequestValidationError, answer_validation_error)
@@ -161,6 +201,9 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     hook = backend.hook("on_startup")
     if hook is not None:
         hook(app)
+    changed = backend.hook("on_settings_changed")
+    if changed is not None:
+        _follow_settings(changed)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:

@@ -8,8 +8,14 @@ line answered. Each call needs a permission the admin granted at install:
 - ``{"call": "users"}`` needs ``core:users:read``: ids, user names and roles of the host's
   active users (``HostAuth.users`` in an embedding app), never password hashes; 501 when the
   host does not share its users.
+- ``{"call": "settings"}`` needs nothing: the current values of the plugin's own declared
+  settings, secrets decrypted (the socket is the plugin's, so it names the plugin; the key
+  and other plugins' values never leave the panel).
 
 Plugin code uses :data:`plugdock.sdk.Users`, the same in both isolation modes.
+
+Plugin code uses :data:`plugdock.sdk.Users` and :data:`plugdock.sdk.PluginSettings`, the
+same in both isolation modes.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from plugdock.core.db import connect_read, users
+from plugdock.errors import PlugdockError
 
 SOCKET_NAME = "core.sock"
 USERS_PERMISSION = "core:users:read"
@@ -46,14 +53,18 @@ def read_users(engine: Engine) -> list[dict[str, Any]]:
 
 
 async def serve(
-    path: Path, plugin_id: str, granted: list[str], users_of: UsersOf
+    path: Path,
+    plugin_id: str,
+    granted: list[str],
+    users_of: UsersOf,
+    settings_of: Callable[[], dict[str, Any]] | None = None,
 ) -> asyncio.AbstractServer:
     """Answer one plugin's core calls on ``path`` (run on the panel's relay loop)."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await reader.readline()
-            reply = await _reply(line[:_MAX_LINE], plugin_id, granted, users_of)
+            reply = await _reply(line[:_MAX_LINE], plugin_id, granted, users_of, settings_of)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         finally:
@@ -70,6 +81,7 @@ async def _reply(
     plugin_id: str,
     granted: list[str],
     users_of: UsersOf,
+    settings_of: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     try:
         call = json.loads(line).get("call")
@@ -82,6 +94,11 @@ async def _reply(
         if found is None:
             return {"error": NOT_SHARED, "status": 501}
         return {"users": found}
+    if call == "settings" and settings_of is not None:
+        try:
+            return {"settings": await asyncio.to_thread(settings_of)}
+        except PlugdockError as exc:  # a secret that does not open: the plugin waits anyway
+            return {"error": str(exc), "status": 503}
     return {"error": f"unknown call {call!r}"}
 
 

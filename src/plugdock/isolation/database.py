@@ -125,9 +125,18 @@ class PluginDatabase:
             db_roles.drop_plugin_role(self.engine, plugin_id)
 
     def open_core_calls(self, plugin_id: str, key: str, run_dir: Path, granted: list[str]) -> None:
-        """Answer the plugin's ``sdk.Users`` calls on its run folder's core socket."""
+        """Answer the plugin's ``sdk.Users`` and ``sdk.PluginSettings`` calls on its run
+        folder's core socket."""
+        from plugdock.instance.plugin_settings import current_settings
+
         self._core_servers[key] = self._run(
-            core_calls.serve(run_dir / core_calls.SOCKET_NAME, plugin_id, granted, self.users_of)
+            core_calls.serve(
+                run_dir / core_calls.SOCKET_NAME,
+                plugin_id,
+                granted,
+                self.users_of,
+                lambda: current_settings(self.settings, self.engine, plugin_id),
+            )
         )
 
     def open_egress(

@@ -5,7 +5,8 @@ A backup is a zip anyone can read without plugdock::
     ai_chatbot-1.1.0-20261126T130501Z.zip
     ├── backup.json          plugin, version, database, time; each table's columns and row count
     ├── schema.sql           the up.sql the plugin was installed with
-    └── tables/<name>.jsonl  one JSON object per row
+    ├── tables/<name>.jsonl  one JSON object per row
+    └── settings.json        its stored settings, secrets still encrypted (AES-GCM)
 
 Restoring installs the backup's version, then (in the same transaction, after the plugin's
 own ``on_install``) replaces whatever rows the install seeded with the backup's.
@@ -27,12 +28,14 @@ from sqlalchemy import types as satypes
 
 from plugdock.core.fsutil import atomic_write, make_private_dir
 from plugdock.errors import PlugdockError
+from plugdock.instance import plugin_settings
 from plugdock.instance.registry import Installation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
 from plugdock.plugin_sql.migrations import Migration
 
 BACKUP_FORMAT = 1
+SETTINGS_MEMBER = "settings.json"
 _MAX_MANIFEST_BYTES = 1024 * 1024
 _ID = PLUGIN_ID_PATTERN
 
@@ -97,6 +100,9 @@ def write_backup(workspace: Workspace, installation: Installation) -> Path:
                         "columns": [{"name": c.name, "type": str(c.type)} for c in table.columns],
                     }
                 )
+            stored_settings = plugin_settings.export_rows(conn, installation.plugin_id)
+        if stored_settings:
+            archive.writestr(SETTINGS_MEMBER, json.dumps(stored_settings, indent=2))
         if schema.is_file():
             archive.writestr("schema.sql", schema.read_bytes())
         archive.writestr(
@@ -179,6 +185,15 @@ def restore_rows(conn: Connection, backup: BackupInfo, migration: Migration) -> 
             if batch:
                 conn.execute(insert(table), batch)
             _reset_identity(conn, table)
+        if SETTINGS_MEMBER in names:
+            info = archive.getinfo(SETTINGS_MEMBER)
+            if info.file_size > _MAX_MANIFEST_BYTES:
+                raise PlugdockError(f"{backup.path}: {SETTINGS_MEMBER} is too large")
+            try:
+                rows = json.loads(archive.read(info))
+            except ValueError:
+                rows = None
+            plugin_settings.import_rows(conn, backup.plugin_id, rows, actor=None)
 
 
 def _uncached(workspace: Workspace) -> Connection:

@@ -17,7 +17,7 @@ from plugdock.core.db import bump_generation
 from plugdock.core.failpoints import failpoint
 from plugdock.core.fsutil import move, remove_tree
 from plugdock.errors import NotInstalledError, PlugdockError
-from plugdock.instance import audit
+from plugdock.instance import audit, plugin_settings
 from plugdock.instance.journal import JournalEntry, clear_journal, write_journal
 from plugdock.instance.notify import notify_change
 from plugdock.instance.package_store import sweep as sweep_packages
@@ -146,6 +146,7 @@ def uninstall(
                 write_journal(workspace.settings.journal_path, journal)
                 apply_down(conn, plugin_id, migration)
                 remove_installation(conn, plugin_id)
+                plugin_settings.forget(conn, plugin_id)  # its values, secrets too
                 generation = commit_change(
                     conn,
                     transaction,
@@ -211,6 +212,7 @@ def finish_uninstall(
     drop_created_tables(workspace.engine, migration or tables_only(journal.tables))
     with workspace.engine.begin() as conn:
         remove_installation(conn, journal.plugin_id)
+        plugin_settings.forget(conn, journal.plugin_id)
         forget_migrations(conn, journal.plugin_id)
         sweep_packages(conn)
         generation = bump_generation(conn)

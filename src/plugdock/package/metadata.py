@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import semver
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 
 from plugdock.errors import PackageError
 from plugdock.package.permissions import normalize as normalize_permissions
+from plugdock.package.settings_schema import check_schema as check_settings_schema
 
 PLUGIN_ID_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
 _ROUTE_PATTERN = re.compile(r"^/api/[A-Za-z0-9_\-/{}.]*\*?$")
@@ -160,6 +161,9 @@ class PluginMetadata(BaseModel):
     permissions: list[str] = Field(default_factory=list, max_length=50)
     # The host's events this plugin handles: point name → "module:function" in its backend.
     events: dict[str, str] = Field(default_factory=dict, max_length=50)
+    # What an admin configures (plugdock.package.settings_schema): a JSON Schema subset,
+    # secrets marked writeOnly.
+    settings: dict[str, Any] | None = None
 
     @field_validator("version")
     @classmethod
@@ -197,6 +201,13 @@ class PluginMetadata(BaseModel):
                 raise ValueError(
                     f"handler {handler!r} of {point} must be 'module:function' in the backend"
                 )
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_settings_schema(value)
         return value
 
     @property

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match, get_route_path
 from starlette.types import Receive, Scope, Send
 
@@ -35,6 +36,8 @@ class PluginDispatch(BaseRoute):
         self._prefixed: dict[str, list[BaseRoute]] = {}  # "/api/v1/chat/" or an exact path
         self._walked: list[BaseRoute] = []  # declared with a {parameter}: tried one by one
         self._own_matches: dict[int, Any] = {}  # id(entry) → the entry's real matches()
+        # id(entry) → why the plugin cannot serve until an admin sets its settings (503)
+        self.unconfigured: dict[int, str] = {}
 
     def add(self, entry: BaseRoute, declared: list[str]) -> None:
         """Route the declared paths to ``entry`` (the route-list entry of one plugin's router)."""
@@ -52,6 +55,7 @@ class PluginDispatch(BaseRoute):
 
     def remove(self, entry: BaseRoute) -> None:
         self._own_matches.pop(id(entry), None)
+        self.unconfigured.pop(id(entry), None)
         self._walked = [e for e in self._walked if e is not entry]
         for key in list(self._prefixed):
             self._prefixed[key] = [e for e in self._prefixed[key] if e is not entry]
@@ -87,7 +91,13 @@ class PluginDispatch(BaseRoute):
         return self.matches(scope)[0] is not Match.NONE
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await scope[SELECTED_ENTRY].handle(scope, receive, send)
+        entry = scope[SELECTED_ENTRY]
+        why = self.unconfigured.get(id(entry))
+        if why is not None and scope["type"] == "http":
+            answer = JSONResponse({"detail": why}, status_code=503, headers={"Retry-After": "30"})
+            await answer(scope, receive, send)
+            return
+        await entry.handle(scope, receive, send)
 
     def __repr__(self) -> str:
         return f"PluginDispatch({sorted(self._prefixed)}, walked={len(self._walked)})"

@@ -44,6 +44,7 @@ from plugdock.operations.materialize import code_is_current, needs_sync, sync_co
 from plugdock.operations.workspace import Workspace
 from plugdock.plugin_code.hook_time import abort_hooks
 from plugdock.plugin_code.hooks import BeforeCommit
+from plugdock.runtime.configured import SettingsWatch
 from plugdock.runtime.mounts import Mounts
 from plugdock.runtime.recycle import Recycler
 from plugdock.runtime.replicas import Heartbeat, ServedState
@@ -71,6 +72,7 @@ class PluginRuntime:
         self.settings = settings
         self.engine = engine
         self.mounts = Mounts(app, settings, engine, undo_install=undo_install)
+        self.configured = SettingsWatch(settings, engine, self.mounts)
         self.generation: int | None = None
         self.lock = asyncio.Lock()  # one change of the plugin set at a time, per process
         self._hint_seen: tuple[int, int] | None = None
@@ -116,6 +118,7 @@ class PluginRuntime:
                 continue  # a plugin without a backend: nothing to serve
             mounts.mount(row)
         self.generation = generation
+        self.configured.check()
         self.recycler.if_due(mounts.changes)
 
     def is_stale(self) -> bool:

@@ -7,6 +7,7 @@ import { Link } from "../Link";
 import { Notice } from "../Notice";
 import { usePlugdock } from "../provider";
 import { PermissionsNote } from "./Permissions";
+import { PluginSettings } from "./PluginSettings";
 import { EnabledSwitch, offeredUpdate, useLifecycle } from "./lifecycle";
 
 /** An ISO timestamp in the browser's locale; the text itself when it does not parse. */
@@ -31,10 +32,11 @@ const STATE_LABELS: Record<string, string> = {
 
 /** plugdock's installed-plugins screen, for the host to mount under a route of its choice. */
 export function InstalledPlugins({ marketplacePath = "/marketplace", pagePath = (path) => path }: InstalledPluginsProps) {
-  const { user, marketplace, plugins } = usePlugdock();
+  const { user, marketplace, plugins, client } = usePlugdock();
   const isAdmin = user?.role === "admin";
   const [rows, setRows] = React.useState<InstalledPlugin[] | null>(null);
   const [error, setError] = React.useState<string | null>(null);
+  const [settingsOf, setSettingsOf] = React.useState<string | null>(null);
 
   const load = React.useCallback(async () => {
     try {
@@ -115,6 +117,7 @@ export function InstalledPlugins({ marketplacePath = "/marketplace", pagePath = 
                         {STATE_LABELS[row.state] ?? row.state}
                       </span>
                       {row.error && <div className="error-text">{row.error}</div>}
+                      {row.needs_configuration && <div className="error-text">Needs configuration</div>}
                       {enabled && row.routes.length > 0 && <div className="muted">{row.routes.length} API routes</div>}
                       {row.limits && <div className="muted limits-note">Limits: {row.limits}</div>}
                       <ReplicaLine replicas={row.replicas} />
@@ -154,6 +157,11 @@ export function InstalledPlugins({ marketplacePath = "/marketplace", pagePath = 
                             disabled={busy !== null}
                             onChange={(on) => void life.setEnabled(row, on)}
                           />
+                          {row.has_settings && (
+                            <button type="button" className="button button-small" onClick={() => setSettingsOf(row.id)}>
+                              Settings<span className="visually-hidden"> of {row.name}</span>
+                            </button>
+                          )}
                           {update && (
                             <button
                               type="button"
@@ -173,6 +181,17 @@ export function InstalledPlugins({ marketplacePath = "/marketplace", pagePath = 
               })}
             </tbody>
           </table>
+        </div>
+      )}
+      {settingsOf && (
+        <div className="card">
+          <PluginSettings
+            key={settingsOf}
+            pluginId={settingsOf}
+            call={client.request}
+            onClose={() => setSettingsOf(null)}
+            onSaved={() => void load()}
+          />
         </div>
       )}
       {life.dialogs}

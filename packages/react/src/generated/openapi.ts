@@ -484,6 +484,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/plugins/{plugin_id}/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An installed plugin's settings (admin; secrets only as 'set') */
+        get: operations["get_settings_api_v1_plugins__plugin_id__settings_get"];
+        /** Change an installed plugin's settings (admin) */
+        put: operations["put_settings_api_v1_plugins__plugin_id__settings_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -798,6 +816,11 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Needs Configuration
+             * @description Why its routes answer 503 until an admin sets its settings
+             */
+            needs_configuration?: string | null;
+            /**
              * Operation Id
              * @description The installation this bundle belongs to
              */
@@ -901,6 +924,12 @@ export interface components {
             enabled: boolean;
             /** Error */
             error?: string | null;
+            /**
+             * Has Settings
+             * @description it declares settings (a Settings form)
+             * @default false
+             */
+            has_settings: boolean;
             /** Id */
             id: string;
             /**
@@ -917,6 +946,11 @@ export interface components {
             limits?: string | null;
             /** Name */
             name: string;
+            /**
+             * Needs Configuration
+             * @description why its routes answer 503 until an admin sets its settings
+             */
+            needs_configuration?: string | null;
             /**
              * Permission Descriptions
              * @description one sentence per permission, in the same order
@@ -1030,6 +1064,15 @@ export interface components {
              * @description live replicas
              */
             total: number;
+        };
+        /** PluginSettingsOut */
+        PluginSettingsOut: {
+            /** Needs Configuration */
+            needs_configuration: boolean;
+            /** Plugin Id */
+            plugin_id: string;
+            /** Settings */
+            settings: components["schemas"]["SettingOut"][];
         };
         /** ReadyOut */
         ReadyOut: {
@@ -1159,6 +1202,69 @@ export interface components {
              * @description Seconds until the session expires.
              */
             expires_in: number;
+        };
+        /** SettingOut */
+        SettingOut: {
+            /** Description */
+            description: string;
+            /**
+             * Env Var
+             * @description the environment variable that overrides it
+             */
+            env_var: string;
+            /** Name */
+            name: string;
+            /**
+             * Problem
+             * @description why the current value does not do
+             */
+            problem?: string | null;
+            /**
+             * Property Schema
+             * @description its JSON Schema (enum, bounds...)
+             */
+            property_schema: {
+                [key: string]: unknown;
+            };
+            /** Required */
+            required: boolean;
+            /**
+             * Secret
+             * @description writeOnly: its value is never returned, only 'set'
+             */
+            secret: boolean;
+            /**
+             * Set
+             * @description it has a value (environment, stored or default)
+             */
+            set: boolean;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "environment" | "stored" | "default" | "unset";
+            /** Title */
+            title: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "string" | "integer" | "number" | "boolean";
+            /**
+             * Value
+             * @description the value; always null for a secret
+             */
+            value?: unknown;
+        };
+        /** SettingsChange */
+        SettingsChange: {
+            /**
+             * Values
+             * @description name → new value; null clears it; a name left out keeps its value
+             */
+            values: {
+                [key: string]: string | number | boolean | null;
+            };
         };
         /** Subscriber */
         Subscriber: {
@@ -2296,6 +2402,74 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadedInstall"] | components["schemas"]["UploadedUpgrade"];
+                };
+            };
+        };
+    };
+    get_settings_api_v1_plugins__plugin_id__settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a plugin id */
+                plugin_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginSettingsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    put_settings_api_v1_plugins__plugin_id__settings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description a plugin id */
+                plugin_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PluginSettingsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -1,0 +1,2 @@
+-- SMS Notifications: remove the message log.
+DROP TABLE IF EXISTS sms_messages;

@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps openapi-python-client==0.29.1  # see pyproject's dev extra
 	touch $(STAMP)
 
 # Pack every example plugin (and its frozen older releases) into the local source folder.

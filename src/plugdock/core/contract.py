@@ -12,7 +12,7 @@ a token.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -120,16 +120,10 @@ def _add(responses: dict[str, Any], code: int, text: str | None = None) -> None:
         found["content"] = _answer(code)["content"]
 
 
-def complete(
-    document: dict[str, Any],
-    security: Security | None,
-    *,
-    public: Callable[[str, str], bool] = lambda _path, _method: False,
-    limited: Callable[[str, str], bool] = lambda _path, _method: False,
-) -> dict[str, Any]:
+def complete(document: dict[str, Any], security: Security | None) -> dict[str, Any]:
     """Fill ``document`` in place (idempotent): the shared models, each operation's error
-    answers and security. ``public`` says which operations have no sign-in at all (the
-    placeholders say it for the rest); ``limited``: which may answer 429."""
+    answers and security (``security``: the host's schemes for the placeholders; an
+    operation without any is public, said outright)."""
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for model in (ErrorOut, ValidationErrorOut):
@@ -142,24 +136,17 @@ def complete(
         schemes.pop(name, None)  # replaced below, operation by operation
     if security is not None:
         schemes.update(security.schemes)
-    for path, item in document.get("paths", {}).items():
+    for item in document.get("paths", {}).values():
         for method, operation in item.items():
             if method in ("parameters", "summary", "description", "servers"):
                 continue
-            _complete_operation(path, method, operation, security, public, limited)
+            _complete_operation(operation, method, security)
     if not schemes:
         components.pop("securitySchemes")
     return document
 
 
-def _complete_operation(
-    path: str,
-    method: str,
-    operation: dict[str, Any],
-    security: Security | None,
-    public: Callable[[str, str], bool],
-    limited: Callable[[str, str], bool],
-) -> None:
+def _complete_operation(operation: dict[str, Any], method: str, security: Security | None) -> None:
     responses = operation.setdefault("responses", {})
     needs = {name for req in operation.get("security", []) for name in req}
     placeholders = needs.intersection(PLACEHOLDERS)
@@ -174,7 +161,7 @@ def _complete_operation(
             _add(responses, 403, "Signed in, but not an admin")
     if security is not None and operation.get("security") and method in UNSAFE_METHODS:
         _add(responses, 403)  # a cookie session without its X-CSRF-Token
-    if public(path, method) or (security is not None and "security" not in operation):
+    if security is not None and "security" not in operation:
         operation["security"] = []  # said outright: anyone may call it
     if operation.get("parameters") or operation.get("requestBody"):
         _add(responses, 422)
@@ -185,38 +172,20 @@ def _complete_operation(
         _add(responses, 413)
         if any(kind != "application/octet-stream" for kind in body.get("content", {})):
             _add(responses, 400)
-    if limited(path, method):
-        _add(responses, 429)
     for code, answer in responses.items():
         if code.startswith(("4", "5")) and "content" not in answer:
             answer["content"] = _answer(int(code))["content"]
 
 
-def install(
-    app: Any,
-    security: Security | None,
-    *,
-    public: Callable[[str, str], bool] = lambda _path, _method: False,
-    limited: Callable[[str, str], bool] = lambda _path, _method: False,
-) -> None:
+def install(app: Any, security: Security | None) -> None:
     """Complete ``app``'s OpenAPI document whenever it is built (after any wrapper that
     adds plugin paths: call this last)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return complete(build(), security, public=public, limited=limited)
+        return complete(build(), security)
 
     app.openapi = openapi
-
-
-def prefixed(prefixes: Sequence[str]) -> Callable[[str, str], bool]:
-    """A ``public``/``limited`` test: the path starts with one of ``prefixes``."""
-    return lambda path, _method: path.startswith(tuple(prefixes))
-
-
-def exact(pairs: Mapping[str, Sequence[str]]) -> Callable[[str, str], bool]:
-    """A ``public``/``limited`` test: path → the methods it covers."""
-    return lambda path, method: method in pairs.get(path, ())
 
 
 def issues(messages: Sequence[str], kind: str = "value_error") -> list[dict[str, Any]]:

@@ -18,7 +18,8 @@ from contract_support import CHECKS, run_schemathesis
 from remote_helpers import LiveServer, Remote, start_remote
 from support import CHATBOT, pack_into
 
-pytestmark = pytest.mark.slow  # schemathesis runs of 10-20 s each
+# A plugin server on loopback (uvicorn in a thread), and schemathesis runs of 10-20 s each.
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 CONFIG = (
     "[checks]\n"

@@ -177,3 +177,33 @@ def test_schemathesis_finds_nothing(
     run = run_schemathesis(panel.url, tmp_path, token, config)
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]
+
+
+def test_an_embedding_hosts_document_declares_the_errors_too(tmp_path: Path) -> None:
+    """Problem 10 in any host: PluginHost.mount completes the document; without schemes of
+    its own the host's sign-in stays a placeholder scheme ("the host's sign-in")."""
+    from fastapi import FastAPI, Request
+
+    from plugdock import HostAuth, PluginHost
+    from plugdock.config import load_settings
+
+    def current_user(request: Request) -> None:
+        return None
+
+    app = FastAPI()
+    settings = load_settings(home=tmp_path / "instance", plugin_local_dir=tmp_path / "modules")
+    PluginHost(
+        HostAuth(current_user=current_user),
+        settings=settings,
+        database_url=f"sqlite:///{tmp_path / 'host.db'}",
+    ).mount(app)
+    found = app.openapi()
+    install = found["paths"]["/api/v1/marketplace/install"]["post"]
+    assert {"401", "403", "409", "422"} <= set(install["responses"])
+    assert install["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ErrorOut"
+    )
+    assert install["security"] == [{"plugdock_admin": []}]  # the strongest need, alone
+    catalog = found["paths"]["/api/v1/marketplace/plugins"]["get"]
+    assert catalog["security"] == [{"plugdock_signed_in": []}]
+    assert found["components"]["securitySchemes"]["plugdock_admin"]["type"] == "http"

@@ -132,9 +132,9 @@ def complete(document: dict[str, Any], security: Security | None) -> dict[str, A
             schemas.setdefault(name, schema)
         schemas.setdefault(model.__name__, found)
     schemes = components.setdefault("securitySchemes", {})
-    for name in PLACEHOLDERS:
-        schemes.pop(name, None)  # replaced below, operation by operation
-    if security is not None:
+    if security is not None:  # else the placeholders stay: "the host's sign-in"
+        for name in PLACEHOLDERS:
+            schemes.pop(name, None)  # replaced below, operation by operation
         schemes.update(security.schemes)
     for item in document.get("paths", {}).values():
         for method, operation in item.items():
@@ -151,12 +151,14 @@ def _complete_operation(operation: dict[str, Any], method: str, security: Securi
     needs = {name for req in operation.get("security", []) for name in req}
     placeholders = needs.intersection(PLACEHOLDERS)
     if placeholders:
-        requirement = security.requirement(method) if security else []
-        if ADMIN in placeholders or SIGNED_IN in placeholders:
-            operation["security"] = requirement
+        signed_in = ADMIN in placeholders or SIGNED_IN in placeholders
+        # The strongest need stands for them all (AdminUser depends on CurrentUser, which
+        # depends on OptionalUser); sdk.OptionalUser alone: anonymous too (an empty one).
+        strongest = next(name for name in PLACEHOLDERS if name in placeholders)
+        requirement = security.requirement(method) if security else [{strongest: []}]
+        operation["security"] = requirement if signed_in else [*requirement, {}]
+        if signed_in:
             _add(responses, 401)
-        else:  # sdk.OptionalUser: anonymous too (an empty requirement)
-            operation["security"] = [*requirement, {}]
         if ADMIN in placeholders:
             _add(responses, 403, "Signed in, but not an admin")
     if security is not None and operation.get("security") and method in UNSAFE_METHODS:
@@ -179,7 +181,8 @@ def _complete_operation(operation: dict[str, Any], method: str, security: Securi
 
 def install(app: Any, security: Security | None) -> None:
     """Complete ``app``'s OpenAPI document whenever it is built (after any wrapper that
-    adds plugin paths: call this last)."""
+    adds plugin paths: call this last). ``PluginHost.mount`` installs it without schemes (a
+    host's own sign-in stays "the host's sign-in"); the panel once more with its own."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:

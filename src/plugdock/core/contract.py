@@ -192,8 +192,18 @@ def install(app: Any, security: Security | None) -> None:
 
 
 def issues(messages: Sequence[str], kind: str = "value_error") -> list[dict[str, Any]]:
-    """A refusal's messages as a 422 ``detail``: a list of issues, as every 422 is."""
-    return [{"loc": ["body"], "msg": message, "type": kind} for message in messages]
+    """A refusal's messages as a 422 ``detail``: a list of issues, as every 422 is. Its
+    ``loc`` is empty: it is about what was asked as a whole (the package, the state)."""
+    return [{"loc": [], "msg": message, "type": kind} for message in messages]
+
+
+def detail_text(detail: object) -> str:
+    """An answer's ``detail`` in words: the sentence, or a 422's issues joined."""
+    if isinstance(detail, list):
+        return "; ".join(
+            str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in detail
+        )
+    return str(detail)
 
 
 def _as_utc(value: object) -> object:

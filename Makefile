@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
 	$(BIN)/pip install --quiet -e ".[dev]" -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps openapi-python-client==0.29.1  # see pyproject's dev extra
 	touch $(STAMP)
 
 # The lower end of the ranges: every direct dependency at its oldest declared version

@@ -126,3 +126,11 @@ def snapshot(settings: Settings, engine: Engine) -> dict[str, Any]:
         "journal": settings.journal_path.exists(),
         "staging": staging,
     }
+
+
+def detail(answer: Any) -> str:
+    """An error answer's ``detail`` as text: a sentence, or a 422's issues' messages."""
+    found = answer.json()["detail"]
+    if isinstance(found, list):
+        return "\n".join(str(issue.get("msg", issue)) for issue in found)
+    return str(found)

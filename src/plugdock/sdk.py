@@ -46,10 +46,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from pydantic import Field
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
+
+from plugdock.core import contract
 
 __all__ = [
     "MAX_INT",
@@ -70,6 +74,7 @@ __all__ = [
     "Users",
     "current_user",
     "db_session",
+    "errors",
     "get_logger",
     "host_state",
     "list_users",
@@ -291,10 +296,43 @@ DbSession = Annotated[Session, Depends(db_session, scope="function")]
 """Route parameter annotation: ``db: sdk.DbSession`` (commits before the response is sent)."""
 
 
+# -- error answers in the OpenAPI document ------------------------------------------------
+
+errors = contract.errors
+"""A ``responses=`` table for a route's own refusals, with the one JSON error model::
+
+    @router.get("/items/{item_id}", responses=sdk.errors(404, 409))
+
+Sign-in (401/403 of :data:`CurrentUser` and :data:`AdminUser`), invalid input (422), an
+unparsable or too large body (400/413) and unknown ids in the path (404) are added to every
+route that can answer them; declare what the route raises itself (a 409, a 429)."""
+
+
 # -- users ---------------------------------------------------------------------------------
 
 
-def optional_user(request: Request) -> User | None:
+class _SignIn(SecurityBase):
+    """What a route needs, written into the OpenAPI document as a security requirement.
+
+    Only a placeholder: the host's own schemes (the panel's bearer token or cookie session)
+    replace it in the finished document (:func:`plugdock.core.contract.complete`). Checks
+    nothing itself; the user dependencies below do.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.model = HTTPBearerModel(description="the host's sign-in")
+        self.scheme_name = name
+
+    def __call__(self) -> None:
+        return None
+
+
+_MAYBE_SIGNED_IN = _SignIn(contract.MAYBE_SIGNED_IN)
+_SIGNED_IN = _SignIn(contract.SIGNED_IN)
+_ADMIN = _SignIn(contract.ADMIN)
+
+
+def optional_user(request: Request, _doc: None = Depends(_MAYBE_SIGNED_IN)) -> User | None:
     """FastAPI dependency: the signed-in user, or ``None`` for an anonymous request.
 
     ::
@@ -310,7 +348,9 @@ def optional_user(request: Request) -> User | None:
     return authenticate(request)
 
 
-def current_user(user: User | None = Depends(optional_user)) -> User:
+def current_user(
+    user: User | None = Depends(optional_user), _doc: None = Depends(_SIGNED_IN)
+) -> User:
     """FastAPI dependency: the signed-in user; answers 401 ``Not authenticated`` without one.
 
     ::
@@ -328,7 +368,7 @@ def current_user(user: User | None = Depends(optional_user)) -> User:
     return user
 
 
-def require_admin(user: User = Depends(current_user)) -> User:
+def require_admin(user: User = Depends(current_user), _doc: None = Depends(_ADMIN)) -> User:
     """FastAPI dependency: the signed-in admin; 401 when anonymous, 403 for other users.
 
     ::

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, inspect, text
 from panel import Panel, start_panel
 from plugdock.config import INPROCESS_NOTICE
 from plugdock.instance import scratch
-from support import CHATBOT, CHATBOT_1_0, CHATBOT_1_0_TABLES, make_plugin, pack_into
+from support import CHATBOT, CHATBOT_1_0, CHATBOT_1_0_TABLES, detail, make_plugin, pack_into
 
 # Every test talks to a `plugdock serve` on loopback.
 pytestmark = pytest.mark.server
@@ -120,7 +120,7 @@ def test_disable_hides_routes_and_pages_keeps_rows_and_enable_runs_no_sql(
     assert query(database_url, data_sql) == kept  # tables and rows stay
     assert tables(database_url) >= CHATBOT_1_0_TABLES | {"chat_ratings"}
     again = admin.post(f"{MARKET}/disable/ai_chatbot")
-    assert again.status_code == 409 and "already disabled" in again.json()["detail"]
+    assert again.status_code == 409 and "already disabled" in detail(again)
 
     on = admin.post(f"{MARKET}/enable/ai_chatbot")
 
@@ -224,15 +224,15 @@ def test_upload_installs_upgrades_and_refuses_bad_packages(
     bad = tamper(new, tmp_path / "tampered.zip", "backend/routes.py")
     refused = upload(admin, bad.read_bytes())
     assert refused.status_code == 422, refused.text
-    assert "backend/routes.py" in refused.json()["detail"]
-    assert "checksum" in refused.json()["detail"].lower() or "sha256" in refused.json()["detail"]
+    assert "backend/routes.py" in detail(refused)
+    assert "checksum" in detail(refused).lower() or "sha256" in detail(refused)
     assert installed(admin) == {}
     assert not tables(database_url) & CHATBOT_1_0_TABLES
 
     # Not a zip at all.
     junk = upload(admin, b"this is not a zip\n" * 10, "notes.zip")
     assert 400 <= junk.status_code < 500, junk.text
-    assert "zip" in junk.json()["detail"]
+    assert "zip" in detail(junk)
     no_file = admin.post(f"{MARKET}/upload", data={"other": "x"})
     assert no_file.status_code == 422
     assert installed(admin) == {}
@@ -259,7 +259,7 @@ def test_upload_installs_upgrades_and_refuses_bad_packages(
     # The same version again, and an older one, are refused; 1.1.0 stays.
     assert upload(admin, new.read_bytes()).status_code == 409
     downgrade = upload(admin, old.read_bytes())
-    assert downgrade.status_code == 422 and "downgrade" in downgrade.json()["detail"]
+    assert downgrade.status_code == 422 and "downgrade" in detail(downgrade)
     assert installed(admin)["ai_chatbot"]["version"] == "1.1.0"
     assert staging_uploads(tmp_path) == []
 
@@ -323,7 +323,7 @@ def test_oversized_uploads_are_413_and_install_nothing(
 
     declared = upload(admin, package)
     assert declared.status_code == 413, declared.text
-    assert "too large" in declared.json()["detail"]
+    assert "too large" in detail(declared)
 
     # Without a Content-Length (chunked), cut as it streams.
     boundary = "plugdockboundary"
@@ -350,7 +350,7 @@ def test_oversized_uploads_are_413_and_install_nothing(
     just_over = io.BytesIO(package[: PACKAGE_LIMIT + 1]).getvalue()
     over = upload(admin, just_over)
     assert over.status_code == 413, over.text
-    assert str(PACKAGE_LIMIT) in over.json()["detail"]
+    assert str(PACKAGE_LIMIT) in detail(over)
 
     assert installed(admin) == {}
     assert "bulky_notes" not in tables(database_url)
@@ -446,7 +446,7 @@ def test_plans_answer_as_the_contract_says(panel: Panel, tmp_path: Path) -> None
         "backup": True,
     }
     blocked = admin.delete(f"{MARKET}/uninstall/ai_chatbot")
-    assert blocked.status_code in (400, 409) and "needy" in blocked.json()["detail"]
+    assert blocked.status_code in (400, 409) and "needy" in detail(blocked)
     assert set(installed(admin)) == {"ai_chatbot", "needy"}
 
 
@@ -486,7 +486,7 @@ def test_catalog_offers_updates_and_says_when_the_core_cannot_take_one(
 
     refused = admin.post(f"{MARKET}/upgrade", json={"plugin_id": "widget", "version": None})
     assert refused.status_code == 422, refused.text
-    assert "needs plugdock >=99.0.0" in refused.json()["detail"]
+    assert "needs plugdock >=99.0.0" in detail(refused)
     assert installed(admin)["widget"]["version"] == "1.0.0"
 
     # The offered update goes through; afterwards nothing is offered.
@@ -529,7 +529,7 @@ def test_a_failed_dependency_plan_serves_nothing_and_can_be_retried(
     refused = admin.post(f"{MARKET}/install", json={"plugin_id": "needs_widget"})
 
     assert refused.status_code == 422, refused.text
-    assert "on_install refuses" in refused.json()["detail"]
+    assert "on_install refuses" in detail(refused)
     assert installed(admin) == {}
     assert panel.client().get("/api/v1/widget/ping").status_code == 404
     assert not tables(database_url) & {"widget_notes", "needs_widget_notes"}

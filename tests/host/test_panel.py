@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from panel import Panel, free_port, start_panel
-from support import CHATBOT, CHATBOT_TABLES, CHATBOT_VERSION, make_plugin, pack_into
+from support import CHATBOT, CHATBOT_TABLES, CHATBOT_VERSION, detail, make_plugin, pack_into
 
 # Every test talks to a `plugdock serve` on loopback.
 pytestmark = pytest.mark.server
@@ -147,7 +147,7 @@ def test_bad_requests_get_clear_4xx(panel: Panel, tmp_path: Path) -> None:
     )
     pack_into(evil, modules)
     response = admin.post("/api/v1/marketplace/install", json={"plugin_id": "evil"})
-    assert response.status_code == 422 and "DROP TABLE plugdock_users" in response.json()["detail"]
+    assert response.status_code == 422 and "DROP TABLE plugdock_users" in detail(response)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "mariadb"], indirect=True)
@@ -197,7 +197,7 @@ def test_routes_must_be_declared_and_free(panel: Panel, tmp_path: Path, database
         plugin_id = folder.name.split("-")[0]
         response = admin.post("/api/v1/marketplace/install", json={"plugin_id": plugin_id})
         assert response.status_code == 422, response.text
-        assert expected in response.json()["detail"]
+        assert expected in detail(response)
         assert f"{plugin_id}_notes" not in tables(database_url)  # its up.sql was undone
     assert admin.get("/openapi.json").json()["paths"] == before
     assert [p["id"] for p in admin.get("/api/v1/marketplace/installed").json()] == ["ai_chatbot"]
@@ -253,7 +253,7 @@ def test_unreachable_plugin_server_is_a_502(tmp_path: Path, database_url: str) -
             admin.post("/api/v1/marketplace/install", json={"plugin_id": "ai_chatbot"}),
         ):
             assert response.status_code == 502, response.text
-            assert "127.0.0.1" in response.json()["detail"]
+            assert "127.0.0.1" in detail(response)
             assert "s3cret" not in response.text  # any signed-in user sees this detail
         assert admin.get("/api/v1/marketplace/installed").json() == []
     finally:

@@ -33,7 +33,7 @@ from plugdock.package.checksums import render, sha256_bytes
 from plugdock.plugin_code.loader import load_backend, unload
 from plugdock.server import Storage, create_app
 from plugdock.trust.signing import generate_keypair, load_private_key, sign_package
-from support import make_plugin, pack_into, snapshot
+from support import detail, make_plugin, pack_into, snapshot
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 #: Where this interpreter looks for the bytecode of ``routes.py`` (``cpython-311`` on 3.11).
@@ -183,7 +183,7 @@ def test_the_plugin_server_refuses_the_upload_and_signing_refuses_the_package(
             headers={"Authorization": f"Bearer {alice}"},
         )
         assert answer.status_code == 422, answer.text
-        assert PYC_NAME in answer.json()["detail"]
+        assert PYC_NAME in detail(answer)
         assert "sneaky" not in client.get("/manifest.json").json()["plugins"]
     assert storage.versions() == []  # not even pending review
     # A signer never vouches for it either.
@@ -208,7 +208,7 @@ def test_the_panels_upload_answers_422_and_installs_nothing(
             files={"file": (package.name, package.read_bytes(), "application/zip")},
         )
         assert answer.status_code == 422, answer.text
-        assert PYC_NAME in answer.json()["detail"]
+        assert PYC_NAME in detail(answer)
         installed = admin.get("/api/v1/marketplace/installed")
         assert [p["id"] for p in installed.json()] == []
     finally:

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from plugdock.package.checksums import render, sha256_bytes
 from plugdock.server import Storage, create_app
 from plugdock.trust.signing import generate_keypair, load_private_key, sign_package
-from support import make_plugin, pack_into
+from support import detail, make_plugin, pack_into
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_republishing_a_version_is_409(tmp_path: Path, storage: Storage, client)
     assert _post(client, package.read_bytes(), token).status_code == 201
     again = _post(client, package.read_bytes(), token)
     assert again.status_code == 409
-    assert "immutable" in again.json()["detail"]
+    assert "immutable" in detail(again)
     # Even with different bytes (a rebuilt package of the same version).
     rebuilt = _package(tmp_path / "other", extra_files={"README.md": "changed\n"})
     assert _post(client, rebuilt.read_bytes(), token).status_code == 409
@@ -156,7 +156,7 @@ def test_tokens_are_required_valid_and_scoped_to_owned_plugins(
     newer = _package(tmp_path, version="1.1.0").read_bytes()
     stolen = _post(client, newer, bob)
     assert stolen.status_code == 403
-    assert "another publisher" in stolen.json()["detail"]
+    assert "another publisher" in detail(stolen)
     # Only hashes are stored.
     stored = storage.publishers_path.read_text()
     assert alice not in stored and bob not in stored
@@ -182,7 +182,7 @@ def test_malicious_packages_are_refused_with_422(tmp_path: Path, storage: Storag
     bad_sql = _package(tmp_path, "evil", up_sql="DROP TABLE users;\n")
     answer = _post(client, bad_sql.read_bytes(), token)
     assert answer.status_code == 422
-    assert "DROP TABLE users" in answer.json()["detail"]
+    assert "DROP TABLE users" in detail(answer)
 
     assert _post(client, b"not a zip at all", token).status_code == 422
     assert client.get("/manifest.json").json()["plugins"] == {}
@@ -201,7 +201,7 @@ def test_a_tampered_signature_is_refused(tmp_path: Path, storage: Storage, clien
     entries["SIGNATURE.json"] = json.dumps(signature).encode()
     answer = _post(client, _raw_zip(entries), token)
     assert answer.status_code == 422
-    assert "signature" in answer.json()["detail"]
+    assert "signature" in detail(answer)
 
 
 def test_raw_body_upload_and_size_limits(tmp_path: Path, storage: Storage) -> None:

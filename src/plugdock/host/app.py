@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from plugdock.config import Settings, load_settings
+from plugdock.core import contract
 from plugdock.core.headers import install_docs
 from plugdock.host import accounts, auth, core_api, frontend, users
 from plugdock.host.embedding import HostAuth, PluginHost
@@ -57,7 +58,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(accounts.router)  # the user admin routes, on core_api's models
     host.mount(app)
     frontend.install_shell(app)  # the web UI: /static and the SPA fallback, after the API
+    contract.install(app, PANEL_SECURITY)  # last: after the wrapper adding plugin processes' paths
     return app
+
+
+#: The panel's sign-in, for the OpenAPI document: a bearer token, or the session cookie, which
+#: needs its X-CSRF-Token on every change.
+PANEL_SECURITY = contract.Security(
+    schemes={
+        "HTTPBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "The access_token from POST /api/v1/auth/login.",
+        },
+        "session": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": auth.SESSION_COOKIE,
+            "description": "Set by POST /api/v1/auth/session (the web UI's sign-in).",
+        },
+        "csrf": {
+            "type": "apiKey",
+            "in": "header",
+            "name": auth.CSRF_HEADER,
+            "description": "The session's csrf_token; with the cookie, on every change.",
+        },
+    },
+    read=[{"HTTPBearer": []}, {"session": []}],
+    change=[{"HTTPBearer": []}, {"session": [], "csrf": []}],
+)
 
 
 def log_config(level: int = logging.WARNING) -> dict[str, Any]:

@@ -70,7 +70,10 @@ class UserCreate(BaseModel):
         ...,
         min_length=1,
         max_length=64,
-        description="a-z, 0-9, '_', '.', '@', '-'; stored lower-case",
+        # The schema says what is refused: the pattern (any case) is the store's, checked here.
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$",
+        description="a-z, 0-9, '_', '.', '@', '-', starting with a letter or digit; stored "
+        "lower-case",
         examples=["bob"],
     )
     password: str = Field(

@@ -48,7 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from plugdock import sdk
 from plugdock.config import Settings, load_settings
-from plugdock.core import slow_clients
+from plugdock.core import contract, slow_clients
 from plugdock.core.db import make_engine, sync_url
 from plugdock.core.headers import SecurityHeadersMiddleware
 from plugdock.errors import ForbiddenError
@@ -228,6 +228,7 @@ class PluginHost:
         frontend.install_plugin_assets(app)
         self._add_middleware(app, runtime)
         install_error_handlers(app)
+        contract.install(app, None)  # error answers in the OpenAPI document (core/contract.py)
         _compose_lifespan(app, self._lifespan(installer, runtime))
 
     def uvicorn_options(self, *, workers: int = 1) -> dict[str, Any]:

@@ -9,9 +9,13 @@ never a bare 500 for a refusal, and never with a folder of this machine in the t
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plugdock.core.allow import answer_http_error
+from plugdock.core.contract import issues
 from plugdock.core.headers import answer_internal_error
 from plugdock.core.validation_errors import answer_validation_error
 from plugdock.errors import (
@@ -59,6 +63,7 @@ def status_of(error: PlugdockError) -> int:
 async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, PlugdockError)
     hide = panel_state(request.app).hide  # no folder of this machine in any answer
+    status = status_of(error)
     body: dict[str, object] = {"detail": hide(str(error))}
     if isinstance(error, SettingsInvalidError):  # a message per field, as FastAPI's own 422
         body["detail"] = [
@@ -67,15 +72,21 @@ async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
         ]
     if isinstance(error, PackageError) and len(error.problems) > 1:
         body["problems"] = [hide(p) for p in error.problems]
+    if status == 422 and isinstance(body["detail"], str):  # every 422: a list of issues
+        kind = "package_error" if isinstance(error, PackageError) else "value_error"
+        body["detail"] = issues(body.get("problems") or [body["detail"]], kind)  # type: ignore[arg-type]
     if isinstance(error, PermissionsNotGrantedError):  # what to confirm, then send as "grant"
         body["permissions"] = error.added
         body["permission_descriptions"] = [describe(p) for p in error.added]
-    return JSONResponse(body, status_code=status_of(error))
+    return JSONResponse(body, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """PlugdockError → its status; request validation → 422 without the submitted values;
     any other exception (a bug) → a JSON 500 with the security headers."""
     app.add_exception_handler(PlugdockError, _plugdock_error)
+    if app.exception_handlers.get(StarletteHTTPException) in (None, http_exception_handler):
+        # 405 with every method of the path in Allow; a host's own handler stays.
+        app.add_exception_handler(StarletteHTTPException, answer_http_error)
     app.add_exception_handler(RequestValidationError, answer_validation_error)
     app.add_exception_handler(Exception, answer_internal_error)

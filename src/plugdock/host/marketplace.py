@@ -7,7 +7,6 @@ Changes (install, upgrade, uninstall, disable/enable, upload) are in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from plugdock import sdk
+from plugdock.core.contract import UtcDatetime, errors
 from plugdock.core.db import connect_read, current_generation
 from plugdock.errors import NotFoundError, PlugdockError
 from plugdock.host.state import panel_state
@@ -30,10 +30,17 @@ from plugdock.runtime.status import PluginStatus
 from plugdock.sources.base import Catalog
 from plugdock.sources.local import read_zip_metadata
 
+# Sign-in (401/403) and input (400/404/413/422) answers follow from each route; these are
+# what the catalog's source and the plans add (plugdock.core.contract).
 router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
+_SOURCE = errors(502)
+_PLAN = errors(404, 409, 502, _422="An invalid package, or input that is")
 
 PluginId = Annotated[str, Path(pattern=PLUGIN_ID_PATTERN, description="a plugin id")]
-SEMVER = r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$"  # no build metadata (see metadata.py)
+# Exactly what parse_version takes (no leading zeros), less build metadata (see metadata.py).
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_PRE = rf"(?:{_NUMBER}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+SEMVER = rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:-{_PRE}(?:\.{_PRE})*)?$"
 Version = Annotated[str | None, Query(pattern=SEMVER, description="a version; default newest")]
 
 
@@ -93,8 +100,8 @@ class ReplicaOut(BaseModel):
     host: str
     address: str | None
     pid: int
-    started_at: datetime
-    last_seen: datetime
+    started_at: UtcDatetime
+    last_seen: UtcDatetime
     generation: int = Field(description="the plugin-set generation it serves")
     live: bool = Field(description="its heartbeat is recent")
     ready: bool = Field(description="it serves every installed plugin's code")
@@ -106,7 +113,7 @@ class InstalledPlugin(UpdateOffer, Permissions):
     id: str
     name: str
     version: str
-    installed_at: datetime
+    installed_at: UtcDatetime
     installed_by: str | None
     signer: str | None
     tables: list[str]
@@ -208,7 +215,7 @@ def _state(row: Installation, served: dict[str, PluginStatus]) -> str:
     return status.state if status else "no backend"
 
 
-@router.get("/plugins", response_model=list[CatalogItem])
+@router.get("/plugins", response_model=list[CatalogItem], responses=_SOURCE)
 async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]:
     """Every plugin the active source offers, with what is installed and what can be updated."""
     installer = installer_of(request)
@@ -240,7 +247,7 @@ async def catalog(request: Request, _user: sdk.CurrentUser) -> list[CatalogItem]
     return items
 
 
-@router.get("/plugins/{plugin_id}", response_model=CatalogItem)
+@router.get("/plugins/{plugin_id}", response_model=CatalogItem, responses=_SOURCE)
 async def catalog_entry(
     plugin_id: PluginId, request: Request, user: sdk.CurrentUser
 ) -> CatalogItem:
@@ -361,7 +368,7 @@ async def isolation(request: Request, _admin: sdk.AdminUser) -> Isolation:
     return Isolation(mode=settings.isolation, full_rights=settings.full_rights_notice)
 
 
-@router.get("/plan/install/{plugin_id}", response_model=InstallPlan)
+@router.get("/plan/install/{plugin_id}", response_model=InstallPlan, responses=_PLAN)
 async def install_plan(
     plugin_id: PluginId, request: Request, _admin: sdk.AdminUser, version: Version = None
 ) -> InstallPlan:
@@ -384,7 +391,7 @@ async def install_plan(
     )
 
 
-@router.get("/plan/upgrade/{plugin_id}", response_model=UpgradePlan)
+@router.get("/plan/upgrade/{plugin_id}", response_model=UpgradePlan, responses=_PLAN)
 async def upgrade_plan(
     plugin_id: PluginId, request: Request, _admin: sdk.AdminUser, version: Version = None
 ) -> UpgradePlan:
@@ -396,7 +403,7 @@ async def upgrade_plan(
     )
 
 
-@router.get("/plan/uninstall/{plugin_id}", response_model=UninstallPlan)
+@router.get("/plan/uninstall/{plugin_id}", response_model=UninstallPlan, responses=_PLAN)
 async def uninstall_plan(
     plugin_id: PluginId, request: Request, _admin: sdk.AdminUser
 ) -> UninstallPlan:

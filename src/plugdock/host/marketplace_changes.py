@@ -7,25 +7,41 @@ commit; other workers follow the generation bump (see :mod:`plugdock.runtime.run
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from plugdock import sdk
+from plugdock.core.contract import errors
 from plugdock.errors import InvalidRequestError, TooLargeError
 from plugdock.host.marketplace import SEMVER, PluginId, installer_of, runtime_of
 from plugdock.instance.scratch import owned_folder
 from plugdock.operations.install import InstallResult
 from plugdock.operations.upgrade import UpgradeResult
 from plugdock.package.metadata import PLUGIN_ID_PATTERN
+from plugdock.package.permissions import MAX_PERMISSION_LENGTH, PERMISSION_PATTERN
 from plugdock.package.permissions import normalize as normalize_permissions
 from plugdock.runtime.replicas import wait_converged
 from plugdock.sources.local import read_zip_metadata
 
-router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
+# Every change can meet another one holding the lock (503) or the current state (409); the
+# rest follows from each route (plugdock.core.contract).
+router = APIRouter(
+    prefix="/api/v1/marketplace",
+    tags=["marketplace"],
+    responses=errors(
+        409,
+        503,
+        _409="Conflicts with what is installed (an upgrade's 409 lists the permissions to "
+        "confirm as 'grant')",
+        _503="Another change holds the operation lock; try again",
+    ),
+)
+_FETCH = errors(404, 502, _422="An invalid or unsafe package, or invalid input")
 
 _UPLOAD_CHUNK = 1024 * 1024
 
@@ -153,7 +169,7 @@ def _upgraded(request: Request, result: UpgradeResult) -> UpgradeResponse:
     )
 
 
-@router.post("/install", response_model=InstallResponse)
+@router.post("/install", response_model=InstallResponse, responses=_FETCH)
 async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) -> InstallResponse:
     """Install a plugin (and its missing dependencies); its routes answer once this returns."""
     installer = installer_of(request)
@@ -166,10 +182,16 @@ async def install(body: InstallRequest, request: Request, admin: sdk.AdminUser) 
     return _installed(request, result).model_copy(update={"replicas": await _converged(request)})
 
 
+# Normal forms only, as the schema says: "NETWORK" or " network" are refused, not rewritten.
+Permission = Annotated[
+    str, StringConstraints(pattern=PERMISSION_PATTERN, max_length=MAX_PERMISSION_LENGTH)
+]
+
+
 class UpgradeRequest(BaseModel):
     plugin_id: str = Field(pattern=PLUGIN_ID_PATTERN, examples=["ai_chatbot"])
     version: str | None = Field(None, pattern=SEMVER, description="default: the newest offered")
-    grant: list[str] = Field(
+    grant: list[Permission] = Field(
         [],
         max_length=50,
         description="permissions the admin confirms beyond the installation's grant; an "
@@ -183,7 +205,7 @@ class UpgradeRequest(BaseModel):
         return normalize_permissions(grant)
 
 
-@router.post("/upgrade", response_model=UpgradeResponse)
+@router.post("/upgrade", response_model=UpgradeResponse, responses=_FETCH)
 async def upgrade(body: UpgradeRequest, request: Request, admin: sdk.AdminUser) -> UpgradeResponse:
     """Upgrade in place, data carried forward; on any failure the old version goes on serving."""
     installer = installer_of(request)
@@ -276,9 +298,17 @@ _UPLOAD_BODY = {
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         # as in /upgrade: what the admin confirms when it is an upgrade
-                        "grant": {"type": "array", "items": {"type": "string"}},
+                        "grant": {
+                            "type": "array",
+                            "items": {
+                                "type": "string",
+                                "pattern": PERMISSION_PATTERN,
+                                "maxLength": MAX_PERMISSION_LENGTH,
+                            },
+                        },
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": "application/zip"}},
             }
         },
     }
@@ -286,7 +316,10 @@ _UPLOAD_BODY = {
 
 
 @router.post(
-    "/upload", response_model=UploadedInstall | UploadedUpgrade, openapi_extra=_UPLOAD_BODY
+    "/upload",
+    response_model=UploadedInstall | UploadedUpgrade,
+    openapi_extra=_UPLOAD_BODY,
+    responses=errors(_422="Not a valid package zip (or no field 'file'), or an unsafe one"),
 )
 async def upload(request: Request, admin: sdk.AdminUser) -> UploadedInstall | UploadedUpgrade:
     """Install or upgrade from an uploaded package zip (field ``file``), checked like any."""
@@ -297,10 +330,17 @@ async def upload(request: Request, admin: sdk.AdminUser) -> UploadedInstall | Up
         if not isinstance(file, StarletteUploadFile):
             raise InvalidRequestError("send the package zip as the multipart field 'file'")
         try:
-            grant = normalize_permissions(str(g) for g in form.getlist("grant"))
+            grant = normalize_permissions(_normal_form(str(g)) for g in form.getlist("grant"))
         except ValueError as exc:
             raise InvalidRequestError(str(exc)) from None
         return await _install_upload(request, admin, file, grant)
+
+
+def _normal_form(permission: str) -> str:
+    """As the schema says (and as /upgrade's body): a permission in its normal form only."""
+    if len(permission) > MAX_PERMISSION_LENGTH or not re.fullmatch(PERMISSION_PATTERN, permission):
+        raise ValueError(f"grant: {permission[:80]!r} is not a permission in its normal form")
+    return permission
 
 
 async def _install_upload(

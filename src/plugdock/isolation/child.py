@@ -157,8 +157,10 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     import uvicorn
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from plugdock import sdk
+    from plugdock.core.allow import answer_http_error
     from plugdock.core.headers import answer_internal_error
     from plugdock.core.validation_errors import answer_validation_error
 
@@ -172,6 +174,7 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
     # As in the panel: a 422 never repeats the submitted values.
     app.add_exception_handler(RequestValidationError, answer_validation_error)
     app.add_exception_handler(Exception, answer_internal_error)  # a crash: a JSON 500
+    app.add_exception_handler(StarletteHTTPException, answer_http_error)  # 405: full Allow
     if backend.router is not None:
         app.include_router(backend.router)
 

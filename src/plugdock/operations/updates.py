@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plugdock.checks.compat import check_compatibility, check_dependents
-from plugdock.errors import NotInstalledError, PackageError, PlugdockError
+from plugdock.errors import ConflictError, NotInstalledError, PackageError
 from plugdock.instance.registry import Installation
 from plugdock.operations.workspace import Workspace
 from plugdock.package.changelog import read_changelog
@@ -70,7 +70,7 @@ def plan_upgrade(workspace: Workspace, plugin_id: str, version: str | None = Non
         catalog.resolve(plugin_id, version) if version else newest_update(catalog, installation)
     )
     if target is None:
-        raise PlugdockError(f"{plugin_id} {installation.version} is the newest version offered")
+        raise ConflictError(f"{plugin_id} {installation.version} is the newest version offered")
     fetched = workspace.source.fetch(plugin_id, target)
     meta = read_zip_metadata(fetched.path)
     installed = workspace.installed()

@@ -29,6 +29,15 @@ _PARTIAL_VERSION = re.compile(r"^\d+(?:\.\d+)?$")
 PluginId = Annotated[str, Field(pattern=PLUGIN_ID_PATTERN)]
 
 
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_PRE = rf"(?:{_NUMBER}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_BUILD = r"[0-9A-Za-z-]+"
+#: Exactly what :func:`parse_version` takes (semver 2.0, build metadata too), for schemas.
+SEMVER_PATTERN = (
+    rf"^{_NUMBER}\.{_NUMBER}\.{_NUMBER}(?:-{_PRE}(?:\.{_PRE})*)?(?:\+{_BUILD}(?:\.{_BUILD})*)?$"
+)
+
+
 def parse_version(value: str) -> semver.Version:
     """Parse a semantic version, with a plain-words error."""
     try:

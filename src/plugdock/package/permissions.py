@@ -46,6 +46,14 @@ _MAX_PORT = 65535
 #: What ``network:<host>`` without a port opens: HTTP and HTTPS.
 DEFAULT_PORTS = (80, 443)
 _SETTING = "setting"  # network:setting:<name>, reserved
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+#: A permission in its normal form, for API schemas (with ``MAX_PERMISSION_LENGTH``, so the
+#: host stays under 253 characters); :func:`validate_permission` still refuses the reserved
+#: ``network:setting``.
+PERMISSION_PATTERN = (
+    rf"^(?:{NETWORK}|{USERS_READ}|{UI_SAME_ORIGIN}|{NETWORK}:{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?)$"
+)
+MAX_PERMISSION_LENGTH = 200
 
 
 def validate_permission(permission: str) -> str:

@@ -8,7 +8,8 @@ kept by :mod:`plugdock.server.accounts`.)
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 
 from plugdock.errors import AuthenticationError, ForbiddenError
 from plugdock.server.state import server_state
@@ -39,3 +40,25 @@ def signed_in_reviewer(request: Request) -> Reviewer:
     if found is None:
         raise ForbiddenError("this is not a reviewer token")
     return found
+
+
+# For the OpenAPI document only (the routes check the token themselves, above): which token
+# an operation takes. ``dependencies=PUBLISHER`` on a route.
+PUBLISHER = [
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            scheme_name="publisher",
+            description="A publisher token (plugdock server token create NAME).",
+        )
+    )
+]
+REVIEWER = [
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            scheme_name="reviewer",
+            description="A reviewer token (plugdock server token create NAME --role reviewer).",
+        )
+    )
+]

@@ -36,14 +36,17 @@ import html
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import Path as InPath
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from plugdock.checks.validate import validate_package
+from plugdock.core import contract
+from plugdock.core.contract import errors
 from plugdock.core.headers import SecurityHeadersMiddleware, install_docs, policy, source_hash
 from plugdock.errors import (
     ConflictError,
@@ -57,9 +60,9 @@ from plugdock.errors import (
     UploadRefusedError,
 )
 from plugdock.package.archive import Limits
-from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, SEMVER_PATTERN, parse_version
 from plugdock.server import review_api, review_page
-from plugdock.server.access import signed_in_publisher
+from plugdock.server.access import PUBLISHER, signed_in_publisher
 from plugdock.server.errors import install_error_handlers
 from plugdock.server.report import build_report
 from plugdock.server.scan import scanner_missing
@@ -118,7 +121,36 @@ def create_app(
     # The panel's headers on every answer; the API's (tokens, the review queue) not cached.
     app.add_middleware(SecurityHeadersMiddleware, private_prefixes=("/api/",))
     install_error_handlers(app)
+    contract.install(app, SERVER_SECURITY)
     return app
+
+
+#: The plugin server's two kinds of token; the routes say which they take (access.PUBLISHER,
+#: access.REVIEWER), the rest are public.
+SERVER_SECURITY = contract.Security(schemes={}, read=[])
+#: A plugin id and a version (``latest`` where it may be) in a path, as _check_params takes them.
+PluginIdParam = Annotated[str, InPath(pattern=PLUGIN_ID_PATTERN, max_length=64)]
+VersionParam = Annotated[
+    str, InPath(pattern=rf"^(?:latest|{SEMVER_PATTERN[1:-1]})$", max_length=128)
+]
+_ZIP = {"application/zip": {"schema": {"type": "string", "format": "binary"}}}
+# The publish body, read by hand (the token is checked before any byte is stored).
+_PUBLISH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                },
+                "encoding": {"file": {"contentType": "application/zip"}},
+            },
+            **_ZIP,
+        },
+    }
+}
 
 
 @router.get("/manifest.json")
@@ -128,8 +160,17 @@ def manifest(request: Request) -> JSONResponse:
     return JSONResponse(storage.manifest(), headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/download/{plugin_id}/{version}", response_model=None)
-def download(plugin_id: str, version: str, request: Request) -> Response:
+@router.get(
+    "/download/{plugin_id}/{version}",
+    response_model=None,
+    response_class=Response,
+    responses={
+        200: {"description": "The package ZIP", "content": _ZIP},
+        304: {"description": "Not modified (If-None-Match named its ETag)"},
+        **errors(404, 422),
+    },
+)
+def download(plugin_id: PluginIdParam, version: VersionParam, request: Request) -> Response:
     """The package ZIP; ``version`` may be ``latest`` (highest semver)."""
     _check_params(plugin_id, version)
     storage = server_state(request.app).storage
@@ -150,7 +191,15 @@ def download(plugin_id: str, version: str, request: Request) -> Response:
     return FileResponse(path, media_type="application/zip", filename=path.name, headers=headers)
 
 
-@router.get("/tuf/{name}", response_model=None)
+@router.get(
+    "/tuf/{name}",
+    response_model=None,
+    response_class=Response,
+    responses={
+        200: {"description": "TUF metadata", "content": {"application/json": {}}},
+        **errors(404),
+    },
+)
 def tuf(name: str, request: Request) -> Response:
     """Signed index metadata (root versions, targets, snapshot, timestamp)."""
     storage = server_state(request.app).storage
@@ -160,7 +209,31 @@ def tuf(name: str, request: Request) -> Response:
     return FileResponse(path, media_type="application/json", headers={"Cache-Control": "no-cache"})
 
 
-@router.post("/api/v1/plugins", status_code=201, response_model=None)
+@router.post(
+    "/api/v1/plugins",
+    status_code=201,
+    response_model=None,
+    response_class=JSONResponse,
+    dependencies=PUBLISHER,
+    openapi_extra=_PUBLISH_BODY,
+    responses={
+        201: {
+            "description": "Published (pending review when review is on)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        **errors(
+            401,
+            403,
+            409,
+            411,
+            413,
+            415,
+            _403="Not a publisher token, or the plugin id is another publisher's",
+            _409="This version is published already (versions are immutable)",
+            _422="An invalid or unsafe package, or a bad signature",
+        ),
+    },
+)
 async def publish(request: Request) -> JSONResponse:
     """Publish a package (every install check runs first; versions are immutable)."""
     state = server_state(request.app)

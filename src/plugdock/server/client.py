@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from plugdock.core.contract import detail_text
 from plugdock.errors import PlugdockError, SourceUnavailableError
 from plugdock.trust.store import normalize_server_url
 
@@ -82,7 +83,7 @@ def publish(
     except ValueError:
         data = {"detail": response.text[:200]}
     if response.status_code != 201:
-        detail = data.get("detail") if isinstance(data, dict) else None
+        detail = detail_text(data.get("detail")) if isinstance(data, dict) else None
         raise PublishError(
             f"the server refused the package (HTTP {response.status_code}): {detail}",
             response.status_code,
@@ -118,7 +119,7 @@ def call(
     except ValueError:
         data = {"detail": response.text[:200]}
     if not response.is_success:
-        detail = data.get("detail") if isinstance(data, dict) else None
+        detail = detail_text(data.get("detail")) if isinstance(data, dict) else None
         raise PublishError(
             f"the server refused (HTTP {response.status_code}): {detail}", response.status_code
         )

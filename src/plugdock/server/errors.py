@@ -10,9 +10,14 @@ itself: those routes raise FastAPI's ``HTTPException``, answered alike.)
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from plugdock.core.allow import answer_http_error
+from plugdock.core.contract import issues
 from plugdock.core.headers import answer_internal_error
+from plugdock.core.validation_errors import answer_validation_error
 from plugdock.errors import (
     AuthenticationError,
     ConflictError,
@@ -52,6 +57,9 @@ async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
     body: dict[str, object] = {"detail": hide(str(error))}
     if isinstance(error, UploadRefusedError):
         body["problems"] = [hide(p) for p in error.problems]
+    if status == 422:  # like every 422: a list of issues (plugdock.core.contract)
+        kind = "package_error" if isinstance(error, PackageError) else "value_error"
+        body["detail"] = issues(body.get("problems") or [body["detail"]], kind)  # type: ignore[arg-type]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -59,4 +67,6 @@ async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """PlugdockError → its status, as ``{"detail": ...}``; a crash → a JSON 500."""
     app.add_exception_handler(PlugdockError, _plugdock_error)
+    app.add_exception_handler(RequestValidationError, answer_validation_error)  # a list
+    app.add_exception_handler(StarletteHTTPException, answer_http_error)  # 405: full Allow
     app.add_exception_handler(Exception, answer_internal_error)

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as InPath
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from plugdock.core.contract import errors
 from plugdock.errors import (
     ConflictError,
     ForbiddenError,
@@ -34,16 +36,46 @@ from plugdock.errors import (
     PlugdockError,
     TooLargeError,
 )
-from plugdock.package.metadata import PLUGIN_ID_PATTERN, parse_version
-from plugdock.server.access import signed_in_publisher, signed_in_reviewer
+from plugdock.package.metadata import PLUGIN_ID_PATTERN, SEMVER_PATTERN, parse_version
+from plugdock.server.access import PUBLISHER, REVIEWER, signed_in_publisher, signed_in_reviewer
 from plugdock.server.state import server_state
-from plugdock.server.storage import APPROVED, PENDING, REJECTED, Reviewer
+from plugdock.server.storage import APPROVED, MAX_REASON, PENDING, REJECTED, Reviewer
 
 _ID = re.compile(PLUGIN_ID_PATTERN)
 _MAX_DECISION_BODY = 16 * 1024
 _STATUSES = (PENDING, APPROVED, REJECTED, "all")
 
 router = APIRouter()
+
+# What the schema says of the path and the answers; the routes still check the token first.
+PluginIdParam = Annotated[str, InPath(pattern=PLUGIN_ID_PATTERN, max_length=64)]
+VersionParam = Annotated[str, InPath(pattern=SEMVER_PATTERN, max_length=128)]
+_REVIEW_ERRORS = errors(401, 403, _403="Not a reviewer token")
+_VERSION_ERRORS = errors(401, 403, 404, _403="Not a reviewer token")
+_DECISION_ERRORS = errors(
+    401,
+    403,
+    404,
+    409,
+    _403="Not a reviewer token, or the reviewer published this version",
+    _409="Decided already",
+)
+_REJECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {
+                        "reason": {"type": "string", "pattern": r"\S", "maxLength": MAX_REASON}
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def _check_params(plugin_id: str, version: str) -> None:
@@ -70,15 +102,21 @@ def stored(request: Request, plugin_id: str, version: str) -> dict[str, Any]:
     return record
 
 
-@router.get("/api/v1/review/whoami", response_model=None)
+@router.get(
+    "/api/v1/review/whoami", response_model=None, dependencies=REVIEWER, responses=_REVIEW_ERRORS
+)
 def whoami(request: Request) -> JSONResponse:
     """Who this reviewer token belongs to (the review page signs in with it)."""
     who = signed_in_reviewer(request)
     return JSONResponse({"name": who.name, "role": "reviewer"})
 
 
-@router.get("/api/v1/review/versions", response_model=None)
-def queue(request: Request, status: str = PENDING) -> JSONResponse:
+@router.get(
+    "/api/v1/review/versions", response_model=None, dependencies=REVIEWER, responses=_REVIEW_ERRORS
+)
+def queue(
+    request: Request, status: Literal["pending", "approved", "rejected", "all"] = "pending"
+) -> JSONResponse:
     """Versions by review status, newest upload first."""
     signed_in_reviewer(request)
     if status not in _STATUSES:
@@ -88,8 +126,13 @@ def queue(request: Request, status: str = PENDING) -> JSONResponse:
     return JSONResponse({"status": status, "versions": versions})
 
 
-@router.get("/api/v1/review/versions/{plugin_id}/{version}", response_model=None)
-def show(request: Request, plugin_id: str, version: str) -> JSONResponse:
+@router.get(
+    "/api/v1/review/versions/{plugin_id}/{version}",
+    response_model=None,
+    dependencies=REVIEWER,
+    responses=_VERSION_ERRORS,
+)
+def show(request: Request, plugin_id: PluginIdParam, version: VersionParam) -> JSONResponse:
     """One version: its record, its automated report, its audit entries."""
     reviewer_of(request, plugin_id, version)
     record = stored(request, plugin_id, version)
@@ -104,8 +147,20 @@ def show(request: Request, plugin_id: str, version: str) -> JSONResponse:
     )
 
 
-@router.get("/api/v1/review/versions/{plugin_id}/{version}/package", response_model=None)
-def package(request: Request, plugin_id: str, version: str) -> Response:
+@router.get(
+    "/api/v1/review/versions/{plugin_id}/{version}/package",
+    response_model=None,
+    response_class=Response,
+    dependencies=REVIEWER,
+    responses={
+        200: {
+            "description": "The package ZIP",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **_VERSION_ERRORS,
+    },
+)
+def package(request: Request, plugin_id: PluginIdParam, version: VersionParam) -> Response:
     """The ZIP itself, for a reviewer who wants to read every line."""
     reviewer_of(request, plugin_id, version)
     record = stored(request, plugin_id, version)
@@ -146,20 +201,41 @@ async def decide(request: Request, plugin_id: str, version: str, verdict: str) -
     return JSONResponse({"id": plugin_id, **record})
 
 
-@router.post("/api/v1/review/versions/{plugin_id}/{version}/approve", response_model=None)
-async def approve(request: Request, plugin_id: str, version: str) -> JSONResponse:
+@router.post(
+    "/api/v1/review/versions/{plugin_id}/{version}/approve",
+    response_model=None,
+    dependencies=REVIEWER,
+    responses=_DECISION_ERRORS,
+)
+async def approve(
+    request: Request, plugin_id: PluginIdParam, version: VersionParam
+) -> JSONResponse:
     """Approve a pending version: it is signed into the index and listed."""
     return await decide(request, plugin_id, version, "approve")
 
 
-@router.post("/api/v1/review/versions/{plugin_id}/{version}/reject", response_model=None)
-async def reject(request: Request, plugin_id: str, version: str) -> JSONResponse:
+@router.post(
+    "/api/v1/review/versions/{plugin_id}/{version}/reject",
+    response_model=None,
+    dependencies=REVIEWER,
+    responses=_DECISION_ERRORS,
+    openapi_extra=_REJECT_BODY,
+)
+async def reject(request: Request, plugin_id: PluginIdParam, version: VersionParam) -> JSONResponse:
     """Reject a pending version with a reason; it is never listed, its number stays taken."""
     return await decide(request, plugin_id, version, "reject")
 
 
-@router.get("/api/v1/publisher/versions", response_model=None)
-def my_versions(request: Request, plugin: str | None = None) -> JSONResponse:
+@router.get(
+    "/api/v1/publisher/versions",
+    response_model=None,
+    dependencies=PUBLISHER,
+    responses=errors(401, 403, _403="Not a publisher token"),
+)
+def my_versions(
+    request: Request,
+    plugin: Annotated[str | None, Query(pattern=PLUGIN_ID_PATTERN, max_length=64)] = None,
+) -> JSONResponse:
     """The calling publisher's versions with their review status (and rejection reason)."""
     who = signed_in_publisher(request)
     if plugin is not None and not _ID.fullmatch(plugin):

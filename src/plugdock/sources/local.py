@@ -6,7 +6,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugdock.errors import NotFoundError, PlugdockError
+from plugdock.errors import NotFoundError, PackageError, PlugdockError
 from plugdock.package.layout import METADATA_FILE
 from plugdock.package.metadata import PluginMetadata, parse_metadata
 from plugdock.sources.base import (
@@ -26,15 +26,15 @@ def read_zip_metadata(path: Path) -> PluginMetadata:
         with zipfile.ZipFile(path) as archive:
             info = archive.getinfo(METADATA_FILE)
             if info.file_size > _MAX_METADATA_BYTES:
-                raise PlugdockError("metadata.json is too large")
+                raise PackageError("metadata.json is too large")
             with archive.open(info) as handle:
                 raw = handle.read(_MAX_METADATA_BYTES + 1)
     except KeyError:
-        raise PlugdockError("no metadata.json in the package") from None
+        raise PackageError("no metadata.json in the package") from None
     except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-        raise PlugdockError(f"not a readable zip ({exc})") from None
+        raise PackageError(f"not a readable zip ({exc})") from None
     if len(raw) > _MAX_METADATA_BYTES:
-        raise PlugdockError("metadata.json is too large")
+        raise PackageError("metadata.json is too large")
     return parse_metadata(raw, source=path.name)
 
 

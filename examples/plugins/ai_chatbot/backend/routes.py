@@ -49,6 +49,9 @@ def get_responder() -> Responder:
 
 
 VisitorLimit = [Depends(visitor_limit)]
+# What a visitor's call can be refused with beyond bad input: no token (401), another
+# session's token (403), a closed session (409), too many calls (429).
+VISITOR_ERRORS = sdk.errors(401, 403, 409, 429)
 
 
 @router.post(
@@ -56,6 +59,7 @@ VisitorLimit = [Depends(visitor_limit)]
     status_code=status.HTTP_201_CREATED,
     summary="Start a chat (public)",
     dependencies=[Depends(visitor_limit), Depends(start_limit)],
+    responses=sdk.errors(429),
 )
 def start_session(body: SessionStart, db: sdk.DbSession) -> SessionStarted:
     chat, hello = services.start_session(db, body)
@@ -73,6 +77,7 @@ def start_session(body: SessionStart, db: sdk.DbSession) -> SessionStarted:
     status_code=status.HTTP_201_CREATED,
     summary="Send a message, get the bot's reply (visitor: X-Chat-Token)",
     dependencies=VisitorLimit,
+    responses=VISITOR_ERRORS,
 )
 def post_message(
     session_id: SessionId,
@@ -92,6 +97,7 @@ def post_message(
     "/sessions/{session_id}/messages",
     summary="Read the conversation (visitor: X-Chat-Token)",
     dependencies=VisitorLimit,
+    responses=VISITOR_ERRORS,
 )
 def get_messages(
     session_id: SessionId, db: sdk.DbSession, x_chat_token: ChatToken = None
@@ -109,6 +115,7 @@ def get_messages(
     "/sessions/{session_id}/rating",
     summary="Rate the conversation, 1 to 5 stars (visitor: X-Chat-Token)",
     dependencies=VisitorLimit,
+    responses=VISITOR_ERRORS,
 )
 def rate_session(
     session_id: SessionId, body: RatingIn, db: sdk.DbSession, x_chat_token: ChatToken = None
@@ -143,6 +150,8 @@ def get_session_detail(
     return SessionDetail.model_validate(services.get_session(db, session_id))
 
 
-@router.post("/sessions/{session_id}/close", summary="Close a session (admin)")
+@router.post(
+    "/sessions/{session_id}/close", summary="Close a session (admin)", responses=sdk.errors(409)
+)
 def close_session(session_id: SessionId, db: sdk.DbSession, _admin: sdk.AdminUser) -> SessionOut:
     return SessionOut.model_validate(services.close_session(db, session_id))

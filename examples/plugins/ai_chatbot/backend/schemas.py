@@ -32,7 +32,14 @@ class SessionStart(BaseModel):
     guest_email: str = Field(
         max_length=255, examples=["ada@example.com"], json_schema_extra={"format": "email"}
     )
-    guest_phone: str | None = Field(default=None, max_length=50, examples=["+44 20 7946 0958"])
+    guest_phone: str | None = Field(
+        default=None,
+        max_length=50,
+        examples=["+44 20 7946 0958"],
+        # What the validators below take, for the OpenAPI document (blank means none). Not
+        # enforced as a pattern: their message is for visitors.
+        json_schema_extra={"pattern": r"^\s*(?:[ +()-]*(?:[0-9][ +()-]*){4,})?\s*$"},
+    )
 
     # Messages here are shown to visitors as they are, so they say what to do.
     @field_validator("guest_email")

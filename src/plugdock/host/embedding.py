@@ -192,8 +192,8 @@ class PluginHost:
         app.include_router(marketplace_changes.router)
         app.include_router(readiness.router)
         frontend.install_plugin_assets(app)
-        self._add_middleware(app, runtime)
-        install_error_handlers(app)
+        ours = self._add_middleware(app, runtime)
+        install_error_handlers(app, applies=None if self.secure_host_routes else ours)
         _compose_lifespan(app, self._lifespan(installer, runtime))
 
     def _plugin_users(self, request: Request) -> list[sdk.User]:
@@ -240,7 +240,8 @@ class PluginHost:
 
     # -- middleware and lifespan -----------------------------------------------------------
 
-    def _add_middleware(self, app: FastAPI, runtime: PluginRuntime) -> None:
+    def _add_middleware(self, app: FastAPI, runtime: PluginRuntime) -> Callable[[Scope], bool]:
+        """plugdock's middleware; returns the test of which requests are plugdock's."""
         settings = self.settings
 
         def ours(scope: Scope) -> bool:
@@ -263,6 +264,7 @@ class PluginHost:
         # Outermost: the worker catches up with plugin changes before anything asks whether
         # a path is a plugin's (the CSRF check must see a plugin installed a moment ago).
         app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: runtime)
+        return ours
 
     def _lifespan(
         self, installer: Installer, runtime: PluginRuntime

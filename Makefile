@@ -11,7 +11,7 @@ export PLUGDOCK_HOME ?= $(CURDIR)/instance
 # Two test files at a time: most tests wait on servers, databases and a browser, not the CPU.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test test-fast bench lint modules services clean web browser
+.PHONY: run run-billing test test-fast bench lint modules services clean web browser
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ modules: $(STAMP) web
 
 run: modules web
 	bash scripts/demo.sh
+
+# The billing example host (examples/hosts/billing): its own app, users and UI, plugdock inside.
+run-billing: modules
+	bash scripts/billing.sh
 
 services:
 	bash scripts/ensure-services.sh
@@ -90,4 +94,5 @@ browser:
 	bash scripts/ensure-browser.sh
 
 clean:
-	rm -rf $(VENV) modules instance build web/node_modules src/plugdock/host/static
+	rm -rf $(VENV) modules instance instance-billing build web/node_modules src/plugdock/host/static
+	rm -rf examples/hosts/billing/web/node_modules examples/hosts/billing/web/dist

@@ -14,8 +14,6 @@ export BILLING_CLERK_PASSWORD="${BILLING_CLERK_PASSWORD:-billing-clerk}"
 export BILLING_HOST="${BILLING_HOST:-127.0.0.1}" BILLING_PORT="${BILLING_PORT:-8100}"
 export BILLING_WORKERS="${BILLING_WORKERS:-2}"
 
-echo "== the billing UI (npm ci + vite build)"
-(cd examples/hosts/billing/web && { [ -e node_modules/.package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; } && npx vite build --logLevel warn)
 echo "== billing schema, accounts and demo data"
 .venv/bin/python -m billing.seed
 echo "== plugins offered from $PLUGIN_LOCAL_DIR"

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -134,8 +135,9 @@ class HostState:
     authenticate: Authenticate | None = None
     # The panel's active users for a plugin granted ``core:users:read`` (sdk.Users).
     users: Callable[[Request], list[User]] | None = None
-    # The user of a request outside FastAPI's routing (a plugin process's forwarded request),
-    # when ``authenticate`` cannot say: a host whose auth is a dependency of dependencies.
+    # The user of a request when ``authenticate`` cannot say (a host whose auth is a
+    # dependency of dependencies): resolved apart from the route, for plugin routes, the
+    # marketplace and a plugin process's forwarded requests alike.
     user_of: Callable[[Request], Awaitable[User | None]] | None = None
 
 
@@ -238,7 +240,7 @@ DbSession = Annotated[Session, Depends(db_session, scope="function")]
 # -- users ---------------------------------------------------------------------------------
 
 
-def optional_user(request: Request) -> User | None:
+async def optional_user(request: Request) -> User | None:
     """FastAPI dependency: the signed-in user, or ``None`` for an anonymous request.
 
     ::
@@ -248,10 +250,14 @@ def optional_user(request: Request) -> User | None:
             return f"Hello {user.username}" if user else "Hello visitor"
     """
     state = getattr(request.app.state, STATE_ATTRIBUTE, None)
-    authenticate = state.authenticate if isinstance(state, HostState) else None
-    if authenticate is None:  # a host without authentication: everyone is anonymous
+    if not isinstance(state, HostState):  # a host without authentication: all anonymous
         return None
-    return authenticate(request)
+    if state.user_of is not None:  # the host's auth is a dependency with dependencies
+        return await state.user_of(request)
+    if state.authenticate is None:
+        return None
+    # In a worker thread, as FastAPI runs a sync dependency: it may query the database.
+    return await run_in_threadpool(state.authenticate, request)
 
 
 def current_user(user: User | None = Depends(optional_user)) -> User:

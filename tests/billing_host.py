@@ -56,7 +56,8 @@ def start_billing(
     seed(env)
     log = tmp_path / f"billing-{time.monotonic_ns()}.log"
     command = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1"]
-    command += ["--port", "0", "--workers", str(workers)]
+    # Long keep-alive: tests hold one connection per worker across slow steps (a CLI run).
+    command += ["--port", "0", "--workers", str(workers), "--timeout-keep-alive", "120"]
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     server = Panel("", process, env, log)
     deadline = time.monotonic() + 90

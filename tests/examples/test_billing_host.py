@@ -151,6 +151,19 @@ def test_plugins_install_upgrade_and_uninstall_live_in_every_worker(
         same_worker(client, pid)
     assert "chat_ratings" in table_names(billing_db)
 
+    # Billing's own Alembic sees its models match and proposes nothing about plugdock's or
+    # the chatbot's tables (migrations/env.py with skip_plugdock_tables).
+    check = subprocess.run(
+        [sys.executable, "-m", "alembic", "check"],
+        cwd=BILLING,
+        env=billing.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "No new upgrade operations detected" in check.stdout + check.stderr
+
     listed = subprocess_list(billing)
     assert "ai_chatbot" in listed and "1.1.0" in listed  # the CLI sees the billing app's install
 
@@ -164,6 +177,7 @@ def test_plugins_install_upgrade_and_uninstall_live_in_every_worker(
     assert {"accounts", "auth_sessions", "customers", "invoices", "payments"} <= set(
         table_names(billing_db)
     )
+    assert "alembic_version" in table_names(billing_db)  # billing's, beside plugdock's own
     assert len(admin.get("/api/invoices").json()) == 3
     for client in [*workers.values(), visitor, admin, clerk]:
         client.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, String, func
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STATUSES = ("draft", "open", "paid")
@@ -99,5 +99,5 @@ class Payment(Base):
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
     amount_cents: Mapped[int]
     method: Mapped[str] = mapped_column(String(20))
-    paid_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.now())
+    paid_at: Mapped[datetime] = mapped_column(default=utcnow)
     invoice: Mapped[Invoice] = relationship(back_populates="payments")

@@ -1,19 +1,23 @@
 """``python -m billing.seed``: the billing schema, an admin, a clerk and some demo data.
 
-Idempotent: tables are created if missing, accounts and demo data only when absent.
+Idempotent: the schema is migrated to Alembic's head (alembic.ini beside the package),
+accounts and demo data are added only when absent.
 The admin's and clerk's passwords come from BILLING_ADMIN_PASSWORD / BILLING_CLERK_PASSWORD.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.auth import hash_password
 from billing.db import Database
-from billing.models import Account, Base, Customer, Invoice, InvoiceLine, Payment
+from billing.models import Account, Customer, Invoice, InvoiceLine, Payment
 
 ADMIN_EMAIL = "admin@billing.example"
 CLERK_EMAIL = "clerk@billing.example"
@@ -27,8 +31,16 @@ CUSTOMERS = [
 ]
 
 
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+
+
+def migrate() -> None:
+    """``alembic upgrade head`` on DATABASE_URL (migrations/env.py reads it)."""
+    command.upgrade(Config(str(ALEMBIC_INI)), "head")
+
+
 def seed(database: Database) -> None:
-    Base.metadata.create_all(database.engine)
+    migrate()
     with database.sessions() as db:
         _account(db, ADMIN_EMAIL, "BILLING_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD, admin=True)
         _account(db, CLERK_EMAIL, "BILLING_CLERK_PASSWORD", DEFAULT_CLERK_PASSWORD, admin=False)
@@ -74,5 +86,5 @@ def _demo_data(db: Session) -> None:
 
 
 if __name__ == "__main__":
-    seed(Database())
+    seed(Database())  # the database of DATABASE_URL, as migrate's
     print(f"billing: seeded; admin {ADMIN_EMAIL}, clerk {CLERK_EMAIL}")

@@ -218,7 +218,11 @@ def test_the_billing_apps_own_answers_are_unchanged_by_plugdock(
 
     def answers(with_plugdock: bool) -> list[tuple[int, dict[str, str], bytes]]:
         seen = []
-        with TestClient(create_app(with_plugdock=with_plugdock)) as client:
+        app = create_app(with_plugdock=with_plugdock)
+        # No override in the host's app: with one, FastAPI rebuilds every dependency of
+        # every billing route on each request (1.6x slower, bench/embedding.py).
+        assert app.dependency_overrides == {}
+        with TestClient(app) as client:
             requests = [
                 ("GET", "/api/auth/me", {}),
                 ("POST", "/api/auth/sign-in", {"json": {"email": CLERK[0], "password": "no"}}),

@@ -178,7 +178,10 @@ def test_plugins_install_upgrade_and_uninstall_live_in_every_worker(
         table_names(billing_db)
     )
     assert "alembic_version" in table_names(billing_db)  # billing's, beside plugdock's own
-    assert len(admin.get("/api/invoices").json()) == 3
+    invoices = admin.get("/api/invoices")
+    assert len(invoices.json()) == 3
+    assert not PLUGDOCK_HEADERS & set(invoices.headers)  # billing's answers stay billing's
+    assert "content-security-policy" in admin.get(f"{MARKET}/installed").headers  # plugdock's
     for client in [*workers.values(), visitor, admin, clerk]:
         client.close()
 

@@ -8,6 +8,7 @@ home="${BILLING_HOME:-$PWD/instance-billing}"
 mkdir -p "$home"
 export PYTHONPATH="$PWD/examples/hosts/billing${PYTHONPATH:+:$PYTHONPATH}"
 export DATABASE_URL="${DATABASE_URL:-sqlite:///$home/billing.db}"
+export PLUGIN_LOCAL_DIR="${PLUGIN_LOCAL_DIR:-$PWD/modules}"  # make exports it; by hand too
 export PLUGDOCK_HOME="$home/plugdock"  # plugdock's instance folder; its tables are in DATABASE_URL
 export BILLING_ADMIN_PASSWORD="${BILLING_ADMIN_PASSWORD:-billing-admin}"
 export BILLING_CLERK_PASSWORD="${BILLING_CLERK_PASSWORD:-billing-clerk}"

@@ -284,3 +284,65 @@ def test_a_hosts_crashes_and_validation_errors_keep_their_own_answers(tmp_path: 
     assert plain[0] == (500, "text/plain; charset=utf-8", "Internal Server Error")
     assert '"input":"x"' in plain[1][2]  # FastAPI's own 422
     assert answers(build(True)) == plain
+
+
+def test_the_billing_apps_own_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Billing's own sign-in and admin rules, plugdock mounted (they are billing's alone)."""
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    env = billing_env(tmp_path, url)
+    seed(env)
+    for name in ("DATABASE_URL", "PLUGDOCK_HOME", "PLUGIN_LOCAL_DIR"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.syspath_prepend(str(BILLING))
+    from billing.app import create_app
+
+    def signed_in(client: TestClient, who: tuple[str, str]) -> TestClient:
+        answer = client.post("/api/auth/sign-in", json={"email": who[0], "password": who[1]})
+        assert answer.status_code == 200, answer.text
+        return client
+
+    app = create_app()
+    with TestClient(app) as admin:  # runs the app's lifespan; the clerk's client shares it
+        signed_in(admin, ADMIN)
+        clerk = signed_in(TestClient(app), CLERK)
+        customer = {"name": "Zed", "email": "zed@example.com"}
+        assert clerk.post("/api/customers", json=customer).status_code == 403
+        zed = admin.post("/api/customers", json=customer)
+        assert zed.status_code == 201, zed.text
+
+        lines = [{"description": "Work", "quantity": 3, "unit_price_cents": 10_00}]
+        draft = clerk.post("/api/invoices", json={"customer_id": zed.json()["id"], "lines": lines})
+        assert draft.status_code == 201, draft.text  # a clerk drafts
+        invoice_id = draft.json()["id"]
+        assert (draft.json()["total_cents"], draft.json()["number"]) == (30_00, None)
+        assert clerk.post(f"/api/invoices/{invoice_id}/open").status_code == 403
+        pay = {"invoice_id": invoice_id, "amount_cents": 10_00}
+        assert admin.post("/api/payments", json=pay).status_code == 409  # a draft is not due
+        opened = admin.post(f"/api/invoices/{invoice_id}/open")
+        assert opened.json()["number"] == f"INV-{invoice_id:05d}"
+
+        assert clerk.post("/api/payments", json=pay).status_code == 403
+        assert admin.post("/api/payments", json=pay).status_code == 201
+        too_much = admin.post("/api/payments", json=pay | {"amount_cents": 25_00})
+        assert too_much.status_code == 422  # only 20.00 is due
+        assert admin.get(f"/api/invoices/{invoice_id}").json()["status"] == "open"
+        assert clerk.post(f"/api/invoices/{invoice_id}/mark-paid").status_code == 403
+        paid = admin.post(f"/api/invoices/{invoice_id}/mark-paid").json()
+        assert (paid["status"], paid["paid_cents"], len(paid["payments"])) == ("paid", 30_00, 2)
+        assert admin.post("/api/payments", json=pay).status_code == 409
+
+        wrong = admin.post("/api/auth/sign-in", json={"email": CLERK[0], "password": "guess"})
+        assert wrong.status_code == 401
+        assert admin.get("/api/auth/me").json()["email"] == ADMIN[0]  # still the admin
+        assert clerk.post("/api/auth/sign-out").status_code == 204
+        assert clerk.get("/api/invoices").status_code == 401
+
+        # An expired session is no session, for billing and for plugdock alike.
+        from billing.models import AuthSession, utcnow
+
+        with app.state.db.sessions() as db:
+            for session in db.query(AuthSession):
+                session.expires_at = utcnow()
+            db.commit()
+        assert admin.get("/api/auth/me").status_code == 401
+        assert admin.get(f"{MARKET}/installed").status_code == 401

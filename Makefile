@@ -11,7 +11,7 @@ export PLUGDOCK_HOME ?= $(CURDIR)/instance
 # Two test files at a time: most tests wait on servers, databases and a browser, not the CPU.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: run test test-fast test-lowest lock bench lint modules services clean web browser
+.PHONY: run run-billing billing-web test test-fast test-lowest lock bench lint modules services clean web browser
 
 # pyproject.toml declares ranges; constraints.txt pins the exact versions installed here.
 $(STAMP): pyproject.toml constraints.txt
@@ -51,6 +51,23 @@ modules: $(STAMP) web
 run: modules web
 	bash scripts/demo.sh
 
+# The billing example host (examples/hosts/billing): its own app, users and UI, plugdock inside.
+run-billing: modules billing-web
+	bash scripts/billing.sh
+
+# The billing host's UI (examples/hosts/billing/web → its dist/), for run-billing and the tests.
+BILLING_WEB := examples/hosts/billing/web
+BILLING_WEB_SOURCES := $(shell find $(BILLING_WEB)/src -type f 2>/dev/null) $(BILLING_WEB)/index.html $(BILLING_WEB)/vite.config.ts
+
+billing-web: $(BILLING_WEB)/dist/index.html
+
+$(BILLING_WEB)/node_modules/.package-lock.json: $(BILLING_WEB)/package.json $(BILLING_WEB)/package-lock.json
+	cd $(BILLING_WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BILLING_WEB)/dist/index.html: $(BILLING_WEB)/node_modules/.package-lock.json $(BILLING_WEB_SOURCES)
+	cd $(BILLING_WEB) && npx vite build --logLevel warn
+
 services:
 	bash scripts/ensure-services.sh
 
@@ -60,7 +77,7 @@ PROCESS_MODE_TESTS := tests/host/test_panel.py tests/host/test_lifecycle_api.py 
 	tests/plugin_code/test_chatbot_plugin.py tests/browser/test_browser_lifecycle.py \
 	tests/host/test_hardening.py
 
-test: modules services web browser lint test-lowest
+test: modules services web billing-web browser lint test-lowest
 	$(BIN)/pytest $(PYTEST_ARGS)
 	PLUGDOCK_ISOLATION=process $(BIN)/pytest $(PYTEST_ARGS) $(PROCESS_MODE_TESTS)
 
@@ -73,6 +90,7 @@ bench: modules
 	$(BIN)/python bench/replicas.py
 	$(BIN)/python bench/isolation.py
 	$(BIN)/python bench/frames.py
+	$(BIN)/python bench/embedding.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp
@@ -97,7 +115,7 @@ $(REACT_DEPS): packages/react/package.json packages/react/package-lock.json
 
 # The static checks `make test` runs first (a few seconds each; see docs/architecture.md).
 # After WEB_DEPS: prerequisites are expanded where the rule is read.
-lint: $(STAMP) $(WEB_DEPS) $(REACT_DEPS)
+lint: $(STAMP) $(WEB_DEPS) $(REACT_DEPS) $(BILLING_WEB)/node_modules/.package-lock.json
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
@@ -106,6 +124,7 @@ lint: $(STAMP) $(WEB_DEPS) $(REACT_DEPS)
 	cd web && npm run --silent lint
 	cd packages/react && npm run --silent typecheck
 	cd packages/react && npm run --silent lint
+	cd $(BILLING_WEB) && npm run --silent typecheck
 
 # The tests that need only the venv and web/node_modules (esbuild packs the plugins' UIs): no
 # database server, browser, plugin process or server socket, and none marked slow (the markers
@@ -122,5 +141,7 @@ browser:
 	bash scripts/ensure-browser.sh
 
 clean:
-	rm -rf $(VENV) $(LOWEST) modules instance build web/node_modules src/plugdock/host/static \
-		packages/react/node_modules packages/react/dist tests/browser/hosts/.cache
+	rm -rf $(VENV) $(LOWEST) modules instance instance-billing build web/node_modules \
+		src/plugdock/host/static packages/react/node_modules packages/react/dist \
+		tests/browser/hosts/.cache examples/hosts/billing/web/node_modules \
+		examples/hosts/billing/web/dist

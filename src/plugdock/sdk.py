@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 from pydantic import Field
@@ -167,8 +168,9 @@ class HostState:
     # The same users for plugins in processes of their own, asked without a request: the
     # process's core socket checks the grant (plugdock.isolation.core_calls).
     host_users: Callable[[], list[User]] | None = None
-    # The user of a request outside FastAPI's routing (a plugin process's forwarded request),
-    # when ``authenticate`` cannot say: a host whose auth is a dependency of dependencies.
+    # The user of a request when ``authenticate`` cannot say (a host whose auth is a
+    # dependency of dependencies): resolved apart from the route, for plugin routes, the
+    # marketplace and a plugin process's forwarded requests alike.
     user_of: Callable[[Request], Awaitable[User | None]] | None = None
     # The current values of the declared settings of the plugin serving a request
     # (sdk.PluginSettings): only that plugin's own, secrets decrypted.
@@ -332,7 +334,7 @@ _SIGNED_IN = _SignIn(contract.SIGNED_IN)
 _ADMIN = _SignIn(contract.ADMIN)
 
 
-def optional_user(request: Request, _doc: None = Depends(_MAYBE_SIGNED_IN)) -> User | None:
+async def optional_user(request: Request, _doc: None = Depends(_MAYBE_SIGNED_IN)) -> User | None:
     """FastAPI dependency: the signed-in user, or ``None`` for an anonymous request.
 
     ::
@@ -342,10 +344,14 @@ def optional_user(request: Request, _doc: None = Depends(_MAYBE_SIGNED_IN)) -> U
             return f"Hello {user.username}" if user else "Hello visitor"
     """
     state = getattr(request.app.state, STATE_ATTRIBUTE, None)
-    authenticate = state.authenticate if isinstance(state, HostState) else None
-    if authenticate is None:  # a host without authentication: everyone is anonymous
+    if not isinstance(state, HostState):  # a host without authentication: all anonymous
         return None
-    return authenticate(request)
+    if state.user_of is not None:  # the host's auth is a dependency with dependencies
+        return await state.user_of(request)
+    if state.authenticate is None:
+        return None
+    # In a worker thread, as FastAPI runs a sync dependency: it may query the database.
+    return await run_in_threadpool(state.authenticate, request)
 
 
 def current_user(

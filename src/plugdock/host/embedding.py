@@ -15,8 +15,8 @@ and the machinery behind them::
     host.mount(app)
 
 ``sdk.CurrentUser`` / ``sdk.AdminUser`` in plugins, and the marketplace's admin checks,
-resolve through ``current_user`` (a FastAPI dependency override of ``sdk.optional_user``,
-so it may depend on the host's own dependencies). Plugins in processes of their own get
+resolve through ``current_user`` (solved with all its own dependencies by a small resolver
+app, so the host's app itself gets no dependency override). Plugins in processes of their own get
 the same verdict, computed in the host for each forwarded request.
 
 CSRF whatever the host's auth is: a state-changing request (POST, PUT, PATCH, DELETE) to
@@ -216,18 +216,21 @@ class PluginHost:
             installer=installer,
             runtime=runtime,
         )
-        # sdk.CurrentUser & co. in plugins and in the marketplace: the host's dependency.
-        app.dependency_overrides[sdk.optional_user] = self._optional_user_dependency()
-        if not direct:  # the process forwarder resolves it outside FastAPI's routing
-            app.state.plugdock.user_of = _UserResolver(app).user_of
+        # sdk.CurrentUser & co. in plugins and in the marketplace: the host's dependency,
+        # solved by a resolver of its own. Not an override in the host's app: FastAPI
+        # rebuilds every dependency of every route on each request while the app has any
+        # override, which made the host's own routes 1.6x slower (bench/embedding.py).
+        if not direct:
+            resolver = _UserResolver(app, self._optional_user_dependency())
+            app.state.plugdock.user_of = resolver.user_of
         app.include_router(marketplace.router)
         app.include_router(marketplace_changes.router)
         app.include_router(plugin_settings_api.router)
         app.include_router(readiness.router)
         app.include_router(events.router)
         frontend.install_plugin_assets(app)
-        self._add_middleware(app, runtime)
-        install_error_handlers(app)
+        ours = self._add_middleware(app, runtime)
+        install_error_handlers(app, applies=None if self.secure_host_routes else ours)
         contract.install(app, None)  # error answers in the OpenAPI document (core/contract.py)
         _compose_lifespan(app, self._lifespan(installer, runtime))
 
@@ -297,7 +300,8 @@ class PluginHost:
 
     # -- middleware and lifespan -----------------------------------------------------------
 
-    def _add_middleware(self, app: FastAPI, runtime: PluginRuntime) -> None:
+    def _add_middleware(self, app: FastAPI, runtime: PluginRuntime) -> Callable[[Scope], bool]:
+        """plugdock's middleware; returns the test of which requests are plugdock's."""
         settings = self.settings
 
         def ours(scope: Scope) -> bool:
@@ -320,6 +324,7 @@ class PluginHost:
         # Outermost: the worker catches up with plugin changes before anything asks whether
         # a path is a plugin's (the CSRF check must see a plugin installed a moment ago).
         app.add_middleware(PluginSyncMiddleware, runtime_of=lambda: runtime)
+        return ours
 
     def _lifespan(
         self, installer: Installer, runtime: PluginRuntime
@@ -402,18 +407,36 @@ class CookieCsrfMiddleware:
         await self.app(scope, receive, send)
 
 
-class _UserResolver:
-    """The host's verdict on a request outside FastAPI's routing (the process forwarder).
+class _Overrides(dict[Any, Any]):
+    """The host app's dependency overrides as they are now, with ``sdk.optional_user``'s."""
 
-    A one-route FastAPI app sharing the host's state and dependency overrides resolves
-    ``sdk.OptionalUser`` (hence the host's ``current_user`` with all its dependencies) for
-    the request's headers: only public FastAPI API, whatever the host's dependencies are.
+    def __init__(self, host_app: FastAPI, optional_user: Callable[..., Any]) -> None:
+        super().__init__()
+        self._host_app = host_app
+        self._ours = {sdk.optional_user: optional_user}
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        if key in self._ours:
+            return self._ours[key]
+        return self._host_app.dependency_overrides.get(key, default)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class _UserResolver:
+    """The host's verdict on a request, apart from the route that asks (``sdk.optional_user``).
+
+    A one-route FastAPI app sharing the host's state resolves ``sdk.OptionalUser``, overridden
+    there (and only there) by the host's ``current_user`` with all its dependencies, for the
+    request's headers: only public FastAPI API, whatever the host's dependencies are.
     """
 
-    def __init__(self, host_app: FastAPI) -> None:
+    def __init__(self, host_app: FastAPI, optional_user: Callable[..., Any]) -> None:
         resolver = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         resolver.state = host_app.state
-        resolver.dependency_overrides = host_app.dependency_overrides  # the same dict
+        # The host's overrides (a test's, say) too, and sdk.optional_user → its dependency.
+        resolver.dependency_overrides = _Overrides(host_app, optional_user)
 
         @resolver.get("/")
         async def who(user: sdk.OptionalUser) -> dict[str, Any] | None:

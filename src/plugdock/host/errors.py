@@ -8,11 +8,16 @@ never a bare 500 for a refusal, and never with a folder of this machine in the t
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from plugdock.core.allow import answer_http_error
 from plugdock.core.contract import issues
@@ -81,12 +86,53 @@ async def _plugdock_error(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def install_error_handlers(app: FastAPI, applies: Callable[[Scope], bool] | None = None) -> None:
     """PlugdockError → its status; request validation → 422 without the submitted values;
-    any other exception (a bug) → a JSON 500 with the security headers."""
+    any other exception (a bug) → a JSON 500 with the security headers.
+
+    ``applies``: the last two only for the requests it accepts (plugdock's and the plugins'
+    routes in an embedding host); the others get the host's own handler, or the framework's
+    default, exactly as they did before plugdock was mounted.
+    """
     app.add_exception_handler(PlugdockError, _plugdock_error)
-    if app.exception_handlers.get(StarletteHTTPException) in (None, http_exception_handler):
-        # 405 with every method of the path in Allow; a host's own handler stays.
-        app.add_exception_handler(StarletteHTTPException, answer_http_error)
-    app.add_exception_handler(RequestValidationError, answer_validation_error)
-    app.add_exception_handler(Exception, answer_internal_error)
+    ours: list[tuple[type[Exception], Handler]] = [
+        (RequestValidationError, answer_validation_error),
+        (Exception, answer_internal_error),
+    ]
+    # 405 with every method of the path in Allow; a host's own HTTPException handler stays
+    # (for its own routes only, when plugdock's answers are scoped to plugdock's).
+    if applies is not None or app.exception_handlers.get(StarletteHTTPException) in (
+        None,
+        http_exception_handler,
+    ):
+        ours.insert(0, (StarletteHTTPException, answer_http_error))
+    for kind, handler in ours:
+        if applies is not None:
+            theirs = app.exception_handlers.get(kind, _DEFAULTS[kind])
+            handler = _only_where(applies, handler, theirs)
+        app.add_exception_handler(kind, handler)
+
+
+async def _plain_500(_request: Request, _error: Exception) -> Response:
+    """Starlette's own answer to a crash when no handler is installed."""
+    return PlainTextResponse("Internal Server Error", status_code=500)
+
+
+_DEFAULTS: dict[type[Exception], Any] = {
+    StarletteHTTPException: http_exception_handler,
+    RequestValidationError: request_validation_exception_handler,
+    Exception: _plain_500,
+}
+
+
+def _only_where(applies: Callable[[Scope], bool], ours: Handler, theirs: Any) -> Handler:
+    async def handler(request: Request, error: Exception) -> Response:
+        if applies(request.scope):
+            return await ours(request, error)
+        answer = theirs(request, error)
+        return await answer if inspect.isawaitable(answer) else answer  # type: ignore[no-any-return]
+
+    return handler

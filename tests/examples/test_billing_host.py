@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from billing_host import (
     ADMIN,
@@ -346,3 +347,69 @@ def test_the_billing_apps_own_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             db.commit()
         assert admin.get("/api/auth/me").status_code == 401
         assert admin.get(f"{MARKET}/installed").status_code == 401
+
+
+RECEIPTS = (
+    "from sqlalchemy import text\n\nfrom plugdock import sdk\n\n\n"
+    "def on_paid(event: sdk.Event) -> None:\n"
+    "    with sdk.session() as db:\n"
+    "        db.execute(text('INSERT INTO receipts_sent (invoice, email, cents) "
+    "VALUES (:invoice_id, :customer_email, :total_cents)'), event.payload)\n"
+)
+
+
+def test_a_paid_invoice_reaches_the_plugin_that_handles_invoice_paid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Billing's own events: declared when plugdock is mounted, emitted by billing's API in
+    the transaction that marks the invoice paid, handled by a plugin."""
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    env = billing_env(tmp_path, url)
+    seed(env)
+    for name in ("DATABASE_URL", "PLUGDOCK_HOME", "PLUGIN_LOCAL_DIR"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.syspath_prepend(str(BILLING))
+    receipts = make_plugin(
+        tmp_path / "src",
+        "receipts",
+        up_sql="CREATE TABLE receipts_sent (invoice INTEGER, email TEXT, cents INTEGER);\n",
+        down_sql="DROP TABLE receipts_sent;\n",
+        extra_files={"backend/handlers.py": RECEIPTS},
+        metadata={"events": {"invoice.paid": "handlers:on_paid"}},
+    )
+    pack_into(receipts, Path(env["PLUGIN_LOCAL_DIR"]))
+    from billing.app import create_app
+
+    with TestClient(create_app()) as admin:
+        assert (
+            admin.post(
+                "/api/auth/sign-in", json={"email": ADMIN[0], "password": ADMIN[1]}
+            ).status_code
+            == 200
+        )
+        points = {p["name"] for p in admin.get("/api/v1/extension-points").json()}
+        assert {"customer.created", "invoice.created", "invoice.paid"} <= points
+        install = {"plugin_id": "receipts"}
+        done = admin.post("/api/v1/marketplace/install", json=install, headers=CSRF)
+        assert done.status_code == 200, done.text
+
+        zed = admin.post("/api/customers", json={"name": "Zed", "email": "zed@example.com"}).json()
+        lines = [{"description": "Work", "quantity": 2, "unit_price_cents": 15_00}]
+        drafted = {"customer_id": zed["id"], "lines": lines}
+        invoice = admin.post("/api/invoices", json=drafted).json()
+        admin.post(f"/api/invoices/{invoice['id']}/open")
+        too_much = {"invoice_id": invoice["id"], "amount_cents": 99_00}
+        refused = admin.post("/api/payments", json=too_much)
+        assert refused.status_code == 422  # nothing paid, nothing emitted
+        assert admin.post(f"/api/invoices/{invoice['id']}/mark-paid").status_code == 200
+
+        engine = create_engine(url)
+
+        def sent() -> list[tuple[int, str, int]]:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text("SELECT * FROM receipts_sent"))]
+
+        deadline = time.monotonic() + 15
+        while not sent() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sent() == [(invoice["id"], "zed@example.com", 30_00)]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from billing.auth import Admin, SignedIn
 from billing.db import get_db
+from billing.events import CustomerCreated, Emitter, InvoiceCreated, InvoicePaid
 from billing.models import Customer, Invoice, InvoiceLine, Payment
 
 router = APIRouter(prefix="/api", tags=["billing"])
@@ -128,6 +129,16 @@ def _get_invoice(db: Session, invoice_id: int) -> Invoice:
     return invoice
 
 
+def _paid(invoice: Invoice) -> InvoicePaid:
+    return InvoicePaid(
+        invoice_id=invoice.id,
+        number=invoice.number,
+        customer_id=invoice.customer_id,
+        customer_email=invoice.customer.email,
+        total_cents=invoice.total_cents,
+    )
+
+
 # -- customers -----------------------------------------------------------------------------
 
 
@@ -137,9 +148,14 @@ def list_customers(_: SignedIn, db: Session = Depends(get_db)) -> list[CustomerO
 
 
 @router.post("/customers", status_code=201)
-def add_customer(body: CustomerIn, _: Admin, db: Session = Depends(get_db)) -> CustomerOut:
+def add_customer(
+    body: CustomerIn, _: Admin, emit: Emitter, db: Session = Depends(get_db)
+) -> CustomerOut:
     customer = Customer(name=body.name, email=str(body.email))
     db.add(customer)
+    db.flush()
+    created = CustomerCreated(customer_id=customer.id, name=customer.name, email=customer.email)
+    emit(db, "customer.created", created, f"customer:{customer.id}")
     db.commit()
     return _customer(customer)
 
@@ -165,7 +181,9 @@ def get_invoice(invoice_id: int, _: SignedIn, db: Session = Depends(get_db)) -> 
 
 
 @router.post("/invoices", status_code=201)
-def draft_invoice(body: InvoiceIn, _: SignedIn, db: Session = Depends(get_db)) -> InvoiceDetail:
+def draft_invoice(
+    body: InvoiceIn, _: SignedIn, emit: Emitter, db: Session = Depends(get_db)
+) -> InvoiceDetail:
     if db.get(Customer, body.customer_id) is None:
         raise HTTPException(422, "no such customer")
     invoice = Invoice(
@@ -173,6 +191,11 @@ def draft_invoice(body: InvoiceIn, _: SignedIn, db: Session = Depends(get_db)) -
         lines=[InvoiceLine(**line.model_dump()) for line in body.lines],
     )
     db.add(invoice)
+    db.flush()
+    created = InvoiceCreated(
+        invoice_id=invoice.id, customer_id=invoice.customer_id, total_cents=invoice.total_cents
+    )
+    emit(db, "invoice.created", created, f"invoice:{invoice.id}")
     db.commit()
     db.refresh(invoice)
     return _detail(invoice)
@@ -191,7 +214,9 @@ def open_invoice(invoice_id: int, _: Admin, db: Session = Depends(get_db)) -> In
 
 
 @router.post("/invoices/{invoice_id}/mark-paid")
-def mark_paid(invoice_id: int, _: Admin, db: Session = Depends(get_db)) -> InvoiceDetail:
+def mark_paid(
+    invoice_id: int, _: Admin, emit: Emitter, db: Session = Depends(get_db)
+) -> InvoiceDetail:
     """Record a payment of what is still due (by transfer) and mark the invoice paid."""
     invoice = _get_invoice(db, invoice_id)
     if invoice.status != "open":
@@ -200,6 +225,7 @@ def mark_paid(invoice_id: int, _: Admin, db: Session = Depends(get_db)) -> Invoi
     if due > 0:
         db.add(Payment(invoice=invoice, amount_cents=due, method="transfer"))
     invoice.status = "paid"
+    emit(db, "invoice.paid", _paid(invoice), f"invoice:{invoice.id}")
     db.commit()
     db.refresh(invoice)
     return _detail(invoice)
@@ -215,7 +241,9 @@ def list_payments(_: SignedIn, db: Session = Depends(get_db)) -> list[PaymentOut
 
 
 @router.post("/payments", status_code=201)
-def record_payment(body: PaymentIn, _: Admin, db: Session = Depends(get_db)) -> PaymentOut:
+def record_payment(
+    body: PaymentIn, _: Admin, emit: Emitter, db: Session = Depends(get_db)
+) -> PaymentOut:
     """A payment against an open invoice; the one that covers its total marks it paid."""
     invoice = _get_invoice(db, body.invoice_id)
     if invoice.status != "open":
@@ -227,5 +255,6 @@ def record_payment(body: PaymentIn, _: Admin, db: Session = Depends(get_db)) -> 
     db.add(payment)
     if body.amount_cents == due:
         invoice.status = "paid"
+        emit(db, "invoice.paid", _paid(invoice), f"invoice:{invoice.id}")
     db.commit()
     return _payment(payment)

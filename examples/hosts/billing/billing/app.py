@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billing import api, auth
+from billing import api, auth, events
 from billing.db import Database
 from billing.models import Account
 from plugdock import HostAuth, HostUser, PluginHost
@@ -53,7 +53,11 @@ def create_app(*, with_plugdock: bool = True, database_url: str | None = None) -
                 return [HostUser(id=a.id, username=a.email, is_admin=a.is_admin) for a in accounts]
 
         auth_for_plugins = HostAuth(current_user=plugdock_user, users=plugdock_users)
-        PluginHost(auth=auth_for_plugins, engine=database.engine).mount(app)
+        host = PluginHost(auth=auth_for_plugins, engine=database.engine)
+        for name, model in events.DECLARED.items():  # invoice.paid & co. (billing/events.py)
+            host.events.declare(name, model)
+        app.state.plugin_events = host.events
+        host.mount(app)
     # --- end of plugdock ------------------------------------------------------------------
     return app
 

@@ -1,0 +1,66 @@
+"""What happens in billing that plugins may hear of (plugdock's host events).
+
+Declared with plugdock when it is mounted (billing.app), and emitted by the API in the same
+transaction as the change itself: a change that rolls back is never heard of, one that
+commits is delivered to every plugin that handles it, at least once, in order per invoice.
+Without plugdock (``create_plain_app``) emitting does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+
+class CustomerCreated(BaseModel):
+    """A customer was added."""
+
+    customer_id: int
+    name: str
+    email: str
+
+
+class InvoiceCreated(BaseModel):
+    """An invoice was drafted."""
+
+    invoice_id: int
+    customer_id: int
+    total_cents: int
+
+
+class InvoicePaid(BaseModel):
+    """An invoice was paid in full."""
+
+    invoice_id: int
+    number: str | None
+    customer_id: int
+    customer_email: str
+    total_cents: int
+
+
+DECLARED: dict[str, type[BaseModel]] = {
+    "customer.created": CustomerCreated,
+    "invoice.created": InvoiceCreated,
+    "invoice.paid": InvoicePaid,
+}
+
+Emit = Callable[[Session, str, BaseModel, str], None]
+
+
+def _emitter(request: Request) -> Emit:
+    events: Any = getattr(request.app.state, "plugin_events", None)
+
+    def emit(db: Session, name: str, payload: BaseModel, key: str) -> None:
+        if events is not None:
+            db.flush()  # the rows the payload names exist in this transaction
+            events.emit(name, payload, conn=db, key=key)
+
+    return emit
+
+
+Emitter = Annotated[Emit, Depends(_emitter)]
+"""Route parameter: ``emit(db, "invoice.paid", InvoicePaid(...), key)`` before the commit."""

@@ -90,6 +90,7 @@ bench: modules
 	$(BIN)/python bench/replicas.py
 	$(BIN)/python bench/isolation.py
 	$(BIN)/python bench/frames.py
+	$(BIN)/python bench/events.py
 	$(BIN)/python bench/embedding.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,7 @@ from plugdock.instance.notify import EVENTS_CHANNEL, notify_change
 MAX_ATTEMPTS = 8
 BACKOFF_CAP_SECONDS = 300
 FAN_OUT_BATCH = 200
+_NOTIFIED = "plugdock_events_notified"  # conn.info: the transaction that sent the NOTIFY
 #: Delivered events and their deliveries are kept this long (the deliveries page), then go.
 RETENTION = timedelta(days=7)
 
@@ -132,7 +134,13 @@ def emit(
             fanned_out=False,
         )
     )
-    notify_change(conn, EVENTS_CHANNEL)  # PostgreSQL: every worker looks at the commit
+    # PostgreSQL: every worker looks at the commit. Once per transaction is enough.
+    transaction = conn.get_transaction()
+    notified = conn.info.get(_NOTIFIED)
+    if transaction is None or notified is None or notified() is not transaction:
+        notify_change(conn, EVENTS_CHANNEL)
+        if transaction is not None:  # a weak reference: an id() could be a later one's
+            conn.info[_NOTIFIED] = weakref.ref(transaction)
 
 
 # -- delivering -------------------------------------------------------------------------------
@@ -168,49 +176,58 @@ def subscribers(conn: Connection) -> dict[str, list[tuple[str, str]]]:
 
 
 def fan_out(engine: Engine) -> int:
-    """One delivery per plugin subscribed now (:func:`subscribers`) to each new event."""
+    """One delivery per plugin subscribed now (:func:`subscribers`) to each new event.
+
+    The batch is taken under row locks that other workers skip (PostgreSQL, MariaDB; SQLite's
+    write lock serializes), so two workers never fan one event out twice."""
     made = 0
     with engine.begin() as conn:
-        handlers = subscribers(conn)
-        new = conn.execute(
+        query = (
             select(event_outbox.c.id, event_outbox.c.name, event_outbox.c.event_key)
             .where(event_outbox.c.fanned_out == False)  # noqa: E712 - SQL, not Python
             .order_by(event_outbox.c.id)
             .limit(FAN_OUT_BATCH)
-        ).all()
-        now = utcnow()
-        for event in new:
-            taken = conn.execute(
-                update(event_outbox)
-                .where(event_outbox.c.id == event.id, event_outbox.c.fanned_out == False)  # noqa: E712
-                .values(fanned_out=True)
-            )
-            if taken.rowcount != 1:  # another worker fanned it out meanwhile
-                continue
-            rows = [
-                {
-                    "event_id": event.id,
-                    "plugin_id": plugin_id,
-                    "handler": handler,
-                    "event_key": event.event_key,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_at": now,
-                }
-                for plugin_id, handler in handlers.get(event.name, [])
-            ]
-            if rows:
-                conn.execute(insert(event_deliveries), rows)
-                made += len(rows)
-        # An uninstalled plugin's deliveries go with it.
-        installed = select(addon_installations.c.plugin_id)
-        conn.execute(
-            delete(event_deliveries).where(
-                event_deliveries.c.plugin_id.not_in(installed),
-                event_deliveries.c.status != "done",
-            )
         )
+        new = conn.execute(_skip_locked(conn, query)).all()
+        if not new:
+            return 0
+        handlers = subscribers(conn)
+        conn.execute(
+            update(event_outbox)
+            .where(event_outbox.c.id.in_([event.id for event in new]))
+            .values(fanned_out=True)
+        )
+        now = utcnow()
+        rows = [
+            {
+                "event_id": event.id,
+                "plugin_id": plugin_id,
+                "handler": handler,
+                "event_key": event.event_key,
+                "status": "pending",
+                "attempts": 0,
+                "next_at": now,
+            }
+            for event in new
+            for plugin_id, handler in handlers.get(event.name, [])
+        ]
+        if rows:
+            conn.execute(insert(event_deliveries), rows)
+            made = len(rows)
     return made
+
+
+def drop_plugin(conn: Connection, plugin_id: str) -> None:
+    """The plugin is uninstalled (in the caller's transaction): its subscriptions and the
+    deliveries it has not had go with it."""
+    set_subscriptions(conn, plugin_id, {})
+    d = event_deliveries.c
+    conn.execute(delete(event_deliveries).where(d.plugin_id == plugin_id, d.status != "done"))
+
+
+def _skip_locked(conn: Connection, query: Any) -> Any:
+    """``FOR UPDATE SKIP LOCKED`` where the database has it (SQLite's writer is alone)."""
+    return query if conn.dialect.name == "sqlite" else query.with_for_update(skip_locked=True)
 
 
 def sweep(engine: Engine) -> None:
@@ -236,7 +253,7 @@ def _due(now: datetime) -> Any:
     held = exists().where(
         earlier.c.plugin_id == d.plugin_id,
         earlier.c.event_key == d.event_key,
-        earlier.c.id < d.id,
+        earlier.c.event_id < d.event_id,  # emit order, whatever order fan-out made them in
         earlier.c.status != "done",
     )
     enabled = exists().where(
@@ -261,33 +278,27 @@ def claim(
     plugins: Iterable[str] | None = None,
 ) -> list[Delivery]:
     """Up to ``limit`` due deliveries for ``worker`` (of ``plugins`` only, if given: those it
-    serves), each held until its lease runs out."""
+    serves), each held until its lease runs out. Rows another worker is claiming are skipped,
+    not waited for."""
     now = utcnow()
     d = event_deliveries.c
-    query = select(d.id).where(_due(now)).order_by(d.id).limit(limit * 2)
-    if plugins is not None:
-        query = query.where(d.plugin_id.in_(sorted(plugins)))
-    with connect_read(engine) as conn:
-        candidates = conn.execute(query).scalars().all()
-    claimed: list[int] = []
     with engine.begin() as conn:
-        for delivery_id in candidates:
-            if len(claimed) == limit:
-                break
-            taken = conn.execute(
-                update(event_deliveries)
-                .where(d.id == delivery_id, _due(now))
-                .values(
-                    status="running",
-                    claimed_by=worker,
-                    claimed_until=now + lease,
-                    attempts=d.attempts + 1,
-                )
+        query = select(d.id).where(_due(now)).order_by(d.event_id, d.id).limit(limit)
+        if plugins is not None:
+            query = query.where(d.plugin_id.in_(sorted(plugins)))
+        claimed = list(conn.execute(_skip_locked(conn, query)).scalars())
+        if not claimed:
+            return []
+        conn.execute(
+            update(event_deliveries)
+            .where(d.id.in_(claimed))
+            .values(
+                status="running",
+                claimed_by=worker,
+                claimed_until=now + lease,
+                attempts=d.attempts + 1,
             )
-            if taken.rowcount == 1:
-                claimed.append(delivery_id)
-    if not claimed:
-        return []
+        )
     with connect_read(engine) as conn:
         rows = conn.execute(
             select(
@@ -302,7 +313,7 @@ def claim(
             )
             .join(event_outbox, event_outbox.c.id == d.event_id)
             .where(d.id.in_(claimed))
-            .order_by(d.id)
+            .order_by(d.event_id, d.id)
         ).all()
     return [
         Delivery(
@@ -372,7 +383,7 @@ def list_deliveries(
         .where(
             earlier.c.plugin_id == d.plugin_id,
             earlier.c.event_key == d.event_key,
-            earlier.c.id < d.id,
+            earlier.c.event_id < d.event_id,
             earlier.c.status != "done",
         )
         .label("held")

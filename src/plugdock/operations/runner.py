@@ -69,7 +69,9 @@ def commit_change(
         version=change.version,
         detail=change.detail or None,
     )
-    if change.events is not None:
+    if change.action == audit.UNINSTALL:
+        outbox.drop_plugin(conn, change.plugin_id)
+    elif change.events is not None:
         outbox.set_subscriptions(conn, change.plugin_id, change.events)
     outbox.emit(  # for plugins that handle plugin.installed & co., with this very commit
         conn,

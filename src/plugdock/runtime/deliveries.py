@@ -27,7 +27,7 @@ from plugdock.runtime.mounts import Mounts
 
 log = logging.getLogger("plugdock.runtime")
 
-CLAIM_BATCH = 20
+CLAIM_BATCH = 50
 SWEEP_EVERY = 3600.0  # seconds between a worker's sweeps of old deliveries
 
 

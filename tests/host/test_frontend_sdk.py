@@ -4,8 +4,9 @@
   ``web/src/sdk/`` by ``web/sdk-types.mjs`` and must equal the committed file;
 - that file alone (no path mapping, no panel sources) type-checks the chatbot's UI, and
   rejects a misuse of the SDK;
-- ``web/src/generated/openapi.ts`` is regenerated from the app factory's OpenAPI document by
-  ``scripts/openapi_types.py`` and must equal the committed file.
+- ``packages/react/src/generated/openapi.ts`` (the shell imports it too) is regenerated from
+  the app factory's OpenAPI document by ``scripts/openapi_types.py`` and must equal the
+  committed file.
 
 They need ``web/node_modules`` (``make web``); without it they fail, they never skip.
 """
@@ -25,7 +26,7 @@ from support import CHATBOT, REPO
 WEB = REPO / "web"
 NODE_BIN = WEB / "node_modules" / ".bin"
 SDK_DTS = REPO / "src" / "plugdock" / "scaffold_template" / "frontend" / "plugdock-sdk.d.ts"
-OPENAPI_TS = WEB / "src" / "generated" / "openapi.ts"
+OPENAPI_TS = REPO / "packages" / "react" / "src" / "generated" / "openapi.ts"
 
 
 def _diff(committed: Path, fresh: str) -> str:
@@ -139,11 +140,10 @@ def _openapi_script():
 def test_committed_openapi_types_match_the_live_document() -> None:
     script = _openapi_script()
     fresh = script.generate()
-    for target in (OPENAPI_TS, script.PACKAGE_TARGET):  # the shell's and @plugdock/react's
-        assert fresh == target.read_text(encoding="utf-8"), (
-            f"{target} is stale: run `.venv/bin/python scripts/openapi_types.py`\n"
-            + _diff(target, fresh)
-        )
+    assert fresh == OPENAPI_TS.read_text(encoding="utf-8"), (
+        f"{OPENAPI_TS} is stale: run `.venv/bin/python scripts/openapi_types.py`\n"
+        + _diff(OPENAPI_TS, fresh)
+    )
 
 
 def test_ui_response_types_come_from_the_generated_schema() -> None:

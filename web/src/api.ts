@@ -13,7 +13,7 @@
 // name stays in one bundle, /static/sdk.js (tests/browser/test_browser_sdk.py: app.js has no copy).
 import { CSRF_HEADER, csrfToken } from "@plugdock/sdk";
 
-import type { components } from "./generated/openapi";
+import type { components } from "@plugdock/react/src/generated/openapi";
 
 type Schemas = components["schemas"];
 

@@ -136,6 +136,22 @@ POINT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 HANDLER_REF = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 
+class FilterSpec(BaseModel):
+    """One filter a plugin runs on a host's value: lower ``priority`` runs first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    handler: str = Field(max_length=200)
+    priority: int = Field(10, ge=-1000, le=1000)
+
+    @field_validator("handler")
+    @classmethod
+    def _handler(cls, handler: str) -> str:
+        if not HANDLER_REF.fullmatch(handler):
+            raise ValueError(f"handler {handler!r} must be 'module:function' in the backend")
+        return handler
+
+
 class PluginMetadata(BaseModel):
     """The contents of ``metadata.json``. Only ``id``, ``name`` and ``version`` are required."""
 
@@ -160,6 +176,8 @@ class PluginMetadata(BaseModel):
     permissions: list[str] = Field(default_factory=list, max_length=50)
     # The host's events this plugin handles: point name → "module:function" in its backend.
     events: dict[str, str] = Field(default_factory=dict, max_length=50)
+    # The host's filters it runs: point name → {"handler", "priority"} (or just "handler").
+    filters: dict[str, FilterSpec] = Field(default_factory=dict, max_length=50)
 
     @field_validator("version")
     @classmethod
@@ -198,6 +216,17 @@ class PluginMetadata(BaseModel):
                     f"handler {handler!r} of {point} must be 'module:function' in the backend"
                 )
         return value
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filters(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for point in value:
+            if not isinstance(point, str) or len(point) > 100 or not POINT_NAME.fullmatch(point):
+                raise ValueError(f"{point!r} is not a filter name (dotted words: invoice.total)")
+        # "filters:add_fee" alone: the default priority
+        return {k: {"handler": v} if isinstance(v, str) else v for k, v in value.items()}
 
     @property
     def semver(self) -> semver.Version:

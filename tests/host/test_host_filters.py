@@ -218,12 +218,12 @@ def test_filters_run_in_order_and_a_bad_one_is_skipped_and_reported(
         assert "total" in listed["payload_schema"]["properties"]
 
 
-def test_a_filter_on_an_undeclared_point_is_refused_at_install(tmp_path: Path) -> None:
+def test_a_filter_on_an_undeclared_point_is_refused_at_install_and_upgrade(
+    tmp_path: Path,
+) -> None:
+    code = "def tax(value):\n    return value\n"
     filter_plugin(
-        tmp_path,
-        "taxes",
-        "def tax(value):\n    return value\n",
-        {"invoice.total": "filters:tax", "invoice.tax": "filters:tax"},
+        tmp_path, "taxes", code, {"invoice.total": "filters:tax", "invoice.tax": "filters:tax"}
     )
     app, _host = build(tmp_path)
     with TestClient(app) as client:
@@ -234,6 +234,35 @@ def test_a_filter_on_an_undeclared_point_is_refused_at_install(tmp_path: Path) -
         assert "runs filter 'invoice.tax', which this host does not declare" in refused.text
         assert "invoice.total'" not in refused.text
         assert client.get("/api/v1/marketplace/installed", headers=ALICE).json() == []
+
+        # 1.0.0 runs a declared filter only; 2.0.0 adds an undeclared one: refused, 1.0.0 stays.
+        for version, filters in [
+            ("1.0.0", {"invoice.total": "filters:tax"}),
+            ("2.0.0", {"invoice.total": "filters:tax", "invoice.tax": "filters:tax"}),
+        ]:
+            folder = make_plugin(
+                tmp_path / "again",
+                "levies",
+                version,
+                extra_files={"backend/filters.py": code},
+                metadata={"filters": filters},
+            )
+            pack_into(folder, tmp_path / "modules")
+        done = client.post(
+            "/api/v1/marketplace/install",
+            json={"plugin_id": "levies", "version": "1.0.0"},
+            headers=ALICE,
+        )
+        assert done.status_code == 200, done.text
+        refused = client.post(
+            "/api/v1/marketplace/upgrade",
+            json={"plugin_id": "levies", "version": "2.0.0"},
+            headers=ALICE,
+        )
+        assert refused.status_code == 422, refused.text
+        assert "runs filter 'invoice.tax', which this host does not declare" in refused.text
+        installed = client.get("/api/v1/marketplace/installed", headers=ALICE).json()
+        assert [(p["id"], p["version"]) for p in installed] == [("levies", "1.0.0")]
 
 
 def test_apply_checks_what_it_is_given(tmp_path: Path) -> None:

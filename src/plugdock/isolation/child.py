@@ -165,6 +165,7 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
 
         from plugdock.plugin_code import handlers
 
+        sdk.handler_engine.set(engine)  # sdk.session() in a filter too
         try:
             function = handlers.resolve(backend.module_name, order["handler"])
             value = jsonable_encoder(await handlers.call(function, order["value"]))

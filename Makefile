@@ -72,6 +72,7 @@ bench: modules
 	$(BIN)/python bench/replicas.py
 	$(BIN)/python bench/isolation.py
 	$(BIN)/python bench/frames.py
+	$(BIN)/python bench/filters.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp

@@ -5,6 +5,9 @@ a failing, hanging or wrongly typed filter is skipped and reported, a veto reach
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -216,6 +219,22 @@ def test_filters_run_in_order_and_a_bad_one_is_skipped_and_reported(
             {"plugin_id": "fraud", "handler": "filters:check_signup", "priority": 10}
         ]
         assert "total" in listed["payload_schema"]["properties"]
+
+        if isolation == "inprocess":  # the CLI reads the same from the database
+            env = os.environ | {
+                "PLUGDOCK_HOME": str(tmp_path / "instance"),
+                "PLUGIN_LOCAL_DIR": str(tmp_path / "modules"),
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'host.db'}",
+                "COLUMNS": "400",  # rich's tables, unwrapped
+            }
+            cli = [sys.executable, "-m", "plugdock", "events", "list"]
+            shown = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+            assert shown.returncode == 0, shown.stderr
+            row = next(line for line in shown.stdout.splitlines() if "invoice.total" in line)
+            assert "filter" in row
+            assert row.index("wonky (filters:check, priority 5)") < row.index(
+                "fees (filters:add_fee, priority 10)"
+            ), row
 
 
 def test_a_filter_on_an_undeclared_point_is_refused_at_install_and_upgrade(

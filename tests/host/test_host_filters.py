@@ -284,6 +284,25 @@ def test_a_filter_on_an_undeclared_point_is_refused_at_install_and_upgrade(
         assert [(p["id"], p["version"]) for p in installed] == [("levies", "1.0.0")]
 
 
+def test_filters_without_a_backend_are_refused(tmp_path: Path) -> None:
+    import shutil
+
+    folder = make_plugin(
+        tmp_path / "src",
+        "hollow",
+        metadata={"filters": {"invoice.total": "filters:f"}, "backend": {}},
+    )
+    shutil.rmtree(folder / "backend")
+    pack_into(folder, tmp_path / "modules")
+    app, _host = build(tmp_path)
+    with TestClient(app) as client:
+        refused = client.post(
+            "/api/v1/marketplace/install", json={"plugin_id": "hollow"}, headers=ALICE
+        )
+        assert refused.status_code == 422, refused.text
+        assert "filters are declared but backend/__init__.py is missing" in refused.text
+
+
 def test_apply_checks_what_it_is_given(tmp_path: Path) -> None:
     import asyncio
 

@@ -16,6 +16,8 @@ def check_contents(meta: PluginMetadata, folder: Path) -> None:
     backend = folder / "backend"
     if meta.backend.routes and not (backend / "__init__.py").is_file():
         problems.append("backend.routes are declared but backend/__init__.py is missing")
+    if meta.filters and not (backend / "__init__.py").is_file():
+        problems.append("filters are declared but backend/__init__.py is missing")
     if backend.exists() and not (backend / "__init__.py").is_file():
         problems.append("backend/ must be a Python package with an __init__.py")
     health = meta.backend.health

@@ -92,6 +92,7 @@ bench: modules
 	$(BIN)/python bench/frames.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/embedding.py
+	$(BIN)/python bench/filters.py
 
 # The web UI (web/ → src/plugdock/host/static/); also provides the esbuild that packs plugin UIs.
 WEB_STATIC := src/plugdock/host/static/.build-stamp

@@ -9,10 +9,18 @@ from typing import TYPE_CHECKING, Any
 from plugdock.version import __version__
 
 if TYPE_CHECKING:
+    from plugdock.errors import FilterVeto
     from plugdock.host.alembic_filter import skip_plugdock_tables
     from plugdock.host.embedding import HostAuth, HostUser, PluginHost
 
-__all__ = ["HostAuth", "HostUser", "PluginHost", "__version__", "skip_plugdock_tables"]
+__all__ = [
+    "FilterVeto",
+    "HostAuth",
+    "HostUser",
+    "PluginHost",
+    "__version__",
+    "skip_plugdock_tables",
+]
 
 _EMBEDDING = {"HostAuth", "HostUser", "PluginHost"}
 
@@ -23,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from plugdock.host import embedding
 
         return getattr(embedding, name)
+    if name == "FilterVeto":  # what host.filters.apply raises when a plugin refuses
+        from plugdock.errors import FilterVeto
+
+        return FilterVeto
     if name == "skip_plugdock_tables":
         from plugdock.host import alembic_filter
 

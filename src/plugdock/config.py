@@ -151,6 +151,10 @@ class Settings(BaseSettings):
     hook_timeout: float = Field(
         60.0, gt=0, description="seconds a plugin's on_install/on_upgrade/on_uninstall may run"
     )
+    # How long one plugin filter may take inside a request (plugdock.runtime.filters).
+    filter_timeout: float = Field(
+        1.0, gt=0, le=60, description="seconds one plugin filter may run inside a request"
+    )
     # How long a plugin's declared health path may take to answer during install/upgrade.
     health_timeout: float = Field(5.0, gt=0)
 

@@ -193,6 +193,29 @@ class HookTimeoutError(PluginProcessError):
     waiting for it: the operation is rolled back."""
 
 
+class FilterOverran(PluginProcessError):
+    """An in-process sync filter ran past its bound: Python cannot stop its thread, so the
+    filter is skipped until the plugin is mounted again."""
+
+
+class FilterVeto(ConflictError):
+    """A plugin's filter refused the host's action (``sdk.Veto``): the host shows ``message``.
+
+    ::
+
+        try:
+            signup = await host.filters.apply("customer.signup", signup)
+        except FilterVeto as veto:
+            return {"error": veto.message}          # "this e-mail domain is blocked"
+    """
+
+    def __init__(self, plugin_id: str, point: str, message: str) -> None:
+        super().__init__(f"{plugin_id} refused {point}: {message}")
+        self.plugin_id = plugin_id
+        self.point = point
+        self.message = message
+
+
 class UploadRefusedError(PackageError):
     """A plugin server refused an uploaded package: its checks' findings, all of them."""
 

@@ -73,6 +73,7 @@ __all__ = [
     "PluginSettings",
     "User",
     "Users",
+    "Veto",
     "current_user",
     "db_session",
     "errors",
@@ -146,6 +147,20 @@ class Event:
     version: int
     key: str | None
     payload: dict[str, Any]
+
+
+class Veto(Exception):  # the word a plugin author reads: raise sdk.Veto(...)
+    """Raised by a filter to refuse what the host is doing; the host shows ``message``::
+
+    def check_signup(value: dict) -> dict:       # "customer.signup": "filters:check_signup"
+        if value["email"].endswith("@spam.example"):
+            raise sdk.Veto("sign-ups from this domain are not accepted")
+        return value
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = str(message)[:500]
 
 
 Authenticate = Callable[[Request], User | None]

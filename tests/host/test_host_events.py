@@ -157,7 +157,9 @@ def test_a_committed_event_reaches_the_plugin_and_a_rolled_back_one_never(
         assert (
             paid["name"] == "invoice.paid" and paid["description"] == "An invoice was paid in full."
         )
-        assert paid["subscribers"] == [{"plugin_id": "receipts", "handler": "handlers:on_paid"}]
+        assert paid["subscribers"] == [
+            {"plugin_id": "receipts", "handler": "handlers:on_paid", "priority": None}
+        ]
         assert "invoice_id" in paid["payload_schema"]["properties"]
         assert (
             client.get(

@@ -16,6 +16,8 @@ def check_contents(meta: PluginMetadata, folder: Path) -> None:
     backend = folder / "backend"
     if meta.backend.routes and not (backend / "__init__.py").is_file():
         problems.append("backend.routes are declared but backend/__init__.py is missing")
+    if meta.filters and not (backend / "__init__.py").is_file():
+        problems.append("filters are declared but backend/__init__.py is missing")
     if backend.exists() and not (backend / "__init__.py").is_file():
         problems.append("backend/ must be a Python package with an __init__.py")
     health = meta.backend.health
@@ -44,14 +46,21 @@ def check_compatibility(meta: PluginMetadata, installed: dict[str, str]) -> None
         raise PackageError(problems, source=f"{meta.id} {meta.version}")
 
 
-def check_subscriptions(meta: PluginMetadata, declared: Iterable[str]) -> None:
-    """Every event the plugin handles is one the host declared (recorded in the database)."""
-    unknown = sorted(set(meta.events) - set(declared))
-    if unknown:
-        raise PackageError(
-            [f"handles event {name!r}, which this host does not declare" for name in unknown],
-            source=f"{meta.id} {meta.version}",
-        )
+def check_subscriptions(
+    meta: PluginMetadata, declared: Iterable[str], filters: Iterable[str] = ()
+) -> None:
+    """Every event the plugin handles and every filter it runs is one the host declared
+    (recorded in the database)."""
+    problems = [
+        f"handles event {name!r}, which this host does not declare"
+        for name in sorted(set(meta.events) - set(declared))
+    ]
+    problems += [
+        f"runs filter {name!r}, which this host does not declare"
+        for name in sorted(set(meta.filters) - set(filters))
+    ]
+    if problems:
+        raise PackageError(problems, source=f"{meta.id} {meta.version}")
 
 
 # The panel's own API namespace; plugins declare routes elsewhere.

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
 
     @events_app.command("list")
     def list_points() -> None:
-        """The events the host declares, each with the installed plugins that handle it."""
+        """The events and filters the host declares, each with the installed plugins that
+        handle it (filters in the order they run)."""
         from rich.console import Console
         from rich.table import Table
 
@@ -36,15 +37,24 @@ def register(app: typer.Typer) -> None:
 
         installer = Installer(_settings())
         with connect_read(installer.engine) as conn:
-            points = outbox.declared_points(conn)
-        handlers: dict[str, list[str]] = {}
+            points = [
+                *outbox.declared_points(conn).values(),
+                *outbox.declared_points(conn, "filter").values(),
+            ]
+        handlers: dict[tuple[str, str], list[tuple[int, str]]] = {}
         for plugin_id, meta in sorted(installer.workspace.installed_metadata().items()):
             for name, handler in meta.events.items():
-                handlers.setdefault(name, []).append(f"{plugin_id} ({handler})")
-        table = Table("event", "version", "description", "handled by")
-        for point in points.values():
-            handled = ", ".join(handlers.get(point.name, [])) or "-"
-            table.add_row(point.name, str(point.version), point.description, handled)
+                handlers.setdefault(("event", name), []).append((0, f"{plugin_id} ({handler})"))
+            for name, spec in meta.filters.items():
+                handlers.setdefault(("filter", name), []).append(
+                    (spec.priority, f"{plugin_id} ({spec.handler}, priority {spec.priority})")
+                )
+        table = Table("kind", "name", "version", "description", "handled by")
+        for point in points:
+            handled = ", ".join(h for _p, h in sorted(handlers.get((point.kind, point.name), [])))
+            table.add_row(
+                point.kind, point.name, str(point.version), point.description, handled or "-"
+            )
         Console().print(table if points else "no events declared (the host declares them)")
 
     @events_app.command("deliveries")

@@ -63,6 +63,7 @@ from plugdock.host import (
 )
 from plugdock.host.errors import install_error_handlers
 from plugdock.host.events import HostEvents
+from plugdock.host.filters import HostFilters
 from plugdock.host.limits import MULTIPART_SLACK, UPLOAD_PATH, BodyLimitMiddleware
 from plugdock.host.state import PanelState
 from plugdock.installer import Installer
@@ -176,6 +177,8 @@ class PluginHost:
         self.runtime: PluginRuntime | None = None
         #: The events this host declares and emits (plugdock.host.events).
         self.events = HostEvents()
+        #: The filters this host declares and applies (plugdock.host.filters).
+        self.filters = HostFilters()
 
     @property
     def engine(self) -> Engine:
@@ -216,6 +219,7 @@ class PluginHost:
             installer=installer,
             runtime=runtime,
         )
+        self.filters.chain = runtime.filters
         # sdk.CurrentUser & co. in plugins and in the marketplace: the host's dependency,
         # solved by a resolver of its own. Not an override in the host's app: FastAPI
         # rebuilds every dependency of every route on each request while the app has any
@@ -343,7 +347,8 @@ class PluginHost:
             )
             await runtime.catch_up()
             watcher = asyncio.create_task(runtime.watch(settings.sync_interval))
-            await run_in_threadpool(outbox.record_points, engine, self.events.points())
+            points = self.events.points() + self.filters.points()
+            await run_in_threadpool(outbox.record_points, engine, points)
             deliverer = EventDeliverer(
                 engine,
                 runtime.mounts,

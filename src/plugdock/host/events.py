@@ -124,10 +124,11 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 class Subscriber(BaseModel):
     plugin_id: str
     handler: str
+    priority: int | None = Field(None, description="filters: lower runs first")
 
 
 class ExtensionPoint(BaseModel):
-    kind: str = Field(description="'event' (filters, services and slots come later)")
+    kind: str = Field(description="'event' or 'filter' (services and slots come later)")
     name: str
     version: int
     payload_schema: dict[str, Any]
@@ -140,12 +141,23 @@ def extension_points(request: Request, _admin: sdk.AdminUser) -> list[ExtensionP
     """What the host declares for plugins, and which installed plugins handle each point."""
     state = panel_state(request.app)
     with connect_read(state.engine) as conn:
-        points = outbox.declared_points(conn)
-    handlers: dict[str, list[Subscriber]] = {}
+        points = [
+            *outbox.declared_points(conn).values(),
+            *outbox.declared_points(conn, "filter").values(),
+        ]
+    handlers: dict[tuple[str, str], list[Subscriber]] = {}
     installed = state.installer.workspace.installed_metadata()
     for plugin_id, meta in sorted(installed.items()):
         for name, handler in meta.events.items():
-            handlers.setdefault(name, []).append(Subscriber(plugin_id=plugin_id, handler=handler))
+            handlers.setdefault(("event", name), []).append(
+                Subscriber(plugin_id=plugin_id, handler=handler)
+            )
+        for name, spec in meta.filters.items():
+            handlers.setdefault(("filter", name), []).append(
+                Subscriber(plugin_id=plugin_id, handler=spec.handler, priority=spec.priority)
+            )
+    for found in handlers.values():
+        found.sort(key=lambda s: (s.priority or 0, s.plugin_id))  # filters: in the order they run
     return [
         ExtensionPoint(
             kind=p.kind,
@@ -153,9 +165,9 @@ def extension_points(request: Request, _admin: sdk.AdminUser) -> list[ExtensionP
             version=p.version,
             payload_schema=p.payload_schema,
             description=p.description,
-            subscribers=handlers.get(p.name, []),
+            subscribers=handlers.get((p.kind, p.name), []),
         )
-        for p in points.values()
+        for p in points
     ]
 
 

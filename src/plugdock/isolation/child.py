@@ -201,6 +201,24 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
             return JSONResponse({"error": error[:2000]}, status_code=500)
         return {"ok": True}
 
+    @app.post(protocol.FILTER_PATH, include_in_schema=False)
+    async def filter_value(order: dict[str, Any]) -> Any:  # the panel applies a filter
+        from fastapi.encoders import jsonable_encoder
+        from fastapi.responses import JSONResponse
+
+        from plugdock.plugin_code import handlers
+
+        sdk.handler_engine.set(engine)  # sdk.session() in a filter too
+        try:
+            function = handlers.resolve(backend.module_name, order["handler"])
+            value = jsonable_encoder(await handlers.call(function, order["value"]))
+        except sdk.Veto as veto:  # the plugin refuses: the panel raises FilterVeto
+            return {"veto": veto.message}
+        except Exception as exc:  # the filter's failure: the panel skips it and reports
+            error = f"{type(exc).__name__}: {exc}"
+            return JSONResponse({"error": error[:2000]}, status_code=500)
+        return {"value": value}
+
     hook = backend.hook("on_startup")
     if hook is not None:
         hook(app)

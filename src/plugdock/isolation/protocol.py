@@ -19,6 +19,7 @@ PRIVATE_PREFIX = "/__plugdock/"  # the panel's own questions to a plugin process
 PING_PATH = PRIVATE_PREFIX + "ping"  # liveness: answers only if its event loop is not stuck
 DESCRIBE_PATH = PRIVATE_PREFIX + "describe"  # its routes and OpenAPI, for the other workers
 EVENT_PATH = PRIVATE_PREFIX + "event"  # run an event handler: {"handler", "event"}
+FILTER_PATH = PRIVATE_PREFIX + "filter"  # run a filter: {"handler", "value"} → {"value"|"veto"}
 
 USER_HEADER = "x-plugdock-user"  # {"id", "username", "role"} of the signed-in user
 AUTH_ERROR_HEADER = "x-plugdock-auth-error"  # {"status", "detail", "headers"}: credentials refused

@@ -37,6 +37,7 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
+from plugdock import sdk
 from plugdock.config import Settings
 from plugdock.errors import OwnedElsewhere, PluginProcessError
 from plugdock.isolation import protocol, resources
@@ -169,6 +170,32 @@ class PluginProcesses:
             except (ValueError, KeyError, TypeError):
                 error = body.decode("utf-8", "replace")
             raise PluginProcessError(error[:2000])
+
+    async def apply_filter(self, plugin_id: str, handler: str, value: Any, timeout: float) -> Any:
+        """Run a filter in the plugin's process: its new value; sdk.Veto if it refused,
+        PluginProcessError if it failed; TimeoutError at ``timeout`` (the bound is hard)."""
+        served = self.served.get(plugin_id)
+        if served is None:
+            raise PluginProcessError(f"{plugin_id} is not served by this worker")
+        async with asyncio.timeout(timeout):  # also while its process is still starting
+            client = await self._client_of(served)
+            if isinstance(client, str):
+                raise PluginProcessError(f"{plugin_id}: {client}")
+            order = {"handler": handler, "value": value}
+            try:
+                status, body = await client.post_json(protocol.FILTER_PATH, order, timeout)
+            except PluginUnreachable as exc:
+                raise PluginProcessError(f"{plugin_id}: {exc}") from exc
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = {"error": body.decode("utf-8", "replace")}
+        if status == 200 and isinstance(answer, dict) and "veto" in answer:
+            raise sdk.Veto(str(answer["veto"]))
+        if status != 200 or not isinstance(answer, dict) or "value" not in answer:
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise PluginProcessError(str(error or body[:2000].decode("utf-8", "replace"))[:2000])
+        return answer["value"]
 
     async def settled(self, timeout: float = START_WAIT) -> None:
         """Wait (bounded) until every process being started serves or has failed."""

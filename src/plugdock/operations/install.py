@@ -97,7 +97,11 @@ def install(
             check_compatibility(meta, {i.plugin_id: i.version for i in installed})
             check_namespace(meta, installed_meta)
             with connect_read(workspace.engine) as conn:
-                check_subscriptions(meta, outbox.declared_points(conn))
+                check_subscriptions(
+                    meta,
+                    outbox.declared_points(conn),
+                    outbox.declared_points(conn, "filter"),
+                )
         with steps.step("check_installed"):
             check_not_installed(workspace, meta.id, installed)
         with steps.step("check_sql"):

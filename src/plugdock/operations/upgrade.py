@@ -162,7 +162,11 @@ def upgrade(
             check_dependents(plugin_id, meta.version, installed_meta)
             check_namespace(meta, installed_meta)
             with connect_read(workspace.engine) as conn:
-                check_subscriptions(meta, outbox.declared_points(conn))
+                check_subscriptions(
+                    meta,
+                    outbox.declared_points(conn),
+                    outbox.declared_points(conn, "filter"),
+                )
         with steps.step("check_sql"):
             with workspace.engine.connect() as conn:
                 applied = applied_upgrade_steps(conn, plugin_id)

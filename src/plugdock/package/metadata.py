@@ -146,6 +146,22 @@ POINT_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 HANDLER_REF = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 
+class FilterSpec(BaseModel):
+    """One filter a plugin runs on a host's value: lower ``priority`` runs first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    handler: str = Field(max_length=200)
+    priority: int = Field(10, ge=-1000, le=1000)
+
+    @field_validator("handler")
+    @classmethod
+    def _handler(cls, handler: str) -> str:
+        if not HANDLER_REF.fullmatch(handler):
+            raise ValueError(f"handler {handler!r} must be 'module:function' in the backend")
+        return handler
+
+
 class PluginMetadata(BaseModel):
     """The contents of ``metadata.json``. Only ``id``, ``name`` and ``version`` are required."""
 
@@ -173,6 +189,8 @@ class PluginMetadata(BaseModel):
     # What an admin configures (plugdock.package.settings_schema): a JSON Schema subset,
     # secrets marked writeOnly.
     settings: dict[str, Any] | None = None
+    # The host's filters it runs: point name → {"handler", "priority"} (or just "handler").
+    filters: dict[str, FilterSpec] = Field(default_factory=dict, max_length=50)
 
     @field_validator("version")
     @classmethod
@@ -218,6 +236,17 @@ class PluginMetadata(BaseModel):
         if value is not None:
             check_settings_schema(value)
         return value
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filters(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for point in value:
+            if not isinstance(point, str) or len(point) > 100 or not POINT_NAME.fullmatch(point):
+                raise ValueError(f"{point!r} is not a filter name (dotted words: invoice.total)")
+        # "filters:add_fee" alone: the default priority
+        return {k: {"handler": v} if isinstance(v, str) else v for k, v in value.items()}
 
     @property
     def semver(self) -> semver.Version:

@@ -9,6 +9,8 @@ app; Python cannot free an imported plugin completely, so unloading clears what 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,7 @@ from sqlalchemy import Engine
 
 from plugdock import sdk
 from plugdock.config import Settings
+from plugdock.errors import FilterOverran
 from plugdock.instance.registry import Installation, installations_by_id
 from plugdock.plugin_code import handlers
 from plugdock.plugin_code.hooks import (
@@ -28,9 +31,13 @@ from plugdock.plugin_code.hooks import (
 )
 from plugdock.plugin_code.loader import LoadedBackend, load_backend, module_token, unload
 from plugdock.plugin_code.routes import ServedRoute, check_declared, router_routes
+from plugdock.runtime.filter_threads import FilterThreads
 from plugdock.runtime.runner import MountedPlugin, ServedBesides
 
 log = logging.getLogger("plugdock.runtime")
+
+#: Threads for sync filters, apart from the app's own pool (a stuck one holds a thread).
+FILTER_THREADS = 16
 
 
 class InProcessRunner:
@@ -49,6 +56,8 @@ class InProcessRunner:
         self.engine = engine
         self.mounted = mounted  # the runtime's table: an uninstall's hook runs from it
         self.declared_of = declared_of  # plugin id → its metadata's backend.routes
+        self._filters: dict[tuple[str, str], Any] = {}  # (module, handler) → its function
+        self._filter_threads = FilterThreads(FILTER_THREADS)  # sync filters run here
 
     def load(self, installation: Installation) -> LoadedBackend:
         backend_dir = self.settings.backend_dir / installation.plugin_id
@@ -101,6 +110,8 @@ class InProcessRunner:
             self.app.router.routes[:] = [
                 r for r in self.app.router.routes if r is not mounted.entry
             ]
+        module_name = mounted.backend.module_name
+        self._filters = {k: f for k, f in self._filters.items() if k[0] != module_name}
         unload(mounted.backend)
 
     def operation(
@@ -118,6 +129,31 @@ class InProcessRunner:
         token = sdk.handler_engine.set(self.engine)  # sdk.session(): the task's own context
         try:
             await asyncio.wait_for(handlers.call(function, event), timeout)
+        finally:
+            sdk.handler_engine.reset(token)
+
+    async def apply_filter(
+        self, mounted: MountedPlugin, handler: str, value: Any, timeout: float
+    ) -> Any:
+        assert mounted.backend is not None
+        key = (mounted.backend.module_name, handler)
+        function = self._filters.get(key)
+        if function is None:  # resolved once per mount: a request runs many filters
+            function = self._filters[key] = handlers.resolve(key[0], handler)
+        token = sdk.handler_engine.set(self.engine)  # sdk.session() in a filter too
+        try:
+            if inspect.iscoroutinefunction(function):
+                async with asyncio.timeout(timeout):  # cancelled at the bound
+                    return await function(value)
+            # A sync filter runs in a worker thread; at the bound the request goes on without
+            # it, but Python cannot stop the thread: the caller skips it from then on.
+            call = contextvars.copy_context().run
+            running = asyncio.wrap_future(self._filter_threads.submit(call, function, value))
+            try:
+                return await asyncio.wait_for(running, timeout)
+            except TimeoutError:
+                why = f"{handler} ran over its {timeout:g} s and cannot be stopped"
+                raise FilterOverran(why) from None
         finally:
             sdk.handler_engine.reset(token)
 
@@ -140,7 +176,7 @@ class InProcessRunner:
         return None
 
     async def close(self) -> None:
-        return None
+        self._filter_threads.shutdown()  # a stuck filter's thread is not waited for
 
 
 class InProcessOperation:

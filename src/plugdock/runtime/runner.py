@@ -87,6 +87,13 @@ class PluginRunner(Protocol):
         """Run the plugin's event ``handler`` (``module:function``) with ``event``, bounded
         by ``timeout``; raises whatever made it fail."""
 
+    async def apply_filter(
+        self, mounted: MountedPlugin, handler: str, value: Any, timeout: float
+    ) -> Any:
+        """Run the plugin's filter ``handler`` on ``value`` (JSON-ready data): what it
+        returns; raises ``sdk.Veto`` when it refuses, ``TimeoutError`` at ``timeout``
+        (``FilterOverran`` when its code could not be stopped), else what made it fail."""
+
     def served_routes(self, mounted: MountedPlugin) -> list[ServedRoute]:
         """What the plugin serves now, as far as known."""
 

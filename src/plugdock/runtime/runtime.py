@@ -45,6 +45,7 @@ from plugdock.operations.workspace import Workspace
 from plugdock.plugin_code.hook_time import abort_hooks
 from plugdock.plugin_code.hooks import BeforeCommit
 from plugdock.runtime.configured import SettingsWatch
+from plugdock.runtime.filters import FilterChain
 from plugdock.runtime.mounts import Mounts
 from plugdock.runtime.recycle import Recycler
 from plugdock.runtime.replicas import Heartbeat, ServedState
@@ -73,6 +74,7 @@ class PluginRuntime:
         self.engine = engine
         self.mounts = Mounts(app, settings, engine, undo_install=undo_install)
         self.configured = SettingsWatch(settings, engine, self.mounts)
+        self.filters = FilterChain(self.mounts, timeout=settings.filter_timeout)
         self.generation: int | None = None
         self.lock = asyncio.Lock()  # one change of the plugin set at a time, per process
         self._hint_seen: tuple[int, int] | None = None
@@ -318,4 +320,6 @@ class PluginRuntime:
 
     def status(self) -> dict[str, PluginStatus]:
         """Per plugin id with a backend: mounted, failed or fetching (see :mod:`.status`)."""
-        return plugin_status(self.mounts, self.pending, self.fetch_failures)
+        return plugin_status(
+            self.mounts, self.pending, self.fetch_failures, self.filters.problems()
+        )

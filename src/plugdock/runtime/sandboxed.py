@@ -61,6 +61,12 @@ class SandboxedRunner:
         plugin_id = mounted.installation.plugin_id
         await self.processes.deliver(plugin_id, handler, dataclasses.asdict(event), timeout)
 
+    async def apply_filter(
+        self, mounted: MountedPlugin, handler: str, value: Any, timeout: float
+    ) -> Any:
+        plugin_id = mounted.installation.plugin_id
+        return await self.processes.apply_filter(plugin_id, handler, value, timeout)
+
     def _host_users(self) -> list[dict[str, Any]] | None:
         """``sdk.Users`` in a plugin process: the host's own users (``HostAuth.users``)."""
         listed = sdk.host_state(self.app).host_users

@@ -801,7 +801,7 @@ export interface components {
             description: string;
             /**
              * Kind
-             * @description 'event' (filters, services and slots come later)
+             * @description 'event' or 'filter' (services and slots come later)
              */
             kind: string;
             /** Name */
@@ -1310,6 +1310,11 @@ export interface components {
             handler: string;
             /** Plugin Id */
             plugin_id: string;
+            /**
+             * Priority
+             * @description filters: lower runs first
+             */
+            priority?: number | null;
         };
         /** TableRows */
         TableRows: {

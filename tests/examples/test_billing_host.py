@@ -413,3 +413,49 @@ def test_a_paid_invoice_reaches_the_plugin_that_handles_invoice_paid(
         while not sent() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sent() == [(invoice["id"], "zed@example.com", 30_00)]
+
+
+GATEKEEPER = (
+    "from plugdock import sdk\n\n\n"
+    "async def check(value: dict) -> dict:\n"
+    "    if value['email'].endswith('@blocked.example'):\n"
+    "        raise sdk.Veto('sign-ups from blocked.example are refused')\n"
+    "    return {**value, 'name': value['name'].strip().title()}\n"
+)
+
+
+def test_a_plugin_filters_or_vetoes_a_new_customer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """customer.signup: billing applies its filters in the request (a sync route), a plugin
+    tidies the name or refuses the sign-up, and billing stores nothing refused."""
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    env = billing_env(tmp_path, url)
+    seed(env)
+    for name in ("DATABASE_URL", "PLUGDOCK_HOME", "PLUGIN_LOCAL_DIR"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.syspath_prepend(str(BILLING))
+    gatekeeper = make_plugin(
+        tmp_path / "src",
+        "gatekeeper",
+        extra_files={"backend/filters.py": GATEKEEPER},
+        metadata={"filters": {"customer.signup": "filters:check"}},
+    )
+    pack_into(gatekeeper, Path(env["PLUGIN_LOCAL_DIR"]))
+    from billing.app import create_app
+
+    with TestClient(create_app()) as admin:
+        signin = {"email": ADMIN[0], "password": ADMIN[1]}
+        assert admin.post("/api/auth/sign-in", json=signin).status_code == 200
+        install = {"plugin_id": "gatekeeper"}
+        done = admin.post("/api/v1/marketplace/install", json=install, headers=CSRF)
+        assert done.status_code == 200, done.text
+
+        tidied = admin.post("/api/customers", json={"name": "  ada lovelace ", "email": "a@x.io"})
+        assert tidied.status_code == 201, tidied.text
+        assert tidied.json()["name"] == "Ada Lovelace"
+        before = len(admin.get("/api/customers").json())
+        refused = admin.post("/api/customers", json={"name": "Eve", "email": "eve@blocked.example"})
+        assert refused.status_code == 409
+        assert "sign-ups from blocked.example are refused" in refused.text
+        assert len(admin.get("/api/customers").json()) == before

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from billing.auth import Admin, SignedIn
 from billing.db import get_db
-from billing.events import CustomerCreated, Emitter, InvoiceCreated, InvoicePaid
+from billing.events import (
+    CustomerCreated,
+    CustomerSignup,
+    Emitter,
+    Filterer,
+    InvoiceCreated,
+    InvoicePaid,
+)
 from billing.models import Customer, Invoice, InvoiceLine, Payment
 
 router = APIRouter(prefix="/api", tags=["billing"])
@@ -149,9 +156,11 @@ def list_customers(_: SignedIn, db: Session = Depends(get_db)) -> list[CustomerO
 
 @router.post("/customers", status_code=201)
 def add_customer(
-    body: CustomerIn, _: Admin, emit: Emitter, db: Session = Depends(get_db)
+    body: CustomerIn, _: Admin, emit: Emitter, apply: Filterer, db: Session = Depends(get_db)
 ) -> CustomerOut:
-    customer = Customer(name=body.name, email=str(body.email))
+    signup = apply("customer.signup", CustomerSignup(name=body.name, email=str(body.email)))
+    assert isinstance(signup, CustomerSignup)
+    customer = Customer(name=signup.name, email=signup.email)
     db.add(customer)
     db.flush()
     created = CustomerCreated(customer_id=customer.id, name=customer.name, email=customer.email)

@@ -56,7 +56,9 @@ def create_app(*, with_plugdock: bool = True, database_url: str | None = None) -
         host = PluginHost(auth=auth_for_plugins, engine=database.engine)
         for name, model in events.DECLARED.items():  # invoice.paid & co. (billing/events.py)
             host.events.declare(name, model)
-        app.state.plugin_events = host.events
+        for name, model in events.FILTERS.items():  # customer.signup
+            host.filters.declare(name, model)
+        app.state.plugin_events, app.state.plugin_filters = host.events, host.filters
         host.mount(app)
     # --- end of plugdock ------------------------------------------------------------------
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -42,6 +43,16 @@ class InvoicePaid(BaseModel):
     total_cents: int
 
 
+class CustomerSignup(BaseModel):
+    """A customer is about to be added: a filter may tidy the fields or refuse (sdk.Veto)."""
+
+    name: str
+    email: str
+
+
+#: Filters billing applies in the request (plugdock's host filters).
+FILTERS: dict[str, type[BaseModel]] = {"customer.signup": CustomerSignup}
+
 DECLARED: dict[str, type[BaseModel]] = {
     "customer.created": CustomerCreated,
     "invoice.created": InvoiceCreated,
@@ -64,3 +75,22 @@ def _emitter(request: Request) -> Emit:
 
 Emitter = Annotated[Emit, Depends(_emitter)]
 """Route parameter: ``emit(db, "invoice.paid", InvoicePaid(...), key)`` before the commit."""
+
+Filter = Callable[[str, BaseModel], BaseModel]
+
+
+def _filterer(request: Request) -> Filter:
+    filters: Any = getattr(request.app.state, "plugin_filters", None)
+
+    def apply(name: str, value: BaseModel) -> BaseModel:
+        if filters is None:
+            return value
+        # A sync route runs in a worker thread: the filters run on the app's event loop.
+        return from_thread.run(filters.apply, name, value)  # type: ignore[no-any-return]
+
+    return apply
+
+
+Filterer = Annotated[Filter, Depends(_filterer)]
+"""Route parameter: ``value = apply("customer.signup", CustomerSignup(...))``; a plugin's
+veto raises plugdock's FilterVeto (a 409 with its message)."""

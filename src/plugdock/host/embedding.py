@@ -55,6 +55,7 @@ from plugdock.errors import ForbiddenError
 from plugdock.host import (
     events,
     frontend,
+    jobs,
     marketplace,
     marketplace_changes,
     readiness,
@@ -68,6 +69,7 @@ from plugdock.installer import Installer
 from plugdock.instance import outbox
 from plugdock.instance.privacy import prepare_home
 from plugdock.runtime.deliveries import EventDeliverer
+from plugdock.runtime.jobs import JobScheduler
 from plugdock.runtime.middleware import PluginSyncMiddleware
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
 from plugdock.runtime.runtime import PluginRuntime
@@ -80,6 +82,7 @@ PLUGDOCK_PREFIXES = (
     "/api/v1/marketplace/",
     "/api/v1/frontend/",
     "/api/v1/extension-points",
+    "/api/v1/jobs",
     "/plugins/",
     "/plugins-ui/",
     "/readyz",
@@ -220,6 +223,7 @@ class PluginHost:
         app.include_router(marketplace_changes.router)
         app.include_router(readiness.router)
         app.include_router(events.router)
+        app.include_router(jobs.router)
         frontend.install_plugin_assets(app)
         self._add_middleware(app, runtime)
         install_error_handlers(app)
@@ -325,10 +329,13 @@ class PluginHost:
                 engine, runtime.mounts, handler_timeout=settings.hook_timeout
             )
             delivering = asyncio.create_task(deliverer.run(DELIVERY_INTERVAL))
+            scheduler = JobScheduler(engine, runtime.mounts, timeout=settings.hook_timeout)
+            scheduling = asyncio.create_task(scheduler.run())
             try:
                 yield
             finally:
                 delivering.cancel()
+                scheduling.cancel()
                 watcher.cancel()
                 with contextlib.suppress(Exception):  # gone either way once its heartbeat stops
                     await run_in_threadpool(replica.leave)

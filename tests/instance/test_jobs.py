@@ -239,9 +239,13 @@ def test_bad_jobs_are_refused_with_a_clear_message(jobs_value: object, message: 
         parse_metadata(meta_with(jobs_value))
 
 
-def test_a_six_field_cron_has_seconds_and_time_zones_follow_daylight_saving() -> None:
+def test_a_six_field_cron_has_seconds_first_and_time_zones_follow_daylight_saving() -> None:
     from plugdock.package.schedule import next_tick
 
     assert next_tick("* * * * * *", "UTC", T0) == T0 + timedelta(seconds=1)
+    assert next_tick("30 * * * * *", "UTC", T0) == T0 + timedelta(seconds=30)
+    assert next_tick("*/15 * * * * *", "UTC", T0 + timedelta(seconds=1)) == T0 + timedelta(
+        seconds=15
+    )
     assert next_tick("0 9 * * *", "Europe/Paris", datetime(2030, 1, 1)) == datetime(2030, 1, 1, 8)
     assert next_tick("0 9 * * *", "Europe/Paris", datetime(2030, 7, 1)) == datetime(2030, 7, 1, 7)

@@ -148,7 +148,7 @@ class JobSpec(BaseModel):
 
     id: str = Field(description="unique within the plugin, e.g. 'reminders'")
     cron: str = Field(
-        description="5 fields (minute hour day month weekday), or 6 with seconds last"
+        description="5 fields (minute hour day month weekday), or 6 with seconds first"
     )
     handler: str = Field(description="'module:function' in the plugin's backend")
     timezone: str = Field("UTC", description="IANA time zone the cron is read in")

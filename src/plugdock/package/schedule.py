@@ -1,4 +1,4 @@
-"""Cron schedules of plugins' jobs, read by cronsim (DST-aware, seconds as a 6th field).
+"""Cron schedules of plugins' jobs, read by cronsim (DST-aware; six fields: seconds first).
 
 A schedule is a cron expression read in an IANA time zone; :func:`next_tick` gives the
 first tick strictly after a moment, as naive UTC (how plugdock's tables store time).

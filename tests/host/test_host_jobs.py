@@ -177,6 +177,8 @@ def test_a_job_every_second_runs_each_tick_once_and_run_now_works(
 
         # Disabled: its jobs pause. Uninstalled: they go, with their history.
         assert client.post("/api/v1/marketplace/disable/clock", headers=ALICE).status_code == 200
+        paused_run = client.post("/api/v1/jobs/clock/report/run", headers=ALICE)
+        assert paused_run.status_code == 409 and "paused" in paused_run.text
         time.sleep(1.5)  # a run taken just before the disable may still finish
         paused = len(beats(url))
         time.sleep(2.5)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from plugdock.core.db import job_runs, job_schedules
-from plugdock.errors import NotFoundError, PackageError
+from plugdock.errors import ConflictError, NotFoundError, PackageError
 from plugdock.installer import Installer
 from plugdock.instance import jobs
 from plugdock.package.metadata import parse_metadata
@@ -120,6 +120,8 @@ def test_missed_ticks_run_once_at_start_not_once_each(scheduled: Installer) -> N
 def test_a_disabled_plugins_jobs_neither_run_nor_pile_up(scheduled: Installer) -> None:
     set_next(scheduled, "tick", T0)
     scheduled.disable("clock")
+    with pytest.raises(ConflictError, match="clock is disabled: its jobs are paused"):
+        jobs.queue(scheduled.engine, "clock", "tick", T0)
     assert claim(scheduled, "w1", T0 + timedelta(minutes=30, seconds=1)) == []
     assert schedule(scheduled)["tick"] == T0 + timedelta(minutes=31)  # skipped, not queued up
     assert runs(scheduled) == []

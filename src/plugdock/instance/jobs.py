@@ -192,15 +192,21 @@ def queue(engine: Engine, plugin_id: str, job_id: str, now: datetime) -> int:
 
 
 def _handler(conn: Connection, plugin_id: str, job_id: str) -> str:
-    from plugdock.errors import NotFoundError
+    """The job's handler; NotFoundError if there is no such job, ConflictError while its
+    plugin is disabled (a run asked for then would wait, unseen, for the enable)."""
+    from plugdock.errors import ConflictError, NotFoundError
 
     s = job_schedules.c
-    handler = conn.execute(
-        select(s.handler).where(s.plugin_id == plugin_id, s.job_id == job_id)
-    ).scalar()
-    if handler is None:
+    found = conn.execute(
+        select(s.handler, addon_installations.c.enabled)
+        .join(addon_installations, addon_installations.c.plugin_id == s.plugin_id)
+        .where(s.plugin_id == plugin_id, s.job_id == job_id)
+    ).first()
+    if found is None:
         raise NotFoundError(f"no job {plugin_id}.{job_id} (see plugdock jobs list)")
-    return str(handler)
+    if not found.enabled:
+        raise ConflictError(f"{plugin_id} is disabled: its jobs are paused (enable it first)")
+    return str(found.handler)
 
 
 def finish(

@@ -105,6 +105,9 @@ def claim(
             .where(r.plugin_id.in_(sorted(served)))
             .order_by(r.id)
         ).all()
+        abandoned = conn.execute(
+            select(r.id).where(r.status == "running", r.claimed_until < now).limit(1)
+        ).first()
     taken: list[Run] = []
     for row in due:
         runs_here = row.enabled and row.plugin_id in served
@@ -135,6 +138,8 @@ def claim(
             taken.append(
                 Run(row.id, row.plugin_id, row.job_id, row.handler, row.scheduled_for, True)
             )
+    if abandoned is None:
+        return taken  # an idle loop only reads: no write lock every few seconds (SQLite)
     with engine.begin() as conn:
         conn.execute(
             update(job_runs)

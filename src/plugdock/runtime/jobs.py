@@ -138,5 +138,7 @@ class JobScheduler:
             if soonest is not None:
                 now = datetime.now(UTC).replace(tzinfo=None)
                 wait: float = (soonest - now).total_seconds()
-                return min(max(wait, 0.02), POLL_CAP)
+                if wait <= 0:  # due yet not taken just now (a failure?): look again, no spin
+                    return 0.25
+                return min(wait + 0.005, POLL_CAP)
         return POLL_CAP

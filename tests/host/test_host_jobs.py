@@ -207,6 +207,8 @@ def test_the_cli_lists_jobs_runs_one_itself_when_no_panel_serves_and_queues_othe
         "DATABASE_URL": url,
         "COLUMNS": "250",  # rich's tables, unwrapped
     }
+    plan = plugdock(env, "install", "clock", "--dry-run")
+    assert "clock schedules report: 0 0 1 1 * (Europe/Paris) runs jobs:beat" in plan.stdout
     assert plugdock(env, "install", "clock").returncode == 0
 
     listed = plugdock(env, "jobs", "list")

@@ -331,6 +331,7 @@ class PluginHost:
             delivering = asyncio.create_task(deliverer.run(DELIVERY_INTERVAL))
             scheduler = JobScheduler(engine, runtime.mounts, timeout=settings.hook_timeout)
             scheduling = asyncio.create_task(scheduler.run())
+            _app.state.plugdock_jobs = scheduler  # a "run now" answered here wakes it
             try:
                 yield
             finally:

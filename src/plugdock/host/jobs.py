@@ -83,4 +83,7 @@ async def run_now(
     """Queue a run now; a worker serving the plugin takes it (404: no such job)."""
     engine = panel_state(request.app).engine
     run_id = await run_in_threadpool(jobs.queue, engine, plugin_id, job_id, utcnow())
+    scheduler = getattr(request.app.state, "plugdock_jobs", None)
+    if scheduler is not None:  # this worker takes it at once if it serves the plugin
+        scheduler.wakeup.set()
     return Queued(run_id=run_id, detail=f"run {run_id} of {plugin_id}.{job_id} is queued")

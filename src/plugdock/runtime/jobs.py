@@ -76,6 +76,7 @@ class JobScheduler:
         self.lease = lease_for(timeout)
         self.worker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.running: set[asyncio.Task[None]] = set()
+        self.wakeup = asyncio.Event()  # set by a "run now" this worker answered
         self._next_trim = 0.0
 
     async def run(self) -> None:
@@ -86,7 +87,10 @@ class JobScheduler:
                     await self.once()
                 except Exception:
                     log.exception("running scheduled jobs failed; trying again")
-                await asyncio.sleep(await run_in_threadpool(self._sleep_for))
+                pause = await run_in_threadpool(self._sleep_for)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), pause)
+                self.wakeup.clear()
         finally:
             for task in self.running:
                 task.cancel()

@@ -175,6 +175,10 @@ class PluginProcessError(PackageError):
     """The plugin process refused an order, failed, or stopped answering."""
 
 
+class HandlerTimeout(PluginProcessError, TimeoutError):
+    """A handler in a plugin process ran over its bound (a job's run records "timeout")."""
+
+
 class OwnedElsewhere(PluginProcessError):
     """Another panel worker holds the installation's lock: it runs the process (join it)."""
 

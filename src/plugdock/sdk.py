@@ -43,6 +43,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request, status
@@ -67,6 +68,7 @@ __all__ = [
     "HookContext",
     "HostState",
     "Id",
+    "JobRun",
     "Limit",
     "Offset",
     "OptionalUser",
@@ -161,6 +163,38 @@ class Veto(Exception):  # the word a plugin author reads: raise sdk.Veto(...)
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = str(message)[:500]
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a plugin's scheduled job (``"jobs"`` in metadata.json).
+
+    ``run_id`` names this run in the job's history; ``scheduled_for`` is the tick it runs
+    for (UTC; the moment it was asked for, for a "run now"). A tick missed while nothing
+    ran is run once, late, with its own ``scheduled_for``::
+
+        def send_reminders(run: sdk.JobRun) -> None:  # {"id": "reminders", "cron": "0 9 * * *",
+            with sdk.session() as db:                 #  "handler": "jobs:send_reminders"}
+                ...
+    """
+
+    run_id: int
+    job: str
+    scheduled_for: datetime
+    manual: bool = False  # asked for by an admin ("run now"), not a tick
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "job": self.job,
+            "scheduled_for": self.scheduled_for.isoformat(),
+            "manual": self.manual,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobRun:
+        when = datetime.fromisoformat(data["scheduled_for"])
+        return cls(int(data["run_id"]), str(data["job"]), when, bool(data["manual"]))
 
 
 Authenticate = Callable[[Request], User | None]
@@ -290,7 +324,7 @@ handler_engine: contextvars.ContextVar[Engine] = contextvars.ContextVar("plugdoc
 
 @contextlib.contextmanager
 def session() -> Iterator[Session]:
-    """A database session inside an event handler (no request to take ``DbSession`` from);
+    """A database session inside an event handler or a job (no request to take ``DbSession`` from);
     committed when the block ends, rolled back if it raises::
 
         def on_paid(event: sdk.Event) -> None:
@@ -299,7 +333,9 @@ def session() -> Iterator[Session]:
     """
     engine = handler_engine.get(None)
     if engine is None:
-        raise RuntimeError("sdk.session() is for event handlers; routes take sdk.DbSession")
+        raise RuntimeError(
+            "sdk.session() is for event handlers and jobs; routes take sdk.DbSession"
+        )
     with _sessionmaker_for(engine)() as db:
         try:
             yield db

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select, text, update
 
 from db_servers import MARIADB_URL, POSTGRES_URL, _scratch_server_database
 from panel import ADMIN_PASSWORD, Panel, free_port
@@ -441,3 +441,64 @@ def test_through_nginx_every_request_after_a_change_sees_it(
             nginx.wait(timeout=10)
         a.stop()
         b.stop()
+
+
+PULSE_JOBS = (
+    "from sqlalchemy import text\n\nfrom plugdock import sdk\n\n\n"
+    "def beat(run: sdk.JobRun) -> None:\n"
+    "    with sdk.session() as db:\n"
+    "        db.execute(text('INSERT INTO pulse_beats (run, tick) VALUES (:r, :t)'),"
+    " {'r': run.run_id, 't': run.scheduled_for.isoformat()})\n"
+)
+
+
+def test_three_replicas_run_each_tick_of_a_job_once(tmp_path: Path, postgres_db: str) -> None:
+    """A job every second for ~15 s, three replicas racing for each tick: each runs once."""
+    from plugdock.core.db import job_runs
+
+    modules = tmp_path / "modules"
+    pulse = make_plugin(
+        tmp_path / "src",
+        "pulse",
+        up_sql="CREATE TABLE pulse_beats (run INTEGER NOT NULL, tick VARCHAR(40) NOT NULL);\n",
+        down_sql="DROP TABLE pulse_beats;\n",
+        extra_files={"backend/jobs.py": PULSE_JOBS},
+        metadata={"jobs": [{"id": "beat", "cron": "* * * * * *", "handler": "jobs:beat"}]},
+    )
+    pack_into(pulse, modules)
+    a = start_replica(tmp_path / "a", postgres_db, modules=modules)
+    b = start_replica(tmp_path / "b", postgres_db)
+    c = start_replica(tmp_path / "c", postgres_db)
+    try:
+        admin = a.client(a.login())
+        installed = admin.post("/api/v1/marketplace/install", json={"plugin_id": "pulse"})
+        assert installed.status_code == 200, installed.text
+        assert installed.json()["replicas"] == {"converged": 3, "total": 3}
+        time.sleep(15)
+        assert admin.post("/api/v1/marketplace/disable/pulse").status_code == 200
+        time.sleep(2)  # the runs under way finish
+        engine = create_engine(postgres_db)
+        try:
+            with engine.connect() as conn:
+                beats = conn.execute(
+                    select(text("run"), text("tick")).select_from(text("pulse_beats"))
+                ).all()
+                runs = conn.execute(
+                    select(
+                        job_runs.c.id,
+                        job_runs.c.scheduled_for,
+                        job_runs.c.status,
+                        job_runs.c.claimed_by,
+                    )
+                ).all()
+        finally:
+            engine.dispose()
+    finally:
+        for panel in (a, b, c):
+            panel.stop()
+    ticks = [tick for _run, tick in beats]
+    assert len(ticks) >= 10, (ticks, a.output()[-3000:])
+    assert len(set(ticks)) == len(ticks), sorted(ticks)  # no tick twice
+    assert sorted(run for run, _tick in beats) == sorted(r.id for r in runs)  # each run once
+    assert {r.status for r in runs} == {"ok"}
+    assert len({r.scheduled_for for r in runs}) == len(runs)

@@ -85,6 +85,8 @@ def install(
             console.print(table)
             for item in planned:
                 _print_permissions(f"{item.plugin_id} {item.version}", item.permissions)
+                for job in item.jobs:  # what will run on its own, on a schedule
+                    console.print(f"{item.plugin_id} schedules {job}", highlight=False)
             if settings.full_rights_notice:
                 console.print(
                     f"[yellow]full rights:[/] {settings.full_rights_notice}", highlight=False

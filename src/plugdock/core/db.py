@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 #: The Alembic revision this code expects. A test checks it equals the scripts' head, so a
 #: new revision file must update it (that is what lets the start-up check skip Alembic).
-SCHEMA_HEAD = "0009"
+SCHEMA_HEAD = "0010"
 #: The schema plugdock had before Alembic (``create_all`` of the first two tables).
 SCHEMA_BASELINE = "0001"
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "db_migrations"
@@ -330,6 +330,42 @@ event_deliveries = Table(
     Column("finished_at", DateTime(), nullable=True),
     Index("ix_plugdock_event_deliveries_due", "status", "next_at"),
     Index("ix_plugdock_event_deliveries_order", "plugin_id", "event_key", "id"),
+)
+
+
+# -- plugins' scheduled jobs (plugdock.instance.jobs) ---------------------------------------
+
+# Each installed plugin's jobs (metadata.json's "jobs"), written in its operation's
+# transaction: ``next_at`` is the next tick; a worker takes a tick by moving it forward with
+# a conditional UPDATE (only one succeeds), so each tick runs once across replicas.
+job_schedules = Table(
+    "plugdock_job_schedules",
+    core_metadata,
+    Column("plugin_id", String(64), primary_key=True),
+    Column("job_id", String(64), primary_key=True),
+    Column("cron", String(100), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("handler", String(200), nullable=False),
+    Column("next_at", DateTime(), nullable=False),  # naive UTC
+)
+
+# Each run of a job: a tick, or a "run now" queued for the serving panel; its outcome.
+job_runs = Table(
+    "plugdock_job_runs",
+    core_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("plugin_id", String(64), nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("scheduled_for", DateTime(), nullable=False),
+    Column("manual", Boolean(), nullable=False, server_default=false()),
+    Column("status", String(16), nullable=False),  # queued, running, ok, failed, timeout
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", DateTime(), nullable=True),
+    Column("started_at", DateTime(), nullable=True),
+    Column("duration_ms", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_plugdock_job_runs_job", "plugin_id", "job_id", "id"),
+    Index("ix_plugdock_job_runs_status", "status"),
 )
 
 

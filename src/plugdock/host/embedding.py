@@ -55,6 +55,7 @@ from plugdock.errors import ForbiddenError
 from plugdock.host import (
     events,
     frontend,
+    jobs,
     marketplace,
     marketplace_changes,
     plugin_settings_api,
@@ -71,6 +72,7 @@ from plugdock.instance import outbox
 from plugdock.instance.plugin_settings import current_settings
 from plugdock.instance.privacy import prepare_home
 from plugdock.runtime.deliveries import EventDeliverer
+from plugdock.runtime.jobs import JobScheduler
 from plugdock.runtime.middleware import PluginSyncMiddleware
 from plugdock.runtime.replicas import SERVE_ADDRESS_ENV, Replica
 from plugdock.runtime.runtime import PluginRuntime
@@ -84,6 +86,7 @@ PLUGDOCK_PREFIXES = (
     "/api/v1/frontend/",
     "/api/v1/extension-points",
     "/api/v1/events/",
+    "/api/v1/jobs",
     "/plugins/",
     "/plugins-ui/",
     "/readyz",
@@ -232,6 +235,7 @@ class PluginHost:
         app.include_router(plugin_settings_api.router)
         app.include_router(readiness.router)
         app.include_router(events.router)
+        app.include_router(jobs.router)
         frontend.install_plugin_assets(app)
         ours = self._add_middleware(app, runtime)
         install_error_handlers(app, applies=None if self.secure_host_routes else ours)
@@ -356,10 +360,14 @@ class PluginHost:
                 wakeup=runtime.events_wakeup,
             )
             delivering = asyncio.create_task(deliverer.run(DELIVERY_INTERVAL))
+            scheduler = JobScheduler(engine, runtime.mounts, timeout=settings.hook_timeout)
+            scheduling = asyncio.create_task(scheduler.run())
+            _app.state.plugdock_jobs = scheduler  # a "run now" answered here wakes it
             try:
                 yield
             finally:
                 delivering.cancel()
+                scheduling.cancel()
                 watcher.cancel()
                 with contextlib.suppress(Exception):  # gone either way once its heartbeat stops
                     await run_in_threadpool(replica.leave)

@@ -187,7 +187,7 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
         return described
 
     @app.post(protocol.EVENT_PATH, include_in_schema=False)
-    async def event(order: dict[str, Any]) -> Any:  # the panel delivers an event
+    async def event(order: dict[str, Any]) -> Any:  # the panel delivers an event, or runs a job
         from fastapi.responses import JSONResponse
 
         from plugdock.plugin_code import handlers
@@ -195,7 +195,9 @@ def _serve(backend: Any, engine: Any, order: dict[str, Any], described: dict[str
         sdk.handler_engine.set(engine)  # this request's own context: sdk.session()
         try:
             function = handlers.resolve(backend.module_name, order["handler"])
-            await handlers.call(function, sdk.Event(**order["event"]))
+            job = order.get("job")
+            argument = sdk.JobRun.from_json(job) if job else sdk.Event(**order["event"])
+            await handlers.call(function, argument)
         except Exception as exc:  # the handler's failure, for the delivery's record
             error = f"{type(exc).__name__}: {exc}"
             return JSONResponse({"error": error[:2000]}, status_code=500)

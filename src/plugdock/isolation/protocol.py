@@ -18,7 +18,7 @@ SOCKET_NAME = "plugin.sock"  # in the plugin's run folder, /run/plugdock inside 
 PRIVATE_PREFIX = "/__plugdock/"  # the panel's own questions to a plugin process; never forwarded
 PING_PATH = PRIVATE_PREFIX + "ping"  # liveness: answers only if its event loop is not stuck
 DESCRIBE_PATH = PRIVATE_PREFIX + "describe"  # its routes and OpenAPI, for the other workers
-EVENT_PATH = PRIVATE_PREFIX + "event"  # run an event handler: {"handler", "event"}
+EVENT_PATH = PRIVATE_PREFIX + "event"  # run a handler: {"handler", "event"} or {"handler", "job"}
 FILTER_PATH = PRIVATE_PREFIX + "filter"  # run a filter: {"handler", "value"} → {"value"|"veto"}
 
 USER_HEADER = "x-plugdock-user"  # {"id", "username", "role"} of the signed-in user

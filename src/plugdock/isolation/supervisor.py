@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 
 from plugdock import sdk
 from plugdock.config import Settings
-from plugdock.errors import OwnedElsewhere, PluginProcessError
+from plugdock.errors import HandlerTimeout, OwnedElsewhere, PluginProcessError
 from plugdock.isolation import protocol, resources
 from plugdock.isolation.control import ChildProcess
 from plugdock.isolation.core_calls import UsersOf
@@ -148,20 +148,27 @@ class PluginProcesses:
         return served.route
 
     async def deliver(
-        self, plugin_id: str, handler: str, event: dict[str, Any], timeout: float
+        self,
+        plugin_id: str,
+        handler: str,
+        event: dict[str, Any],
+        timeout: float,
+        *,
+        kind: str = "event",
     ) -> None:
-        """Run an event handler in the plugin's process; PluginProcessError if it failed."""
+        """Run a handler in the plugin's process with an event (``kind`` "event") or a job's
+        run ("job"); PluginProcessError if it failed, HandlerTimeout at the bound."""
         served = self.served.get(plugin_id)
         if served is None:
             raise PluginProcessError(f"{plugin_id} is not served by this worker")
         client = await self._client_of(served)
         if isinstance(client, str):
             raise PluginProcessError(f"{plugin_id}: {client}")
-        order = {"handler": handler, "event": event}
+        order = {"handler": handler, kind: event}
         try:
             status, body = await client.post_json(protocol.EVENT_PATH, order, timeout)
         except TimeoutError:
-            raise PluginProcessError(f"{handler} ran over its {timeout:g} s") from None
+            raise HandlerTimeout(f"{handler} ran over its {timeout:g} s") from None
         except PluginUnreachable as exc:
             raise PluginProcessError(f"{plugin_id}: {exc}") from exc
         if status != 200:

@@ -173,6 +173,7 @@ def install(
                     meta.version,
                     {"tables": list(migration.tables), "sha256": staged.info.sha256},
                     events=meta.events,
+                    jobs=meta.jobs,
                 ),
             )
     except BaseException as exc:

@@ -30,6 +30,7 @@ class PlannedInstall:
     version: str
     reason: str  # "requested", or "needed by x (>=1.2.0)"
     permissions: tuple[str, ...] = ()  # what its package asks for: granted by installing
+    jobs: tuple[str, ...] = ()  # its scheduled jobs, in words: "reminders: 0 9 * * * (UTC)"
 
 
 # The installed plugins' rows and their metadata.json, as one operation reads them once.
@@ -133,6 +134,10 @@ def plan_install(
             if pid == plugin_id
             else "needed by " + ", ".join(f"{who} ({spec})" for spec, who, _at in wanted[pid]),
             tuple(metadata(pid, chosen[pid]).permissions),
+            tuple(
+                f"{job.id}: {job.cron} ({job.timezone}) runs {job.handler}"
+                for job in metadata(pid, chosen[pid]).jobs
+            ),
         )
         for pid in order
         if pid == plugin_id or pid not in installed

@@ -7,21 +7,22 @@ an operation happens: before it every effect is undone, after it only clean-up r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from sqlalchemy import Connection
 
-from plugdock.core.db import bump_generation
+from plugdock.core.db import bump_generation, utcnow
 from plugdock.core.failpoints import failpoint
 from plugdock.errors import PackageError, PlugdockError, StepError
-from plugdock.instance import audit, outbox
+from plugdock.instance import audit, jobs, outbox
 from plugdock.instance.notify import notify_change
 from plugdock.instance.package_store import sweep as sweep_packages
 from plugdock.instance.registry import list_installations, write_registry
 from plugdock.operations.workspace import Workspace
+from plugdock.package.metadata import JobSpec
 
 log = logging.getLogger("plugdock.installer")
 
@@ -51,6 +52,8 @@ class Change:
     detail: dict[str, Any] = field(default_factory=dict)
     # The events the plugin handles from now on (metadata.json's "events"); None: unchanged.
     events: Mapping[str, str] | None = None
+    # Its scheduled jobs from now on (metadata.json's "jobs"); None: unchanged.
+    jobs: Sequence[JobSpec] | None = None
 
 
 def commit_change(
@@ -73,6 +76,8 @@ def commit_change(
         outbox.drop_plugin(conn, change.plugin_id)
     elif change.events is not None:
         outbox.set_subscriptions(conn, change.plugin_id, change.events)
+    if change.jobs is not None:
+        jobs.set_schedules(conn, change.plugin_id, change.jobs, utcnow())
     outbox.emit(  # for plugins that handle plugin.installed & co., with this very commit
         conn,
         outbox.PLUGIN_EVENTS[change.action],

@@ -159,6 +159,7 @@ def uninstall(
                         installation.version,
                         {"forced": True} if force else {},
                         events={},
+                        jobs=[],
                     ),
                 )
     except BaseException as exc:

@@ -259,6 +259,7 @@ def upgrade(
                         "sha256": staged.info.sha256,
                     },
                     events=meta.events,
+                    jobs=meta.jobs,
                 ),
             )
     except BaseException as exc:

@@ -162,6 +162,52 @@ class FilterSpec(BaseModel):
         return handler
 
 
+#: A scheduled job's id: unique within its plugin (``reminders``).
+JOB_ID = re.compile(r"[a-z][a-z0-9_]{0,63}")
+MAX_JOBS = 20
+
+
+class JobSpec(BaseModel):
+    """One scheduled job (``"jobs"`` in metadata.json), run by :mod:`plugdock.runtime.jobs`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="unique within the plugin, e.g. 'reminders'")
+    cron: str = Field(
+        description="5 fields (minute hour day month weekday), or 6 with seconds first"
+    )
+    handler: str = Field(description="'module:function' in the plugin's backend")
+    timezone: str = Field("UTC", description="IANA time zone the cron is read in")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not JOB_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not a job id (lowercase letters, digits, '_')")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from plugdock.package.schedule import check_cron
+
+        return check_cron(value)
+
+    @field_validator("handler")
+    @classmethod
+    def _handler(cls, value: str) -> str:
+        if len(value) > 200 or not HANDLER_REF.fullmatch(value):
+            raise ValueError(f"handler {value!r} must be 'module:function' in the backend")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from plugdock.package.schedule import check_timezone
+
+        return check_timezone(value)
+
+
 class PluginMetadata(BaseModel):
     """The contents of ``metadata.json``. Only ``id``, ``name`` and ``version`` are required."""
 
@@ -191,6 +237,9 @@ class PluginMetadata(BaseModel):
     settings: dict[str, Any] | None = None
     # The host's filters it runs: point name → {"handler", "priority"} (or just "handler").
     filters: dict[str, FilterSpec] = Field(default_factory=dict, max_length=50)
+
+    # Scheduled jobs: each tick runs once across all workers and replicas.
+    jobs: list[JobSpec] = Field(default_factory=list, max_length=MAX_JOBS)
 
     @field_validator("version")
     @classmethod
@@ -247,6 +296,15 @@ class PluginMetadata(BaseModel):
                 raise ValueError(f"{point!r} is not a filter name (dotted words: invoice.total)")
         # "filters:add_fee" alone: the default priority
         return {k: {"handler": v} if isinstance(v, str) else v for k, v in value.items()}
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs(cls, value: list[JobSpec]) -> list[JobSpec]:
+        ids = [job.id for job in value]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"job ids must be unique: {', '.join(twice)} appears twice")
+        return value
 
     @property
     def semver(self) -> semver.Version:

@@ -120,7 +120,7 @@ class InProcessRunner:
         return InProcessOperation(self, served_besides)
 
     async def deliver(
-        self, mounted: MountedPlugin, handler: str, event: sdk.Event, timeout: float
+        self, mounted: MountedPlugin, handler: str, event: sdk.Event | sdk.JobRun, timeout: float
     ) -> None:
         assert mounted.backend is not None
         function = handlers.resolve(mounted.backend.module_name, handler)

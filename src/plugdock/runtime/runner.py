@@ -82,10 +82,11 @@ class PluginRunner(Protocol):
         """The hooks for one operation; ``leaving`` is the plugin an uninstall removes."""
 
     async def deliver(
-        self, mounted: MountedPlugin, handler: str, event: sdk.Event, timeout: float
+        self, mounted: MountedPlugin, handler: str, event: sdk.Event | sdk.JobRun, timeout: float
     ) -> None:
-        """Run the plugin's event ``handler`` (``module:function``) with ``event``, bounded
-        by ``timeout``; raises whatever made it fail."""
+        """Run the plugin's ``handler`` (``module:function``) with ``event`` (a host event, or
+        a job's run), bounded by ``timeout``; raises whatever made it fail (TimeoutError at
+        the bound)."""
 
     async def apply_filter(
         self, mounted: MountedPlugin, handler: str, value: Any, timeout: float

@@ -56,10 +56,13 @@ class SandboxedRunner:
         app.openapi = self._openapi  # type: ignore[method-assign]  # plugins' paths too
 
     async def deliver(
-        self, mounted: MountedPlugin, handler: str, event: sdk.Event, timeout: float
+        self, mounted: MountedPlugin, handler: str, event: sdk.Event | sdk.JobRun, timeout: float
     ) -> None:
         plugin_id = mounted.installation.plugin_id
-        await self.processes.deliver(plugin_id, handler, dataclasses.asdict(event), timeout)
+        if isinstance(event, sdk.JobRun):
+            await self.processes.deliver(plugin_id, handler, event.to_json(), timeout, kind="job")
+        else:
+            await self.processes.deliver(plugin_id, handler, dataclasses.asdict(event), timeout)
 
     async def apply_filter(
         self, mounted: MountedPlugin, handler: str, value: Any, timeout: float

@@ -19,9 +19,11 @@ from playwright.sync_api import Browser, Page, expect
 from billing_host import ADMIN, BILLING, CLERK, CSRF, billing_client, start_billing
 from browser_support import ARTIFACTS, TIMEOUT_MS, card, plugin_page, widget
 from panel import Panel
-from support import CHATBOT, CHATBOT_1_0, pack_into
+from support import CHATBOT, CHATBOT_1_0, REPO, pack_into
 
 DIST = BILLING / "web" / "dist" / "index.html"
+SMS = REPO / "examples" / "plugins" / "sms_notifications"
+SMS_KEY = "gw-key-billing-0123456789"
 #: An install, upgrade or uninstall may take a while (import, SQL, health check, both workers).
 OPERATION_MS = 60_000
 
@@ -31,6 +33,7 @@ def billing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Panel]:
     assert DIST.is_file(), "the billing UI is not built: make billing-web"
     tmp = tmp_path_factory.mktemp("browser-billing")
     pack_into(CHATBOT_1_0, tmp / "modules")  # 1.1.0 is published during the lifecycle test
+    pack_into(SMS, tmp / "modules")
     running = start_billing(tmp, f"sqlite:///{tmp / 'billing.db'}", workers=2)
     yield running
     running.stop()
@@ -218,6 +221,48 @@ def test_an_admin_installs_uses_upgrades_and_uninstalls_the_chatbot_in_billings_
             admin.close()
         if newer is not None:
             newer.unlink()
+
+
+def test_an_admin_sets_a_plugins_settings_from_billings_installed_screen(
+    page: Page, billing: Panel
+) -> None:
+    """<InstalledPlugins />'s settings form in billing's UI: its PUT goes with billing's cookie
+    and X-Plugdock-CSRF; the secret is shown only as set."""
+    admin = billing_client(billing, ADMIN)
+    try:
+        done = admin.post(
+            "/api/v1/marketplace/install",
+            json={"plugin_id": "sms_notifications"},
+            headers=CSRF,
+            timeout=OPERATION_MS / 1000,
+        )
+        assert done.status_code == 200, done.text
+        sign_in(page, billing, ADMIN)
+        page.get_by_role("navigation", name="Billing").get_by_role("link", name="Add-ons").click()
+        page.get_by_role("navigation", name="Add-ons").get_by_role("link", name="Installed").click()
+        expect(page).to_have_url(f"{billing.url}/addons/installed")
+        row = page.get_by_role("row").filter(has_text="SMS Notifications")
+        expect(row).to_contain_text("Needs configuration")
+        row.get_by_role("button", name="Settings of SMS Notifications").click()
+        form = page.locator("section.plugin-settings")
+        form.get_by_label("Gateway URL").fill("https://sms-gateway.example/v1/messages")
+        form.get_by_label("API key").fill(SMS_KEY)
+        form.get_by_role("button", name="Save settings").click()
+        expect(form.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+        expect(form.locator('[data-setting="api_key"]')).to_contain_text("set")
+        assert SMS_KEY not in page.content()
+        shown = admin.get("/api/v1/plugins/sms_notifications/settings").json()
+        values = {s["name"]: s for s in shown["settings"]}
+        assert values["gateway_url"]["value"] == "https://sms-gateway.example/v1/messages"
+        assert values["api_key"]["set"] is True and shown["needs_configuration"] is False
+    finally:
+        admin.delete(
+            "/api/v1/marketplace/uninstall/sms_notifications",
+            params={"backup": "false"},
+            headers=CSRF,
+            timeout=OPERATION_MS / 1000,
+        )
+        admin.close()
 
 
 def start_chat(billing: Panel, name: str, email: str, question: str) -> None:

@@ -61,11 +61,20 @@ BILLING_WEB_SOURCES := $(shell find $(BILLING_WEB)/src -type f 2>/dev/null) $(BI
 
 billing-web: $(BILLING_WEB)/dist/index.html
 
+# @plugdock/react, built into packages/react/dist/: the billing UI depends on it as
+# "file:../../../../packages/react" (a link npm ci makes; its lock entry never goes stale).
+REACT_DEPS := packages/react/node_modules/.package-lock.json
+REACT_DIST := packages/react/dist/index.js
+REACT_SOURCES := $(shell find packages/react/src -type f 2>/dev/null) packages/react/build.mjs packages/react/package.json
+
+$(REACT_DIST): $(REACT_DEPS) $(REACT_SOURCES)
+	cd packages/react && npm run --silent build
+
 $(BILLING_WEB)/node_modules/.package-lock.json: $(BILLING_WEB)/package.json $(BILLING_WEB)/package-lock.json
 	cd $(BILLING_WEB) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(BILLING_WEB)/dist/index.html: $(BILLING_WEB)/node_modules/.package-lock.json $(BILLING_WEB_SOURCES)
+$(BILLING_WEB)/dist/index.html: $(BILLING_WEB)/node_modules/.package-lock.json $(REACT_DIST) $(BILLING_WEB_SOURCES)
 	cd $(BILLING_WEB) && npx vite build --logLevel warn
 
 services:
@@ -99,8 +108,8 @@ WEB_STATIC := src/plugdock/host/static/.build-stamp
 WEB_DEPS := web/node_modules/.package-lock.json
 # The shell bundles @plugdock/react's sources (packages/react/src, through web/tsconfig.json's paths).
 WEB_SOURCES := $(shell find web/src packages/react/src -type f 2>/dev/null) web/build.mjs web/index.html web/frame.html web/package.json
-# @plugdock/react's own tools (its typecheck, lint and npm build; the shell does not need them).
-REACT_DEPS := packages/react/node_modules/.package-lock.json
+# @plugdock/react's own tools (its typecheck, lint and npm build; the shell does not need them):
+# REACT_DEPS, with the billing UI's rules above.
 
 web: $(WEB_STATIC)
 
@@ -117,7 +126,7 @@ $(REACT_DEPS): packages/react/package.json packages/react/package-lock.json
 
 # The static checks `make test` runs first (a few seconds each; see docs/architecture.md).
 # After WEB_DEPS: prerequisites are expanded where the rule is read.
-lint: $(STAMP) $(WEB_DEPS) $(REACT_DEPS) $(BILLING_WEB)/node_modules/.package-lock.json
+lint: $(STAMP) $(WEB_DEPS) $(REACT_DEPS) $(REACT_DIST) $(BILLING_WEB)/node_modules/.package-lock.json
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy

@@ -6,7 +6,7 @@ import { InvoiceDetailPage } from "./pages/InvoiceDetail";
 import { Invoices } from "./pages/Invoices";
 import { Payments } from "./pages/Payments";
 import { SignIn } from "./pages/SignIn";
-import { PlugdockRoutes, usePlugdockNav } from "./plugdock";
+import { PlugdockRoutes, PlugdockShell, usePlugdockNav } from "./plugdock";
 import { Link, navigate, usePath } from "./router";
 
 const NAV = [
@@ -30,7 +30,11 @@ export function App() {
     setMe(null);
     navigate("/");
   };
-  return <Shell me={me} onSignOut={signOut} />;
+  return (
+    <PlugdockShell me={me}>
+      <Shell me={me} onSignOut={signOut} />
+    </PlugdockShell>
+  );
 }
 
 function Shell(props: { me: Me; onSignOut: () => void }) {
@@ -38,7 +42,7 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
   const nav = [...NAV, ...usePlugdockNav()];
   return (
     <div className="layout">
-      <nav className="sidebar">
+      <nav className="sidebar" aria-label="Billing">
         <strong className="brand">Billing</strong>
         {nav.map((item) => (
           <Link key={item.to} to={item.to} className={path.startsWith(item.to) ? "active" : ""}>
@@ -66,7 +70,5 @@ function Page(props: { path: string; me: Me }) {
   if (invoice) return <InvoiceDetailPage id={Number(invoice[1])} me={me} />;
   if (path.startsWith("/invoices")) return <Invoices />;
   if (path.startsWith("/payments")) return <Payments />;
-  const plugdock = PlugdockRoutes({ path });
-  if (plugdock) return plugdock;
-  return <Customers me={me} />;
+  return <PlugdockRoutes path={path} fallback={<Customers me={me} />} />;
 }

@@ -146,7 +146,8 @@ def test_without_esbuild_pack_says_in_one_line_how_to_get_it(venv: Path, tmp_pat
     assert packed.returncode == 1
     assert packed.stderr == (
         "error: esbuild not found: run `npm install` in why (its package.json pins "
-        "esbuild), or put esbuild on PATH, or set PLUGDOCK_ESBUILD\n"
+        "esbuild), or put esbuild on PATH (`npm install -g esbuild`), or set PLUGDOCK_ESBUILD "
+        "to an esbuild executable\n"
     )
     assert not list(tmp_path.glob("why/*.zip"))
 

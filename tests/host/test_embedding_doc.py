@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from panel import RUNNING
 from support import make_plugin, pack_into
@@ -53,6 +52,18 @@ def doc_blocks() -> tuple[dict[str, str], list[str]]:
         if named is not None:
             files[named.group(1)] = body
     return files, shells
+
+
+def doc_exports(shells: list[str]) -> dict[str, str]:
+    """The doc's ``export NAME=value`` lines whose value is literal (the folders are the
+    test's own)."""
+    found = {}
+    for block in shells:
+        for line in block.splitlines():
+            if line.startswith("export ") and "$" not in line:
+                name, value = line.removeprefix("export ").split("#")[0].strip().split("=", 1)
+                found[name] = value
+    return found
 
 
 def uvicorn_command(shells: list[str], port_args: list[str]) -> list[str]:
@@ -103,7 +114,13 @@ def newest_revision(project: Path) -> str:
 
 def test_the_embedding_doc_runs_as_written(tmp_path: Path) -> None:
     files, shells = doc_blocks()
-    assert {"myapp/models.py", "myapp/db.py", "myapp/auth.py", "myapp/main.py"} <= set(files)
+    assert {
+        "myapp/models.py",
+        "myapp/db.py",
+        "myapp/auth.py",
+        "myapp/main.py",
+        "myapp/create_staff.py",
+    } <= set(files)
     assert "alembic/env.py" in files
 
     project = tmp_path / "project"
@@ -121,14 +138,16 @@ def test_the_embedding_doc_runs_as_written(tmp_path: Path) -> None:
     )
     pack_into(staff, plugins)
     database = project / "myapp.db"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PLUGDOCK_", "DATABASE_URL"))
-    } | {
-        "PLUGDOCK_HOME": str(tmp_path / "plugdock-instance"),
-        "PLUGIN_LOCAL_DIR": str(plugins),
-        "PLUGDOCK_ISOLATION": os.environ.get("PLUGDOCK_ISOLATION", "inprocess"),
-        "PYTHONPATH": str(project),
-    }
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith(("PLUGDOCK_", "DATABASE_URL"))}
+        | {
+            "PLUGDOCK_HOME": str(tmp_path / "plugdock-instance"),
+            "PLUGIN_LOCAL_DIR": str(plugins),
+            "PLUGDOCK_ISOLATION": os.environ.get("PLUGDOCK_ISOLATION", "inprocess"),
+            "PYTHONPATH": str(project),
+        }
+        | doc_exports(shells)
+    )
 
     # -- Alembic, as the doc says: the async template, the doc's env.py, a first revision.
     alembic(project, env, "init", "-t", "async", "alembic")
@@ -146,15 +165,21 @@ def test_the_embedding_doc_runs_as_written(tmp_path: Path) -> None:
     assert "op.create_table('accounts'" in newest_revision(project)
     alembic(project, env, "upgrade", "head")
 
-    hasher = PasswordHasher()
-    with sqlite3.connect(database) as conn:
-        conn.executemany(
-            "INSERT INTO accounts (email, password_hash, is_staff) VALUES (?, ?, ?)",
-            [
-                ("staff@example.com", hasher.hash("staff-pass"), True),
-                ("customer@example.com", hasher.hash("customer-pass"), False),
-            ],
+    # The doc's command for the first staff account (and, with --not-staff, a customer).
+    for args in (["staff@example.com", "staff-pass"], ["customer@example.com", "customer-pass"]):
+        made = subprocess.run(
+            [sys.executable, "-m", "myapp.create_staff", *args]
+            + (["--not-staff"] if args[0].startswith("customer") else []),
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
+        assert made.returncode == 0, made.stderr
+    with sqlite3.connect(database) as conn:
+        staff = conn.execute("SELECT email, is_staff FROM accounts ORDER BY id").fetchall()
+    assert staff == [("staff@example.com", 1), ("customer@example.com", 0)]
 
     # -- The doc's uvicorn command.
     log = tmp_path / "uvicorn.log"

@@ -86,9 +86,18 @@ def test_missing_esbuild_says_how_to_get_it(
     )
     with pytest.raises(PackageError) as caught:
         pack(folder, tmp_path / "out")
+    # No package.json (the repository's examples have none): no advice to run npm install.
+    assert caught.value.problems == [
+        "esbuild not found: put esbuild on PATH (`npm install -g esbuild`), "
+        "or set PLUGDOCK_ESBUILD to an esbuild executable"
+    ]
+    (folder / "package.json").write_text("{}")
+    with pytest.raises(PackageError) as caught:
+        pack(folder, tmp_path / "out")
     assert caught.value.problems == [
         f"esbuild not found: run `npm install` in {folder} (its package.json pins esbuild), "
-        "or put esbuild on PATH, or set PLUGDOCK_ESBUILD"
+        "or put esbuild on PATH (`npm install -g esbuild`), or set PLUGDOCK_ESBUILD to an "
+        "esbuild executable"
     ]
 
 

@@ -79,9 +79,15 @@ def find_esbuild(folder: Path) -> Path:
     for candidate in (Path(folder) / LOCAL_ESBUILD, on_path, REPO_ESBUILD):
         if candidate is not None and _executable(Path(candidate)):
             return Path(candidate).absolute()  # pack runs it from frontend/
+    # Advice that can be followed: `npm install` only where a package.json says what to install.
+    npm = (
+        f"run `npm install` in {folder} (its package.json pins esbuild), or "
+        if (Path(folder) / "package.json").is_file()
+        else ""
+    )
     raise ToolNotFoundError(
-        f"esbuild not found: run `npm install` in {folder} (its package.json pins esbuild), "
-        f"or put esbuild on PATH, or set {ESBUILD_ENV}"
+        f"esbuild not found: {npm}put esbuild on PATH (`npm install -g esbuild`), "
+        f"or set {ESBUILD_ENV} to an esbuild executable"
     )
 
 

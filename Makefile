@@ -28,7 +28,7 @@ LOWEST_STAMP := $(LOWEST)/.installed-stamp
 $(LOWEST_STAMP): pyproject.toml constraints-lowest.txt
 	test -d $(LOWEST) || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/pip install --quiet --upgrade pip==26.3
-	$(LOWEST)/bin/pip install --quiet -e ".[dev]" -c constraints-lowest.txt
+	$(LOWEST)/bin/pip install --quiet -e ".[server,test]" -c constraints-lowest.txt
 	touch $@
 
 test-lowest: $(LOWEST_STAMP) $(WEB_DEPS)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
         env_file=os.environ.get("PLUGDOCK_CONFIG"),
         extra="ignore",
         alias_generator=AliasGenerator(validation_alias=_env_name),
+        # pydantic-settings before 2.6 reserved "settings_": settings_key is a field here.
+        protected_namespaces=("model_validate", "model_dump"),
     )
 
     plugin_source: PluginSource = Field(PluginSource.LOCAL, validation_alias="PLUGIN_SOURCE")

@@ -13,6 +13,7 @@
 // name stays in one bundle, /static/sdk.js (tests/browser/test_browser_sdk.py: app.js has no copy).
 import { CSRF_HEADER, csrfToken } from "@plugdock/sdk";
 
+import { ApiError, errorMessage } from "@plugdock/react";
 import type { components } from "@plugdock/react/src/generated/openapi";
 
 type Schemas = components["schemas"];
@@ -23,45 +24,8 @@ export type Dashboard = Schemas["DashboardOut"];
 
 // -- errors ----------------------------------------------------------------------------------
 
-/** An answer that is not 2xx (or no answer: `status` 0), with the server's `detail`. */
-export class ApiError extends Error {
-  /** The HTTP status; 0 when the panel could not be reached. */
-  readonly status: number;
-  /** FastAPI's `detail`: a string, a list of validation issues, or whatever the route sent. */
-  readonly detail: unknown;
-
-  constructor(status: number, detail: unknown, fallback: string) {
-    super(describeDetail(detail) ?? fallback);
-    this.name = "ApiError";
-    this.status = status;
-    this.detail = detail;
-  }
-}
-
-/** One issue of a FastAPI validation error (HTTP 422). */
-interface ValidationIssue {
-  loc?: (string | number)[];
-  msg?: string;
-}
-
-/** A readable line from FastAPI's `detail` (a string, or a list of validation issues), or null. */
-function describeDetail(detail: unknown): string | null {
-  if (typeof detail === "string") return detail;
-  if (Array.isArray(detail)) {
-    return (detail as ValidationIssue[])
-      .map((issue) => {
-        const field = issue?.loc ? String(issue.loc[issue.loc.length - 1] ?? "") : "";
-        return field ? `${field}: ${issue?.msg ?? "invalid"}` : (issue?.msg ?? "invalid");
-      })
-      .join("; ");
-  }
-  return null;
-}
-
-/** The message of anything thrown: an Error's message, or the value as text. */
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+// The error type and its words are @plugdock/react's: the shell and its screens raise one kind.
+export { ApiError, errorMessage };
 
 // -- the session's end ------------------------------------------------------------------------
 

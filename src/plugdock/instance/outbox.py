@@ -181,6 +181,10 @@ def fan_out(engine: Engine) -> int:
     The batch is taken under row locks that other workers skip (PostgreSQL, MariaDB; SQLite's
     write lock serializes), so two workers never fan one event out twice."""
     made = 0
+    waiting = select(event_outbox.c.id).where(event_outbox.c.fanned_out == False).limit(1)  # noqa: E712
+    with connect_read(engine) as conn:  # the common case, nothing new: no write lock taken
+        if conn.execute(waiting).first() is None:
+            return 0
     with engine.begin() as conn:
         query = (
             select(event_outbox.c.id, event_outbox.c.name, event_outbox.c.event_key)
@@ -282,10 +286,13 @@ def claim(
     not waited for."""
     now = utcnow()
     d = event_deliveries.c
+    query = select(d.id).where(_due(now)).order_by(d.event_id, d.id).limit(limit)
+    if plugins is not None:
+        query = query.where(d.plugin_id.in_(sorted(plugins)))
+    with connect_read(engine) as conn:  # nothing due (the common case): no write lock taken
+        if conn.execute(query.limit(1)).first() is None:
+            return []
     with engine.begin() as conn:
-        query = select(d.id).where(_due(now)).order_by(d.event_id, d.id).limit(limit)
-        if plugins is not None:
-            query = query.where(d.plugin_id.in_(sorted(plugins)))
         claimed = list(conn.execute(_skip_locked(conn, query)).scalars())
         if not claimed:
             return []
